@@ -1,0 +1,65 @@
+"""What every run records beside its outputs: config, seed, versions, commit."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["package_versions", "git_commit", "run_record", "write_run_record"]
+
+_PACKAGES = ("hyperkit", "torch", "monai", "numpy", "nibabel", "scipy", "papermill", "nbval")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a result depends on."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit(path: str | Path | None = None) -> str:
+    """The commit of the kit's checkout (``+dirty`` when it has changes), or ``"unknown"``."""
+    where = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_record(config: Mapping[str, Any] | None = None, seed: int | None = None, **extra: Any) -> dict[str, Any]:
+    """A JSON-serialisable record of one run."""
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": sys.argv,
+        "seed": seed,
+        "config": dict(config) if config is not None else None,
+        "versions": package_versions(),
+        "commit": git_commit(),
+        "platform": platform.platform(),
+        **extra,
+    }
+
+
+def write_run_record(out_dir: str | Path, config: Mapping[str, Any] | None = None, seed: int | None = None,
+                     **extra: Any) -> Path:
+    """Write ``run.json`` into ``out_dir`` and return its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "run.json"
+    path.write_text(json.dumps(run_record(config, seed, **extra), indent=2, default=str))
+    return path
