@@ -1,0 +1,401 @@
+"""Readers for the three on-disk layouts the kit serves (DESIGN.md section 5).
+
+- MSD: ``TaskXX_Name/dataset.json`` (``modality``, ``labels``, ``training``),
+  ``imagesTr/``, ``labelsTr/``; 4D images ``(X, Y, Z, C)`` for multi-channel tasks.
+- TotalSegmentator: ``sXXXX/ct.nii.gz``, ``sXXXX/segmentations/<structure>.nii.gz``,
+  ``meta.csv`` (``image_id``, ``split``; ``;`` or ``,`` separated).
+- nnU-Net v2 raw: ``DatasetXXX_Name/dataset.json`` (``channel_names``, ``labels``,
+  ``file_ending``), ``imagesTr/<case>_<XXXX><ending>``, ``labelsTr/<case><ending>``.
+
+The layout is detected from the folder. Every problem raises :class:`DataError`
+naming the file; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from hyperkit.data.nifti import (NIFTI_ENDINGS, load_header, read_image, read_label, safe_join, same_geometry,
+                                 spacing_of, strip_nifti)
+from hyperkit.data.tasks import Task, modality_of, task_id
+from hyperkit.errors import DataError
+
+__all__ = ["Case", "CaseData", "Dataset", "MSDDataset", "TotalSegDataset", "NnUNetDataset", "detect_layout",
+           "open_dataset", "discover_datasets", "default_data_root"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """Where one subject's files are.
+
+    Attributes:
+        case_id: file stem or subject id.
+        images: one path (3D, or 4D with channels last) or one path per channel.
+        label: integer label map (MSD, nnU-Net), or ``None`` for per-structure masks.
+        structures: ``(name, path)`` pairs of binary masks (TotalSegmentator).
+        split: the dataset's own split column (TotalSegmentator), if any.
+    """
+
+    case_id: str
+    images: tuple[Path, ...]
+    label: Path | None = None
+    structures: tuple[tuple[str, Path], ...] = ()
+    split: str | None = None
+
+
+@dataclass
+class CaseData:
+    """A loaded case in the file's own grid.
+
+    Attributes:
+        case_id: the case's id.
+        image: float32 ``(C, X, Y, Z)``.
+        label: int32 ``(X, Y, Z)``, values are the dataset's label values.
+        affine: ``(4, 4)`` voxel-to-world (mm) matrix shared by image and label.
+        spacing: voxel size in mm.
+    """
+
+    case_id: str
+    image: np.ndarray
+    label: np.ndarray
+    affine: np.ndarray
+    spacing: tuple[float, float, float] = field(default=(1.0, 1.0, 1.0))
+
+
+class Dataset:
+    """Base class: a folder of cases with declared channels and labels."""
+
+    layout: str = ""
+
+    def __init__(self, root: Path, name: str, channels: list[str], labels: dict[int, str], cases: list[Case]):
+        self.root = root
+        self.name = name
+        self.channels = channels
+        self.labels = labels  # foreground only: value -> name
+        self.cases = cases
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.name!r}, {len(self.cases)} cases, channels={self.channels}, "
+                f"labels={list(self.labels.values())})")
+
+    # -- tasks ---------------------------------------------------------------------------------
+    def tasks(self) -> list[Task]:
+        """One binary task per channel x foreground class (paper, section 3)."""
+        out = []
+        for ci, channel in enumerate(self.channels):
+            for value, name in sorted(self.labels.items()):
+                out.append(Task(task_id(self.layout, self.name, name, channel), self.layout, self.name, name,
+                                value, channel, ci, modality_of(channel)))
+        return out
+
+    def case(self, case_id: str) -> Case:
+        for c in self.cases:
+            if c.case_id == case_id:
+                return c
+        raise DataError(self.root, f"no case {case_id!r} in dataset {self.name}")
+
+    # -- checks --------------------------------------------------------------------------------
+    def _check_values(self, values: Iterable[int], path: Path) -> None:
+        undeclared = sorted(set(int(v) for v in values) - set(self.labels) - {0})
+        if undeclared:
+            raise DataError(path, f"label values {undeclared} are not declared in dataset.json "
+                                  f"(declared: {sorted(self.labels)})")
+
+    def _image_headers(self, case: Case) -> tuple[tuple[int, ...], np.ndarray]:
+        """Check the image files' headers; return the spatial shape and affine."""
+        shapes, affines = [], []
+        for p in case.images:
+            hdr = load_header(p)
+            shape = tuple(int(s) for s in hdr.shape)
+            if len(case.images) == 1:
+                n_ch = shape[3] if len(shape) == 4 else 1
+                if len(shape) not in (3, 4) or n_ch != len(self.channels):
+                    raise DataError(p, f"image shape {shape} does not match the {len(self.channels)} declared "
+                                       f"channel(s) {self.channels}")
+            elif len(shape) != 3:
+                raise DataError(p, f"per-channel image must be 3D, got shape {shape}")
+            shapes.append(shape[:3])
+            affines.append(hdr.affine)
+        for p, s, a in zip(case.images[1:], shapes[1:], affines[1:]):
+            if not same_geometry(s, a, shapes[0], affines[0]):
+                raise DataError(p, f"channel grid differs from {case.images[0].name} (shape {s} vs {shapes[0]})")
+        return shapes[0], affines[0]
+
+    def _check_label_geometry(self, lpath: Path, lshape: tuple[int, ...], laff: np.ndarray,
+                              ishape: tuple[int, ...], iaff: np.ndarray) -> None:
+        if len(lshape) == 4 and lshape[3] != 1:
+            raise DataError(lpath, f"label must be 3D, got a 4D shape {lshape}")
+        if tuple(lshape[:3]) != tuple(ishape):
+            raise DataError(lpath, f"label shape {tuple(lshape)} does not match image shape {tuple(ishape)}")
+        if not np.allclose(laff, iaff, atol=1e-3):
+            raise DataError(lpath, "label affine does not match the image affine "
+                                   f"(max difference {float(np.abs(laff - iaff).max()):.4g} mm)")
+
+    def present_labels(self, case: Case) -> set[int]:
+        """Validate one case from its headers and label values; return the label values present.
+
+        Reads the label data (to count presence) but only the image headers.
+        """
+        ishape, iaff = self._image_headers(case)
+        assert case.label is not None
+        lhdr = load_header(case.label)
+        self._check_label_geometry(case.label, tuple(lhdr.shape), lhdr.affine, ishape, iaff)
+        lab, _ = read_label(case.label)
+        values = set(int(v) for v in np.unique(lab))
+        self._check_values(values, case.label)
+        return values - {0}
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load_image(self, case: Case) -> tuple[np.ndarray, np.ndarray]:
+        ishape, iaff = self._image_headers(case)
+        arrays = []
+        for p in case.images:
+            data, _ = read_image(p)
+            arrays.extend([data] if data.ndim == 3 else [data[..., c] for c in range(data.shape[3])])
+        return np.stack(arrays).astype(np.float32, copy=False), iaff
+
+    def load_case(self, case: Case | str) -> CaseData:
+        """Read and validate one case: image ``(C, X, Y, Z)`` and label ``(X, Y, Z)``."""
+        case = self.case(case) if isinstance(case, str) else case
+        image, affine = self._load_image(case)
+        assert case.label is not None
+        lab, laff = read_label(case.label)
+        self._check_label_geometry(case.label, lab.shape, laff, image.shape[1:], affine)
+        self._check_values(np.unique(lab), case.label)
+        return CaseData(case.case_id, image, lab, affine, spacing_of(affine))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DataError(path, "must hold a JSON object")
+    return data
+
+
+def _int_keys(mapping: Any, path: Path, key: str) -> dict[int, str]:
+    if not isinstance(mapping, dict) or not mapping:
+        raise DataError(path, f"{key!r} must be a non-empty object")
+    try:
+        return {int(k): str(v) for k, v in mapping.items()}
+    except (TypeError, ValueError):
+        raise DataError(path, f"{key!r} keys must be integers, got {list(mapping)}") from None
+
+
+class MSDDataset(Dataset):
+    """Medical Segmentation Decathlon task folder (``dataset.json`` with ``modality``)."""
+
+    layout = "msd"
+
+    @classmethod
+    def read(cls, root: Path) -> "MSDDataset":
+        meta_path = root / "dataset.json"
+        meta = _read_json(meta_path)
+        modality = _int_keys(meta.get("modality"), meta_path, "modality")
+        channels = [modality[i] for i in sorted(modality)]
+        if sorted(modality) != list(range(len(modality))):
+            raise DataError(meta_path, f"modality keys must be 0..C-1, got {sorted(modality)}")
+        labels = _int_keys(meta.get("labels"), meta_path, "labels")
+        labels.pop(0, None)
+        if not labels:
+            raise DataError(meta_path, "declares no foreground label")
+        training = meta.get("training")
+        if not isinstance(training, list) or not training:
+            raise DataError(meta_path, "'training' must be a non-empty list of {image, label} entries")
+        cases = []
+        for i, entry in enumerate(training):
+            if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
+                raise DataError(meta_path, f"training entry {i} must have 'image' and 'label', got {entry!r}")
+            image = safe_join(root, entry["image"])
+            label = safe_join(root, entry["label"])
+            cases.append(Case(strip_nifti(image.name), (image,), label))
+        ids = [c.case_id for c in cases]
+        if len(set(ids)) != len(ids):
+            raise DataError(meta_path, "training entries repeat a case")
+        return cls(root, root.name, channels, labels, cases)
+
+
+class NnUNetDataset(Dataset):
+    """nnU-Net v2 raw dataset folder (``dataset.json`` with ``channel_names``)."""
+
+    layout = "nnunet"
+
+    @classmethod
+    def read(cls, root: Path) -> "NnUNetDataset":
+        meta_path = root / "dataset.json"
+        meta = _read_json(meta_path)
+        chans = _int_keys(meta.get("channel_names"), meta_path, "channel_names")
+        channels = [chans[i] for i in sorted(chans)]
+        raw_labels = meta.get("labels")
+        if not isinstance(raw_labels, dict) or not raw_labels:
+            raise DataError(meta_path, "'labels' must be a non-empty object {name: value}")
+        labels: dict[int, str] = {}
+        for name, value in raw_labels.items():
+            if isinstance(value, (list, tuple)):
+                raise DataError(meta_path, f"region-based label {name!r}: {value} is not supported; "
+                                           "use one integer per class")
+            try:
+                labels[int(value)] = str(name)
+            except (TypeError, ValueError):
+                raise DataError(meta_path, f"label {name!r} has a non-integer value {value!r}") from None
+        labels.pop(0, None)
+        if not labels:
+            raise DataError(meta_path, "declares no foreground label")
+        ending = meta.get("file_ending", ".nii.gz")
+        if ending not in NIFTI_ENDINGS:
+            raise DataError(meta_path, f"file_ending {ending!r} is not supported (only {list(NIFTI_ENDINGS)})")
+        cases = []
+        if "dataset" in meta:  # explicit file lists (nnU-Net v2 allows them)
+            for cid, entry in sorted(meta["dataset"].items()):
+                images = tuple(safe_join(root, p) for p in entry.get("images", []))
+                cases.append(Case(cid, images, safe_join(root, entry["label"])))
+        else:
+            labels_dir = root / "labelsTr"
+            if not labels_dir.is_dir():
+                raise DataError(labels_dir, "folder not found")
+            for lpath in sorted(labels_dir.iterdir()):
+                if not lpath.name.endswith(ending) or lpath.name.startswith("."):
+                    continue
+                cid = lpath.name[: -len(ending)]
+                images = tuple(root / "imagesTr" / f"{cid}_{i:04d}{ending}" for i in range(len(channels)))
+                for p in images:
+                    if not p.is_file():
+                        raise DataError(p, f"file not found (case {cid!r} needs {len(channels)} channel files)")
+                cases.append(Case(cid, images, lpath))
+        if not cases:
+            raise DataError(root, "no training cases found")
+        n_declared = meta.get("numTraining")
+        if isinstance(n_declared, int) and n_declared != len(cases):
+            raise DataError(meta_path, f"numTraining is {n_declared} but {len(cases)} labelled cases were found")
+        return cls(root, root.name, channels, labels, cases)
+
+
+class TotalSegDataset(Dataset):
+    """TotalSegmentator folder: ``meta.csv`` + ``sXXXX/ct.nii.gz`` + ``sXXXX/segmentations/*.nii.gz``.
+
+    The per-structure binary masks of a subject are merged into one integer label map
+    whose values follow the sorted structure names (value = index + 1).
+    """
+
+    layout = "totalseg"
+
+    @classmethod
+    def read(cls, root: Path) -> "TotalSegDataset":
+        meta_path = root / "meta.csv"
+        try:
+            text = meta_path.read_text()
+        except FileNotFoundError:
+            raise DataError(meta_path, "file not found") from None
+        delimiter = ";" if text.splitlines()[0].count(";") >= text.splitlines()[0].count(",") else ","
+        rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
+        if not rows or "image_id" not in rows[0]:
+            raise DataError(meta_path, "needs an 'image_id' column and at least one row")
+        listed = {r["image_id"].strip(): (r.get("split") or "").strip() or None for r in rows}
+        folders = {p.name for p in root.iterdir() if p.is_dir() and (p / "ct.nii.gz").exists()}
+        missing = sorted(set(listed) - folders)
+        if missing:
+            raise DataError(root / missing[0], f"subject listed in meta.csv has no ct.nii.gz "
+                                               f"({len(missing)} such subjects)")
+        structures: list[str] | None = None
+        cases = []
+        for sid in sorted(set(listed) | folders):
+            seg_dir = root / sid / "segmentations"
+            if not seg_dir.is_dir():
+                raise DataError(seg_dir, "folder not found")
+            names = sorted(strip_nifti(p.name) for p in seg_dir.iterdir() if p.name.endswith(NIFTI_ENDINGS))
+            if not names:
+                raise DataError(seg_dir, "holds no structure masks")
+            if structures is None:
+                structures = names
+            elif names != structures:
+                diff = sorted(set(structures) ^ set(names))
+                raise DataError(seg_dir, f"structure masks differ from the first subject's: {diff[:5]}")
+            cases.append(Case(sid, (root / sid / "ct.nii.gz",), None,
+                              tuple((n, seg_dir / f"{n}.nii.gz") for n in names), listed.get(sid)))
+        assert structures is not None
+        labels = {i + 1: n for i, n in enumerate(structures)}
+        return cls(root, root.name, ["CT"], labels, cases)
+
+    def present_labels(self, case: Case) -> set[int]:
+        ishape, iaff = self._image_headers(case)
+        present = set()
+        for value, (name, path) in enumerate(case.structures, start=1):
+            hdr = load_header(path)
+            self._check_label_geometry(path, tuple(hdr.shape), hdr.affine, ishape, iaff)
+            mask, _ = read_label(path)
+            if mask.max(initial=0) > 1:
+                raise DataError(path, f"structure mask must be binary, found values {sorted(np.unique(mask))[:6]}")
+            if mask.any():
+                present.add(value)
+        return present
+
+    def load_case(self, case: Case | str) -> CaseData:
+        case = self.case(case) if isinstance(case, str) else case
+        image, affine = self._load_image(case)
+        label = np.zeros(image.shape[1:], dtype=np.int32)
+        for value, (name, path) in enumerate(case.structures, start=1):
+            mask, maff = read_label(path)
+            self._check_label_geometry(path, mask.shape, maff, image.shape[1:], affine)
+            if mask.max(initial=0) > 1:
+                raise DataError(path, f"structure mask must be binary, found values {sorted(np.unique(mask))[:6]}")
+            label[mask > 0] = value
+        return CaseData(case.case_id, image, label, affine, spacing_of(affine))
+
+
+def detect_layout(root: str | Path) -> str | None:
+    """``"msd"``, ``"nnunet"``, ``"totalseg"`` or ``None`` for a folder that is no dataset."""
+    r = Path(root)
+    if (r / "dataset.json").is_file():
+        meta = _read_json(r / "dataset.json")
+        if "channel_names" in meta:
+            return "nnunet"
+        if "modality" in meta:
+            return "msd"
+        raise DataError(r / "dataset.json", "neither MSD ('modality') nor nnU-Net v2 ('channel_names')")
+    if (r / "meta.csv").is_file():
+        return "totalseg"
+    return None
+
+
+_READERS = {"msd": MSDDataset, "nnunet": NnUNetDataset, "totalseg": TotalSegDataset}
+
+
+def open_dataset(root: str | Path) -> Dataset:
+    """Open one dataset folder, detecting its layout."""
+    r = Path(root)
+    if not r.is_dir():
+        raise DataError(r, "dataset folder not found")
+    layout = detect_layout(r)
+    if layout is None:
+        raise DataError(r, "not a dataset folder (no dataset.json or meta.csv)")
+    return _READERS[layout].read(r)
+
+
+def discover_datasets(root: str | Path) -> list[Dataset]:
+    """All datasets at ``root``: the folder itself, or its direct sub-folders (sorted by name)."""
+    r = Path(root)
+    if not r.is_dir():
+        raise DataError(r, "data folder not found")
+    if detect_layout(r) is not None:
+        return [open_dataset(r)]
+    found = [open_dataset(p) for p in sorted(r.iterdir()) if p.is_dir() and detect_layout(p) is not None]
+    if not found:
+        raise DataError(r, "no dataset found (expected MSD, TotalSegmentator or nnU-Net v2 folders)")
+    return found
+
+
+def default_data_root() -> Path:
+    """``$HYPERKIT_DATA`` or ``data/``."""
+    import os
+
+    return Path(os.environ.get("HYPERKIT_DATA", "data"))

@@ -1,0 +1,270 @@
+"""The paper's preprocessing, with MONAI transforms (paper section 4; DESIGN.md section 5).
+
+1. Reorient to RAS (``monai.transforms.Orientationd``).
+2. Resample to isotropic spacing (``Spacingd``: trilinear for images, nearest for labels).
+3. Normalise per channel: CT clip to [-900, 900] then z-score
+   (``ScaleIntensityRange`` with clipping, ``NormalizeIntensity``); MRI map the 1st-99th
+   percentiles to [0, 1] and clip (``ScaleIntensityRangePercentiles``).
+4. One cubic patch of side S that covers the target, centred on its bounding box and
+   padded with the channel's minimum where the volume is smaller (``BorderPad``,
+   ``SpatialCrop``).
+
+Steps 1-3 act on the whole case and are cached on disk (``.npz`` keyed by the files'
+paths, sizes and modification times and by the data config), so a second run
+resamples nothing. Step 4 is cheap and runs per task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import (BorderPad, Compose, NormalizeIntensity, Orientationd, ScaleIntensityRange,
+                              ScaleIntensityRangePercentiles, SpatialCrop, Spacingd)
+from tqdm.auto import tqdm
+
+from hyperkit.data.layouts import CaseData, Dataset
+from hyperkit.data.tasks import Task, modality_of
+from hyperkit.errors import ConfigError
+
+__all__ = ["DataConfig", "TaskPatch", "default_cache_dir", "resample_case", "normalise_channel", "preprocess_case",
+           "crop_centred", "extract_patch", "task_patches"]
+
+_CACHE_VERSION = 1
+# nibabel affines map voxels to RAS+ world coordinates (L->R, P->A, I->S)
+_RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``data`` section of a profile.
+
+    Attributes:
+        spacing: isotropic output spacing in mm (paper: 1.5).
+        patch_size: side S of the cubic patch in voxels (paper: 128); a multiple of 16.
+        ct_clip: CT window in HU before the z-score (paper: [-900, 900]).
+        mri_percentiles: percentiles mapped to [0, 1] for MRI (paper: 1st and 99th).
+    """
+
+    spacing: float = 1.5
+    patch_size: int = 128
+    ct_clip: tuple[float, float] = (-900.0, 900.0)
+    mri_percentiles: tuple[float, float] = (1.0, 99.0)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "DataConfig":
+        """From a whole profile (``cfg["data"]``) or from its ``data`` section."""
+        data = dict(cfg.get("data", cfg))
+        known = {"spacing", "patch_size", "ct_clip", "mri_percentiles"}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown data config key(s) {sorted(unknown)}; known: {sorted(known)}")
+        out = cls(float(data.get("spacing", 1.5)), int(data.get("patch_size", 128)),
+                  tuple(float(v) for v in data.get("ct_clip", (-900, 900))),  # type: ignore[arg-type]
+                  tuple(float(v) for v in data.get("mri_percentiles", (1, 99))))  # type: ignore[arg-type]
+        if out.spacing <= 0:
+            raise ConfigError(f"data.spacing must be > 0, got {out.spacing}")
+        if out.patch_size <= 0 or out.patch_size % 16:
+            raise ConfigError(f"data.patch_size must be a positive multiple of 16, got {out.patch_size}")
+        if not out.ct_clip[0] < out.ct_clip[1]:
+            raise ConfigError(f"data.ct_clip must be [low, high] with low < high, got {list(out.ct_clip)}")
+        lo, hi = out.mri_percentiles
+        if not 0 <= lo < hi <= 100:
+            raise ConfigError(f"data.mri_percentiles must satisfy 0 <= low < high <= 100, got {[lo, hi]}")
+        return out
+
+    def key(self) -> dict[str, Any]:
+        return {"spacing": self.spacing, "ct_clip": list(self.ct_clip), "mri_percentiles": list(self.mri_percentiles)}
+
+
+@dataclass
+class TaskPatch:
+    """One case of one binary task, preprocessed.
+
+    Attributes:
+        case_id: the case.
+        image: float32 ``(1, S, S, S)``, the task's channel, normalised.
+        mask: uint8 ``(1, S, S, S)`` in {0, 1}.
+        spacing: voxel size in mm (isotropic).
+        affine: ``(4, 4)`` RAS voxel-to-world matrix of the patch.
+        coverage: fraction of the target's voxels inside the patch (1.0 unless the target
+            is larger than the patch).
+    """
+
+    case_id: str
+    image: np.ndarray
+    mask: np.ndarray
+    spacing: tuple[float, float, float]
+    affine: np.ndarray
+    coverage: float = 1.0
+
+
+def default_cache_dir() -> Path:
+    """``$HYPERKIT_CACHE`` or ``~/.cache/hyperkit``."""
+    return Path(os.environ.get("HYPERKIT_CACHE", Path.home() / ".cache" / "hyperkit"))
+
+
+def resample_case(case: CaseData, spacing: float) -> CaseData:
+    """Reorient to RAS and resample to isotropic ``spacing`` (MONAI ``Orientationd``, ``Spacingd``).
+
+    Args:
+        case: image ``(C, X, Y, Z)``, label ``(X, Y, Z)`` in the file's grid.
+        spacing: output voxel size in mm.
+
+    Returns:
+        The same case on the RAS grid with isotropic spacing (label stays integer).
+    """
+    affine = torch.as_tensor(case.affine, dtype=torch.float64)
+    data = {"image": MetaTensor(torch.from_numpy(np.ascontiguousarray(case.image)), affine=affine),
+            "label": MetaTensor(torch.from_numpy(case.label[None].astype(np.float32)), affine=affine)}
+    tf = Compose([Orientationd(keys=["image", "label"], axcodes="RAS", labels=_RAS_LABELS),
+                  Spacingd(keys=["image", "label"], pixdim=(spacing,) * 3, mode=("bilinear", "nearest"))])
+    out = tf(data)
+    img, lab = out["image"], out["label"]
+    new_affine = np.asarray(img.affine, dtype=np.float64)
+    return CaseData(case.case_id, img.numpy().astype(np.float32), np.rint(lab.numpy()[0]).astype(np.int32),
+                    new_affine, (spacing,) * 3)
+
+
+def normalise_channel(x: np.ndarray, channel: str, cfg: DataConfig) -> np.ndarray:
+    """Normalise one channel ``(X, Y, Z)``: CT clip + z-score, MRI percentile map + clip."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
+    if modality_of(channel) == "CT":
+        lo, hi = cfg.ct_clip
+        t = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=lo, b_max=hi, clip=True)(t)
+        t = NormalizeIntensity()(t)
+    else:
+        lo, hi = cfg.mri_percentiles
+        t = ScaleIntensityRangePercentiles(lower=lo, upper=hi, b_min=0.0, b_max=1.0, clip=True)(t)
+    return np.asarray(t[0], dtype=np.float32)
+
+
+def _file_fingerprint(paths: Iterable[Path]) -> list[list[Any]]:
+    out = []
+    for p in paths:
+        st = p.stat()
+        out.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _case_paths(dataset: Dataset, case_id: str) -> list[Path]:
+    case = dataset.case(case_id)
+    return [*case.images, *([case.label] if case.label else []), *(p for _, p in case.structures)]
+
+
+def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: str | Path | None = None) -> CaseData:
+    """Steps 1-3 for one case (all channels, all labels), cached on disk.
+
+    Returns:
+        image float32 ``(C, X', Y', Z')`` normalised, label int32 ``(X', Y', Z')`` on the RAS grid.
+    """
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key_src = json.dumps({"v": _CACHE_VERSION, "cfg": cfg.key(), "channels": dataset.channels,
+                          "files": _file_fingerprint(_case_paths(dataset, case_id))}, sort_keys=True)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
+    path = cache / f"{dataset.layout}-{dataset.name}-{case_id}-{key}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return CaseData(case_id, z["image"], z["label"], z["affine"], tuple(z["spacing"].tolist()))
+    raw = dataset.load_case(case_id)
+    res = resample_case(raw, cfg.spacing)
+    image = np.stack([normalise_channel(res.image[c], ch, cfg) for c, ch in enumerate(dataset.channels)])
+    out = CaseData(case_id, image, res.label, res.affine, res.spacing)
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp.npz")
+    os.close(fd)
+    label_dtype = np.uint8 if out.label.max(initial=0) < 256 else np.int32
+    np.savez(tmp, image=out.image, label=out.label.astype(label_dtype), affine=out.affine,
+             spacing=np.asarray(out.spacing))
+    os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache entry
+    return out
+
+
+def crop_centred(image: np.ndarray, center: Iterable[int], size: int, pad_value: float | np.ndarray = 0.0,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a cube of side ``size`` centred on ``center`` (voxel indices), padding outside.
+
+    Args:
+        image: ``(C, X, Y, Z)``.
+        center: voxel index of the cube's centre.
+        size: side in voxels.
+        pad_value: value outside the volume (a scalar or one value per channel).
+
+    Returns:
+        the cube ``(C, S, S, S)`` and its start index ``(3,)`` in the input grid (may be negative).
+    """
+    c = np.asarray(list(center), dtype=np.int64)
+    start = c - size // 2
+    end = start + size
+    shape = np.asarray(image.shape[1:])
+    before = np.maximum(0, -start)
+    after = np.maximum(0, end - shape)
+    t = torch.from_numpy(np.ascontiguousarray(image))
+    if before.any() or after.any():
+        border = [int(v) for pair in zip(before, after) for v in pair]
+        values = np.broadcast_to(np.asarray(pad_value, dtype=np.float32), (image.shape[0],))
+        t = torch.cat([BorderPad(spatial_border=border, mode="constant", value=float(v))(t[i:i + 1])
+                       for i, v in enumerate(values)])
+    s = start + before
+    out = SpatialCrop(roi_start=s.tolist(), roi_end=(s + size).tolist())(t)
+    return np.asarray(out), start
+
+
+def extract_patch(case: CaseData, task: Task, size: int) -> TaskPatch | None:
+    """Step 4: the cube of side ``size`` centred on the task's target (``None`` if absent)."""
+    target = case.label == task.label_value
+    if not target.any():
+        return None
+    idx = np.argwhere(target)
+    lo, hi = idx.min(0), idx.max(0)
+    center = (lo + hi + 1) // 2
+    channel = case.image[task.channel_index][None]
+    image, start = crop_centred(channel, center, size, pad_value=float(channel.min()))
+    mask, _ = crop_centred(target[None].astype(np.float32), center, size, pad_value=0.0)
+    mask_u8 = (mask > 0.5).astype(np.uint8)
+    affine = case.affine.copy()
+    affine[:3, 3] = case.affine[:3, :3] @ start + case.affine[:3, 3]
+    coverage = float(mask_u8.sum() / target.sum())
+    return TaskPatch(case.case_id, image.astype(np.float32), mask_u8, case.spacing, affine, coverage)
+
+
+def task_patches(dataset: Dataset, task: Task, cfg: Mapping[str, Any] | DataConfig,
+                 cache_dir: str | Path | None = None, case_ids: Iterable[str] | None = None,
+                 progress: bool = False) -> list[TaskPatch]:
+    """Preprocessed patches of one task: one per case in which the target is present.
+
+    Args:
+        dataset: the task's dataset.
+        task: one of ``dataset.tasks()``.
+        cfg: a profile (or its ``data`` section) or a :class:`DataConfig`.
+        cache_dir: where resampled cases are cached (default :func:`default_cache_dir`).
+        case_ids: restrict to these cases (default: all).
+        progress: show a tqdm bar.
+
+    Returns:
+        A list of :class:`TaskPatch` with image ``(1, S, S, S)`` and mask ``(1, S, S, S)``.
+        A case whose target vanishes after resampling is reported with a warning.
+    """
+    dcfg = cfg if isinstance(cfg, DataConfig) else DataConfig.from_config(cfg)
+    if task.dataset != dataset.name or task.layout != dataset.layout:
+        raise ValueError(f"task {task.task_id!r} does not belong to dataset {dataset.name!r}")
+    ids = list(case_ids) if case_ids is not None else [c.case_id for c in dataset.cases]
+    out = []
+    for cid in tqdm(ids, desc=task.task_id, disable=not progress, leave=False):
+        case = preprocess_case(dataset, cid, dcfg, cache_dir)
+        patch = extract_patch(case, task, dcfg.patch_size)
+        if patch is not None:
+            out.append(patch)
+        elif task.label_value in set(np.unique(dataset.load_case(cid).label).tolist()):
+            warnings.warn(f"{task.task_id}: target of case {cid} vanished when resampled to {dcfg.spacing} mm",
+                          stacklevel=2)
+    return out

@@ -1,0 +1,57 @@
+"""Which tasks train, validate, and stay held out (a YAML split file of glob patterns)."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from importlib import resources
+from pathlib import Path
+from typing import Iterable
+
+import yaml
+
+from hyperkit.errors import ConfigError
+
+__all__ = ["ROLES", "load_split", "assign_roles"]
+
+ROLES: tuple[str, ...] = ("heldout", "val", "train")  # precedence order
+
+
+def load_split(path: str | Path | None = None) -> dict[str, list[str]]:
+    """Read a split file; ``None`` gives the kit's default (the paper's split).
+
+    Raises:
+        ConfigError: unreadable file, unknown role, or patterns that are not strings.
+    """
+    if path is None:
+        text = resources.files("hyperkit").joinpath("splits", "paper.yaml").read_text()
+        where = "default split"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"split file {p} not found")
+        text, where = p.read_text(), str(p)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a mapping of role -> list of patterns")
+    unknown = set(data) - set(ROLES)
+    if unknown:
+        raise ConfigError(f"{where}: unknown role(s) {sorted(unknown)}; roles are {list(ROLES)}")
+    out: dict[str, list[str]] = {}
+    for role in ROLES:
+        patterns = data.get(role) or []
+        if not isinstance(patterns, list) or not all(isinstance(x, str) for x in patterns):
+            raise ConfigError(f"{where}: {role!r} must be a list of strings, got {patterns!r}")
+        out[role] = patterns
+    return out
+
+
+def assign_roles(task_ids: Iterable[str], split: dict[str, list[str]] | None = None) -> dict[str, str]:
+    """Map each task id to ``"heldout"``, ``"val"``, ``"train"`` or ``"unused"``."""
+    split = split if split is not None else load_split()
+    roles = {}
+    for tid in task_ids:
+        roles[tid] = next((r for r in ROLES if any(fnmatchcase(tid, p) for p in split[r])), "unused")
+    return roles

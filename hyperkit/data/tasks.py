@@ -1,0 +1,55 @@
+"""Binary tasks: the paper's decomposition of multi-class, multi-channel datasets.
+
+"For multi-class datasets with labels y in {0..K} we decompose the problem into K
+binary segmentation tasks ... each channel-class combination is treated as a
+separate binary task" (paper, section 3, Problem Formulation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Task", "task_id", "modality_of"]
+
+
+def modality_of(channel: str) -> str:
+    """``"CT"`` for a CT channel, ``"MRI"`` for every other sequence name."""
+    return "CT" if channel.strip().upper() == "CT" else "MRI"
+
+
+def _slug(text: str) -> str:
+    return "_".join(text.strip().split())
+
+
+def task_id(layout: str, dataset: str, class_name: str, channel: str) -> str:
+    """Stable id ``layout/dataset/class@channel`` (spaces become ``_``).
+
+    >>> task_id("msd", "Task01_BrainTumour", "edema", "FLAIR")
+    'msd/Task01_BrainTumour/edema@FLAIR'
+    """
+    return f"{layout}/{dataset}/{_slug(class_name)}@{_slug(channel)}"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One binary target: (dataset, class, image channel).
+
+    Attributes:
+        task_id: stable id, see :func:`task_id`.
+        layout: ``"msd"``, ``"totalseg"`` or ``"nnunet"``.
+        dataset: dataset folder name, e.g. ``"Task03_Liver"``.
+        class_name: the class name as the dataset declares it.
+        label_value: integer value of the class in the case's label map.
+        channel: image channel (sequence) name, e.g. ``"CT"``, ``"FLAIR"``.
+        channel_index: index of that channel in the image's channel axis.
+        modality: ``"CT"`` or ``"MRI"`` (decides the intensity normalisation).
+    """
+
+    task_id: str
+    layout: str
+    dataset: str
+    class_name: str
+    label_value: int
+    channel: str
+    channel_index: int
+    modality: str
