@@ -1,0 +1,134 @@
+"""Each preprocessing step against the geometry it must produce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import hyperkit.data.preprocess as pp
+from hyperkit.config import load_profile
+from hyperkit.data.layouts import CaseData, open_dataset
+from hyperkit.data.sample import write_nifti, write_sample_msd, write_sample_totalseg
+from hyperkit.errors import ConfigError
+
+
+def _lps_case(spacing=(2.0, 2.0, 3.0)) -> tuple[CaseData, np.ndarray]:
+    """A case stored with flipped x and y (LPS-like, as DICOM-derived CT often is)."""
+    shape = (20, 16, 12)
+    image = np.zeros(shape, np.float32)
+    label = np.zeros(shape, np.int32)
+    label[2:5, 3:6, 4:7] = 1  # near the low-x, low-y corner of the file grid
+    image[label > 0] = 100.0
+    affine = np.diag([-spacing[0], -spacing[1], spacing[2], 1.0])
+    affine[:3, 3] = [10.0, 20.0, -5.0]
+    return CaseData("c", image[None], label, affine, spacing), affine
+
+
+def test_resample_reorients_to_ras_and_isotropic():
+    case, affine = _lps_case()
+    out = pp.resample_case(case, 1.5)
+    rot = out.affine[:3, :3]
+    np.testing.assert_allclose(rot, np.diag([1.5, 1.5, 1.5]), atol=1e-6)  # RAS, isotropic
+    # the label's world-space centre is preserved by orientation + resampling
+    def world_centre(lab, aff):
+        idx = np.argwhere(lab > 0).mean(0)
+        return aff[:3, :3] @ idx + aff[:3, 3]
+    np.testing.assert_allclose(world_centre(out.label, out.affine), world_centre(case.label, affine), atol=1.6)
+    # world extent is kept: 20 x 2 mm -> about 40 / 1.5 voxels
+    assert abs(out.label.shape[0] - 20 * 2 / 1.5) <= 1.5
+    assert abs(out.label.shape[2] - 12 * 3 / 1.5) <= 1.5
+    assert out.label.dtype == np.int32 and set(np.unique(out.label)) == {0, 1}
+
+
+def test_ct_normalisation_clips_then_zscores():
+    cfg = pp.DataConfig()
+    x = np.array([-3000, -900, 0, 900, 3000] * 20, np.float32).reshape(10, 10, 1)
+    y = pp.normalise_channel(x, "CT", cfg)
+    assert abs(float(y.mean())) < 1e-5 and abs(float(y.std()) - 1) < 1e-3
+    assert y[x == -3000].max() == pytest.approx(y[x == -900].min())  # clipped to the same value
+
+
+def test_mri_normalisation_maps_percentiles():
+    rng = np.random.default_rng(0)
+    x = rng.gamma(2.0, 100.0, (20, 20, 20)).astype(np.float32)
+    y = pp.normalise_channel(x, "FLAIR", pp.DataConfig())
+    assert y.min() == 0.0 and y.max() == 1.0
+    assert np.mean(y == 1.0) == pytest.approx(0.01, abs=0.005)
+
+
+def test_crop_centred_pads_with_given_value_and_keeps_centre():
+    vol = np.arange(10 * 10 * 10, dtype=np.float32).reshape(1, 10, 10, 10)
+    cube, start = pp.crop_centred(vol, (1, 5, 8), 8, pad_value=-7.0)
+    assert cube.shape == (1, 8, 8, 8)
+    np.testing.assert_array_equal(start, [-3, 1, 4])
+    assert cube[0, 4, 4, 4] == vol[0, 1, 5, 8]  # the centre voxel lands at S // 2
+    assert (cube[0, :3] == -7.0).all()  # outside the volume -> pad value
+
+
+def test_task_patch_covers_target_and_affine_is_consistent(tmp_path):
+    root = write_sample_msd(tmp_path)
+    ds = open_dataset(root)
+    task = ds.tasks()[0]
+    patches = pp.task_patches(ds, task, load_profile("quick"), cache_dir=tmp_path / "cache")
+    assert len(patches) == 3
+    for p in patches:
+        s = load_profile("quick")["data"]["patch_size"]
+        assert p.image.shape == p.mask.shape == (1, s, s, s)
+        assert p.image.dtype == np.float32 and p.mask.dtype == np.uint8
+        assert p.coverage == 1.0 and p.spacing == (4.0, 4.0, 4.0)
+        idx = np.argwhere(p.mask[0])
+        centre = (idx.min(0) + idx.max(0)) / 2
+        assert np.all(np.abs(centre - s / 2) <= 1.0)  # centred
+        # the patch affine maps the mask's voxels to the same world points as the original label
+        orig = nib.load(root / "labelsTr" / f"{p.case_id}.nii.gz")
+        world = lambda aff, ijk: (aff[:3, :3] @ ijk.T).T + aff[:3, 3]
+        w_patch = world(p.affine, idx.astype(float)).mean(0)
+        oidx = np.argwhere(np.asarray(orig.dataobj) == task.label_value).astype(float)
+        w_orig = world(orig.affine, oidx).mean(0)
+        assert np.linalg.norm(w_patch - w_orig) < 4.0  # within one output voxel
+
+
+def test_cache_second_run_resamples_nothing(tmp_path, monkeypatch):
+    root = write_sample_totalseg(tmp_path)
+    ds = open_dataset(root)
+    task = ds.tasks()[0]
+    cfg = load_profile("quick")
+    first = pp.task_patches(ds, task, cfg, cache_dir=tmp_path / "cache")
+    calls = []
+    monkeypatch.setattr(pp, "resample_case", lambda *a, **k: calls.append(a) or None)
+    second = pp.task_patches(ds, task, cfg, cache_dir=tmp_path / "cache")
+    assert calls == []
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.mask, b.mask)
+    # a changed file invalidates its entry
+    p = root / "s0000" / "ct.nii.gz"
+    img = nib.load(p)
+    write_nifti(p, np.asarray(img.dataobj) + 1.0, img.affine)
+    monkeypatch.undo()
+    pp.task_patches(ds, task, cfg, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 4
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"spacing": 0}, "spacing must be > 0"),
+    ({"patch_size": 50}, "multiple of 16"),
+    ({"ct_clip": [900, -900]}, "low < high"),
+    ({"spacing": 1.0, "patchsize": 64}, "unknown data config key"),
+])
+def test_data_config_errors(data, match):
+    with pytest.raises(ConfigError, match=match):
+        pp.DataConfig.from_config({"data": data})
+
+
+def test_patch_of_target_larger_than_patch_reports_coverage():
+    label = np.zeros((60, 60, 60), np.int32)
+    label[5:55, 5:55, 5:55] = 1
+    case = CaseData("big", np.zeros((1, 60, 60, 60), np.float32), label, np.eye(4), (1.0, 1.0, 1.0))
+    from hyperkit.data.tasks import Task
+    task = Task("x/y/z@CT", "msd", "y", "z", 1, "CT", 0, "CT")
+    p = pp.extract_patch(case, task, 32)
+    assert p is not None and p.coverage == pytest.approx(32 ** 3 / 50 ** 3)
