@@ -1,0 +1,77 @@
+"""Metrics against closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hyperkit.metrics import dice, nsd
+
+
+def _sphere(shape, centre, r):
+    g = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1)
+    return (((g - np.asarray(centre)) ** 2).sum(-1) <= r * r).astype(np.uint8)
+
+
+def _box(shape, lo, hi):
+    m = np.zeros(shape, np.uint8)
+    m[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = 1
+    return m
+
+
+def test_dice_boxes_closed_form():
+    a = _box((20, 20, 20), (2, 2, 2), (12, 12, 12))       # 1000 voxels
+    b = _box((20, 20, 20), (7, 2, 2), (17, 12, 12))       # shifted by 5: overlap 500
+    assert dice(a, b) == pytest.approx(2 * 500 / 2000)
+    assert dice(a, a) == 1.0
+
+
+def test_dice_sphere_vs_shifted_sphere():
+    r, d = 8, 4
+    a = _sphere((40, 40, 40), (20, 20, 20), r)
+    b = _sphere((40, 40, 40), (20 + d, 20, 20), r)
+    # lens volume of two spheres of radius r at distance d: pi (4r + d)(2r - d)^2 / 12
+    lens = np.pi * (4 * r + d) * (2 * r - d) ** 2 / 12
+    expected = 2 * lens / (2 * 4 / 3 * np.pi * r ** 3)
+    assert dice(a, b) == pytest.approx(expected, abs=0.03)
+
+
+def test_empty_conventions():
+    z = np.zeros((8, 8, 8), np.uint8)
+    o = _box((8, 8, 8), (2, 2, 2), (5, 5, 5))
+    assert dice(z, z) == 1.0 and dice(z, o) == 0.0 and dice(o, z) == 0.0
+    assert nsd(z, z, (1, 1, 1)) == 1.0 and nsd(o, z, (1, 1, 1)) == 0.0
+
+
+def test_nsd_shift_within_and_beyond_tolerance():
+    a = _box((30, 30, 30), (5, 5, 5), (20, 20, 20))
+    b = _box((30, 30, 30), (6, 5, 5), (21, 20, 20))  # shifted 1 voxel
+    assert nsd(a, b, (1.0, 1.0, 1.0), tau=2.0) == pytest.approx(1.0)   # 1 mm < 2 mm
+    assert nsd(a, b, (3.0, 3.0, 3.0), tau=2.0) < 1.0                     # 3 mm > 2 mm
+    assert nsd(a, a, (1.5, 1.5, 1.5)) == 1.0
+
+
+def test_nsd_far_apart_is_zero_and_spacing_matters():
+    a = _box((40, 20, 20), (2, 5, 5), (10, 15, 15))
+    b = _box((40, 20, 20), (25, 5, 5), (33, 15, 15))
+    assert nsd(a, b, (1, 1, 1)) == 0.0
+    # a 2-voxel shift is inside tau at 0.5 mm spacing, outside at 2 mm
+    c = _box((40, 20, 20), (4, 5, 5), (12, 15, 15))
+    assert nsd(a, c, (0.5, 0.5, 0.5), tau=2.0) == pytest.approx(1.0)
+    assert nsd(a, c, (2.0, 2.0, 2.0), tau=2.0) < 0.9
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"spacing": (1, 1)}, "three positive"),
+    ({"spacing": (1, 0, 1)}, "three positive"),
+    ({"spacing": (1, 1, 1), "tau": 0}, "tau must be"),
+])
+def test_nsd_bad_arguments(kwargs, match):
+    a = _box((8, 8, 8), (2, 2, 2), (5, 5, 5))
+    with pytest.raises(ValueError, match=match):
+        nsd(a, a, **kwargs)
+
+
+def test_shape_mismatch():
+    with pytest.raises(ValueError, match="differs from target shape"):
+        dice(np.zeros((4, 4, 4)), np.zeros((4, 4, 5)))
