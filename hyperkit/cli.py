@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "tasks": "hyperkit.data.cli",
     "phantoms": "hyperkit.phantoms.cli",
     "reproduce": "hyperkit.reproduce",
+    "train": "hyperkit.training.cli",
 }
 
 

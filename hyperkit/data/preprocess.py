@@ -37,7 +37,7 @@ from hyperkit.data.tasks import Task, modality_of
 from hyperkit.errors import ConfigError
 
 __all__ = ["DataConfig", "TaskPatch", "default_cache_dir", "resample_case", "normalise_channel", "preprocess_case",
-           "crop_centred", "extract_patch", "task_patches"]
+           "crop_centred", "extract_patch", "dataset_patches", "task_patches"]
 
 _CACHE_VERSION = 1
 # nibabel affines map voxels to RAS+ world coordinates (L->R, P->A, I->S)
@@ -237,6 +237,43 @@ def extract_patch(case: CaseData, task: Task, size: int) -> TaskPatch | None:
     return TaskPatch(case.case_id, image.astype(np.float32), mask_u8, case.spacing, affine, coverage)
 
 
+def dataset_patches(dataset: Dataset, tasks: Iterable[Task], cfg: Mapping[str, Any] | DataConfig,
+                    cache_dir: str | Path | None = None, case_ids: Iterable[str] | None = None,
+                    progress: bool = False) -> dict[str, list[TaskPatch]]:
+    """Preprocessed patches of several tasks of one dataset, reading each case once.
+
+    Args:
+        dataset: the tasks' dataset.
+        tasks: tasks of ``dataset`` (from ``dataset.tasks()``).
+        cfg: a profile (or its ``data`` section) or a :class:`DataConfig`.
+        cache_dir: where resampled cases are cached (default :func:`default_cache_dir`).
+        case_ids: restrict to these cases (default: all).
+        progress: show a tqdm bar over cases.
+
+    Returns:
+        ``task_id -> [TaskPatch]``: one patch (image ``(1, S, S, S)``, mask ``(1, S, S, S)``)
+        per case in which the target is present. A case whose target vanishes after
+        resampling is reported with a warning.
+    """
+    dcfg = cfg if isinstance(cfg, DataConfig) else DataConfig.from_config(cfg)
+    tasks = list(tasks)
+    for task in tasks:
+        if task.dataset != dataset.name or task.layout != dataset.layout:
+            raise ValueError(f"task {task.task_id!r} does not belong to dataset {dataset.name!r}")
+    ids = list(case_ids) if case_ids is not None else [c.case_id for c in dataset.cases]
+    out: dict[str, list[TaskPatch]] = {t.task_id: [] for t in tasks}
+    for cid in tqdm(ids, desc=f"preprocessing {dataset.name}", disable=not progress, leave=False):
+        case = preprocess_case(dataset, cid, dcfg, cache_dir)
+        for task in tasks:
+            patch = extract_patch(case, task, dcfg.patch_size)
+            if patch is not None:
+                out[task.task_id].append(patch)
+            elif task.label_value in dataset.present_labels(dataset.case(cid)):
+                warnings.warn(f"{task.task_id}: target of case {cid} vanished when resampled to "
+                              f"{dcfg.spacing} mm", stacklevel=2)
+    return out
+
+
 def task_patches(dataset: Dataset, task: Task, cfg: Mapping[str, Any] | DataConfig,
                  cache_dir: str | Path | None = None, case_ids: Iterable[str] | None = None,
                  progress: bool = False) -> list[TaskPatch]:
@@ -252,19 +289,5 @@ def task_patches(dataset: Dataset, task: Task, cfg: Mapping[str, Any] | DataConf
 
     Returns:
         A list of :class:`TaskPatch` with image ``(1, S, S, S)`` and mask ``(1, S, S, S)``.
-        A case whose target vanishes after resampling is reported with a warning.
     """
-    dcfg = cfg if isinstance(cfg, DataConfig) else DataConfig.from_config(cfg)
-    if task.dataset != dataset.name or task.layout != dataset.layout:
-        raise ValueError(f"task {task.task_id!r} does not belong to dataset {dataset.name!r}")
-    ids = list(case_ids) if case_ids is not None else [c.case_id for c in dataset.cases]
-    out = []
-    for cid in tqdm(ids, desc=task.task_id, disable=not progress, leave=False):
-        case = preprocess_case(dataset, cid, dcfg, cache_dir)
-        patch = extract_patch(case, task, dcfg.patch_size)
-        if patch is not None:
-            out.append(patch)
-        elif task.label_value in set(np.unique(dataset.load_case(cid).label).tolist()):
-            warnings.warn(f"{task.task_id}: target of case {cid} vanished when resampled to {dcfg.spacing} mm",
-                          stacklevel=2)
-    return out
+    return dataset_patches(dataset, [task], cfg, cache_dir, case_ids, progress)[task.task_id]

@@ -37,7 +37,7 @@ def sample_case(seed: int, shape: tuple[int, int, int] = (24, 20, 16), spacing: 
     image = np.where(body, 40.0, -1000.0).astype(np.float32) + rng.normal(0, 10, shape).astype(np.float32)
     label = np.zeros(shape, dtype=np.uint8)
     for k in range(1, n_classes + 1):
-        c = centre + rng.uniform(-0.3, 0.3, 3) * centre + (k - 1.5) * np.array([shape[0] / 4, 0, 0])
+        c = centre + rng.uniform(-0.2, 0.2, 3) * centre + (k - (n_classes + 1) / 2) * np.array([shape[0] / (n_classes + 2), 0, 0])
         r = rng.uniform(2.0, 3.5)
         blob = ((grid - c) ** 2).sum(-1) <= r * r
         if k not in absent:

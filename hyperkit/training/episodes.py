@@ -1,0 +1,146 @@
+"""Tasks in memory and the sampling of episodes (Algorithm 1, lines 3-7)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hyperkit.data.layouts import Dataset
+from hyperkit.data.preprocess import dataset_patches
+from hyperkit.data.splits import assign_roles
+from hyperkit.errors import DataError
+
+__all__ = ["TaskBank", "Episode", "episode_generator"]
+
+
+def episode_generator(seed: int, episode: int) -> torch.Generator:
+    """The generator of one episode: a pure function of (seed, episode).
+
+    Every random choice of an episode (tasks, cases, augmentation, context sampling)
+    comes from it, so a resumed run repeats exactly what an uninterrupted run does.
+    """
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(episode)) % (2 ** 63))
+
+
+@dataclass
+class Episode:
+    """One episode's mini-batch: B tasks with one support and one query case each.
+
+    Attributes:
+        task_ids: B task ids.
+        support_images, support_masks, query_images, query_masks: ``(B, 1, 1, S, S, S)``.
+    """
+
+    task_ids: list[str]
+    support_images: Tensor
+    support_masks: Tensor
+    query_images: Tensor
+    query_masks: Tensor
+
+    def shard(self, rank: int, world: int) -> "Episode":
+        """This rank's share of the tasks (tasks ``rank, rank + world, ...``)."""
+        sl = slice(rank, None, world)
+        return Episode(self.task_ids[sl], self.support_images[sl], self.support_masks[sl],
+                       self.query_images[sl], self.query_masks[sl])
+
+
+@dataclass
+class TaskBank:
+    """Preprocessed patches of a set of tasks, held in memory.
+
+    Attributes:
+        images: ``task_id -> (N, 1, S, S, S)`` float32.
+        masks: ``task_id -> (N, 1, S, S, S)`` float32 in {0, 1}.
+        case_ids: ``task_id -> N case ids``.
+        spacing: voxel size in mm.
+        dropped: tasks left out and why (e.g. fewer than two cases).
+    """
+
+    images: dict[str, Tensor]
+    masks: dict[str, Tensor]
+    case_ids: dict[str, list[str]]
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def task_ids(self) -> list[str]:
+        return sorted(self.images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @classmethod
+    def from_datasets(cls, datasets: Sequence[Dataset], role: str, cfg: Mapping[str, Any],
+                      split: dict[str, list[str]] | None = None, case_splits: Sequence[str] | None = None,
+                      cache_dir: str | Path | None = None, progress: bool = False,
+                      min_cases: int = 2) -> "TaskBank":
+        """Load every task of ``role`` (``"train"``, ``"val"`` or ``"heldout"``).
+
+        Args:
+            datasets: from :func:`hyperkit.data.layouts.discover_datasets`.
+            role: which tasks, by the split file.
+            cfg: the profile (its ``data`` section is used).
+            split: a split mapping (default: the paper's).
+            case_splits: keep only cases whose dataset split (TotalSegmentator ``meta.csv``)
+                is one of these; cases without a split value are always kept.
+            cache_dir: preprocessing cache.
+            progress: tqdm bars.
+            min_cases: tasks with fewer present cases are dropped (recorded in ``dropped``).
+        """
+        images: dict[str, Tensor] = {}
+        masks: dict[str, Tensor] = {}
+        ids: dict[str, list[str]] = {}
+        dropped: dict[str, str] = {}
+        spacing = (1.0, 1.0, 1.0)
+        for ds in datasets:
+            tasks = ds.tasks()
+            roles = assign_roles([t.task_id for t in tasks], split)
+            chosen = [t for t in tasks if roles[t.task_id] == role]
+            if not chosen:
+                continue
+            cases = [c.case_id for c in ds.cases
+                     if case_splits is None or c.split is None or c.split in case_splits]
+            patches = dataset_patches(ds, chosen, cfg, cache_dir, cases, progress)
+            for tid, plist in patches.items():
+                if len(plist) < min_cases:
+                    dropped[tid] = f"present in {len(plist)} case(s), needs {min_cases}"
+                    continue
+                images[tid] = torch.from_numpy(np.stack([p.image for p in plist]))
+                masks[tid] = torch.from_numpy(np.stack([p.mask for p in plist]).astype(np.float32))
+                ids[tid] = [p.case_id for p in plist]
+                spacing = plist[0].spacing
+        if dropped:
+            warnings.warn(f"{len(dropped)} {role} task(s) left out: " +
+                          "; ".join(f"{k} ({v})" for k, v in sorted(dropped.items())), stacklevel=2)
+        if not images:
+            raise DataError(datasets[0].root if datasets else ".", f"no {role} task with at least {min_cases} cases")
+        return cls(images, masks, ids, spacing, dropped)
+
+    def sample(self, n_tasks: int, generator: torch.Generator) -> Episode:
+        """Draw B tasks (without replacement while possible) and, per task, a support and
+        an independent query case (two different cases)."""
+        names = self.task_ids
+        if n_tasks <= len(names):
+            order = torch.randperm(len(names), generator=generator)[:n_tasks].tolist()
+        else:
+            order = torch.randint(len(names), (n_tasks,), generator=generator).tolist()
+        chosen = [names[i] for i in order]
+        s_img, s_msk, q_img, q_msk = [], [], [], []
+        for tid in chosen:
+            n = self.images[tid].shape[0]
+            pair = torch.randperm(n, generator=generator)[:2].tolist()
+            s_img.append(self.images[tid][pair[0]])
+            s_msk.append(self.masks[tid][pair[0]])
+            q_img.append(self.images[tid][pair[1]])
+            q_msk.append(self.masks[tid][pair[1]])
+
+        def stack(xs: list[Tensor]) -> Tensor:
+            return torch.stack(xs)[:, None]  # (B, 1, 1, S, S, S)
+
+        return Episode(chosen, stack(s_img), stack(s_msk), stack(q_img), stack(q_msk))

@@ -1,0 +1,334 @@
+"""Algorithm 1 (episodic training) with validation on unseen tasks, early stopping,
+atomic checkpoints, exact resume, and DistributedDataParallel.
+
+Per episode e (paper Algorithm 1):
+
+    sample a mini-batch of B training tasks
+    for each task T: support (x_s, y_s) and an independent query (x_q, y_q)
+        F_T = Hypernetwork(x_s, y_s);  ŷ_s = F_T(x_s);  ŷ_q = F_T(x_q)
+        L_T = β L_seg(ŷ_s, y_s) + (1 − β) L_seg(ŷ_q, y_q),   L_seg = Dice + BCE
+    update E, H and the shared decoder parts with AdamW on mean_T L_T;  lr ← γ lr
+
+The B tasks are generated in one batched pass (:meth:`HyperUNet.forward_episode`).
+Under ``torchrun`` each rank takes its share of the B tasks (DDP averages gradients).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from hyperkit.config import dump_config
+from hyperkit.data.layouts import discover_datasets
+from hyperkit.metrics import dice
+from hyperkit.model.adapt import segmentation_loss
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.provenance import write_run_record
+from hyperkit.training.augment import augment_pair, build_augment
+from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, save_atomic
+from hyperkit.training.config import TrainConfig
+from hyperkit.training.episodes import Episode, TaskBank, episode_generator
+from hyperkit.errors import ConfigError, HyperkitError
+
+__all__ = ["TrainResult", "train", "one_shot_validation", "episode_loss", "read_jsonl"]
+
+
+@dataclass
+class TrainResult:
+    """What a training run left: its folder, last episode, best validation Dice and where."""
+
+    run_dir: Path
+    episodes_done: int
+    best_dice: float
+    best_episode: int
+    first_dice: float
+    stopped_early: bool
+
+
+# ---------------------------------------------------------------------------------- helpers
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    p = Path(path)
+    if not p.is_file():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def _truncate_jsonl(path: Path, last_episode: int) -> None:
+    rows = [r for r in read_jsonl(path) if r["episode"] <= last_episode]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _append(path: Path, row: Mapping[str, Any]) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+@contextlib.contextmanager
+def _graceful_interrupt() -> Iterator[dict[str, bool]]:
+    """First Ctrl-C asks the loop to stop after the current episode; a second one aborts."""
+    flag = {"stop": False}
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (e.g. inside some notebook runners)
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# ---------------------------------------------------------------------------------- the maths
+def episode_loss(model: nn.Module, ep: Episode, beta: float, generator: torch.Generator,
+                 device: torch.device, amp: bool) -> tuple[Tensor, dict[str, float]]:
+    """Algorithm 1, lines 4-11 for one (shard of an) episode.
+
+    Returns:
+        The scalar loss ``mean_T [β L(support) + (1 − β) L(query)]`` and its parts.
+    """
+    s_img, s_msk = ep.support_images.to(device), ep.support_masks.to(device)
+    q_img, q_msk = ep.query_images.to(device), ep.query_masks.to(device)
+    with _autocast(device, amp):
+        s_logits, q_logits = model(s_img, s_msk, q_img, generator=generator)
+    s_logits, q_logits = s_logits.float(), q_logits.float()
+    loss_s = segmentation_loss(s_logits.flatten(0, 1), s_msk.flatten(0, 1))
+    loss_q = segmentation_loss(q_logits.flatten(0, 1), q_msk.flatten(0, 1))
+    loss = beta * loss_s + (1 - beta) * loss_q
+    return loss, {"loss": float(loss.detach()), "loss_support": float(loss_s.detach()), "loss_query": float(loss_q.detach())}
+
+
+@torch.no_grad()
+def one_shot_validation(model: HyperUNet, bank: TaskBank, n_queries: int, device: torch.device,
+                        amp: bool = False) -> dict[str, Any]:
+    """One-shot Dice on validation tasks (never trained on): support = the task's first case,
+    queries = its next ``n_queries`` cases; eval-mode generation (deterministic).
+
+    Returns:
+        ``{"dice": mean over tasks, "per_task": {task_id: mean Dice over its queries}}``.
+    """
+    was_training = model.training
+    model.eval()
+    per_task = {}
+    for tid in bank.task_ids:
+        imgs, msks = bank.images[tid], bank.masks[tid]
+        q = imgs[1:1 + n_queries]
+        with _autocast(device, amp):
+            _, q_logits = model(imgs[:1][None].to(device), msks[:1][None].to(device), q[None].to(device))
+        preds = (q_logits[0].float() > 0).cpu()
+        per_task[tid] = float(sum(dice(p, m) for p, m in zip(preds, msks[1:1 + n_queries])) / len(q))
+    model.train(was_training)
+    return {"dice": sum(per_task.values()) / len(per_task), "per_task": per_task}
+
+
+# ---------------------------------------------------------------------------------- the loop
+def _checkpoint(model: HyperUNet, opt: torch.optim.Optimizer, sched: Any, state: dict[str, Any],
+                cfg: Mapping[str, Any]) -> dict[str, Any]:
+    return {"kind": CHECKPOINT_KIND, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "state": dict(state), "config": dict(cfg)}
+
+
+def _best_weights(model: HyperUNet, state: dict[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    return {"kind": CHECKPOINT_KIND, "model": model.state_dict(), "state": dict(state), "config": dict(cfg)}
+
+
+def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *, episodes: int | None = None,
+          seed: int | None = None, resume: bool = False, device: str | torch.device | None = None,
+          cache_dir: str | Path | None = None, progress: bool = True) -> TrainResult:
+    """Train a hypernetwork with Algorithm 1.
+
+    Args:
+        cfg: a resolved profile (sections ``data``, ``model``, ``train``).
+        data_root: folder of datasets (the phantoms or real data).
+        run_dir: output folder: ``config.yaml``, ``run.json``, ``metrics.jsonl`` (one line per
+            episode), ``validation.jsonl``, ``last.pt``, ``best.pt``.
+        episodes: overrides ``train.episodes``.
+        seed: overrides the profile's ``seed``.
+        resume: continue from ``run_dir/last.pt``; the result equals an uninterrupted run.
+        device: ``"cpu"``, ``"cuda"``... (default: CUDA if available; under torchrun the local rank's GPU).
+        cache_dir: preprocessing cache.
+        progress: tqdm bar (rank 0 only).
+
+    Raises:
+        ConfigError: bad config values; HyperkitError: a run folder that would be overwritten
+        without ``resume``, or a resume whose config differs.
+    """
+    tcfg = TrainConfig.from_config(cfg, episodes=episodes)
+    seed = int(cfg.get("seed", 0) if seed is None else seed)
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
+    resolved = {**dict(cfg), "seed": seed, "train": tcfg.as_dict()}
+    run = Path(run_dir)
+    rank, world = _dist_info()
+    if device is None:
+        if torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        else:
+            device = "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if tcfg.tasks_per_episode < world:
+        raise ConfigError(f"train.tasks_per_episode={tcfg.tasks_per_episode} is smaller than the "
+                          f"{world} processes; each rank needs at least one task")
+
+    last_path, best_path = run / "last.pt", run / "best.pt"
+    if last_path.exists() and not resume:
+        raise HyperkitError(f"{run}: already holds a training run; pass --resume to continue it "
+                            "or choose another --out")
+    if resume and not last_path.exists():
+        raise HyperkitError(f"{run}: nothing to resume (no last.pt)")
+
+    # data: rank 0 fills the preprocessing cache first
+    datasets = discover_datasets(data_root)
+    banks: dict[str, TaskBank] = {}
+    for turn in range(2 if world > 1 else 1):
+        if (rank == 0) == (turn == 0):
+            banks["train"] = TaskBank.from_datasets(datasets, "train", cfg, case_splits=tcfg.train_splits,
+                                                    cache_dir=cache_dir, progress=progress and rank == 0)
+            banks["val"] = TaskBank.from_datasets(datasets, "val", cfg, case_splits=tcfg.val_splits,
+                                                  cache_dir=cache_dir, progress=progress and rank == 0)
+        if world > 1:
+            dist.barrier()
+    train_bank, val_bank = banks["train"], banks["val"]
+
+    torch.manual_seed(seed)
+    model = HyperUNet.from_config(cfg["model"]).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=tcfg.gamma)
+    state: dict[str, Any] = {"episode": 0, "best_dice": -1.0, "best_episode": 0, "bad_validations": 0,
+                             "first_dice": float("nan"), "wall_seconds": 0.0, "stopped_early": False}
+    metrics_path, val_path = run / "metrics.jsonl", run / "validation.jsonl"
+    if resume:
+        ck = load_checkpoint(last_path, map_location=dev)
+        saved = {k: v for k, v in ck["config"].items() if k != "train"}
+        now = {k: v for k, v in resolved.items() if k != "train"}
+        if saved != now or {k: v for k, v in ck["config"]["train"].items() if k != "episodes"} != \
+                {k: v for k, v in resolved["train"].items() if k != "episodes"}:
+            raise HyperkitError(f"{last_path}: saved config differs from this run's config; resume with the "
+                                "same profile, seed and overrides")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        state.update(ck["state"])
+        if rank == 0:
+            _truncate_jsonl(metrics_path, state["episode"])
+            _truncate_jsonl(val_path, state["episode"])
+    elif rank == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        for p in (metrics_path, val_path):
+            p.write_text("")
+    if rank == 0:
+        dump_config(resolved, run / "config.yaml")
+        write_run_record(run, resolved, seed, data_root=str(data_root), world_size=world,
+                         device=str(dev), train_tasks=len(train_bank), val_tasks=len(val_bank),
+                         dropped_tasks=train_bank.dropped | val_bank.dropped)
+
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    augment = build_augment() if tcfg.augment else None
+
+    def validate(episode: int) -> float:
+        res = one_shot_validation(model, val_bank, tcfg.val_queries, dev, tcfg.amp)
+        if episode == 0 and math.isnan(state["first_dice"]):
+            state["first_dice"] = res["dice"]
+        improved = res["dice"] > state["best_dice"]
+        if improved:
+            state.update(best_dice=res["dice"], best_episode=episode, bad_validations=0)
+        else:
+            state["bad_validations"] += 1
+        if rank == 0:
+            _append(val_path, {"episode": episode, "dice": round(res["dice"], 6), "wall_seconds":
+                               round(state["wall_seconds"], 3),
+                               "per_task": {k: round(v, 6) for k, v in res["per_task"].items()}})
+            if improved:
+                save_atomic(_best_weights(model, state, resolved), best_path)
+        return res["dice"]
+
+    total = tcfg.episodes
+    start = state["episode"]
+    bar = tqdm(total=total, initial=start, desc="episodes", disable=not progress or rank != 0,
+               dynamic_ncols=True)
+    last_val = state["best_dice"] if start else float("nan")
+    with _graceful_interrupt() as interrupt:
+        if start == 0:
+            last_val = validate(0)
+        model.train()
+        episode = start
+        while episode < total and not state["stopped_early"]:
+            episode += 1
+            t0 = time.perf_counter()
+            g = episode_generator(seed, episode)
+            ep = train_bank.sample(tcfg.tasks_per_episode, g)
+            if augment is not None:
+                seeds = torch.randint(2 ** 31, (len(ep.task_ids), 2), generator=g).tolist()
+                for i, (s1, s2) in enumerate(seeds):
+                    ep.support_images[i, 0], ep.support_masks[i, 0] = augment_pair(
+                        augment, ep.support_images[i, 0], ep.support_masks[i, 0], s1)
+                    ep.query_images[i, 0], ep.query_masks[i, 0] = augment_pair(
+                        augment, ep.query_images[i, 0], ep.query_masks[i, 0], s2)
+            loss, parts = episode_loss(net, ep.shard(rank, world), tcfg.beta, g, dev, tcfg.amp)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            lr = sched.get_last_lr()[0]
+            sched.step()
+            if world > 1:
+                t = torch.tensor([parts["loss"], parts["loss_support"], parts["loss_query"]], device=dev)
+                dist.all_reduce(t)
+                parts = dict(zip(parts, (t / world).tolist()))
+            state["wall_seconds"] += time.perf_counter() - t0
+            state["episode"] = episode
+            if rank == 0:
+                _append(metrics_path, {"episode": episode, **{k: round(v, 6) for k, v in parts.items()},
+                                       "lr": lr, "wall_seconds": round(state["wall_seconds"], 3),
+                                       "tasks": ep.task_ids})
+            if episode % tcfg.val_every == 0 or episode == total:
+                last_val = validate(episode)
+                if state["bad_validations"] >= tcfg.patience:
+                    state["stopped_early"] = True
+            if rank == 0 and (episode % tcfg.checkpoint_every == 0 or episode == total
+                              or state["stopped_early"] or interrupt["stop"]):
+                save_atomic(_checkpoint(model, opt, sched, state, resolved), last_path)
+            bar.update(1)
+            bar.set_postfix(loss=f"{parts['loss']:.3f}", val_dice=f"{last_val:.3f}")
+            if interrupt["stop"]:
+                break
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    if interrupt["stop"] and episode < total and not state["stopped_early"]:
+        raise KeyboardInterrupt(f"stopped after episode {episode}; continue with --resume")
+    return TrainResult(run, state["episode"], state["best_dice"], state["best_episode"], state["first_dice"],
+                       state["stopped_early"])
