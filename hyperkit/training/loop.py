@@ -21,7 +21,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -55,6 +55,7 @@ class TrainResult:
     best_episode: int
     first_dice: float
     stopped_early: bool
+    model: HyperUNet | None = field(default=None, repr=False)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -164,7 +165,7 @@ def _best_weights(model: HyperUNet, state: dict[str, Any], cfg: Mapping[str, Any
 
 def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *, episodes: int | None = None,
           seed: int | None = None, resume: bool = False, device: str | torch.device | None = None,
-          cache_dir: str | Path | None = None, progress: bool = True) -> TrainResult:
+          cache_dir: str | Path | None = None, progress: bool = True, stop_at: int | None = None) -> TrainResult:
     """Train a hypernetwork with Algorithm 1.
 
     Args:
@@ -178,6 +179,9 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
         device: ``"cpu"``, ``"cuda"``... (default: CUDA if available; under torchrun the local rank's GPU).
         cache_dir: preprocessing cache.
         progress: tqdm bar (rank 0 only).
+        stop_at: stop after this episode as an interruption would (checkpoint written, resumable);
+            for time-boxed sessions and for testing resume. On resume with a different
+            ``episodes``, the learning-rate decay keeps the original run's rate.
 
     Raises:
         ConfigError: bad config values; HyperkitError: a run folder that would be overwritten
@@ -318,6 +322,8 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
                 last_val = validate(episode)
                 if state["bad_validations"] >= tcfg.patience:
                     state["stopped_early"] = True
+            if stop_at is not None and episode >= stop_at:
+                interrupt["stop"] = True
             if rank == 0 and (episode % tcfg.checkpoint_every == 0 or episode == total
                               or state["stopped_early"] or interrupt["stop"]):
                 save_atomic(_checkpoint(model, opt, sched, state, resolved), last_path)
@@ -328,7 +334,7 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
     bar.close()
     if world > 1:
         dist.barrier()
-    if interrupt["stop"] and episode < total and not state["stopped_early"]:
+    if interrupt["stop"] and episode < total and not state["stopped_early"] and stop_at is None:
         raise KeyboardInterrupt(f"stopped after episode {episode}; continue with --resume")
     return TrainResult(run, state["episode"], state["best_dice"], state["best_episode"], state["first_dice"],
-                       state["stopped_early"])
+                       state["stopped_early"], model)

@@ -1,0 +1,166 @@
+"""Algorithm 1 on tiny tensors: smoke, learning, exact resume, crash-safe checkpoints, DDP, bad config."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from hyperkit.config import load_profile
+from hyperkit.data.sample import write_sample_totalseg
+from hyperkit.errors import ConfigError, HyperkitError
+from hyperkit.training import checkpoint as ckpt_mod
+from hyperkit.training.checkpoint import load_checkpoint, save_atomic
+from hyperkit.training.config import TrainConfig
+from hyperkit.training.loop import read_jsonl, train
+
+TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
+              "zstar_dim": 8, "head_hidden": 16}
+ALL_SPLITS = ["train", "val", "test"]
+
+
+def tiny_cfg(**train_kw):
+    cfg = load_profile("quick", {"data": {"patch_size": 16}, "model": TINY_MODEL})
+    cfg["train"] = {"episodes": 4, "tasks_per_episode": 2, "val_every": 2, "checkpoint_every": 2,
+                    "val_queries": 2, "train_splits": ALL_SPLITS, "val_splits": ALL_SPLITS, **train_kw}
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    write_sample_totalseg(root, n_cases=4, structures=("aorta", "stomach", "kidney_left", "esophagus"))
+    return root
+
+
+@pytest.fixture()
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "cache"
+
+
+def test_one_episode_smoke(data_root, cache, tmp_path):
+    res = train(tiny_cfg(episodes=1), data_root, tmp_path / "run", cache_dir=cache, progress=False)
+    assert res.episodes_done == 1
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.yaml", "run.json", "metrics.jsonl", "validation.jsonl", "last.pt", "best.pt"} <= files
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["seed"] == 0 and "torch" in run["versions"] and run["commit"]
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert len(rows) == 1 and rows[0]["loss"] > 0
+    assert [r["episode"] for r in read_jsonl(tmp_path / "run" / "validation.jsonl")] == [0, 1]
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ck["state"]["episode"] == 1
+
+
+def test_loss_falls_on_tiny_task_set(data_root, cache, tmp_path):
+    res = train(tiny_cfg(episodes=40, lr=3e-3, augment=False, val_every=40), data_root, tmp_path / "run",
+                cache_dir=cache, progress=False)
+    losses = [r["loss"] for r in read_jsonl(res.run_dir / "metrics.jsonl")]
+    assert sum(losses[-8:]) / 8 < 0.9 * sum(losses[:8]) / 8
+
+
+def test_resume_equals_uninterrupted(data_root, cache, tmp_path):
+    cfg = tiny_cfg(episodes=6)
+    full = train(cfg, data_root, tmp_path / "full", cache_dir=cache, progress=False)
+    part = train(cfg, data_root, tmp_path / "part", stop_at=3, cache_dir=cache, progress=False)
+    assert part.episodes_done == 3  # interrupted between two checkpoints and validations
+    resumed = train(cfg, data_root, tmp_path / "part", resume=True, cache_dir=cache, progress=False)
+    assert resumed.episodes_done == 6
+    for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+    for name in ("metrics.jsonl", "validation.jsonl"):
+        assert strip(read_jsonl(tmp_path / "full" / name)) == strip(read_jsonl(tmp_path / "part" / name))
+
+
+def test_existing_run_needs_resume_and_same_config(data_root, cache, tmp_path):
+    cfg = tiny_cfg(episodes=1)
+    train(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False)
+    with pytest.raises(HyperkitError, match="already holds a training run"):
+        train(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False)
+    with pytest.raises(HyperkitError, match="config differs"):
+        train(cfg, data_root, tmp_path / "run", seed=5, resume=True, cache_dir=cache, progress=False)
+    with pytest.raises(HyperkitError, match="nothing to resume"):
+        train(cfg, data_root, tmp_path / "other", resume=True, cache_dir=cache, progress=False)
+
+
+def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_atomic({"kind": ckpt_mod.CHECKPOINT_KIND, "value": torch.tensor([1.0])}, path)
+
+    def broken_save(obj, fh):
+        fh.write(b"half a checkpoint")
+        raise OSError("disk full (simulated kill during save)")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
+    with pytest.raises(OSError, match="simulated"):
+        save_atomic({"kind": ckpt_mod.CHECKPOINT_KIND, "value": torch.tensor([2.0])}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["value"].item() == 1.0
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left behind
+
+
+def test_load_refuses_non_checkpoints(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(HyperkitError, match="not a readable checkpoint"):
+        load_checkpoint(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(HyperkitError, match="not a hyperkit hypernetwork checkpoint"):
+        load_checkpoint(other)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, data_root: str, cache: str, out: str) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        res = train(tiny_cfg(episodes=3), data_root, Path(out) / "run", cache_dir=cache, device="cpu",
+                    progress=False)
+        torch.save(res.model.state_dict(), Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_gloo_ranks_end_identical(data_root, cache, tmp_path):
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(data_root), str(cache), str(tmp_path)),
+             nprocs=2, join=True)
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    saved = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    assert all(torch.equal(saved[k], a[k]) for k in a)  # rank 0 saved what both ranks hold
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.parametrize("train_kw, match", [
+    ({"episodes": -3}, "train.episodes must be a positive integer"),
+    ({"epsiodes": 3}, "unknown train config key"),
+    ({"beta": 1.5}, "train.beta must be in"),
+    ({"lr": 0}, "train.lr must be > 0"),
+])
+def test_bad_train_config(train_kw, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig.from_config({"train": train_kw})
+
+
+def test_bad_cli_inputs(tmp_path, capsys):
+    from hyperkit.cli import main
+
+    assert main(["train", "--profile", "nope", "--out", str(tmp_path / "r")]) == 2
+    assert "profile 'nope' does not exist" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
+    assert "data folder not found" in capsys.readouterr().err
+    assert main(["train", "--episodes", "-1", "--out", str(tmp_path / "r")]) == 2
+    assert "--episodes must be a positive integer" in capsys.readouterr().err
