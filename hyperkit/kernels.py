@@ -14,8 +14,30 @@ import hashlib
 import os
 import platform
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
-__all__ = ["ensure_kernel", "find_kernel", "kernel_name_for"]
+__all__ = ["KERNEL_ENV", "ensure_kernel", "find_kernel", "kernel_environment", "kernel_name_for"]
+
+#: Environment a headless kernel needs. ``MPLBACKEND=Agg`` (common on CI and
+#: servers) is inherited by kernels and makes ``plt.show()`` draw nothing into
+#: the notebook; the inline backend puts figures into the outputs.
+KERNEL_ENV: dict[str, str] = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+
+
+@contextmanager
+def kernel_environment() -> Iterator[None]:
+    """Set :data:`KERNEL_ENV` in ``os.environ`` for kernels started inside the block; restore after."""
+    saved = {key: os.environ.get(key) for key in KERNEL_ENV}
+    os.environ.update(KERNEL_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _interpreter() -> str:

@@ -1,0 +1,212 @@
+"""Every notebook in ``notebooks/``: structure (fast) and execution under nbval (marked ``notebook``).
+
+New notebooks join automatically (``notebooks/NN_name.ipynb``). For each one,
+``test_notebook_runs`` writes a copy with parameters injected by papermill
+(``profile="quick"``, ``interactive=False``, ``out_dir`` = one temporary folder
+shared by all notebooks of the session, plus the notebook's entry in
+``NOTEBOOK_TEST_PARAMETERS``) and runs nbval on it in a subprocess::
+
+    PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python -m pytest -p nbval.plugin --nbval-lax \\
+        --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -x COPY
+
+``--nbval-lax`` runs every cell and compares only the outputs of cells marked
+``# NBVAL_CHECK_OUTPUT`` (after the sanitize patterns). nbval starts the kernel
+in the copy's folder; the injected cell changes to ``notebooks/`` first, so
+relative paths behave as in Jupyter and under ``hyperkit reproduce``.
+
+Run only the fast checks: ``python -m pytest tests/test_notebooks.py -m "not notebook"``.
+Environment: ``HYPERKIT_NOTEBOOK_TIMEOUT`` (seconds per notebook, default 900),
+``HYPERKIT_NOTEBOOKS_DIR`` (validate another folder of notebooks).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from hyperkit.kernels import KERNEL_ENV
+from hyperkit.reproduce import NOTEBOOK_PATTERN, notebook_parameters
+
+#: Tiny settings per notebook (file stem -> parameters), applied on top of
+#: profile="quick". A long-running notebook exposes its knobs as parameters
+#: (e.g. ``episodes``) and lists tiny values here so that the whole notebook
+#: suite stays within the CI budget (40 min on 2 cores, everything included).
+#: Example: {"04_episodic_training": {"episodes": 4, "eval_draws": 1}}
+NOTEBOOK_TEST_PARAMETERS: dict[str, dict[str, Any]] = {}
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = Path(os.environ.get("HYPERKIT_NOTEBOOKS_DIR", REPO / "notebooks")).resolve()
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob(NOTEBOOK_PATTERN))
+SANITIZE = Path(__file__).resolve().with_name("nbval_sanitize.cfg")
+TIMEOUT = int(os.environ.get("HYPERKIT_NOTEBOOK_TIMEOUT", "900"))
+REQUIRED_PARAMETERS = ("profile", "out_dir", "interactive")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# absolute paths of a machine that must not leak into committed outputs
+MACHINE_PATHS = re.compile(r"(?<![\w.])(?:/work/|/root/|/tmp/|/home/|/Users/|/private/var/|[A-Za-z]:\\Users)")
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [p.stem for p in paths]
+
+
+def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def _parameters_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in _code_cells(nb) if "parameters" in c.metadata.get("tags", [])]
+
+
+def _raises_on_purpose(cell: nbformat.NotebookNode) -> bool:
+    """A cell that shows an error on purpose (nbval's ``# NBVAL_RAISES_EXCEPTION`` / ``raises-exception`` tag)."""
+    tags = cell.metadata.get("tags", [])
+    return "raises-exception" in tags or any(
+        line.strip().lstrip("#").strip() == "NBVAL_RAISES_EXCEPTION" for line in cell.source.splitlines())
+
+
+def _output_texts(nb: nbformat.NotebookNode) -> list[tuple[int, str]]:
+    """(cell index, text) of every textual output (images excluded)."""
+    texts = []
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                texts.append((index, out.get("text", "")))
+            elif out.get("output_type") == "error":
+                texts.append((index, "\n".join(out.get("traceback", [])) + out.get("evalue", "")))
+            for mime, data in (out.get("data") or {}).items():
+                if not mime.startswith("image/") or mime == "image/svg+xml":
+                    texts.append((index, data if isinstance(data, str) else json.dumps(data)))
+    return texts
+
+
+def prepare_copy(notebook: Path, dest: Path, out_dir: Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``dest/<name>.ipynb``: the notebook with its test parameters injected (not executed).
+
+    The injected cell first changes the kernel's directory to the notebook's
+    own folder (nbval starts the kernel where the copy is).
+    """
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    nb = load_notebook_node(str(notebook))  # as papermill reads it (every cell gets a tags list)
+    params = notebook_parameters("quick", out_dir, {**NOTEBOOK_TEST_PARAMETERS.get(notebook.stem, {}), **(extra or {})})
+    nb = parameterize_notebook(nb, params, kernel_name="python3", language="python")
+    cell = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    cell.source = f'__import__("os").chdir({str(notebook.parent.resolve())!r})\n' + cell.source
+    dest.mkdir(parents=True, exist_ok=True)
+    copy = dest / notebook.name
+    nbformat.write(nb, str(copy))
+    return copy
+
+
+def run_nbval(copy: Path, cwd: Path, timeout: int = TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """Run nbval (lax, current environment, sanitized) on one notebook in a subprocess."""
+    cmd = [sys.executable, "-m", "pytest", "-p", "nbval.plugin", "--nbval-lax", "--nbval-current-env",
+           "--nbval-sanitize-with", str(SANITIZE), "--nbval-cell-timeout", str(timeout),
+           "-p", "no:cacheprovider", "-q", "-x", "--color=no", "--rootdir", str(copy.parent), str(copy)]
+    # only nbval: other installed pytest plugins (hypothesis, benchmark, ...) cost ~1 s of start-up each run
+    env = {**os.environ, **KERNEL_ENV, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------- structure (fast)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_one_parameters_cell_of_literals(path: Path) -> None:
+    nb = nbformat.read(str(path), as_version=4)
+    cells = _parameters_cells(nb)
+    assert len(cells) == 1, f"{path.name}: {len(cells)} cells tagged 'parameters', need exactly one"
+    tree = ast.parse(cells[0].source)
+    names = set()
+    for stmt in tree.body:
+        assert isinstance(stmt, (ast.Assign, ast.AnnAssign)), \
+            f"{path.name}: parameters cell line {stmt.lineno} is not an assignment (derive values in the next cell)"
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        assert all(isinstance(t, ast.Name) for t in targets), f"{path.name}: line {stmt.lineno}: assign to names only"
+        try:
+            ast.literal_eval(stmt.value)
+        except ValueError:
+            pytest.fail(f"{path.name}: parameters cell line {stmt.lineno} is not a literal: {ast.unparse(stmt.value)}")
+        names.update(t.id for t in targets)
+    missing = [n for n in REQUIRED_PARAMETERS if n not in names]
+    assert not missing, f"{path.name}: parameters cell does not define {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_committed_with_outputs_of_a_real_run(path: Path) -> None:
+    nb = nbformat.read(str(path), as_version=4)
+    not_run = [i for i, c in enumerate(nb.cells)
+               if c.cell_type == "code" and c.source.strip() and c.get("execution_count") is None]
+    assert not not_run, f"{path.name}: code cells {not_run} have no execution count; commit the notebook executed " \
+                        f"(cd notebooks && papermill {path.name} {path.name} -k python3 --execution-timeout 1200)"
+    errors = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", [])
+              if o.get("output_type") == "error" and not _raises_on_purpose(c)]
+    assert not errors, f"{path.name}: committed with errors in cells {errors}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_no_machine_paths_in_outputs(path: Path) -> None:
+    nb = nbformat.read(str(path), as_version=4)
+    leaks = [(i, MACHINE_PATHS.search(t).group(0)) for i, t in _output_texts(nb) if MACHINE_PATHS.search(t)]
+    meta = json.dumps(nb.metadata.get("papermill", {}))
+    if MACHINE_PATHS.search(meta):
+        leaks.append(("metadata.papermill", MACHINE_PATHS.search(meta).group(0)))
+    assert not leaks, f"{path.name}: absolute paths of this machine in outputs (cell, path): {leaks}"
+
+
+SANITIZE_EXAMPLES = [
+    ("<Figure size 640x480 with 1 Axes> at 0x7f3a2c1d9e50", "<Figure size 640x480 with 1 Axes> at 0xADDRESS"),
+    ("phantoms in /tmp/pytest-of-me/pytest-3/reproduce-out0/phantoms", "phantoms in PATH"),
+    ("phantoms in ../runs/quick/phantoms", "phantoms in PATH"),
+    ("PosixPath('/home/me/x.nii.gz')", "PosixPath('PATH')"),
+    ("trained in 12.3 s (4 ms per step), 3 min", "trained in DURATION (DURATION per step), DURATION"),
+    ("100%|##########| 20/20 [00:03<00:00,  6.21it/s]\nnext", "PROGRESS\nnext"),
+    ("written 2026-11-27T22:34:28+00:00 at 22:34:28", "written DATE at CLOCK"),
+    ("torch 2.13.0+cpu, monai 1.6.1, hyperkit version 0.1.0", "torch VERSION, monai VERSION, hyperkit version VERSION"),
+    ("device: cpu", "device: DEVICE"),
+    ("device = cuda:0 (NVIDIA H100 80GB HBM3)", "device = DEVICE (GPU)"),
+    # what the checked cells compare must survive
+    ("Dice 0.83 / NSD 0.71, shape (1, 48, 48, 48), 1/2", "Dice 0.83 / NSD 0.71, shape (1, 48, 48, 48), 1/2"),
+    ("msd/Task03_Liver/liver@CT: 4.0 mm, 7 cases", "msd/Task03_Liver/liver@CT: 4.0 mm, 7 cases"),
+]
+
+
+@pytest.mark.parametrize("raw, clean", SANITIZE_EXAMPLES)
+def test_sanitize_patterns(raw: str, clean: str) -> None:
+    from nbval.plugin import get_sanitize_patterns
+
+    patterns = get_sanitize_patterns(SANITIZE.read_text())
+    assert len(patterns) >= 10
+    for regex, replace in patterns:  # the same loop nbval runs
+        raw = re.sub(regex, replace, raw)
+    assert raw == clean
+
+
+# ---------------------------------------------------------------- execution (slow)
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs(path: Path, tmp_path: Path, notebook_out_dir: Path) -> None:
+    copy = prepare_copy(path, tmp_path, notebook_out_dir)
+    try:
+        proc = run_nbval(copy, cwd=path.parent)
+    except subprocess.TimeoutExpired as exc:
+        tail = ((exc.stdout or b"") + (exc.stderr or b""))
+        tail = ANSI.sub("", tail.decode(errors="replace") if isinstance(tail, bytes) else tail)
+        pytest.fail(f"{path.name}: nbval ran longer than {TIMEOUT} s "
+                    f"(HYPERKIT_NOTEBOOK_TIMEOUT; or add tiny settings to NOTEBOOK_TEST_PARAMETERS)\n{tail[-4000:]}")
+    if proc.returncode != 0:
+        tail = ANSI.sub("", proc.stdout + proc.stderr)[-6000:]
+        pytest.fail(f"{path.name}: nbval exit {proc.returncode} (first failing cell; later cells not run)\n{tail}",
+                    pytrace=False)
