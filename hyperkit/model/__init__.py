@@ -1,0 +1,28 @@
+"""The model layer: target U-Net (§2), context construction (§3.3), hypernetwork (§3.4–3.7), gradient step (§4).
+
+Modules, one idea each:
+
+- :mod:`~hyperkit.model.unet`: :class:`UNet3D` and its block :class:`ResDoubleConv`.
+- :mod:`~hyperkit.model.context`: eqs. 2–5, sampling 3³ patches of a feature map.
+- :mod:`~hyperkit.model.hypernet`: :class:`HyperUNet` (eqs. 1, 6, 7, H, tiling, head).
+- :mod:`~hyperkit.model.functional`: per-task kernels for a batch of tasks (grouped conv).
+- :mod:`~hyperkit.model.adapt`: :func:`gradient_step` and :func:`segmentation_loss`.
+- :mod:`~hyperkit.model.checks`: input checks (ValueError naming the value).
+"""
+
+from __future__ import annotations
+
+from hyperkit.model.adapt import gradient_step, segmentation_loss
+from hyperkit.model.hypernet import ConvTrace, HyperUNet, parameter_table, tile_filters
+from hyperkit.model.unet import ResDoubleConv, UNet3D
+
+__all__ = [
+    "UNet3D",
+    "ResDoubleConv",
+    "HyperUNet",
+    "ConvTrace",
+    "tile_filters",
+    "parameter_table",
+    "gradient_step",
+    "segmentation_loss",
+]

@@ -1,0 +1,72 @@
+"""Reference-based weight update: one gradient step on the support (paper §3, §4; ablation A.1).
+
+After generation, the U-Net takes one plain SGD step with a small learning rate
+on the segmentation loss of its own support pair. Only the U-Net changes; the
+hypernetwork that produced it is not involved (the U-Net holds no reference to it).
+"""
+
+from __future__ import annotations
+
+import torch
+from monai.losses import DiceCELoss
+from torch import Tensor, nn
+
+from hyperkit.model.checks import check_binary_mask, check_same_shape
+
+__all__ = ["segmentation_loss", "gradient_step"]
+
+# Dice + binary cross-entropy on logits (MONAI uses BCEWithLogits for one channel)
+_LOSS = DiceCELoss(sigmoid=True)
+
+
+def segmentation_loss(logits: Tensor, masks: Tensor) -> Tensor:
+    """``L_seg = Dice + BCE`` (paper §4), averaged over the batch.
+
+    Args:
+        logits: ``(N, 1, D, H, W)``.
+        masks: ``(N, 1, D, H, W)`` binary, same shape.
+
+    Returns:
+        A scalar tensor.
+    """
+    if logits.shape != masks.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and masks {tuple(masks.shape)} differ in shape")
+    return _LOSS(logits, masks.to(logits.dtype))
+
+
+def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float) -> tuple[float, float]:
+    """One SGD step of ``unet`` on its support: ``θ ← θ − lr · ∇θ L_seg(unet(image), mask)``.
+
+    Every trainable parameter of ``unet`` is updated (it owns them all); nothing
+    else is, and the parameters' ``.grad`` fields are left untouched.
+
+    Args:
+        unet: a generated :class:`~hyperkit.model.unet.UNet3D` (or any 1-logit segmenter).
+        image: ``(K, 1, D, H, W)`` support images (or ``(1, D, H, W)`` for one case).
+        mask: binary masks of the same shape.
+        lr: learning rate η > 0 (profile: ``model.adapt_lr``).
+
+    Returns:
+        ``(loss_before, loss_after)`` on the support; the second costs one more
+        forward pass without gradients.
+
+    Examples:
+        >>> before, after = gradient_step(unet, image, mask, lr=0.1)
+    """
+    if image.dim() == 4:
+        image, mask = image[None], mask[None]
+    if image.dim() != 5:
+        raise ValueError(f"image must be (K, 1, D, H, W) or (1, D, H, W), got shape {tuple(image.shape)}")
+    check_same_shape(image, mask, "gradient_step")
+    check_binary_mask(mask, "gradient_step")
+    if not lr > 0:
+        raise ValueError(f"lr={lr} must be > 0")
+    params = [p for p in unet.parameters() if p.requires_grad]
+    with torch.enable_grad():
+        loss = segmentation_loss(unet(image), mask)
+        grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p.sub_(lr * g)
+        after = segmentation_loss(unet(image), mask)
+    return loss.item(), after.item()

@@ -1,0 +1,80 @@
+"""The target U-Net (DESIGN.md §2): shapes, layout, generated names, padding, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hyperkit import UNet3D
+from hyperkit.model.unet import ResDoubleConv
+
+# (kwargs, input shape, expected output shape)
+SHAPE_CASES = [
+    ({"base_width": 8}, (1, 1, 16, 16, 16), (1, 1, 16, 16, 16)),
+    ({"base_width": 8}, (2, 1, 32, 16, 48), (2, 1, 32, 16, 48)),
+    ({"base_width": 16}, (1, 1, 32, 32, 32), (1, 1, 32, 32, 32)),
+    ({"base_width": 8, "in_channels": 2, "out_channels": 3}, (1, 2, 16, 32, 16), (1, 3, 16, 32, 16)),
+    ({"base_width": 8}, (1, 1, 20, 17, 33), (1, 1, 20, 17, 33)),  # padded to 32, 32, 48 and cropped back
+]
+
+
+@pytest.mark.parametrize("kwargs, in_shape, out_shape", SHAPE_CASES)
+def test_output_shape(kwargs, in_shape, out_shape):
+    net = UNet3D(**kwargs).eval()
+    with torch.no_grad():
+        assert net(torch.randn(in_shape)).shape == out_shape
+
+
+@pytest.mark.parametrize("b", [8, 16, 32])
+def test_widths_and_generated_parameters(b):
+    net = UNet3D(base_width=b)
+    assert net.widths == (b, 2 * b, 4 * b, 6 * b, 8 * b)
+    params = dict(net.named_parameters())
+    names = UNet3D.generated_names()
+    assert len(names) == 10
+    for level in range(4):
+        c = net.widths[level]
+        for j in (1, 2):
+            assert params[f"decoder.{level}.conv{j}.weight"].shape == (c, c, 3, 3, 3)
+        assert isinstance(net.decoder[level].shortcut, torch.nn.Identity)  # c -> c: identity shortcut
+    assert params["head.weight"].shape == (1, b, 1, 1, 1) and params["head.bias"].shape == (1,)
+    assert set(names) <= set(params)
+
+
+def test_paper_width_parameter_count():
+    """b = 32 gives 11.1 M parameters (DESIGN.md §2: ~11 M; the paper quotes ~5.7 M)."""
+    net = UNet3D(base_width=32)
+    assert sum(p.numel() for p in net.parameters()) == 11_101_761
+
+
+def test_skips_are_added_and_groupnorm_groups():
+    net = UNet3D(base_width=16)
+    feats = net.encode(torch.randn(1, 1, 32, 32, 32))
+    assert [f.shape[1] for f in feats] == [16, 32, 64, 96, 128]
+    assert [f.shape[-1] for f in feats] == [32, 16, 8, 4, 2]
+    assert net.decoder[3].norm1.num_groups == 96 // 8
+    # additive skip: the decoder block sees c_i channels, not 2 c_i
+    assert net.decoder[0].conv1.in_channels == 16
+
+
+def test_resdoubleconv_shortcut_and_replacement_convs():
+    block = ResDoubleConv(8, 16)
+    assert isinstance(block.shortcut, torch.nn.Conv3d) and block.shortcut.kernel_size == (1, 1, 1)
+    x = torch.randn(2, 8, 8, 8, 8)
+    # passing the block's own convolutions as replacements changes nothing
+    assert torch.equal(block(x), block(x, block.conv1, block.conv2))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"base_width": 12}, "base_width=12"), ({"base_width": 0}, "base_width=0"), ({"in_channels": 0}, "in_channels=0")],
+)
+def test_bad_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        UNet3D(**kwargs)
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 16, 16), (1, 2, 16, 16, 16)])
+def test_bad_input(shape):
+    with pytest.raises(ValueError, match="expects input"):
+        UNet3D(base_width=8)(torch.zeros(shape))
