@@ -1,0 +1,314 @@
+"""Write the phantom cohorts to disk in the real layouts, once, byte for byte reproducibly.
+
+``generate_phantoms(out, ...)`` writes, directly under ``out``:
+
+- ``TotalSegmentator/``: ``sXXXX/ct.nii.gz``, ``sXXXX/segmentations/<structure>.nii.gz``
+  (uint8 0/1, every structure for every subject, all-zero when absent) and
+  ``meta.csv`` (``image_id;age;gender;institute;study_type;split``);
+- ``TaskXX_Name/``: ``dataset.json``, ``imagesTr/<prefix>_XXX.nii.gz``,
+  ``labelsTr/<prefix>_XXX.nii.gz`` (MSD layout; 4D images for multi-channel tasks);
+- ``phantoms.json``: the manifest (arguments, generator format, kit version).
+
+Determinism: NIfTI files are serialised by nibabel to bytes and gzipped with
+``mtime=0``, so the same arguments give byte-identical files. A second call
+with the same arguments finds the manifest and does nothing; different
+arguments into a non-empty folder are refused unless ``force=True``. The
+manifest also records a fingerprint of the generator's source: phantoms made
+with the same arguments by other generator code (an interrupted run, an
+edited or upgraded kit) are regenerated rather than silently reused.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from tqdm.auto import tqdm
+
+from hyperkit import __version__
+from hyperkit.phantoms.anatomy import TOTALSEG_STRUCTURES
+from hyperkit.phantoms.cohorts import MSD_BY_FOLDER, MSD_TASKS, TOTALSEG, Case, msd_case, totalseg_subject
+
+__all__ = ["DEFAULT_SPACING", "FORMAT", "MANIFEST", "PhantomRun", "generate_phantoms", "ensure_phantoms",
+           "nifti_bytes", "check_arguments", "generator_fingerprint"]
+
+DEFAULT_SPACING = 3.0
+FORMAT = 1  # bump when the generator's output changes for the same arguments
+MANIFEST = "phantoms.json"
+_GZIP_LEVEL = 1  # noisy int16 volumes barely compress further; level 1 is ~8x faster than 6
+
+
+@dataclass
+class PhantomRun:
+    """What :func:`generate_phantoms` did.
+
+    Attributes:
+        root: the output folder.
+        reused: True when matching phantoms were already there (nothing written).
+        seconds: wall time of this call.
+        files: number of NIfTI files written (0 when reused).
+        arguments: the generation arguments.
+    """
+
+    root: Path
+    reused: bool
+    seconds: float
+    files: int
+    arguments: dict[str, Any]
+
+
+def check_arguments(subjects: int, cases: int, seed: int, spacing: float) -> dict[str, Any]:
+    """Validate the generation arguments; return them as the manifest records them.
+
+    Raises:
+        ValueError: naming the bad value.
+    """
+    if isinstance(subjects, bool) or not isinstance(subjects, (int, np.integer)) or subjects < 1:
+        raise ValueError(f"subjects must be a positive integer (number of CT training subjects), got {subjects!r}")
+    if isinstance(cases, bool) or not isinstance(cases, (int, np.integer)) or cases < 1:
+        raise ValueError(f"cases must be a positive integer (cases per MSD task), got {cases!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    try:
+        sp = float(spacing)
+    except (TypeError, ValueError):
+        raise ValueError(f"spacing must be a number of millimetres, got {spacing!r}") from None
+    if not np.isfinite(sp) or sp <= 0:
+        raise ValueError(f"spacing must be > 0 mm, got {spacing!r}")
+    if not 1.0 <= sp <= 12.0:
+        raise ValueError(f"spacing must be between 1.0 and 12.0 mm (memory and anatomy limits), got {sp:g}")
+    return {"subjects": int(subjects), "cases": int(cases), "seed": int(seed), "spacing": sp}
+
+
+def nifti_bytes(array: np.ndarray, affine: np.ndarray) -> bytes:
+    """A gzipped NIfTI-1 file as bytes, identical for identical inputs (gzip mtime 0)."""
+    img = nib.Nifti1Image(array, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    return gzip.compress(img.to_bytes(), compresslevel=_GZIP_LEVEL, mtime=0)
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # a killed run never leaves a half-written file under the final name
+
+
+def _stored(case: Case, flip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Image, labels and affine as stored: optionally with the first two axes flipped (LPS-like)."""
+    affine = case.grid.affine
+    image, labels = case.image, case.labels
+    if flip:
+        nx, ny = labels.shape[:2]
+        f = np.array([[-1, 0, 0, nx - 1], [0, -1, 0, ny - 1], [0, 0, 1, 0], [0, 0, 0, 1]], float)
+        affine = affine @ f
+        image = image[::-1, ::-1]
+        labels = labels[::-1, ::-1]
+    return np.ascontiguousarray(image), np.ascontiguousarray(labels), affine
+
+
+def _make(job: tuple[str, int], root: str, seed: int, spacing: float) -> tuple[str, int, dict[str, Any], int]:
+    """Generate and write one case; return (dataset, index, row for the dataset's index file, files written)."""
+    dataset, index = job
+    out = Path(root) / dataset
+    if dataset == TOTALSEG:
+        case = totalseg_subject(seed, index, spacing)
+        image, labels, affine = _stored(case, flip=True)  # LPS-like, as scanners often write CT
+        sid = case.meta["image_id"]
+        _write(out / sid / "ct.nii.gz", nifti_bytes(image.astype(np.int16), affine))
+        for value, name in enumerate(TOTALSEG_STRUCTURES, start=1):
+            mask = (labels == value).astype(np.uint8)
+            _write(out / sid / "segmentations" / f"{name}.nii.gz", nifti_bytes(mask, affine))
+        return dataset, index, case.meta, 1 + len(TOTALSEG_STRUCTURES)
+    task = MSD_BY_FOLDER[dataset]
+    case = msd_case(task, seed, index, spacing)
+    image, labels, affine = _stored(case, flip=task.flip)
+    stem = f"{task.prefix}_{index:03d}"
+    if image.dtype != np.int16:  # MRI: store as int16 signal (0..~3000), like most scanners
+        image = np.clip(np.rint(image), 0, 32767).astype(np.int16)
+    _write(out / "imagesTr" / f"{stem}.nii.gz", nifti_bytes(image, affine))
+    _write(out / "labelsTr" / f"{stem}.nii.gz", nifti_bytes(labels.astype(np.uint8), affine))
+    return dataset, index, {"image": f"./imagesTr/{stem}.nii.gz", "label": f"./labelsTr/{stem}.nii.gz"}, 2
+
+
+def _dataset_json(task_folder: str, training: list[dict[str, str]]) -> str:
+    task = MSD_BY_FOLDER[task_folder]
+    meta = {
+        "name": task.name,
+        "description": task.description + " (hyperkit phantom, not patient data)",
+        "reference": "hyperkit procedural phantoms",
+        "licence": "MIT (generated data)",
+        "release": f"hyperkit {__version__}, phantom format {FORMAT}",
+        "tensorImageSize": "4D" if len(task.modality) > 1 else "3D",
+        "modality": task.modality,
+        "labels": task.labels,
+        "numTraining": len(training),
+        "numTest": 0,
+        "training": training,
+        "test": [],
+    }
+    return json.dumps(meta, indent=4) + "\n"
+
+
+def _meta_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    cols = ["image_id", "age", "gender", "institute", "study_type", "split"]
+    w = csv.DictWriter(buf, fieldnames=cols, delimiter=";", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: r[c] for c in cols})
+    return buf.getvalue()
+
+
+def _manifest(arguments: dict[str, Any], complete: bool) -> str:
+    meta = {
+        "generator": "hyperkit.phantoms",
+        "format": FORMAT,
+        "fingerprint": generator_fingerprint(),
+        "kit_version": __version__,
+        "arguments": arguments,
+        "complete": complete,
+        "datasets": {TOTALSEG: {"subjects": arguments["subjects"], "structures": list(TOTALSEG_STRUCTURES)},
+                     **{t.folder: {"cases": arguments["cases"], "modality": t.modality, "labels": t.labels}
+                        for t in MSD_TASKS}},
+    }
+    return json.dumps(meta, indent=2) + "\n"
+
+
+def generator_fingerprint() -> str:
+    """A hash of the generator's source files: phantoms made by other code are regenerated, not reused."""
+    h = hashlib.sha256()
+    for name in ("shapes", "anatomy", "ct", "mri", "cohorts", "writer"):
+        h.update(Path(__file__).with_name(f"{name}.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _read_manifest(root: Path) -> dict[str, Any] | None:
+    path = root / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _ours(root: Path) -> list[Path]:
+    return [root / TOTALSEG, *(root / t.folder for t in MSD_TASKS), root / MANIFEST]
+
+
+def _default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def generate_phantoms(out: str | Path, subjects: int = 24, cases: int = 10, seed: int = 0,
+                      spacing: float = DEFAULT_SPACING, *, force: bool = False, workers: int | None = None,
+                      progress: bool = True) -> PhantomRun:
+    """Write the CT training cohort and the ten MSD held-out tasks under ``out``.
+
+    Args:
+        out: output folder (created).
+        subjects: CT training subjects (TotalSegmentator layout).
+        cases: cases per MSD task.
+        seed: master seed; case i of dataset d uses the seed ``(seed, crc32(d), i)``.
+        spacing: isotropic voxel size in mm of every volume written.
+        force: regenerate even if matching phantoms exist, replace phantoms made with other
+            arguments (only the kit's own folders and manifest are removed) and write into a
+            non-empty folder.
+        workers: processes (default: up to 2); 1 generates in this process.
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        A :class:`PhantomRun`; ``reused`` is True when the folder already held
+        complete phantoms made with the same arguments (nothing is written).
+
+    Raises:
+        ValueError: bad arguments, or a non-empty folder / other phantoms without ``force``.
+    """
+    args = check_arguments(subjects, cases, seed, spacing)
+    root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--out {root} exists and is not a folder")
+    start = time.perf_counter()
+    found = _read_manifest(root) if root.is_dir() else None
+    same = bool(found) and found.get("arguments") == args
+    current = same and found.get("format") == FORMAT and found.get("fingerprint") == generator_fingerprint()
+    if current and found.get("complete") and not force:
+        return PhantomRun(root, True, time.perf_counter() - start, 0, args)
+    redo = same  # same arguments but interrupted, or made by other generator code: simply redone
+    if root.is_dir() and any(root.iterdir()) and not force and not redo:
+        if found:
+            raise ValueError(f"{root} holds phantoms made with other arguments {found.get('arguments')}; "
+                             "use another folder or --force to replace them")
+        raise ValueError(f"{root} is not empty and holds no phantoms; use an empty folder or --force")
+    if force or redo:
+        for p in _ours(root):
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MANIFEST).write_text(_manifest(args, complete=False))
+
+    jobs = [(TOTALSEG, i) for i in range(args["subjects"])]
+    jobs += [(t.folder, i) for i in range(args["cases"]) for t in MSD_TASKS]
+    n_workers = _default_workers() if workers is None else max(1, int(workers))
+    results: list[tuple[str, int, dict[str, Any], int]] = []
+    bar = tqdm(total=len(jobs), desc="phantoms", unit="case", disable=not progress, file=sys.stderr)
+    try:
+        if n_workers == 1:
+            for job in jobs:
+                results.append(_make(job, str(root), args["seed"], args["spacing"]))
+                bar.update()
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
+                futures = [pool.submit(_make, job, str(root), args["seed"], args["spacing"]) for job in jobs]
+                for fut in as_completed(futures):
+                    results.append(fut.result())
+                    bar.update()
+    finally:
+        bar.close()
+    results.sort(key=lambda r: (r[0], r[1]))
+    ts_rows = [r[2] for r in results if r[0] == TOTALSEG]
+    (root / TOTALSEG).mkdir(parents=True, exist_ok=True)
+    (root / TOTALSEG / "meta.csv").write_text(_meta_csv(ts_rows))
+    for task in MSD_TASKS:
+        training = [r[2] for r in results if r[0] == task.folder]
+        (root / task.folder).mkdir(parents=True, exist_ok=True)
+        (root / task.folder / "dataset.json").write_text(_dataset_json(task.folder, training))
+    (root / MANIFEST).write_text(_manifest(args, complete=True))
+    return PhantomRun(root, False, time.perf_counter() - start, sum(r[3] for r in results), args)
+
+
+def ensure_phantoms(out: str | Path, subjects: int = 24, cases: int = 10, seed: int = 0,
+                    spacing: float = DEFAULT_SPACING, *, workers: int | None = None, progress: bool = False) -> Path:
+    """The phantom root at ``out``: generated unless already there with the same arguments.
+
+    Used by the notebooks (``ensure_phantoms(Path(out_dir) / "phantoms")``).
+
+    Returns:
+        ``Path(out)``, holding ``TotalSegmentator/`` and the ``TaskXX_Name/`` folders.
+
+    Raises:
+        ValueError: bad arguments, or ``out`` holds phantoms made with other arguments
+            (delete the folder or call :func:`generate_phantoms` with ``force=True``).
+    """
+    return generate_phantoms(out, subjects, cases, seed, spacing, workers=workers, progress=progress).root
