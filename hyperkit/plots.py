@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-__all__ = ["to_volume", "mask_centre", "show_triplanar", "label_colormap"]
+__all__ = ["to_volume", "mask_centre", "show_triplanar", "label_colormap", "plot_training_curves"]
 
 _VIEWS = ("axial", "coronal", "sagittal")
 
@@ -97,4 +97,47 @@ def show_triplanar(image: Any, mask: Any = None, *, title: str | None = None, ax
             axes[0].set_ylabel(title, fontsize=9)
     if ax_row is None:
         fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(run_dir: Any, smooth: int = 25) -> plt.Figure:
+    """Learning curves of a training run: loss per episode, one-shot validation Dice
+    against episodes and against wall time (from ``metrics.jsonl`` / ``validation.jsonl``).
+
+    Args:
+        run_dir: a folder written by :func:`hyperkit.training.loop.train`.
+        smooth: moving-average window for the loss (episodes).
+    """
+    import json
+    from pathlib import Path
+
+    run = Path(run_dir)
+
+    def rows(name: str) -> list[dict]:
+        p = run / name
+        return [json.loads(x) for x in p.read_text().splitlines() if x.strip()] if p.is_file() else []
+
+    train_rows, val_rows = rows("metrics.jsonl"), rows("validation.jsonl")
+    if not train_rows and not val_rows:
+        raise ValueError(f"{run}: no metrics.jsonl or validation.jsonl to plot")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    if train_rows:
+        ep = np.array([r["episode"] for r in train_rows])
+        for key, colour in (("loss", "k"), ("loss_support", "tab:blue"), ("loss_query", "tab:orange")):
+            y = np.array([r[key] for r in train_rows])
+            w = max(1, min(smooth, len(y)))
+            ys = np.convolve(y, np.ones(w) / w, mode="valid")
+            axes[0].plot(ep[w - 1:], ys, color=colour, lw=1.5 if key == "loss" else 1, label=key)
+        axes[0].set(xlabel="episode", ylabel=f"Dice + BCE (moving mean of {smooth})", title="training loss")
+        axes[0].legend(fontsize=8)
+    if val_rows:
+        ve = [r["episode"] for r in val_rows]
+        vd = [r["dice"] for r in val_rows]
+        axes[1].plot(ve, vd, "o-", color="tab:green")
+        axes[1].set(xlabel="episode", ylabel="mean one-shot Dice", title="validation (unseen tasks)")
+        axes[2].plot([r["wall_seconds"] / 60 for r in val_rows], vd, "o-", color="tab:green")
+        axes[2].set(xlabel="training wall time (min)", ylabel="mean one-shot Dice", title="validation vs time")
+        for ax in axes[1:]:
+            ax.set_ylim(0, max(0.05, max(vd) * 1.15))
+    fig.tight_layout()
     return fig

@@ -132,3 +132,19 @@ def test_patch_of_target_larger_than_patch_reports_coverage():
     task = Task("x/y/z@CT", "msd", "y", "z", 1, "CT", 0, "CT")
     p = pp.extract_patch(case, task, 32)
     assert p is not None and p.coverage == pytest.approx(32 ** 3 / 50 ** 3)
+
+
+def test_target_lost_to_resampling_is_reported(tmp_path):
+    root = write_sample_msd(tmp_path, n_cases=2)
+    p = root / "labelsTr" / "sample_001.nii.gz"
+    img = nib.load(p)
+    lab = np.asarray(img.dataobj).copy()
+    lab[lab == 2] = 0
+    lab[3, 3, 3] = 2  # one 2 mm voxel of class 2: nearest resampling to 4 mm can miss it
+    write_nifti(p, lab, img.affine)
+    ds = open_dataset(root)
+    task = ds.tasks()[1]
+    cfg = {"data": {"spacing": 4.0, "patch_size": 16}}
+    with pytest.warns(UserWarning, match="sample_001 vanished when resampled"):
+        patches = pp.task_patches(ds, task, cfg, cache_dir=tmp_path / "cache")
+    assert [q.case_id for q in patches] == ["sample_000"]

@@ -59,6 +59,8 @@ class CaseData:
         label: int32 ``(X, Y, Z)``, values are the dataset's label values.
         affine: ``(4, 4)`` voxel-to-world (mm) matrix shared by image and label.
         spacing: voxel size in mm.
+        present_before_resampling: label values present in the file's own grid (set by
+            preprocessing, so that a structure lost to resampling is reported).
     """
 
     case_id: str
@@ -66,6 +68,7 @@ class CaseData:
     label: np.ndarray
     affine: np.ndarray
     spacing: tuple[float, float, float] = field(default=(1.0, 1.0, 1.0))
+    present_before_resampling: frozenset[int] = field(default=frozenset())
 
 
 class Dataset:

@@ -39,7 +39,7 @@ from hyperkit.errors import ConfigError
 __all__ = ["DataConfig", "TaskPatch", "default_cache_dir", "resample_case", "normalise_channel", "preprocess_case",
            "crop_centred", "extract_patch", "dataset_patches", "task_patches"]
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 # nibabel affines map voxels to RAS+ world coordinates (L->R, P->A, I->S)
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -165,7 +165,8 @@ def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: 
     """Steps 1-3 for one case (all channels, all labels), cached on disk.
 
     Returns:
-        image float32 ``(C, X', Y', Z')`` normalised, label int32 ``(X', Y', Z')`` on the RAS grid.
+        image float32 ``(C, X', Y', Z')`` normalised, label int32 ``(X', Y', Z')`` on the RAS grid,
+        and the label values present before resampling.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key_src = json.dumps({"v": _CACHE_VERSION, "cfg": cfg.key(), "channels": dataset.channels,
@@ -174,17 +175,19 @@ def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: 
     path = cache / f"{dataset.layout}-{dataset.name}-{case_id}-{key}.npz"
     if path.is_file():
         with np.load(path) as z:
-            return CaseData(case_id, z["image"], z["label"], z["affine"], tuple(z["spacing"].tolist()))
+            return CaseData(case_id, z["image"], z["label"], z["affine"], tuple(z["spacing"].tolist()),
+                            frozenset(z["present"].tolist()))
     raw = dataset.load_case(case_id)
     res = resample_case(raw, cfg.spacing)
     image = np.stack([normalise_channel(res.image[c], ch, cfg) for c, ch in enumerate(dataset.channels)])
-    out = CaseData(case_id, image, res.label, res.affine, res.spacing)
+    present = frozenset(int(v) for v in np.unique(raw.label) if v != 0)
+    out = CaseData(case_id, image, res.label, res.affine, res.spacing, present)
     cache.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp.npz")
     os.close(fd)
     label_dtype = np.uint8 if out.label.max(initial=0) < 256 else np.int32
     np.savez(tmp, image=out.image, label=out.label.astype(label_dtype), affine=out.affine,
-             spacing=np.asarray(out.spacing))
+             spacing=np.asarray(out.spacing), present=np.asarray(sorted(present), dtype=np.int32))
     os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache entry
     return out
 
@@ -268,7 +271,7 @@ def dataset_patches(dataset: Dataset, tasks: Iterable[Task], cfg: Mapping[str, A
             patch = extract_patch(case, task, dcfg.patch_size)
             if patch is not None:
                 out[task.task_id].append(patch)
-            elif task.label_value in dataset.present_labels(dataset.case(cid)):
+            elif task.label_value in case.present_before_resampling:
                 warnings.warn(f"{task.task_id}: target of case {cid} vanished when resampled to "
                               f"{dcfg.spacing} mm", stacklevel=2)
     return out

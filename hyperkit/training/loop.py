@@ -42,7 +42,7 @@ from hyperkit.training.config import TrainConfig
 from hyperkit.training.episodes import Episode, TaskBank, episode_generator
 from hyperkit.errors import ConfigError, HyperkitError
 
-__all__ = ["TrainResult", "train", "one_shot_validation", "episode_loss", "read_jsonl"]
+__all__ = ["TrainResult", "train", "ensure_trained", "run_state", "one_shot_validation", "episode_loss", "training_step", "read_jsonl"]
 
 
 @dataclass
@@ -152,6 +152,34 @@ def one_shot_validation(model: HyperUNet, bank: TaskBank, n_queries: int, device
     return {"dice": sum(per_task.values()) / len(per_task), "per_task": per_task}
 
 
+def training_step(net: nn.Module, opt: torch.optim.Optimizer, sched: Any, bank: TaskBank, tcfg: TrainConfig,
+                  generator: torch.Generator, augment: Any, device: torch.device, rank: int = 0,
+                  world: int = 1) -> tuple[dict[str, float], float, list[str]]:
+    """One episode of Algorithm 1: sample B tasks, augment, generate + segment, AdamW step, lr decay.
+
+    Every random choice comes from ``generator``. Under DDP each rank computes its share of
+    the tasks; DDP averages the gradients.
+
+    Returns:
+        This rank's loss parts, the learning rate used, and the episode's task ids.
+    """
+    ep = bank.sample(tcfg.tasks_per_episode, generator)
+    if augment is not None:
+        seeds = torch.randint(2 ** 31, (len(ep.task_ids), 2), generator=generator).tolist()
+        for i, (s1, s2) in enumerate(seeds):
+            ep.support_images[i, 0], ep.support_masks[i, 0] = augment_pair(
+                augment, ep.support_images[i, 0], ep.support_masks[i, 0], s1)
+            ep.query_images[i, 0], ep.query_masks[i, 0] = augment_pair(
+                augment, ep.query_images[i, 0], ep.query_masks[i, 0], s2)
+    loss, parts = episode_loss(net, ep.shard(rank, world), tcfg.beta, generator, device, tcfg.amp)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    lr = sched.get_last_lr()[0]
+    sched.step()
+    return parts, lr, ep.task_ids
+
+
 # ---------------------------------------------------------------------------------- the loop
 def _checkpoint(model: HyperUNet, opt: torch.optim.Optimizer, sched: Any, state: dict[str, Any],
                 cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -202,6 +230,8 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
+    else:
+        torch.set_flush_denormal(True)  # denormal floats slow CPU kernels by orders of magnitude
     if tcfg.tasks_per_episode < world:
         raise ConfigError(f"train.tasks_per_episode={tcfg.tasks_per_episode} is smaller than the "
                           f"{world} processes; each rank needs at least one task")
@@ -294,20 +324,7 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
             episode += 1
             t0 = time.perf_counter()
             g = episode_generator(seed, episode)
-            ep = train_bank.sample(tcfg.tasks_per_episode, g)
-            if augment is not None:
-                seeds = torch.randint(2 ** 31, (len(ep.task_ids), 2), generator=g).tolist()
-                for i, (s1, s2) in enumerate(seeds):
-                    ep.support_images[i, 0], ep.support_masks[i, 0] = augment_pair(
-                        augment, ep.support_images[i, 0], ep.support_masks[i, 0], s1)
-                    ep.query_images[i, 0], ep.query_masks[i, 0] = augment_pair(
-                        augment, ep.query_images[i, 0], ep.query_masks[i, 0], s2)
-            loss, parts = episode_loss(net, ep.shard(rank, world), tcfg.beta, g, dev, tcfg.amp)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            lr = sched.get_last_lr()[0]
-            sched.step()
+            parts, lr, task_ids = training_step(net, opt, sched, train_bank, tcfg, g, augment, dev, rank, world)
             if world > 1:
                 t = torch.tensor([parts["loss"], parts["loss_support"], parts["loss_query"]], device=dev)
                 dist.all_reduce(t)
@@ -317,7 +334,7 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
             if rank == 0:
                 _append(metrics_path, {"episode": episode, **{k: round(v, 6) for k, v in parts.items()},
                                        "lr": lr, "wall_seconds": round(state["wall_seconds"], 3),
-                                       "tasks": ep.task_ids})
+                                       "tasks": task_ids})
             if episode % tcfg.val_every == 0 or episode == total:
                 last_val = validate(episode)
                 if state["bad_validations"] >= tcfg.patience:
@@ -338,3 +355,37 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
         raise KeyboardInterrupt(f"stopped after episode {episode}; continue with --resume")
     return TrainResult(run, state["episode"], state["best_dice"], state["best_episode"], state["first_dice"],
                        state["stopped_early"], model)
+
+
+def run_state(run_dir: str | Path) -> dict[str, Any] | None:
+    """The saved state of a run (``last.pt``), or ``None`` when there is none."""
+    path = Path(run_dir) / "last.pt"
+    if not path.is_file():
+        return None
+    ck = load_checkpoint(path)
+    return {"config": ck["config"], **ck["state"]}
+
+
+def ensure_trained(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
+                   episodes: int | None = None, seed: int | None = None, **kwargs: Any) -> TrainResult:
+    """Reuse a finished run with the same resolved config, resume an unfinished one, or train.
+
+    This is what the notebooks call: ``hyperkit train --profile quick --out RUN`` leaves a
+    run that a notebook with the same config picks up instead of training again. A run
+    folder whose config differs is refused (choose another folder), never overwritten.
+    """
+    tcfg = TrainConfig.from_config(cfg, episodes=episodes)
+    seed_ = int(cfg.get("seed", 0) if seed is None else seed)
+    resolved = {**dict(cfg), "seed": seed_, "train": tcfg.as_dict()}
+    state = run_state(run_dir)
+    if state is not None:
+        if state["config"] != resolved:
+            raise HyperkitError(f"{run_dir}: holds a run with another config; remove it or use another folder")
+        done = state["episode"] >= tcfg.episodes or state["stopped_early"]
+        if done:
+            model = HyperUNet.from_config(cfg["model"])
+            model.load_state_dict(load_checkpoint(Path(run_dir) / "best.pt")["model"])
+            return TrainResult(Path(run_dir), state["episode"], state["best_dice"], state["best_episode"],
+                               state["first_dice"], state["stopped_early"], model.eval())
+        return train(cfg, data_root, run_dir, episodes=episodes, seed=seed, resume=True, **kwargs)
+    return train(cfg, data_root, run_dir, episodes=episodes, seed=seed, **kwargs)

@@ -1,0 +1,133 @@
+"""Training throughput: task-episodes per second and peak memory of Algorithm 1's step.
+
+One "task-episode" is one task's support and query: generate, segment both, loss,
+backward. The timed step is the kit's own ``training_step`` (sampling, MONAI
+augmentation, the batched generate/segment pass, Dice+BCE, AdamW, lr decay) on a
+synthetic task bank of sphere cases at the profile's patch size, so numbers compare
+across batch sizes and machines. Peak memory: CUDA ``max_memory_allocated``; CPU the
+resident-set high-water mark (``VmHWM``) of the process.
+
+Also prints the learning curve of a run folder (``--run DIR``): validation Dice against
+episodes and wall time.
+
+Examples::
+
+    python benchmarks/train_bench.py --profiles quick --episodes 10
+    python benchmarks/train_bench.py --profiles paper --episodes 2 --warmup 1 --tasks 1
+    python benchmarks/train_bench.py --device cuda --profiles quick paper --episodes 10
+    python benchmarks/train_bench.py --run runs/train-quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from hyperkit.config import load_profile
+from hyperkit.model import HyperUNet
+from hyperkit.training.augment import build_augment
+from hyperkit.training.config import TrainConfig
+from hyperkit.training.episodes import TaskBank, episode_generator
+from hyperkit.training.loop import training_step
+
+
+def sphere_bank(side: int, n_tasks: int = 4, n_cases: int = 3) -> TaskBank:
+    """Synthetic tasks: each case a bright sphere (task-specific radius) in noise."""
+    g = torch.Generator().manual_seed(0)
+    grid = torch.stack(torch.meshgrid(*(torch.arange(side),) * 3, indexing="ij"), -1).float()
+    images, masks, ids = {}, {}, {}
+    for t in range(n_tasks):
+        imgs, msks = [], []
+        for _ in range(n_cases):
+            centre = side / 2 + torch.randint(-side // 8, side // 8 + 1, (3,), generator=g)
+            m = ((grid - centre).norm(dim=-1) < side * (0.1 + 0.05 * t)).float()[None]
+            imgs.append(torch.randn(m.shape, generator=g) + 2 * m)
+            msks.append(m)
+        images[f"t{t}"], masks[f"t{t}"] = torch.stack(imgs), torch.stack(msks)
+        ids[f"t{t}"] = [f"c{i}" for i in range(n_cases)]
+    return TaskBank(images, masks, ids)
+
+
+def _peak_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(profile: str, device: str, episodes: int, warmup: int, tasks: int | None) -> dict:
+    dev = torch.device(device)
+    cfg = load_profile(profile)
+    tcfg = TrainConfig.from_config(cfg, tasks_per_episode=tasks)
+    side = cfg["data"]["patch_size"]
+    torch.manual_seed(0)
+    model = HyperUNet.from_config(cfg["model"]).to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=tcfg.gamma)
+    bank = sphere_bank(side, n_tasks=max(4, tcfg.tasks_per_episode))
+    augment = build_augment() if tcfg.augment else None
+    times = []
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    for e in range(warmup + episodes):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        training_step(model, opt, sched, bank, tcfg, episode_generator(0, e), augment, dev)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        if e >= warmup:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"profile": profile, "device": device, "side": side, "B": tcfg.tasks_per_episode,
+            "median_s": med, "task_episodes_per_s": tcfg.tasks_per_episode / med, "peak_mib": _peak_mib(dev),
+            "n": len(times), "amp": bool(tcfg.amp and dev.type == "cuda")}
+
+
+def curve(run: Path) -> None:
+    rows = [json.loads(x) for x in (run / "validation.jsonl").read_text().splitlines() if x.strip()]
+    print(f"\nLearning curve of {run} (one-shot Dice on validation tasks never trained on):\n")
+    print("| episode | wall time (min) | mean val Dice |")
+    print("|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['episode']} | {r['wall_seconds'] / 60:.1f} | {r['dice']:.3f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profiles", nargs="+", default=["quick"])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--episodes", type=int, default=10, help="timed episodes")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--tasks", type=int, default=None, help="tasks per episode (default: the profile's)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--run", type=Path, default=None, help="print the learning curve of this run folder")
+    args = ap.parse_args()
+    if args.run is not None:
+        curve(args.run)
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
+    print(f"torch {torch.__version__}, {dev_name}, {torch.get_num_threads()} threads, "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+    print("| profile | device | patch | B | amp | median s / episode | task-episodes / s | peak MiB | episodes |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|")
+    for p in args.profiles:
+        r = measure(p, args.device, args.episodes, args.warmup, args.tasks)
+        print(f"| {r['profile']} | {r['device']} | {r['side']}^3 | {r['B']} | {r['amp']} | {r['median_s']:.3f} | "
+              f"{r['task_episodes_per_s']:.2f} | {r['peak_mib']:,.0f} | {r['n']} |", flush=True)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
