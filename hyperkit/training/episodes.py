@@ -43,6 +43,11 @@ class Episode:
     query_images: Tensor
     query_masks: Tensor
 
+    def to(self, device: torch.device | str) -> "Episode":
+        """The same episode with its tensors on ``device``."""
+        return Episode(self.task_ids, self.support_images.to(device), self.support_masks.to(device),
+                       self.query_images.to(device), self.query_masks.to(device))
+
     def shard(self, rank: int, world: int) -> "Episode":
         """This rank's share of the tasks (tasks ``rank, rank + world, ...``)."""
         sl = slice(rank, None, world)

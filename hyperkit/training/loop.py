@@ -163,7 +163,7 @@ def training_step(net: nn.Module, opt: torch.optim.Optimizer, sched: Any, bank: 
     Returns:
         This rank's loss parts, the learning rate used, and the episode's task ids.
     """
-    ep = bank.sample(tcfg.tasks_per_episode, generator)
+    ep = bank.sample(tcfg.tasks_per_episode, generator).to(device)  # augment where the model runs
     if augment is not None:
         seeds = torch.randint(2 ** 31, (len(ep.task_ids), 2), generator=generator).tolist()
         for i, (s1, s2) in enumerate(seeds):
@@ -229,6 +229,8 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
             device = "cpu"
     dev = torch.device(device)
     if dev.type == "cuda":
+        if dev.index is None:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(dev)
     else:
         torch.set_flush_denormal(True)  # denormal floats slow CPU kernels by orders of magnitude
