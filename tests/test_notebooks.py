@@ -41,7 +41,9 @@ from hyperkit.reproduce import NOTEBOOK_PATTERN, notebook_parameters
 #: (e.g. ``episodes``) and lists tiny values here so that the whole notebook
 #: suite stays within the CI budget (40 min on 2 cores, everything included).
 #: Example: {"04_episodic_training": {"episodes": 4, "eval_draws": 1}}
-NOTEBOOK_TEST_PARAMETERS: dict[str, dict[str, Any]] = {}
+NOTEBOOK_TEST_PARAMETERS: dict[str, dict[str, Any]] = {
+    "04_episodic_training": {"episodes": 3},
+}
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = Path(os.environ.get("HYPERKIT_NOTEBOOKS_DIR", REPO / "notebooks")).resolve()
