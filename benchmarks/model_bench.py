@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 t, mem = measure(p, section, args.device, side, args.repeats, args.warmup, args.threads)
                 rows.append((p, what, side, t, mem))
     if rows:
-        print(f"| profile | what | volume | device | median time (s) | peak memory (MiB) | repeats |")
+        print("| profile | what | volume | device | median time (s) | peak memory (MiB) | repeats |")
         print("|---|---|---|---|---:|---:|---:|")
         for p, what, side, t, mem in rows:
             print(f"| {p} | {what} | {side}^3 | {device.type} | {t:.3f} | {mem:,.0f} | {args.repeats} |")
