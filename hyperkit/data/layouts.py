@@ -130,7 +130,8 @@ class Dataset:
                 raise DataError(p, f"channel grid differs from {case.images[0].name} (shape {s} vs {shapes[0]})")
         return shapes[0], affines[0]
 
-    def _check_label_geometry(self, lpath: Path, lshape: tuple[int, ...], laff: np.ndarray,
+    @staticmethod
+    def _check_label_geometry(lpath: Path, lshape: tuple[int, ...], laff: np.ndarray,
                               ishape: tuple[int, ...], iaff: np.ndarray) -> None:
         if len(lshape) == 4 and lshape[3] != 1:
             raise DataError(lpath, f"label must be 3D, got a 4D shape {lshape}")
@@ -329,29 +330,25 @@ class TotalSegDataset(Dataset):
         labels = {i + 1: n for i, n in enumerate(structures)}
         return cls(root, root.name, ["CT"], labels, cases)
 
+    def _read_structure(self, path: Path, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
+        """One structure's mask ``(X, Y, Z)``, checked: on the image's grid and binary."""
+        mask, maff = read_label(path)
+        self._check_label_geometry(path, mask.shape, maff, shape, affine)
+        if mask.max(initial=0) > 1:
+            raise DataError(path, f"structure mask must be binary, found values {sorted(np.unique(mask))[:6]}")
+        return mask
+
     def present_labels(self, case: Case) -> set[int]:
         ishape, iaff = self._image_headers(case)
-        present = set()
-        for value, (name, path) in enumerate(case.structures, start=1):
-            hdr = load_header(path)
-            self._check_label_geometry(path, tuple(hdr.shape), hdr.affine, ishape, iaff)
-            mask, _ = read_label(path)
-            if mask.max(initial=0) > 1:
-                raise DataError(path, f"structure mask must be binary, found values {sorted(np.unique(mask))[:6]}")
-            if mask.any():
-                present.add(value)
-        return present
+        return {value for value, (_, path) in enumerate(case.structures, start=1)
+                if self._read_structure(path, ishape, iaff).any()}
 
     def load_case(self, case: Case | str) -> CaseData:
         case = self.case(case) if isinstance(case, str) else case
         image, affine = self._load_image(case)
         label = np.zeros(image.shape[1:], dtype=np.int32)
-        for value, (name, path) in enumerate(case.structures, start=1):
-            mask, maff = read_label(path)
-            self._check_label_geometry(path, mask.shape, maff, image.shape[1:], affine)
-            if mask.max(initial=0) > 1:
-                raise DataError(path, f"structure mask must be binary, found values {sorted(np.unique(mask))[:6]}")
-            label[mask > 0] = value
+        for value, (_, path) in enumerate(case.structures, start=1):
+            label[self._read_structure(path, image.shape[1:], affine) > 0] = value
         return CaseData(case.case_id, image, label, affine, spacing_of(affine))
 
 

@@ -42,7 +42,7 @@ from hyperkit.training.config import TrainConfig
 from hyperkit.training.episodes import Episode, TaskBank, episode_generator
 from hyperkit.errors import ConfigError, HyperkitError
 
-__all__ = ["TrainResult", "train", "ensure_trained", "run_state", "one_shot_validation", "episode_loss", "training_step", "read_jsonl"]
+__all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "one_shot_validation", "episode_loss", "training_step", "read_jsonl"]
 
 
 @dataclass
@@ -180,6 +180,21 @@ def training_step(net: nn.Module, opt: torch.optim.Optimizer, sched: Any, bank: 
     return parts, lr, ep.task_ids
 
 
+def resolve_run_config(cfg: Mapping[str, Any], episodes: int | None = None,
+                       seed: int | None = None) -> tuple[TrainConfig, int, dict[str, Any]]:
+    """The checked train section, the seed, and the resolved config a run records and compares."""
+    tcfg = TrainConfig.from_config(cfg, episodes=episodes)
+    seed = int(cfg.get("seed", 0) if seed is None else seed)
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
+    return tcfg, seed, {**dict(cfg), "seed": seed, "train": tcfg.as_dict()}
+
+
+def _without_episodes(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved config minus ``train.episodes`` (a resume may extend a run)."""
+    return {**resolved, "train": {k: v for k, v in resolved["train"].items() if k != "episodes"}}
+
+
 # ---------------------------------------------------------------------------------- the loop
 def _checkpoint(model: HyperUNet, opt: torch.optim.Optimizer, sched: Any, state: dict[str, Any],
                 cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,11 +230,7 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
         ConfigError: bad config values; HyperkitError: a run folder that would be overwritten
         without ``resume``, or a resume whose config differs.
     """
-    tcfg = TrainConfig.from_config(cfg, episodes=episodes)
-    seed = int(cfg.get("seed", 0) if seed is None else seed)
-    if seed < 0:
-        raise ConfigError(f"seed must be >= 0, got {seed}")
-    resolved = {**dict(cfg), "seed": seed, "train": tcfg.as_dict()}
+    tcfg, seed, resolved = resolve_run_config(cfg, episodes, seed)
     run = Path(run_dir)
     rank, world = _dist_info()
     if device is None:
@@ -267,10 +278,7 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
     metrics_path, val_path = run / "metrics.jsonl", run / "validation.jsonl"
     if resume:
         ck = load_checkpoint(last_path, map_location=dev)
-        saved = {k: v for k, v in ck["config"].items() if k != "train"}
-        now = {k: v for k, v in resolved.items() if k != "train"}
-        if saved != now or {k: v for k, v in ck["config"]["train"].items() if k != "episodes"} != \
-                {k: v for k, v in resolved["train"].items() if k != "episodes"}:
+        if _without_episodes(ck["config"]) != _without_episodes(resolved):
             raise HyperkitError(f"{last_path}: saved config differs from this run's config; resume with the "
                                 "same profile, seed and overrides")
         model.load_state_dict(ck["model"])
@@ -376,9 +384,7 @@ def ensure_trained(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str |
     run that a notebook with the same config picks up instead of training again. A run
     folder whose config differs is refused (choose another folder), never overwritten.
     """
-    tcfg = TrainConfig.from_config(cfg, episodes=episodes)
-    seed_ = int(cfg.get("seed", 0) if seed is None else seed)
-    resolved = {**dict(cfg), "seed": seed_, "train": tcfg.as_dict()}
+    tcfg, _, resolved = resolve_run_config(cfg, episodes, seed)
     state = run_state(run_dir)
     if state is not None:
         if state["config"] != resolved:
