@@ -19,12 +19,15 @@ from hyperkit import __version__
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-# sub-command -> module with register(subparsers)
+# sub-command -> module with register(subparsers) (one module may add several)
 COMMANDS: dict[str, str] = {
     "tasks": "hyperkit.data.cli",
     "phantoms": "hyperkit.phantoms.cli",
     "reproduce": "hyperkit.reproduce",
     "train": "hyperkit.training.cli",
+    "evaluate": "hyperkit.evaluation.cli",
+    "generate": "hyperkit.inference.cli",
+    "segment": "hyperkit.inference.cli",
 }
 
 
@@ -35,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hyperkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in COMMANDS.values():
+    for module in dict.fromkeys(COMMANDS.values()):  # a module may register several commands
         importlib.import_module(module).register(sub)
     return parser
 

@@ -18,7 +18,7 @@ import yaml
 
 from hyperkit.errors import ConfigError
 
-__all__ = ["PROFILES", "load_profile", "merge_config", "parse_override", "dump_config"]
+__all__ = ["PROFILES", "load_profile", "merge_config", "parse_override", "combine_overrides", "dump_config"]
 
 PROFILES: tuple[str, ...] = ("quick", "paper")
 
@@ -61,6 +61,19 @@ def parse_override(text: str) -> dict[str, Any]:
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
+    return out
+
+
+def combine_overrides(texts: list[str] | None) -> dict[str, Any]:
+    """Several ``a.b=v`` overrides (``--set``) as one nested mapping (later ones win)."""
+    def union(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+        for k, v in b.items():
+            a[k] = union(dict(a.get(k, {})), v) if isinstance(v, Mapping) and isinstance(a.get(k), dict) else v
+        return a
+
+    out: dict[str, Any] = {}
+    for text in texts or []:
+        out = union(out, parse_override(text))
     return out
 
 

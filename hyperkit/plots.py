@@ -8,7 +8,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-__all__ = ["to_volume", "mask_centre", "show_triplanar", "label_colormap", "plot_training_curves"]
+__all__ = ["to_volume", "mask_centre", "show_triplanar", "show_contours", "label_colormap", "plot_training_curves",
+           "plot_method_bars", "FIGURE2_COLOURS"]
+
+#: the paper's Figure 2 colours: ground truth red, Hyper U-Net blue, Conv U-Net green
+FIGURE2_COLOURS = {"ground truth": "red", "Hyper U-Net": "blue", "Conv U-Net": "lime"}
 
 _VIEWS = ("axial", "coronal", "sagittal")
 
@@ -97,6 +101,75 @@ def show_triplanar(image: Any, mask: Any = None, *, title: str | None = None, ax
             axes[0].set_ylabel(title, fontsize=9)
     if ax_row is None:
         fig.tight_layout()
+    return fig
+
+
+def show_contours(image: Any, masks: dict[str, Any], *, title: str | None = None,
+                  ax_row: Sequence[Any] | None = None, colours: dict[str, str] | None = None,
+                  center: Sequence[int] | None = None) -> plt.Figure:
+    """Tri-planar slices with several binary masks drawn as coloured outlines (paper Figure 2).
+
+    Args:
+        image: ``(X, Y, Z)`` volume, RAS voxel order.
+        masks: ``name -> (X, Y, Z)`` binary masks on the image's grid; the first one (the
+            ground truth) chooses the slices unless ``center`` is given.
+        title: row label (or figure title).
+        ax_row: three axes to draw into; a new figure otherwise.
+        colours: ``name -> colour`` (default :data:`FIGURE2_COLOURS`, then a cycle).
+
+    Returns:
+        The matplotlib Figure.
+    """
+    img = to_volume(image)
+    vols = {k: to_volume(v) > 0.5 for k, v in masks.items()}
+    for k, v in vols.items():
+        if v.shape != img.shape:
+            raise ValueError(f"mask {k!r} shape {v.shape} does not match image shape {img.shape}")
+    first = next(iter(vols.values()), None)
+    c = tuple(int(v) for v in center) if center is not None else mask_centre(first, img.shape)
+    fig = show_triplanar(img, None, title=title, ax_row=ax_row, center=c)
+    axes = list(ax_row) if ax_row is not None else fig.axes[:3]
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {**FIGURE2_COLOURS, **(colours or {})}
+    for i, (name, vol) in enumerate(vols.items()):
+        colour = colours.get(name, cycle[i % len(cycle)])
+        for ax, sl in zip(axes, _slices(vol.astype(np.uint8), c)):
+            if sl.any():
+                ax.contour(sl, levels=[0.5], colors=[colour], linewidths=1.2)
+        axes[0].plot([], [], color=colour, label=name)
+    if ax_row is None:
+        axes[0].legend(loc="lower left", fontsize=7, frameon=True)
+    return fig
+
+
+def plot_method_bars(kit: dict[str, dict[str, float]], paper: dict[str, dict[str, float]] | None = None, *,
+                     metric: str = "DSC", title: str | None = None, ax: Any = None) -> plt.Figure:
+    """Grouped bars: one group per target, one bar per method; the paper's values as black ticks.
+
+    Args:
+        kit: ``target -> method -> value`` measured by the kit.
+        paper: the same for the paper's published values (drawn as markers, labelled "paper").
+        metric: axis label.
+    """
+    targets = list(kit)
+    methods = list(dict.fromkeys(m for t in targets for m in kit[t]))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.3 * len(targets) + 2, 3.2))
+    fig = ax.figure
+    width = 0.8 / max(len(methods), 1)
+    for j, m in enumerate(methods):
+        xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(targets))]
+        ax.bar(xs, [kit[t].get(m, np.nan) for t in targets], width, label=m)
+        if paper:
+            ax.scatter(xs, [paper.get(t, {}).get(m, np.nan) for t in targets], marker="_", s=120, color="k",
+                       label="paper" if j == 0 else None, zorder=3)
+    ax.set_xticks(range(len(targets)), [t.replace("_", " ") for t in targets], rotation=20, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7, ncol=3, loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
     return fig
 
 

@@ -375,7 +375,7 @@ def run_notebooks(
     notebooks_dir: str | Path | None,
     out_dir: str | Path,
     profile: str | Path = "quick",
-    timeout: float = 1800,
+    timeout: float = 3600,
     only: Iterable[str] | str | None = None,
     parameters: Mapping[str, Any] | None = None,
     *,
@@ -491,8 +491,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="quick (default), paper, or a YAML profile file")
     parser.add_argument("--out", type=Path, default=None,
                         help="shared output folder (default: runs/reproduce-<profile>)")
-    parser.add_argument("--timeout", type=float, default=1800, metavar="SECONDS",
-                        help="time allowed per cell (default: 1800)")
+    parser.add_argument("--timeout", type=float, default=3600, metavar="SECONDS",
+                        help="time allowed per cell (default: 3600; notebook 05 trains the baselines in one cell)")
     parser.add_argument("--only", default=None, metavar="LIST",
                         help="comma-separated notebooks to run: numbers (00,01) or names")
     parser.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE",

@@ -9,7 +9,7 @@ import numpy as np
 
 from hyperkit.plots import label_colormap, to_volume
 
-__all__ = ["slice_browser"]
+__all__ = ["slice_browser", "one_shot_panel"]
 
 _AXES = {"axial": 2, "coronal": 1, "sagittal": 0}
 
@@ -67,3 +67,56 @@ def slice_browser(image: Any, mask: Any = None, *, title: str = "") -> Any:
         control.observe(draw, names="value")
     draw()
     return w.VBox([view, w.HBox([index, alpha]), out])
+
+
+def one_shot_panel(hyper: Any, bank: Any, *, adapt_lr: float | None = None) -> Any:
+    """Pick a held-out task, a support case and a query case; generate a U-Net and browse its prediction.
+
+    The label overlay of the browser: 1 = ground truth only (missed), 2 = prediction only
+    (false positive), 3 = both (hit).
+
+    Args:
+        hyper: a trained :class:`~hyperkit.model.hypernet.HyperUNet` (eval mode).
+        bank: a :class:`~hyperkit.training.episodes.TaskBank` of held-out tasks.
+        adapt_lr: learning rate of the gradient step after generation (``None``: no step).
+
+    Returns:
+        An ``ipywidgets.VBox``.
+    """
+    import ipywidgets as w
+    import torch
+
+    from hyperkit.evaluation.protocol import one_shot_model
+    from hyperkit.metrics import dice, nsd
+
+    task = w.Dropdown(options=bank.task_ids, description="task", layout=w.Layout(width="520px"))
+    support = w.Dropdown(description="support")
+    query = w.Dropdown(description="query")
+    button = w.Button(description="generate U-Net", button_style="primary")
+    out = w.Output()
+
+    def on_task(*_: Any) -> None:
+        ids = bank.case_ids[task.value]
+        support.options = [(c, i) for i, c in enumerate(ids)]
+        query.options = [(c, i) for i, c in enumerate(ids)]
+        support.value, query.value = 0, 1 if len(ids) > 1 else 0
+
+    def on_generate(*_: Any) -> None:
+        t, s, q = task.value, support.value, query.value
+        imgs, msks = bank.images[t], bank.masks[t]
+        with out:
+            out.clear_output(wait=True)
+            unet = one_shot_model("hyper_unet", hyper, imgs[s:s + 1], msks[s:s + 1], adapt_lr, None)
+            with torch.no_grad():
+                pred = (unet(imgs[q:q + 1])[0] > 0).float()
+            gt = msks[q]
+            print(f"support {bank.case_ids[t][s]} -> query {bank.case_ids[t][q]}: "
+                  f"DSC {dice(pred, gt):.3f}, NSD@2mm {nsd(pred, gt, bank.spacing, 2.0):.3f}")
+            from IPython.display import display
+
+            display(slice_browser(imgs[q], (gt + 2 * pred).long(), title=t.split("/")[-1]))
+
+    task.observe(on_task, names="value")
+    button.on_click(on_generate)
+    on_task()
+    return w.VBox([task, w.HBox([support, query, button]), out])

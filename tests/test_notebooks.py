@@ -43,6 +43,8 @@ from hyperkit.reproduce import NOTEBOOK_PATTERN, notebook_parameters
 #: Example: {"04_episodic_training": {"episodes": 4, "eval_draws": 1}}
 NOTEBOOK_TEST_PARAMETERS: dict[str, dict[str, Any]] = {
     "04_episodic_training": {"episodes": 3},
+    # reuses 04's 3-episode run; one support draw; baselines trained for 2 steps
+    "05_one_shot": {"episodes": 3, "draws": 1, "baseline_steps": 2},
 }
 
 REPO = Path(__file__).resolve().parents[1]

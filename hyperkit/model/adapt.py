@@ -34,7 +34,8 @@ def segmentation_loss(logits: Tensor, masks: Tensor) -> Tensor:
     return _LOSS(logits, masks.to(logits.dtype))
 
 
-def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float) -> tuple[float, float]:
+def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float,
+                  loss_after: bool = True) -> tuple[float, float]:
     """One SGD step of ``unet`` on its support: ``θ ← θ − lr · ∇θ L_seg(unet(image), mask)``.
 
     Every trainable parameter of ``unet`` is updated (it owns them all); nothing
@@ -44,11 +45,12 @@ def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float) -> tu
         unet: a generated :class:`~hyperkit.model.unet.UNet3D` (or any 1-logit segmenter).
         image: ``(K, 1, D, H, W)`` support images (or ``(1, D, H, W)`` for one case).
         mask: binary masks of the same shape.
-        lr: learning rate η > 0 (profile: ``model.adapt_lr``).
+        lr: learning rate η > 0 (profile: ``evaluate.adapt_lr``).
+        loss_after: also compute the support loss after the step (one more forward pass
+            without gradients); when False it is returned as NaN.
 
     Returns:
-        ``(loss_before, loss_after)`` on the support; the second costs one more
-        forward pass without gradients.
+        ``(loss_before, loss_after)`` on the support.
 
     Examples:
         >>> before, after = gradient_step(unet, image, mask, lr=0.1)
@@ -68,5 +70,5 @@ def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float) -> tu
     with torch.no_grad():
         for p, g in zip(params, grads):
             p.sub_(lr * g)
-        after = segmentation_loss(unet(image), mask)
-    return loss.item(), after.item()
+        after = segmentation_loss(unet(image), mask).item() if loss_after else float("nan")
+    return loss.item(), after

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from hyperkit.errors import HyperkitError
+from hyperkit.errors import ConfigError, HyperkitError
 
-__all__ = ["save_atomic", "load_checkpoint", "CHECKPOINT_KIND"]
+if TYPE_CHECKING:
+    from hyperkit.model.hypernet import HyperUNet
+
+__all__ = ["save_atomic", "read_torch_file", "load_checkpoint", "load_hypernet", "CHECKPOINT_KIND"]
 
 #: marker stored in every hypernetwork checkpoint of the kit
 CHECKPOINT_KIND = "hyperkit/hyperunet-checkpoint/v1"
@@ -36,6 +39,23 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def read_torch_file(path: str | Path, what: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors naming ``what`` was expected.
+
+    Raises:
+        FileNotFoundError: no such file.
+        HyperkitError: not a torch file, or one that needs more than plain tensors and containers.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: {what} not found")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle, zip and weights-only errors all mean "not a file we can read"
+        detail = " ".join(str(exc).split())[:200]
+        raise HyperkitError(f"{p}: not a readable {what} ({type(exc).__name__}: {detail})") from exc
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a kit checkpoint safely (``weights_only=True``) and check what it is.
 
@@ -44,12 +64,39 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         HyperkitError: not a torch file, or not a hyperkit hypernetwork checkpoint.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: checkpoint not found")
-    try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:  # pickle, zip and weights-only errors all mean "not a checkpoint we can read"
-        raise HyperkitError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from exc
+    obj = read_torch_file(p, "checkpoint", map_location)
     if not isinstance(obj, dict) or obj.get("kind") != CHECKPOINT_KIND:
         raise HyperkitError(f"{p}: not a hyperkit hypernetwork checkpoint (kind {obj.get('kind') if isinstance(obj, dict) else type(obj).__name__!r})")
     return obj
+
+
+def load_hypernet(path: str | Path, profile: str | None = None,
+                  map_location: str | Any = "cpu") -> tuple["HyperUNet", dict[str, Any]]:
+    """A trained hypernetwork (eval mode) and the resolved config it was trained with.
+
+    Args:
+        path: a run's ``best.pt`` or ``last.pt``.
+        profile: when given (``"quick"``, ``"paper"`` or a YAML path), the checkpoint's
+            ``data`` and ``model`` sections must equal that profile's.
+        map_location: device to load the tensors to.
+
+    Raises:
+        FileNotFoundError, HyperkitError: as :func:`load_checkpoint`.
+        ConfigError: the checkpoint was trained with another profile than ``profile``.
+    """
+    from hyperkit.config import load_profile
+    from hyperkit.model.hypernet import HyperUNet
+
+    ck = load_checkpoint(path, map_location)
+    cfg = dict(ck["config"])
+    if profile is not None:
+        want = load_profile(profile)
+        diff = [f"{sec}.{k}: checkpoint {cfg[sec].get(k)!r}, profile {want[sec].get(k)!r}"
+                for sec in ("data", "model") for k in sorted(set(cfg[sec]) | set(want[sec]))
+                if cfg[sec].get(k) != want[sec].get(k)]
+        if diff:
+            raise ConfigError(f"{path}: trained with profile {cfg.get('name')!r}, not {profile!r} "
+                              f"({'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''})")
+    model = HyperUNet.from_config(cfg["model"])
+    model.load_state_dict(ck["model"])
+    return model.to(map_location).eval(), cfg

@@ -7,7 +7,7 @@ import os
 
 import torch.distributed as dist
 
-from hyperkit.config import load_profile, parse_override, merge_config
+from hyperkit.config import combine_overrides, load_profile
 from hyperkit.data.layouts import default_data_root
 
 __all__ = ["register"]
@@ -16,10 +16,7 @@ __all__ = ["register"]
 def _run(args: argparse.Namespace) -> int:
     from hyperkit.training.loop import train
 
-    overrides: dict = {}
-    for text in args.set or []:
-        overrides = merge_config(overrides, parse_override(text)) if overrides else parse_override(text)
-    cfg = load_profile(args.profile, overrides or None)
+    cfg = load_profile(args.profile, combine_overrides(args.set) or None)
     if args.episodes is not None and args.episodes <= 0:
         raise ValueError(f"--episodes must be a positive integer, got {args.episodes}")
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -84,7 +84,7 @@ class TaskBank:
     def from_datasets(cls, datasets: Sequence[Dataset], role: str, cfg: Mapping[str, Any],
                       split: dict[str, list[str]] | None = None, case_splits: Sequence[str] | None = None,
                       cache_dir: str | Path | None = None, progress: bool = False,
-                      min_cases: int = 2) -> "TaskBank":
+                      min_cases: int = 2, keep: Callable[[str], bool] | None = None) -> "TaskBank":
         """Load every task of ``role`` (``"train"``, ``"val"`` or ``"heldout"``).
 
         Args:
@@ -97,6 +97,7 @@ class TaskBank:
             cache_dir: preprocessing cache.
             progress: tqdm bars.
             min_cases: tasks with fewer present cases are dropped (recorded in ``dropped``).
+            keep: load only the tasks of ``role`` whose id it accepts (default: all).
         """
         images: dict[str, Tensor] = {}
         masks: dict[str, Tensor] = {}
@@ -106,7 +107,7 @@ class TaskBank:
         for ds in datasets:
             tasks = ds.tasks()
             roles = assign_roles([t.task_id for t in tasks], split)
-            chosen = [t for t in tasks if roles[t.task_id] == role]
+            chosen = [t for t in tasks if roles[t.task_id] == role and (keep is None or keep(t.task_id))]
             if not chosen:
                 continue
             cases = [c.case_id for c in ds.cases

@@ -187,7 +187,9 @@ def resolve_run_config(cfg: Mapping[str, Any], episodes: int | None = None,
     seed = int(cfg.get("seed", 0) if seed is None else seed)
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
-    return tcfg, seed, {**dict(cfg), "seed": seed, "train": tcfg.as_dict()}
+    # a run records the sections training reads; the evaluation section may change without retraining
+    kept = {k: v for k, v in cfg.items() if k != "evaluate"}
+    return tcfg, seed, {**kept, "seed": seed, "train": tcfg.as_dict()}
 
 
 def _without_episodes(resolved: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,116 @@
+"""One-shot quality and speed (issue 6): the protocol on the phantoms at a profile.
+
+Three parts, each a real evaluation run written under ``--out``:
+
+1. ``adapt-lr``: the learning rate of the gradient step (A.1), chosen on the
+   **validation** tasks (stomach, oesophagus, gallbladder, urinary bladder), never on
+   the held-out ones: one-shot Dice of the Hyper U-Net without the step and with each lr.
+2. ``speed``: the Hyper U-Net alone, then with Rand U-Net and "copy the support", on
+   every held-out task with the profile's draws; wall time of each.
+3. ``tables``: the ten targets of the paper's Tables 1-2 with all five methods, and
+   the checks of the issue: Hyper > Rand on every task; liver, spleen and heart DSC
+   against 0.7 and against copying the support mask; the ratio of Conv U-Net training
+   time (to its best validation) over Hyper U-Net generation + gradient step.
+
+Examples::
+
+    python benchmarks/one_shot_bench.py --checkpoint runs/quick/train-quick/best.pt \\
+        --data runs/quick/phantoms --out runs/bench-one-shot
+    python benchmarks/one_shot_bench.py ... --parts adapt-lr
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from hyperkit.data.layouts import discover_datasets
+from hyperkit.evaluation import METHODS, EvalConfig, evaluate, summarize
+from hyperkit.evaluation.config import protocol_for
+from hyperkit.evaluation.run import run_evaluation
+from hyperkit.evaluation.tables import table_tasks
+from hyperkit.training.checkpoint import load_hypernet
+from hyperkit.training.config import TrainConfig
+from hyperkit.training.episodes import TaskBank
+
+LRS = (None, 0.001, 0.003, 0.01, 0.03, 0.1)
+
+
+def adapt_lr(args: argparse.Namespace) -> None:
+    hyper, cfg = load_hypernet(args.checkpoint)
+    tcfg = TrainConfig.from_config(cfg)
+    bank = TaskBank.from_datasets(discover_datasets(args.data), "val", cfg, case_splits=tcfg.val_splits)
+    base = protocol_for(cfg)
+    print(f"validation tasks: {len(bank)}, cases per task: {[len(v) for v in bank.case_ids.values()]}")
+    print(f"{'gradient step':>14s}  mean DSC  per task")
+    for lr in LRS:
+        ecfg = EvalConfig(**{**vars(base), "adapt": lr is not None, "adapt_lr": lr or base.adapt_lr})
+        out = args.out / f"adapt-lr-{lr or 'none'}.csv"
+        out.unlink(missing_ok=True)
+        rows, _ = evaluate(hyper, bank, ecfg, out, methods=["hyper_unet"], progress=False)
+        s = summarize(rows)
+        per = {t.split("/")[-1].split("@")[0]: round(s[(t, "hyper_unet")].dsc, 3) for t in bank.task_ids}
+        print(f"{str(lr or 'none'):>14s}  {statistics.fmean(per.values()):.3f}     {per}")
+
+
+def speed(args: argparse.Namespace) -> None:
+    for name, methods in (("hyper", ["hyper_unet"]), ("one-shot-all", ["hyper_unet", "rand_unet", "copy_support"])):
+        out = args.out / f"speed-{name}.csv"
+        for p in (out, out.with_suffix(".json"), out.with_suffix(".md")):
+            p.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        res = run_evaluation(args.checkpoint, args.data, out, methods=methods, progress=False)
+        wall = time.perf_counter() - t0
+        tasks = {r["task"] for r in res.rows}
+        print(f"{name:14s} {len(tasks)} held-out tasks x {res.protocol.draws} draws, methods {methods}: "
+              f"{wall:.0f} s wall ({wall / 60:.1f} min); {res.record['timings']}")
+
+
+def tables(args: argparse.Namespace) -> None:
+    out = args.out / "tables.csv"
+    t0 = time.perf_counter()
+    res = run_evaluation(args.checkpoint, args.data, out, tasks=["paper"], methods=list(METHODS),
+                         reuse=True, progress=True)
+    print(f"tables: {len(res.rows)} rows, {time.perf_counter() - t0:.0f} s this call "
+          f"({res.record['wall_seconds']:.0f} s when computed)")
+    print(res.tables)
+    s = res.summary
+    ids = {c: t for tab in ("table1_ct", "table2_mri") for c, t in table_tasks(tab, {t for t, _ in s}).items()}
+    print("\nHyper U-Net > Rand U-Net:")
+    for c, t in ids.items():
+        if t:
+            h, r = s[(t, "hyper_unet")].dsc, s[(t, "rand_unet")].dsc
+            print(f"  {c:20s} {h:.3f} vs {r:.3f}  {'yes' if h > r else 'NO'}")
+    print("large homogeneous targets (aim: DSC >= 0.7 and above copying the support mask):")
+    for c in ("liver", "spleen", "heart_bssfp"):
+        t = ids.get(c)
+        if t:
+            h, cp = s[(t, "hyper_unet")].dsc, s[(t, "copy_support")].dsc
+            print(f"  {c:20s} Hyper {h:.3f}  copy {cp:.3f}  >=0.7: {'yes' if h >= 0.7 else 'NO'}  "
+                  f"> copy: {'yes' if h > cp else 'NO'}")
+    print("timings:", json.dumps(res.record["timings"]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--parts", nargs="+", default=["adapt-lr", "speed", "tables"],
+                    choices=["adapt-lr", "speed", "tables"])
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_flush_denormal(True)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for part in args.parts:
+        print(f"\n== {part}")
+        {"adapt-lr": adapt_lr, "speed": speed, "tables": tables}[part](args)
+
+
+if __name__ == "__main__":
+    main()

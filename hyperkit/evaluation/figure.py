@@ -1,0 +1,82 @@
+"""Figure 2 of the paper: ground truth, Hyper U-Net and Conv U-Net contours on the same slices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+from hyperkit.evaluation.config import EvalConfig
+from hyperkit.evaluation.protocol import case_split, one_shot_model, support_draws, task_seed
+from hyperkit.evaluation.tables import TABLES, table_tasks
+from hyperkit.metrics import dice
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.plots import show_contours
+from hyperkit.training.episodes import TaskBank
+
+__all__ = ["FIGURE2_TARGETS", "figure2", "load_conv_models"]
+
+#: the four targets of the kit's Figure 2 (paper column names)
+FIGURE2_TARGETS: tuple[str, ...] = ("liver", "spleen", "heart_bssfp", "pancreas")
+
+
+def figure2(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, conv_models: dict[str, torch.nn.Module],
+            targets: Sequence[str] = FIGURE2_TARGETS, seed: int = 0) -> plt.Figure:
+    """One row per target: a test case with the three outlines, Dice in the row label.
+
+    The Hyper U-Net is the one of the first support draw of the evaluation (same seed, same
+    support, same gradient step); the Conv U-Net is the trained baseline; the case is the
+    first test case of the target's split that is not that support.
+
+    Args:
+        hyper: the trained hypernetwork.
+        bank: held-out patches containing the targets.
+        cfg: the evaluation's protocol.
+        conv_models: ``task id -> trained Conv U-Net``.
+        targets: paper column names; those without a task in ``bank`` or a Conv U-Net are skipped.
+        seed: the evaluation's seed.
+
+    Raises:
+        ValueError: none of ``targets`` can be drawn.
+    """
+    cols = {**{c: t for tab in TABLES for c, t in table_tasks(tab, bank.task_ids).items()}}
+    shown = [c for c in targets if cols.get(c) in conv_models]
+    if not shown:
+        raise ValueError(f"none of {list(targets)} has a held-out task with a trained Conv U-Net")
+    fig, axes = plt.subplots(len(shown), 3, figsize=(9, 3 * len(shown)), squeeze=False)
+    for row, col in zip(axes, shown):
+        t = cols[col]
+        assert t is not None
+        imgs, msks = bank.images[t], bank.masks[t]
+        n = len(bank.case_ids[t])
+        sup = support_draws(n, cfg.draws, cfg.shots, torch.Generator().manual_seed(task_seed(seed, t)))[0]
+        test = case_split(n, cfg.test_fraction, cfg.val_fraction,
+                          torch.Generator().manual_seed(task_seed(seed, "split:" + t))).test
+        q = next(i for i in test if i not in sup)
+        unet = one_shot_model("hyper_unet", hyper, imgs[sup], msks[sup], cfg.adapt_lr if cfg.adapt else None,
+                              torch.Generator().manual_seed(task_seed(seed, t)))
+        with torch.no_grad():
+            hyp = unet(imgs[q:q + 1])[0] > 0
+            conv = conv_models[t].eval()(imgs[q:q + 1])[0] > 0
+        show_contours(imgs[q], {"ground truth": msks[q], "Hyper U-Net": hyp, "Conv U-Net": conv}, ax_row=row,
+                      title=f"{col} ({bank.case_ids[t][q]})\nDSC Hyper {dice(hyp, msks[q]):.2f} · "
+                            f"Conv {dice(conv, msks[q]):.2f}")
+    axes[0, 0].legend(loc="lower left", fontsize=7)
+    fig.suptitle("Ground truth (red), Hyper U-Net (blue), Conv U-Net (green)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def load_conv_models(out_csv: str | Path, task_ids: Sequence[str]) -> dict[str, torch.nn.Module]:
+    """The Conv U-Nets an evaluation saved beside its results (tasks without one are left out)."""
+    from hyperkit.evaluation.run import model_path
+    from hyperkit.inference import load_unet
+
+    out = {}
+    for t in task_ids:
+        p = model_path(out_csv, "conv_unet", t)
+        if p.is_file():
+            out[t] = load_unet(p)[0]
+    return out

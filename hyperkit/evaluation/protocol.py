@@ -1,0 +1,305 @@
+"""The one-shot evaluation protocol (paper §4, Tables 1-2; DESIGN.md §6).
+
+For each held-out task with ``N`` cases:
+
+- **one-shot methods** (Hyper U-Net, Rand U-Net, copy the support mask): ``draws`` support
+  draws of ``shots`` cases each (distinct supports while cases last); each draw builds one
+  model and is scored on every other case of the task;
+- **supervised baselines** (Conv U-Net, All U-Net): one fixed split of the task's cases
+  into train / validation (early stopping) / test; scored on the test cases.
+
+Every prediction is scored with DSC and NSD at ``tau`` mm (MONAI, the patch's true voxel
+spacing). Rows are written to a CSV as they are made (one per task × method × draw ×
+case), so an interrupted evaluation keeps what it did and ``resume`` continues it.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from hyperkit.errors import HyperkitError
+from hyperkit.evaluation.baselines import Samples, SupervisedResult, copy_support, predict, train_supervised
+from hyperkit.evaluation.config import METHODS, ONE_SHOT_METHODS, EvalConfig
+from hyperkit.metrics import dice, nsd
+from hyperkit.model.adapt import gradient_step
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.model.unet import UNet3D
+from hyperkit.training.episodes import TaskBank
+
+__all__ = ["FIELDS", "task_seed", "support_draws", "case_split", "score", "one_shot_model",
+           "evaluate", "read_results", "CaseSplit"]
+
+#: columns of the results CSV
+FIELDS: tuple[str, ...] = ("task", "method", "draw", "support", "case", "in_test_split", "dsc", "nsd",
+                           "fit_seconds")
+
+
+def task_seed(seed: int, task_id: str) -> int:
+    """A seed for one task that does not depend on which other tasks are evaluated."""
+    return (seed * 1_000_003 + zlib.crc32(task_id.encode())) % (2 ** 63)
+
+
+def support_draws(n_cases: int, draws: int, shots: int, generator: torch.Generator) -> list[list[int]]:
+    """``draws`` supports of ``shots`` case indices each, from one random order of the cases.
+
+    Supports are distinct while ``draws * shots <= n_cases`` (they then cycle the order);
+    at least one case is always left to query.
+    """
+    if n_cases < shots + 1:
+        raise ValueError(f"{n_cases} case(s) cannot give {shots} support(s) and a query")
+    order = torch.randperm(n_cases, generator=generator).tolist()
+    return [[order[(d * shots + k) % n_cases] for k in range(shots)] for d in range(draws)]
+
+
+@dataclass(frozen=True)
+class CaseSplit:
+    """Case indices of one task for the supervised baselines."""
+
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+
+def case_split(n_cases: int, test_fraction: float, val_fraction: float, generator: torch.Generator) -> CaseSplit:
+    """Split ``n_cases`` into train / validation / test (each at least one case)."""
+    if n_cases < 3:
+        raise ValueError(f"a train/validation/test split needs >= 3 cases, got {n_cases}")
+    order = torch.randperm(n_cases, generator=generator).tolist()
+    n_test = max(1, round(test_fraction * n_cases))
+    n_val = max(1, round(val_fraction * n_cases))
+    n_test = min(n_test, n_cases - 2)
+    n_val = min(n_val, n_cases - n_test - 1)
+    return CaseSplit(sorted(order[n_test + n_val:]), sorted(order[n_test:n_test + n_val]), sorted(order[:n_test]))
+
+
+def score(preds: Tensor, masks: Tensor, spacing: Sequence[float], tau: float) -> list[tuple[float, float]]:
+    """``(DSC, NSD@tau)`` of each prediction ``(N, 1, S, S, S)`` against its mask."""
+    return [(dice(p, m), nsd(p, m, spacing, tau)) for p, m in zip(preds, masks)]
+
+
+def one_shot_model(method: str, hyper: HyperUNet, images: Tensor, masks: Tensor, adapt_lr: float | None,
+                   generator: torch.Generator) -> UNet3D:
+    """The U-Net of one draw: generated (``hyper_unet``) or with a random decoder (``rand_unet``).
+
+    Both then take the same gradient step on the support (A.1) unless ``adapt_lr`` is
+    ``None``, so they differ only in where the decoder came from.
+
+    Args:
+        images, masks: ``(K, 1, S, S, S)`` supports.
+        adapt_lr: learning rate of the gradient step, or ``None`` for none.
+    """
+    if method == "hyper_unet":
+        unet = hyper.generate(images, masks)
+    elif method == "rand_unet":
+        unet = hyper.random_unet(generator)
+    else:
+        raise ValueError(f"one_shot_model: method must be hyper_unet or rand_unet, got {method!r}")
+    if adapt_lr is not None:
+        gradient_step(unet, images, masks, lr=adapt_lr, loss_after=False)
+    return unet.eval()
+
+
+# ------------------------------------------------------------------------------ results file
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a results CSV with numbers parsed."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no results file")
+    with open(p, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != FIELDS:
+            raise HyperkitError(f"{p}: not a hyperkit results file (columns {reader.fieldnames})")
+        rows = list(reader)
+    for r in rows:
+        r["draw"] = int(r["draw"])
+        r["in_test_split"] = r["in_test_split"] == "True"
+        for k in ("dsc", "nsd", "fit_seconds"):
+            r[k] = float(r[k])
+    return rows
+
+
+class _Writer:
+    """Appends rows to the CSV and flushes after each model, so an interruption loses little."""
+
+    def __init__(self, path: Path, keep: Iterable[dict[str, Any]]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(path, "w", newline="")
+        self.csv = csv.DictWriter(self.fh, fieldnames=FIELDS)
+        self.csv.writeheader()
+        self.rows: list[dict[str, Any]] = []
+        self.add(list(keep))
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            self.csv.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in FIELDS})
+        self.fh.flush()
+        self.rows.extend(rows)
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _rows(task: str, method: str, draw: int, support: str, case_ids: Sequence[str], idx: Sequence[int],
+          scores: Sequence[tuple[float, float]], test: set[int], fit: float) -> list[dict[str, Any]]:
+    return [{"task": task, "method": method, "draw": draw, "support": support, "case": case_ids[i],
+             "in_test_split": i in test, "dsc": d, "nsd": s, "fit_seconds": fit}
+            for i, (d, s) in zip(idx, scores)]
+
+
+# ------------------------------------------------------------------------------ the protocol
+def _one_shot(task: str, hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, methods: Sequence[str],
+              seed: int, split: CaseSplit | None) -> Iterable[list[dict[str, Any]]]:
+    images, masks, ids = bank.images[task], bank.masks[task], bank.case_ids[task]
+    g = torch.Generator().manual_seed(task_seed(seed, task))
+    test = set(split.test) if split else set()
+    for d, sup in enumerate(support_draws(len(ids), cfg.draws, cfg.shots, g)):
+        query = [i for i in range(len(ids)) if i not in sup]
+        s_img, s_msk = images[sup], masks[sup]
+        label = "+".join(ids[i] for i in sup)
+        for method in methods:
+            t0 = time.perf_counter()
+            if method == "copy_support":
+                preds, fit = copy_support(s_msk)[None].expand(len(query), -1, -1, -1, -1), 0.0
+            else:
+                gen = torch.Generator().manual_seed(task_seed(seed + d, task))
+                unet = one_shot_model(method, hyper, s_img, s_msk, cfg.adapt_lr if cfg.adapt else None, gen)
+                fit = time.perf_counter() - t0
+                preds = predict(unet, images[query])
+            yield _rows(task, method, d, label, ids, query, score(preds, masks[query], bank.spacing, cfg.tau),
+                        test, fit)
+
+
+def _samples(bank: TaskBank, task: str, idx: Sequence[int], channel: int) -> Samples:
+    return Samples(bank.images[task][list(idx)], bank.masks[task][list(idx)],
+                   torch.full((len(idx),), channel, dtype=torch.long))
+
+
+def _supervised_rows(method: str, net: UNet3D, task: str, bank: TaskBank, split: CaseSplit, channel: int,
+                     res: SupervisedResult, tau: float) -> list[dict[str, Any]]:
+    s = _samples(bank, task, split.test, channel)
+    scores = score(predict(net, s.images, s.channels), s.masks, bank.spacing, tau)
+    return _rows(task, method, 0, "", bank.case_ids[task], split.test, scores, set(split.test), res.seconds_to_best)
+
+
+def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: str | Path, *,
+             methods: Sequence[str] = ONE_SHOT_METHODS, seed: int = 0, train_bank: TaskBank | None = None,
+             base_width: int | None = None, resume: bool = False, progress: bool = True,
+             save_model: Callable[[str, str, UNet3D], None] | None = None,
+             ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run the protocol on every task of ``bank`` and write one CSV row per task × method × draw × case.
+
+    Args:
+        hyper: the trained hypernetwork (its shared parts also serve the Rand U-Net); may be
+            ``None`` when only ``copy_support``/``conv_unet``/``all_unet`` are asked for.
+        bank: the held-out tasks' patches (``TaskBank.from_datasets(..., "heldout", ...)``).
+        cfg: the protocol (draws, shots, tau, baseline budgets).
+        out_csv: results file; written as the evaluation goes.
+        methods: any of :data:`~hyperkit.evaluation.config.METHODS`.
+        seed: seeds the support draws, the case splits, random decoders and baseline training.
+        train_bank: the training tasks (needed by ``all_unet``, which learns them beside the targets).
+        base_width: U-Net width of the supervised baselines (default: the hypernetwork's).
+        resume: keep the rows of (task, method) pairs already complete in ``out_csv`` and
+            do only the rest; without it an existing file is refused.
+        progress: tqdm bars.
+        save_model: called as ``save_model(method, task, unet)`` with each trained Conv U-Net
+            (for figures and ``hyperkit segment``).
+
+    Returns:
+        ``(rows, info)``: all rows, and per-task training facts of the supervised baselines
+        (``info["conv_unet"][task]`` / ``info["all_unet"]``: best step, seconds to best, curve).
+    """
+    torch.set_flush_denormal(True)  # denormal floats slow CPU convolutions by orders of magnitude
+    bad = sorted(set(methods) - set(METHODS))
+    if bad or not methods:
+        raise ValueError(f"unknown method(s) {bad or list(methods)}; choose from {list(METHODS)}")
+    needs_hyper = {"hyper_unet", "rand_unet"} & set(methods)
+    if needs_hyper and hyper is None:
+        raise ValueError(f"methods {sorted(needs_hyper)} need a hypernetwork checkpoint")
+    if "all_unet" in methods and train_bank is None:
+        raise ValueError("all_unet needs train_bank (the training tasks it learns beside the targets)")
+    width = base_width or (hyper.unet.config["base_width"] if hyper is not None else None)
+    if width is None and {"conv_unet", "all_unet"} & set(methods):
+        raise ValueError("conv_unet/all_unet need base_width when no hypernetwork is given")
+    out = Path(out_csv)
+    kept: list[dict[str, Any]] = []
+    if out.exists():
+        if not resume:
+            raise HyperkitError(f"{out}: exists; pass resume=True (--resume) to continue it, or choose another file")
+        kept = read_results(out)
+    done = {(r["task"], r["method"]) for r in kept if _pair_complete(kept, r["task"], r["method"], cfg)}
+    kept = [r for r in kept if (r["task"], r["method"]) in done]
+    writer = _Writer(out, kept)
+    info: dict[str, Any] = {"conv_unet": {}, "all_unet": {}}
+    tasks = bank.task_ids
+    splits = {t: case_split(len(bank.case_ids[t]), cfg.test_fraction, cfg.val_fraction,
+                            torch.Generator().manual_seed(task_seed(seed, "split:" + t)))
+              for t in tasks if len(bank.case_ids[t]) >= 3}
+    try:
+        one_shot = [m for m in ONE_SHOT_METHODS if m in methods]
+        for task in tqdm(tasks, desc="one-shot", disable=not progress or not one_shot):
+            todo = [m for m in one_shot if (task, m) not in done]
+            if todo:
+                for rows in _one_shot(task, hyper, bank, cfg, todo, seed, splits.get(task)):  # type: ignore[arg-type]
+                    writer.add(rows)
+        if "conv_unet" in methods:
+            for task in tqdm(tasks, desc="Conv U-Net", disable=not progress):
+                if (task, "conv_unet") in done or task not in splits:
+                    continue
+                torch.manual_seed(task_seed(seed, "conv:" + task))
+                net = UNet3D(width)
+                sp = splits[task]
+                res = train_supervised(net, _samples(bank, task, sp.train, 0), _samples(bank, task, sp.val, 0),
+                                       cfg.conv, torch.Generator().manual_seed(task_seed(seed, "conv:" + task)),
+                                       progress, desc=task.rsplit("/", 1)[-1])
+                info["conv_unet"][task] = _facts(res)
+                if save_model is not None:
+                    save_model("conv_unet", task, net)
+                writer.add(_supervised_rows("conv_unet", net, task, bank, sp, 0, res, cfg.tau))
+        if "all_unet" in methods and any((t, "all_unet") not in done for t in splits):
+            targets = [t for t in tasks if t in splits]
+            net, res, channel = _train_all_unet(train_bank, bank, targets, splits, cfg, width, seed, progress)
+            info["all_unet"] = {"tasks": len(channel), **_facts(res)}
+            for t in targets:
+                if (t, "all_unet") not in done:
+                    writer.add(_supervised_rows("all_unet", net, t, bank, splits[t], channel[t], res, cfg.tau))
+    finally:
+        writer.close()
+    return writer.rows, info
+
+
+def _facts(res: SupervisedResult) -> dict[str, Any]:
+    return {"best_val_dice": round(res.best_dice, 4), "best_step": res.best_step, "steps": res.steps,
+            "seconds_to_best": round(res.seconds_to_best, 2), "seconds": round(res.seconds, 2),
+            "stopped_early": res.stopped_early, "curve": [[s, round(d, 4)] for s, d in res.curve]}
+
+
+def _pair_complete(rows: list[dict[str, Any]], task: str, method: str, cfg: EvalConfig) -> bool:
+    """A (task, method) pair is complete when it has all its draws (one-shot) or any row (supervised)."""
+    draws = {r["draw"] for r in rows if r["task"] == task and r["method"] == method}
+    return len(draws) >= (cfg.draws if method in ONE_SHOT_METHODS else 1)
+
+
+def _train_all_unet(train_bank: TaskBank, bank: TaskBank, targets: list[str], splits: dict[str, CaseSplit],
+                    cfg: EvalConfig, width: int, seed: int, progress: bool,
+                    ) -> tuple[UNet3D, SupervisedResult, dict[str, int]]:
+    """One U-Net with an output per task: every training task plus the targets' training cases."""
+    names = list(train_bank.task_ids) + [t for t in targets if t not in train_bank.images]
+    channel = {t: i for i, t in enumerate(names)}
+    train = Samples.cat([_samples(train_bank, t, range(len(train_bank.case_ids[t])), channel[t])
+                         for t in train_bank.task_ids]
+                        + [_samples(bank, t, splits[t].train, channel[t]) for t in targets])
+    val = Samples.cat([_samples(bank, t, splits[t].val, channel[t]) for t in targets])
+    torch.manual_seed(task_seed(seed, "all_unet"))
+    net = UNet3D(width, out_channels=len(names))
+    res = train_supervised(net, train, val, cfg.all, torch.Generator().manual_seed(task_seed(seed, "all_unet")),
+                           progress, desc="All U-Net", balance=True)
+    return net, res, channel

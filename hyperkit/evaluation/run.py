@@ -1,0 +1,210 @@
+"""One evaluation run: checkpoint + data -> ``results.csv``, ``results.json``, ``results.md``.
+
+This is what ``hyperkit evaluate`` and notebook 05 call. ``results.json`` records the
+resolved protocol, seed, package versions and commit, the supervised baselines' training
+facts and the timings; ``results.md`` holds Tables 1-2 beside the paper's numbers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from hyperkit.data.layouts import discover_datasets
+from hyperkit.data.splits import assign_roles, load_split
+from hyperkit.errors import HyperkitError
+from hyperkit.evaluation.config import ONE_SHOT_METHODS, EvalConfig, protocol_for
+from hyperkit.evaluation.protocol import evaluate, read_results
+from hyperkit.evaluation.tables import TABLES, Stat, comparison_table, summarize, task_map
+from hyperkit.provenance import run_record
+from hyperkit.training.checkpoint import load_hypernet
+from hyperkit.training.config import TrainConfig
+from hyperkit.training.episodes import TaskBank
+
+__all__ = ["EvaluationResult", "resolve_tasks", "heldout_bank", "run_evaluation", "timings", "models_dir",
+           "model_path"]
+
+
+@dataclass
+class EvaluationResult:
+    """Rows of the results CSV, their summary, the run record, and Tables 1-2 as Markdown."""
+
+    rows: list[dict[str, Any]]
+    summary: dict[tuple[str, str], Stat]
+    record: dict[str, Any]
+    tables: str
+    csv_path: Path
+
+    @property
+    def protocol(self) -> EvalConfig:
+        """The protocol these results were made with."""
+        return EvalConfig.from_config(self.record["protocol"])
+
+
+def resolve_tasks(patterns: Sequence[str] | None, task_ids: Iterable[str]) -> list[str]:
+    """Task ids chosen by glob patterns, paper column names (``liver``), or ``paper`` (all ten).
+
+    Raises:
+        ValueError: a pattern that matches no task (with the available ids).
+    """
+    ids = sorted(task_ids)
+    if not patterns:
+        return ids
+    tmap = task_map()
+    chosen: list[str] = []
+    for pat in patterns:
+        globs = list(tmap.values()) if pat == "paper" else [tmap.get(pat, pat)]
+        hits = [t for g in globs for t in fnmatch.filter(ids, g)]
+        if not hits:
+            raise ValueError(f"--tasks {pat!r} matches no held-out task; some are: {ids[:6]}")
+        chosen += [t for t in hits if t not in chosen]
+    return chosen
+
+
+def timings(rows: Sequence[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
+    """Median model-making time per method and the ratio Conv U-Net (to its best validation) / Hyper U-Net."""
+    out: dict[str, Any] = {}
+    for m in ("hyper_unet", "rand_unet"):
+        per_model = {(r["task"], r["draw"]): r["fit_seconds"] for r in rows if r["method"] == m}
+        if per_model:
+            out[f"{m}_fit_seconds_median"] = round(statistics.median(per_model.values()), 3)
+    conv = [v["seconds_to_best"] for v in info.get("conv_unet", {}).values()]
+    if conv:
+        out["conv_unet_seconds_to_best_median"] = round(statistics.median(conv), 2)
+        if out.get("hyper_unet_fit_seconds_median"):
+            out["conv_over_hyper_ratio"] = round(out["conv_unet_seconds_to_best_median"]
+                                                 / out["hyper_unet_fit_seconds_median"], 1)
+    return out
+
+
+def _heldout_ids(datasets: Sequence[Any], split_map: dict[str, list[str]] | None,
+                 tasks: Sequence[str] | None) -> list[str]:
+    all_ids = [t.task_id for ds in datasets for t in ds.tasks()]
+    roles = assign_roles(all_ids, split_map)
+    return resolve_tasks(tasks, [t for t in all_ids if roles[t] == "heldout"])
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def heldout_bank(data_root: str | Path, cfg: dict[str, Any], tasks: Sequence[str] | None = None,
+                 split: str | Path | None = None, cache_dir: str | Path | None = None,
+                 progress: bool = False) -> TaskBank:
+    """The held-out tasks' patches (all, or those chosen by :func:`resolve_tasks` patterns)."""
+    datasets = discover_datasets(data_root)
+    split_map = load_split(split) if split else None
+    chosen = _heldout_ids(datasets, split_map, tasks)
+    return TaskBank.from_datasets(datasets, "heldout", cfg, split_map, cache_dir=cache_dir, progress=progress,
+                                  keep=set(chosen).__contains__)
+
+
+def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str | Path, *,
+                   tasks: Sequence[str] | None = None, methods: Sequence[str] = ONE_SHOT_METHODS,
+                   draws: int | None = None, shots: int | None = None, seed: int = 0,
+                   profile: str | None = None, split: str | Path | None = None,
+                   overrides: dict[str, Any] | None = None, resume: bool = False, reuse: bool = False,
+                   progress: bool = True, cache_dir: str | Path | None = None) -> EvaluationResult:
+    """Evaluate a trained hypernetwork and its baselines on held-out tasks.
+
+    Args:
+        checkpoint: a run's ``best.pt``.
+        data_root: folder of datasets (the phantoms or real data).
+        out_csv: results file; ``.json`` and ``.md`` files of the same stem are written beside it.
+        tasks: patterns (see :func:`resolve_tasks`); default every held-out task.
+        methods: which of ``hyper_unet``, ``rand_unet``, ``copy_support``, ``conv_unet``, ``all_unet``.
+        draws, shots: override the profile's ``evaluate`` section.
+        seed: support draws, splits, random decoders and baselines.
+        profile: the profile the checkpoint must come from (default: the one it records).
+        split: a split YAML (default: the paper's).
+        overrides: more ``evaluate`` keys (e.g. ``{"conv": {"steps": 20}}``).
+        resume: continue an interrupted run with the same protocol.
+        reuse: return a finished run with the same protocol without computing; resume an
+            unfinished one (what the notebook does).
+        progress: tqdm bars.
+        cache_dir: preprocessing cache.
+
+    Raises:
+        HyperkitError: results of another protocol in the way, or a bad checkpoint.
+    """
+    start = time.perf_counter()
+    hyper, cfg = load_hypernet(checkpoint, profile)
+    ecfg = protocol_for(cfg, profile, overrides, draws=draws, shots=shots)
+    datasets = discover_datasets(data_root)
+    split_map = load_split(split) if split else None
+    chosen = _heldout_ids(datasets, split_map, tasks)
+    # the checkpoint by content and the data by resolved path: a notebook and the command line
+    # that name them by different relative paths share results
+    protocol = {"checkpoint_sha256": _sha256(checkpoint), "data": str(Path(data_root).resolve()),
+                "profile": cfg.get("name"),
+                "tasks": chosen, "methods": list(methods), "seed": seed, "evaluate": ecfg.as_dict()}
+    out = Path(out_csv)
+    json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
+    old = json.loads(json_path.read_text()) if json_path.is_file() else None
+    same = old is not None and old.get("protocol") == protocol
+    if out.exists() and old is not None and not same and (resume or reuse):
+        raise HyperkitError(f"{out}: holds results of another protocol; remove it or choose another --out")
+    if reuse and same and old.get("complete"):
+        rows = read_results(out)
+        summary = summarize(rows)
+        return EvaluationResult(rows, summary, old, _tables(summary), out)
+    record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(record, indent=2, default=str))
+
+    bank = TaskBank.from_datasets(datasets, "heldout", cfg, split_map, cache_dir=cache_dir, progress=progress,
+                                  keep=set(chosen).__contains__)
+    train_bank = None
+    if "all_unet" in methods:
+        tcfg = TrainConfig.from_config(cfg)
+        train_bank = TaskBank.from_datasets(datasets, "train", cfg, split_map, case_splits=tcfg.train_splits,
+                                            cache_dir=cache_dir, progress=progress)
+    rows, info = evaluate(hyper, bank, ecfg, out, methods=methods, seed=seed, train_bank=train_bank,
+                          resume=resume or (reuse and same), progress=progress,
+                          save_model=_model_saver(out, cfg, checkpoint))
+    summary = summarize(rows)
+    record.update(complete=True, wall_seconds=round(time.perf_counter() - start, 1), baselines=info,
+                  timings=timings(rows, info), tasks_dropped=bank.dropped,
+                  summary={f"{t}|{m}": vars(s) for (t, m), s in sorted(summary.items())})
+    json_path.write_text(json.dumps(record, indent=2, default=str))
+    tables = _tables(summary)
+    md_path.write_text(tables + "\n")
+    return EvaluationResult(rows, summary, record, tables, out)
+
+
+def models_dir(out_csv: str | Path) -> Path:
+    """Where an evaluation keeps its trained baselines: ``<stem>-models/`` beside the CSV."""
+    p = Path(out_csv)
+    return p.with_name(f"{p.stem}-models")
+
+
+def model_path(out_csv: str | Path, method: str, task: str) -> Path:
+    """The model file of one trained baseline (a ``hyperkit segment`` model file)."""
+    return models_dir(out_csv) / f"{method}-{task.replace('/', '__').replace('@', '_at_')}.pt"
+
+
+def _model_saver(out_csv: Path, cfg: dict[str, Any], checkpoint: str | Path) -> Any:
+    from hyperkit.data.preprocess import DataConfig
+    from hyperkit.inference.model_file import save_unet
+
+    def save(method: str, task: str, unet: Any) -> None:
+        channel = task.rsplit("@", 1)[-1]
+        save_unet(unet, model_path(out_csv, method, task),
+                  data=DataConfig.from_config(cfg), channel=channel, modality="CT" if channel == "CT" else "MRI",
+                  profile=str(cfg.get("name")), task=task, source={"trained_by": "hyperkit evaluate",
+                                                                   "checkpoint": str(checkpoint)})
+    return save
+
+
+def _tables(summary: dict[tuple[str, str], Stat]) -> str:
+    return "\n\n".join(comparison_table(summary, t) for t in TABLES)

@@ -1,0 +1,220 @@
+"""``hyperkit generate`` / ``hyperkit segment``: round trip, geometry, and readable errors.
+
+A tiny untrained hypernetwork checkpoint and tiny NIfTI volumes with an oblique-free but
+flipped, translated, anisotropic affine keep every test to a few seconds on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from hyperkit.cli import main
+from hyperkit.config import load_profile
+from hyperkit.data.preprocess import DataConfig
+from hyperkit.errors import HyperkitError
+from hyperkit.inference import MODEL_KIND, load_unet, prepare_volume, to_input_grid
+from hyperkit.metrics import dice
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.training.checkpoint import CHECKPOINT_KIND, save_atomic
+
+# the tiny model of tests/test_training.py
+TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
+              "zstar_dim": 8, "head_hidden": 16}
+SHAPE = (40, 36, 30)
+# x flipped, anisotropic 3.0 x 3.5 x 4.0 mm, translated
+AFFINE = np.array([[-3.0, 0.0, 0.0, 60.0],
+                   [0.0, 3.5, 0.0, -70.0],
+                   [0.0, 0.0, 4.0, 20.0],
+                   [0.0, 0.0, 0.0, 1.0]])
+
+
+def _sphere(shape=SHAPE, affine=AFFINE, centre_mm=(10.0, -5.0, 75.0), radius_mm=30.0) -> np.ndarray:
+    """int32 ``(X, Y, Z)`` ball of radius ``radius_mm`` around a world point."""
+    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), -1).astype(np.float64)
+    world = ijk @ affine[:3, :3].T + affine[:3, 3]
+    return (np.linalg.norm(world - np.asarray(centre_mm), axis=-1) <= radius_mm).astype(np.int32)
+
+
+def _write(path: Path, data: np.ndarray, affine=AFFINE, dtype=None) -> Path:
+    img = nib.Nifti1Image(data, affine)
+    if dtype is not None:
+        img.set_data_dtype(dtype)
+    nib.save(img, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("inference")
+    rng = np.random.default_rng(0)
+    mask = _sphere()
+    ct = (-60.0 + 120.0 * mask + rng.normal(0, 10, SHAPE)).astype(np.float32)
+    cfg = load_profile("quick", {"data": {"patch_size": 32}, "model": TINY_MODEL})
+    torch.manual_seed(0)
+    hyper = HyperUNet.from_config(cfg["model"])
+    ckpt = {"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": dict(cfg)}
+    out = {
+        "ckpt": save_atomic(ckpt, root / "best.pt"),
+        # int16 on disk: nibabel stores a scale factor the output header must not inherit
+        "image": _write(root / "case_a.nii.gz", ct, dtype=np.int16),
+        "mask": _write(root / "case_a_mask.nii.gz", mask * 2),  # label value 2: any value > 0 is the target
+        "image4d": _write(root / "case_4d.nii.gz", np.stack([ct, -ct], -1)),
+        "empty": _write(root / "empty.nii.gz", np.zeros(SHAPE, np.int32)),
+        "other_grid": _write(root / "other.nii.gz", _sphere((40, 36, 29))),
+        "junk": root / "junk.pt",
+        "json": root / "config.json",
+    }
+    shifted = AFFINE.copy()
+    shifted[:3, 3] += 5.0
+    out["shifted"] = _write(root / "shifted.nii.gz", mask, affine=shifted)
+    out["junk"].write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    out["json"].write_text(json.dumps({"kind": MODEL_KIND}))
+    out["model"] = root / "model.pt"
+    assert main(["generate", "--checkpoint", str(out["ckpt"]), "--image", str(out["image"]),
+                 "--mask", str(out["mask"]), "--out", str(out["model"])]) == 0
+    return out
+
+
+def test_generate_segment_round_trip(files, tmp_path, capsys):
+    capsys.readouterr()
+    pred_path = tmp_path / "sub" / "pred.nii.gz"
+    assert main(["segment", "--model", str(files["model"]), "--image", str(files["image"]),
+                 "--out", str(pred_path)]) == 0
+    out = capsys.readouterr().out
+    assert "voxels segmented" in out and " ml" in out
+    pred, src = nib.load(str(pred_path)), nib.load(str(files["image"]))
+    assert pred.shape == SHAPE == src.shape
+    assert np.allclose(pred.affine, src.affine, atol=1e-6, rtol=0)
+    assert pred.get_data_dtype() == np.uint8
+    values = np.asarray(pred.dataobj)
+    assert values.dtype == np.uint8 and set(np.unique(values).tolist()) <= {0, 1}
+
+    obj = torch.load(files["model"], weights_only=True)
+    assert obj["kind"] == MODEL_KIND and obj["data"]["patch_size"] == 32
+    unet, meta = load_unet(files["model"])
+    assert not unet.training and meta["modality"] == "CT" and meta["profile"] == "quick"
+    assert set(meta["adaptation"]) >= {"support_loss_before", "support_loss_after"}
+    assert "versions" in meta["provenance"] and "commit" in meta["provenance"]
+
+
+def test_largest_component_keeps_one_region_of_the_prediction(files, tmp_path):
+    from scipy import ndimage
+
+    plain, largest = tmp_path / "plain.nii.gz", tmp_path / "largest.nii.gz"
+    for path, extra in ((plain, []), (largest, ["--largest-component"])):
+        assert main(["segment", "--model", str(files["model"]), "--image", str(files["image"]),
+                     "--out", str(path), *extra]) == 0
+    a, b = (np.asarray(nib.load(str(p)).dataobj) for p in (plain, largest))
+    assert not (b & ~a).any()  # a subset of the plain prediction
+    n_regions = ndimage.label(b)[1]
+    assert n_regions == (1 if a.any() else 0)
+    if a.any():
+        sizes = np.bincount(ndimage.label(a)[0].ravel())[1:]
+        assert b.sum() == sizes.max()
+
+
+def test_generate_is_deterministic(files, tmp_path):
+    again = tmp_path / "again.pt"
+    assert main(["generate", "--checkpoint", str(files["ckpt"]), "--image", str(files["image"]),
+                 "--mask", str(files["mask"]), "--out", str(again)]) == 0
+    a = torch.load(files["model"], weights_only=True)["state_dict"]
+    b = torch.load(again, weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_4d_image_with_channel_index(files, tmp_path):
+    pred = tmp_path / "pred4d.nii.gz"
+    assert main(["segment", "--model", str(files["model"]), "--image", str(files["image4d"]),
+                 "--channel-index", "1", "--overlap", "0", "--out", str(pred)]) == 0
+    img = nib.load(str(pred))
+    assert img.shape == SHAPE and np.allclose(img.affine, AFFINE, atol=1e-6, rtol=0)
+
+
+# (argv with {names} of the fixture's files, words the one-line error must contain)
+BAD_INPUT = [
+    (["generate", "--checkpoint", "{ckpt}", "--image", "{image}", "--mask", "{other_grid}", "--out", "{tmp}/m.pt"],
+     ["different grids", "case_a.nii.gz", "other.nii.gz", "(40, 36, 30)", "(40, 36, 29)"]),
+    (["generate", "--checkpoint", "{ckpt}", "--image", "{image}", "--mask", "{shifted}", "--out", "{tmp}/m.pt"],
+     ["different grids", "different affine"]),
+    (["generate", "--checkpoint", "{ckpt}", "--image", "{image}", "--mask", "{empty}", "--out", "{tmp}/m.pt"],
+     ["empty support mask", "empty.nii.gz"]),
+    (["generate", "--checkpoint", "{ckpt}", "--image", "{image}", "--mask", "{mask}", "--label", "7",
+      "--out", "{tmp}/m.pt"], ["empty support mask", "== 7", "[2]"]),
+    (["generate", "--checkpoint", "{tmp}/nope.pt", "--image", "{image}", "--mask", "{mask}", "--out", "{tmp}/m.pt"],
+     ["nope.pt", "not found"]),
+    (["generate", "--checkpoint", "{junk}", "--image", "{image}", "--mask", "{mask}", "--out", "{tmp}/m.pt"],
+     ["junk.pt", "not a readable checkpoint"]),
+    (["generate", "--checkpoint", "{json}", "--image", "{image}", "--mask", "{mask}", "--out", "{tmp}/m.pt"],
+     ["config.json", "not a readable checkpoint"]),
+    (["generate", "--checkpoint", "{model}", "--image", "{image}", "--mask", "{mask}", "--out", "{tmp}/m.pt"],
+     ["model.pt", "U-Net model file", "hypernetwork checkpoint"]),
+    (["generate", "--checkpoint", "{ckpt}", "--profile", "paper", "--image", "{image}", "--mask", "{mask}",
+      "--out", "{tmp}/m.pt"], ["trained with profile 'quick'", "not 'paper'"]),
+    (["generate", "--checkpoint", "{ckpt}", "--image", "{image4d}", "--mask", "{mask}", "--out", "{tmp}/m.pt"],
+     ["4D image with 2 channels", "--channel-index"]),
+    (["segment", "--model", "{ckpt}", "--image", "{image}", "--out", "{tmp}/p.nii.gz"],
+     ["best.pt", "hypernetwork checkpoint", "hyperkit generate"]),
+    (["segment", "--model", "{junk}", "--image", "{image}", "--out", "{tmp}/p.nii.gz"],
+     ["junk.pt", "not a readable model file"]),
+    (["segment", "--model", "{tmp}/none.pt", "--image", "{image}", "--out", "{tmp}/p.nii.gz"],
+     ["none.pt", "not found"]),
+    (["segment", "--model", "{model}", "--image", "{image4d}", "--out", "{tmp}/p.nii.gz"],
+     ["--channel-index"]),
+    (["segment", "--model", "{model}", "--image", "{image4d}", "--channel-index", "5", "--out", "{tmp}/p.nii.gz"],
+     ["--channel-index 5 out of range"]),
+    (["segment", "--model", "{model}", "--image", "{tmp}/missing.nii.gz", "--out", "{tmp}/p.nii.gz"],
+     ["missing.nii.gz", "file not found"]),
+]
+
+
+@pytest.mark.parametrize("argv,words", BAD_INPUT, ids=[f"{a[0]}-{i}" for i, (a, _) in enumerate(BAD_INPUT)])
+def test_bad_input_is_one_readable_line(files, tmp_path, capsys, argv, words):
+    names = {k: str(v) for k, v in files.items()} | {"tmp": str(tmp_path)}
+    capsys.readouterr()
+    assert main([a.format(**names) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hyperkit: error: ") and err.count("\n") == 1, err
+    for w in words:
+        assert w in err, (w, err)
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "p.nii.gz").exists()
+
+
+def test_load_unet_weights_that_do_not_fit(files, tmp_path):
+    obj = torch.load(files["model"], weights_only=True)
+    obj["unet_config"] = {**obj["unet_config"], "base_width": 16}
+    bad = save_atomic(obj, tmp_path / "bad.pt")
+    with pytest.raises(HyperkitError, match=r"bad\.pt: the stored weights do not fit .* wrong shape"):
+        load_unet(bad)
+    other = save_atomic({"kind": "something/else", "weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(HyperkitError, match=r"other\.pt: not a hyperkit U-Net model file \(kind 'something/else'"):
+        load_unet(other)
+
+
+def test_to_input_grid_maps_the_mask_back(files):
+    data = DataConfig(spacing=4.0, patch_size=16)
+    case, grid = prepare_volume(files["image"], "CT", data, files["mask"])
+    assert case.image.shape[0] == 1 and case.label.shape == case.image.shape[1:]
+    assert grid.shape == SHAPE and np.allclose(grid.affine, AFFINE)
+    back = to_input_grid(10.0 * case.label - 5.0, case.affine, grid.affine, grid.shape)
+    assert back.shape == SHAPE
+    assert dice(back > 0, _sphere()) > 0.9
+
+
+def test_to_input_grid_is_exact_for_a_linear_field(files):
+    """World coordinates sampled on the resampled grid come back as the input grid's world coordinates."""
+    data = DataConfig(spacing=4.0, patch_size=16)
+    case, grid = prepare_volume(files["image"], "CT", data)
+    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in case.label.shape], indexing="ij"), -1).astype(np.float64)
+    ijk_in = np.stack(np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij"), -1).astype(np.float64)
+    for axis in range(3):
+        field = (ijk @ case.affine[:3, :3].T + case.affine[:3, 3])[..., axis]
+        want = (ijk_in @ AFFINE[:3, :3].T + AFFINE[:3, 3])[..., axis]
+        got = to_input_grid(field, case.affine, grid.affine, grid.shape)
+        inner = (slice(2, -2),) * 3  # the border is clamped, the interior is interpolated
+        np.testing.assert_allclose(got[inner], want[inner], atol=1e-3)
