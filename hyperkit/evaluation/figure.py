@@ -41,7 +41,7 @@ def figure2(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, conv_models: dict
     Raises:
         ValueError: none of ``targets`` can be drawn.
     """
-    cols = {**{c: t for tab in TABLES for c, t in table_tasks(tab, bank.task_ids).items()}}
+    cols = {c: t for tab in TABLES for c, t in table_tasks(tab, bank.task_ids).items()}
     shown = [c for c in targets if cols.get(c) in conv_models]
     if not shown:
         raise ValueError(f"none of {list(targets)} has a held-out task with a trained Conv U-Net")

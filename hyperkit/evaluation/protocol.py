@@ -235,7 +235,7 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
         if not resume:
             raise HyperkitError(f"{out}: exists; pass resume=True (--resume) to continue it, or choose another file")
         kept = read_results(out)
-    done = {(r["task"], r["method"]) for r in kept if _pair_complete(kept, r["task"], r["method"], cfg)}
+    done = _complete_pairs(kept, cfg)
     kept = [r for r in kept if (r["task"], r["method"]) in done]
     writer = _Writer(out, kept)
     info: dict[str, Any] = {"conv_unet": {}, "all_unet": {}}
@@ -282,10 +282,12 @@ def _facts(res: SupervisedResult) -> dict[str, Any]:
             "stopped_early": res.stopped_early, "curve": [[s, round(d, 4)] for s, d in res.curve]}
 
 
-def _pair_complete(rows: list[dict[str, Any]], task: str, method: str, cfg: EvalConfig) -> bool:
-    """A (task, method) pair is complete when it has all its draws (one-shot) or any row (supervised)."""
-    draws = {r["draw"] for r in rows if r["task"] == task and r["method"] == method}
-    return len(draws) >= (cfg.draws if method in ONE_SHOT_METHODS else 1)
+def _complete_pairs(rows: list[dict[str, Any]], cfg: EvalConfig) -> set[tuple[str, str]]:
+    """(task, method) pairs with all their draws (one-shot methods) or any row (supervised ones)."""
+    draws: dict[tuple[str, str], set[int]] = {}
+    for r in rows:
+        draws.setdefault((r["task"], r["method"]), set()).add(r["draw"])
+    return {(t, m) for (t, m), d in draws.items() if len(d) >= (cfg.draws if m in ONE_SHOT_METHODS else 1)}
 
 
 def _train_all_unet(train_bank: TaskBank, bank: TaskBank, targets: list[str], splits: dict[str, CaseSplit],

@@ -37,7 +37,7 @@ from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.provenance import write_run_record
 from hyperkit.training.augment import augment_pair, build_augment
-from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, save_atomic
+from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet, save_atomic
 from hyperkit.training.config import TrainConfig
 from hyperkit.training.episodes import Episode, TaskBank, episode_generator
 from hyperkit.errors import ConfigError, HyperkitError
@@ -393,9 +393,8 @@ def ensure_trained(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str |
             raise HyperkitError(f"{run_dir}: holds a run with another config; remove it or use another folder")
         done = state["episode"] >= tcfg.episodes or state["stopped_early"]
         if done:
-            model = HyperUNet.from_config(cfg["model"])
-            model.load_state_dict(load_checkpoint(Path(run_dir) / "best.pt")["model"])
+            model, _ = load_hypernet(Path(run_dir) / "best.pt")
             return TrainResult(Path(run_dir), state["episode"], state["best_dice"], state["best_episode"],
-                               state["first_dice"], state["stopped_early"], model.eval())
+                               state["first_dice"], state["stopped_early"], model)
         return train(cfg, data_root, run_dir, episodes=episodes, seed=seed, resume=True, **kwargs)
     return train(cfg, data_root, run_dir, episodes=episodes, seed=seed, **kwargs)
