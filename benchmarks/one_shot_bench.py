@@ -4,7 +4,9 @@ Three parts, each a real evaluation run written under ``--out``:
 
 1. ``adapt-lr``: the learning rate of the gradient step (A.1), chosen on the
    **validation** tasks (stomach, oesophagus, gallbladder, urinary bladder), never on
-   the held-out ones: one-shot Dice of the Hyper U-Net without the step and with each lr.
+   the held-out ones: one-shot Dice of the Hyper U-Net without the step and with each lr
+   (variants of the checkpoint's protocol, :func:`protocol_for`; scored on each validation
+   task's test split, supports from its other cases).
 2. ``speed``: the Hyper U-Net alone, then with Rand U-Net and "copy the support", on
    every held-out task with the profile's draws; wall time of each.
 3. ``tables``: the ten targets of the paper's Tables 1-2 with all five methods, and
@@ -22,6 +24,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -30,7 +33,7 @@ from pathlib import Path
 import torch
 
 from hyperkit.data.layouts import discover_datasets
-from hyperkit.evaluation import METHODS, EvalConfig, evaluate, summarize
+from hyperkit.evaluation import METHODS, evaluate, summarize
 from hyperkit.evaluation.config import protocol_for
 from hyperkit.evaluation.run import run_evaluation
 from hyperkit.evaluation.tables import table_tasks
@@ -49,7 +52,7 @@ def adapt_lr(args: argparse.Namespace) -> None:
     print(f"validation tasks: {len(bank)}, cases per task: {[len(v) for v in bank.case_ids.values()]}")
     print(f"{'gradient step':>14s}  mean DSC  per task")
     for lr in LRS:
-        ecfg = EvalConfig(**{**vars(base), "adapt": lr is not None, "adapt_lr": lr or base.adapt_lr})
+        ecfg = dataclasses.replace(base, adapt=lr is not None, adapt_lr=lr or base.adapt_lr)
         out = args.out / f"adapt-lr-{lr or 'none'}.csv"
         out.unlink(missing_ok=True)
         rows, _ = evaluate(hyper, bank, ecfg, out, methods=["hyper_unet"], progress=False)

@@ -72,7 +72,7 @@ def measure(profile: str, device: str, episodes: int, warmup: int, tasks: int | 
     torch.manual_seed(0)
     model = HyperUNet.from_config(cfg["model"]).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=tcfg.gamma)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, tcfg.lr_factor)
     bank = sphere_bank(side, n_tasks=max(4, tcfg.tasks_per_episode))
     augment = build_augment() if tcfg.augment else None
     times = []

@@ -3,6 +3,8 @@
 - Dice similarity coefficient (DSC): ``2|P ∩ G| / (|P| + |G|)``.
 - Normalised surface Dice (NSD) at tolerance τ = 2 mm: the fraction of both
   boundaries that lies within τ of the other boundary, with the true voxel spacing.
+  The evaluation also scores NSD at one voxel (:func:`voxel_tolerance`): with voxels
+  coarser than τ (4 mm in the quick profile), NSD@τ counts only boundaries that coincide.
 
 Both take binary volumes ``(D, H, W)`` (or with leading singleton axes), numpy or torch.
 Empty cases follow a fixed convention: both empty -> 1.0, one empty -> 0.0.
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 from monai.metrics import compute_dice, compute_surface_dice
 
-__all__ = ["dice", "nsd", "as_binary_batch"]
+__all__ = ["dice", "nsd", "voxel_tolerance", "as_binary_batch"]
 
 
 def as_binary_batch(x: Any) -> torch.Tensor:
@@ -49,6 +51,21 @@ def dice(pred: Any, target: Any) -> float:
     return float(compute_dice(p, g, include_background=True)[0, 0])
 
 
+def _check_spacing(spacing: Sequence[float]) -> None:
+    if len(spacing) != 3 or min(spacing) <= 0:
+        raise ValueError(f"spacing must be three positive values in mm, got {list(spacing)}")
+
+
+def voxel_tolerance(spacing: Sequence[float]) -> float:
+    """The NSD tolerance of "one voxel" in mm: the largest side of a voxel of ``spacing`` (3 values, mm).
+
+    Raises:
+        ValueError: ``spacing`` is not three positive values.
+    """
+    _check_spacing(spacing)
+    return float(max(spacing))
+
+
 def nsd(pred: Any, target: Any, spacing: Sequence[float], tau: float = 2.0) -> float:
     """Normalised surface Dice at tolerance ``tau`` mm (MONAI ``compute_surface_dice``).
 
@@ -62,8 +79,7 @@ def nsd(pred: Any, target: Any, spacing: Sequence[float], tau: float = 2.0) -> f
     p, g = as_binary_batch(pred), as_binary_batch(target)
     if p.shape != g.shape:
         raise ValueError(f"prediction shape {tuple(p.shape[2:])} differs from target shape {tuple(g.shape[2:])}")
-    if len(spacing) != 3 or min(spacing) <= 0:
-        raise ValueError(f"spacing must be three positive values in mm, got {list(spacing)}")
+    _check_spacing(spacing)
     special = _empty_convention(p, g)
     if special is not None:
         return special

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 
 __all__ = ["to_volume", "mask_centre", "show_triplanar", "show_contours", "label_colormap", "plot_training_curves",
-           "plot_method_bars", "FIGURE2_COLOURS"]
+           "plot_method_bars", "plot_centre_prior", "FIGURE2_COLOURS"]
 
 #: the paper's Figure 2 colours: ground truth red, Hyper U-Net blue, Conv U-Net green
 FIGURE2_COLOURS = {"ground truth": "red", "Hyper U-Net": "blue", "Conv U-Net": "lime"}
@@ -167,6 +167,44 @@ def plot_method_bars(kit: dict[str, dict[str, float]], paper: dict[str, dict[str
     ax.set_ylim(0, 1)
     ax.set_ylabel(metric)
     ax.legend(fontsize=7, ncol=3, loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_centre_prior(rows: Sequence[dict[str, Any]], *, title: str | None = None, ax: Any = None) -> plt.Figure:
+    """Grouped bars of the centre prior: per target, copying the support mask and a central blob,
+    each with centred (solid) and offset (hatched) patches.
+
+    Args:
+        rows: from :func:`hyperkit.evaluation.centre_prior.centre_prior_table` (``target``,
+            ``placement``, ``method``, ``dsc``).
+        title: above the plot.
+        ax: draw into this axes (default: a new figure).
+    """
+    from hyperkit.evaluation.centre_prior import CENTRE_PRIOR_METHODS
+
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    methods = [m for m in CENTRE_PRIOR_METHODS if any(r["method"] == m for r in rows)]
+    placements = list(dict.fromkeys(r["placement"] for r in rows))
+    value = {(r["target"], r["method"], r["placement"]): r["dsc"] for r in rows}
+    bars = [(m, p) for m in methods for p in placements]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.6 * len(targets) + 3.5, 3.2))
+    fig = ax.figure
+    width = 0.8 / max(len(bars), 1)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, (m, p) in enumerate(bars):
+        xs = [i + (j - (len(bars) - 1) / 2) * width for i in range(len(targets))]
+        ax.bar(xs, [value.get((t, m, p), np.nan) for t in targets], width,
+               color=colours[methods.index(m) % len(colours)], alpha=1.0 if p == placements[0] else 0.55,
+               hatch=None if p == placements[0] else "//", edgecolor="white",
+               label=f"{CENTRE_PRIOR_METHODS[m]}, {p}")
+    ax.set_xticks(range(len(targets)), [t.replace("_", " ") for t in targets], rotation=20, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("DSC, support → query", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

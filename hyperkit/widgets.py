@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -69,25 +70,42 @@ def slice_browser(image: Any, mask: Any = None, *, title: str = "") -> Any:
     return w.VBox([view, w.HBox([index, alpha]), out])
 
 
-def one_shot_panel(hyper: Any, bank: Any, *, adapt_lr: float | None = None) -> Any:
+def one_shot_panel(hyper: Any, bank: Any, cfg: Mapping[str, Any] | None = None, *,
+                   profile: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
     """Pick a held-out task, a support case and a query case; generate a U-Net and browse its prediction.
 
-    The label overlay of the browser: 1 = ground truth only (missed), 2 = prediction only
-    (false positive), 3 = both (hit).
+    The U-Net is made as ``hyperkit evaluate`` makes the Hyper U-Net: the protocol (gradient
+    step on the support and its learning rate, NSD tolerance) comes from
+    :func:`~hyperkit.evaluation.config.protocol_for`. The label overlay of the browser:
+    1 = ground truth only (missed), 2 = prediction only (false positive), 3 = both (hit).
 
     Args:
-        hyper: a trained :class:`~hyperkit.model.hypernet.HyperUNet` (eval mode).
-        bank: a :class:`~hyperkit.training.episodes.TaskBank` of held-out tasks.
-        adapt_lr: learning rate of the gradient step after generation (``None``: no step).
+        hyper: a trained :class:`~hyperkit.model.hypernet.HyperUNet` (eval mode), or ``None``
+            for the kit's reference checkpoint of the quick profile (for users without a run).
+        bank: a :class:`~hyperkit.training.episodes.TaskBank` of held-out tasks (patches ``(N, 1, S, S, S)``).
+        cfg: the checkpoint's config (the second value of :func:`~hyperkit.training.checkpoint.load_hypernet`);
+            ``None`` together with ``hyper=None``.
+        profile, overrides: as :func:`~hyperkit.evaluation.config.protocol_for`.
 
     Returns:
         An ``ipywidgets.VBox``.
+
+    Raises:
+        ConfigError: the protocol cannot be found (see :func:`~hyperkit.evaluation.config.protocol_for`).
     """
     import ipywidgets as w
     import torch
 
-    from hyperkit.evaluation.protocol import one_shot_model
-    from hyperkit.metrics import dice, nsd
+    from hyperkit.evaluation.config import protocol_for
+    from hyperkit.evaluation.protocol import one_shot_model, score
+
+    if hyper is None:
+        from hyperkit.training.reference import load_reference
+
+        hyper, cfg = load_reference("quick")
+    if cfg is None:
+        raise ValueError("one_shot_panel: cfg (the checkpoint's config) is required with a model of your own")
+    protocol = protocol_for(cfg, profile, overrides)
 
     task = w.Dropdown(options=bank.task_ids, description="task", layout=w.Layout(width="520px"))
     support = w.Dropdown(description="support")
@@ -106,12 +124,13 @@ def one_shot_panel(hyper: Any, bank: Any, *, adapt_lr: float | None = None) -> A
         imgs, msks = bank.images[t], bank.masks[t]
         with out:
             out.clear_output(wait=True)
-            unet = one_shot_model("hyper_unet", hyper, imgs[s:s + 1], msks[s:s + 1], adapt_lr, None)
+            unet = one_shot_model("hyper_unet", hyper, imgs[s:s + 1], msks[s:s + 1], protocol, None)
             with torch.no_grad():
                 pred = (unet(imgs[q:q + 1])[0] > 0).float()
             gt = msks[q]
-            print(f"support {bank.case_ids[t][s]} -> query {bank.case_ids[t][q]}: "
-                  f"DSC {dice(pred, gt):.3f}, NSD@2mm {nsd(pred, gt, bank.spacing, 2.0):.3f}")
+            (d, n_tau, n_voxel), = score(pred[None], gt[None], bank.spacing, protocol.tau)
+            print(f"support {bank.case_ids[t][s]} -> query {bank.case_ids[t][q]}: DSC {d:.3f}, "
+                  f"NSD@{protocol.tau:g}mm {n_tau:.3f}, NSD@1 voxel {n_voxel:.3f}")
             from IPython.display import display
 
             display(slice_browser(imgs[q], (gt + 2 * pred).long(), title=t.split("/")[-1]))

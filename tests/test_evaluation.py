@@ -13,15 +13,17 @@ from hyperkit.config import load_profile
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
 from hyperkit.errors import ConfigError, HyperkitError
 from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_split, comparison_table, copy_support,
-                                 evaluate, read_results, resolve_tasks, summarize, support_draws, train_supervised)
-from hyperkit.evaluation.protocol import FIELDS
+                                 evaluate, one_shot_plan, protocol_for, read_results, reading, resolve_tasks,
+                                 summarize, support_draws, task_split, train_supervised, what_held)
+from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
+from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.training.checkpoint import CHECKPOINT_KIND, save_atomic
 from hyperkit.training.episodes import TaskBank
 
 TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
               "zstar_dim": 8, "head_hidden": 16}
-TINY_BUDGET = {"steps": 2, "batch": 2, "lr": 1e-3, "val_every": 1, "patience": 1, "augment": False}
+TINY_BUDGET = {"steps": 2, "batch": 2, "lr": 1e-3, "val_every": 1, "patience": 1, "augment": False, "warmup": 0}
 LIVER = "msd/Task03_Liver/liver@CT"
 
 
@@ -41,7 +43,8 @@ def _bank(tasks: list[str], n_cases: int = 4, size: int = 16) -> TaskBank:
 
 
 def _cfg(**kw) -> EvalConfig:
-    return EvalConfig.from_config({"evaluate": {"draws": 2, "conv": TINY_BUDGET, "all": TINY_BUDGET, **kw}})
+    """The quick profile's protocol with 2 draws and tiny baseline budgets (plus ``kw``)."""
+    return protocol_for({"name": "quick"}, overrides={"draws": 2, "conv": TINY_BUDGET, "all": TINY_BUDGET, **kw})
 
 
 # ---------------------------------------------------------------------------- draws and splits
@@ -54,6 +57,13 @@ def test_support_draws_are_distinct_then_cycle():
     assert all(len(s) == 2 for s in support_draws(6, 3, 2, g))
     with pytest.raises(ValueError, match="1 case"):
         support_draws(1, 5, 1, g)
+    # from a pool: only its cases, distinct while they last
+    d = support_draws(10, 3, 2, torch.Generator().manual_seed(1), pool=[1, 4, 5, 8, 9, 0])
+    assert sorted(i for s in d for i in s) == [0, 1, 4, 5, 8, 9]
+    with pytest.raises(ValueError, match="2 to draw supports from"):
+        support_draws(10, 1, 3, g, pool=[1, 2])
+    with pytest.raises(ValueError, match="outside"):
+        support_draws(4, 1, 1, g, pool=[4])
 
 
 def test_case_split_partitions_the_cases():
@@ -74,6 +84,27 @@ def test_copy_support_votes():
     assert out.shape == (1, 2, 2, 2) and out[0, 0, 0, 0] and not out[0, 1, 1, 1]
 
 
+def test_one_shot_plan_draws_supports_outside_the_test_split():
+    cfg = _cfg(draws=5)
+    for n in (4, 10, 23):
+        plan = one_shot_plan(n, cfg, 0, LIVER)
+        assert plan.on_test_split and plan.split == task_split(n, cfg, 0, LIVER)
+        test = set(plan.split.test)
+        assert len(plan.supports) == 5 and all(len(s) == 1 for s in plan.supports)
+        assert not test & {i for s in plan.supports for i in s}
+        assert all(q == plan.split.test for q in plan.queries)
+    # distinct supports while the 6 non-test cases of 10 last
+    assert len({s[0] for s in one_shot_plan(10, cfg, 0, LIVER).supports}) == 5
+    # too few cases for a split: supports from all cases, every other case scored
+    plan = one_shot_plan(2, cfg, 0, LIVER)
+    assert plan.split is None and not plan.on_test_split
+    assert all(q == [i for i in range(2) if i not in s] for s, q in zip(plan.supports, plan.queries))
+    # a split, but fewer train + validation cases (2 of 4) than shots (3): the same fallback
+    plan = one_shot_plan(4, _cfg(shots=3), 0, LIVER)
+    assert plan.split is not None and not plan.on_test_split
+    assert all(len(q) == 1 and not set(q) & set(s) for s, q in zip(plan.supports, plan.queries))
+
+
 def test_eval_config_checks_values():
     with pytest.raises(ConfigError, match="draws"):
         _cfg(draws=0)
@@ -81,8 +112,64 @@ def test_eval_config_checks_values():
         EvalConfig.from_config({"evaluate": {"drawz": 3}})
     with pytest.raises(ConfigError, match="lr"):
         _cfg(conv={**TINY_BUDGET, "lr": 0})
+    with pytest.raises(ConfigError, match=r"evaluate.adapt must be true or false, got 'yes'"):
+        _cfg(adapt="yes")
+    with pytest.raises(ConfigError, match=r"evaluate.conv.steps must be an integer, got 2.5"):
+        _cfg(conv={**TINY_BUDGET, "steps": 2.5})
+    # no competing defaults: a section without the profile's keys is refused, naming them
+    with pytest.raises(ConfigError, match=r"evaluate lacks key\(s\) \['adapt', 'adapt_lr'"):
+        EvalConfig.from_config({"evaluate": {"draws": 2, "shots": 1}})
+    with pytest.raises(ConfigError, match=r"evaluate.conv lacks key\(s\) \['warmup'\]"):
+        EvalConfig.from_config({"evaluate": {**load_profile("quick")["evaluate"],
+                                             "conv": {k: v for k, v in TINY_BUDGET.items() if k != "warmup"}}})
     q = EvalConfig.from_config(load_profile("quick"))
-    assert q.draws == 5 and q.tau == 2.0
+    assert q.draws == 5 and q.tau == 2.0 and q.adapt_lr == load_profile("quick")["evaluate"]["adapt_lr"]
+    assert q.rand_adapt is False  # default: the paper's Rand U-Net takes no gradient step
+    assert _cfg(adapt_lr="1e-3").adapt_lr == 1e-3  # YAML reads 1e-3 as a string
+
+
+def test_step_lr_follows_adapt_and_rand_adapt():
+    assert _cfg().step_lr("hyper_unet") == _cfg().adapt_lr and _cfg().step_lr("rand_unet") is None
+    assert _cfg(rand_adapt=True).step_lr("rand_unet") == _cfg().adapt_lr
+    assert _cfg(adapt=False, rand_adapt=True).step_lr("rand_unet") is None
+    assert _cfg(adapt=False).step_lr("hyper_unet") is None
+    with pytest.raises(ValueError, match="copy_support"):
+        _cfg().step_lr("copy_support")
+
+
+# ---------------------------------------------------------------------------- protocol_for
+def test_protocol_for_reads_the_checkpoints_recorded_section():
+    section = {**load_profile("quick")["evaluate"], "adapt_lr": 0.05, "draws": 3}
+    cfg = {"name": "mine", "evaluate": section}  # trained from a user YAML file since moved
+    p = protocol_for(cfg)
+    assert (p.adapt_lr, p.draws, p.rand_adapt) == (0.05, 3, False)
+    # an explicit profile wins over the recorded section; keyword and nested overrides apply last
+    assert protocol_for(cfg, "quick").adapt_lr == load_profile("quick")["evaluate"]["adapt_lr"]
+    p = protocol_for(cfg, overrides={"conv": {"steps": 7}, "rand_adapt": True}, draws=None, shots=2)
+    assert (p.conv.steps, p.rand_adapt, p.draws, p.shots) == (7, True, 3, 2)
+    with pytest.raises(ConfigError, match="unknown config key 'evaluate.drawz'"):
+        protocol_for(cfg, overrides={"drawz": 1})
+    # a checkpoint of a built-in profile takes the kit's current protocol for it, not its record
+    assert protocol_for({"name": "quick", "evaluate": section}).adapt_lr == load_profile("quick")["evaluate"]["adapt_lr"]
+
+
+def test_protocol_for_without_a_section_reads_the_named_profile(tmp_path):
+    assert protocol_for({"name": "paper"}).test_fraction == load_profile("paper")["evaluate"]["test_fraction"]
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("base: quick\nevaluate:\n  adapt_lr: 0.02\n")
+    assert protocol_for({"name": str(mine)}).adapt_lr == 0.02
+    assert protocol_for({"name": "gone"}, mine).adapt_lr == 0.02
+
+
+@pytest.mark.parametrize("cfg, words", [
+    ({"name": "mine"}, ["'mine'", "--profile"]),  # a user YAML profile records its stem as name
+    ({"name": "runs/moved.yaml"}, ["'runs/moved.yaml'", "--profile"]),
+    ({}, ["neither an evaluate section nor a profile name", "--profile"]),
+])
+def test_protocol_for_refuses_a_missing_profile(cfg, words):
+    with pytest.raises(ConfigError) as err:
+        protocol_for(cfg)
+    assert all(w in str(err.value) for w in words) and "\n" not in str(err.value)
 
 
 # ---------------------------------------------------------------------------- baselines
@@ -93,7 +180,7 @@ def test_supervised_training_learns_a_bright_ball():
     bank = _bank(["a/b/ball@CT"], n_cases=6)
     s = Samples(bank.images["a/b/ball@CT"], bank.masks["a/b/ball@CT"], torch.zeros(6, dtype=torch.long))
     net = UNet3D(8)
-    cfg = SupervisedConfig(steps=40, batch=2, lr=3e-3, val_every=10, patience=10, augment=False)
+    cfg = SupervisedConfig(steps=40, batch=2, lr=3e-3, val_every=10, patience=10, augment=False, warmup=0)
     res = train_supervised(net, Samples(s.images[:4], s.masks[:4], s.channels[:4]),
                            Samples(s.images[4:], s.masks[4:], s.channels[4:]), cfg, torch.Generator().manual_seed(0))
     assert res.curve[0][0] == 0 and res.best_dice > 0.5 > res.curve[0][1]
@@ -101,6 +188,34 @@ def test_supervised_training_learns_a_bright_ball():
 
 
 # ---------------------------------------------------------------------------- the protocol
+def test_rand_unet_takes_the_gradient_step_only_with_rand_adapt():
+    torch.manual_seed(0)
+    hyper = HyperUNet.from_config(TINY_MODEL).eval()
+    bank = _bank([LIVER])
+    img, msk = bank.images[LIVER][:1], bank.masks[LIVER][:1]
+    ref = {k: v.clone() for k, v in hyper.random_unet(torch.Generator().manual_seed(5)).state_dict().items()}
+    plain = one_shot_model("rand_unet", hyper, img, msk, _cfg(), torch.Generator().manual_seed(5)).state_dict()
+    assert plain.keys() == ref.keys() and all(torch.equal(plain[k], ref[k]) for k in ref)
+    stepped = one_shot_model("rand_unet", hyper, img, msk, _cfg(rand_adapt=True, adapt_lr=0.1),
+                             torch.Generator().manual_seed(5)).state_dict()
+    assert any(not torch.equal(stepped[k], ref[k]) for k in ref)
+    # the Hyper U-Net takes the step by default
+    gen = {k: v.clone() for k, v in hyper.generate(img, msk).state_dict().items()}
+    hyp = one_shot_model("hyper_unet", hyper, img, msk, _cfg(adapt_lr=0.1), None).state_dict()
+    assert any(not torch.equal(hyp[k], gen[k]) for k in gen)
+    with pytest.raises(ValueError, match="generator"):
+        one_shot_model("rand_unet", hyper, img, msk, _cfg(), None)
+
+
+def test_score_gives_nsd_at_tau_and_at_one_voxel():
+    bank = _bank([LIVER], n_cases=3)
+    preds = bank.masks[LIVER].roll(1, dims=2)  # every prediction one 4 mm voxel off
+    out = score(preds, bank.masks[LIVER], bank.spacing, 2.0)
+    assert len(out) == 3 and all(len(t) == 3 for t in out)
+    assert all(v >= s and v > s for _, s, v in out)  # a one-voxel shift is inside one voxel, not 2 mm
+    assert out[0][2] == pytest.approx(1.0)
+
+
 def test_evaluate_rows_resume_and_refusal(tmp_path):
     torch.manual_seed(0)
     hyper = HyperUNet.from_config(TINY_MODEL).eval()
@@ -115,13 +230,23 @@ def test_evaluate_rows_resume_and_refusal(tmp_path):
         per[(r["task"], r["method"])] = per.get((r["task"], r["method"]), 0) + 1
     for t in bank.task_ids:
         for m in ("hyper_unet", "rand_unet", "copy_support"):
-            assert per[(t, m)] == 2 * 3  # 2 draws x 3 other cases
+            assert per[(t, m)] == 2 * 2  # 2 draws x the 2 test cases
         assert per[(t, "conv_unet")] == per[(t, "all_unet")] == 2  # 40 % of 4 cases
+        # every method on the same cases, the test split; no support is a test case
+        test = {bank.case_ids[t][i] for i in task_split(4, _cfg(), 0, t).test}
+        for m in ("hyper_unet", "rand_unet", "copy_support", "conv_unet", "all_unet"):
+            assert {r["case"] for r in rows if (r["task"], r["method"]) == (t, m)} == test
+        supports = {r["support"] for r in rows if r["task"] == t and r["method"] in ("hyper_unet", "rand_unet")}
+        assert len(supports) == 2 and not supports & test
+    assert all(r["in_test_split"] for r in rows)
     assert set(info["conv_unet"]) == set(bank.task_ids) and info["all_unet"]["tasks"] == 3
-    assert all(0 <= r["dsc"] <= 1 and 0 <= r["nsd"] <= 1 for r in rows)
-    assert read_results(out) == [{**r, "dsc": pytest.approx(r["dsc"], abs=1e-6),
-                                  "nsd": pytest.approx(r["nsd"], abs=1e-6),
-                                  "fit_seconds": pytest.approx(r["fit_seconds"], abs=1e-6)} for r in rows]
+    assert all(0 <= r["dsc"] <= 1 and 0 <= r["nsd"] <= r["nsd_voxel"] <= 1 for r in rows)  # 4 mm voxels, tau 2 mm
+    assert read_results(out) == [{**r, **{k: pytest.approx(r[k], abs=1e-6)
+                                          for k in ("dsc", "nsd", "nsd_voxel", "fit_seconds")}} for r in rows]
+    # the tables: every method of a task over the same cases
+    summary = summarize(rows)
+    for t in bank.task_ids:
+        assert {(s.cases, s.scope) for (tt, _), s in summary.items() if tt == t} == {(2, SCOPE_TEST)}
     # same seed -> same numbers
     rows2, _ = evaluate(hyper, bank, _cfg(), tmp_path / "r2.csv", methods=["hyper_unet", "rand_unet"],
                         progress=False)
@@ -138,19 +263,100 @@ def test_evaluate_rows_resume_and_refusal(tmp_path):
         fh.writelines(cut)
     rows3, _ = evaluate(hyper, bank, _cfg(), out, methods=["hyper_unet", "copy_support"], resume=True,
                         progress=False)
-    assert sum(1 for r in rows3 if r["task"] == LIVER and r["method"] == "hyper_unet") == 6
+    assert sum(1 for r in rows3 if r["task"] == LIVER and r["method"] == "hyper_unet") == 4
+    again = {key(r): r["dsc"] for r in rows3 if r["task"] == LIVER and r["method"] == "hyper_unet"}
+    assert again == {k: pytest.approx(v, abs=1e-6) for k, v in first.items() if k[:2] == (LIVER, "hyper_unet")}
     with open(out) as fh:
         assert tuple(next(csv.reader(fh))) == FIELDS
 
 
+def test_a_task_too_small_for_a_split_falls_back(tmp_path):
+    bank = _bank([LIVER], n_cases=2)
+    rows, _ = evaluate(None, bank, _cfg(), tmp_path / "r.csv", methods=["copy_support", "conv_unet"],
+                       base_width=8, progress=False)
+    assert {r["method"] for r in rows} == {"copy_support"}  # Conv U-Net needs a split
+    assert len(rows) == 2 and not any(r["in_test_split"] for r in rows)  # 2 draws x the other case
+    assert all(r["case"] != r["support"] for r in rows)
+    s = summarize(rows)[(LIVER, "copy_support")]
+    assert (s.scope, s.cases, s.n) == (SCOPE_ALL, 2, 2)
+    assert "too few cases for a test split" in comparison_table(summarize(rows), "table1_ct")
+
+
+def test_read_results_refuses_an_old_or_foreign_file(tmp_path):
+    old = tmp_path / "old.csv"
+    old.write_text(",".join(c for c in FIELDS if c != "nsd_voxel") + "\n")
+    with pytest.raises(HyperkitError, match=r"older hyperkit \(no column\(s\) \['nsd_voxel'\]\).*--out"):
+        read_results(old)
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    with pytest.raises(HyperkitError, match="not a hyperkit results file"):
+        read_results(other)
+
+
+def _row(method: str, case: str, dsc: float, in_test: bool = True) -> dict:
+    return {"task": LIVER, "method": method, "case": case, "in_test_split": in_test, "dsc": dsc, "nsd": dsc / 2,
+            "nsd_voxel": dsc / 2 + 0.25}
+
+
 def test_tables_mark_best_and_show_the_papers_numbers():
-    rows = [{"task": LIVER, "method": m, "dsc": v, "nsd": v / 2} for m, v in
+    rows = [_row(m, "c1", v) for m, v in
             (("hyper_unet", 0.5), ("rand_unet", 0.1), ("conv_unet", 0.9), ("copy_support", 0.3))]
-    table = comparison_table(summarize(rows), "table1_ct")
+    table = comparison_table(summarize(rows), "table1_ct", tau=2.0, voxel_mm=4.0)
     assert "**0.900±0.000**" in table and "<u>0.500±0.000</u>" in table
+    assert "**0.700±0.000**" in table  # Conv U-Net's NSD at one voxel, best
     assert "0.772±0.063" in table  # the paper's Hyper U-Net on liver
     assert "Task03_Liver/liver@CT" in table and "paper" in table
+    assert "| kit DSC | paper DSC | kit NSD@2 mm | paper NSD@2 mm | kit NSD@1 voxel (4 mm) |" in table
+    assert "same cases" in table and "test split" in table
     assert "spleen" in table  # columns without a kit task are listed as not evaluated
+    assert "NSD@τ" in comparison_table(summarize(rows), "table1_ct")  # tolerances not given
+
+
+def test_tables_use_the_same_cases_for_every_method():
+    # a one-shot fallback (supports from all cases): its rows on non-test cases are left out
+    rows = [_row("hyper_unet", "c1", 0.5), _row("hyper_unet", "c2", 0.1, in_test=False),
+            _row("hyper_unet", "c3", 0.3), _row("conv_unet", "c1", 0.9), _row("conv_unet", "c3", 0.7)]
+    s = summarize(rows)
+    hyp, conv = s[(LIVER, "hyper_unet")], s[(LIVER, "conv_unet")]
+    assert hyp.dsc == pytest.approx(0.4) and (hyp.n, hyp.cases) == (2, 2) == (conv.n, conv.cases)
+    assert hyp.nsd_voxel == pytest.approx(0.45) and hyp.scope == conv.scope == SCOPE_TEST_ANY_SUPPORT
+    table = comparison_table(s, "table1_ct")
+    assert "liver: fewer train + validation cases than shots" in table
+    assert "fewer train" not in comparison_table(summarize([r for r in rows if r["in_test_split"]]), "table1_ct")
+
+
+def _two_targets() -> dict:
+    spleen, heart = "msd/Task09_Spleen/spleen@CT", "msd/Task02_Heart/left_atrium@MRI"
+    rows = [_row(m, "c1", v) for m, v in
+            (("hyper_unet", 0.5), ("rand_unet", 0.1), ("conv_unet", 0.9), ("copy_support", 0.3))]
+    rows += [{**_row(m, "c1", v), "task": spleen} for m, v in
+             (("hyper_unet", 0.4), ("rand_unet", 0.05), ("copy_support", 0.405))]
+    rows += [{**_row(m, "c1", v), "task": heart} for m, v in (("hyper_unet", 0.2), ("rand_unet", 0.3))]
+    return summarize(rows)
+
+
+def test_reading_builds_the_sentences_from_the_numbers():
+    lines = reading(_two_targets())
+    liver, spleen, heart, tally = lines
+    assert liver.startswith("- **liver** (Task03_Liver/liver@CT): best: Conv U-Net (0.900); Hyper U-Net 0.500")
+    assert "above Copy support mask (0.300, +0.200)" in liver and "above Rand U-Net (0.100, +0.400)" in liver
+    assert "paper's Hyper U-Net 0.772 (kit -0.272)" in liver
+    assert "level with Copy support mask (0.405, -0.005)" in spleen  # within 0.01: level
+    assert "best: Rand U-Net (0.300)" in heart and "below Rand U-Net" in heart and "heart_bssfp" in heart
+    assert "above Rand U-Net on 2 of 3" in tally and "above copying the support mask on 1 of 2" in tally
+    assert "below Conv U-Net on 1 of 1" in tally and "above the paper's Hyper U-Net on 0 of 3" in tally
+    best_hyper, _ = reading(summarize([_row("hyper_unet", "c1", 0.8), _row("rand_unet", "c1", 0.1)]))
+    assert "best: Hyper U-Net (0.800); above Rand U-Net (0.100, +0.700)" in best_hyper  # not said twice
+
+
+def test_what_held_prints_the_checks():
+    checks = what_held(_two_targets())
+    assert checks[0] == (False, "Hyper U-Net DSC above Rand U-Net on 2 of 3 targets (aim: 3) (not on: heart_bssfp)")
+    assert checks[1] == (False, "Hyper U-Net DSC above Copy support mask on 1 of 2 targets (aim: 2) (not on: spleen)")
+    assert checks[2] == (False, "liver: Hyper U-Net DSC 0.500 against the aim 0.70; paper's Hyper U-Net 0.772")
+    assert checks[3] == (False, "heart_bssfp: Hyper U-Net DSC 0.200 against the aim 0.30; paper's Hyper U-Net 0.500")
+    assert len(checks) == 4  # brain oedema not evaluated: no line
+    assert what_held(_two_targets(), aims={"liver": 0.5})[2][0]
 
 
 def test_resolve_tasks_by_paper_name_and_glob():
@@ -186,12 +392,41 @@ def test_evaluate_command_writes_csv_json_and_tables(tiny_run, capsys):
     assert code == 0
     rows = read_results(out)
     assert {r["task"] for r in rows} == {LIVER}
-    assert len([r for r in rows if r["method"] == "hyper_unet"]) == 2 * 3
+    assert len([r for r in rows if r["method"] == "hyper_unet"]) == 2 * 2  # 2 draws x 2 test cases
+    assert {r["case"] for r in rows if r["method"] == "hyper_unet"} == {r["case"] for r in rows
+                                                                        if r["method"] == "conv_unet"}
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["complete"] and record["seed"] == 0 and record["commit"] and "torch" in record["versions"]
     assert record["protocol"]["evaluate"]["conv"]["steps"] == 2 and record["protocol"]["evaluate"]["draws"] == 2
-    assert "paper Table 1" in out.with_suffix(".md").read_text()
+    assert record["protocol"]["evaluate"]["adapt_lr"] == load_profile("quick")["evaluate"]["adapt_lr"]
+    assert record["nsd_voxel_mm"] == 4.0
+    md = out.with_suffix(".md").read_text()
+    assert "paper Table 1" in md and "kit NSD@2 mm" in md and "kit NSD@1 voxel (4 mm)" in md
     assert "Hyper U-Net" in capsys.readouterr().out
+
+
+def test_evaluate_command_takes_the_recorded_protocol(tiny_run, tmp_path):
+    _, data, ckpt = tiny_run
+    ck = torch.load(ckpt, weights_only=True)
+    section = {**load_profile("quick")["evaluate"], "draws": 1, "adapt_lr": 0.05}
+    # trained from a user profile "mine.yaml" that is gone: the recorded section is the protocol
+    moved = save_atomic({**ck, "config": {**ck["config"], "name": "mine", "evaluate": section}}, tmp_path / "m.pt")
+    out = tmp_path / "r.csv"
+    assert main(["evaluate", "--checkpoint", str(moved), "--data", str(data), "--out", str(out), "--tasks", "liver",
+                 "--methods", "hyper_unet", "--no-progress"]) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["protocol"]["evaluate"]["adapt_lr"] == 0.05 and record["protocol"]["evaluate"]["draws"] == 1
+    assert len(read_results(out)) == 2  # 1 draw x 2 test cases
+
+
+def test_evaluate_command_names_a_missing_profile(tiny_run, tmp_path, capsys):
+    _, data, ckpt = tiny_run
+    ck = torch.load(ckpt, weights_only=True)
+    gone = save_atomic({**ck, "config": {**ck["config"], "name": "mine"}}, tmp_path / "gone.pt")
+    assert main(["evaluate", "--checkpoint", str(gone), "--data", str(data), "--out", str(tmp_path / "r.csv"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "'mine'" in err and "--profile" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("argv, words", [
@@ -225,3 +460,26 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_baselines_are_reused_across_checkpoints_and_refused_across_protocols(tiny_run, tmp_path):
+    _, data, ckpt = tiny_run
+    common = ["--data", str(data), "--tasks", "liver", "--draws", "1", "--set", "evaluate.conv.steps=2",
+              "--set", "evaluate.conv.augment=false", "--no-progress"]
+    first = tmp_path / "a" / "results.csv"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", str(first), "--methods", "conv_unet", *common]) == 0
+    ck = torch.load(ckpt, weights_only=True)
+    other = save_atomic({**ck, "model": {k: v + 0.01 if v.is_floating_point() else v for k, v in ck["model"].items()}},
+                        tmp_path / "other.pt")
+    second = tmp_path / "b" / "results.csv"
+    assert main(["evaluate", "--checkpoint", str(other), "--out", str(second), "--methods", "hyper_unet,conv_unet",
+                 "--baselines-from", str(first), *common]) == 0
+    conv = lambda p: [(r["case"], r["dsc"]) for r in read_results(p) if r["method"] == "conv_unet"]
+    assert conv(second) == conv(first) and conv(first)
+    assert any(r["method"] == "hyper_unet" for r in read_results(second))
+    record = json.loads(second.with_suffix(".json").read_text())
+    assert record["baselines"]["conv_unet"] == json.loads(first.with_suffix(".json").read_text())["baselines"]["conv_unet"]
+    third = tmp_path / "c" / "results.csv"
+    code = main(["evaluate", "--checkpoint", str(other), "--out", str(third), "--methods", "conv_unet",
+                 "--baselines-from", str(first), *common, "--set", "evaluate.conv.steps=3"])
+    assert code == 2 and not third.parent.exists()  # another protocol: refused before anything is written

@@ -7,6 +7,7 @@ flipped, translated, anisotropic affine keep every test to a few seconds on 2 CP
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -59,8 +60,15 @@ def files(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     hyper = HyperUNet.from_config(cfg["model"])
     ckpt = {"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": dict(cfg)}
+    # trained from a user profile "mine.yaml" that has moved: one checkpoint records its evaluate
+    # section (as training does), an older one does not
+    mine = {**cfg, "name": "mine"}
+    recorded = {**mine, "evaluate": {**cfg["evaluate"], "adapt_lr": 0.05}}
+    older = {k: v for k, v in mine.items() if k != "evaluate"}
     out = {
         "ckpt": save_atomic(ckpt, root / "best.pt"),
+        "ckpt_recorded": save_atomic({**ckpt, "config": recorded}, root / "recorded.pt"),
+        "ckpt_older": save_atomic({**ckpt, "config": older}, root / "older.pt"),
         # int16 on disk: nibabel stores a scale factor the output header must not inherit
         "image": _write(root / "case_a.nii.gz", ct, dtype=np.int16),
         "mask": _write(root / "case_a_mask.nii.gz", mask * 2),  # label value 2: any value > 0 is the target
@@ -100,6 +108,8 @@ def test_generate_segment_round_trip(files, tmp_path, capsys):
     unet, meta = load_unet(files["model"])
     assert not unet.training and meta["modality"] == "CT" and meta["profile"] == "quick"
     assert set(meta["adaptation"]) >= {"support_loss_before", "support_loss_after"}
+    # the quick profile's protocol: the gradient step at evaluate.adapt_lr
+    assert meta["adaptation"]["adapted"] and meta["adaptation"]["lr"] == load_profile("quick")["evaluate"]["adapt_lr"]
     assert "versions" in meta["provenance"] and "commit" in meta["provenance"]
 
 
@@ -126,6 +136,85 @@ def test_generate_is_deterministic(files, tmp_path):
     a = torch.load(files["model"], weights_only=True)["state_dict"]
     b = torch.load(again, weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("extra, adapted, lr", [
+    ([], True, 0.05),                      # the checkpoint's recorded evaluate section
+    (["--adapt-lr", "0.2"], True, 0.2),
+    (["--no-adapt"], False, 0.05),
+])
+def test_generate_takes_the_recorded_protocol(files, tmp_path, extra, adapted, lr):
+    out = tmp_path / "m.pt"
+    assert main(["generate", "--checkpoint", str(files["ckpt_recorded"]), "--image", str(files["image"]),
+                 "--mask", str(files["mask"]), "--out", str(out), *extra]) == 0
+    ad = load_unet(out)[1]["adaptation"]
+    assert (ad["adapted"], ad["lr"]) == (adapted, lr)
+    assert (ad["support_loss_after"] != ad["support_loss_before"]) == adapted
+
+
+def _reference_dir(files, tmp_path) -> Path:
+    """A folder holding the tiny checkpoint as ``quick.pt``, to stand in for ``hyperkit/reference``."""
+    ref = tmp_path / "reference"
+    ref.mkdir()
+    shutil.copy(files["ckpt"], ref / "quick.pt")
+    return ref
+
+
+def test_generate_without_checkpoint_uses_the_reference(files, tmp_path, monkeypatch, capsys):
+    from hyperkit.training import reference
+
+    ref = _reference_dir(files, tmp_path)
+    monkeypatch.setattr(reference, "REFERENCE_DIR", ref)
+    out = tmp_path / "m.pt"
+    capsys.readouterr()
+    assert main(["generate", "--image", str(files["image"]), "--mask", str(files["mask"]), "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    said = f"no --checkpoint: using the kit's reference checkpoint of the quick profile ({ref / 'quick.pt'})"
+    assert lines[0] == said
+    assert len(lines) == 2 and lines[1].startswith("model: ")
+    meta = load_unet(out)[1]
+    assert meta["source"]["checkpoint"] == str(ref / "quick.pt")
+    # the same hypernetwork as --checkpoint with that file: the same weights
+    a = torch.load(files["model"], weights_only=True)["state_dict"]
+    b = torch.load(out, weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_generate_model_without_checkpoint_asks_reference_checkpoint(files, tmp_path, monkeypatch):
+    from hyperkit.inference import generate_model
+    from hyperkit.training import reference
+
+    asked = []
+
+    def fake(profile="quick"):
+        asked.append(profile)
+        return files["ckpt"]
+
+    monkeypatch.setattr(reference, "reference_checkpoint", fake)
+    out = generate_model(None, files["image"], files["mask"], tmp_path / "m.pt")
+    assert asked == ["quick"] and load_unet(out)[1]["source"]["checkpoint"] == str(files["ckpt"])
+
+
+@pytest.mark.parametrize("extra, words", [
+    ([], ["no --checkpoint given", "reference checkpoint of profile 'quick' is missing", "quick.pt",
+          "pass --checkpoint"]),
+    (["--profile", "paper"], ["no --checkpoint given", "profile 'paper'", "paper.pt",
+                              "hyperkit train --profile paper"]),
+])
+def test_generate_without_checkpoint_and_without_reference_is_one_line(files, tmp_path, monkeypatch, capsys,
+                                                                       extra, words):
+    from hyperkit.training import reference
+
+    monkeypatch.setattr(reference, "REFERENCE_DIR", tmp_path / "nothing")
+    capsys.readouterr()
+    assert main(["generate", "--image", str(files["image"]), "--mask", str(files["mask"]),
+                 "--out", str(tmp_path / "m.pt"), *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("hyperkit: error: ") and captured.err.count("\n") == 1, captured.err
+    for w in words:
+        assert w in captured.err, (w, captured.err)
+    assert not (tmp_path / "m.pt").exists()
 
 
 def test_4d_image_with_channel_index(files, tmp_path):
@@ -158,6 +247,10 @@ BAD_INPUT = [
       "--out", "{tmp}/m.pt"], ["trained with profile 'quick'", "not 'paper'"]),
     (["generate", "--checkpoint", "{ckpt}", "--image", "{image4d}", "--mask", "{mask}", "--out", "{tmp}/m.pt"],
      ["4D image with 2 channels", "--channel-index"]),
+    (["generate", "--checkpoint", "{ckpt_older}", "--image", "{image}", "--mask", "{mask}", "--out", "{tmp}/m.pt"],
+     ["no evaluate section", "'mine'", "--profile"]),
+    (["generate", "--checkpoint", "{ckpt}", "--adapt-lr", "-1", "--image", "{image}", "--mask", "{mask}",
+      "--out", "{tmp}/m.pt"], ["evaluate.adapt_lr must be > 0, got -1.0"]),
     (["segment", "--model", "{ckpt}", "--image", "{image}", "--out", "{tmp}/p.nii.gz"],
      ["best.pt", "hypernetwork checkpoint", "hyperkit generate"]),
     (["segment", "--model", "{junk}", "--image", "{image}", "--out", "{tmp}/p.nii.gz"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hyperkit.metrics import dice, nsd
+from hyperkit.metrics import dice, nsd, voxel_tolerance
 
 
 def _sphere(shape, centre, r):
@@ -59,6 +59,26 @@ def test_nsd_far_apart_is_zero_and_spacing_matters():
     c = _box((40, 20, 20), (4, 5, 5), (12, 15, 15))
     assert nsd(a, c, (0.5, 0.5, 0.5), tau=2.0) == pytest.approx(1.0)
     assert nsd(a, c, (2.0, 2.0, 2.0), tau=2.0) < 0.9
+
+
+def test_nsd_at_one_voxel_counts_a_one_voxel_shift():
+    """At 4 mm voxels, tau = 2 mm counts only coinciding boundary voxels; tau = one voxel counts a 1-voxel shift."""
+    a = _box((30, 30, 30), (5, 5, 5), (20, 20, 20))
+    b = _box((30, 30, 30), (6, 5, 5), (21, 20, 20))  # shifted by one 4 mm voxel
+    spacing = (4.0, 4.0, 4.0)
+    assert voxel_tolerance(spacing) == 4.0
+    at_tau, at_voxel = nsd(a, b, spacing, tau=2.0), nsd(a, b, spacing, tau=voxel_tolerance(spacing))
+    assert at_voxel == pytest.approx(1.0) and at_tau < 0.7
+    c = _box((30, 30, 30), (7, 5, 5), (22, 20, 20))  # two voxels: partly outside one voxel too
+    assert nsd(a, c, spacing, 2.0) < nsd(a, c, spacing, 4.0) < 1.0
+
+
+def test_voxel_tolerance_is_the_largest_side():
+    assert voxel_tolerance((1.5, 1.5, 3.0)) == 3.0
+    with pytest.raises(ValueError, match="three positive"):
+        voxel_tolerance((1.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="three positive"):
+        voxel_tolerance((1.0, 1.0))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -71,7 +71,8 @@ def test_task_patch_covers_target_and_affine_is_consistent(tmp_path):
     root = write_sample_msd(tmp_path)
     ds = open_dataset(root)
     task = ds.tasks()[0]
-    patches = pp.task_patches(ds, task, load_profile("quick"), cache_dir=tmp_path / "cache")
+    cfg = load_profile("quick", {"data": {"placement": "centred"}})
+    patches = pp.task_patches(ds, task, cfg, cache_dir=tmp_path / "cache")
     assert len(patches) == 3
     for p in patches:
         s = load_profile("quick")["data"]["patch_size"]

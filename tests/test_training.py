@@ -164,3 +164,21 @@ def test_bad_cli_inputs(tmp_path, capsys):
     assert "data folder not found" in capsys.readouterr().err
     assert main(["train", "--episodes", "-1", "--out", str(tmp_path / "r")]) == 2
     assert "--episodes must be a positive integer" in capsys.readouterr().err
+
+
+def test_ensure_trained_returns_the_best_eval_mode_model_both_ways(data_root, cache, tmp_path):
+    from hyperkit.training.checkpoint import load_hypernet
+    from hyperkit.training.loop import ensure_trained
+
+    cfg = tiny_cfg(episodes=4)
+    fresh = ensure_trained(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False)
+    again = ensure_trained(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False)
+    best, _ = load_hypernet(tmp_path / "run" / "best.pt")
+    for res in (fresh, again):
+        assert not res.model.training
+        for (k, a), (_, b) in zip(res.model.state_dict().items(), best.state_dict().items()):
+            assert torch.equal(a, b), k
+    # the evaluate section is recorded (evaluate/generate read it) but does not make it another run
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["config"]["evaluate"]["adapt_lr"] > 0
+    other = {**cfg, "evaluate": {**cfg["evaluate"], "draws": 2}}
+    assert ensure_trained(other, data_root, tmp_path / "run", cache_dir=cache, progress=False).episodes_done == 4

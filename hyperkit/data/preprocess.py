@@ -5,9 +5,15 @@
 3. Normalise per channel: CT clip to [-900, 900] then z-score
    (``ScaleIntensityRange`` with clipping, ``NormalizeIntensity``); MRI map the 1st-99th
    percentiles to [0, 1] and clip (``ScaleIntensityRangePercentiles``).
-4. One cubic patch of side S that covers the target, centred on its bounding box and
-   padded with the channel's minimum where the volume is smaller (``BorderPad``,
-   ``SpatialCrop``).
+4. One cubic patch of side S that covers the target, padded with the channel's minimum
+   where the volume is smaller (``BorderPad``, ``SpatialCrop``). Where the target sits
+   in the patch is the profile's ``data.placement``: ``"centred"`` on its bounding box,
+   or ``"offset"``: shifted from the centre by a seeded random offset of at most
+   ``max_offset`` of the patch side per axis, never so far that the target leaves the
+   patch (as much as fits). The paper cuts "a single 128^3 voxel patch covering the
+   target structure ... centred when necessary", so the target's place varies; exact
+   centring gives every method a free centre prior (copying the support mask becomes
+   an aligned atlas).
 
 Steps 1-3 act on the whole case and are cached on disk (``.npz`` keyed by the files'
 paths, sizes and modification times and by the data config), so a second run
@@ -21,6 +27,7 @@ import json
 import os
 import tempfile
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -36,8 +43,12 @@ from hyperkit.data.layouts import CaseData, Dataset
 from hyperkit.data.tasks import Task, modality_of
 from hyperkit.errors import ConfigError
 
-__all__ = ["DataConfig", "TaskPatch", "default_cache_dir", "resample_case", "normalise_channel", "preprocess_case",
-           "crop_centred", "extract_patch", "dataset_patches", "task_patches"]
+__all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
+           "preprocess_case", "crop_centred", "patch_centre", "placement_rng", "extract_patch", "dataset_patches",
+           "task_patches"]
+
+#: where the target sits in its patch (``data.placement``)
+PLACEMENTS: tuple[str, ...] = ("centred", "offset")
 
 _CACHE_VERSION = 2
 # nibabel affines map voxels to RAS+ world coordinates (L->R, P->A, I->S)
@@ -53,24 +64,39 @@ class DataConfig:
         patch_size: side S of the cubic patch in voxels (paper: 128); a multiple of 16.
         ct_clip: CT window in HU before the z-score (paper: [-900, 900]).
         mri_percentiles: percentiles mapped to [0, 1] for MRI (paper: 1st and 99th).
+        placement: ``"offset"`` (the target's place in the patch varies, seeded) or
+            ``"centred"`` (the patch centred on the target's bounding box).
+        max_offset: largest shift of the patch centre from the target's centre, as a
+            fraction of the patch side (per axis); the shift never uncovers the target.
+        placement_seed: seed of the offsets (with the dataset, case and task ids).
     """
 
     spacing: float = 1.5
     patch_size: int = 128
     ct_clip: tuple[float, float] = (-900.0, 900.0)
     mri_percentiles: tuple[float, float] = (1.0, 99.0)
+    placement: str = "centred"
+    max_offset: float = 0.25
+    placement_seed: int = 0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "DataConfig":
         """From a whole profile (``cfg["data"]``) or from its ``data`` section."""
         data = dict(cfg.get("data", cfg))
-        known = {"spacing", "patch_size", "ct_clip", "mri_percentiles"}
+        known = {"spacing", "patch_size", "ct_clip", "mri_percentiles", "placement", "max_offset", "placement_seed"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown data config key(s) {sorted(unknown)}; known: {sorted(known)}")
         out = cls(float(data.get("spacing", 1.5)), int(data.get("patch_size", 128)),
                   tuple(float(v) for v in data.get("ct_clip", (-900, 900))),  # type: ignore[arg-type]
-                  tuple(float(v) for v in data.get("mri_percentiles", (1, 99))))  # type: ignore[arg-type]
+                  tuple(float(v) for v in data.get("mri_percentiles", (1, 99))),  # type: ignore[arg-type]
+                  str(data.get("placement", "centred")), float(data.get("max_offset", 0.25)),
+                  int(data.get("placement_seed", 0)))
+        if out.placement not in PLACEMENTS:
+            raise ConfigError(f"data.placement must be one of {list(PLACEMENTS)}, got {out.placement!r}")
+        if not 0 <= out.max_offset <= 0.5:
+            raise ConfigError(f"data.max_offset must be in [0, 0.5] (a fraction of the patch side), "
+                              f"got {out.max_offset}")
         if out.spacing <= 0:
             raise ConfigError(f"data.spacing must be > 0, got {out.spacing}")
         if out.patch_size <= 0 or out.patch_size % 16:
@@ -83,7 +109,13 @@ class DataConfig:
         return out
 
     def key(self) -> dict[str, Any]:
+        """What the cached steps 1-3 depend on (placement is step 4: not part of the key)."""
         return {"spacing": self.spacing, "ct_clip": list(self.ct_clip), "mri_percentiles": list(self.mri_percentiles)}
+
+    @property
+    def max_shift(self) -> int:
+        """Largest offset in voxels (0 when centred)."""
+        return int(round(self.max_offset * self.patch_size)) if self.placement == "offset" else 0
 
 
 @dataclass
@@ -222,14 +254,55 @@ def crop_centred(image: np.ndarray, center: Iterable[int], size: int, pad_value:
     return np.asarray(out), start
 
 
-def extract_patch(case: CaseData, task: Task, size: int) -> TaskPatch | None:
-    """Step 4: the cube of side ``size`` centred on the task's target (``None`` if absent)."""
+def patch_centre(lo: np.ndarray, hi: np.ndarray, size: int, max_shift: int = 0,
+                 rng: np.random.Generator | None = None) -> np.ndarray:
+    """Centre ``(3,)`` of a cube of side ``size`` that covers the box ``lo..hi`` (inclusive voxel indices).
+
+    Without ``rng`` (or with ``max_shift == 0``) the cube is centred on the box. With it,
+    each axis is shifted by a uniform integer in ``[-max_shift, max_shift]`` restricted to
+    the shifts that keep the whole box inside the cube; an axis where the box is larger
+    than the cube stays centred (it covers as much as fits).
+    """
+    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    centre = (lo + hi + 1) // 2
+    if rng is None or max_shift == 0:
+        return centre
+    half = size // 2
+    # start = c - half must satisfy start <= lo and start + size >= hi + 1
+    c_min = np.maximum(hi + 1 - size + half, centre - max_shift)
+    c_max = np.minimum(lo + half, centre + max_shift)
+    fits = c_min <= c_max
+    shift = np.array([rng.integers(a, b + 1) if ok else c for a, b, ok, c in zip(c_min, c_max, fits, centre)])
+    return shift.astype(np.int64)
+
+
+def placement_rng(seed: int, dataset: str, case_id: str, task_id: str) -> np.random.Generator:
+    """The offset generator of one (task, case): independent of which other cases or tasks are loaded."""
+    words = [int(seed)] + [zlib.crc32(s.encode()) for s in (dataset, case_id, task_id)]
+    return np.random.default_rng(np.random.SeedSequence(words))
+
+
+def extract_patch(case: CaseData, task: Task, size: int, max_shift: int = 0,
+                  rng: np.random.Generator | None = None) -> TaskPatch | None:
+    """Step 4: the cube of side ``size`` that covers the task's target (``None`` if absent).
+
+    Args:
+        case: a preprocessed case (:func:`preprocess_case`).
+        task: one of the case's dataset's tasks.
+        size: side of the cube in voxels.
+        max_shift, rng: the placement (:func:`patch_centre`); default centred.
+
+    Returns:
+        A :class:`TaskPatch` with image and mask ``(1, S, S, S)``.
+    """
     target = case.label == task.label_value
     if not target.any():
         return None
     idx = np.argwhere(target)
     lo, hi = idx.min(0), idx.max(0)
-    center = (lo + hi + 1) // 2
+    center = patch_centre(lo, hi, size, max_shift, rng)
     channel = case.image[task.channel_index][None]
     image, start = crop_centred(channel, center, size, pad_value=float(channel.min()))
     mask, _ = crop_centred(target[None].astype(np.float32), center, size, pad_value=0.0)
@@ -242,7 +315,7 @@ def extract_patch(case: CaseData, task: Task, size: int) -> TaskPatch | None:
 
 def dataset_patches(dataset: Dataset, tasks: Iterable[Task], cfg: Mapping[str, Any] | DataConfig,
                     cache_dir: str | Path | None = None, case_ids: Iterable[str] | None = None,
-                    progress: bool = False) -> dict[str, list[TaskPatch]]:
+                    progress: bool = False, margin: int = 0) -> dict[str, list[TaskPatch]]:
     """Preprocessed patches of several tasks of one dataset, reading each case once.
 
     Args:
@@ -252,6 +325,10 @@ def dataset_patches(dataset: Dataset, tasks: Iterable[Task], cfg: Mapping[str, A
         cache_dir: where resampled cases are cached (default :func:`default_cache_dir`).
         case_ids: restrict to these cases (default: all).
         progress: show a tqdm bar over cases.
+        margin: when > 0, cubes of side ``S + 2 * margin`` centred on the target, from which
+            training cuts a freshly offset patch of side S every episode
+            (:meth:`hyperkit.training.episodes.TaskBank.sample`); when 0, patches of side S
+            placed as ``cfg.placement`` says (seeded per dataset, case and task).
 
     Returns:
         ``task_id -> [TaskPatch]``: one patch (image ``(1, S, S, S)``, mask ``(1, S, S, S)``)
@@ -268,7 +345,11 @@ def dataset_patches(dataset: Dataset, tasks: Iterable[Task], cfg: Mapping[str, A
     for cid in tqdm(ids, desc=f"preprocessing {dataset.name}", disable=not progress, leave=False):
         case = preprocess_case(dataset, cid, dcfg, cache_dir)
         for task in tasks:
-            patch = extract_patch(case, task, dcfg.patch_size)
+            if margin:
+                patch = extract_patch(case, task, dcfg.patch_size + 2 * margin)
+            else:
+                rng = placement_rng(dcfg.placement_seed, dataset.name, cid, task.task_id) if dcfg.max_shift else None
+                patch = extract_patch(case, task, dcfg.patch_size, dcfg.max_shift, rng)
             if patch is not None:
                 out[task.task_id].append(patch)
             elif task.label_value in case.present_before_resampling:

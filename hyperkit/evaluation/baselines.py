@@ -5,8 +5,12 @@
 - Conv U-Net: a :class:`UNet3D` trained from scratch on one target (upper bound).
 - All U-Net: one :class:`UNet3D` with one output channel per task, trained on all
   tasks including the targets.
-- Copy the support mask: the support's mask is the prediction. Patches are centred on
-  the target, so this is a "centre-aligned atlas" without any registration.
+- Copy the support mask: the support's mask is the prediction. With centred patches
+  (``data.placement: centred``) this is a "centre-aligned atlas" without any registration;
+  with offset patches (the quick profile) the target's place varies from case to case.
+- Central blob (not a paper baseline): a ball at the patch centre as large as the support's
+  target. It uses nothing but the centre prior, so it measures what centring gives for free
+  (:mod:`hyperkit.evaluation.centre_prior`, notebook 05).
 
 Conv and All U-Net share :func:`train_supervised`: AdamW on Dice + BCE of the
 sample's own output channel, validation Dice every ``val_every`` steps, early stopping,
@@ -29,7 +33,7 @@ from hyperkit.metrics import dice
 from hyperkit.model.adapt import segmentation_loss
 from hyperkit.training.augment import augment_pair, build_augment
 
-__all__ = ["Samples", "SupervisedResult", "train_supervised", "predict", "copy_support"]
+__all__ = ["Samples", "SupervisedResult", "train_supervised", "predict", "copy_support", "central_blob"]
 
 
 @dataclass
@@ -176,3 +180,27 @@ def copy_support(support_masks: Tensor) -> Tensor:
     if support_masks.dim() != 5:
         raise ValueError(f"support masks must be (K, 1, S, S, S), got shape {tuple(support_masks.shape)}")
     return support_masks.float().mean(0) > 0.5
+
+
+def central_blob(support_masks: Tensor) -> Tensor:
+    """The "central blob" reference: ``(K, 1, D, H, W)`` supports -> one ``(1, D, H, W)`` bool mask.
+
+    A ball at the patch centre with as many voxels as the support's target: the ``n`` voxels
+    nearest to voxel ``(D // 2, H // 2, W // 2)`` (where a centred patch puts the centre of the
+    target's bounding box, :func:`hyperkit.data.preprocess.extract_patch`), with ``n`` the
+    supports' mean foreground voxel count, rounded. Ties in distance are broken by voxel order,
+    so the count is exact and the result deterministic. It ignores the image and the support's
+    shape and place: it scores what the centre prior alone gives.
+
+    Raises:
+        ValueError: ``support_masks`` is not 5-D.
+    """
+    if support_masks.dim() != 5:
+        raise ValueError(f"support masks must be (K, 1, S, S, S), got shape {tuple(support_masks.shape)}")
+    spatial = tuple(support_masks.shape[2:])
+    n = int(round(float((support_masks.float() > 0.5).flatten(1).sum(1).double().mean())))
+    axes = [torch.arange(s, dtype=torch.float64) - s // 2 for s in spatial]
+    dist2 = sum(g ** 2 for g in torch.meshgrid(*axes, indexing="ij")).flatten()
+    out = torch.zeros(dist2.numel(), dtype=torch.bool)
+    out[torch.argsort(dist2, stable=True)[:n]] = True
+    return out.view(1, *spatial)

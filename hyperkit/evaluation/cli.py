@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
     res = run_evaluation(args.checkpoint, args.data if args.data is not None else default_data_root(), args.out,
                          tasks=args.tasks, methods=args.methods, draws=args.draws, shots=args.shots,
                          seed=args.seed, profile=args.profile, split=args.split, overrides=overrides or None,
-                         resume=args.resume, progress=not args.no_progress)
+                         resume=args.resume, progress=not args.no_progress, baselines_from=args.baselines_from)
     print(res.tables)
     t = res.record.get("timings", {})
     print(f"\n{len(res.rows)} rows -> {res.csv_path}  ({res.record['wall_seconds']:.0f} s; "
@@ -45,10 +45,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="one-shot evaluation and baselines on held-out tasks (Tables 1-2)",
-                       description="For each held-out task: several support draws; each generates a U-Net "
-                                   "from one support, applies the gradient step and is scored (DSC, NSD at "
-                                   "tau mm) on every other case. Writes one CSV row per task x method x draw "
-                                   "x case, plus a .json run record and .md tables beside it.")
+                       description="For each held-out task: one train/validation/test split of its cases; "
+                                   "several support draws from the train and validation cases, each generating "
+                                   "a U-Net from one support (plus the gradient step); every method is scored "
+                                   "(DSC, NSD at tau mm and at one voxel) on the same test cases. Writes one CSV "
+                                   "row per task x method x draw x case, plus a .json run record and .md tables "
+                                   "beside it.")
     p.add_argument("--checkpoint", required=True, help="hypernetwork checkpoint (a run's best.pt)")
     p.add_argument("--data", default=None, help="data folder (default: $HYPERKIT_DATA or data/)")
     p.add_argument("--out", required=True, help="results CSV")
@@ -61,9 +63,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated, from {', '.join(METHODS)}, or 'all' "
                         f"(default: {','.join(ONE_SHOT_METHODS)}; conv_unet and all_unet train networks)")
     p.add_argument("--seed", type=int, default=0, help="seed of draws, splits and baselines (default 0)")
-    p.add_argument("--profile", default=None, help="require the checkpoint to come from this profile")
+    p.add_argument("--profile", default=None,
+                   help="require the checkpoint to come from this profile and take its evaluate section "
+                        "(default: the section the checkpoint records, else its profile's)")
     p.add_argument("--split", default=None, help="task split YAML (default: the paper's)")
     p.add_argument("--set", action="append", metavar="evaluate.KEY=VALUE", help="override a protocol value")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--baselines-from", default=None, metavar="CSV",
+                   help="take the Conv and All U-Net rows of this finished evaluation (same data, tasks, "
+                        "protocol, seed and U-Net width) instead of training them again")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)

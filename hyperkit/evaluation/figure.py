@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from hyperkit.evaluation.config import EvalConfig
-from hyperkit.evaluation.protocol import case_split, one_shot_model, support_draws, task_seed
+from hyperkit.evaluation.protocol import one_shot_model, one_shot_plan
 from hyperkit.evaluation.tables import TABLES, table_tasks
 from hyperkit.metrics import dice
 from hyperkit.model.hypernet import HyperUNet
@@ -27,8 +27,9 @@ def figure2(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, conv_models: dict
     """One row per target: a test case with the three outlines, Dice in the row label.
 
     The Hyper U-Net is the one of the first support draw of the evaluation (same seed, same
-    support, same gradient step); the Conv U-Net is the trained baseline; the case is the
-    first test case of the target's split that is not that support.
+    support, same gradient step: :func:`~hyperkit.evaluation.protocol.one_shot_plan`); the
+    Conv U-Net is the trained baseline; the case is the first test case of the target's
+    split that is not that support (both methods are scored on the test cases).
 
     Args:
         hyper: the trained hypernetwork.
@@ -39,7 +40,7 @@ def figure2(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, conv_models: dict
         seed: the evaluation's seed.
 
     Raises:
-        ValueError: none of ``targets`` can be drawn.
+        ValueError: none of ``targets`` can be drawn, or a target has no test split.
     """
     cols = {c: t for tab in TABLES for c, t in table_tasks(tab, bank.task_ids).items()}
     shown = [c for c in targets if cols.get(c) in conv_models]
@@ -50,13 +51,12 @@ def figure2(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, conv_models: dict
         t = cols[col]
         assert t is not None
         imgs, msks = bank.images[t], bank.masks[t]
-        n = len(bank.case_ids[t])
-        sup = support_draws(n, cfg.draws, cfg.shots, torch.Generator().manual_seed(task_seed(seed, t)))[0]
-        test = case_split(n, cfg.test_fraction, cfg.val_fraction,
-                          torch.Generator().manual_seed(task_seed(seed, "split:" + t))).test
-        q = next(i for i in test if i not in sup)
-        unet = one_shot_model("hyper_unet", hyper, imgs[sup], msks[sup], cfg.adapt_lr if cfg.adapt else None,
-                              torch.Generator().manual_seed(task_seed(seed, t)))
+        plan = one_shot_plan(len(bank.case_ids[t]), cfg, seed, t)
+        sup = plan.supports[0]
+        if plan.split is None:  # a Conv U-Net was given for a task too small to have been trained on
+            raise ValueError(f"{t}: {len(bank.case_ids[t])} cases, no test split to draw a case from")
+        q = next(i for i in plan.split.test if i not in sup)
+        unet = one_shot_model("hyper_unet", hyper, imgs[sup], msks[sup], cfg, None)
         with torch.no_grad():
             hyp = unet(imgs[q:q + 1])[0] > 0
             conv = conv_models[t].eval()(imgs[q:q + 1])[0] > 0

@@ -1,16 +1,24 @@
 """The one-shot evaluation protocol (paper §4, Tables 1-2; DESIGN.md §6).
 
-For each held-out task with ``N`` cases:
+For each held-out task with ``N`` cases, one fixed split of the cases into train /
+validation / test (:func:`task_split`), and every method is scored on the **test** cases:
 
 - **one-shot methods** (Hyper U-Net, Rand U-Net, copy the support mask): ``draws`` support
-  draws of ``shots`` cases each (distinct supports while cases last); each draw builds one
-  model and is scored on every other case of the task;
-- **supervised baselines** (Conv U-Net, All U-Net): one fixed split of the task's cases
-  into train / validation (early stopping) / test; scored on the test cases.
+  draws of ``shots`` cases each from the train and validation cases (distinct supports while
+  cases last); each draw builds one model and is scored on the test cases
+  (:func:`one_shot_plan`);
+- **supervised baselines** (Conv U-Net, All U-Net): trained on the train cases with early
+  stopping on the validation cases; scored on the test cases.
 
-Every prediction is scored with DSC and NSD at ``tau`` mm (MONAI, the patch's true voxel
-spacing). Rows are written to a CSV as they are made (one per task × method × draw ×
-case), so an interrupted evaluation keeps what it did and ``resume`` continues it.
+So all methods of a task are compared on the same cases. A task too small for that (fewer
+than 3 cases, or fewer train + validation cases than ``shots``) falls back to drawing
+supports from all cases and scoring every other case; the tables say so.
+
+Every prediction is scored with DSC, NSD at ``tau`` mm (the paper's tolerance) and NSD at
+one voxel (:func:`~hyperkit.metrics.voxel_tolerance`; at 4 mm voxels a 2 mm tolerance counts only boundaries
+that coincide), with MONAI and the patch's true voxel spacing. Rows are written to a CSV
+as they are made (one per task × method × draw × case), so an interrupted evaluation keeps
+what it did and ``resume`` continues it.
 """
 
 from __future__ import annotations
@@ -29,18 +37,21 @@ from tqdm.auto import tqdm
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, SupervisedResult, copy_support, predict, train_supervised
 from hyperkit.evaluation.config import METHODS, ONE_SHOT_METHODS, EvalConfig
-from hyperkit.metrics import dice, nsd
+from hyperkit.metrics import dice, nsd, voxel_tolerance
 from hyperkit.model.adapt import gradient_step
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.unet import UNet3D
 from hyperkit.training.episodes import TaskBank
 
-__all__ = ["FIELDS", "task_seed", "support_draws", "case_split", "score", "one_shot_model",
-           "evaluate", "read_results", "CaseSplit"]
+__all__ = ["FIELDS", "PROTOCOL_VERSION", "task_seed", "support_draws", "case_split", "task_split", "one_shot_plan",
+           "score", "one_shot_model", "evaluate", "read_results", "CaseSplit", "OneShotPlan"]
 
-#: columns of the results CSV
-FIELDS: tuple[str, ...] = ("task", "method", "draw", "support", "case", "in_test_split", "dsc", "nsd",
+#: columns of the results CSV (``nsd``: at ``evaluate.tau`` mm; ``nsd_voxel``: at one voxel)
+FIELDS: tuple[str, ...] = ("task", "method", "draw", "support", "case", "in_test_split", "dsc", "nsd", "nsd_voxel",
                            "fit_seconds")
+#: version of the scoring rules, recorded with each run so that results made under older rules
+#: (one-shot methods scored on every other case, no ``nsd_voxel``) are never reused or resumed
+PROTOCOL_VERSION = 2
 
 
 def task_seed(seed: int, task_id: str) -> int:
@@ -48,16 +59,31 @@ def task_seed(seed: int, task_id: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(task_id.encode())) % (2 ** 63)
 
 
-def support_draws(n_cases: int, draws: int, shots: int, generator: torch.Generator) -> list[list[int]]:
-    """``draws`` supports of ``shots`` case indices each, from one random order of the cases.
+def support_draws(n_cases: int, draws: int, shots: int, generator: torch.Generator,
+                  pool: Sequence[int] | None = None) -> list[list[int]]:
+    """``draws`` supports of ``shots`` case indices each, from one random order of ``pool``.
 
-    Supports are distinct while ``draws * shots <= n_cases`` (they then cycle the order);
+    Supports are distinct while ``draws * shots <= len(pool)`` (they then cycle the order);
     at least one case is always left to query.
+
+    Args:
+        n_cases: cases of the task (indices ``0 .. n_cases - 1``).
+        draws, shots: supports, and cases per support.
+        generator: the random order.
+        pool: the case indices supports may come from (default: all cases).
+
+    Raises:
+        ValueError: ``pool`` has fewer than ``shots`` cases, no case would be left to query,
+            or ``pool`` names a case outside ``0 .. n_cases - 1``.
     """
-    if n_cases < shots + 1:
-        raise ValueError(f"{n_cases} case(s) cannot give {shots} support(s) and a query")
-    order = torch.randperm(n_cases, generator=generator).tolist()
-    return [[order[(d * shots + k) % n_cases] for k in range(shots)] for d in range(draws)]
+    cases = list(range(n_cases)) if pool is None else sorted(set(pool))
+    if any(not 0 <= i < n_cases for i in cases):
+        raise ValueError(f"support pool {cases} names cases outside 0..{n_cases - 1}")
+    if len(cases) < shots or n_cases < shots + 1:
+        raise ValueError(f"{n_cases} case(s) ({len(cases)} to draw supports from) cannot give {shots} "
+                         "support(s) and a query")
+    order = [cases[i] for i in torch.randperm(len(cases), generator=generator).tolist()]
+    return [[order[(d * shots + k) % len(cases)] for k in range(shots)] for d in range(draws)]
 
 
 @dataclass(frozen=True)
@@ -81,48 +107,127 @@ def case_split(n_cases: int, test_fraction: float, val_fraction: float, generato
     return CaseSplit(sorted(order[n_test + n_val:]), sorted(order[n_test:n_test + n_val]), sorted(order[:n_test]))
 
 
-def score(preds: Tensor, masks: Tensor, spacing: Sequence[float], tau: float) -> list[tuple[float, float]]:
-    """``(DSC, NSD@tau)`` of each prediction ``(N, 1, S, S, S)`` against its mask."""
-    return [(dice(p, m), nsd(p, m, spacing, tau)) for p, m in zip(preds, masks)]
+def task_split(n_cases: int, cfg: EvalConfig, seed: int, task: str) -> CaseSplit | None:
+    """The fixed train / validation / test split of one task, or ``None`` below 3 cases.
+
+    Seeded by ``seed`` and the task id only, so it does not depend on which other tasks or
+    methods are evaluated.
+    """
+    if n_cases < 3:
+        return None
+    return case_split(n_cases, cfg.test_fraction, cfg.val_fraction,
+                      torch.Generator().manual_seed(task_seed(seed, "split:" + task)))
 
 
-def one_shot_model(method: str, hyper: HyperUNet, images: Tensor, masks: Tensor, adapt_lr: float | None,
-                   generator: torch.Generator) -> UNet3D:
-    """The U-Net of one draw: generated (``hyper_unet``) or with a random decoder (``rand_unet``).
+@dataclass(frozen=True)
+class OneShotPlan:
+    """The support draws of one task and the cases each draw is scored on.
 
-    Both then take the same gradient step on the support (A.1) unless ``adapt_lr`` is
-    ``None``, so they differ only in where the decoder came from.
+    Attributes:
+        supports: per draw, ``shots`` case indices.
+        queries: per draw, the scored case indices (never a support of that draw).
+        split: the task's split (``None`` below 3 cases).
+        on_test_split: supports come from the train and validation cases and every draw is
+            scored on the test cases (the cases Conv and All U-Net are scored on); ``False``
+            is the fallback of a small task: supports from all cases, every other case scored.
+    """
+
+    supports: list[list[int]]
+    queries: list[list[int]]
+    split: CaseSplit | None
+    on_test_split: bool
+
+
+def one_shot_plan(n_cases: int, cfg: EvalConfig, seed: int, task: str) -> OneShotPlan:
+    """Which supports the one-shot methods of ``task`` draw, and which cases they are scored on.
+
+    With a split (:func:`task_split`) that leaves at least ``cfg.shots`` train + validation
+    cases, the ``cfg.draws`` supports are drawn from those and scored on the test cases;
+    otherwise from all cases, each draw scored on every case but its support.
+
+    Raises:
+        ValueError: fewer than ``cfg.shots + 1`` cases.
+    """
+    split = task_split(n_cases, cfg, seed, task)
+    g = torch.Generator().manual_seed(task_seed(seed, task))
+    pool = sorted(split.train + split.val) if split is not None else []
+    if split is not None and len(pool) >= cfg.shots:
+        supports = support_draws(n_cases, cfg.draws, cfg.shots, g, pool=pool)
+        return OneShotPlan(supports, [list(split.test) for _ in supports], split, True)
+    supports = support_draws(n_cases, cfg.draws, cfg.shots, g)
+    return OneShotPlan(supports, [[i for i in range(n_cases) if i not in s] for s in supports], split, False)
+
+
+def score(preds: Tensor, masks: Tensor, spacing: Sequence[float], tau: float) -> list[tuple[float, float, float]]:
+    """``(DSC, NSD@tau, NSD@one voxel)`` of each prediction ``(N, 1, S, S, S)`` against its mask ``(N, 1, S, S, S)``.
 
     Args:
+        preds, masks: binary volumes.
+        spacing: voxel size in mm per axis; one voxel is :func:`~hyperkit.metrics.voxel_tolerance` of it.
+        tau: the NSD tolerance in mm (``evaluate.tau``).
+    """
+    voxel = voxel_tolerance(spacing)
+    return [(dice(p, m), nsd(p, m, spacing, tau), nsd(p, m, spacing, voxel)) for p, m in zip(preds, masks)]
+
+
+def one_shot_model(method: str, hyper: HyperUNet, images: Tensor, masks: Tensor, cfg: EvalConfig,
+                   generator: torch.Generator | None) -> UNet3D:
+    """The U-Net of one draw: generated (``hyper_unet``) or with a random decoder (``rand_unet``).
+
+    The gradient step on the support (A.1) follows :meth:`EvalConfig.step_lr`: the Hyper
+    U-Net takes it when ``cfg.adapt``; the Rand U-Net only when ``cfg.rand_adapt`` too (the
+    paper's Rand U-Net is random decoder weights, not adapted).
+
+    Args:
+        method: ``hyper_unet`` or ``rand_unet``.
+        hyper: the trained hypernetwork (its shared parts also serve the Rand U-Net).
         images, masks: ``(K, 1, S, S, S)`` supports.
-        adapt_lr: learning rate of the gradient step, or ``None`` for none.
+        cfg: the protocol.
+        generator: the random decoder's weights (required by ``rand_unet``, unused otherwise).
+
+    Raises:
+        ValueError: another method, or ``rand_unet`` without a generator.
     """
     if method == "hyper_unet":
         unet = hyper.generate(images, masks)
     elif method == "rand_unet":
+        if generator is None:
+            raise ValueError("one_shot_model: rand_unet needs a generator for its random decoder")
         unet = hyper.random_unet(generator)
     else:
         raise ValueError(f"one_shot_model: method must be hyper_unet or rand_unet, got {method!r}")
-    if adapt_lr is not None:
-        gradient_step(unet, images, masks, lr=adapt_lr, loss_after=False)
+    lr = cfg.step_lr(method)
+    if lr is not None:
+        gradient_step(unet, images, masks, lr=lr, loss_after=False)
     return unet.eval()
 
 
 # ------------------------------------------------------------------------------ results file
 def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a results CSV with numbers parsed."""
+    """Rows of a results CSV with numbers parsed; the columns must be exactly :data:`FIELDS`.
+
+    Raises:
+        FileNotFoundError: no file.
+        HyperkitError: a results file of an older kit (missing columns such as ``nsd_voxel``:
+            re-run, or write to a fresh ``--out``), or not a results file at all.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no results file")
     with open(p, newline="") as fh:
         reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != FIELDS:
-            raise HyperkitError(f"{p}: not a hyperkit results file (columns {reader.fieldnames})")
+        columns = tuple(reader.fieldnames or ())
+        if columns != FIELDS:
+            missing = [c for c in FIELDS if c not in columns]
+            if {"task", "method", "dsc"} <= set(columns) and missing:
+                raise HyperkitError(f"{p}: results of an older hyperkit (no column(s) {missing}); re-run the "
+                                    "evaluation, or pass a fresh --out")
+            raise HyperkitError(f"{p}: not a hyperkit results file (columns {list(columns)}, expected {list(FIELDS)})")
         rows = list(reader)
     for r in rows:
         r["draw"] = int(r["draw"])
         r["in_test_split"] = r["in_test_split"] == "True"
-        for k in ("dsc", "nsd", "fit_seconds"):
+        for k in ("dsc", "nsd", "nsd_voxel", "fit_seconds"):
             r[k] = float(r[k])
     return rows
 
@@ -149,20 +254,20 @@ class _Writer:
 
 
 def _rows(task: str, method: str, draw: int, support: str, case_ids: Sequence[str], idx: Sequence[int],
-          scores: Sequence[tuple[float, float]], test: set[int], fit: float) -> list[dict[str, Any]]:
+          scores: Sequence[tuple[float, float, float]], test: set[int], fit: float) -> list[dict[str, Any]]:
     return [{"task": task, "method": method, "draw": draw, "support": support, "case": case_ids[i],
-             "in_test_split": i in test, "dsc": d, "nsd": s, "fit_seconds": fit}
-            for i, (d, s) in zip(idx, scores)]
+             "in_test_split": i in test, "dsc": d, "nsd": s, "nsd_voxel": sv, "fit_seconds": fit}
+            for i, (d, s, sv) in zip(idx, scores)]
 
 
 # ------------------------------------------------------------------------------ the protocol
 def _one_shot(task: str, hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, methods: Sequence[str],
-              seed: int, split: CaseSplit | None) -> Iterable[list[dict[str, Any]]]:
+              seed: int) -> Iterable[list[dict[str, Any]]]:
+    """Rows of each draw x method of one task, one list per model (see :func:`one_shot_plan`)."""
     images, masks, ids = bank.images[task], bank.masks[task], bank.case_ids[task]
-    g = torch.Generator().manual_seed(task_seed(seed, task))
-    test = set(split.test) if split else set()
-    for d, sup in enumerate(support_draws(len(ids), cfg.draws, cfg.shots, g)):
-        query = [i for i in range(len(ids)) if i not in sup]
+    plan = one_shot_plan(len(ids), cfg, seed, task)
+    test = set(plan.split.test) if plan.split else set()
+    for d, (sup, query) in enumerate(zip(plan.supports, plan.queries)):
         s_img, s_msk = images[sup], masks[sup]
         label = "+".join(ids[i] for i in sup)
         for method in methods:
@@ -171,7 +276,7 @@ def _one_shot(task: str, hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, meth
                 preds, fit = copy_support(s_msk)[None].expand(len(query), -1, -1, -1, -1), 0.0
             else:
                 gen = torch.Generator().manual_seed(task_seed(seed + d, task))
-                unet = one_shot_model(method, hyper, s_img, s_msk, cfg.adapt_lr if cfg.adapt else None, gen)
+                unet = one_shot_model(method, hyper, s_img, s_msk, cfg, gen)
                 fit = time.perf_counter() - t0
                 preds = predict(unet, images[query])
             yield _rows(task, method, d, label, ids, query, score(preds, masks[query], bank.spacing, cfg.tau),
@@ -196,6 +301,9 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
              save_model: Callable[[str, str, UNet3D], None] | None = None,
              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run the protocol on every task of ``bank`` and write one CSV row per task × method × draw × case.
+
+    Every method of a task is scored on its test cases (:func:`task_split`); one-shot supports
+    come from the other cases (:func:`one_shot_plan`, with its fallback for small tasks).
 
     Args:
         hyper: the trained hypernetwork (its shared parts also serve the Rand U-Net); may be
@@ -240,15 +348,13 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
     writer = _Writer(out, kept)
     info: dict[str, Any] = {"conv_unet": {}, "all_unet": {}}
     tasks = bank.task_ids
-    splits = {t: case_split(len(bank.case_ids[t]), cfg.test_fraction, cfg.val_fraction,
-                            torch.Generator().manual_seed(task_seed(seed, "split:" + t)))
-              for t in tasks if len(bank.case_ids[t]) >= 3}
+    splits = {t: sp for t in tasks if (sp := task_split(len(bank.case_ids[t]), cfg, seed, t)) is not None}
     try:
         one_shot = [m for m in ONE_SHOT_METHODS if m in methods]
         for task in tqdm(tasks, desc="one-shot", disable=not progress or not one_shot):
             todo = [m for m in one_shot if (task, m) not in done]
             if todo:
-                for rows in _one_shot(task, hyper, bank, cfg, todo, seed, splits.get(task)):  # type: ignore[arg-type]
+                for rows in _one_shot(task, hyper, bank, cfg, todo, seed):  # type: ignore[arg-type]
                     writer.add(rows)
         if "conv_unet" in methods:
             for task in tqdm(tasks, desc="Conv U-Net", disable=not progress):

@@ -7,9 +7,11 @@ facts and the timings; ``results.md`` holds Tables 1-2 beside the paper's number
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import hashlib
 import json
+import shutil
 import statistics
 import time
 from dataclasses import dataclass
@@ -20,8 +22,9 @@ from hyperkit.data.layouts import discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.config import ONE_SHOT_METHODS, EvalConfig, protocol_for
-from hyperkit.evaluation.protocol import evaluate, read_results
+from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, evaluate, read_results
 from hyperkit.evaluation.tables import TABLES, Stat, comparison_table, summarize, task_map
+from hyperkit.metrics import voxel_tolerance
 from hyperkit.provenance import run_record
 from hyperkit.training.checkpoint import load_hypernet
 from hyperkit.training.config import TrainConfig
@@ -45,6 +48,10 @@ class EvaluationResult:
     def protocol(self) -> EvalConfig:
         """The protocol these results were made with."""
         return EvalConfig.from_config(self.record["protocol"])
+
+    def table(self, name: str) -> str:
+        """One of :data:`~hyperkit.evaluation.tables.TABLES` as Markdown, with this run's NSD tolerances."""
+        return comparison_table(self.summary, name, tau=self.protocol.tau, voxel_mm=self.record["nsd_voxel_mm"])
 
 
 def resolve_tasks(patterns: Sequence[str] | None, task_ids: Iterable[str]) -> list[str]:
@@ -114,7 +121,8 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
                    draws: int | None = None, shots: int | None = None, seed: int = 0,
                    profile: str | None = None, split: str | Path | None = None,
                    overrides: dict[str, Any] | None = None, resume: bool = False, reuse: bool = False,
-                   progress: bool = True, cache_dir: str | Path | None = None) -> EvaluationResult:
+                   progress: bool = True, cache_dir: str | Path | None = None,
+                   baselines_from: str | Path | None = None) -> EvaluationResult:
     """Evaluate a trained hypernetwork and its baselines on held-out tasks.
 
     Args:
@@ -133,9 +141,13 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
             unfinished one (what the notebook does).
         progress: tqdm bars.
         cache_dir: preprocessing cache.
+        baselines_from: a finished evaluation (its results CSV) whose Conv and All U-Net rows
+            are taken instead of training them again: they do not depend on the hypernetwork,
+            only on the data, tasks, protocol, seed and U-Net width, which must all be equal.
 
     Raises:
-        HyperkitError: results of another protocol in the way, or a bad checkpoint.
+        HyperkitError: results of another protocol in the way, a bad checkpoint, or
+        ``baselines_from`` made with another protocol.
     """
     start = time.perf_counter()
     hyper, cfg = load_hypernet(checkpoint, profile)
@@ -145,8 +157,8 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     chosen = _heldout_ids(datasets, split_map, tasks)
     # the checkpoint by content and the data by resolved path: a notebook and the command line
     # that name them by different relative paths share results
-    protocol = {"checkpoint_sha256": _sha256(checkpoint), "data": str(Path(data_root).resolve()),
-                "profile": cfg.get("name"),
+    protocol = {"version": PROTOCOL_VERSION, "checkpoint_sha256": _sha256(checkpoint),
+                "data": str(Path(data_root).resolve()), "profile": cfg.get("name"),
                 "tasks": chosen, "methods": list(methods), "seed": seed, "evaluate": ecfg.as_dict()}
     out = Path(out_csv)
     json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
@@ -157,7 +169,13 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     if reuse and same and old.get("complete"):
         rows = read_results(out)
         summary = summarize(rows)
-        return EvaluationResult(rows, summary, old, _tables(summary), out)
+        return EvaluationResult(rows, summary, old, _tables(summary, ecfg.tau, old["nsd_voxel_mm"]), out)
+    copied: dict[str, Any] = {}
+    if baselines_from is not None and not (out.exists() and (resume or reuse)):
+        if out.exists():
+            raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another file")
+        copied = _copy_baselines(Path(baselines_from), out, protocol, cfg)
+        resume = resume or bool(copied)
     record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(record, indent=2, default=str))
@@ -172,14 +190,61 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     rows, info = evaluate(hyper, bank, ecfg, out, methods=methods, seed=seed, train_bank=train_bank,
                           resume=resume or (reuse and same), progress=progress,
                           save_model=_model_saver(out, cfg, checkpoint))
+    for method, facts in copied.items():
+        info[method] = info.get(method) or facts
     summary = summarize(rows)
+    voxel_mm = voxel_tolerance(bank.spacing)
     record.update(complete=True, wall_seconds=round(time.perf_counter() - start, 1), baselines=info,
-                  timings=timings(rows, info), tasks_dropped=bank.dropped,
+                  timings=timings(rows, info), tasks_dropped=bank.dropped, nsd_voxel_mm=voxel_mm,
                   summary={f"{t}|{m}": vars(s) for (t, m), s in sorted(summary.items())})
     json_path.write_text(json.dumps(record, indent=2, default=str))
-    tables = _tables(summary)
+    tables = _tables(summary, ecfg.tau, voxel_mm)
     md_path.write_text(tables + "\n")
     return EvaluationResult(rows, summary, record, tables, out)
+
+
+_SUPERVISED = ("conv_unet", "all_unet")
+#: protocol entries the supervised baselines do not depend on
+_ONE_SHOT_ONLY = ("checkpoint_sha256", "methods")
+_ONE_SHOT_KEYS = ("draws", "shots", "adapt", "adapt_lr", "rand_adapt")
+
+
+def _baseline_protocol(protocol: dict[str, Any]) -> dict[str, Any]:
+    """What the Conv/All U-Net rows of an evaluation depend on: the protocol without the
+    checkpoint, the method list and the one-shot settings."""
+    out = {k: v for k, v in protocol.items() if k not in _ONE_SHOT_ONLY}
+    out["evaluate"] = {k: v for k, v in protocol.get("evaluate", {}).items() if k not in _ONE_SHOT_KEYS}
+    return out
+
+
+def _copy_baselines(src: Path, out: Path, protocol: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+    """Start ``out`` with the Conv/All U-Net rows (and model files) of the finished evaluation ``src``.
+
+    Returns:
+        ``method -> training facts`` of the copied baselines (empty when there was nothing to copy).
+    """
+    src_json = src.with_suffix(".json")
+    old = json.loads(src_json.read_text()) if src_json.is_file() else None
+    if not old or not old.get("complete"):
+        raise HyperkitError(f"{src}: not a finished evaluation (no complete {src_json.name})")
+    theirs, ours = _baseline_protocol(old["protocol"]), _baseline_protocol(protocol)
+    width = old.get("config", {}).get("model", {}).get("base_width")
+    if theirs != ours or width != cfg["model"]["base_width"]:
+        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise HyperkitError(f"{src}: baselines made with another protocol (differs in {diff or ['base_width']}); "
+                            "they cannot be reused")
+    rows = [r for r in read_results(src) if r["method"] in _SUPERVISED]
+    if not rows:
+        return {}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in FIELDS})
+    if models_dir(src).is_dir():
+        shutil.copytree(models_dir(src), models_dir(out), dirs_exist_ok=True)
+    return {m: old.get("baselines", {}).get(m, {}) for m in _SUPERVISED if any(r["method"] == m for r in rows)}
 
 
 def models_dir(out_csv: str | Path) -> Path:
@@ -207,5 +272,6 @@ def _model_saver(out_csv: Path, cfg: dict[str, Any], checkpoint: str | Path) -> 
     return save
 
 
-def _tables(summary: dict[tuple[str, str], Stat]) -> str:
-    return "\n\n".join(comparison_table(summary, t) for t in TABLES)
+def _tables(summary: dict[tuple[str, str], Stat], tau: float, voxel_mm: float) -> str:
+    """Tables 1-2 as Markdown (``results.md``), NSD at ``tau`` mm and at one voxel (``voxel_mm``)."""
+    return "\n\n".join(comparison_table(summary, t, tau=tau, voxel_mm=voxel_mm) for t in TABLES)

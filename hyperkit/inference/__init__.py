@@ -11,15 +11,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["MODEL_KIND", "save_unet", "load_unet", "InputGrid", "prepare_volume", "support_patch",
-           "generate_model", "to_input_grid", "segment_file"]
+           "default_checkpoint", "generate_model", "to_input_grid", "segment_file"]
 
 _WHERE = {"MODEL_KIND": "model_file", "save_unet": "model_file", "load_unet": "model_file",
           **{name: "segment" for name in __all__[3:]}}
 
 if TYPE_CHECKING:  # pragma: no cover
     from hyperkit.inference.model_file import MODEL_KIND, load_unet, save_unet
-    from hyperkit.inference.segment import (InputGrid, generate_model, prepare_volume, segment_file, support_patch,
-                                            to_input_grid)
+    from hyperkit.inference.segment import (InputGrid, default_checkpoint, generate_model, prepare_volume,
+                                            segment_file, support_patch, to_input_grid)
 
 
 def __getattr__(name: str) -> Any:

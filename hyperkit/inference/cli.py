@@ -10,12 +10,16 @@ __all__ = ["register"]
 
 def _generate(args: argparse.Namespace) -> int:
     from hyperkit.inference.model_file import load_unet
-    from hyperkit.inference.segment import generate_model
+    from hyperkit.inference.segment import default_checkpoint, generate_model
 
     t0 = time.perf_counter()
-    path = generate_model(args.checkpoint, args.image, args.mask, args.out, profile=args.profile,
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        checkpoint = default_checkpoint(args.profile)
+        print(f"no --checkpoint: using the kit's reference checkpoint of the {checkpoint.stem} profile ({checkpoint})")
+    path = generate_model(checkpoint, args.image, args.mask, args.out, profile=args.profile,
                           modality=args.modality, channel_index=args.channel_index, label=args.label,
-                          adapt=not args.no_adapt, adapt_lr=args.adapt_lr, task=args.task)
+                          adapt=False if args.no_adapt else None, adapt_lr=args.adapt_lr, task=args.task)
     _, meta = load_unet(path)  # also proves the file reads back
     ad = meta["adaptation"]
     loss = (f"support loss {ad['support_loss_before']:.4f} -> {ad['support_loss_after']:.4f}" if ad["adapted"]
@@ -38,21 +42,27 @@ def _segment(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("generate", help="generate a standalone U-Net from one labelled scan",
                        description="Generate a U-Net from one scan and its mask with a trained hypernetwork "
-                                   "(paper: one-shot), take one gradient step on the support, save it.")
-    g.add_argument("--checkpoint", required=True, help="hypernetwork checkpoint (a training run's best.pt)")
+                                   "(paper: one-shot), take one gradient step on the support (as the "
+                                   "checkpoint's evaluate protocol says), save it.")
+    g.add_argument("--checkpoint", default=None,
+                   help="hypernetwork checkpoint (a training run's best.pt; default: the kit's reference checkpoint "
+                        "of the quick profile, hyperkit/reference/quick.pt)")
     g.add_argument("--image", required=True, help="support scan (NIfTI, 3D or 4D)")
     g.add_argument("--mask", required=True, help="its label map on the same grid (target: values > 0)")
     g.add_argument("--out", required=True, help="model file to write (e.g. spleen.pt)")
-    g.add_argument("--profile", default=None, help="check that the checkpoint was trained with this profile")
+    g.add_argument("--profile", default=None,
+                   help="check that the checkpoint was trained with this profile and take its evaluate section "
+                        "(default: the section the checkpoint records, else its profile's)")
     g.add_argument("--modality", default="CT", type=str.upper, choices=["CT", "MRI"],
                    help="intensity normalisation: CT window + z-score or MRI percentiles (default: CT)")
     g.add_argument("--channel-index", type=int, default=None, help="channel of a 4D image")
     g.add_argument("--label", type=int, default=None, metavar="VALUE",
                    help="the label value that is the target (default: every value > 0)")
     g.add_argument("--task", default=None, help="a name for the target, stored in the model file")
-    g.add_argument("--no-adapt", action="store_true", help="skip the gradient step on the support (A.1)")
+    g.add_argument("--no-adapt", action="store_true",
+                   help="skip the gradient step on the support (A.1; default: the protocol's evaluate.adapt)")
     g.add_argument("--adapt-lr", type=float, default=None,
-                   help="learning rate of that step (default: the profile's evaluate.adapt_lr)")
+                   help="learning rate of that step (default: the protocol's evaluate.adapt_lr)")
     g.set_defaults(func=_generate)
 
     s = sub.add_parser("segment", help="segment a scan with a generated U-Net",

@@ -34,7 +34,8 @@ from hyperkit.data.tasks import Task, modality_of
 from hyperkit.errors import HyperkitError
 from hyperkit.inference.model_file import MODEL_KIND, load_unet, save_unet
 
-__all__ = ["InputGrid", "prepare_volume", "support_patch", "generate_model", "to_input_grid", "segment_file"]
+__all__ = ["InputGrid", "prepare_volume", "support_patch", "default_checkpoint", "generate_model", "to_input_grid",
+           "segment_file"]
 
 
 @dataclass(frozen=True)
@@ -152,28 +153,52 @@ def _modality(modality: str) -> str:
     return m
 
 
-def generate_model(checkpoint: str | Path, image: str | Path, mask: str | Path, out: str | Path, *,
+def default_checkpoint(profile: str | Path | None = None) -> Path:
+    """The hypernetwork ``hyperkit generate`` uses without ``--checkpoint``: the kit's shipped
+    reference checkpoint (:func:`~hyperkit.training.reference.reference_checkpoint`) of
+    ``profile`` when that is a built-in profile name, else of ``quick``.
+
+    Raises:
+        HyperkitError: the kit has no such file (not shipped for that profile, or missing).
+    """
+    from hyperkit.config import PROFILES
+    from hyperkit.training import reference
+
+    name = str(profile) if profile is not None and str(profile) in PROFILES else "quick"
+    try:
+        return reference.reference_checkpoint(name)
+    except HyperkitError as exc:
+        raise HyperkitError(f"no --checkpoint given, and the kit's reference checkpoint of profile {name!r} is "
+                            f"missing ({reference.REFERENCE_DIR / f'{name}.pt'}); pass --checkpoint with a "
+                            f"training run's best.pt (hyperkit train --profile {name})") from exc
+
+
+def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str | Path, out: str | Path, *,
                    profile: str | None = None, modality: str = "CT", channel_index: int | None = None,
-                   label: int | None = None, adapt: bool = True, adapt_lr: float | None = None,
+                   label: int | None = None, adapt: bool | None = None, adapt_lr: float | None = None,
                    task: str | None = None) -> Path:
     """Generate a standalone U-Net from one labelled scan and save it (``hyperkit generate``).
 
     The hypernetwork (eval mode, deterministic sampling) generates the U-Net from the support
-    patch; unless ``adapt=False`` the U-Net then takes the paper's gradient step on the
-    support (A.1, learning rate ``evaluate.adapt_lr`` of the checkpoint's profile, the one
-    ``hyperkit evaluate`` uses). The same inputs give the same file weights.
+    patch; the U-Net then takes the paper's gradient step on the support (A.1) as the
+    protocol says: ``evaluate.adapt`` and ``evaluate.adapt_lr`` from
+    :func:`~hyperkit.evaluation.config.protocol_for`, the same values ``hyperkit evaluate``
+    uses, unless ``adapt`` / ``adapt_lr`` are given. The same inputs give the same file weights.
 
     Args:
-        checkpoint: a training run's ``best.pt`` (or ``last.pt``).
+        checkpoint: a training run's ``best.pt`` (or ``last.pt``); ``None``: the kit's reference
+            checkpoint (:func:`default_checkpoint`).
         image: the support scan (3D, or 4D with ``channel_index``).
         mask: its label map on the same grid.
         out: the model file to write.
-        profile: when given, the checkpoint must have been trained with this profile.
+        profile: when given, the checkpoint must have been trained with this profile, and its
+            ``evaluate`` section is the protocol (default: the section the checkpoint records,
+            else its profile's).
         modality: ``"CT"`` or ``"MRI"`` (decides the intensity normalisation).
         channel_index: channel of a 4D scan.
         label: the label value that is the target (default: every value > 0).
-        adapt: take the support gradient step.
-        adapt_lr: its learning rate (default: the profile's ``evaluate.adapt_lr``).
+        adapt: take the support gradient step (default: the protocol's ``evaluate.adapt``).
+        adapt_lr: its learning rate (default: the protocol's ``evaluate.adapt_lr``).
         task: an optional name of the target, stored in the file.
 
     Returns:
@@ -181,14 +206,18 @@ def generate_model(checkpoint: str | Path, image: str | Path, mask: str | Path, 
 
     Raises:
         FileNotFoundError: no checkpoint at ``checkpoint``.
-        HyperkitError: unreadable files, a model file given as checkpoint, grid mismatch, empty mask.
-        ConfigError: the checkpoint was trained with another profile than ``profile``.
+        HyperkitError: unreadable files, a model file given as checkpoint, grid mismatch, empty mask,
+            no ``checkpoint`` and no reference checkpoint.
+        ConfigError: the checkpoint was trained with another profile than ``profile``, or its
+            protocol cannot be found (no recorded ``evaluate`` section and its profile is gone).
     """
     from hyperkit.evaluation.config import protocol_for
     from hyperkit.model.adapt import gradient_step, segmentation_loss
     from hyperkit.training.checkpoint import load_hypernet
 
     modality = _modality(modality)
+    if checkpoint is None:
+        checkpoint = default_checkpoint(profile)
     try:
         hyper, cfg = load_hypernet(checkpoint, profile)
     except HyperkitError as exc:
@@ -196,13 +225,14 @@ def generate_model(checkpoint: str | Path, image: str | Path, mask: str | Path, 
             raise HyperkitError(f"{checkpoint}: this is a U-Net model file made by `hyperkit generate`; "
                                 "--checkpoint needs a hypernetwork checkpoint (a training run's best.pt)") from exc
         raise
+    protocol = protocol_for(cfg, profile, adapt=adapt, adapt_lr=adapt_lr)
+    lr = protocol.step_lr("hyper_unet")
     data = DataConfig.from_config(cfg["data"])
     case, _ = prepare_volume(image, modality, data, mask, channel_index=channel_index, label=label)
     img, msk = support_patch(case, data, modality)
     unet = hyper.generate(img, msk)
-    lr = float(adapt_lr if adapt_lr is not None else protocol_for(cfg, profile).adapt_lr)
-    adaptation: dict[str, Any] = {"adapted": adapt, "lr": lr}
-    if adapt:
+    adaptation: dict[str, Any] = {"adapted": lr is not None, "lr": protocol.adapt_lr}
+    if lr is not None:
         before, after = gradient_step(unet, img[0], msk[0], lr=lr)
     else:
         with torch.no_grad():

@@ -19,19 +19,26 @@ __all__ = ["segmentation_loss", "gradient_step"]
 _LOSS = DiceCELoss(sigmoid=True)
 
 
-def segmentation_loss(logits: Tensor, masks: Tensor) -> Tensor:
-    """``L_seg = Dice + BCE`` (paper §4), averaged over the batch.
+def segmentation_loss(logits: Tensor, masks: Tensor, bce_weight: float = 1.0) -> Tensor:
+    """``L_seg = Dice + w · BCE`` (paper §4: ``w = 1``), averaged over the batch.
 
     Args:
         logits: ``(N, 1, D, H, W)``.
         masks: ``(N, 1, D, H, W)`` binary, same shape.
+        bce_weight: ``w`` (>= 0). With a few per cent of foreground, BCE pulls every
+            probability towards the background; a smaller ``w`` lets Dice lead.
 
     Returns:
         A scalar tensor.
     """
     if logits.shape != masks.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and masks {tuple(masks.shape)} differ in shape")
-    return _LOSS(logits, masks.to(logits.dtype))
+    if bce_weight == 1.0:
+        return _LOSS(logits, masks.to(logits.dtype))
+    if bce_weight < 0:
+        raise ValueError(f"bce_weight={bce_weight} must be >= 0")
+    target = masks.to(logits.dtype)
+    return _LOSS.dice(logits, target) + bce_weight * _LOSS.bce(logits, target)
 
 
 def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float,

@@ -139,8 +139,9 @@ class HyperUNet(nn.Module):
         perm_seed: seed of the fixed channel permutations (saved in the state dict).
         eval_seed: seed of the generator used in eval mode when none is given, so that
             eval-mode generation is deterministic.
-        adapt_lr: learning rate of the gradient step on the support (§4, A.1); kept
-            here as the profile's default for :func:`hyperkit.gradient_step`.
+        head_prior: when given, the generated head's bias starts at ``logit(head_prior)``
+            (the foreground share of a typical patch) instead of about 0 (p = 0.5); the
+            kit's fix for the all-background start-up phase (not in the paper).
 
     Examples:
         >>> hyper = HyperUNet.from_profile("quick").eval()
@@ -168,7 +169,7 @@ class HyperUNet(nn.Module):
         bound_kernels: bool = True,
         perm_seed: int = 0,
         eval_seed: int = 0,
-        adapt_lr: float = 0.1,
+        head_prior: float | None = None,
     ) -> None:
         super().__init__()
         if c_base <= 0 or base_width % c_base:
@@ -176,7 +177,7 @@ class HyperUNet(nn.Module):
         if samplings < 1:
             raise ValueError(f"samplings={samplings} must be >= 1")
         self.c_base, self.samplings = c_base, samplings
-        self.eval_seed, self.adapt_lr = eval_seed, adapt_lr
+        self.eval_seed = eval_seed
         self.register_buffer("slots", slot_kinds(n_patches, boundary_share), persistent=False)
 
         # the target U-Net's shared parts; the generated weights are removed (set to None)
@@ -209,6 +210,11 @@ class HyperUNet(nn.Module):
         self.head_mlp = nn.Sequential(
             nn.Linear(task_dim, head_hidden), nn.GELU(), nn.Linear(head_hidden, widths[0] + 1)
         )
+        if head_prior is not None:
+            if not 0.0 < head_prior < 1.0:
+                raise ValueError(f"head_prior={head_prior} must be a probability in (0, 1)")
+            with torch.no_grad():  # the last output of the head MLP is the head's bias
+                self.head_mlp[-1].bias[-1] = math.log(head_prior / (1.0 - head_prior))
 
     # ----------------------------------------------------------------- construction
     @classmethod

@@ -7,7 +7,8 @@ import math
 
 import torch
 from monai.transforms import (Compose, RandAdjustContrastd, RandAffined, RandFlipd, RandGaussianNoised,
-                              RandGaussianSmoothd, RandRotate90d)
+                              RandGaussianSmoothd, RandHistogramShiftd, RandRotate90d, RandScaleIntensityd,
+                              RandShiftIntensityd)
 from torch import Tensor
 
 __all__ = ["build_augment", "augment_pair"]
@@ -15,8 +16,22 @@ __all__ = ["build_augment", "augment_pair"]
 _KEYS = ("image", "mask")
 
 
-def build_augment() -> Compose:
-    """The augmentation pipeline on a dict ``{"image": (1, D, H, W), "mask": (1, D, H, W)}``."""
+def build_augment(intensity: str = "paper") -> Compose:
+    """The augmentation pipeline on a dict ``{"image": (1, D, H, W), "mask": (1, D, H, W)}``.
+
+    Args:
+        intensity: ``"paper"``: Gaussian noise, smoothing and a gamma in [0.7, 1.5]
+            (the paper's "contrast adjustments"); ``"wide"``: a gamma in [0.5, 2.0] and,
+            in addition, a random intensity scale (x 0.7-1.3) and shift (+- 0.5) and a
+            random monotone histogram shift, so that the encoder does not rely on CT's
+            absolute intensities (the hypernetwork never sees MRI in training).
+    """
+    if intensity not in ("paper", "wide"):
+        raise ValueError(f"intensity must be 'paper' or 'wide', got {intensity!r}")
+    contrast = (0.5, 2.0) if intensity == "wide" else (0.7, 1.5)
+    wide = [RandScaleIntensityd(keys="image", factors=0.3, prob=0.5),
+            RandShiftIntensityd(keys="image", offsets=0.5, prob=0.5),
+            RandHistogramShiftd(keys="image", num_control_points=(5, 10), prob=0.3)] if intensity == "wide" else []
     return Compose([
         RandFlipd(keys=_KEYS, prob=0.5, spatial_axis=0),
         RandFlipd(keys=_KEYS, prob=0.5, spatial_axis=1),
@@ -26,7 +41,8 @@ def build_augment() -> Compose:
                     mode=("bilinear", "nearest"), padding_mode="border"),
         RandGaussianNoised(keys="image", prob=0.3, std=0.05),
         RandGaussianSmoothd(keys="image", prob=0.2, sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), sigma_z=(0.5, 1.0)),
-        RandAdjustContrastd(keys="image", prob=0.3, gamma=(0.7, 1.5)),
+        RandAdjustContrastd(keys="image", prob=0.5 if wide else 0.3, gamma=contrast),
+        *wide,
     ])
 
 

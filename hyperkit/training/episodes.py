@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,26 @@ from hyperkit.data.preprocess import dataset_patches
 from hyperkit.data.splits import assign_roles
 from hyperkit.errors import DataError
 
-__all__ = ["TaskBank", "Episode", "episode_generator"]
+__all__ = ["TaskBank", "Episode", "episode_generator", "structure_group", "SAMPLINGS"]
+
+#: how an episode picks its tasks (``train.task_sampling``)
+SAMPLINGS: tuple[str, ...] = ("uniform", "group")
+# words of a class name that say which copy of a structure it is, not which structure
+_COPY_WORDS = {"left", "right", "upper", "middle", "lower", "lobe"}
+_INDEX = re.compile(r"^[a-z]?\d+$")
+
+
+def structure_group(task_id: str) -> str:
+    """The structure a task's class belongs to, without side, lobe or index.
+
+    ``.../rib_left_3@CT`` -> ``rib``; ``.../vertebrae_T4@CT`` -> ``vertebrae``;
+    ``.../lung_upper_lobe_left@CT`` -> ``lung``; ``.../kidney_right@CT`` -> ``kidney``.
+    Group-balanced sampling draws a group first, so that 24 ribs and 17 vertebrae do not
+    make up half of all episodes.
+    """
+    name = task_id.rsplit("/", 1)[-1].split("@", 1)[0].lower()
+    words = [w for w in re.split(r"[_\s-]+", name) if w and w not in _COPY_WORDS and not _INDEX.match(w)]
+    return "_".join(words) or name
 
 
 def episode_generator(seed: int, episode: int) -> torch.Generator:
@@ -60,11 +80,14 @@ class TaskBank:
     """Preprocessed patches of a set of tasks, held in memory.
 
     Attributes:
-        images: ``task_id -> (N, 1, S, S, S)`` float32.
-        masks: ``task_id -> (N, 1, S, S, S)`` float32 in {0, 1}.
+        images: ``task_id -> (N, 1, S', S', S')`` float32.
+        masks: ``task_id -> (N, 1, S', S', S')`` float32 in {0, 1}.
         case_ids: ``task_id -> N case ids``.
         spacing: voxel size in mm.
         dropped: tasks left out and why (e.g. fewer than two cases).
+        margin: 0: the patches are the model's inputs (``S' = S``); > 0: cubes of side
+            ``S' = S + 2 * margin`` centred on the target, from which :meth:`sample` cuts a
+            patch of side S at a fresh random offset every time (the target stays covered).
     """
 
     images: dict[str, Tensor]
@@ -72,6 +95,7 @@ class TaskBank:
     case_ids: dict[str, list[str]]
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     dropped: dict[str, str] = field(default_factory=dict)
+    margin: int = 0
 
     @property
     def task_ids(self) -> list[str]:
@@ -84,7 +108,8 @@ class TaskBank:
     def from_datasets(cls, datasets: Sequence[Dataset], role: str, cfg: Mapping[str, Any],
                       split: dict[str, list[str]] | None = None, case_splits: Sequence[str] | None = None,
                       cache_dir: str | Path | None = None, progress: bool = False,
-                      min_cases: int = 2, keep: Callable[[str], bool] | None = None) -> "TaskBank":
+                      min_cases: int = 2, keep: Callable[[str], bool] | None = None,
+                      margin: int = 0) -> "TaskBank":
         """Load every task of ``role`` (``"train"``, ``"val"`` or ``"heldout"``).
 
         Args:
@@ -98,6 +123,7 @@ class TaskBank:
             progress: tqdm bars.
             min_cases: tasks with fewer present cases are dropped (recorded in ``dropped``).
             keep: load only the tasks of ``role`` whose id it accepts (default: all).
+            margin: see the class attribute (training banks: ``DataConfig.max_shift``).
         """
         images: dict[str, Tensor] = {}
         masks: dict[str, Tensor] = {}
@@ -112,7 +138,7 @@ class TaskBank:
                 continue
             cases = [c.case_id for c in ds.cases
                      if case_splits is None or c.split is None or c.split in case_splits]
-            patches = dataset_patches(ds, chosen, cfg, cache_dir, cases, progress)
+            patches = dataset_patches(ds, chosen, cfg, cache_dir, cases, progress, margin=margin)
             for tid, plist in patches.items():
                 if len(plist) < min_cases:
                     dropped[tid] = f"present in {len(plist)} case(s), needs {min_cases}"
@@ -126,25 +152,65 @@ class TaskBank:
                           "; ".join(f"{k} ({v})" for k, v in sorted(dropped.items())), stacklevel=2)
         if not images:
             raise DataError(datasets[0].root if datasets else ".", f"no {role} task with at least {min_cases} cases")
-        return cls(images, masks, ids, spacing, dropped)
+        return cls(images, masks, ids, spacing, dropped, margin)
 
-    def sample(self, n_tasks: int, generator: torch.Generator) -> Episode:
-        """Draw B tasks (without replacement while possible) and, per task, a support and
-        an independent query case (two different cases)."""
-        names = self.task_ids
-        if n_tasks <= len(names):
-            order = torch.randperm(len(names), generator=generator)[:n_tasks].tolist()
+    def groups(self) -> dict[str, list[str]]:
+        """``structure group -> task ids`` (:func:`structure_group`)."""
+        out: dict[str, list[str]] = {}
+        for tid in self.task_ids:
+            out.setdefault(structure_group(tid), []).append(tid)
+        return out
+
+    def _pick_tasks(self, n_tasks: int, generator: torch.Generator, sampling: str) -> list[str]:
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
+        pools = list(self.groups().values()) if sampling == "group" else [[t] for t in self.task_ids]
+        if n_tasks <= len(pools):
+            order = torch.randperm(len(pools), generator=generator)[:n_tasks].tolist()
         else:
-            order = torch.randint(len(names), (n_tasks,), generator=generator).tolist()
-        chosen = [names[i] for i in order]
+            order = torch.randint(len(pools), (n_tasks,), generator=generator).tolist()
+        return [pools[i][int(torch.randint(len(pools[i]), (1,), generator=generator))] if len(pools[i]) > 1
+                else pools[i][0] for i in order]
+
+    def _cut(self, tid: str, index: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Case ``index`` of task ``tid`` as a model input ``(1, S, S, S)``: a random offset crop
+        of the stored cube when ``margin > 0`` (every axis: a uniform start among those that
+        keep the target's bounding box inside, as much as fits)."""
+        image, mask = self.images[tid][index], self.masks[tid][index]
+        if not self.margin:
+            return image, mask
+        size = image.shape[-1] - 2 * self.margin
+        fg = mask[0].nonzero()
+        lo, hi = fg.min(0).values, fg.max(0).values
+        start = []
+        for a in range(3):
+            first = max(0, int(hi[a]) + 1 - size)
+            last = min(2 * self.margin, int(lo[a]))
+            if first > last:  # larger than the patch: stay centred
+                first = last = self.margin
+            start.append(first + int(torch.randint(last - first + 1, (1,), generator=generator)))
+        sl = (slice(None),) + tuple(slice(s, s + size) for s in start)
+        return image[sl], mask[sl]
+
+    def sample(self, n_tasks: int, generator: torch.Generator, sampling: str = "uniform") -> Episode:
+        """Draw B tasks and, per task, a support and an independent query case (two different cases).
+
+        Args:
+            n_tasks: B.
+            generator: every random choice comes from it.
+            sampling: ``"uniform"``: B tasks without replacement while possible;
+                ``"group"``: B structure groups (:func:`structure_group`) without replacement
+                while possible, then one task of each, uniformly.
+        """
+        chosen = self._pick_tasks(n_tasks, generator, sampling)
         s_img, s_msk, q_img, q_msk = [], [], [], []
         for tid in chosen:
             n = self.images[tid].shape[0]
             pair = torch.randperm(n, generator=generator)[:2].tolist()
-            s_img.append(self.images[tid][pair[0]])
-            s_msk.append(self.masks[tid][pair[0]])
-            q_img.append(self.images[tid][pair[1]])
-            q_msk.append(self.masks[tid][pair[1]])
+            for index, imgs, msks in ((pair[0], s_img, s_msk), (pair[1], q_img, q_msk)):
+                image, mask = self._cut(tid, index, generator)
+                imgs.append(image)
+                msks.append(mask)
 
         def stack(xs: list[Tensor]) -> Tensor:
             return torch.stack(xs)[:, None]  # (B, 1, 1, S, S, S)

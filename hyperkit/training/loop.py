@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from hyperkit.config import dump_config
 from hyperkit.data.layouts import discover_datasets
+from hyperkit.data.preprocess import DataConfig
 from hyperkit.metrics import dice
 from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
@@ -112,8 +113,8 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
 
 # ---------------------------------------------------------------------------------- the maths
 def episode_loss(model: nn.Module, ep: Episode, beta: float, generator: torch.Generator,
-                 device: torch.device, amp: bool) -> tuple[Tensor, dict[str, float]]:
-    """Algorithm 1, lines 4-11 for one (shard of an) episode.
+                 device: torch.device, amp: bool, bce_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+    """Algorithm 1, lines 4-11 for one (shard of an) episode (``L_seg = Dice + bce_weight · BCE``).
 
     Returns:
         The scalar loss ``mean_T [β L(support) + (1 − β) L(query)]`` and its parts.
@@ -123,31 +124,38 @@ def episode_loss(model: nn.Module, ep: Episode, beta: float, generator: torch.Ge
     with _autocast(device, amp):
         s_logits, q_logits = model(s_img, s_msk, q_img, generator=generator)
     s_logits, q_logits = s_logits.float(), q_logits.float()
-    loss_s = segmentation_loss(s_logits.flatten(0, 1), s_msk.flatten(0, 1))
-    loss_q = segmentation_loss(q_logits.flatten(0, 1), q_msk.flatten(0, 1))
+    loss_s = segmentation_loss(s_logits.flatten(0, 1), s_msk.flatten(0, 1), bce_weight)
+    loss_q = segmentation_loss(q_logits.flatten(0, 1), q_msk.flatten(0, 1), bce_weight)
     loss = beta * loss_s + (1 - beta) * loss_q
     return loss, {"loss": float(loss.detach()), "loss_support": float(loss_s.detach()), "loss_query": float(loss_q.detach())}
 
 
 @torch.no_grad()
 def one_shot_validation(model: HyperUNet, bank: TaskBank, n_queries: int, device: torch.device,
-                        amp: bool = False) -> dict[str, Any]:
-    """One-shot Dice on validation tasks (never trained on): support = the task's first case,
-    queries = its next ``n_queries`` cases; eval-mode generation (deterministic).
+                        amp: bool = False, n_supports: int = 1) -> dict[str, Any]:
+    """One-shot Dice on validation tasks (never trained on); eval-mode generation (deterministic).
+
+    Support ``s`` (the task's case ``s``, for ``s < n_supports``) is scored on the
+    ``n_queries`` cases that follow it (cyclically, never itself).
 
     Returns:
-        ``{"dice": mean over tasks, "per_task": {task_id: mean Dice over its queries}}``.
+        ``{"dice": mean over tasks, "per_task": {task_id: mean Dice over its supports and queries}}``.
     """
     was_training = model.training
     model.eval()
     per_task = {}
     for tid in bank.task_ids:
         imgs, msks = bank.images[tid], bank.masks[tid]
-        q = imgs[1:1 + n_queries]
-        with _autocast(device, amp):
-            _, q_logits = model(imgs[:1][None].to(device), msks[:1][None].to(device), q[None].to(device))
-        preds = (q_logits[0].float() > 0).cpu()
-        per_task[tid] = float(sum(dice(p, m) for p, m in zip(preds, msks[1:1 + n_queries])) / len(q))
+        n = imgs.shape[0]
+        scores = []
+        for s in range(min(n_supports, n)):
+            idx = [(s + 1 + j) % n for j in range(min(n_queries, n - 1))]
+            with _autocast(device, amp):
+                _, q_logits = model(imgs[s:s + 1][None].to(device), msks[s:s + 1][None].to(device),
+                                    imgs[idx][None].to(device))
+            preds = (q_logits[0].float() > 0).cpu()
+            scores += [dice(p, m) for p, m in zip(preds, msks[idx])]
+        per_task[tid] = float(sum(scores) / len(scores))
     model.train(was_training)
     return {"dice": sum(per_task.values()) / len(per_task), "per_task": per_task}
 
@@ -163,7 +171,7 @@ def training_step(net: nn.Module, opt: torch.optim.Optimizer, sched: Any, bank: 
     Returns:
         This rank's loss parts, the learning rate used, and the episode's task ids.
     """
-    ep = bank.sample(tcfg.tasks_per_episode, generator).to(device)  # augment where the model runs
+    ep = bank.sample(tcfg.tasks_per_episode, generator, tcfg.task_sampling).to(device)  # augment where the model runs
     if augment is not None:
         seeds = torch.randint(2 ** 31, (len(ep.task_ids), 2), generator=generator).tolist()
         for i, (s1, s2) in enumerate(seeds):
@@ -171,7 +179,7 @@ def training_step(net: nn.Module, opt: torch.optim.Optimizer, sched: Any, bank: 
                 augment, ep.support_images[i, 0], ep.support_masks[i, 0], s1)
             ep.query_images[i, 0], ep.query_masks[i, 0] = augment_pair(
                 augment, ep.query_images[i, 0], ep.query_masks[i, 0], s2)
-    loss, parts = episode_loss(net, ep.shard(rank, world), tcfg.beta, generator, device, tcfg.amp)
+    loss, parts = episode_loss(net, ep.shard(rank, world), tcfg.beta, generator, device, tcfg.amp, tcfg.bce_weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -182,19 +190,27 @@ def training_step(net: nn.Module, opt: torch.optim.Optimizer, sched: Any, bank: 
 
 def resolve_run_config(cfg: Mapping[str, Any], episodes: int | None = None,
                        seed: int | None = None) -> tuple[TrainConfig, int, dict[str, Any]]:
-    """The checked train section, the seed, and the resolved config a run records and compares."""
+    """The checked train section, the seed, and the resolved config a run records.
+
+    The record holds the whole profile, its ``evaluate`` section included, so that
+    ``hyperkit evaluate`` / ``generate`` read the protocol of the profile the run was
+    trained with; runs are compared without that section (:func:`_training_part`).
+    """
     tcfg = TrainConfig.from_config(cfg, episodes=episodes)
     seed = int(cfg.get("seed", 0) if seed is None else seed)
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
-    # a run records the sections training reads; the evaluation section may change without retraining
-    kept = {k: v for k, v in cfg.items() if k != "evaluate"}
-    return tcfg, seed, {**kept, "seed": seed, "train": tcfg.as_dict()}
+    return tcfg, seed, {**cfg, "seed": seed, "train": tcfg.as_dict()}
 
 
-def _without_episodes(resolved: Mapping[str, Any]) -> dict[str, Any]:
-    """A resolved config minus ``train.episodes`` (a resume may extend a run)."""
-    return {**resolved, "train": {k: v for k, v in resolved["train"].items() if k != "episodes"}}
+def _training_part(resolved: Mapping[str, Any], episodes: bool = True) -> dict[str, Any]:
+    """What makes two runs the same training: the resolved config without ``evaluate``
+    (the protocol may change without retraining) and, with ``episodes=False``, without
+    ``train.episodes`` (a resume may extend a run)."""
+    out = {k: v for k, v in resolved.items() if k != "evaluate"}
+    if not episodes:
+        out["train"] = {k: v for k, v in out["train"].items() if k != "episodes"}
+    return out
 
 
 # ---------------------------------------------------------------------------------- the loop
@@ -260,11 +276,13 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
 
     # data: rank 0 fills the preprocessing cache first
     datasets = discover_datasets(data_root)
+    margin = DataConfig.from_config(cfg).max_shift  # training cuts a freshly offset patch every episode
     banks: dict[str, TaskBank] = {}
     for turn in range(2 if world > 1 else 1):
         if (rank == 0) == (turn == 0):
             banks["train"] = TaskBank.from_datasets(datasets, "train", cfg, case_splits=tcfg.train_splits,
-                                                    cache_dir=cache_dir, progress=progress and rank == 0)
+                                                    cache_dir=cache_dir, progress=progress and rank == 0,
+                                                    margin=margin)
             banks["val"] = TaskBank.from_datasets(datasets, "val", cfg, case_splits=tcfg.val_splits,
                                                   cache_dir=cache_dir, progress=progress and rank == 0)
         if world > 1:
@@ -274,13 +292,13 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
     torch.manual_seed(seed)
     model = HyperUNet.from_config(cfg["model"]).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=tcfg.gamma)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, tcfg.lr_factor)
     state: dict[str, Any] = {"episode": 0, "best_dice": -1.0, "best_episode": 0, "bad_validations": 0,
                              "first_dice": float("nan"), "wall_seconds": 0.0, "stopped_early": False}
     metrics_path, val_path = run / "metrics.jsonl", run / "validation.jsonl"
     if resume:
         ck = load_checkpoint(last_path, map_location=dev)
-        if _without_episodes(ck["config"]) != _without_episodes(resolved):
+        if _training_part(ck["config"], episodes=False) != _training_part(resolved, episodes=False):
             raise HyperkitError(f"{last_path}: saved config differs from this run's config; resume with the "
                                 "same profile, seed and overrides")
         model.load_state_dict(ck["model"])
@@ -303,10 +321,10 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    augment = build_augment() if tcfg.augment else None
+    augment = build_augment(tcfg.intensity) if tcfg.augment else None
 
     def validate(episode: int) -> float:
-        res = one_shot_validation(model, val_bank, tcfg.val_queries, dev, tcfg.amp)
+        res = one_shot_validation(model, val_bank, tcfg.val_queries, dev, tcfg.amp, tcfg.val_supports)
         if episode == 0 and math.isnan(state["first_dice"]):
             state["first_dice"] = res["dice"]
         improved = res["dice"] > state["best_dice"]
@@ -385,16 +403,22 @@ def ensure_trained(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str |
     This is what the notebooks call: ``hyperkit train --profile quick --out RUN`` leaves a
     run that a notebook with the same config picks up instead of training again. A run
     folder whose config differs is refused (choose another folder), never overwritten.
+    Either way the returned model is the run's ``best.pt`` (best one-shot validation Dice),
+    in eval mode.
     """
     tcfg, _, resolved = resolve_run_config(cfg, episodes, seed)
     state = run_state(run_dir)
     if state is not None:
-        if state["config"] != resolved:
+        if _training_part(state["config"]) != _training_part(resolved):
             raise HyperkitError(f"{run_dir}: holds a run with another config; remove it or use another folder")
         done = state["episode"] >= tcfg.episodes or state["stopped_early"]
-        if done:
-            model, _ = load_hypernet(Path(run_dir) / "best.pt")
-            return TrainResult(Path(run_dir), state["episode"], state["best_dice"], state["best_episode"],
-                               state["first_dice"], state["stopped_early"], model)
-        return train(cfg, data_root, run_dir, episodes=episodes, seed=seed, resume=True, **kwargs)
-    return train(cfg, data_root, run_dir, episodes=episodes, seed=seed, **kwargs)
+        if not done:
+            train(cfg, data_root, run_dir, episodes=episodes, seed=seed, resume=True, **kwargs)
+            state = run_state(run_dir)
+    else:
+        train(cfg, data_root, run_dir, episodes=episodes, seed=seed, **kwargs)
+        state = run_state(run_dir)
+    assert state is not None
+    model, _ = load_hypernet(Path(run_dir) / "best.pt")
+    return TrainResult(Path(run_dir), state["episode"], state["best_dice"], state["best_episode"],
+                       state["first_dice"], state["stopped_early"], model)

@@ -1,0 +1,107 @@
+"""The one-shot checks of BENCHMARKS.md from ``hyperkit evaluate`` results (no model is run).
+
+For every task in a results CSV: mean DSC of the Hyper U-Net, Rand U-Net and copying the
+support mask, and the paired differences Hyper - Rand and Hyper - copy over the same
+(draw, test case) pairs with a 95 % bootstrap confidence interval (2,000 resamples of the
+pairs, seeded). With ``--compare`` a second results file (another checkpoint, same
+protocol) is set beside the first: the paired difference of their Hyper U-Nets.
+
+Examples::
+
+    python benchmarks/one_shot_checks.py runs/quick/eval-heldout/results.csv
+    python benchmarks/one_shot_checks.py runs/reference-eval/results.csv --compare runs/quick/eval-heldout/results.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from hyperkit.evaluation.protocol import read_results
+from hyperkit.evaluation.tables import task_map
+
+
+def _paired(rows: list[dict], a: str, b: str) -> dict[str, list[tuple[float, float]]]:
+    """task -> [(dsc of method a, dsc of method b)] over the same (draw, case)."""
+    by = defaultdict(dict)
+    for r in rows:
+        by[(r["task"], r["draw"], r["case"])][r["method"]] = r["dsc"]
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for (task, _, _), m in sorted(by.items()):
+        if a in m and b in m:
+            out[task].append((m[a], m[b]))
+    return out
+
+
+def bootstrap_ci(diffs: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean of ``diffs``."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(diffs)
+    means = x[rng.integers(0, len(x), (n, len(x)))].mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def _name(task: str, patterns: dict[str, str]) -> str:
+    """The paper's name of a table target (``liver``), else the task id without its layout."""
+    return next((c for c, pat in patterns.items() if fnmatch.fnmatch(task, pat)), task.split("/", 1)[1])
+
+
+def report(path: Path, compare: Path | None) -> None:
+    rows = read_results(path)
+    names = task_map()
+    hr, hc = _paired(rows, "hyper_unet", "rand_unet"), _paired(rows, "hyper_unet", "copy_support")
+    print(f"results: {path}\n")
+    print("| task | Hyper DSC | Rand DSC | copy DSC | Hyper - Rand [95 % CI] | Hyper - copy [95 % CI] | pairs |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    wins_r = wins_c = n_r = n_c = 0
+    for task in sorted(set(hr) | set(hc)):
+        cells = []
+        for pairs, label in ((hr, "r"), (hc, "c")):
+            if task in pairs:
+                d = [a - b for a, b in pairs[task]]
+                lo, hi = bootstrap_ci(d)
+                cells.append(f"{statistics.fmean(d):+.3f} [{lo:+.3f}, {hi:+.3f}]")
+                if label == "r":
+                    n_r += 1
+                    wins_r += statistics.fmean(d) > 0
+                else:
+                    n_c += 1
+                    wins_c += statistics.fmean(d) > 0
+            else:
+                cells.append("—")
+        mean = lambda pairs, i: f"{statistics.fmean(p[i] for p in pairs[task]):.3f}" if task in pairs else "—"
+        n = len(hr.get(task, hc.get(task, [])))
+        print(f"| {_name(task, names)} | {mean(hr, 0) if task in hr else mean(hc, 0)} | {mean(hr, 1)} | "
+              f"{mean(hc, 1)} | {cells[0]} | {cells[1]} | {n} |")
+    print(f"\nHyper > Rand on {wins_r} of {n_r} tasks; Hyper > copy on {wins_c} of {n_c} tasks (means)")
+    if compare is not None:
+        other = read_results(compare)
+        key = lambda r: (r["task"], r["draw"], r["case"])
+        theirs = {key(r): r["dsc"] for r in other if r["method"] == "hyper_unet"}
+        d = defaultdict(list)
+        for r in rows:
+            if r["method"] == "hyper_unet" and key(r) in theirs:
+                d[r["task"]].append(r["dsc"] - theirs[key(r)])
+        allp = [x for v in d.values() for x in v]
+        lo, hi = bootstrap_ci(allp)
+        better = sum(statistics.fmean(v) > 0 for v in d.values())
+        print(f"\nHyper U-Net of {path.parent.name} minus that of {compare.parent.name}: mean DSC difference "
+              f"{statistics.fmean(allp):+.3f} [95 % CI {lo:+.3f}, {hi:+.3f}] over {len(allp)} pairs; "
+              f"higher on {better} of {len(d)} tasks")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", type=Path)
+    ap.add_argument("--compare", type=Path, default=None, help="a second results CSV (same protocol)")
+    args = ap.parse_args()
+    report(args.results, args.compare)
+
+
+if __name__ == "__main__":
+    main()

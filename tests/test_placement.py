@@ -1,0 +1,149 @@
+"""Patch placement (offset vs centred), training crops, group-balanced task sampling,
+the learning-rate warm-up, the head prior and what ensure_trained returns."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hyperkit.config import load_profile
+from hyperkit.data import preprocess as pp
+from hyperkit.data.layouts import open_dataset
+from hyperkit.data.sample import write_sample_msd
+from hyperkit.errors import ConfigError
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.training.config import TrainConfig
+from hyperkit.training.episodes import TaskBank, structure_group
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_offset_centre_keeps_box_inside_and_within_max_shift(seed):
+    rng = np.random.default_rng(seed)
+    lo = rng.integers(0, 40, 3)
+    hi = lo + rng.integers(0, 30, 3)
+    size, max_shift = 32, 8
+    c = pp.patch_centre(lo, hi, size, max_shift, np.random.default_rng(seed + 100))
+    c0 = pp.patch_centre(lo, hi, size)
+    start = c - size // 2
+    fits = (hi - lo + 1) <= size
+    assert np.all(np.abs(c - c0) <= max_shift)
+    # where the box fits, it is inside the cube; where it does not, the cube stays centred
+    assert np.all(~fits | ((start <= lo) & (start + size >= hi + 1)))
+    assert np.all(fits | (c == c0))
+
+
+def test_offsets_vary_and_are_seeded():
+    lo, hi = np.array([20, 20, 20]), np.array([23, 23, 23])
+    draws = {tuple(pp.patch_centre(lo, hi, 32, 8, pp.placement_rng(0, "ds", f"case{i}", "t"))) for i in range(30)}
+    assert len(draws) > 20  # the target's place varies from case to case
+    a = pp.patch_centre(lo, hi, 32, 8, pp.placement_rng(3, "ds", "c", "t"))
+    b = pp.patch_centre(lo, hi, 32, 8, pp.placement_rng(3, "ds", "c", "t"))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(pp.patch_centre(lo, hi, 32, 0, pp.placement_rng(3, "ds", "c", "t")),
+                                  pp.patch_centre(lo, hi, 32))
+
+
+def test_offset_patches_cover_the_target_off_centre(tmp_path):
+    root = write_sample_msd(tmp_path)
+    ds = open_dataset(root)
+    task = ds.tasks()[0]
+    cfg = load_profile("quick", {"data": {"placement": "offset", "max_offset": 0.25}})
+    patches = pp.task_patches(ds, task, cfg, cache_dir=tmp_path / "cache")
+    s = cfg["data"]["patch_size"]
+    centres = []
+    for p in patches:
+        assert p.coverage == 1.0
+        idx = np.argwhere(p.mask[0])
+        centres.append((idx.min(0) + idx.max(0)) / 2)
+    offsets = np.abs(np.asarray(centres) - s / 2)
+    assert offsets.max() > 1.0 and offsets.max() <= 0.25 * s + 1.0
+    again = pp.task_patches(ds, task, cfg, cache_dir=tmp_path / "cache")
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(patches, again))
+
+
+@pytest.mark.parametrize("data, match", [({"placement": "random"}, "placement"), ({"max_offset": 0.7}, "max_offset")])
+def test_bad_placement_config(data, match):
+    with pytest.raises(ConfigError, match=match):
+        pp.DataConfig.from_config({"data": data})
+
+
+def _bank(margin: int, size: int = 16) -> TaskBank:
+    images, masks, ids = {}, {}, {}
+    for t, names in {"x/rib_left_1@CT": 3, "x/rib_left_2@CT": 3, "x/rib_right_7@CT": 3, "x/kidney_left@CT": 3,
+                     "x/aorta@CT": 3}.items():
+        side = size + 2 * margin
+        m = torch.zeros(names, 1, side, side, side)
+        c = side // 2
+        m[:, :, c - 2:c + 2, c - 3:c + 3, c - 1:c + 1] = 1
+        images[t], masks[t], ids[t] = torch.randn(names, 1, side, side, side), m, [f"c{i}" for i in range(names)]
+    return TaskBank(images, masks, ids, margin=margin)
+
+
+def test_training_crops_keep_the_target_and_move_it():
+    bank = _bank(margin=4)
+    g = torch.Generator().manual_seed(0)
+    centres = set()
+    for _ in range(30):
+        ep = bank.sample(2, g)
+        assert ep.support_images.shape[-3:] == (16, 16, 16)
+        for m in (ep.support_masks, ep.query_masks):
+            assert torch.all(m.flatten(1).sum(1) == 4 * 6 * 2)  # the whole target inside the crop
+            idx = m[0, 0, 0].nonzero().float()
+            centres.add(tuple(((idx.min(0).values + idx.max(0).values) / 2).tolist()))
+    assert len(centres) > 10
+
+
+def test_group_sampling_balances_structure_groups():
+    assert structure_group("t/TotalSegmentator/rib_left_10@CT") == "rib"
+    assert structure_group("t/TotalSegmentator/vertebrae_T4@CT") == "vertebrae"
+    assert structure_group("t/TotalSegmentator/lung_upper_lobe_left@CT") == "lung"
+    assert structure_group("t/TotalSegmentator/iliac_artery_left@CT") == "iliac_artery"
+    bank = _bank(margin=0)
+    g = torch.Generator().manual_seed(0)
+    count = {"uniform": 0, "group": 0}
+    for sampling in count:
+        for _ in range(300):
+            count[sampling] += sum(structure_group(t) == "rib" for t in bank.sample(1, g, sampling).task_ids)
+    assert abs(count["uniform"] / 300 - 3 / 5) < 0.1  # 3 of 5 tasks are ribs
+    assert abs(count["group"] / 300 - 1 / 3) < 0.1  # 1 of 3 groups
+    with pytest.raises(ValueError, match="sampling"):
+        bank.sample(1, g, "weighted")
+
+
+def test_uniform_sampling_without_margin_is_unchanged():
+    """The paper's sampling draws exactly what it drew before groups and crops existed."""
+    bank = _bank(margin=0)
+    ep = bank.sample(2, torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    order = torch.randperm(5, generator=g)[:2].tolist()
+    assert ep.task_ids == [bank.task_ids[i] for i in order]
+
+
+def test_warmup_then_exponential_decay():
+    t = TrainConfig(episodes=100, warmup_episodes=10, lr_final_fraction=0.1)
+    assert t.lr_factor(0) == pytest.approx(0.1 * t.gamma ** 0)
+    assert t.lr_factor(4) == pytest.approx(0.5 * t.gamma ** 4)
+    assert t.lr_factor(50) == pytest.approx(t.gamma ** 50)
+    assert t.lr_factor(99) == pytest.approx(0.1, rel=0.03)
+    assert TrainConfig(episodes=100).lr_factor(3) == pytest.approx(TrainConfig(episodes=100).gamma ** 3)
+    for bad in ({"warmup_episodes": -1}, {"task_sampling": "all"}, {"val_supports": 0}, {"intensity": "huge"}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            TrainConfig.from_config({"train": bad})
+
+
+def test_head_prior_sets_the_starting_foreground_probability():
+    kw = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
+          "zstar_dim": 8, "head_hidden": 16}
+    torch.manual_seed(0)
+    model = HyperUNet(**kw, head_prior=0.02).eval()
+    assert model.head_mlp[-1].bias[-1].item() == pytest.approx(math.log(0.02 / 0.98))
+    img = torch.randn(1, 1, 16, 16, 16)
+    msk = torch.zeros(1, 1, 16, 16, 16)
+    msk[..., 5:10, 5:10, 5:10] = 1
+    unet = model.generate(img, msk)
+    assert float(torch.sigmoid(unet.head.bias)) < 0.1
+    with pytest.raises(ValueError, match="head_prior"):
+        HyperUNet(**kw, head_prior=1.5)

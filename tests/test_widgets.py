@@ -1,0 +1,56 @@
+"""The notebook panels build and take the protocol from ``protocol_for`` (no notebook needed)."""
+
+from __future__ import annotations
+
+import matplotlib
+import pytest
+import torch
+
+from hyperkit.config import load_profile
+from hyperkit.errors import ConfigError
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.training.episodes import TaskBank
+from hyperkit.widgets import one_shot_panel
+
+matplotlib.use("Agg")
+
+TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
+              "zstar_dim": 8, "head_hidden": 16}
+TASK = "msd/Task03_Liver/liver@CT"
+
+
+def _bank() -> TaskBank:
+    g = torch.stack(torch.meshgrid(*[torch.arange(16)] * 3, indexing="ij")).float()
+    masks = torch.stack([((g - torch.tensor([8.0 + i, 8, 8]).view(3, 1, 1, 1)).norm(dim=0) <= 4).float()
+                         for i in range(3)])[:, None]
+    return TaskBank({TASK: masks * 2 - 1}, {TASK: masks}, {TASK: ["a", "b", "c"]}, (4.0, 4.0, 4.0))
+
+
+def test_one_shot_panel_scores_with_the_checkpoints_protocol(capsys):
+    torch.manual_seed(0)
+    hyper = HyperUNet.from_config(TINY_MODEL).eval()
+    cfg = {"name": "mine", "evaluate": {**load_profile("quick")["evaluate"], "tau": 3.0}}
+    panel = one_shot_panel(hyper, _bank(), cfg)
+    panel.children[1].children[2].click()  # "generate U-Net"
+    out = capsys.readouterr().out
+    assert "support a -> query b: DSC" in out and "NSD@3mm" in out and "NSD@1 voxel" in out
+
+
+def test_one_shot_panel_refuses_a_missing_profile():
+    hyper = HyperUNet.from_config(TINY_MODEL).eval()
+    with pytest.raises(ConfigError, match="'mine'.*--profile"):
+        one_shot_panel(hyper, _bank(), {"name": "mine"})
+
+
+def test_one_shot_panel_falls_back_to_the_reference(monkeypatch, capsys):
+    from hyperkit.training import reference
+
+    torch.manual_seed(0)
+    hyper = HyperUNet.from_config(TINY_MODEL).eval()
+    cfg = {"name": "quick", "evaluate": load_profile("quick")["evaluate"]}
+    monkeypatch.setattr(reference, "load_reference", lambda profile="quick": (hyper, cfg))
+    panel = one_shot_panel(None, _bank())
+    panel.children[1].children[2].click()
+    assert "support a -> query b: DSC" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="cfg"):
+        one_shot_panel(hyper, _bank())
