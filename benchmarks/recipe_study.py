@@ -107,13 +107,13 @@ def report(out: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 4))
     for r in rows:
         c = list(zip(*r["curve"]))
-        ax.plot([w / 60 for w in c[1]], c[2], marker=".", label=r["variant"])
-    ax.set_xlabel("training wall time (min, 2 CPU cores)")
+        ax.plot(c[0], c[2], marker=".", label=r["variant"])
+    ax.set_xlabel("episode (the runs shared the CPU: compared at equal episodes, not wall time)")
     ax.set_ylabel("one-shot validation Dice")
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "recipe_study.png", dpi=110)
     print(f"\nplot: {out / 'recipe_study.png'}")
