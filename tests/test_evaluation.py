@@ -483,3 +483,14 @@ def test_baselines_are_reused_across_checkpoints_and_refused_across_protocols(ti
     code = main(["evaluate", "--checkpoint", str(other), "--out", str(third), "--methods", "conv_unet",
                  "--baselines-from", str(first), *common, "--set", "evaluate.conv.steps=3"])
     assert code == 2 and not third.parent.exists()  # another protocol: refused before anything is written
+
+
+def test_a_second_run_without_resume_leaves_the_first_record_intact(tiny_run, tmp_path):
+    _, data, ckpt = tiny_run
+    out = tmp_path / "r.csv"
+    argv = ["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--out", str(out), "--tasks", "liver",
+            "--methods", "copy_support", "--draws", "1", "--no-progress"]
+    assert main(argv) == 0
+    before = out.with_suffix(".json").read_text()
+    assert main(argv) == 2
+    assert out.with_suffix(".json").read_text() == before and json.loads(before)["complete"]

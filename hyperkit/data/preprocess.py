@@ -44,7 +44,7 @@ from hyperkit.data.tasks import Task, modality_of
 from hyperkit.errors import ConfigError
 
 __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
-           "preprocess_case", "crop_centred", "patch_centre", "placement_rng", "extract_patch", "dataset_patches",
+           "preprocess_case", "crop_centred", "patch_centre", "centre_bounds", "placement_rng", "extract_patch", "dataset_patches",
            "task_patches"]
 
 #: where the target sits in its patch (``data.placement``)
@@ -263,19 +263,32 @@ def patch_centre(lo: np.ndarray, hi: np.ndarray, size: int, max_shift: int = 0,
     the shifts that keep the whole box inside the cube; an axis where the box is larger
     than the cube stays centred (it covers as much as fits).
     """
+    c_min, c_max, fits = centre_bounds(lo, hi, size, max_shift)  # also checks max_shift
+    if rng is None or max_shift == 0:
+        return (np.asarray(lo, dtype=np.int64) + np.asarray(hi, dtype=np.int64) + 1) // 2
+    return np.array([rng.integers(a, b + 1) if ok else a for a, b, ok in zip(c_min, c_max, fits)], dtype=np.int64)
+
+
+def centre_bounds(lo: np.ndarray, hi: np.ndarray, size: int,
+                  max_shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per axis, the smallest and largest centre ``(3,)`` of a cube of side ``size`` that covers
+    the box ``lo..hi`` (inclusive) and lies within ``max_shift`` of the box's centre, and whether
+    the box fits at all; an axis where it does not gets the box's centre as both bounds (the
+    cube covers as much as fits).
+
+    The one rule behind every offset patch: evaluation patches (:func:`patch_centre`) and the
+    training crops of :meth:`hyperkit.training.episodes.TaskBank.sample`.
+    """
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     if max_shift < 0:
         raise ValueError(f"max_shift must be >= 0, got {max_shift}")
     centre = (lo + hi + 1) // 2
-    if rng is None or max_shift == 0:
-        return centre
     half = size // 2
     # start = c - half must satisfy start <= lo and start + size >= hi + 1
     c_min = np.maximum(hi + 1 - size + half, centre - max_shift)
     c_max = np.minimum(lo + half, centre + max_shift)
     fits = c_min <= c_max
-    shift = np.array([rng.integers(a, b + 1) if ok else c for a, b, ok, c in zip(c_min, c_max, fits, centre)])
-    return shift.astype(np.int64)
+    return np.where(fits, c_min, centre), np.where(fits, c_max, centre), fits
 
 
 def placement_rng(seed: int, dataset: str, case_id: str, task_id: str) -> np.random.Generator:

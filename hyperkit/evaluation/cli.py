@@ -65,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of draws, splits and baselines (default 0)")
     p.add_argument("--profile", default=None,
                    help="require the checkpoint to come from this profile and take its evaluate section "
-                        "(default: the section the checkpoint records, else its profile's)")
+                        "(default: the built-in profile the checkpoint names, else the section it records)")
     p.add_argument("--split", default=None, help="task split YAML (default: the paper's)")
     p.add_argument("--set", action="append", metavar="evaluate.KEY=VALUE", help="override a protocol value")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")

@@ -170,10 +170,10 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
         rows = read_results(out)
         summary = summarize(rows)
         return EvaluationResult(rows, summary, old, _tables(summary, ecfg.tau, old["nsd_voxel_mm"]), out)
+    if out.exists() and not (resume or reuse):  # before the record below replaces its .json
+        raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another file")
     copied: dict[str, Any] = {}
-    if baselines_from is not None and not (out.exists() and (resume or reuse)):
-        if out.exists():
-            raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another file")
+    if baselines_from is not None and not out.exists():
         copied = _copy_baselines(Path(baselines_from), out, protocol, cfg)
         resume = resume or bool(copied)
     record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False)

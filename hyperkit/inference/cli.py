@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out", required=True, help="model file to write (e.g. spleen.pt)")
     g.add_argument("--profile", default=None,
                    help="check that the checkpoint was trained with this profile and take its evaluate section "
-                        "(default: the section the checkpoint records, else its profile's)")
+                        "(default: the built-in profile the checkpoint names, else the section it records)")
     g.add_argument("--modality", default="CT", type=str.upper, choices=["CT", "MRI"],
                    help="intensity normalisation: CT window + z-score or MRI percentiles (default: CT)")
     g.add_argument("--channel-index", type=int, default=None, help="channel of a 4D image")

@@ -192,8 +192,8 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
         mask: its label map on the same grid.
         out: the model file to write.
         profile: when given, the checkpoint must have been trained with this profile, and its
-            ``evaluate`` section is the protocol (default: the section the checkpoint records,
-            else its profile's).
+            ``evaluate`` section is the protocol (default:
+            :func:`~hyperkit.evaluation.config.protocol_for`'s order).
         modality: ``"CT"`` or ``"MRI"`` (decides the intensity normalisation).
         channel_index: channel of a 4D scan.
         label: the label value that is the target (default: every value > 0).

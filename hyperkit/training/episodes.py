@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from hyperkit.data.layouts import Dataset
-from hyperkit.data.preprocess import dataset_patches
+from hyperkit.data.preprocess import centre_bounds, dataset_patches
 from hyperkit.data.splits import assign_roles
 from hyperkit.errors import DataError
 
@@ -181,14 +181,10 @@ class TaskBank:
             return image, mask
         size = image.shape[-1] - 2 * self.margin
         fg = mask[0].nonzero()
-        lo, hi = fg.min(0).values, fg.max(0).values
-        start = []
-        for a in range(3):
-            first = max(0, int(hi[a]) + 1 - size)
-            last = min(2 * self.margin, int(lo[a]))
-            if first > last:  # larger than the patch: stay centred
-                first = last = self.margin
-            start.append(first + int(torch.randint(last - first + 1, (1,), generator=generator)))
+        # the cube is centred on the target, so its margin is the largest shift that stays inside it
+        c_min, c_max, _ = centre_bounds(fg.min(0).values.numpy(), fg.max(0).values.numpy(), size, self.margin)
+        start = [int(a) - size // 2 + int(torch.randint(int(b - a) + 1, (1,), generator=generator))
+                 for a, b in zip(c_min, c_max)]
         sl = (slice(None),) + tuple(slice(s, s + size) for s in start)
         return image[sl], mask[sl]
 
