@@ -34,7 +34,8 @@ from hyperkit.config import load_profile
 from hyperkit.model import HyperUNet
 from hyperkit.training.augment import build_augment
 from hyperkit.training.config import TrainConfig
-from hyperkit.training.episodes import TaskBank, episode_generator
+from hyperkit.seeds import episode_generator
+from hyperkit.training.episodes import TaskBank
 from hyperkit.training.loop import training_step
 
 

@@ -27,7 +27,6 @@ import json
 import os
 import tempfile
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -42,6 +41,7 @@ from tqdm.auto import tqdm
 from hyperkit.data.layouts import CaseData, Dataset
 from hyperkit.data.tasks import Task, modality_of
 from hyperkit.errors import ConfigError
+from hyperkit.seeds import numpy_rng
 
 __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
            "preprocess_case", "crop_centred", "patch_centre", "centre_bounds", "placement_rng", "extract_patch", "dataset_patches",
@@ -293,8 +293,7 @@ def centre_bounds(lo: np.ndarray, hi: np.ndarray, size: int,
 
 def placement_rng(seed: int, dataset: str, case_id: str, task_id: str) -> np.random.Generator:
     """The offset generator of one (task, case): independent of which other cases or tasks are loaded."""
-    words = [int(seed)] + [zlib.crc32(s.encode()) for s in (dataset, case_id, task_id)]
-    return np.random.default_rng(np.random.SeedSequence(words))
+    return numpy_rng(seed, dataset, case_id, task_id)
 
 
 def extract_patch(case: CaseData, task: Task, size: int, max_shift: int = 0,

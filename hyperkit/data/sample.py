@@ -13,6 +13,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from hyperkit.seeds import derive
+
 __all__ = ["sample_case", "write_nifti", "write_sample_msd", "write_sample_totalseg", "write_sample_nnunet"]
 
 
@@ -55,7 +57,7 @@ def write_sample_msd(root: str | Path, name: str = "Task90_Sample", n_cases: int
     root = Path(root) / name
     training = []
     for i in range(n_cases):
-        image, label, affine = sample_case(seed + i, n_classes=len(labels), absent=(absent or {}).get(i, ()))
+        image, label, affine = sample_case(derive(seed, "sample_case", i), n_classes=len(labels), absent=(absent or {}).get(i, ()))
         if len(channels) > 1:
             image = np.stack([image * (1 + 0.1 * c) for c in range(len(channels))], axis=-1)
         stem = f"sample_{i:03d}"
@@ -80,7 +82,7 @@ def write_sample_totalseg(root: str | Path, name: str = "TotalSegmentator", n_ca
     splits = ["train", "val", "test"]
     for i in range(n_cases):
         sid = f"s{i:04d}"
-        image, label, affine = sample_case(seed + i, n_classes=len(structures))
+        image, label, affine = sample_case(derive(seed, "sample_case", i), n_classes=len(structures))
         write_nifti(root / sid / "ct.nii.gz", image, affine)
         for k, s in enumerate(structures, start=1):
             write_nifti(root / sid / "segmentations" / f"{s}.nii.gz", (label == k).astype(np.uint8), affine)
@@ -96,7 +98,7 @@ def write_sample_nnunet(root: str | Path, name: str = "Dataset901_Sample", n_cas
     root = Path(root) / name
     for i in range(n_cases):
         cid = f"case_{i:03d}"
-        image, label, affine = sample_case(seed + i, n_classes=len(labels))
+        image, label, affine = sample_case(derive(seed, "sample_case", i), n_classes=len(labels))
         for c in range(len(channels)):
             write_nifti(root / "imagesTr" / f"{cid}_{c:04d}.nii.gz", image * (1 + 0.1 * c), affine)
         write_nifti(root / "labelsTr" / f"{cid}.nii.gz", label, affine)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -41,9 +40,10 @@ from hyperkit.metrics import dice, nsd, voxel_tolerance
 from hyperkit.model.adapt import gradient_step
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.unet import UNet3D
+from hyperkit.seeds import derive, torch_generator
 from hyperkit.training.episodes import TaskBank
 
-__all__ = ["FIELDS", "PROTOCOL_VERSION", "task_seed", "support_draws", "case_split", "task_split", "one_shot_plan",
+__all__ = ["FIELDS", "PROTOCOL_VERSION", "support_draws", "case_split", "task_split", "one_shot_plan",
            "score", "one_shot_model", "evaluate", "read_results", "CaseSplit", "OneShotPlan"]
 
 #: columns of the results CSV (``nsd``: at ``evaluate.tau`` mm; ``nsd_voxel``: at one voxel)
@@ -52,11 +52,6 @@ FIELDS: tuple[str, ...] = ("task", "method", "draw", "support", "case", "in_test
 #: version of the scoring rules, recorded with each run so that results made under older rules
 #: (one-shot methods scored on every other case, no ``nsd_voxel``) are never reused or resumed
 PROTOCOL_VERSION = 2
-
-
-def task_seed(seed: int, task_id: str) -> int:
-    """A seed for one task that does not depend on which other tasks are evaluated."""
-    return (seed * 1_000_003 + zlib.crc32(task_id.encode())) % (2 ** 63)
 
 
 def support_draws(n_cases: int, draws: int, shots: int, generator: torch.Generator,
@@ -116,7 +111,7 @@ def task_split(n_cases: int, cfg: EvalConfig, seed: int, task: str) -> CaseSplit
     if n_cases < 3:
         return None
     return case_split(n_cases, cfg.test_fraction, cfg.val_fraction,
-                      torch.Generator().manual_seed(task_seed(seed, "split:" + task)))
+                      torch_generator(seed, "split", task))
 
 
 @dataclass(frozen=True)
@@ -149,7 +144,7 @@ def one_shot_plan(n_cases: int, cfg: EvalConfig, seed: int, task: str) -> OneSho
         ValueError: fewer than ``cfg.shots + 1`` cases.
     """
     split = task_split(n_cases, cfg, seed, task)
-    g = torch.Generator().manual_seed(task_seed(seed, task))
+    g = torch_generator(seed, "supports", task)
     pool = sorted(split.train + split.val) if split is not None else []
     if split is not None and len(pool) >= cfg.shots:
         supports = support_draws(n_cases, cfg.draws, cfg.shots, g, pool=pool)
@@ -275,7 +270,7 @@ def _one_shot(task: str, hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, meth
             if method == "copy_support":
                 preds, fit = copy_support(s_msk)[None].expand(len(query), -1, -1, -1, -1), 0.0
             else:
-                gen = torch.Generator().manual_seed(task_seed(seed + d, task))
+                gen = torch_generator(seed, "draw", task, d)
                 unet = one_shot_model(method, hyper, s_img, s_msk, cfg, gen)
                 fit = time.perf_counter() - t0
                 preds = predict(unet, images[query])
@@ -360,11 +355,11 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
             for task in tqdm(tasks, desc="Conv U-Net", disable=not progress):
                 if (task, "conv_unet") in done or task not in splits:
                     continue
-                torch.manual_seed(task_seed(seed, "conv:" + task))
+                torch.manual_seed(derive(seed, "conv_unet", task))
                 net = UNet3D(width)
                 sp = splits[task]
                 res = train_supervised(net, _samples(bank, task, sp.train, 0), _samples(bank, task, sp.val, 0),
-                                       cfg.conv, torch.Generator().manual_seed(task_seed(seed, "conv:" + task)),
+                                       cfg.conv, torch_generator(seed, "conv_unet", task),
                                        progress, desc=task.rsplit("/", 1)[-1])
                 info["conv_unet"][task] = _facts(res)
                 if save_model is not None:
@@ -406,8 +401,8 @@ def _train_all_unet(train_bank: TaskBank, bank: TaskBank, targets: list[str], sp
                          for t in train_bank.task_ids]
                         + [_samples(bank, t, splits[t].train, channel[t]) for t in targets])
     val = Samples.cat([_samples(bank, t, splits[t].val, channel[t]) for t in targets])
-    torch.manual_seed(task_seed(seed, "all_unet"))
+    torch.manual_seed(derive(seed, "all_unet"))
     net = UNet3D(width, out_channels=len(names))
-    res = train_supervised(net, train, val, cfg.all, torch.Generator().manual_seed(task_seed(seed, "all_unet")),
+    res = train_supervised(net, train, val, cfg.all, torch_generator(seed, "all_unet"),
                            progress, desc="All U-Net", balance=True)
     return net, res, channel

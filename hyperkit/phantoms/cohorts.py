@@ -17,7 +17,6 @@ one case id and seed give the same volume whatever the cohort size.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -27,6 +26,7 @@ from hyperkit.phantoms.anatomy import TOTALSEG_STRUCTURES, Torso
 from hyperkit.phantoms.ct import ct_image
 from hyperkit.phantoms.mri import Head, mri_image
 from hyperkit.phantoms.shapes import Blob, Canvas, Grid, smooth_noise
+from hyperkit.seeds import numpy_rng
 
 __all__ = ["TOTALSEG", "MSDTask", "MSD_TASKS", "Case", "case_rng", "totalseg_subject", "msd_case", "split_of",
            "MSD_BY_FOLDER"]
@@ -115,7 +115,7 @@ class Case:
 
 def case_rng(seed: int, dataset: str, index: int, stream: int = 0) -> np.random.Generator:
     """The generator of one case: a function of (seed, dataset, index, stream) only."""
-    return np.random.default_rng([int(seed), zlib.crc32(dataset.encode()), int(index), int(stream)])
+    return numpy_rng(seed, dataset, index, stream)
 
 
 def split_of(index: int) -> str:

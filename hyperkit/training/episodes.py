@@ -17,7 +17,7 @@ from hyperkit.data.preprocess import centre_bounds, dataset_patches
 from hyperkit.data.splits import assign_roles
 from hyperkit.errors import DataError
 
-__all__ = ["TaskBank", "Episode", "episode_generator", "structure_group", "SAMPLINGS"]
+__all__ = ["TaskBank", "Episode", "structure_group", "SAMPLINGS"]
 
 #: how an episode picks its tasks (``train.task_sampling``)
 SAMPLINGS: tuple[str, ...] = ("uniform", "group")
@@ -37,15 +37,6 @@ def structure_group(task_id: str) -> str:
     name = task_id.rsplit("/", 1)[-1].split("@", 1)[0].lower()
     words = [w for w in re.split(r"[_\s-]+", name) if w and w not in _COPY_WORDS and not _INDEX.match(w)]
     return "_".join(words) or name
-
-
-def episode_generator(seed: int, episode: int) -> torch.Generator:
-    """The generator of one episode: a pure function of (seed, episode).
-
-    Every random choice of an episode (tasks, cases, augmentation, context sampling)
-    comes from it, so a resumed run repeats exactly what an uninterrupted run does.
-    """
-    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(episode)) % (2 ** 63))
 
 
 @dataclass

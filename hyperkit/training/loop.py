@@ -40,7 +40,8 @@ from hyperkit.provenance import write_run_record
 from hyperkit.training.augment import augment_pair, build_augment
 from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet, save_atomic
 from hyperkit.training.config import TrainConfig
-from hyperkit.training.episodes import Episode, TaskBank, episode_generator
+from hyperkit.seeds import episode_generator
+from hyperkit.training.episodes import Episode, TaskBank
 from hyperkit.errors import ConfigError, HyperkitError
 
 __all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "one_shot_validation", "episode_loss", "training_step", "read_jsonl"]
