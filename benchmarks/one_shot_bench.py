@@ -34,12 +34,12 @@ import torch
 
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.evaluation import METHODS, evaluate, summarize
-from hyperkit.evaluation.config import protocol_for
+from hyperkit.config import protocol_for
 from hyperkit.evaluation.run import run_evaluation
 from hyperkit.evaluation.tables import table_tasks
 from hyperkit.training.checkpoint import load_hypernet
-from hyperkit.training.config import TrainConfig
-from hyperkit.training.episodes import TaskBank
+from hyperkit.config import TrainConfig
+from hyperkit.data.bank import TaskBank
 
 LRS = (None, 0.001, 0.003, 0.01, 0.03, 0.1)
 

@@ -25,7 +25,7 @@ import torch
 
 from hyperkit.config import load_profile
 from hyperkit.data.layouts import discover_datasets
-from hyperkit.training.episodes import TaskBank, structure_group
+from hyperkit.data.bank import TaskBank, structure_group
 from hyperkit.training.checkpoint import load_hypernet
 from hyperkit.training.loop import ensure_trained, one_shot_validation, read_jsonl, run_state
 

@@ -32,10 +32,10 @@ import torch
 
 from hyperkit.config import load_profile
 from hyperkit.model import HyperUNet
-from hyperkit.training.augment import build_augment
-from hyperkit.training.config import TrainConfig
+from hyperkit.data.augment import build_augment
+from hyperkit.config import TrainConfig
 from hyperkit.seeds import episode_generator
-from hyperkit.training.episodes import TaskBank
+from hyperkit.data.bank import TaskBank
 from hyperkit.training.loop import training_step
 
 

@@ -1,4 +1,4 @@
-"""Segmentation metrics of the paper (DESIGN.md section 6), computed with MONAI.
+"""Segmentation metrics of the paper (docs/design.md §6), computed with MONAI.
 
 - Dice similarity coefficient (DSC): ``2|P ∩ G| / (|P| + |G|)``.
 - Normalised surface Dice (NSD) at tolerance τ = 2 mm: the fraction of both
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from monai.metrics import compute_dice, compute_surface_dice
 
-__all__ = ["dice", "nsd", "voxel_tolerance", "as_binary_batch"]
+__all__ = ["dice", "nsd", "voxel_tolerance", "as_binary_batch", "copy_support"]
 
 
 def as_binary_batch(x: Any) -> torch.Tensor:
@@ -89,3 +89,18 @@ def nsd(pred: Any, target: Any, spacing: Sequence[float], tau: float = 2.0) -> f
     out = compute_surface_dice(p2, g2, class_thresholds=[tau], include_background=False,
                                spacing=[float(s) for s in spacing])
     return float(out[0, 0])
+
+
+def copy_support(support_masks: torch.Tensor) -> torch.Tensor:
+    """The "copy the support mask" reference: ``(K, 1, S, S, S)`` supports -> one ``(1, S, S, S)`` mask.
+
+    With several supports, a voxel is foreground when most supports say so (vote > 0.5); with one
+    support the prediction is that support's mask. It sits here, beside :func:`dice`, because
+    every layer scores it: the evaluation's baseline and the phantoms' difficulty table.
+
+    Raises:
+        ValueError: ``support_masks`` is not 5-D.
+    """
+    if support_masks.dim() != 5:
+        raise ValueError(f"support masks must be (K, 1, S, S, S), got shape {tuple(support_masks.shape)}")
+    return support_masks.float().mean(0) > 0.5

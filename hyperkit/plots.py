@@ -183,7 +183,7 @@ def plot_centre_prior(rows: Sequence[dict[str, Any]], *, title: str | None = Non
         title: above the plot.
         ax: draw into this axes (default: a new figure).
     """
-    from hyperkit.evaluation.centre_prior import CENTRE_PRIOR_METHODS
+    from hyperkit.config import CENTRE_PRIOR_METHODS
 
     targets = list(dict.fromkeys(r["target"] for r in rows))
     methods = [m for m in CENTRE_PRIOR_METHODS if any(r["method"] == m for r in rows)]

@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
+from hyperkit.files import write_text_atomic
+
 __all__ = ["package_versions", "git_commit", "run_record", "write_run_record"]
 
 _PACKAGES = ("hyperkit", "torch", "monai", "numpy", "nibabel", "scipy", "papermill", "nbval")
@@ -60,6 +62,4 @@ def write_run_record(out_dir: str | Path, config: Mapping[str, Any] | None = Non
     """Write ``run.json`` into ``out_dir`` and return its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "run.json"
-    path.write_text(json.dumps(run_record(config, seed, **extra), indent=2, default=str))
-    return path
+    return write_text_atomic(out / "run.json", json.dumps(run_record(config, seed, **extra), indent=2, default=str))

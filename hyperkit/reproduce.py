@@ -34,9 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import yaml
 
 from hyperkit.config import PROFILES, load_profile
+from hyperkit.config.profiles import parse_assignment
 from hyperkit.provenance import run_record, write_run_record
 
 __all__ = [
@@ -253,17 +253,11 @@ def parse_parameter(text: str) -> tuple[str, Any]:
         ValueError: not ``key=value``, the key is not an identifier, or it is
             one the runner sets (use ``--profile`` / ``--out`` for those).
     """
-    if "=" not in text:
-        raise ValueError(f"parameter {text!r} is not of the form key=value")
-    key, raw = (s.strip() for s in text.split("=", 1))
+    key, value = parse_assignment(text, "parameter", empty="")
     if not key.isidentifier():
         raise ValueError(f"parameter name {key!r} is not a Python identifier")
     if key in RESERVED_PARAMETERS:
         raise ValueError(f"parameter {key!r} is set by the runner; use --{key.replace('_dir', '')} instead")
-    try:
-        value = yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError as exc:
-        raise ValueError(f"parameter {key!r}: value {raw!r} is not a YAML literal ({exc})") from exc
     return key, value
 
 

@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import zlib
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a generator is made: the phantoms and the CLI do not need it
+    import torch
 
 __all__ = ["MAX_EPISODES", "words", "numpy_rng", "derive", "torch_generator", "episode_generator"]
 
@@ -57,12 +61,14 @@ def derive(seed: int, *keys: int | str) -> int:
     return ((int(hi) << 32) | int(lo)) % (2 ** 63)
 
 
-def torch_generator(seed: int, *keys: int | str) -> torch.Generator:
+def torch_generator(seed: int, *keys: int | str) -> "torch.Generator":
     """A CPU ``torch.Generator`` for the stream ``(seed, *keys)``."""
+    import torch
+
     return torch.Generator().manual_seed(derive(seed, *keys))
 
 
-def episode_generator(seed: int, episode: int) -> torch.Generator:
+def episode_generator(seed: int, episode: int) -> "torch.Generator":
     """The generator of one training episode: a pure function of (seed, episode).
 
     Every random choice of an episode (tasks, cases, augmentation, context sampling) comes
@@ -74,4 +80,6 @@ def episode_generator(seed: int, episode: int) -> torch.Generator:
     if int(seed) < 0 or not 0 <= int(episode) < MAX_EPISODES:
         raise ValueError(f"episode_generator needs seed >= 0 and 0 <= episode < {MAX_EPISODES}, "
                          f"got seed={seed}, episode={episode}")
+    import torch
+
     return torch.Generator().manual_seed((int(seed) * MAX_EPISODES + int(episode)) % (2 ** 63))

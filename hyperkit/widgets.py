@@ -71,32 +71,40 @@ def slice_browser(image: Any, mask: Any = None, *, title: str = "") -> Any:
 
 
 def one_shot_panel(hyper: Any, bank: Any, cfg: Mapping[str, Any] | None = None, *,
-                   profile: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
+                   profile: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+                   data_root: str | Path | None = None) -> Any:
     """Pick a held-out task, a support case and a query case; generate a U-Net and browse its prediction.
+
+    With ``data_root`` (the bank's data folder) a "whole scan" box appears: the U-Net then
+    segments the query's whole scan as ``hyperkit segment --roi auto`` does (the support's
+    scan registered to it, the U-Net run around the mapped target;
+    :func:`~hyperkit.evaluation.whole_scan.localise_and_segment`), and the browser shows the
+    whole scan with the chosen region's outline (label 4).
 
     The U-Net is made as ``hyperkit evaluate`` makes the Hyper U-Net: the protocol (gradient
     step on the support and its learning rate, NSD tolerance) comes from
-    :func:`~hyperkit.evaluation.config.protocol_for`. The label overlay of the browser:
+    :func:`~hyperkit.config.protocol_for`. The label overlay of the browser:
     1 = ground truth only (missed), 2 = prediction only (false positive), 3 = both (hit).
 
     Args:
         hyper: a trained :class:`~hyperkit.model.hypernet.HyperUNet` (eval mode), or ``None``
             for the kit's reference checkpoint of the quick profile (for users without a run).
-        bank: a :class:`~hyperkit.training.episodes.TaskBank` of held-out tasks (patches ``(N, 1, S, S, S)``).
+        bank: a :class:`~hyperkit.data.bank.TaskBank` of held-out tasks (patches ``(N, 1, S, S, S)``).
         cfg: the checkpoint's config (the second value of :func:`~hyperkit.training.checkpoint.load_hypernet`);
             ``None`` together with ``hyper=None``.
-        profile, overrides: as :func:`~hyperkit.evaluation.config.protocol_for`.
+        profile, overrides: as :func:`~hyperkit.config.protocol_for`.
+        data_root: the data folder the bank was read from; enables the whole-scan view.
 
     Returns:
         An ``ipywidgets.VBox``.
 
     Raises:
-        ConfigError: the protocol cannot be found (see :func:`~hyperkit.evaluation.config.protocol_for`).
+        ConfigError: the protocol cannot be found (see :func:`~hyperkit.config.protocol_for`).
     """
     import ipywidgets as w
     import torch
 
-    from hyperkit.evaluation.config import protocol_for
+    from hyperkit.config import protocol_for
     from hyperkit.evaluation.protocol import one_shot_model, score
 
     if hyper is None:
@@ -111,6 +119,7 @@ def one_shot_panel(hyper: Any, bank: Any, cfg: Mapping[str, Any] | None = None, 
     support = w.Dropdown(description="support")
     query = w.Dropdown(description="query")
     button = w.Button(description="generate U-Net", button_style="primary")
+    whole = w.Checkbox(value=False, description="whole scan", disabled=data_root is None)
     out = w.Output()
 
     def on_task(*_: Any) -> None:
@@ -127,6 +136,9 @@ def one_shot_panel(hyper: Any, bank: Any, cfg: Mapping[str, Any] | None = None, 
             unet = one_shot_model("hyper_unet", hyper, imgs[s:s + 1], msks[s:s + 1], protocol, None)
             with torch.no_grad():
                 pred = (unet(imgs[q:q + 1])[0] > 0).float()
+            if whole.value:
+                _show_whole_scan(unet, data_root, t, bank.case_ids[t][s], bank.case_ids[t][q], cfg)
+                return
             gt = msks[q]
             (d, n_tau, n_voxel), = score(pred[None], gt[None], bank.spacing, protocol.tau)
             print(f"support {bank.case_ids[t][s]} -> query {bank.case_ids[t][q]}: DSC {d:.3f}, "
@@ -138,4 +150,31 @@ def one_shot_panel(hyper: Any, bank: Any, cfg: Mapping[str, Any] | None = None, 
     task.observe(on_task, names="value")
     button.on_click(on_generate)
     on_task()
-    return w.VBox([task, w.HBox([support, query, button]), out])
+    return w.VBox([task, w.HBox([support, query, button, whole]), out])
+
+
+def _show_whole_scan(unet: Any, data_root: Any, task_id: str, support_id: str, query_id: str,
+                     cfg: Mapping[str, Any]) -> None:
+    """Segment the query's whole scan around the registered support's target; print and browse it."""
+    from IPython.display import display
+
+    from hyperkit.data.layouts import discover_datasets
+    from hyperkit.data.preprocess import DataConfig, preprocess_case
+    from hyperkit.data.tasks import modality_of
+    from hyperkit.evaluation.whole_scan import localise_and_segment
+    from hyperkit.inference.localise import make_reference
+
+    ds, tk = next((d, t) for d in discover_datasets(data_root) for t in d.tasks() if t.task_id == task_id)
+    data = DataConfig.from_config(cfg["data"])
+    sc, qc = (preprocess_case(ds, c, data) for c in (support_id, query_id))
+    ref = make_reference(sc.image[tk.channel_index], sc.affine, sc.label == tk.label_value, modality_of(tk.channel))
+    img, gt = qc.image[tk.channel_index], (qc.label == tk.label_value).astype(np.int64)
+    pred, box, reg = localise_and_segment(unet, ref, img, qc.affine, data.patch_size)
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in img.shape], indexing="ij"), -1) @ qc.affine[:3, :3].T
+    world = ijk + qc.affine[:3, 3]
+    inside = np.all((world >= box[0]) & (world <= box[1]), -1)
+    edge = inside & ~np.all((world >= box[0] + 4) & (world <= box[1] - 4), -1)  # the region's faces
+    d = 2 * float((pred & gt).sum()) / max(1, int(pred.sum() + gt.sum()))
+    print(f"whole scan {query_id}: ROI {np.round(box, 0).astype(int).tolist()} mm (registered in {reg.seconds:.1f} s), "
+          f"DSC {d:.3f}")
+    display(slice_browser(img, np.where(edge & (gt + 2 * pred == 0), 4, gt + 2 * pred), title=f"{query_id} whole scan"))

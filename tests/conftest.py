@@ -1,10 +1,25 @@
-"""Shared fixtures (notebook-related ones first; keep this file small)."""
+"""Shared fixtures (keep this file small)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``$HYPERKIT_CACHE`` in a temporary folder for the whole session, for every test.
+
+    Preprocessing caches (and anything a notebook kernel started by a test writes there:
+    the subprocesses inherit the environment) never land in the user's ``~/.cache/hyperkit``.
+    """
+    path = tmp_path_factory.mktemp("hyperkit-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HYPERKIT_CACHE", str(path))
+        yield path
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from hyperkit.evaluation import central_blob, centre_prior_table
 from hyperkit.evaluation.centre_prior import (centre_prior_means, centre_prior_rows, pairwise_dice, placement_config,
                                               target_name)
 from hyperkit.plots import plot_centre_prior
-from hyperkit.training.episodes import TaskBank
+from hyperkit.data.bank import TaskBank
 
 matplotlib.use("Agg")
 

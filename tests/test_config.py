@@ -23,7 +23,7 @@ def test_user_profile_with_base(tmp_path):
 
 
 @pytest.mark.parametrize("text, match", [
-    ("data:\n  spacingg: 2.0\n", "unknown config key 'data.spacingg'"),
+    ("data:\n  spacingg: 2.0\n", r"unknown key\(s\) \[.spacingg.\] in data"),
     ("base: huge\n", "base 'huge'"),
     ("- a\n- b\n", "must be a mapping"),
 ])
@@ -46,5 +46,61 @@ def test_overrides():
     assert cfg["data"]["spacing"] == 3.0
     with pytest.raises(ConfigError):
         parse_override("nokey")
-    with pytest.raises(ConfigError, match="unknown config key"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \[.c.\] in a"):
         merge_config({"a": {"b": 1}}, {"a": {"c": 2}})
+
+
+def test_sections_are_typed_and_checked_by_one_validator():
+    from hyperkit.config import DataConfig, ModelConfig, TrainConfig, check_config
+
+    cfg = load_profile("quick")
+    data, model, train = (DataConfig.from_config(cfg), ModelConfig.from_mapping(cfg["model"]),
+                          TrainConfig.from_config(cfg))
+    assert data.ct_clip == (-900.0, 900.0) and model.head_prior == 0.02 and train.train_splits == ("train",)
+    # a section as a dataclass and back gives the profile's values
+    assert data.as_dict() == cfg["data"] and model.as_dict() == cfg["model"] and train.as_dict() == cfg["train"]
+    for section, bad, match in [("model", {"hidden": "wide"}, "model.hidden must be an integer"),
+                                ("model", {"head_prior": "x"}, "model.head_prior must be a number"),
+                                ("data", {"ct_clip": [1.0]}, "data.ct_clip must be a list of 2"),
+                                ("train", {"train_splits": "train"}, "train.train_splits must be a list")]:
+        with pytest.raises(ConfigError, match=match):
+            check_config({**cfg, section: {**cfg[section], **bad}})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['extra'\] in the profile"):
+        check_config({**cfg, "extra": 1})
+    with pytest.raises(ConfigError, match="model.hidden must be an integer"):
+        load_profile("quick", {"model": {"hidden": "wide"}})  # the loader checks every section
+
+
+def test_model_config_builds_the_hypernetwork():
+    from hyperkit.config import ModelConfig
+    from hyperkit.model.hypernet import HyperUNet
+
+    small = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
+             "zstar_dim": 8, "head_hidden": 16}
+    a, b = HyperUNet.from_config(ModelConfig(**small)), HyperUNet.from_config(small)
+    assert a.state_dict().keys() == b.state_dict().keys()
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['widht'\] in model"):
+        HyperUNet.from_config({"widht": 8})
+
+
+def test_one_key_value_parser():
+    from hyperkit.config import parse_assignment
+    from hyperkit.reproduce import parse_parameter
+
+    assert parse_assignment("a = [1, 2]", "override") == ("a", [1, 2])
+    assert parse_assignment("a=", "parameter", empty="") == ("a", "")
+    with pytest.raises(ConfigError, match="not a YAML literal"):
+        parse_override("train.lr=[1,")
+    with pytest.raises(ValueError, match="not of the form key=value"):
+        parse_parameter("noequals")
+
+
+def test_model_config_defaults_are_the_constructors():
+    import dataclasses
+    import inspect
+
+    from hyperkit.config import ModelConfig
+    from hyperkit.model.hypernet import HyperUNet
+
+    params = {k: p.default for k, p in inspect.signature(HyperUNet.__init__).parameters.items() if k != "self"}
+    assert params == {f.name: f.default for f in dataclasses.fields(ModelConfig)}

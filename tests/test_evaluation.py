@@ -18,8 +18,9 @@ from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_spl
 from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
 from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
 from hyperkit.model.hypernet import HyperUNet
-from hyperkit.training.checkpoint import CHECKPOINT_KIND, save_atomic
-from hyperkit.training.episodes import TaskBank
+from hyperkit.files import save_atomic
+from hyperkit.training.checkpoint import CHECKPOINT_KIND
+from hyperkit.data.bank import TaskBank
 
 TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
               "zstar_dim": 8, "head_hidden": 16}
@@ -147,7 +148,7 @@ def test_protocol_for_reads_the_checkpoints_recorded_section():
     assert protocol_for(cfg, "quick").adapt_lr == load_profile("quick")["evaluate"]["adapt_lr"]
     p = protocol_for(cfg, overrides={"conv": {"steps": 7}, "rand_adapt": True}, draws=None, shots=2)
     assert (p.conv.steps, p.rand_adapt, p.draws, p.shots) == (7, True, 3, 2)
-    with pytest.raises(ConfigError, match="unknown config key 'evaluate.drawz'"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['drawz'\] in evaluate"):
         protocol_for(cfg, overrides={"drawz": 1})
     # a checkpoint of a built-in profile takes the kit's current protocol for it, not its record
     assert protocol_for({"name": "quick", "evaluate": section}).adapt_lr == load_profile("quick")["evaluate"]["adapt_lr"]

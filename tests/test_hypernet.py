@@ -103,7 +103,7 @@ def test_batched_path_equals_instantiated_u_nets():
     images, masks = support(1, b=3)
     query = support(1, b=3, seed=4)[0]
     with torch.no_grad():
-        logits, weights = hyper._run(images, masks, query, torch.Generator().manual_seed(0))
+        logits, weights = hyper._generate_and_decode(images, masks, query, torch.Generator().manual_seed(0))
         for t in range(3):
             unet = hyper.instantiate({k: v[t] for k, v in weights.items()})
             assert torch.allclose(unet(query[t]), logits[t, 1:], atol=1e-4)

@@ -22,7 +22,8 @@ from hyperkit.errors import HyperkitError
 from hyperkit.inference import MODEL_KIND, load_unet, prepare_volume, to_input_grid
 from hyperkit.metrics import dice
 from hyperkit.model.hypernet import HyperUNet
-from hyperkit.training.checkpoint import CHECKPOINT_KIND, save_atomic
+from hyperkit.files import save_atomic
+from hyperkit.training.checkpoint import CHECKPOINT_KIND
 
 # the tiny model of tests/test_training.py
 TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,

@@ -15,8 +15,8 @@ from hyperkit.data.layouts import open_dataset
 from hyperkit.data.sample import write_sample_msd
 from hyperkit.errors import ConfigError
 from hyperkit.model.hypernet import HyperUNet
-from hyperkit.training.config import TrainConfig
-from hyperkit.training.episodes import TaskBank, structure_group
+from hyperkit.config.sections import TrainConfig
+from hyperkit.data.bank import TaskBank, structure_group
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -94,6 +94,27 @@ def test_training_crops_keep_the_target_and_move_it():
             idx = m[0, 0, 0].nonzero().float()
             centres.add(tuple(((idx.min(0).values + idx.max(0).values) / 2).tolist()))
     assert len(centres) > 10
+
+
+def test_training_crops_stay_inside_cubes_of_off_centre_and_large_targets():
+    # a target at the scan's edge sits off-centre in its cube, one larger than the patch cannot be
+    # covered: every crop must still be a whole patch (a crash at episode 202 of the quick profile)
+    size, margin = 16, 4
+    side = size + 2 * margin
+    masks = torch.zeros(4, 1, side, side, side)
+    masks[0, :, 0:5, 2:8, 19:24] = 1          # at the cube's corner
+    masks[1, :, 1:23, 3:21, 2:22] = 1         # larger than the patch on every axis
+    masks[2, :, 5:7, 17:24, 0:3] = 1
+    masks[3, :, 10:12, 10:12, 10:12] = 1
+    bank = TaskBank({"x/liver@CT": torch.randn(4, 1, side, side, side)}, {"x/liver@CT": masks},
+                    {"x/liver@CT": [f"c{i}" for i in range(4)]}, margin=margin)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        for i in range(4):
+            img, m = bank._cut("x/liver@CT", i, g)
+            assert img.shape == m.shape == (1, size, size, size)
+            if i != 1:
+                assert m.sum() == masks[i].sum()  # the whole target inside the crop
 
 
 def test_group_sampling_balances_structure_groups():

@@ -117,7 +117,7 @@ def test_cache_second_run_resamples_nothing(tmp_path, monkeypatch):
     ({"spacing": 0}, "spacing must be > 0"),
     ({"patch_size": 50}, "multiple of 16"),
     ({"ct_clip": [900, -900]}, "low < high"),
-    ({"spacing": 1.0, "patchsize": 64}, "unknown data config key"),
+    ({"spacing": 1.0, "patchsize": 64}, r"unknown key\(s\) \[.patchsize.\] in data"),
 ])
 def test_data_config_errors(data, match):
     with pytest.raises(ConfigError, match=match):

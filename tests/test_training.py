@@ -14,8 +14,9 @@ from hyperkit.config import load_profile
 from hyperkit.data.sample import write_sample_totalseg
 from hyperkit.errors import ConfigError, HyperkitError
 from hyperkit.training import checkpoint as ckpt_mod
-from hyperkit.training.checkpoint import load_checkpoint, save_atomic
-from hyperkit.training.config import TrainConfig
+from hyperkit.files import save_atomic
+from hyperkit.training.checkpoint import load_checkpoint
+from hyperkit.config.sections import TrainConfig
 from hyperkit.training.loop import read_jsonl, train
 
 TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
@@ -146,7 +147,7 @@ def test_ddp_two_gloo_ranks_end_identical(data_root, cache, tmp_path):
 
 @pytest.mark.parametrize("train_kw, match", [
     ({"episodes": -3}, "train.episodes must be a positive integer"),
-    ({"epsiodes": 3}, "unknown train config key"),
+    ({"epsiodes": 3}, r"unknown key\(s\) \[.epsiodes.\] in train"),
     ({"beta": 1.5}, "train.beta must be in"),
     ({"lr": 0}, "train.lr must be > 0"),
 ])

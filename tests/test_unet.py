@@ -1,4 +1,4 @@
-"""The target U-Net (DESIGN.md §2): shapes, layout, generated names, padding, errors."""
+"""The target U-Net (docs/design.md §2): shapes, layout, generated names, padding, errors."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_widths_and_generated_parameters(b):
 
 
 def test_paper_width_parameter_count():
-    """b = 32 gives 11.1 M parameters (DESIGN.md §2: ~11 M; the paper quotes ~5.7 M)."""
+    """b = 32 gives 11.1 M parameters (docs/design.md §2: ~11 M; the paper quotes ~5.7 M)."""
     net = UNet3D(base_width=32)
     assert sum(p.numel() for p in net.parameters()) == 11_101_761
 

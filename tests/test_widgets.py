@@ -9,7 +9,7 @@ import torch
 from hyperkit.config import load_profile
 from hyperkit.errors import ConfigError
 from hyperkit.model.hypernet import HyperUNet
-from hyperkit.training.episodes import TaskBank
+from hyperkit.data.bank import TaskBank
 from hyperkit.widgets import one_shot_panel
 
 matplotlib.use("Agg")

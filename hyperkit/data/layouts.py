@@ -1,4 +1,4 @@
-"""Readers for the three on-disk layouts the kit serves (DESIGN.md section 5).
+"""Readers for the three on-disk layouts the kit serves (docs/design.md §5).
 
 - MSD: ``TaskXX_Name/dataset.json`` (``modality``, ``labels``, ``training``),
   ``imagesTr/``, ``labelsTr/``; 4D images ``(X, Y, Z, C)`` for multi-channel tasks.

@@ -1,4 +1,4 @@
-"""The paper's preprocessing, with MONAI transforms (paper section 4; DESIGN.md section 5).
+"""The paper's preprocessing, with MONAI transforms (paper section 4; docs/design.md §5).
 
 1. Reorient to RAS (``monai.transforms.Orientationd``).
 2. Resample to isotropic spacing (``Spacingd``: trilinear for images, nearest for labels).
@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,84 +37,20 @@ from monai.transforms import (BorderPad, Compose, NormalizeIntensity, Orientatio
                               ScaleIntensityRangePercentiles, SpatialCrop, Spacingd)
 from tqdm.auto import tqdm
 
+from hyperkit.config.sections import PLACEMENTS, DataConfig  # the data section, typed and checked there
 from hyperkit.data.layouts import CaseData, Dataset
 from hyperkit.data.tasks import Task, modality_of
-from hyperkit.errors import ConfigError
+from hyperkit.files import write_atomic
 from hyperkit.seeds import numpy_rng
 
 __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
            "preprocess_case", "crop_centred", "patch_centre", "centre_bounds", "placement_rng", "extract_patch", "dataset_patches",
            "task_patches"]
 
-#: where the target sits in its patch (``data.placement``)
-PLACEMENTS: tuple[str, ...] = ("centred", "offset")
 
 _CACHE_VERSION = 2
 # nibabel affines map voxels to RAS+ world coordinates (L->R, P->A, I->S)
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """The ``data`` section of a profile.
-
-    Attributes:
-        spacing: isotropic output spacing in mm (paper: 1.5).
-        patch_size: side S of the cubic patch in voxels (paper: 128); a multiple of 16.
-        ct_clip: CT window in HU before the z-score (paper: [-900, 900]).
-        mri_percentiles: percentiles mapped to [0, 1] for MRI (paper: 1st and 99th).
-        placement: ``"offset"`` (the target's place in the patch varies, seeded) or
-            ``"centred"`` (the patch centred on the target's bounding box).
-        max_offset: largest shift of the patch centre from the target's centre, as a
-            fraction of the patch side (per axis); the shift never uncovers the target.
-        placement_seed: seed of the offsets (with the dataset, case and task ids).
-    """
-
-    spacing: float = 1.5
-    patch_size: int = 128
-    ct_clip: tuple[float, float] = (-900.0, 900.0)
-    mri_percentiles: tuple[float, float] = (1.0, 99.0)
-    placement: str = "centred"
-    max_offset: float = 0.25
-    placement_seed: int = 0
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "DataConfig":
-        """From a whole profile (``cfg["data"]``) or from its ``data`` section."""
-        data = dict(cfg.get("data", cfg))
-        known = {"spacing", "patch_size", "ct_clip", "mri_percentiles", "placement", "max_offset", "placement_seed"}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown data config key(s) {sorted(unknown)}; known: {sorted(known)}")
-        out = cls(float(data.get("spacing", 1.5)), int(data.get("patch_size", 128)),
-                  tuple(float(v) for v in data.get("ct_clip", (-900, 900))),  # type: ignore[arg-type]
-                  tuple(float(v) for v in data.get("mri_percentiles", (1, 99))),  # type: ignore[arg-type]
-                  str(data.get("placement", "centred")), float(data.get("max_offset", 0.25)),
-                  int(data.get("placement_seed", 0)))
-        if out.placement not in PLACEMENTS:
-            raise ConfigError(f"data.placement must be one of {list(PLACEMENTS)}, got {out.placement!r}")
-        if not 0 <= out.max_offset <= 0.5:
-            raise ConfigError(f"data.max_offset must be in [0, 0.5] (a fraction of the patch side), "
-                              f"got {out.max_offset}")
-        if out.spacing <= 0:
-            raise ConfigError(f"data.spacing must be > 0, got {out.spacing}")
-        if out.patch_size <= 0 or out.patch_size % 16:
-            raise ConfigError(f"data.patch_size must be a positive multiple of 16, got {out.patch_size}")
-        if not out.ct_clip[0] < out.ct_clip[1]:
-            raise ConfigError(f"data.ct_clip must be [low, high] with low < high, got {list(out.ct_clip)}")
-        lo, hi = out.mri_percentiles
-        if not 0 <= lo < hi <= 100:
-            raise ConfigError(f"data.mri_percentiles must satisfy 0 <= low < high <= 100, got {[lo, hi]}")
-        return out
-
-    def key(self) -> dict[str, Any]:
-        """What the cached steps 1-3 depend on (placement is step 4: not part of the key)."""
-        return {"spacing": self.spacing, "ct_clip": list(self.ct_clip), "mri_percentiles": list(self.mri_percentiles)}
-
-    @property
-    def max_shift(self) -> int:
-        """Largest offset in voxels (0 when centred)."""
-        return int(round(self.max_offset * self.patch_size)) if self.placement == "offset" else 0
 
 
 @dataclass
@@ -214,13 +149,10 @@ def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: 
     image = np.stack([normalise_channel(res.image[c], ch, cfg) for c, ch in enumerate(dataset.channels)])
     present = frozenset(int(v) for v in np.unique(raw.label) if v != 0)
     out = CaseData(case_id, image, res.label, res.affine, res.spacing, present)
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp.npz")
-    os.close(fd)
     label_dtype = np.uint8 if out.label.max(initial=0) < 256 else np.int32
-    np.savez(tmp, image=out.image, label=out.label.astype(label_dtype), affine=out.affine,
-             spacing=np.asarray(out.spacing), present=np.asarray(sorted(present), dtype=np.int32))
-    os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache entry
+    write_atomic(path, lambda fh: np.savez(fh, image=out.image, label=out.label.astype(label_dtype),
+                                           affine=out.affine, spacing=np.asarray(out.spacing),
+                                           present=np.asarray(sorted(present), dtype=np.int32)))
     return out
 
 
@@ -277,7 +209,7 @@ def centre_bounds(lo: np.ndarray, hi: np.ndarray, size: int,
     cube covers as much as fits).
 
     The one rule behind every offset patch: evaluation patches (:func:`patch_centre`) and the
-    training crops of :meth:`hyperkit.training.episodes.TaskBank.sample`.
+    training crops of :meth:`hyperkit.data.bank.TaskBank.sample`.
     """
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     if max_shift < 0:
@@ -339,7 +271,7 @@ def dataset_patches(dataset: Dataset, tasks: Iterable[Task], cfg: Mapping[str, A
         progress: show a tqdm bar over cases.
         margin: when > 0, cubes of side ``S + 2 * margin`` centred on the target, from which
             training cuts a freshly offset patch of side S every episode
-            (:meth:`hyperkit.training.episodes.TaskBank.sample`); when 0, patches of side S
+            (:meth:`hyperkit.data.bank.TaskBank.sample`); when 0, patches of side S
             placed as ``cfg.placement`` says (seeded per dataset, case and task).
 
     Returns:

@@ -1,27 +1,69 @@
-"""Tiny sample datasets in each real layout (for tests, docs and a first look).
+"""Writing datasets in the real layouts, and tiny sample datasets (for tests, docs and a first look).
 
-The volumes are a few thousand voxels: a body ellipsoid with two blobs as classes.
+The index files of the layouts (an MSD task's ``dataset.json``, TotalSegmentator's
+``meta.csv``) are written here for everything the kit writes: the phantom cohorts
+(:mod:`hyperkit.phantoms.writer`) and the samples below; the volumes go through
+:func:`hyperkit.data.nifti.write_nifti`.
+
+The sample volumes are a few thousand voxels: a body ellipsoid with two blobs as classes.
 They are not anatomy (the phantoms are); they exist so that every reader can be
 exercised in a second without any download.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
-import nibabel as nib
 import numpy as np
 
+from hyperkit.data.nifti import write_nifti
 from hyperkit.seeds import derive
 
-__all__ = ["sample_case", "write_nifti", "write_sample_msd", "write_sample_totalseg", "write_sample_nnunet"]
+__all__ = ["TOTALSEG_META_COLUMNS", "msd_dataset_json", "totalseg_meta_csv", "sample_case", "write_nifti",
+           "write_sample_msd", "write_sample_totalseg", "write_sample_nnunet"]
+
+#: the columns of TotalSegmentator's ``meta.csv`` that the kit reads and writes (``;``-separated).
+TOTALSEG_META_COLUMNS: tuple[str, ...] = ("image_id", "age", "gender", "institute", "study_type", "split")
 
 
-def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(array, affine), str(path))
-    return path
+def msd_dataset_json(name: str, description: str, modality: Mapping[str, str], labels: Mapping[str, str],
+                     training: Sequence[Mapping[str, str]], **provenance: str) -> str:
+    """The text of an MSD task's ``dataset.json`` (4-space indent, final newline).
+
+    Args:
+        name, description: the task's name and one-line description.
+        modality: channel index (as text) -> modality, e.g. ``{"0": "FLAIR", "1": "T1w"}``.
+        labels: label value (as text) -> name, with ``"0": "background"``.
+        training: ``{"image": "./imagesTr/x.nii.gz", "label": "./labelsTr/x.nii.gz"}`` per case.
+        provenance: further text fields written after the description (``reference``, ``licence``...).
+    """
+    meta = {
+        "name": name,
+        "description": description,
+        **provenance,
+        "tensorImageSize": "4D" if len(modality) > 1 else "3D",
+        "modality": dict(modality),
+        "labels": dict(labels),
+        "numTraining": len(training),
+        "numTest": 0,
+        "training": [dict(t) for t in training],
+        "test": [],
+    }
+    return json.dumps(meta, indent=4) + "\n"
+
+
+def totalseg_meta_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The text of TotalSegmentator's ``meta.csv``: a header and one ``;``-separated line per subject."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(TOTALSEG_META_COLUMNS), delimiter=";", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({c: r[c] for c in TOTALSEG_META_COLUMNS})
+    return buf.getvalue()
 
 
 def sample_case(seed: int, shape: tuple[int, int, int] = (24, 20, 16), spacing: float = 2.0,
@@ -64,13 +106,9 @@ def write_sample_msd(root: str | Path, name: str = "Task90_Sample", n_cases: int
         write_nifti(root / "imagesTr" / f"{stem}.nii.gz", image, affine)
         write_nifti(root / "labelsTr" / f"{stem}.nii.gz", label, affine)
         training.append({"image": f"./imagesTr/{stem}.nii.gz", "label": f"./labelsTr/{stem}.nii.gz"})
-    meta = {
-        "name": name, "description": "hyperkit sample", "tensorImageSize": "4D" if len(channels) > 1 else "3D",
-        "modality": {str(i): c for i, c in enumerate(channels)},
-        "labels": {"0": "background", **{str(i + 1): n for i, n in enumerate(labels)}},
-        "numTraining": n_cases, "numTest": 0, "training": training, "test": [],
-    }
-    (root / "dataset.json").write_text(json.dumps(meta, indent=2))
+    (root / "dataset.json").write_text(msd_dataset_json(
+        name, "hyperkit sample", {str(i): c for i, c in enumerate(channels)},
+        {"0": "background", **{str(i + 1): n for i, n in enumerate(labels)}}, training))
     return root
 
 
@@ -78,7 +116,7 @@ def write_sample_totalseg(root: str | Path, name: str = "TotalSegmentator", n_ca
                           structures: tuple[str, ...] = ("aorta", "kidney_left"), seed: int = 0) -> Path:
     """Write a TotalSegmentator folder with ``meta.csv`` (``;``-separated, as the real one)."""
     root = Path(root) / name
-    rows = ["image_id;age;gender;institute;study_type;split"]
+    rows = []
     splits = ["train", "val", "test"]
     for i in range(n_cases):
         sid = f"s{i:04d}"
@@ -86,8 +124,9 @@ def write_sample_totalseg(root: str | Path, name: str = "TotalSegmentator", n_ca
         write_nifti(root / sid / "ct.nii.gz", image, affine)
         for k, s in enumerate(structures, start=1):
             write_nifti(root / sid / "segmentations" / f"{s}.nii.gz", (label == k).astype(np.uint8), affine)
-        rows.append(f"{sid};50;f;A;ct abdomen;{splits[i % 3]}")
-    (root / "meta.csv").write_text("\n".join(rows) + "\n")
+        rows.append({"image_id": sid, "age": 50, "gender": "f", "institute": "A", "study_type": "ct abdomen",
+                     "split": splits[i % 3]})
+    (root / "meta.csv").write_text(totalseg_meta_csv(rows))
     return root
 
 

@@ -9,7 +9,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Task", "task_id", "modality_of"]
+from hyperkit.errors import HyperkitError
+
+__all__ = ["Task", "task_id", "modality_of", "MODALITIES", "check_modality"]
+
+#: the modalities a model is made for (a channel name maps to one with :func:`modality_of`)
+MODALITIES: tuple[str, ...] = ("CT", "MRI")
+
+
+def check_modality(modality: str, what: str = "modality") -> str:
+    """``modality`` as ``"CT"`` or ``"MRI"`` (case and spaces ignored): the one modality check.
+
+    Raises:
+        HyperkitError: anything else (a ``ValueError``), naming ``what``.
+    """
+    m = str(modality).strip().upper()
+    if m not in MODALITIES:
+        raise HyperkitError(f"{what} must be one of {list(MODALITIES)}, got {modality!r}")
+    return m
 
 
 def modality_of(channel: str) -> str:

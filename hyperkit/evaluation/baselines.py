@@ -1,4 +1,4 @@
-"""The paper's baselines, same U-Net architecture (paper §4; DESIGN.md §6).
+"""The paper's baselines, same U-Net architecture (paper §4; docs/design.md §6).
 
 - Rand U-Net: the trained shared parts with a random decoder
   (:meth:`hyperkit.model.hypernet.HyperUNet.random_unet`).
@@ -28,10 +28,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from hyperkit.evaluation.config import SupervisedConfig
-from hyperkit.metrics import dice
+from hyperkit.config import SupervisedConfig
+from hyperkit.metrics import copy_support, dice
 from hyperkit.model.adapt import segmentation_loss
-from hyperkit.training.augment import augment_pair, build_augment
+from hyperkit.data.augment import augment_pair, build_augment
 
 __all__ = ["Samples", "SupervisedResult", "train_supervised", "predict", "copy_support", "central_blob"]
 
@@ -170,16 +170,6 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
     net.eval()
     return SupervisedResult(best, best_step, step, best_time, time.perf_counter() - start,
                             step < cfg.steps, curve)
-
-
-def copy_support(support_masks: Tensor) -> Tensor:
-    """The "copy the support mask" reference: ``(K, 1, S, S, S)`` supports -> one ``(1, S, S, S)`` mask.
-
-    With several supports, a voxel is foreground when most supports say so (vote > 0.5).
-    """
-    if support_masks.dim() != 5:
-        raise ValueError(f"support masks must be (K, 1, S, S, S), got shape {tuple(support_masks.shape)}")
-    return support_masks.float().mean(0) > 0.5
 
 
 def central_blob(support_masks: Tensor) -> Tensor:

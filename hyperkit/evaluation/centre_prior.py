@@ -19,18 +19,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 from torch import Tensor
 
-from hyperkit.config import merge_config
+from hyperkit.config import CENTRE_PRIOR_METHODS, merge_config  # the image-blind references (method -> label)
 from hyperkit.data.preprocess import PLACEMENTS
 from hyperkit.evaluation.baselines import central_blob, copy_support
 from hyperkit.evaluation.tables import task_map
 from hyperkit.metrics import dice
-from hyperkit.training.episodes import TaskBank
+from hyperkit.data.bank import TaskBank
 
 __all__ = ["CENTRE_PRIOR_METHODS", "placement_config", "pairwise_dice", "centre_prior_rows", "centre_prior_table",
            "centre_prior_means", "target_name"]
 
-#: the image-blind references scored (method -> label)
-CENTRE_PRIOR_METHODS: dict[str, str] = {"copy_support": "copy the support mask", "central_blob": "central blob"}
 _BASELINES: dict[str, Callable[[Tensor], Tensor]] = {"copy_support": copy_support, "central_blob": central_blob}
 
 

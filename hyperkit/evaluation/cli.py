@@ -6,7 +6,7 @@ import argparse
 
 from hyperkit.config import combine_overrides
 from hyperkit.data.layouts import default_data_root
-from hyperkit.evaluation.config import METHODS, ONE_SHOT_METHODS
+from hyperkit.config import METHODS, ONE_SHOT_METHODS
 
 __all__ = ["register"]
 
@@ -40,6 +40,14 @@ def _run(args: argparse.Namespace) -> int:
             line += (f"; Conv U-Net to its best validation {t['conv_unet_seconds_to_best_median']:.0f} s "
                      f"(x{t['conv_over_hyper_ratio']:.0f})")
         print(line)
+    if args.whole_scan:
+        from hyperkit.evaluation.whole_scan import run_whole_scan
+
+        ws = run_whole_scan(args.checkpoint, args.data if args.data is not None else default_data_root(), args.out,
+                            tasks=args.tasks, draws=args.draws, shots=args.shots, seed=args.seed,
+                            profile=args.profile, split=args.split, overrides=overrides or None,
+                            margin_mm=args.margin, compare_none=False, progress=not args.no_progress)
+        print(f"\n{ws.table}\n\n{len(ws.rows)} rows -> {ws.csv_path}")
     return 0
 
 
@@ -72,5 +80,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baselines-from", default=None, metavar="CSV",
                    help="take the Conv and All U-Net rows of this finished evaluation (same data, tasks, "
                         "protocol, seed and U-Net width) instead of training them again")
+    p.add_argument("--whole-scan", action="store_true",
+                   help="also score the Hyper U-Nets on whole query scans: the support registered to each query, "
+                        "segmentation around the mapped target (no ground truth used to place it), beside the "
+                        "patch protocol; writes <out stem>-whole-scan.csv/.json/.md")
+    p.add_argument("--margin", type=float, default=20.0, metavar="MM",
+                   help="--whole-scan: margin around the support's target box (default 20 mm)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)

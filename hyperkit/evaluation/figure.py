@@ -8,15 +8,15 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from hyperkit.evaluation.config import EvalConfig
+from hyperkit.config import EvalConfig
 from hyperkit.evaluation.protocol import one_shot_model, one_shot_plan
 from hyperkit.evaluation.tables import TABLES, table_tasks
 from hyperkit.metrics import dice
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.plots import show_contours
-from hyperkit.training.episodes import TaskBank
+from hyperkit.data.bank import TaskBank
 
-__all__ = ["FIGURE2_TARGETS", "figure2", "load_conv_models"]
+__all__ = ["FIGURE2_TARGETS", "FIGURE3_STYLE", "figure2", "figure3", "load_conv_models"]
 
 #: the four targets of the kit's Figure 2 (paper column names)
 FIGURE2_TARGETS: tuple[str, ...] = ("liver", "spleen", "heart_bssfp", "pancreas")
@@ -80,3 +80,56 @@ def load_conv_models(out_csv: str | Path, task_ids: Sequence[str]) -> dict[str, 
         if p.is_file():
             out[t] = load_unet(p)[0]
     return out
+
+
+#: colours of Figure 3 (the paper's: blue fine-tuned Hyper U-Net, red fine-tuned Random U-Net)
+FIGURE3_STYLE: dict[str, dict[str, str]] = {
+    "hyper_ft": {"color": "tab:blue", "label": "Hyper U-Net, fine-tuned"},
+    "rand_ft": {"color": "tab:red", "label": "Rand U-Net (trained encoder), fine-tuned"},
+    "scratch_ft": {"color": "tab:gray", "label": "U-Net from scratch, fine-tuned"},
+}
+
+
+def figure3(curves: dict[tuple[str, str], list[tuple[int, float, float, float, int]]],
+            references: dict[str, dict[str, float]] | None = None) -> plt.Figure:
+    """Figure 3: DSC against the number of labelled volumes N, one panel per target.
+
+    Args:
+        curves: ``(task, method) -> [(N, mean, lo, hi, repeats)]``
+            (:func:`hyperkit.evaluation.finetune.curve`); the band is the 95 % interval across repeats.
+        references: ``task -> {"conv_unet": DSC, "hyper_unet": DSC}``: the black (U-Net trained on the
+            target's full training split) and green (one-shot Hyper U-Net) horizontal lines.
+    """
+    tasks = sorted({t for t, _ in curves})
+    if not tasks:
+        raise ValueError("figure3 needs at least one curve, got none")
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.6 * len(tasks), 3.2), squeeze=False, sharey=True)
+    for ax, task in zip(axes[0], tasks):
+        for method, style in FIGURE3_STYLE.items():
+            pts = curves.get((task, method))
+            if not pts:
+                continue
+            n, mean, lo, hi = (list(v) for v in zip(*[p[:4] for p in pts]))
+            ax.plot(n, mean, marker="o", color=style["color"], label=style["label"])
+            ax.fill_between(n, lo, hi, color=style["color"], alpha=0.15, linewidth=0)
+        ref = (references or {}).get(task, {})
+        if "conv_unet" in ref:
+            ax.axhline(ref["conv_unet"], color="black", linestyle="--", linewidth=1, label="Conv U-Net, full split")
+        if "hyper_unet" in ref:
+            ax.axhline(ref["hyper_unet"], color="tab:green", linestyle="--", linewidth=1, label="Hyper U-Net, one-shot")
+        ax.set_xscale("log", base=2)
+        ns = sorted({p[0] for (t, _), v in curves.items() if t == task for p in v})
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.set_xlabel("labelled volumes N")
+        ax.set_title(task.split("/")[-1].split("@")[0])
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("DSC on held-out cases")
+    legend: dict[str, object] = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    labels, handles = list(legend), list(legend.values())
+    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), bbox_to_anchor=(0.5, -0.12),
+               frameon=False, fontsize="small")
+    fig.tight_layout()
+    return fig

@@ -1,4 +1,4 @@
-"""The one-shot evaluation protocol (paper §4, Tables 1-2; DESIGN.md §6).
+"""The one-shot evaluation protocol (paper §4, Tables 1-2; docs/design.md §6).
 
 For each held-out task with ``N`` cases, one fixed split of the cases into train /
 validation / test (:func:`task_split`), and every method is scored on the **test** cases:
@@ -34,14 +34,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hyperkit.errors import HyperkitError
-from hyperkit.evaluation.baselines import Samples, SupervisedResult, copy_support, predict, train_supervised
-from hyperkit.evaluation.config import METHODS, ONE_SHOT_METHODS, EvalConfig
+from hyperkit.config import ONE_SHOT_METHODS, EvalConfig
+from hyperkit.evaluation.methods import (REGISTRY, Context, Fitted, Method, OneShotMethod, methods_for,
+                                         one_shot_model)
 from hyperkit.metrics import dice, nsd, voxel_tolerance
-from hyperkit.model.adapt import gradient_step
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.unet import UNet3D
-from hyperkit.seeds import derive, torch_generator
-from hyperkit.training.episodes import TaskBank
+from hyperkit.seeds import torch_generator
+from hyperkit.data.bank import TaskBank
 
 __all__ = ["FIELDS", "PROTOCOL_VERSION", "support_draws", "case_split", "task_split", "one_shot_plan",
            "score", "one_shot_model", "evaluate", "read_results", "CaseSplit", "OneShotPlan"]
@@ -165,38 +165,6 @@ def score(preds: Tensor, masks: Tensor, spacing: Sequence[float], tau: float) ->
     return [(dice(p, m), nsd(p, m, spacing, tau), nsd(p, m, spacing, voxel)) for p, m in zip(preds, masks)]
 
 
-def one_shot_model(method: str, hyper: HyperUNet, images: Tensor, masks: Tensor, cfg: EvalConfig,
-                   generator: torch.Generator | None) -> UNet3D:
-    """The U-Net of one draw: generated (``hyper_unet``) or with a random decoder (``rand_unet``).
-
-    The gradient step on the support (A.1) follows :meth:`EvalConfig.step_lr`: the Hyper
-    U-Net takes it when ``cfg.adapt``; the Rand U-Net only when ``cfg.rand_adapt`` too (the
-    paper's Rand U-Net is random decoder weights, not adapted).
-
-    Args:
-        method: ``hyper_unet`` or ``rand_unet``.
-        hyper: the trained hypernetwork (its shared parts also serve the Rand U-Net).
-        images, masks: ``(K, 1, S, S, S)`` supports.
-        cfg: the protocol.
-        generator: the random decoder's weights (required by ``rand_unet``, unused otherwise).
-
-    Raises:
-        ValueError: another method, or ``rand_unet`` without a generator.
-    """
-    if method == "hyper_unet":
-        unet = hyper.generate(images, masks)
-    elif method == "rand_unet":
-        if generator is None:
-            raise ValueError("one_shot_model: rand_unet needs a generator for its random decoder")
-        unet = hyper.random_unet(generator)
-    else:
-        raise ValueError(f"one_shot_model: method must be hyper_unet or rand_unet, got {method!r}")
-    lr = cfg.step_lr(method)
-    if lr is not None:
-        gradient_step(unet, images, masks, lr=lr, loss_after=False)
-    return unet.eval()
-
-
 # ------------------------------------------------------------------------------ results file
 def read_results(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a results CSV with numbers parsed; the columns must be exactly :data:`FIELDS`.
@@ -256,40 +224,6 @@ def _rows(task: str, method: str, draw: int, support: str, case_ids: Sequence[st
 
 
 # ------------------------------------------------------------------------------ the protocol
-def _one_shot(task: str, hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, methods: Sequence[str],
-              seed: int) -> Iterable[list[dict[str, Any]]]:
-    """Rows of each draw x method of one task, one list per model (see :func:`one_shot_plan`)."""
-    images, masks, ids = bank.images[task], bank.masks[task], bank.case_ids[task]
-    plan = one_shot_plan(len(ids), cfg, seed, task)
-    test = set(plan.split.test) if plan.split else set()
-    for d, (sup, query) in enumerate(zip(plan.supports, plan.queries)):
-        s_img, s_msk = images[sup], masks[sup]
-        label = "+".join(ids[i] for i in sup)
-        for method in methods:
-            t0 = time.perf_counter()
-            if method == "copy_support":
-                preds, fit = copy_support(s_msk)[None].expand(len(query), -1, -1, -1, -1), 0.0
-            else:
-                gen = torch_generator(seed, "draw", task, d)
-                unet = one_shot_model(method, hyper, s_img, s_msk, cfg, gen)
-                fit = time.perf_counter() - t0
-                preds = predict(unet, images[query])
-            yield _rows(task, method, d, label, ids, query, score(preds, masks[query], bank.spacing, cfg.tau),
-                        test, fit)
-
-
-def _samples(bank: TaskBank, task: str, idx: Sequence[int], channel: int) -> Samples:
-    return Samples(bank.images[task][list(idx)], bank.masks[task][list(idx)],
-                   torch.full((len(idx),), channel, dtype=torch.long))
-
-
-def _supervised_rows(method: str, net: UNet3D, task: str, bank: TaskBank, split: CaseSplit, channel: int,
-                     res: SupervisedResult, tau: float) -> list[dict[str, Any]]:
-    s = _samples(bank, task, split.test, channel)
-    scores = score(predict(net, s.images, s.channels), s.masks, bank.spacing, tau)
-    return _rows(task, method, 0, "", bank.case_ids[task], split.test, scores, set(split.test), res.seconds_to_best)
-
-
 def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: str | Path, *,
              methods: Sequence[str] = ONE_SHOT_METHODS, seed: int = 0, train_bank: TaskBank | None = None,
              base_width: int | None = None, resume: bool = False, progress: bool = True,
@@ -298,15 +232,16 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
     """Run the protocol on every task of ``bank`` and write one CSV row per task × method × draw × case.
 
     Every method of a task is scored on its test cases (:func:`task_split`); one-shot supports
-    come from the other cases (:func:`one_shot_plan`, with its fallback for small tasks).
+    come from the other cases (:func:`one_shot_plan`, with its fallback for small tasks). The
+    methods are objects of :data:`~hyperkit.evaluation.methods.REGISTRY`, run in its order.
 
     Args:
         hyper: the trained hypernetwork (its shared parts also serve the Rand U-Net); may be
-            ``None`` when only ``copy_support``/``conv_unet``/``all_unet`` are asked for.
+            ``None`` when no method asked for needs it.
         bank: the held-out tasks' patches (``TaskBank.from_datasets(..., "heldout", ...)``).
         cfg: the protocol (draws, shots, tau, baseline budgets).
         out_csv: results file; written as the evaluation goes.
-        methods: any of :data:`~hyperkit.evaluation.config.METHODS`.
+        methods: names of registered methods (:data:`~hyperkit.config.METHODS` and any registered since).
         seed: seeds the support draws, the case splits, random decoders and baseline training.
         train_bank: the training tasks (needed by ``all_unet``, which learns them beside the targets).
         base_width: U-Net width of the supervised baselines (default: the hypernetwork's).
@@ -321,66 +256,77 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
         (``info["conv_unet"][task]`` / ``info["all_unet"]``: best step, seconds to best, curve).
     """
     torch.set_flush_denormal(True)  # denormal floats slow CPU convolutions by orders of magnitude
-    bad = sorted(set(methods) - set(METHODS))
-    if bad or not methods:
-        raise ValueError(f"unknown method(s) {bad or list(methods)}; choose from {list(METHODS)}")
-    needs_hyper = {"hyper_unet", "rand_unet"} & set(methods)
-    if needs_hyper and hyper is None:
-        raise ValueError(f"methods {sorted(needs_hyper)} need a hypernetwork checkpoint")
-    if "all_unet" in methods and train_bank is None:
-        raise ValueError("all_unet needs train_bank (the training tasks it learns beside the targets)")
+    chosen = methods_for(methods)
     width = base_width or (hyper.unet.config["base_width"] if hyper is not None else None)
-    if width is None and {"conv_unet", "all_unet"} & set(methods):
-        raise ValueError("conv_unet/all_unet need base_width when no hypernetwork is given")
-    out = Path(out_csv)
+    _check_inputs(chosen, hyper, train_bank, width)
+    splits = {t: sp for t in bank.task_ids if (sp := task_split(len(bank.case_ids[t]), cfg, seed, t)) is not None}
+    ctx = Context(hyper, bank, cfg, seed, train_bank, width, splits, progress, save_model,
+                  info={m.name: {} for m in REGISTRY.values() if not m.one_shot})
+    writer, done = _open_results(Path(out_csv), resume, cfg)
+    try:
+        one_shot = [m for m in chosen if m.one_shot]
+        for task in tqdm(bank.task_ids, desc="one-shot", disable=not progress or not one_shot):
+            todo = [m for m in one_shot if (task, m.name) not in done]
+            if todo:
+                for rows in _one_shot(ctx, task, todo):  # type: ignore[arg-type]
+                    writer.add(rows)
+        for method in (m for m in chosen if not m.one_shot):
+            targets = [t for t in bank.task_ids if t in splits and (t, method.name) not in done]
+            if targets:
+                for fit in method.fit(ctx, targets):  # type: ignore[attr-defined]
+                    writer.add(_supervised_rows(ctx, method.name, fit))
+    finally:
+        writer.close()
+    return writer.rows, ctx.info
+
+
+def _check_inputs(chosen: Sequence[Method], hyper: HyperUNet | None, train_bank: TaskBank | None,
+                  width: int | None) -> None:
+    """Refuse an evaluation whose methods lack what they need (the hypernetwork, the training tasks, a width)."""
+    needs_hyper = sorted(m.name for m in chosen if m.needs_hyper)
+    if needs_hyper and hyper is None:
+        raise ValueError(f"methods {needs_hyper} need a hypernetwork checkpoint")
+    for m in chosen:
+        if m.needs_train_bank and train_bank is None:
+            raise ValueError(f"{m.name} needs train_bank (the training tasks it learns beside the targets)")
+    if width is None and any(m.needs_width for m in chosen):
+        raise ValueError(f"{'/'.join(m.name for m in chosen if m.needs_width)} need base_width when no "
+                         "hypernetwork is given")
+
+
+def _open_results(out: Path, resume: bool, cfg: EvalConfig) -> tuple[_Writer, set[tuple[str, str]]]:
+    """The results file to write, keeping the complete (task, method) pairs of a resumed one, and those pairs."""
     kept: list[dict[str, Any]] = []
     if out.exists():
         if not resume:
             raise HyperkitError(f"{out}: exists; pass resume=True (--resume) to continue it, or choose another file")
         kept = read_results(out)
     done = _complete_pairs(kept, cfg)
-    kept = [r for r in kept if (r["task"], r["method"]) in done]
-    writer = _Writer(out, kept)
-    info: dict[str, Any] = {"conv_unet": {}, "all_unet": {}}
-    tasks = bank.task_ids
-    splits = {t: sp for t in tasks if (sp := task_split(len(bank.case_ids[t]), cfg, seed, t)) is not None}
-    try:
-        one_shot = [m for m in ONE_SHOT_METHODS if m in methods]
-        for task in tqdm(tasks, desc="one-shot", disable=not progress or not one_shot):
-            todo = [m for m in one_shot if (task, m) not in done]
-            if todo:
-                for rows in _one_shot(task, hyper, bank, cfg, todo, seed):  # type: ignore[arg-type]
-                    writer.add(rows)
-        if "conv_unet" in methods:
-            for task in tqdm(tasks, desc="Conv U-Net", disable=not progress):
-                if (task, "conv_unet") in done or task not in splits:
-                    continue
-                torch.manual_seed(derive(seed, "conv_unet", task))
-                net = UNet3D(width)
-                sp = splits[task]
-                res = train_supervised(net, _samples(bank, task, sp.train, 0), _samples(bank, task, sp.val, 0),
-                                       cfg.conv, torch_generator(seed, "conv_unet", task),
-                                       progress, desc=task.rsplit("/", 1)[-1])
-                info["conv_unet"][task] = _facts(res)
-                if save_model is not None:
-                    save_model("conv_unet", task, net)
-                writer.add(_supervised_rows("conv_unet", net, task, bank, sp, 0, res, cfg.tau))
-        if "all_unet" in methods and any((t, "all_unet") not in done for t in splits):
-            targets = [t for t in tasks if t in splits]
-            net, res, channel = _train_all_unet(train_bank, bank, targets, splits, cfg, width, seed, progress)
-            info["all_unet"] = {"tasks": len(channel), **_facts(res)}
-            for t in targets:
-                if (t, "all_unet") not in done:
-                    writer.add(_supervised_rows("all_unet", net, t, bank, splits[t], channel[t], res, cfg.tau))
-    finally:
-        writer.close()
-    return writer.rows, info
+    return _Writer(out, [r for r in kept if (r["task"], r["method"]) in done]), done
 
 
-def _facts(res: SupervisedResult) -> dict[str, Any]:
-    return {"best_val_dice": round(res.best_dice, 4), "best_step": res.best_step, "steps": res.steps,
-            "seconds_to_best": round(res.seconds_to_best, 2), "seconds": round(res.seconds, 2),
-            "stopped_early": res.stopped_early, "curve": [[s, round(d, 4)] for s, d in res.curve]}
+def _one_shot(ctx: Context, task: str, methods: Sequence[OneShotMethod]) -> Iterable[list[dict[str, Any]]]:
+    """Rows of each draw x method of one task, one list per model (see :func:`one_shot_plan`)."""
+    bank = ctx.bank
+    images, masks, ids = bank.images[task], bank.masks[task], bank.case_ids[task]
+    plan = one_shot_plan(len(ids), ctx.cfg, ctx.seed, task)
+    test = set(plan.split.test) if plan.split else set()
+    for d, (sup, query) in enumerate(zip(plan.supports, plan.queries)):
+        label = "+".join(ids[i] for i in sup)
+        for method in methods:
+            t0 = time.perf_counter()
+            predictor = method.fit(ctx, task, d, images[sup], masks[sup])
+            fit = time.perf_counter() - t0
+            scores = score(predictor(images[query]), masks[query], bank.spacing, ctx.cfg.tau)
+            yield _rows(task, method.name, d, label, ids, query, scores, test, fit)
+
+
+def _supervised_rows(ctx: Context, method: str, fit: Fitted) -> list[dict[str, Any]]:
+    """Rows of a supervised method's model for one target, scored on the target's test cases."""
+    test = ctx.splits[fit.task].test
+    images, masks = ctx.bank.images[fit.task][list(test)], ctx.bank.masks[fit.task][list(test)]
+    scores = score(fit.predict(images), masks, ctx.bank.spacing, ctx.cfg.tau)
+    return _rows(fit.task, method, 0, "", ctx.bank.case_ids[fit.task], test, scores, set(test), fit.seconds)
 
 
 def _complete_pairs(rows: list[dict[str, Any]], cfg: EvalConfig) -> set[tuple[str, str]]:
@@ -388,21 +334,5 @@ def _complete_pairs(rows: list[dict[str, Any]], cfg: EvalConfig) -> set[tuple[st
     draws: dict[tuple[str, str], set[int]] = {}
     for r in rows:
         draws.setdefault((r["task"], r["method"]), set()).add(r["draw"])
-    return {(t, m) for (t, m), d in draws.items() if len(d) >= (cfg.draws if m in ONE_SHOT_METHODS else 1)}
-
-
-def _train_all_unet(train_bank: TaskBank, bank: TaskBank, targets: list[str], splits: dict[str, CaseSplit],
-                    cfg: EvalConfig, width: int, seed: int, progress: bool,
-                    ) -> tuple[UNet3D, SupervisedResult, dict[str, int]]:
-    """One U-Net with an output per task: every training task plus the targets' training cases."""
-    names = list(train_bank.task_ids) + [t for t in targets if t not in train_bank.images]
-    channel = {t: i for i, t in enumerate(names)}
-    train = Samples.cat([_samples(train_bank, t, range(len(train_bank.case_ids[t])), channel[t])
-                         for t in train_bank.task_ids]
-                        + [_samples(bank, t, splits[t].train, channel[t]) for t in targets])
-    val = Samples.cat([_samples(bank, t, splits[t].val, channel[t]) for t in targets])
-    torch.manual_seed(derive(seed, "all_unet"))
-    net = UNet3D(width, out_channels=len(names))
-    res = train_supervised(net, train, val, cfg.all, torch_generator(seed, "all_unet"),
-                           progress, desc="All U-Net", balance=True)
-    return net, res, channel
+    return {(t, m) for (t, m), d in draws.items()
+            if len(d) >= (cfg.draws if m in REGISTRY and REGISTRY[m].one_shot else 1)}

@@ -21,14 +21,14 @@ from typing import Any, Iterable, Sequence
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import HyperkitError
-from hyperkit.evaluation.config import ONE_SHOT_METHODS, EvalConfig, protocol_for
+from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, protocol_for
 from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, evaluate, read_results
 from hyperkit.evaluation.tables import TABLES, Stat, comparison_table, summarize, task_map
 from hyperkit.metrics import voxel_tolerance
 from hyperkit.provenance import run_record
 from hyperkit.training.checkpoint import load_hypernet
-from hyperkit.training.config import TrainConfig
-from hyperkit.training.episodes import TaskBank
+from hyperkit.config import TrainConfig
+from hyperkit.data.bank import TaskBank
 
 __all__ = ["EvaluationResult", "resolve_tasks", "heldout_bank", "run_evaluation", "timings", "models_dir",
            "model_path"]
@@ -259,7 +259,7 @@ def model_path(out_csv: str | Path, method: str, task: str) -> Path:
 
 
 def _model_saver(out_csv: Path, cfg: dict[str, Any], checkpoint: str | Path) -> Any:
-    from hyperkit.data.preprocess import DataConfig
+    from hyperkit.config import DataConfig
     from hyperkit.data.tasks import modality_of
     from hyperkit.inference.model_file import save_unet
 

@@ -1,4 +1,4 @@
-"""Tables 1-2: the kit's one-shot numbers beside the paper's (DESIGN.md §6).
+"""Tables 1-2: the kit's one-shot numbers beside the paper's (docs/design.md §6).
 
 The paper's values are data (``hyperkit/paper_results/tables.yaml``) and are always
 labelled as the paper's; ``task_map.yaml`` says which kit task each paper column is.
@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from hyperkit.evaluation.config import METHODS, ONE_SHOT_METHODS
+from hyperkit.config import METHODS, ONE_SHOT_METHODS
 
 __all__ = ["Stat", "paper_tables", "task_map", "table_tasks", "summarize", "comparison_table", "reading",
            "what_held", "METHOD_LABELS", "TABLES", "AIMS", "SCOPE_TEST", "SCOPE_TEST_ANY_SUPPORT", "SCOPE_ALL"]

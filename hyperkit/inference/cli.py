@@ -31,11 +31,18 @@ def _generate(args: argparse.Namespace) -> int:
 def _segment(args: argparse.Namespace) -> int:
     from hyperkit.inference.segment import segment_file
 
-    res = segment_file(args.model, args.image, args.out, channel_index=args.channel_index, overlap=args.overlap,
-                       sw_batch_size=args.sw_batch_size, device=args.device, threshold=args.threshold,
-                       largest_component=args.largest_component)
+    keep = "roi" if args.keep_roi_components else "all"
+    res = segment_file(args.model, args.image, args.out, roi=args.roi, margin_mm=args.margin,
+                       channel_index=args.channel_index, overlap=args.overlap, sw_batch_size=args.sw_batch_size,
+                       device=args.device, threshold=args.threshold, largest_component=args.largest_component,
+                       keep=keep, fill_holes=args.fill_holes)
+    roi = res["roi"]
+    where = "whole scan" if roi["box_mm"] is None else \
+        f"ROI ({roi['source']}) {','.join(f'{v:.0f}' for v in roi['box_mm'][0] + roi['box_mm'][1])} mm"
+    if res.get("registration"):
+        where += f", registered in {res['registration']['seconds']:.1f} s"
     print(f"segmentation: {res['output']}  {res['voxels']} voxels segmented  {res['volume_ml']:.1f} ml  "
-          f"[{res['seconds']:.1f} s]")
+          f"[{where}; {res['seconds']:.1f} s]  record: {res['sidecar']}")
     return 0
 
 
@@ -53,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--profile", default=None,
                    help="check that the checkpoint was trained with this profile and take its evaluate section "
                         "(default: the built-in profile the checkpoint names, else the section it records)")
-    g.add_argument("--modality", default="CT", type=str.upper, choices=["CT", "MRI"],
+    g.add_argument("--modality", default="CT", type=str.upper, choices=["CT", "MRI"],  # hyperkit.data.tasks.MODALITIES
                    help="intensity normalisation: CT window + z-score or MRI percentiles (default: CT)")
     g.add_argument("--channel-index", type=int, default=None, help="channel of a 4D image")
     g.add_argument("--label", type=int, default=None, metavar="VALUE",
@@ -66,8 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=_generate)
 
     s = sub.add_parser("segment", help="segment a scan with a generated U-Net",
-                       description="Segment a NIfTI scan with a model file from `hyperkit generate`; the mask "
-                                   "has the scan's shape and affine.")
+                       description="Segment a NIfTI scan with a model file from `hyperkit generate`, where the "
+                                   "model's support says the target lies (--roi); the mask has the scan's shape "
+                                   "and affine, and a .json record beside it says which region, registration "
+                                   "and post-processing were used.")
     s.add_argument("--model", required=True, help="model file from `hyperkit generate`")
     s.add_argument("--image", required=True, help="scan to segment (NIfTI, 3D or 4D)")
     s.add_argument("--out", required=True, help="mask to write (NIfTI, uint8)")
@@ -75,7 +84,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap in [0, 1) (default 0.25)")
     s.add_argument("--sw-batch-size", type=int, default=1, help="windows per forward pass (default 1)")
     s.add_argument("--threshold", type=float, default=0.0, help="logit threshold (default 0: probability 0.5)")
+    s.add_argument("--roi", default=None, metavar="auto|none|x0,y0,z0,x1,y1,z1",
+                   help="where to segment: 'auto' registers the model's support scan to this scan (SimpleITK, "
+                        "affine) and segments around the support's target mapped there; 'none' the whole scan; "
+                        "or a box in mm, world (RAS) coordinates of this image; write --roi=-10,... when the first "
+                        "value is negative (default: auto when the model file carries its support, else none)")
+    s.add_argument("--margin", type=float, default=20.0, metavar="MM",
+                   help="margin around the support's target box before it is mapped (--roi auto; default 20 mm)")
+    s.add_argument("--keep-roi-components", action="store_true",
+                   help="post-processing: keep only the connected regions that overlap the ROI")
+    s.add_argument("--fill-holes", action="store_true", help="post-processing: fill enclosed holes")
     s.add_argument("--largest-component", action="store_true",
-                   help="keep only the largest connected region of the mask")
+                   help="post-processing: keep only the largest connected region of the mask")
     s.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     s.set_defaults(func=_segment)

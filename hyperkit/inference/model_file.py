@@ -15,6 +15,10 @@ checkpoint. Keys:
 - ``source``: the checkpoint, support image and mask it was made from (strings).
 - ``adaptation``: the gradient step on the support (paper A.1) and its loss before/after.
 - ``provenance``: package versions, git commit, creation time, command line.
+- ``support`` (optional; files of ``hyperkit generate``): where the support's target lies, for
+  localisation in a new scan: a downsampled uint8 copy of the preprocessed support image
+  (``image_u8``, about 5 mm voxels), its ``affine``, the mask's world box ``box_mm`` and the
+  ``modality`` (:class:`~hyperkit.inference.localise.SupportReference`).
 """
 
 from __future__ import annotations
@@ -25,18 +29,17 @@ from typing import Any, Mapping
 import torch
 
 from hyperkit.data.preprocess import DataConfig
+from hyperkit.data.tasks import check_modality
 from hyperkit.errors import HyperkitError
 from hyperkit.model.unet import UNet3D
 from hyperkit.provenance import run_record
-from hyperkit.training.checkpoint import CHECKPOINT_KIND, read_torch_file, save_atomic
+from hyperkit.files import read_torch_file, save_atomic
+from hyperkit.training.checkpoint import CHECKPOINT_KIND
 
-__all__ = ["MODEL_KIND", "save_unet", "load_unet"]
+__all__ = ["MODEL_KIND", "save_unet", "load_unet", "file_kind"]
 
 #: marker stored in every standalone U-Net model file of the kit
 MODEL_KIND = "hyperkit/unet-model/v1"
-
-_MODALITIES = ("CT", "MRI")
-
 
 def _plain(value: Any) -> Any:
     """Paths and tuples -> str and lists, recursively, so that ``weights_only`` loading works."""
@@ -50,7 +53,8 @@ def _plain(value: Any) -> Any:
 
 
 def save_unet(unet: UNet3D, path: str | Path, *, data: DataConfig, channel: str, modality: str, profile: str,
-              task: str | None, source: Mapping[str, Any], adaptation: Mapping[str, Any] | None = None) -> Path:
+              task: str | None, source: Mapping[str, Any], adaptation: Mapping[str, Any] | None = None,
+              support: Mapping[str, Any] | None = None) -> Path:
     """Write a generated U-Net and what it needs to segment a new scan.
 
     Args:
@@ -63,6 +67,8 @@ def save_unet(unet: UNet3D, path: str | Path, *, data: DataConfig, channel: str,
         task: an optional name of the target structure.
         source: where the model came from (checkpoint, image, mask ...); values are stored as strings.
         adaptation: the support gradient step's settings and losses, if any.
+        support: :meth:`~hyperkit.inference.localise.SupportReference.to_dict` of the support scan
+            (what ``hyperkit segment --roi auto`` registers to a new scan), if any.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -70,8 +76,7 @@ def save_unet(unet: UNet3D, path: str | Path, *, data: DataConfig, channel: str,
     Raises:
         ValueError: ``modality`` is not ``"CT"`` or ``"MRI"``.
     """
-    if modality not in _MODALITIES:
-        raise ValueError(f"modality must be one of {_MODALITIES}, got {modality!r}")
+    modality = check_modality(modality)
     record = run_record()
     obj = {
         "kind": MODEL_KIND,
@@ -88,6 +93,8 @@ def save_unet(unet: UNet3D, path: str | Path, *, data: DataConfig, channel: str,
         "adaptation": _plain(dict(adaptation)) if adaptation is not None else None,
         "provenance": _plain({k: record[k] for k in ("created", "command", "versions", "commit", "platform")}),
     }
+    if support is not None:
+        obj["support"] = _plain(dict(support))
     return save_atomic(obj, path)
 
 
@@ -130,6 +137,17 @@ def load_unet(path: str | Path, map_location: str | torch.device = "cpu") -> tup
                             f"({_state_mismatch(unet, state)})") from exc
     meta = {k: v for k, v in obj.items() if k != "state_dict"}
     return unet.to(map_location).eval(), meta
+
+
+def file_kind(path: str | Path) -> str | None:
+    """The ``kind`` a kit file records (:data:`MODEL_KIND`, the checkpoint kind ...), or ``None``
+    for a file that is not a readable torch dict with a string ``kind``."""
+    try:
+        obj = read_torch_file(Path(path), "file")
+    except (FileNotFoundError, HyperkitError):
+        return None
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _state_mismatch(unet: UNet3D, state: Any) -> str:

@@ -3,7 +3,11 @@
 - :func:`generate_model`: hypernetwork checkpoint + one support scan and mask -> a standalone
   U-Net file (paper §3: the hypernetwork generates the decoder; §4 / A.1: one gradient step
   on the support).
-- :func:`segment_file`: U-Net file + a new scan -> a binary mask on the scan's own grid.
+- :func:`segment_scan` (also ``hyperkit.inference.segment(...)``) and :func:`segment_file`:
+  U-Net file + a new whole scan -> a binary mask on the scan's own grid. By default the model
+  file's support is registered to the scan and the U-Net runs only around the support's target
+  mapped there (:func:`resolve_roi`, :func:`predict_roi`, :mod:`hyperkit.inference.localise`);
+  optional post-processing (:func:`postprocess`) keeps the components in that region and fills holes.
 
 Both preprocess exactly as training did (:mod:`hyperkit.data.preprocess`: RAS, isotropic
 spacing, per-channel normalisation). The prediction is made on the resampled volume with
@@ -13,6 +17,7 @@ so the written mask has the input's shape and affine.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -31,11 +36,21 @@ from hyperkit.data.layouts import CaseData
 from hyperkit.data.nifti import load_header, read_image, read_label, same_geometry, spacing_of, strip_nifti
 from hyperkit.data.preprocess import DataConfig, extract_patch, normalise_channel, resample_case
 from hyperkit.data.tasks import Task, modality_of
+from hyperkit.data.tasks import check_modality as check_modality_name
 from hyperkit.errors import HyperkitError
-from hyperkit.inference.model_file import MODEL_KIND, load_unet, save_unet
+from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, NoOverlapError, Registration,
+                                        RoiOutsideImageError, SupportReference, check_modality, image_box, intensity_signature,
+                                        intersect,
+                                        make_reference, map_box, parse_roi, register, roi_windows)
+from hyperkit.inference.model_file import MODEL_KIND, file_kind, load_unet, save_unet
 
 __all__ = ["InputGrid", "prepare_volume", "support_patch", "default_checkpoint", "generate_model", "to_input_grid",
-           "segment_file"]
+           "Segmentation", "resolve_roi", "predict_roi", "postprocess", "segment_scan", "segment_file", "ROI_MODES"]
+
+#: ``roi`` values besides an explicit box: ``auto`` (from the model's support) and ``none`` (whole scan)
+ROI_MODES: tuple[str, ...] = ("auto", "none")
+#: logit written where the U-Net did not run (certainly background)
+_OUTSIDE_LOGIT = -50.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +60,13 @@ class InputGrid:
     Attributes:
         affine: ``(4, 4)`` voxel-to-world (mm) matrix of the file.
         shape: its spatial shape ``(X, Y, Z)``.
+        intensity: the raw intensities' :func:`~hyperkit.inference.localise.intensity_signature`
+            (minimum, 0.5th percentile), for :func:`~hyperkit.inference.localise.check_modality`.
     """
 
     affine: np.ndarray
     shape: tuple[int, int, int]
+    intensity: tuple[float, float] | None = None
 
 
 def _fmt_spacing(affine: np.ndarray) -> str:
@@ -116,7 +134,8 @@ def prepare_volume(image_path: str | Path, channel: str, data: DataConfig, mask_
     res = resample_case(case, data.spacing)
     image = normalise_channel(res.image[0], channel, data)[None]
     out = CaseData(case.case_id, image, res.label, res.affine, res.spacing, case.present_before_resampling)
-    return out, InputGrid(np.asarray(affine, dtype=np.float64), tuple(int(s) for s in x.shape[:3]))  # type: ignore[arg-type]
+    return out, InputGrid(np.asarray(affine, dtype=np.float64), tuple(int(s) for s in x.shape[:3]),
+                          intensity_signature(x))  # type: ignore[arg-type]
 
 
 def support_patch(case: CaseData, data: DataConfig, channel: str = "CT") -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,13 +163,6 @@ def support_patch(case: CaseData, data: DataConfig, channel: str = "CT") -> tupl
     image = torch.from_numpy(patch.image)[None]
     mask = torch.from_numpy(patch.mask.astype(np.float32))[None]
     return image, mask
-
-
-def _modality(modality: str) -> str:
-    m = str(modality).strip().upper()
-    if m not in ("CT", "MRI"):
-        raise HyperkitError(f"--modality must be CT or MRI, got {modality!r}")
-    return m
 
 
 def default_checkpoint(profile: str | Path | None = None) -> Path:
@@ -182,7 +194,7 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
     The hypernetwork (eval mode, deterministic sampling) generates the U-Net from the support
     patch; the U-Net then takes the paper's gradient step on the support (A.1) as the
     protocol says: ``evaluate.adapt`` and ``evaluate.adapt_lr`` from
-    :func:`~hyperkit.evaluation.config.protocol_for`, the same values ``hyperkit evaluate``
+    :func:`~hyperkit.config.protocol_for`, the same values ``hyperkit evaluate``
     uses, unless ``adapt`` / ``adapt_lr`` are given. The same inputs give the same file weights.
 
     Args:
@@ -193,7 +205,7 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
         out: the model file to write.
         profile: when given, the checkpoint must have been trained with this profile, and its
             ``evaluate`` section is the protocol (default:
-            :func:`~hyperkit.evaluation.config.protocol_for`'s order).
+            :func:`~hyperkit.config.protocol_for`'s order).
         modality: ``"CT"`` or ``"MRI"`` (decides the intensity normalisation).
         channel_index: channel of a 4D scan.
         label: the label value that is the target (default: every value > 0).
@@ -211,24 +223,27 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
         ConfigError: the checkpoint was trained with another profile than ``profile``, or its
             protocol cannot be found (no recorded ``evaluate`` section and its profile is gone).
     """
-    from hyperkit.evaluation.config import protocol_for
+    from hyperkit.config import protocol_for
     from hyperkit.model.adapt import gradient_step, segmentation_loss
     from hyperkit.training.checkpoint import load_hypernet
 
-    modality = _modality(modality)
+    modality = check_modality_name(modality, "--modality")
+    torch.set_flush_denormal(True)  # as `hyperkit evaluate`: denormal floats slow CPU convolutions 10-100x
     if checkpoint is None:
         checkpoint = default_checkpoint(profile)
     try:
         hyper, cfg = load_hypernet(checkpoint, profile)
     except HyperkitError as exc:
-        if MODEL_KIND in str(exc):
+        if file_kind(checkpoint) == MODEL_KIND:  # the file's recorded kind, not the error's wording
             raise HyperkitError(f"{checkpoint}: this is a U-Net model file made by `hyperkit generate`; "
                                 "--checkpoint needs a hypernetwork checkpoint (a training run's best.pt)") from exc
         raise
     protocol = protocol_for(cfg, profile, adapt=adapt, adapt_lr=adapt_lr)
     lr = protocol.step_lr("hyper_unet")
     data = DataConfig.from_config(cfg["data"])
-    case, _ = prepare_volume(image, modality, data, mask, channel_index=channel_index, label=label)
+    case, grid = prepare_volume(image, modality, data, mask, channel_index=channel_index, label=label)
+    if grid.intensity is not None:  # an MRI support given as --modality CT (or the reverse)
+        check_modality(grid.intensity, modality, str(image))
     img, msk = support_patch(case, data, modality)
     unet = hyper.generate(img, msk)
     adaptation: dict[str, Any] = {"adapted": lr is not None, "lr": protocol.adapt_lr}
@@ -240,9 +255,10 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
     adaptation.update(support_loss_before=float(before), support_loss_after=float(after))
     source = {"checkpoint": Path(checkpoint), "image": Path(image), "mask": Path(mask),
               "label": label, "channel_index": channel_index}
+    reference = make_reference(case.image[0], case.affine, case.label, modality)
     return save_unet(unet.eval(), out, data=data, channel=modality, modality=modality,
                      profile=str(cfg.get("name", profile or "unknown")), task=task, source=source,
-                     adaptation=adaptation)
+                     adaptation=adaptation, support=reference.to_dict())
 
 
 def to_input_grid(logits: np.ndarray | torch.Tensor, resampled_affine: np.ndarray, input_affine: np.ndarray,
@@ -279,77 +295,385 @@ def to_input_grid(logits: np.ndarray | torch.Tensor, resampled_affine: np.ndarra
     return arr
 
 
-def segment_file(model_path: str | Path, image_path: str | Path, out_path: str | Path, *,
-                 channel_index: int | None = None, overlap: float = 0.25, sw_batch_size: int = 1,
-                 device: str | torch.device = "cpu", threshold: float = 0.0,
-                 largest_component: bool = False) -> dict[str, Any]:
-    """Segment a scan with a model file and write the binary mask (``hyperkit segment``).
+@dataclass
+class Segmentation:
+    """A segmented scan (what :func:`segment_scan` returns; :func:`segment_file` writes it).
 
-    The scan is preprocessed as the model's profile prescribes, segmented with MONAI
-    ``sliding_window_inference`` (roi ``(S, S, S)``, Gaussian blending; volumes smaller than
-    the roi are padded), and the logits ``(1, 1, X', Y', Z')`` are mapped back to the input grid
-    (:func:`to_input_grid`) and thresholded.
+    Attributes:
+        mask: uint8 ``(X, Y, Z)`` in {0, 1} on the input scan's grid.
+        affine: ``(4, 4)`` the input's voxel-to-world matrix.
+        roi_mm: ``(2, 3)`` world box (mm) the U-Net was aimed at, or ``None`` (whole scan).
+        roi_source: ``"auto"`` (registered support), ``"user"`` (given) or ``"none"``.
+        registration: the support-to-query registration (``roi_source == "auto"``), else ``None``.
+        windows: ``(start, end)`` voxel region of the preprocessed scan the U-Net ran on (``None``: all of it).
+        postprocessing: what was applied (``keep``, ``fill_holes``) and the voxels it removed or added.
+        info: ``voxels``, ``volume_ml``, ``input_shape``, ``resampled_shape``, ``seconds`` (and
+            ``registration_seconds``).
+    """
+
+    mask: np.ndarray
+    affine: np.ndarray
+    roi_mm: np.ndarray | None
+    roi_source: str
+    registration: Registration | None
+    windows: tuple[np.ndarray, np.ndarray] | None
+    postprocessing: dict[str, Any]
+    info: dict[str, Any]
+
+    def record(self) -> dict[str, Any]:
+        """A JSON-ready summary (the sidecar file of ``hyperkit segment``)."""
+        reg = self.registration
+        return {**self.info,
+                "roi": {"source": self.roi_source,
+                        "box_mm": None if self.roi_mm is None else np.round(self.roi_mm, 2).tolist()},
+                "registration": None if reg is None else {
+                    "library": "SimpleITK", "transform": reg.transform, "metric": "Mattes mutual information",
+                    "final_metric": round(reg.metric, 5), "volume_ratio": round(reg.volume_ratio, 4),
+                    "seconds": round(reg.seconds, 3), "support_to_query": np.round(reg.matrix, 5).tolist()},
+                "windows": None if self.windows is None else [np.asarray(w).tolist() for w in self.windows],
+                "postprocessing": self.postprocessing}
+
+
+def _parse_roi_arg(roi: Any) -> str | np.ndarray | None:
+    """``None``/``"auto"``/``"none"``/text/box -> ``None``, a mode or a ``(2, 3)`` box."""
+    if roi is None:
+        return None
+    if isinstance(roi, str):
+        text = roi.strip().lower()
+        return text if text in ROI_MODES else parse_roi(roi)
+    box = np.asarray(roi, dtype=np.float64)
+    if box.shape == (6,):
+        box = box.reshape(2, 3)
+    if box.shape != (2, 3) or not np.all(np.isfinite(box)) or np.any(box[0] >= box[1]):
+        raise ValueError(f"roi must be 'auto', 'none', 'x0,y0,z0,x1,y1,z1' or a (2, 3) box with low < high, "
+                         f"got {np.asarray(roi).tolist()}")
+    return box
+
+
+def resolve_roi(roi: Any, meta: dict[str, Any], volume: np.ndarray, affine: np.ndarray, grid: InputGrid, *,
+                margin_mm: float = DEFAULT_MARGIN_MM, what: str = "query",
+                ) -> tuple[np.ndarray | None, str, Registration | None]:
+    """Where to run the U-Net in a preprocessed scan.
 
     Args:
-        model_path: a file from :func:`generate_model`.
-        image_path: the scan (3D, or 4D with ``channel_index``).
-        out_path: the NIfTI mask to write (uint8, the input's shape ``(X, Y, Z)`` and affine,
-            a copy of its header); parent folders are created, an existing file is replaced.
-        channel_index: channel of a 4D scan.
-        overlap: sliding-window overlap in [0, 1).
-        sw_batch_size: windows per forward pass.
-        device: where the U-Net runs (``"cpu"``, ``"cuda"``); the volume stays on the CPU.
-        threshold: logit above which a voxel is foreground (0: probability 0.5).
-        largest_component: keep only the largest connected region; one-shot U-Nets
-            trained on target-centred patches tend to fire on look-alike tissue elsewhere
-            in a whole scan.
+        roi: ``"auto"`` (register the model's support and map its target's box, grown by
+            ``margin_mm``), ``"none"`` (the whole scan), a box ``"x0,y0,z0,x1,y1,z1"`` / ``(2, 3)``
+            in world mm of the input image, or ``None``: ``"auto"`` when the model file carries
+            its support (``meta["support"]``), else ``"none"``.
+        meta: the model file's metadata (:func:`~hyperkit.inference.model_file.load_unet`).
+        volume: float32 ``(X', Y', Z')`` the preprocessed scan.
+        affine: ``(4, 4)`` its voxel-to-world matrix.
+        grid: the input file's grid (its world box bounds a given ROI).
+        margin_mm: margin around the support's mask box (``auto``), >= 0.
+        what: how messages name the scan.
 
     Returns:
-        A summary: ``output``, ``voxels``, ``volume_ml``, ``input_shape``, ``resampled_shape``,
-        ``seconds``.
+        ``(box_mm or None, source, registration or None)``; the box is clipped to the image.
 
     Raises:
-        FileNotFoundError, HyperkitError: as :func:`~hyperkit.inference.model_file.load_unet`;
-        DataError: unreadable image; HyperkitError: a 4D image without ``channel_index``.
+        ValueError: a malformed ``roi`` or negative margin.
+        HyperkitError: ``roi="auto"`` with a model file that has no support reference.
+        ModalityMismatchError, RegistrationError, NoOverlapError, RoiOutsideImageError: see
+            :mod:`hyperkit.inference.localise`.
+    """
+    if margin_mm < 0:
+        raise ValueError(f"margin must be >= 0 mm, got {margin_mm}")
+    mode = _parse_roi_arg(roi)
+    has_support = isinstance(meta.get("support"), dict)
+    if mode is None:
+        mode = "auto" if has_support else "none"
+    if isinstance(mode, str) and mode == "none":
+        return None, "none", None
+    extent = image_box(grid.affine, grid.shape)
+    if isinstance(mode, str):  # auto
+        if not has_support:
+            raise HyperkitError(f"--roi auto: the model file carries no support reference (made before "
+                                "localisation existed, or not by `hyperkit generate`); regenerate it, or pass "
+                                "--roi none or --roi x0,y0,z0,x1,y1,z1 (mm)")
+        ref = SupportReference.from_dict(meta["support"])
+        if grid.intensity is not None:
+            check_modality(grid.intensity, ref.modality, what)
+        reg = register(ref, volume, affine)
+        mapped = map_box(ref.box_mm, reg.matrix, margin_mm)
+        box = intersect(mapped, extent)
+        if box is None:
+            raise NoOverlapError(f"{what}: after registration the support's target region "
+                                 f"{_fmt_box(mapped)} lies outside the scan {_fmt_box(extent)}; the scan does not "
+                                 "show the body region of the support")
+        return box, "auto", reg
+    box = intersect(mode, extent)
+    if box is None:
+        raise RoiOutsideImageError(f"{what}: --roi {_fmt_box(mode)} lies outside the image, which covers "
+                                   f"{_fmt_box(extent)} (world mm, RAS)")
+    return box, "user", None
+
+
+def _fmt_box(box: np.ndarray) -> str:
+    b = np.asarray(box)
+    return ",".join(f"{v:.1f}" for v in np.concatenate([b[0], b[1]]))
+
+
+def predict_roi(unet: torch.nn.Module, volume: np.ndarray, affine: np.ndarray, box_mm: np.ndarray | None,
+                patch_size: int, *, overlap: float = 0.25, sw_batch_size: int = 1,
+                device: str | torch.device = "cpu") -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """U-Net logits on a preprocessed scan, computed only on the region around ``box_mm``.
+
+    The region is :func:`~hyperkit.inference.localise.roi_windows` (the box grown to at least
+    one patch per axis, centred on the box); it is cut from the scan (padded with the scan's
+    minimum where it reaches outside, as training patches were) and segmented with MONAI's
+    sliding-window inference (one window when the box fits a patch). Voxels outside the
+    region get a certain-background logit.
+
+    Args:
+        unet: the U-Net (eval mode).
+        volume: float32 ``(1, X', Y', Z')`` or ``(X', Y', Z')`` preprocessed scan.
+        affine: ``(4, 4)`` its voxel-to-world matrix.
+        box_mm: ``(2, 3)`` world box, or ``None`` for the whole scan.
+        patch_size: the U-Net's patch side ``S``.
+        overlap, sw_batch_size, device: as MONAI ``sliding_window_inference``.
+
+    Returns:
+        ``(logits, windows)``: float32 ``(X', Y', Z')`` and the region ``(start, end)`` (``None``
+        for the whole scan).
+    """
+    vol = np.asarray(volume, dtype=np.float32)
+    if vol.ndim == 4:
+        vol = vol[0]
+    if vol.ndim != 3:
+        raise ValueError(f"volume must be (X, Y, Z) or (1, X, Y, Z), got shape {np.asarray(volume).shape}")
+    dev = torch.device(device)
+    torch.set_flush_denormal(True)  # as `hyperkit evaluate`: denormal floats slow CPU convolutions 10-100x
+
+    def run(x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x))[None, None]
+        with torch.no_grad():
+            out = sliding_window_inference(t, roi_size=(patch_size,) * 3, sw_batch_size=sw_batch_size,
+                                           predictor=unet, overlap=overlap, mode="gaussian",
+                                           sw_device=dev, device="cpu")
+        assert isinstance(out, torch.Tensor)
+        return out[0, 0].numpy().astype(np.float32)
+
+    if box_mm is None:
+        return run(vol), None
+    start, end = roi_windows(box_mm, affine, vol.shape, patch_size)
+    shape = np.asarray(vol.shape)
+    lo, hi = np.maximum(start, 0), np.minimum(end, shape)
+    region = np.full(tuple(end - start), float(vol.min()), dtype=np.float32)
+    src = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    dst = tuple(slice(int(a - s), int(b - s)) for a, b, s in zip(lo, hi, start))
+    region[dst] = vol[src]
+    logits = np.full(vol.shape, _OUTSIDE_LOGIT, dtype=np.float32)
+    logits[src] = run(region)[dst]
+    return logits, (start, end)
+
+
+def postprocess(mask: np.ndarray, *, keep: str = "all", roi_voxels: np.ndarray | None = None,
+                fill_holes: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Clean a binary mask as nnU-Net / TotalSegmentator users expect (scipy.ndimage).
+
+    Args:
+        mask: ``(X, Y, Z)`` binary.
+        keep: ``"all"``; ``"roi"``: the face-connected components that overlap ``roi_voxels``;
+            ``"largest"``: the largest component.
+        roi_voxels: ``(X, Y, Z)`` bool, the mapped region (required by ``keep="roi"``).
+        fill_holes: fill enclosed holes (``ndimage.binary_fill_holes``), after ``keep``.
+
+    Returns:
+        ``(mask uint8, record)``; the record names the steps and the voxels each changed.
+
+    Raises:
+        ValueError: an unknown ``keep``, or ``keep="roi"`` without a region of the mask's shape.
+    """
+    m = np.asarray(mask) > 0
+    if keep not in ("all", "roi", "largest"):
+        raise ValueError(f"keep must be 'all', 'roi' or 'largest', got {keep!r}")
+    rec: dict[str, Any] = {"keep": keep, "fill_holes": bool(fill_holes)}
+    if keep != "all" and m.any():
+        regions, n = ndimage.label(m)
+        if keep == "largest":
+            kept = [int(np.bincount(regions.ravel())[1:].argmax()) + 1]
+        else:
+            if roi_voxels is None or np.asarray(roi_voxels).shape != m.shape:
+                raise ValueError(f"keep='roi' needs roi_voxels of shape {m.shape}, got "
+                                 f"{None if roi_voxels is None else np.asarray(roi_voxels).shape}")
+            kept = [int(v) for v in np.unique(regions[np.asarray(roi_voxels, dtype=bool)]) if v != 0]
+        new = np.isin(regions, kept)
+        rec.update(components=int(n), kept_components=len(kept), voxels_removed=int(m.sum() - new.sum()))
+        m = new
+    if fill_holes and m.any():
+        filled = ndimage.binary_fill_holes(m)
+        rec["voxels_filled"] = int(filled.sum() - m.sum())
+        m = filled
+    return m.astype(np.uint8), rec
+
+
+def _box_voxels(box_mm: np.ndarray, affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """bool ``shape``: voxels whose centre lies in the world box (any grid orientation)."""
+    ijk = np.stack(np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij"), -1)
+    world = ijk @ np.asarray(affine[:3, :3], dtype=np.float32).T + np.asarray(affine[:3, 3], dtype=np.float32)
+    return np.all((world >= box_mm[0]) & (world <= box_mm[1]), axis=-1)
+
+
+def _load_model(model: Any, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
+    if isinstance(model, (str, Path)):
+        return load_unet(model, map_location=device)
+    if isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], dict):
+        return model[0].to(device).eval(), model[1]
+    raise ValueError(f"model must be a model file path or the (unet, meta) pair of load_unet, got "
+                     f"{type(model).__name__}")
+
+
+def segment_scan(model: Any, image: str | Path, *, roi: Any = None, margin_mm: float = DEFAULT_MARGIN_MM,
+                 channel_index: int | None = None, overlap: float = 0.25, sw_batch_size: int = 1,
+                 device: str | torch.device = "cpu", threshold: float = 0.0, keep: str = "all",
+                 fill_holes: bool = False) -> Segmentation:
+    """Segment a whole scan with a generated U-Net, looking where the support says (Python API).
+
+    Also reachable as ``hyperkit.inference.segment(model, image, roi=...)``. Steps: the
+    training preprocessing (:func:`prepare_volume`); the region (:func:`resolve_roi`: by
+    default the model's support registered to the scan with SimpleITK and its target box
+    mapped, grown by ``margin_mm``); the U-Net on patches there (:func:`predict_roi`); the
+    logits mapped back to the input grid (:func:`to_input_grid`), thresholded, and
+    optionally cleaned (:func:`postprocess`).
+
+    Args:
+        model: a model file from :func:`generate_model`, or the ``(unet, meta)`` of
+            :func:`~hyperkit.inference.model_file.load_unet`.
+        image: the scan (NIfTI, 3D, or 4D with ``channel_index``).
+        roi: ``None`` (``"auto"`` when the model carries its support, else ``"none"``),
+            ``"auto"``, ``"none"``, ``"x0,y0,z0,x1,y1,z1"`` or a ``(2, 3)`` box (world mm of the input).
+        margin_mm: grown around the support's target box before mapping (``auto``).
+        channel_index: channel of a 4D scan.
+        overlap, sw_batch_size: sliding-window settings.
+        device: where the U-Net runs.
+        threshold: logit above which a voxel is foreground (0: probability 0.5).
+        keep: ``"all"``, ``"roi"`` (components overlapping the region) or ``"largest"``.
+        fill_holes: fill enclosed holes.
+
+    Returns:
+        A :class:`Segmentation` (mask ``(X, Y, Z)`` uint8 on the input grid).
+
+    Raises:
+        ValueError: bad arguments (the value is named).
+        FileNotFoundError, HyperkitError: unreadable model or scan.
+        LocalisationError: modality mismatch, failed registration, no overlap, ROI outside the image.
     """
     t0 = time.perf_counter()
     if not 0 <= overlap < 1:
         raise HyperkitError(f"--overlap must be in [0, 1), got {overlap}")
     if sw_batch_size < 1:
         raise HyperkitError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
+    if keep not in ("all", "roi", "largest"):
+        raise ValueError(f"keep must be 'all', 'roi' or 'largest', got {keep!r}")
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
         raise HyperkitError(f"--device {device!r} is not a torch device (use cpu or cuda)") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise HyperkitError(f"--device {device!r}: CUDA is not available on this machine")
-    unet, meta = load_unet(model_path, map_location=dev)
+    roi_arg = _parse_roi_arg(roi)  # malformed text fails before any work
+    unet, meta = _load_model(model, dev)
     data = DataConfig.from_config(meta["data"])
-    case, grid = prepare_volume(image_path, meta["channel"], data, channel_index=channel_index)
-    x = torch.from_numpy(np.ascontiguousarray(case.image))[None]  # (1, 1, X', Y', Z')
-    with torch.no_grad():
-        logits = sliding_window_inference(x, roi_size=(data.patch_size,) * 3, sw_batch_size=sw_batch_size,
-                                          predictor=unet, overlap=overlap, mode="gaussian",
-                                          sw_device=dev, device="cpu")
-    assert isinstance(logits, torch.Tensor)
-    mapped = to_input_grid(logits[0], case.affine, grid.affine, grid.shape)
+    case, grid = prepare_volume(image, meta["channel"], data, channel_index=channel_index)
+    if meta.get("modality") in ("CT", "MRI") and grid.intensity is not None:
+        check_modality(grid.intensity, meta["modality"], str(image))
+    if keep == "roi" and isinstance(roi_arg, str) and roi_arg == "none":
+        raise ValueError("keep='roi' needs a region (roi 'auto' or a box), got roi 'none'")
+    t_reg = time.perf_counter()
+    box, source, reg = resolve_roi(roi_arg, meta, case.image[0], case.affine, grid, margin_mm=margin_mm,
+                                   what=str(image))
+    t_reg = time.perf_counter() - t_reg
+    logits, windows = predict_roi(unet, case.image, case.affine, box, data.patch_size, overlap=overlap,
+                                  sw_batch_size=sw_batch_size, device=dev)
+    mapped = to_input_grid(logits, case.affine, grid.affine, grid.shape)
     pred = (mapped > threshold).astype(np.uint8)
-    if largest_component and pred.any():
-        regions, _ = ndimage.label(pred)  # face-connected regions (MONAI's version needs scikit-image)
-        pred = (regions == np.bincount(regions.ravel())[1:].argmax() + 1).astype(np.uint8)
+    if keep == "roi" and box is None:
+        raise ValueError("keep='roi' needs a region: this model file carries no support, pass roi as a box")
+    roi_vox = _box_voxels(box, grid.affine, grid.shape) if keep == "roi" and box is not None else None
+    pred, post = postprocess(pred, keep=keep, roi_voxels=roi_vox, fill_holes=fill_holes)
+    voxels = int(pred.sum())
+    info = {"voxels": voxels, "volume_ml": voxels * float(np.prod(spacing_of(grid.affine))) / 1000.0,
+            "input_shape": list(grid.shape), "resampled_shape": list(case.image.shape[1:]),
+            "registration_seconds": round(t_reg, 3) if reg is not None else None,
+            "seconds": time.perf_counter() - t0}
+    return Segmentation(pred, grid.affine, box, source, reg, windows, post, info)
 
+
+def segment_file(model_path: str | Path, image_path: str | Path, out_path: str | Path, *,
+                 roi: Any = None, margin_mm: float = DEFAULT_MARGIN_MM, channel_index: int | None = None,
+                 overlap: float = 0.25, sw_batch_size: int = 1, device: str | torch.device = "cpu",
+                 threshold: float = 0.0, largest_component: bool = False, keep: str = "all",
+                 fill_holes: bool = False) -> dict[str, Any]:
+    """Segment a scan and write the mask and its sidecar JSON (``hyperkit segment``).
+
+    :func:`segment_scan`, then the mask as NIfTI (uint8, the input's shape ``(X, Y, Z)`` and
+    affine, a copy of its header) and ``<out stem>.json`` beside it (the ROI and where it came
+    from, the registration, the windows, the post-processing, timings). Both are written to
+    temporary files first and renamed, so a failure never leaves half an output.
+
+    Args:
+        model_path, image_path: as :func:`segment_scan`'s ``model`` and ``image``.
+        out_path: the NIfTI mask to write (parent folders are created, an existing file is replaced).
+        largest_component: the older spelling of ``keep="largest"``.
+        roi, margin_mm, channel_index, overlap, sw_batch_size, device, threshold, keep, fill_holes:
+            as :func:`segment_scan`.
+
+    Returns:
+        The sidecar record plus ``output`` and ``sidecar`` (paths), ``voxels``, ``volume_ml``,
+        ``input_shape``, ``resampled_shape``, ``seconds``.
+
+    Raises:
+        As :func:`segment_scan`.
+    """
+    import json
+    import os
+    import tempfile
+
+    from hyperkit.provenance import run_record
+
+    if largest_component:
+        if keep not in ("all", "largest"):
+            raise ValueError(f"--largest-component and keep={keep!r} exclude each other")
+        keep = "largest"
+    seg = segment_scan(model_path, image_path, roi=roi, margin_mm=margin_mm, channel_index=channel_index,
+                       overlap=overlap, sw_batch_size=sw_batch_size, device=device, threshold=threshold,
+                       keep=keep, fill_holes=fill_holes)
     src = load_header(image_path)
     header = src.header.copy()
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)
-    out_img = nib.Nifti1Image(pred, grid.affine, header=header) if isinstance(src, nib.Nifti1Image) \
-        else nib.Nifti2Image(pred, grid.affine, header=header)
+    out_img = nib.Nifti1Image(seg.mask, seg.affine, header=header) if isinstance(src, nib.Nifti1Image) \
+        else nib.Nifti2Image(seg.mask, seg.affine, header=header)
     out_img.header["cal_min"], out_img.header["cal_max"] = 0, 1
     out = Path(out_path)
+    sidecar = out.with_name(strip_nifti(out.name) + ".json")
+    rec = {"output": str(out), "sidecar": str(sidecar), "model": str(model_path), "image": str(image_path),
+           **seg.record(),
+           "provenance": {k: v for k, v in run_record().items() if k in ("created", "versions", "commit")}}
     out.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(out_img, str(out))
-    voxels = int(pred.sum())
-    return {"output": str(out), "voxels": voxels,
-            "volume_ml": voxels * float(np.prod(spacing_of(grid.affine))) / 1000.0,
-            "input_shape": list(grid.shape), "resampled_shape": list(case.image.shape[1:]),
-            "seconds": time.perf_counter() - t0}
+    suffix = ".nii.gz" if out.name.endswith(".gz") else ".nii"
+    fd, tmp_img = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    fd, tmp_json = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".json")
+    os.close(fd)
+    try:
+        nib.save(out_img, tmp_img)
+        Path(tmp_json).write_text(json.dumps(rec, indent=2, default=str))
+        os.replace(tmp_img, out)
+        os.replace(tmp_json, sidecar)
+    finally:
+        for t in (tmp_img, tmp_json):
+            if os.path.exists(t):
+                os.remove(t)
+    return rec
+
+
+class _CallableModule(type(sys.modules[__name__])):  # type: ignore[misc]
+    """Lets ``hyperkit.inference.segment(model, image, roi=...)`` work although importing this
+    module makes ``hyperkit.inference.segment`` the module itself: calling it calls :func:`segment_scan`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Segmentation:
+        return segment_scan(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

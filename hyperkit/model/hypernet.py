@@ -1,6 +1,6 @@
 """The hypernetwork: from a support set to the weights of a task-specific U-Net (paper §3, eqs. 1–7).
 
-For every generated decoder convolution (DESIGN.md §3):
+For every generated decoder convolution (docs/design.md §3):
 
 * ``z_task`` (eq. 1): mask-average pooled bottleneck features of the supports,
   optionally LayerNorm-ed (switch ``task_norm``, ablation A.2);
@@ -24,7 +24,6 @@ are applied to a whole episode at once with grouped convolutions
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,8 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hyperkit.config import load_profile
-from hyperkit.errors import ConfigError
+from hyperkit.config.sections import ModelConfig
 from hyperkit.model.context import (
     CandidateVoxels,
     ContextSample,
@@ -52,7 +50,7 @@ __all__ = ["HyperUNet", "ConvTrace", "tile_filters", "parameter_table"]
 
 
 def tile_filters(filters: Tensor, perms: Tensor) -> Tensor:
-    """Write the G² base filters of a convolution into its ``c × c`` kernel (DESIGN.md §3.5).
+    """Write the G² base filters of a convolution into its ``c × c`` kernel (docs/design.md §3.5).
 
     Base filter ``(r, i)`` fills ``W[r·C_base:(r+1)·C_base, π_r[i·C_base:(i+1)·C_base]]``:
     output block r, and exactly the input channels its patches were cut from.
@@ -105,8 +103,12 @@ class ConvTrace:
 
 
 @dataclass
-class _Pass:
-    """State of one generating pass over an episode (sample-major layout, see functional.py)."""
+class _GenerationState:
+    """What one generate-and-decode pass over an episode accumulates (sample-major layout, see functional.py).
+
+    Filled level by level while the decoder runs: the support masks downsampled to each
+    level's candidate voxels, the generated weights, and (optionally) a trace per convolution.
+    """
 
     n_support: int
     n_tasks: int
@@ -199,6 +201,8 @@ class HyperUNet(nn.Module):
                 nn.Linear(task_dim + pos_dim, zstar_hidden), nn.GELU(), nn.Linear(zstar_hidden, zstar_dim)
             )
         in_dim = c_base * 27 * n_patches + (zstar_dim if task_pe else pos_dim)
+        # H, the base-filter MLP (eq. 7): one context vector + z* -> one c_base x c_base x 3^3 base filter.
+        # Named ``hyper`` because checkpoints store it under ``hyper.*`` (renaming would break saved runs).
         self.hyper = nn.Sequential(
             nn.Linear(in_dim, hidden), nn.LayerNorm(hidden), nn.GELU(),
             nn.Linear(hidden, hidden), nn.LayerNorm(hidden), nn.GELU(),
@@ -218,19 +222,14 @@ class HyperUNet(nn.Module):
 
     # ----------------------------------------------------------------- construction
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "HyperUNet":
-        """Build from the ``model:`` section of a profile (keys = constructor arguments)."""
-        known = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"unknown model config keys {unknown}; known: {sorted(known)}")
-        return cls(**dict(cfg))
+    def from_config(cls, cfg: ModelConfig | Mapping[str, Any]) -> "HyperUNet":
+        """Build from a :class:`~hyperkit.config.ModelConfig` or a profile's ``model:`` section (checked)."""
+        return cls(**ModelConfig.from_mapping(cfg).as_dict())
 
     @classmethod
     def from_profile(cls, profile: str = "quick", overrides: Mapping[str, Any] | None = None) -> "HyperUNet":
         """Build from a profile name (``"quick"``, ``"paper"``) or YAML path; overrides patch ``model:``."""
-        cfg = load_profile(profile, {"model": dict(overrides)} if overrides else None)
-        return cls.from_config(cfg["model"])
+        return cls.from_config(ModelConfig.from_profile(profile, overrides))
 
     # ----------------------------------------------------------------- public API
     @torch.no_grad()
@@ -256,7 +255,7 @@ class HyperUNet(nn.Module):
             A :class:`UNet3D` that owns all its weights (no link to the hypernetwork).
         """
         _check_volumes(images, masks, ndim=5, what="support")
-        _, weights = self._run(images[None], masks[None], None, generator, trace)
+        _, weights = self._generate_and_decode(images[None], masks[None], None, generator, trace)
         return self.instantiate({k: v[0] for k, v in weights.items()})
 
     def forward_episode(
@@ -285,7 +284,7 @@ class HyperUNet(nn.Module):
         _check_volumes(support_images, support_masks, ndim=6, what="support")
         if query_images is not None:
             _check_query(query_images, support_images)
-        logits, _ = self._run(support_images, support_masks, query_images, generator)
+        logits, _ = self._generate_and_decode(support_images, support_masks, query_images, generator)
         k = support_images.shape[1]
         return logits[:, :k], (logits[:, k:] if query_images is not None else None)
 
@@ -356,17 +355,17 @@ class HyperUNet(nn.Module):
         z_task = z_task[:, None].expand(-1, z_pos.shape[1], -1)
         return self.zstar(torch.cat([z_task, z_pos], dim=-1))
 
-    def _generated_conv(self, run: _Pass, name: str, x: Tensor) -> Tensor:
+    def _generated_conv(self, state: _GenerationState, name: str, x: Tensor) -> Tensor:
         """Generate the kernel of convolution ``name`` from its input, then apply it (eqs. 2–7)."""
         level = _level(name)
         code = self.codes[_key(name)]
-        k, bsz = run.n_support, run.n_tasks
+        k, bsz = state.n_support, state.n_tasks
         feats = x[: k * bsz].unflatten(0, (k, bsz)).transpose(0, 1)  # (B, K, c, h, w, d), a view
-        if level not in run.candidates:  # eq. 2, once per level
-            mask_down = downsample_mask(run.masks, feats.shape[-3:])
-            run.candidates[level] = CandidateVoxels.from_mask(mask_down)
-        ctx = build_context(feats, run.candidates[level], code.perms, self.slots, self.samplings, run.generator)
-        z_star = self.task_position(run.z_task, code.pos)  # (B, G², ·)
+        if level not in state.candidates:  # eq. 2, once per level
+            mask_down = downsample_mask(state.masks, feats.shape[-3:])
+            state.candidates[level] = CandidateVoxels.from_mask(mask_down)
+        ctx = build_context(feats, state.candidates[level], code.perms, self.slots, self.samplings, state.generator)
+        z_star = self.task_position(state.z_task, code.pos)  # (B, G², ·)
         z_final = torch.cat([ctx.vectors, z_star[:, None].expand(-1, self.samplings, -1, -1)], dim=-1)  # eq. 7
         raw = self.hyper(z_final)  # (B, S, G², Cb·Cb·27)
         if self.kernel_scale is not None:
@@ -375,21 +374,21 @@ class HyperUNet(nn.Module):
         filters = raw.mean(dim=1).reshape(bsz, g, g, self.c_base, self.c_base, 27)
         c = g * self.c_base
         weight = tile_filters(filters, code.perms).reshape(bsz, c, c, 3, 3, 3)
-        run.weights[f"{name}.weight"] = weight
-        if run.trace is not None:
-            down = run.candidates[level].kinds  # kinds 0/1 are foreground
-            run.trace[name] = ConvTrace(feats.detach(), (down < 2).to(x.dtype), ctx, z_star.detach(), weight.detach())
+        state.weights[f"{name}.weight"] = weight
+        if state.trace is not None:
+            down = state.candidates[level].kinds  # kinds 0/1 are foreground
+            state.trace[name] = ConvTrace(feats.detach(), (down < 2).to(x.dtype), ctx, z_star.detach(), weight.detach())
         return task_conv3d(x, weight)
 
-    def _generated_head(self, run: _Pass, x: Tensor) -> Tensor:
+    def _generated_head(self, state: _GenerationState, x: Tensor) -> Tensor:
         """The 1³ head from ``z_task`` (separate two-layer MLP)."""
-        out = self.head_mlp(run.z_task)  # (B, c0 + 1)
-        weight = out[:, :-1].reshape(run.n_tasks, 1, -1, 1, 1, 1)
+        out = self.head_mlp(state.z_task)  # (B, c0 + 1)
+        weight = out[:, :-1].reshape(state.n_tasks, 1, -1, 1, 1, 1)
         bias = out[:, -1:]
-        run.weights["head.weight"], run.weights["head.bias"] = weight, bias
+        state.weights["head.weight"], state.weights["head.bias"] = weight, bias
         return task_conv3d(x, weight, bias)
 
-    def _run(
+    def _generate_and_decode(
         self,
         support_images: Tensor,
         support_masks: Tensor,
@@ -409,10 +408,10 @@ class HyperUNet(nn.Module):
         masks = support_masks[:, :, 0].to(flat.dtype)  # (B, K, D, H, W)
         feats = self.unet.encode(flat)
         bottleneck = feats[-1][: k * bsz].unflatten(0, (k, bsz)).transpose(0, 1)
-        run = _Pass(k, bsz, masks, self.task_descriptor(bottleneck, masks), self._generator(generator), trace=trace)
-        convs = {name: functools.partial(self._generated_conv, run, name) for name in self.conv_names}
-        logits = self.unet.decode(feats, convs, functools.partial(self._generated_head, run))
-        return logits.unflatten(0, (n, bsz)).transpose(0, 1), run.weights
+        state = _GenerationState(k, bsz, masks, self.task_descriptor(bottleneck, masks), self._generator(generator), trace=trace)
+        convs = {name: functools.partial(self._generated_conv, state, name) for name in self.conv_names}
+        logits = self.unet.decode(feats, convs, functools.partial(self._generated_head, state))
+        return logits.unflatten(0, (n, bsz)).transpose(0, 1), state.weights
 
     def _generator(self, generator: torch.Generator | None) -> torch.Generator | None:
         if generator is not None or self.training:

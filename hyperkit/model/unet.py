@@ -1,4 +1,4 @@
-"""The target network: a compact residual 3D U-Net (paper §3 "Target Architecture", DESIGN.md §2).
+"""The target network: a compact residual 3D U-Net (paper §3 "Target Architecture", docs/design.md §2).
 
 Four encoder stages and a bottleneck with widths ``b * (1, 2, 4, 6, 8)``, strided
 3³ convolutions for down-sampling, transposed 2³ convolutions for up-sampling,
@@ -77,7 +77,7 @@ class ResDoubleConv(nn.Module):
 
 
 class UNet3D(nn.Module):
-    """Compact residual 3D U-Net with additive skips (DESIGN.md §2).
+    """Compact residual 3D U-Net with additive skips (docs/design.md §2).
 
     Layout for base width b (``c = (b, 2b, 4b, 6b)``, bottleneck ``8b``)::
 

@@ -9,8 +9,9 @@ Both are written to disk so the same readers serve phantoms and real data.
     >>> from hyperkit.phantoms import ensure_phantoms
     >>> root = ensure_phantoms("runs/quick/phantoms")   # doctest: +SKIP
 
-Modules: :mod:`~hyperkit.phantoms.shapes` (geometry), :mod:`~hyperkit.phantoms.anatomy`
-(the torso), :mod:`~hyperkit.phantoms.ct` and :mod:`~hyperkit.phantoms.mri` (image
+Modules: :mod:`~hyperkit.phantoms.shapes` (geometry), :mod:`~hyperkit.phantoms.organs`
+(the per-organ parameter tables, with units), :mod:`~hyperkit.phantoms.anatomy` (the torso
+built from them), :mod:`~hyperkit.phantoms.ct` and :mod:`~hyperkit.phantoms.mri` (image
 synthesis), :mod:`~hyperkit.phantoms.cohorts` (datasets), :mod:`~hyperkit.phantoms.writer`
 (files), :mod:`~hyperkit.phantoms.difficulty` (the difficulty benchmark).
 """

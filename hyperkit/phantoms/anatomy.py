@@ -13,9 +13,13 @@ tags (TotalSegmentator v2 structure names, or held-out targets such as
 ``liver``, ``spleen``, ``pancreas``, ``left_atrium``, ``prostate_pz``).
 
 Coordinates: RAS+ millimetres (x to the patient's right, y anterior, z
-superior); z = 0 is the lower end plate of L5, x = 0 the midline.
-Typical sizes follow adult anatomy textbooks (organ lengths, vertebral
-heights); the variation between subjects is deliberately wide.
+superior); z = 0 is the lower end plate of L5, x = 0 the midline. Every size,
+offset and spread is a named, unit-carrying field of the per-organ tables in
+:mod:`hyperkit.phantoms.organs`; this module holds the construction.
+
+The order of the random draws is part of the phantoms' definition: the same
+seed gives the same subject only while every draw happens in the same order
+(``tests/test_phantom_hashes.py`` pins a few phantoms).
 """
 
 from __future__ import annotations
@@ -25,17 +29,15 @@ from typing import Callable
 
 import numpy as np
 
-from hyperkit.phantoms.shapes import Blob, Canvas, Tube, rotation, smooth_noise
+from hyperkit.phantoms.organs import (AIRWAYS, BODY, BODY_KNOTS, BOWEL, DIAPHRAGM, DUODENUM, GALLBLADDER, HABITUS,
+                                      HEART, HIP, KIDNEY, LIVER, LIVER_TUMOUR, LUNG_TUMOUR, LUNGS, MUSCLES, PANCREAS,
+                                      PELVIS, RIBCAGE, SPINE, SPLEEN, STOMACH, THIGH, TUBE_STEP_MM, VERTEBRA,
+                                      VERTEBRAL_LEVELS, VESSEL_TREE, VESSELS)
+from hyperkit.phantoms.shapes import N_WOBBLE, Blob, Canvas, Tube, rotation, smooth_noise
 
 __all__ = ["Torso", "VERTEBRAE", "RIBS", "TOTALSEG_STRUCTURES", "frame"]
 
-# vertebral levels from the bottom up, with body + disc height (mm) of an average adult
-_LEVELS: list[tuple[str, float]] = [
-    ("L5", 35), ("L4", 35), ("L3", 34), ("L2", 33), ("L1", 32),
-    ("T12", 30), ("T11", 28), ("T10", 27), ("T9", 26), ("T8", 25), ("T7", 24),
-    ("T6", 23), ("T5", 22), ("T4", 21), ("T3", 21), ("T2", 21), ("T1", 20),
-]
-VERTEBRAE: tuple[str, ...] = tuple(f"vertebrae_{name}" for name, _ in _LEVELS)
+VERTEBRAE: tuple[str, ...] = tuple(f"vertebrae_{name}" for name, _ in VERTEBRAL_LEVELS)
 RIBS: tuple[str, ...] = tuple(f"rib_{side}_{k}" for side in ("left", "right") for k in range(1, 13))
 
 #: every labelled structure of the CT training cohort (TotalSegmentator v2 names).
@@ -54,7 +56,8 @@ TOTALSEG_STRUCTURES: tuple[str, ...] = (
     "hip_left", "hip_right", "femur_left", "femur_right",
 )
 
-_STEP = 6.0  # centreline sampling of tubes (mm); independent of the grid
+_STEP = TUBE_STEP_MM
+_SIDES = (1, -1)  # +1: the patient's right (+x), -1: the left
 
 
 def frame(direction: np.ndarray, roll_deg: float = 0.0) -> np.ndarray:
@@ -89,6 +92,8 @@ class Torso:
 
     Attributes:
         sex, age: demographic draw.
+        height_scale, width_scale: factors on every craniocaudal / transverse length.
+        fat_mm: subcutaneous fat thickness (mm); muscle_scale: factor on muscle sizes.
         z: dict of landmark heights (mm): vertebral bodies ``"L1"...`` (centres),
             ``"top"`` (above T1), ``"fem"`` (femoral heads), ``"dia_r"``/``"dia_l"``
             (diaphragm domes), ``"heart"``, ``"liver_bottom"``, ``"pancreas"``, ``"kidney_left"``...
@@ -123,59 +128,81 @@ class Torso:
         self._bones()
         self._lung_tumours(lung_tumours)
 
-    # ------------------------------------------------------------------ helpers
-    def n(self, sd: float = 1.0, mean: float = 0.0) -> float:
+    # ------------------------------------------------------------------ draws
+    def _normal(self, sd: float = 1.0, mean: float = 0.0) -> float:
         """One normal draw."""
         return float(self.rng.normal(mean, sd))
 
-    def u(self, lo: float, hi: float) -> float:
+    def _normal_of(self, mean_sd: tuple[float, float]) -> float:
+        """One normal draw from a table's ``(mean, sd)``."""
+        return self._normal(mean_sd[1], mean_sd[0])
+
+    def _uniform(self, lo: float, hi: float) -> float:
         """One uniform draw."""
         return float(self.rng.uniform(lo, hi))
 
-    def ysp(self, z: np.ndarray | float) -> np.ndarray:
+    def _wobble(self, sd: float) -> np.ndarray:
+        """The radial wobble coefficients of a hand-built :class:`Blob`."""
+        return self.rng.normal(0, sd, N_WOBBLE)
+
+    # ------------------------------------------------------------------ body frame
+    def spine_y(self, z: np.ndarray | float) -> np.ndarray:
         """y (mm) of the vertebral-body centreline at height z."""
-        return np.interp(z, self._sp_z, self._sp_y)
+        return np.interp(z, self._spine_curve_z, self._spine_curve_y)
 
-    def xsp(self, z: np.ndarray | float) -> np.ndarray:
+    def spine_x(self, z: np.ndarray | float) -> np.ndarray:
         """x (mm) of the spine (mild scoliosis) at height z."""
-        return self._scol_a * np.sin((np.asarray(z) - self._scol_p) / 180.0)
+        return self._scoliosis_mm * np.sin((np.asarray(z) - self._scoliosis_phase_mm) / SPINE.scoliosis_wavelength_mm)
 
-    def profile(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def body_section(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Body cross-section at heights z: half-width a, half-depth b, centre y (mm)."""
-        a = np.interp(z, self._prof_z, self._prof_a)
-        b = np.interp(z, self._prof_z, self._prof_b)
-        yc = self.ysp(z) - self._back + b
+        a = np.interp(z, self._section_z, self._section_half_width)
+        b = np.interp(z, self._section_z, self._section_half_depth)
+        yc = self.spine_y(z) - self._spine_to_back + b
         return a, b, yc
 
-    def cavity(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def cavity_section(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Inner (body-cavity) cross-section at z: half-width, half-depth, centre y."""
-        a, b, yc = self.profile(z)
-        wall = self.fat + np.interp(z, self._prof_z, self._wall)
+        a, b, yc = self.body_section(z)
+        wall = self.fat_mm + np.interp(z, self._section_z, self._wall_mm)
         return a - wall, b - wall, yc
 
-    def z_dia(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def diaphragm_z(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Height of the diaphragm surface above (x, y): two domes, lower posteriorly."""
-        yref = self.ysp(self.z["dia_r"]) + 60
-        right = self.z["dia_r"] - (x - self._dome_x) ** 2 / 150.0 - (y - yref) ** 2 / 260.0
-        left = self.z["dia_l"] - (x + self._dome_x) ** 2 / 150.0 - (y - yref) ** 2 / 260.0
-        post = np.minimum(y - yref, 0) * 0.25
+        d = DIAPHRAGM
+        yref = self.spine_y(self.z["dia_r"]) + d.centre_in_front_of_spine_mm
+        right = (self.z["dia_r"] - (x - self._dome_offset_x) ** 2 / d.lateral_fall_mm2
+                 - (y - yref) ** 2 / d.sagittal_fall_mm2)
+        left = (self.z["dia_l"] - (x + self._dome_offset_x) ** 2 / d.lateral_fall_mm2
+                - (y - yref) ** 2 / d.sagittal_fall_mm2)
+        post = np.minimum(y - yref, 0) * d.posterior_slope
         return np.maximum(right, left) + post
 
-    def _sp(self, zc: float, dx: float, dy: float, dz: float = 0.0) -> np.ndarray:
-        """A point offset from the spine centreline at height zc."""
-        return np.array([float(self.xsp(zc)) + dx, float(self.ysp(zc)) + dy, zc + dz])
+    def spine_point(self, zc: float, dx: float, dy: float, dz: float = 0.0) -> np.ndarray:
+        """A point offset (mm) from the spine centreline at height zc."""
+        return np.array([float(self.spine_x(zc)) + dx, float(self.spine_y(zc)) + dy, zc + dz])
 
-    def _cav(self, zc: float, fx: float, fy: float) -> np.ndarray:
+    def cavity_point(self, zc: float, fx: float, fy: float) -> np.ndarray:
         """A point placed relative to the body cavity at height zc: x = fx * cavity half-width,
         y = spine + fy * (distance from the spine to the anterior cavity wall)."""
-        ca, cb, cyc = (float(v[0]) for v in self.cavity(np.array([zc])))
-        ys = float(self.ysp(zc))
-        return np.array([float(self.xsp(zc)) + fx * ca, ys + fy * (cyc + cb - ys), zc])
+        ca, cb, cyc = (float(v[0]) for v in self.cavity_section(np.array([zc])))
+        ys = float(self.spine_y(zc))
+        return np.array([float(self.spine_x(zc)) + fx * ca, ys + fy * (cyc + cb - ys), zc])
 
-    def _blob(self, centre: np.ndarray, radii: tuple[float, float, float], **kw) -> Blob:
+    def _landmark_cavity_point(self, point: tuple[str, float, float, float]) -> np.ndarray:
+        """A table's ``(landmark, dz, fx, fy)`` as a :meth:`cavity_point`."""
+        name, dz, fx, fy = point
+        return self.cavity_point(self.z[name] + dz, fx, fy)
+
+    def _landmark_spine_point(self, point: tuple[str, float, float, float]) -> np.ndarray:
+        """A table's ``(landmark, dz, dx, dy)`` as a :meth:`spine_point`."""
+        name, dz, dx, dy = point
+        return self.spine_point(self.z[name] + dz, dx, dy)
+
+    def _random_blob(self, centre: np.ndarray, radii: tuple[float, float, float], **kw) -> Blob:
         return Blob.random(self.rng, centre, radii, **kw)
 
-    def _add(self, fn: Callable[[Canvas], None]) -> None:
+    def _paint_later(self, fn: Callable[[Canvas], None]) -> None:
         self.steps.append(fn)
 
     def render(self, canvas: Canvas) -> Canvas:
@@ -188,47 +215,56 @@ class Torso:
 
     # ------------------------------------------------------------------ subject frame
     def _habitus(self) -> None:
-        female = self.sex == "f"
-        self.h = math.exp(self.n(0.05)) * (0.94 if female else 1.0)
-        self.w = math.exp(self.n(0.07)) * (0.95 if female else 1.0)
-        self.fat = float(np.clip(math.exp(self.n(0.45, math.log(16 if female else 13))), 4, 55))
-        self.belly = max(0.0, self.n(0.12, 0.05)) + 0.01 * max(0.0, self.fat - 15)
-        self.muscle = math.exp(self.n(0.15)) * (0.85 if female else 1.0)
+        hb, female = HABITUS, self.sex == "f"
+        self.height_scale = math.exp(self._normal(hb.height_log_sd)) * (hb.female_height if female else 1.0)
+        self.width_scale = math.exp(self._normal(hb.width_log_sd)) * (hb.female_width if female else 1.0)
+        fat_median = hb.fat_median_female_mm if female else hb.fat_median_male_mm
+        self.fat_mm = float(np.clip(math.exp(self._normal(hb.fat_log_sd, math.log(fat_median))), *hb.fat_range_mm))
+        self.belly = (max(0.0, self._normal(hb.belly_sd, hb.belly_mean))
+                      + hb.belly_per_fat_mm * max(0.0, self.fat_mm - hb.reference_fat_mm))
+        self.muscle_scale = math.exp(self._normal(hb.muscle_log_sd)) * (hb.female_muscle if female else 1.0)
 
     def _spine_frame(self) -> None:
+        sp = SPINE
         z = 0.0
         self.levels: dict[str, tuple[float, float]] = {}
-        for name, height in _LEVELS:
-            hgt = height * self.h * math.exp(self.n(0.03))
-            disc = 0.22 * hgt
+        for name, height in VERTEBRAL_LEVELS:
+            hgt = height * self.height_scale * math.exp(self._normal(sp.level_height_log_sd))
+            disc = sp.disc_fraction * hgt
             self.levels[name] = (z, z + hgt - disc)  # body bottom, top
             self.z[name] = z + 0.5 * (hgt - disc)
             z += hgt
-        self.z["top"] = z + 15 * self.h
-        self.z["fem"] = -95.0 * self.h + self.n(5)
-        lord, kyph = self.n(6, 16), self.n(8, 26)
-        self._sp_z = np.array([self.z["fem"] - 120, -60, 0, self.z["L3"], self.z["T12"], self.z["T7"],
-                               self.z["T1"], self.z["top"] + 200])
-        self._sp_y = np.array([-60, -35, 0.0, lord, 0.3 * lord, -kyph, -0.3 * kyph + 5, 20])
-        self._scol_a, self._scol_p = self.n(3), self.u(0, 600)
-        zr = self.z["T10"] + self.n(12, 5)
-        self.z["dia_r"] = zr
-        self.z["dia_l"] = zr - self.u(8, 25)
-        self._dome_x = self.u(45, 65)
+        self.z["top"] = z + sp.top_above_t1_mm * self.height_scale
+        self.z["fem"] = sp.femoral_heads_z_mm * self.height_scale + self._normal(sp.femoral_heads_sd_mm)
+        lordosis, kyphosis = self._normal_of(sp.lordosis_mm), self._normal_of(sp.kyphosis_mm)
+        self._spine_curve_z = np.array([self.z["fem"] - sp.curve_below_heads_mm, sp.curve_pelvis_z_mm, 0,
+                                        self.z["L3"], self.z["T12"], self.z["T7"], self.z["T1"],
+                                        self.z["top"] + sp.curve_above_top_mm])
+        self._spine_curve_y = np.array([*sp.curve_pelvis_y_mm, 0.0, lordosis, sp.t12_lordosis_share * lordosis,
+                                        -kyphosis, sp.t1_kyphosis_share * kyphosis + sp.t1_offset_y_mm, sp.top_y_mm])
+        self._scoliosis_mm, self._scoliosis_phase_mm = self._normal(sp.scoliosis_sd_mm), self._uniform(
+            *sp.scoliosis_phase_mm)
+        right_dome = self.z["T10"] + self._normal_of(sp.right_dome_above_t10_mm)
+        self.z["dia_r"] = right_dome
+        self.z["dia_l"] = right_dome - self._uniform(*sp.left_dome_below_right_mm)
+        self._dome_offset_x = self._uniform(*sp.dome_offset_x_mm)
 
     def _body(self) -> None:
-        zf, w, f = self.z["fem"], self.w, self.fat
-        hip = 1.08 if self.sex == "f" else 1.0
-        self._prof_z = np.array([zf - 140, zf - 60, zf, self.z["L5"], self.z["L3"], self.z["T12"], self.z["T9"],
-                                 self.z["T6"], self.z["T3"], self.z["top"], self.z["top"] + 300])
-        a = np.array([60, 150 * hip, 172 * hip, 160 * hip, 148, 155, 165, 170, 165, 150, 150]) * w
-        b = np.array([50, 95, 105, 105, 100, 105, 115, 118, 110, 95, 95]) * w
-        b[3:6] += self.belly * np.array([40, 90, 30])
-        a += f - 15 + self.rng.normal(0, 5, a.size)
-        b += 0.8 * (f - 15) + self.rng.normal(0, 4, b.size)
-        self._prof_a, self._prof_b = np.maximum(a, 30), np.maximum(b, 30)
-        self._wall = np.array([8, 14, 16, 14, 11, 14, 18, 18, 18, 16, 16]) * self.muscle
-        self._back = 75 * self.muscle + 0.8 * f  # spine centre -> back skin
+        bd, th = BODY, THIGH
+        zf, w, f = self.z["fem"], self.width_scale, self.fat_mm
+        hip = bd.female_hip_width if self.sex == "f" else 1.0
+        self._section_z = np.array([self.z[name] + dz for name, dz in BODY_KNOTS])
+        a = np.array(bd.half_width_mm, float)
+        a[slice(*bd.hip_knots)] *= hip
+        a = a * w
+        b = np.array(bd.half_depth_mm) * w
+        b[slice(*bd.belly_knots)] += self.belly * np.array(bd.belly_depth_mm)
+        a += f - HABITUS.reference_fat_mm + self.rng.normal(0, bd.half_width_sd_mm, a.size)
+        b += bd.depth_per_fat_mm * (f - HABITUS.reference_fat_mm) + self.rng.normal(0, bd.half_depth_sd_mm, b.size)
+        self._section_half_width = np.maximum(a, bd.min_half_axis_mm)
+        self._section_half_depth = np.maximum(b, bd.min_half_axis_mm)
+        self._wall_mm = np.array(bd.wall_mm) * self.muscle_scale
+        self._spine_to_back = bd.spine_to_back_muscle_mm * self.muscle_scale + bd.back_per_fat_mm * f
 
         def paint(cv: Canvas) -> None:
             box = cv.everywhere()
@@ -238,9 +274,9 @@ class Torso:
             for shrink, name, tissue in ((0.0, "subcutaneous_fat", "fat"), (f, "body_wall", "muscle"),
                                          (None, "visceral_fat", "fat")):
                 if shrink is None:
-                    ca, cb, cyc = self.cavity(zz)
+                    ca, cb, cyc = self.cavity_section(zz)
                 else:
-                    ca, cb, cyc = self.profile(zz)
+                    ca, cb, cyc = self.body_section(zz)
                     ca, cb = ca - shrink, cb - shrink
                 ca = np.maximum(ca, 1.0).astype(np.float32).reshape(1, 1, -1)
                 cb = np.maximum(cb, 1.0).astype(np.float32).reshape(1, 1, -1)
@@ -250,24 +286,26 @@ class Torso:
                 back = y < cyc
                 inside = np.where(back, u + v * v, u + v) < 1
                 if shrink is None:  # no cavity behind the spine: back muscles live there
-                    inside &= y > (self.ysp(zz) - 35).astype(np.float32).reshape(1, 1, -1) + 0.3 * np.abs(x)
+                    behind = (self.spine_y(zz) - bd.cavity_behind_spine_mm).astype(np.float32).reshape(1, 1, -1)
+                    inside &= y > behind + bd.cavity_back_slope * np.abs(x)
                 tags = ("subcutaneous_fat",) if name == "subcutaneous_fat" else ()
                 cv.paint(cv.part(name, tissue, tags), (box, inside))
                 if out is None:
                     out = inside
             cv.inside = out
-        self._add(paint)
+        self._paint_later(paint)
 
         # thighs below the pelvis (painted below the gluteal fold only)
         thighs = []
-        for s in (1, -1):
-            top = np.array([s * 95 * w, self.ysp(zf) + 70, zf - 40])
-            r = 62 * w * self.muscle + f
-            thighs.append(Tube.smooth([top, top + [s * 5, 10, -200], top + [0, 20, -400]], [r * 1.05, r, r * 0.9],
-                                      _STEP))
+        for s in _SIDES:
+            top = np.array([s * th.offset_x_mm * w, self.spine_y(zf) + th.top_in_front_of_spine_mm,
+                            zf - th.top_below_heads_mm])
+            r = th.radius_mm * w * self.muscle_scale + f
+            thighs.append(Tube.smooth([top, *(top + [s * dx, dy, dz] for dx, dy, dz in th.path_mm)],
+                                      [r * k for k in th.radius_factors], _STEP))
 
         def paint_thighs(cv: Canvas) -> None:
-            box = cv.grid.box((-1e4, -1e4, -1e4), (1e4, 1e4, zf - 50))
+            box = cv.grid.box((-1e4, -1e4, -1e4), (1e4, 1e4, zf - th.fold_below_heads_mm))
             if box is None:
                 return
             below = np.zeros(cv.grid.shape, bool)
@@ -280,38 +318,42 @@ class Torso:
                         cv.paint(cv.part(name, tissue), (shaped[0], m))
                         if cv.inside is not None:
                             cv.inside[shaped[0]] |= m
-        self._add(paint_thighs)
+        self._paint_later(paint_thighs)
 
     # ------------------------------------------------------------------ thorax
     def _lungs_and_mediastinum(self) -> None:
-        fiss = [self.n(8) for _ in range(6)]
-        tilt = [self.n(0.08) for _ in range(3)]
+        lu = LUNGS
+        fissure = [self._normal(lu.fissure_sd_mm) for _ in range(6)]  # six drawn, three used (draw order)
+        tilt = [self._normal(lu.fissure_tilt_sd) for _ in range(3)]
         z5, z4 = self.z["T5"], self.z["T4"]
 
         def lungs(cv: Canvas) -> None:
-            lo = min(self.z["dia_l"], self.z["dia_r"]) - 90
-            box = cv.grid.box((-1e4, -1e4, lo), (1e4, 1e4, self.z["top"] + 50))
+            lo = min(self.z["dia_l"], self.z["dia_r"]) - lu.bottom_below_domes_mm
+            box = cv.grid.box((-1e4, -1e4, lo), (1e4, 1e4, self.z["top"] + lu.top_margin_mm))
             if box is None:
                 return
             x, y, z = cv.grid.axes(box)
             zz = z[0, 0, :]
-            ca, cb, cyc = self.cavity(zz)
-            taper = np.clip((self.z["top"] + 10 - zz) / (self.z["top"] - self.z["T3"] + 10), 0.15, 1.0) ** 0.5
+            ca, cb, cyc = self.cavity_section(zz)
+            taper = np.clip((self.z["top"] + lu.apex_margin_mm - zz) / (self.z["top"] - self.z["T3"] + lu.apex_margin_mm),
+                            lu.apex_min_taper, 1.0) ** 0.5
             ca = (ca * taper).astype(np.float32).reshape(1, 1, -1)
-            cb = (cb * np.clip(taper, 0.6, 1)).astype(np.float32).reshape(1, 1, -1)
+            cb = (cb * np.clip(taper, lu.apex_min_depth_taper, 1)).astype(np.float32).reshape(1, 1, -1)
             cyc = cyc.astype(np.float32).reshape(1, 1, -1)
             u, v = (x / ca) ** 2, ((y - cyc) / cb) ** 2
             inside = np.where(y < cyc, u + v * v, u + v) < 1
-            inside &= z > self.z_dia(x, y)
-            inside &= y > (self.ysp(zz) - 38).reshape(1, 1, -1)
-            inside &= z < self.z["top"] + 5
-            ys = self.ysp(zz).astype(np.float32).reshape(1, 1, -1)
+            inside &= z > self.diaphragm_z(x, y)
+            inside &= y > (self.spine_y(zz) - lu.behind_spine_mm).reshape(1, 1, -1)
+            inside &= z < self.z["top"] + lu.above_top_mm
+            ys = self.spine_y(zz).astype(np.float32).reshape(1, 1, -1)
             yfront = (cyc + cb)
             depth = np.clip((y - ys) / np.maximum(yfront - ys, 1), 0, 1)  # 0 at the spine, 1 at the front wall
             # oblique fissures: from T4 posteriorly down to the anterior diaphragm
-            zfl = z4 + fiss[0] - (z4 - self.z["dia_l"] + 10) * depth ** 0.8 + tilt[0] * x
-            zfr = z4 - 10 + fiss[1] - (z4 - self.z["dia_r"]) * depth ** 0.8 + tilt[1] * x
-            zh = self.z["T6"] + fiss[2] + tilt[2] * x  # right horizontal fissure
+            zfl = (z4 + fissure[0] - (z4 - self.z["dia_l"] + lu.left_oblique_below_dome_mm) * depth ** lu.oblique_power
+                   + tilt[0] * x)
+            zfr = (z4 - lu.right_oblique_below_t4_mm + fissure[1]
+                   - (z4 - self.z["dia_r"]) * depth ** lu.oblique_power + tilt[1] * x)
+            zh = self.z["T6"] + fissure[2] + tilt[2] * x  # right horizontal fissure
             left, right = inside & (x < 0), inside & (x >= 0)
             upper_l = z > zfl
             upper_r = z > zfr
@@ -320,53 +362,71 @@ class Torso:
                             ("lung_middle_lobe_right", right & upper_r & (z < zh)),
                             ("lung_upper_lobe_right", right & upper_r & (z >= zh))):
                 cv.paint(cv.part(name, "lung", (name, "lung")), (box, m))
-        self._add(lungs)
+        self._paint_later(lungs)
 
-        med = Blob(self._sp(z5, -8, 48, 10), (26 + self.n(3), 58, 150 * self.h), rotation(self.n(4), 0, 0),
-                   wobble=self.rng.normal(0, 0.03, 15))
-        self._add(lambda cv: cv.paint(cv.part("mediastinal_fat", "fat"), med.mask(cv.grid), only=cv.ids("lung")))
+        rx, ry, rz = lu.mediastinum_radii_mm
+        med = Blob(self.spine_point(z5, *lu.mediastinum_spine_point),
+                   (rx + self._normal(lu.mediastinum_width_sd_mm), ry, rz * self.height_scale),
+                   rotation(self._normal(lu.mediastinum_tilt_sd_deg), 0, 0), wobble=self._wobble(lu.shape_wobble_sd))
+        self._paint_later(lambda cv: cv.paint(cv.part("mediastinal_fat", "fat"), med.mask(cv.grid),
+                                              only=cv.ids("lung")))
 
     def _heart(self) -> None:
-        size = math.exp(self.n(0.1)) * self.h
-        base = self.z["dia_l"] + 58 * size + self.n(8)
-        c = self._sp(base, -22 + self.n(6), 78 + self.n(6))
-        apex_dir = np.array([-0.65 + self.n(0.1), 0.45 + self.n(0.1), -0.55 + self.n(0.1)])
-        rot = frame(apex_dir, self.n(15))
-        heart = Blob(c, np.array([46, 42, 60]) * size * np.exp(self.rng.normal(0, 0.06, 3)), rot,
-                     wobble=self.rng.normal(0, 0.04, 15))
+        he = HEART
+        size = math.exp(self._normal(he.size_log_sd)) * self.height_scale
+        base = self.z["dia_l"] + he.base_above_left_dome_mm * size + self._normal(he.base_sd_mm)
+        c = self.spine_point(base, he.centre_from_spine_mm[0] + self._normal(he.centre_sd_mm),
+                             he.centre_from_spine_mm[1] + self._normal(he.centre_sd_mm))
+        apex_dir = np.array([k + self._normal(he.apex_direction_sd) for k in he.apex_direction])
+        rot = frame(apex_dir, self._normal(he.roll_sd_deg))
+        heart = Blob(c, np.array(he.radii_mm) * size * np.exp(self.rng.normal(0, he.radii_log_sd, 3)), rot,
+                     wobble=self._wobble(he.wobble_sd))
         self.z["heart"] = base
         ax = rot[:, 2]
-        la_c = c - ax * 38 * size + np.array([-10, -18, 5]) * size + self.rng.normal(0, 4, 3)
-        la = Blob.random(self.rng, la_c, (31, 22, 25), size_sd=0.22, axis_sd=0.25, angle_sd=30,
-                         rot=frame([1, 0.4 * self.n(), 0.4 * self.n()]), wobble_sd=0.14, bend_sd=0.25)
+        la_c = (c - ax * he.la_behind_centre_mm * size + np.array(he.la_offset_mm) * size
+                + self.rng.normal(0, he.la_offset_sd_mm, 3))
+        la = Blob.random(self.rng, la_c, he.la_radii_mm, size_sd=he.la_size_sd, axis_sd=he.la_axis_sd,
+                         angle_sd=he.la_angle_sd_deg,
+                         rot=frame([1, he.la_axis_spread * self._normal(), he.la_axis_spread * self._normal()]),
+                         wobble_sd=he.la_wobble_sd, bend_sd=he.la_bend_sd)
         self.centres["left_atrium"] = la_c
         self.shapes["left_atrium"] = la
-        ra = Blob.random(self.rng, c - ax * 30 * size + np.array([32, -5, 8]) * size, (22, 20, 26), size_sd=0.12)
-        lv = Blob.random(self.rng, c + ax * 12 * size + np.array([-6, -4, 0]), (20, 20, 36), rot=rot, size_sd=0.1)
-        rv = Blob.random(self.rng, c + ax * 5 * size + np.array([14, 20, 0]), (16, 25, 34), rot=rot, size_sd=0.1)
-        peri = Blob(heart.centre, heart.radii + 4 + abs(self.n(3)), heart.rot, wobble=heart.wobble)
+        ra = Blob.random(self.rng, c - ax * he.ra_behind_centre_mm * size + np.array(he.ra_offset_mm) * size,
+                         he.ra_radii_mm, size_sd=he.ra_size_sd)
+        lv = Blob.random(self.rng, c + ax * he.lv_along_axis_mm * size + np.array(he.lv_offset_mm), he.lv_radii_mm,
+                         rot=rot, size_sd=he.ventricle_size_sd)
+        rv = Blob.random(self.rng, c + ax * he.rv_along_axis_mm * size + np.array(he.rv_offset_mm), he.rv_radii_mm,
+                         rot=rot, size_sd=he.ventricle_size_sd)
+        peri = Blob(heart.centre, heart.radii + he.pericardium_mm + abs(self._normal(he.pericardium_sd_mm)), heart.rot,
+                    wobble=heart.wobble)
         # pulmonary veins: two per side leaving the left atrium laterally into the lungs
         veins = []
-        for s in (1, -1):
-            for dz in (10, -8):
-                start = la_c + np.array([s * 18, -4, dz]) * size
-                d = np.array([s * 1.0, -0.2 + 0.2 * self.n(), 0.15 * np.sign(dz) + 0.2 * self.n()])
-                length = self.u(30, 45)
-                r0 = self.u(5.5, 8.5)
-                veins.append((Tube.smooth([start, start + d * 12, start + d * length], [r0, r0 * 0.85, r0 * 0.6], _STEP),
-                              self.u(4, 20)))
+        for s in _SIDES:
+            for dz in he.pv_ostia_dz_mm:
+                start = la_c + np.array([s * he.pv_ostium_offset_mm[0], he.pv_ostium_offset_mm[1], dz]) * size
+                d = np.array([s * 1.0, he.pv_direction_y + he.pv_direction_sd * self._normal(),
+                              he.pv_direction_z * np.sign(dz) + he.pv_direction_sd * self._normal()])
+                length = self._uniform(*he.pv_length_mm)
+                r0 = self._uniform(*he.pv_radius_mm)
+                veins.append((Tube.smooth([start, start + d * he.pv_first_point_mm, start + d * length],
+                                          [r0 * k for k in he.pv_radius_factors], _STEP),
+                              self._uniform(*he.pv_ostium_length_mm)))
         # left atrial appendage: a finger from the atrium's left anterior-superior side (part of the atrium)
-        laa_dir = np.array([-0.7, 0.6, 0.3]) + self.rng.normal(0, 0.3, 3)
-        laa_start = la_c + la.rot @ (la.radii * np.array([-0.3, 0.5, 0.3]))
-        laa_len = self.u(18, 35)
+        laa_dir = np.array(he.laa_direction) + self.rng.normal(0, he.laa_direction_sd, 3)
+        laa_start = la_c + la.rot @ (la.radii * np.array(he.laa_base))
+        laa_len = self._uniform(*he.laa_length_mm)
         laa = Tube.smooth([laa_start, laa_start + laa_dir / np.linalg.norm(laa_dir) * laa_len * 0.5
-                           + self.rng.normal(0, 3, 3), laa_start + laa_dir / np.linalg.norm(laa_dir) * laa_len],
-                          [self.u(6, 9), self.u(5, 8), self.u(3, 5)], _STEP)
-        pa_start = c + np.array([5, 40, 25]) * size
-        pa = Tube.smooth([pa_start, pa_start + [-15, -10, 35], self._sp(self.z["T5"], -20, 45)], [14, 13, 11], _STEP)
-        pa_l = Tube.smooth([self._sp(self.z["T5"], -20, 45), self._sp(self.z["T5"], -70, 30, -5)], [10, 7], _STEP)
-        pa_r = Tube.smooth([self._sp(self.z["T5"], -20, 45), self._sp(self.z["T5"], 20, 38, 3),
-                            self._sp(self.z["T5"], 70, 30, -8)], [10, 10, 7], _STEP)
+                           + self.rng.normal(0, he.laa_bend_sd_mm, 3),
+                           laa_start + laa_dir / np.linalg.norm(laa_dir) * laa_len],
+                          [self._uniform(*r) for r in he.laa_radii_mm], _STEP)
+        z5 = self.z["T5"]
+        pa_start = c + np.array(he.pa_start_mm) * size
+        pa = Tube.smooth([pa_start, pa_start + he.pa_bend_mm, self.spine_point(z5, *he.pa_bifurcation)],
+                         he.pa_radii_mm, _STEP)
+        pa_l = Tube.smooth([self.spine_point(z5, *he.pa_bifurcation), self.spine_point(z5, *he.pa_left_end)],
+                           he.pa_left_radii_mm, _STEP)
+        pa_r = Tube.smooth([self.spine_point(z5, *he.pa_bifurcation), self.spine_point(z5, *he.pa_right_mid),
+                            self.spine_point(z5, *he.pa_right_end)], he.pa_right_radii_mm, _STEP)
 
         def paint(cv: Canvas) -> None:
             soft = cv.ids("lung", "mediastinal_fat", "visceral_fat", "body_wall")
@@ -374,7 +434,7 @@ class Torso:
             myo = cv.part("myocardium", "myocardium", ("heart",))
             cv.paint(myo, heart.mask(cv.grid), only=soft + cv.ids("pericardial_fat"))
             for b in (la, ra):
-                wall = Blob(b.centre, b.radii + 3, b.rot, b.bend, b.wobble, b.taper)
+                wall = Blob(b.centre, b.radii + he.atrial_wall_mm, b.rot, b.bend, b.wobble, b.taper)
                 cv.paint(myo, wall.mask(cv.grid), never=cv.ids("subcutaneous_fat", "body_wall"))
             cv.paint(cv.part("left_atrium_blood", "blood_arterial", ("heart", "left_atrium")), la.mask(cv.grid))
             cv.paint(cv.ids("left_atrium_blood")[0], laa.mask(cv.grid), only=soft + [myo])
@@ -388,28 +448,40 @@ class Torso:
                          only=soft + cv.ids("pulmonary_vein", "myocardium"))
             for t in (pa, pa_l, pa_r):
                 cv.paint(cv.part("pulmonary_artery", "blood_venous"), t.mask(cv.grid), only=soft + [myo])
-        self._add(paint)
+        self._paint_later(paint)
 
     # ------------------------------------------------------------------ abdomen
     def _liver(self, n_tumours: float, at_least_one: bool) -> None:
-        size = math.exp(self.n(0.13))
+        lv, tu, gb = LIVER, LIVER_TUMOUR, GALLBLADDER
+        size = math.exp(self._normal(lv.size_log_sd))
         zr = self.z["dia_r"]
-        zc = zr - 68 * size
-        ca, cb, cyc = (float(v[0]) for v in self.cavity(np.array([zc])))
-        depth = cyc + cb - float(self.ysp(zc))  # spine to anterior abdominal wall
-        right = self._blob(self._cav(zc, 0.45, 0.52) + [self.n(6), self.n(6), 0],
-                           (0.62 * ca, 0.62 * depth, 88), size_sd=0.0, axis_sd=0.14, angle_sd=15, wobble_sd=0.15,
-                           bend_sd=0.2, taper=self.n(0.2))
+        zc = zr - lv.right_below_dome_mm * size
+        ca, cb, cyc = (float(v[0]) for v in self.cavity_section(np.array([zc])))
+        depth = cyc + cb - float(self.spine_y(zc))  # spine to anterior abdominal wall
+        right = self._random_blob(self.cavity_point(zc, *lv.right_cavity)
+                                  + [self._normal(lv.right_shift_sd_mm), self._normal(lv.right_shift_sd_mm), 0],
+                                  (lv.right_radii[0] * ca, lv.right_radii[1] * depth, lv.right_radii[2]), size_sd=0.0,
+                                  axis_sd=lv.right_axis_sd, angle_sd=lv.right_angle_sd_deg,
+                                  wobble_sd=lv.right_wobble_sd, bend_sd=lv.right_bend_sd,
+                                  taper=self._normal(lv.taper_sd))
         right.radii *= size
-        left_size = math.exp(self.n(0.4))
-        left = self._blob(self._cav(zr - 45 * size, -0.12, 0.72) + [self.n(10), self.n(5), 0],
-                          np.array([0.5 * ca, 0.3 * depth, 44]) * size * left_size ** np.array([1, 0.5, 0.6]),
-                          size_sd=0.0, axis_sd=0.12, angle_sd=15, wobble_sd=0.12,
-                          rot=rotation(0, self.n(10, 15), self.n(10, -10)), taper=self.n(0.2))
+        left_size = math.exp(self._normal(lv.left_size_log_sd))
+        lx, ly, lz = lv.left_radii
+        left = self._random_blob(self.cavity_point(zr - lv.left_below_dome_mm * size, *lv.left_cavity)
+                                 + [self._normal(lv.left_shift_sd_mm[0]), self._normal(lv.left_shift_sd_mm[1]), 0],
+                                 np.array([lx * ca, ly * depth, lz]) * size
+                                 * left_size ** np.array(lv.left_size_exponents),
+                                 size_sd=0.0, axis_sd=lv.left_axis_sd, angle_sd=lv.left_angle_sd_deg,
+                                 wobble_sd=lv.left_wobble_sd,
+                                 rot=rotation(0, self._normal_of(lv.left_tilt_deg), self._normal_of(lv.left_turn_deg)),
+                                 taper=self._normal(lv.taper_sd))
         riedel = None
-        if self.rng.random() < 0.3:  # Riedel's lobe: a tongue down the right side
-            riedel = self._blob(right.centre + [15, -10, -75 * size], (28, 30, 50), size_sd=0.2, wobble_sd=0.1)
-        caudate = self._blob(self._sp(zr - 70, 18, 42), (18, 16, 26), size_sd=0.15, wobble_sd=0.08)
+        if self.rng.random() < lv.riedel_probability:  # Riedel's lobe: a tongue down the right side
+            dx, dy, dz = lv.riedel_offset_mm
+            riedel = self._random_blob(right.centre + [dx, dy, dz * size], lv.riedel_radii_mm,
+                                       size_sd=lv.riedel_size_sd, wobble_sd=lv.riedel_wobble_sd)
+        caudate = self._random_blob(self.spine_point(zr - lv.caudate_below_dome_mm, *lv.caudate_spine_offset),
+                                    lv.caudate_radii_mm, size_sd=lv.caudate_size_sd, wobble_sd=lv.caudate_wobble_sd)
         lobes = [b for b in (right, left, caudate, riedel) if b is not None]
         self.shapes["liver"] = right
         self.centres["liver"] = right.centre.copy()
@@ -418,14 +490,15 @@ class Torso:
         self.z["liver_bottom"] = self._liver_bottom
 
         # vessel trees: portal from the hilum, hepatic veins from the IVC at the top
-        hilum = self._sp(zr - 95 * size, 45, 62)
+        hilum = self.spine_point(zr - lv.hilum_below_dome_mm * size, *lv.hilum_spine_offset)
         self.centres["liver_hilum"] = hilum
         tree: list[Tube] = []
-        self._grow(tree, hilum, np.array([0.6, 0.2, 0.5]), 7.5, 4, lobes)
-        self._grow(tree, hilum, np.array([-0.8, 0.4, 0.3]), 6.5, 4, lobes)
-        ivc_top = self._sp(zr - 25, 22, 35)
-        for d in ([0.9, 0.3, -0.3], [0.1, 0.8, -0.4], [-0.7, 0.7, -0.2]):
-            self._grow(tree, ivc_top, np.asarray(d) + self.rng.normal(0, 0.15, 3), 6.0, 4, lobes)
+        for direction, radius in lv.portal_branches:
+            self._grow(tree, hilum, np.array(direction), radius, lv.tree_levels, lobes)
+        ivc_top = self.spine_point(zr - lv.hepatic_vein_root_below_dome_mm, *lv.hepatic_vein_root_offset)
+        for d in lv.hepatic_vein_directions:
+            self._grow(tree, ivc_top, np.asarray(d) + self.rng.normal(0, lv.hepatic_vein_direction_sd, 3),
+                       lv.hepatic_vein_radius_mm, lv.tree_levels, lobes)
         self._liver_tree = tree
 
         # tumours: random lesions inside the liver, sometimes with a necrotic core
@@ -434,10 +507,13 @@ class Torso:
             count = max(count, 1)
         lesions = []
         for _ in range(count):
-            centre = self._inside(lobes, right.centre, 80)
-            r = float(np.clip(math.exp(self.n(0.6, math.log(12))), 4, 60))
-            b = Blob.random(self.rng, centre, (r, r, r), axis_sd=0.15, wobble_sd=0.15, angle_sd=40)
-            core = Blob(b.centre, b.radii * 0.55, b.rot, wobble=b.wobble) if r > 18 and self.rng.random() < 0.6 else None
+            centre = self._inside(lobes, right.centre, tu.spread_mm)
+            r = float(np.clip(math.exp(self._normal(tu.radius_log_sd, math.log(tu.median_radius_mm))),
+                              *tu.radius_range_mm))
+            b = Blob.random(self.rng, centre, (r, r, r), axis_sd=tu.axis_sd, wobble_sd=tu.wobble_sd,
+                            angle_sd=tu.angle_sd_deg)
+            core = (Blob(b.centre, b.radii * tu.necrosis_fraction, b.rot, wobble=b.wobble)
+                    if r > tu.necrosis_min_radius_mm and self.rng.random() < tu.necrosis_probability else None)
             lesions.append((b, core))
 
         def paint(cv: Canvas) -> None:
@@ -449,7 +525,7 @@ class Torso:
                     continue
                 box, m = shaped
                 x, y, z = cv.grid.axes(box)
-                m &= z < self.z_dia(x, y) - 4
+                m &= z < self.diaphragm_z(x, y) - lv.below_diaphragm_mm
                 cv.paint(liver, (box, m), only=soft)
             inside = cv.ids("liver")
             vessel = cv.part("hepatic_vessel", "blood_portal", ("hepatic_vessel", "liver"))
@@ -461,117 +537,140 @@ class Torso:
                 cv.paint(tumour, b.mask(cv.grid), only=inside + [vessel])
                 if core is not None:
                     cv.paint(necrosis, core.mask(cv.grid), only=[tumour])
-        self._add(paint)
+        self._paint_later(paint)
 
         # gallbladder: under the right lobe; absent after cholecystectomy
-        if self.rng.random() < 0.9:
-            gb_c = self._cav(self._liver_bottom + 25 + self.n(8), 0.35, 0.78) + [self.n(8), self.n(8), 0]
-            gb = Blob.random(self.rng, gb_c, (15, 16, 34), size_sd=0.15, axis_sd=0.12, angle_sd=15,
-                             rot=frame([-0.2, 0.6, -0.8]), wobble_sd=0.08, bend_sd=0.2, taper=0.3)
-            self.shapes["gallbladder"] = gb
-            self._add(lambda cv: cv.paint(cv.part("gallbladder", "bile", ("gallbladder",)), gb.mask(cv.grid),
-                                          only=cv.ids("visceral_fat", "liver")))
+        if self.rng.random() < gb.present_probability:
+            gb_c = (self.cavity_point(self._liver_bottom + gb.above_liver_bottom_mm + self._normal(gb.height_sd_mm),
+                                      *gb.cavity)
+                    + [self._normal(gb.shift_sd_mm), self._normal(gb.shift_sd_mm), 0])
+            gall = Blob.random(self.rng, gb_c, gb.radii_mm, size_sd=gb.size_sd, axis_sd=gb.axis_sd,
+                               angle_sd=gb.angle_sd_deg, rot=frame(list(gb.direction)), wobble_sd=gb.wobble_sd,
+                               bend_sd=gb.bend_sd, taper=gb.taper)
+            self.shapes["gallbladder"] = gall
+            self._paint_later(lambda cv: cv.paint(cv.part("gallbladder", "bile", ("gallbladder",)),
+                                                  gall.mask(cv.grid), only=cv.ids("visceral_fat", "liver")))
 
     def _inside(self, blobs: list[Blob], centre: np.ndarray, spread: float) -> np.ndarray:
         """A random point inside the union of ``blobs`` (rejection sampling around ``centre``)."""
-        for _ in range(200):
+        tu = LIVER_TUMOUR
+        for _ in range(tu.placement_tries):
             p = centre + self.rng.uniform(-spread, spread, 3)
-            if any(b.contains(p, 0.85)[0] for b in blobs) and p[2] < float(self.z_dia(p[0], p[1])) - 15:
+            if (any(b.contains(p, tu.inside_fraction)[0] for b in blobs)
+                    and p[2] < float(self.diaphragm_z(p[0], p[1])) - tu.below_diaphragm_mm):
                 return p
         return centre.copy()
 
     def _grow(self, out: list[Tube], start: np.ndarray, direction: np.ndarray, radius: float, depth: int,
               region: list[Blob]) -> None:
-        """A random branching vessel tree (each branch 20-40 mm, radius x0.72 per level)."""
+        """A random branching vessel tree (each branch 22-42 mm, radius x0.72 per level)."""
+        vt = VESSEL_TREE
         d = direction / np.linalg.norm(direction)
-        length = self.u(22, 42)
+        length = self._uniform(*vt.branch_length_mm)
         pts = [start]
-        for _ in range(3):
-            d = d + self.rng.normal(0, 0.15, 3)
+        for _ in range(vt.segments):
+            d = d + self.rng.normal(0, vt.wiggle_sd, 3)
             d /= np.linalg.norm(d)
-            pts.append(pts[-1] + d * length / 3)
+            pts.append(pts[-1] + d * length / vt.segments)
         end = pts[-1]
-        out.append(Tube.smooth(pts, [radius, radius * 0.8], _STEP))
-        if depth <= 1 or not any(b.contains(end, 1.05)[0] for b in region):
+        out.append(Tube.smooth(pts, [radius, radius * vt.end_radius_factor], _STEP))
+        if depth <= 1 or not any(b.contains(end, vt.inside_tolerance)[0] for b in region):
             return
         for sign in (1, -1):
             turn = np.cross(d, self.rng.normal(0, 1, 3))
             turn /= np.linalg.norm(turn) + 1e-9
-            nd = d + sign * turn * self.u(0.4, 0.9)
-            self._grow(out, end, nd, radius * 0.72, depth - 1, region)
+            nd = d + sign * turn * self._uniform(*vt.turn)
+            self._grow(out, end, nd, radius * vt.child_radius_factor, depth - 1, region)
 
     def _upper_abdomen(self, pancreas_tumour: bool) -> None:
+        kd, spl, pc, st, du = KIDNEY, SPLEEN, PANCREAS, STOMACH, DUODENUM
         zl = self.z["dia_l"]
         # kidneys: left higher than right, upper pole medial and posterior
         kidneys = []
-        for sgn in (1, -1):
-            zc = self.z["L1"] + (-12 if sgn > 0 else 0) + self.n(10)
-            c = self._sp(zc, sgn * (57 + self.n(5)), 14 + self.n(5))
-            k = Blob.random(self.rng, c, (27, 21, 52), size_sd=0.1, axis_sd=0.07, angle_sd=6,
-                            rot=rotation(-15, sgn * 12, sgn * 30), wobble_sd=0.05, bend_sd=0.08)
-            hil = c + np.array([-sgn * 20, 10, 0])
-            sinus = Blob(hil, np.array([12, 11, 24]) * k.radii / np.array([27, 21, 52]), k.rot)
-            pelvis = Blob(hil + [-sgn * 4, 2, -5], (7, 6, 10), k.rot)
+        for sgn in _SIDES:
+            zc = self.z["L1"] + (-kd.right_lower_mm if sgn > 0 else 0) + self._normal(kd.height_sd_mm)
+            c = self.spine_point(zc, sgn * (kd.offset_x_mm + self._normal(kd.offset_x_sd_mm)),
+                                 kd.offset_y_mm + self._normal(kd.offset_y_sd_mm))
+            rx_deg, ry_deg, rz_deg = kd.rotation_deg
+            k = Blob.random(self.rng, c, kd.radii_mm, size_sd=kd.size_sd, axis_sd=kd.axis_sd,
+                            angle_sd=kd.angle_sd_deg, rot=rotation(rx_deg, sgn * ry_deg, sgn * rz_deg),
+                            wobble_sd=kd.wobble_sd, bend_sd=kd.bend_sd)
+            hil = c + np.array([-sgn * kd.hilum_offset_mm[0], kd.hilum_offset_mm[1], 0])
+            sinus = Blob(hil, np.array(kd.sinus_radii_mm) * k.radii / np.array(kd.radii_mm), k.rot)
+            px, py, pz = kd.pelvis_offset_mm
+            pelvis = Blob(hil + [-sgn * px, py, pz], kd.pelvis_radii_mm, k.rot)
             kidneys.append((sgn, k, sinus, pelvis))
             self.shapes[_side("kidney", sgn)] = k
             self.z[_side("kidney", sgn)] = zc
         # spleen: along the left posterior-lateral ribs
-        s = math.exp(self.n(0.25))
+        s = math.exp(self._normal(spl.size_log_sd))
         # lateral to the left kidney's upper pole, well below the left dome
-        zs = zl - 62 + self.n(8)
-        ca = float(self.cavity(np.array([zs]))[0][0])
-        spleen = Blob.random(self.rng, self._sp(zs, -0.8 * ca + self.n(5), 14 + self.n(6)),
-                             np.array([22, 50, 48]) * s ** np.array([0.7, 1, 1]), size_sd=0.0, axis_sd=0.2,
-                             angle_sd=18, rot=rotation(self.n(8), 0, -35 + self.n(10)), wobble_sd=0.15, bend_sd=0.45,
-                             taper=self.n(0.2))
+        zs = zl - spl.below_left_dome_mm + self._normal(spl.height_sd_mm)
+        ca = float(self.cavity_section(np.array([zs]))[0][0])
+        spleen = Blob.random(self.rng, self.spine_point(zs, -spl.lateral_fraction * ca + self._normal(spl.offset_x_sd_mm),
+                                                        spl.offset_y_mm + self._normal(spl.offset_y_sd_mm)),
+                             np.array(spl.radii_mm) * s ** np.array(spl.size_exponents), size_sd=0.0,
+                             axis_sd=spl.axis_sd, angle_sd=spl.angle_sd_deg,
+                             rot=rotation(self._normal(spl.tilt_sd_deg), 0, spl.turn_deg + self._normal(spl.turn_sd_deg)),
+                             wobble_sd=spl.wobble_sd, bend_sd=spl.bend_sd, taper=self._normal(spl.taper_sd))
         self.centres["spleen"] = spleen.centre
         self.shapes["spleen"] = spleen
         # adrenals: inverted-V plates above and medial to the kidneys
         adrenals = []
         for sgn, k, _, _ in kidneys:
-            top = self._sp(self.z[_side("kidney", sgn)] + 48 + self.n(5), sgn * (30 + self.n(3)), 20 + self.n(4))
-            limbs = [Blob.random(self.rng, top + [sgn * 4 * i, 4 * i, -8], (3.5, 11, 17), size_sd=0.15, angle_sd=8,
-                                 rot=rotation(25 * i, 0, sgn * 35), wobble_sd=0.05) for i in (-1, 1)]
+            top = self.spine_point(self.z[_side("kidney", sgn)] + kd.adrenal_above_mm + self._normal(kd.adrenal_height_sd_mm),
+                                   sgn * (kd.adrenal_offset_x_mm + self._normal(kd.adrenal_offset_x_sd_mm)),
+                                   kd.adrenal_offset_y_mm + self._normal(kd.adrenal_offset_y_sd_mm))
+            step = kd.adrenal_limb_step_mm
+            limbs = [Blob.random(self.rng, top + [sgn * step * i, step * i, -kd.adrenal_limb_drop_mm],
+                                 kd.adrenal_radii_mm, size_sd=kd.adrenal_size_sd, angle_sd=kd.adrenal_angle_sd_deg,
+                                 rot=rotation(kd.adrenal_limb_tilt_deg * i, 0, sgn * kd.adrenal_turn_deg),
+                                 wobble_sd=kd.adrenal_wobble_sd) for i in (-1, 1)]
             adrenals.append((sgn, limbs))
             self.shapes[_side("adrenal_gland", sgn)] = limbs[0]
         # pancreas: head in the duodenal C-loop, body over the spine, tail to the splenic hilum
-        zp = self.z["L1"] + self.n(8)
+        zp = self.z["L1"] + self._normal(pc.height_sd_mm)
         self.z["pancreas"] = zp
-        ctrl = [self._cav(zp - 35, 0.27, 0.55) + [self.n(5), 0, 0], self._cav(zp - 12, 0.18, 0.62),
-                self._cav(zp, 0, 0.68), self._cav(zp + 8, -0.3, 0.58) + [0, self.n(6), 0], self._cav(zp + 18, -0.5, 0.4),
-                spleen.centre + [22 + self.n(5), 18, -10 + self.n(8)]]
-        radii = np.array([20, 16, 12, 13, 12, 10]) * math.exp(self.n(0.15)) * np.exp(self.rng.normal(0, 0.12, 6))
+        (hz, hx, hy), (nz, nx, ny), (bz, bx, by), (cz, cx, cy), (tz, tx, ty) = pc.path
+        ex, ey, ez = pc.tail_from_spleen_mm
+        ctrl = [self.cavity_point(zp + hz, hx, hy) + [self._normal(pc.head_shift_sd_mm), 0, 0],
+                self.cavity_point(zp + nz, nx, ny), self.cavity_point(zp + bz, bx, by),
+                self.cavity_point(zp + cz, cx, cy) + [0, self._normal(pc.body_shift_sd_mm), 0],
+                self.cavity_point(zp + tz, tx, ty),
+                spleen.centre + [ex + self._normal(pc.tail_sd_mm[0]), ey, ez + self._normal(pc.tail_sd_mm[1])]]
+        radii = (np.array(pc.radii_mm) * math.exp(self._normal(pc.size_log_sd))
+                 * np.exp(self.rng.normal(0, pc.radius_log_sd, len(pc.radii_mm))))
         pancreas = Tube.smooth(ctrl, radii, _STEP)
         self.shapes["pancreas"] = pancreas
-        lumps = [Blob.random(self.rng, pancreas.points[int(i)], (7, 7, 7), size_sd=0.3, wobble_sd=0.1)
-                 for i in self.rng.integers(0, len(pancreas.points), 8)]
+        lumps = [Blob.random(self.rng, pancreas.points[int(i)], pc.lump_radii_mm, size_sd=pc.lump_size_sd,
+                             wobble_sd=pc.lump_wobble_sd)
+                 for i in self.rng.integers(0, len(pancreas.points), pc.lumps)]
         self.centres["pancreas"] = ctrl[2]
         self._pancreas_ctrl = ctrl
         ptum = None
         if pancreas_tumour:
-            idx = int(self.rng.integers(0, len(pancreas.points) * 2 // 3)) if self.rng.random() < 0.6 \
+            idx = int(self.rng.integers(0, len(pancreas.points) * 2 // 3)) if self.rng.random() < pc.tumour_head_probability \
                 else int(self.rng.integers(0, len(pancreas.points)))
-            r = float(np.clip(math.exp(self.n(0.35, math.log(13))), 6, 30))
-            ptum = Blob.random(self.rng, pancreas.points[idx] + self.rng.normal(0, 4, 3), (r, r, r), axis_sd=0.15,
-                               wobble_sd=0.15, angle_sd=40)
+            r = float(np.clip(math.exp(self._normal(pc.tumour_radius_log_sd, math.log(pc.tumour_median_radius_mm))),
+                              *pc.tumour_radius_range_mm))
+            ptum = Blob.random(self.rng, pancreas.points[idx] + self.rng.normal(0, pc.tumour_shift_sd_mm, 3), (r, r, r),
+                               axis_sd=pc.tumour_axis_sd, wobble_sd=pc.tumour_wobble_sd, angle_sd=pc.tumour_angle_sd_deg)
         # stomach: J-shaped, fundus under the left dome, antrum across to the pylorus
-        dist = math.exp(self.n(0.25))
-        fundus = self._cav(zl - 30, -0.5, 0.4)
-        ctrl = [fundus, self._cav(zl - 65, -0.62, 0.65), self._cav(self.z["L1"] - 5, -0.5, 0.78),
-                self._cav(self.z["L2"] - 5, -0.15, 0.8), self._cav(self.z["L1"], 0.15, 0.65)]
-        ctrl = [p + self.rng.normal(0, 6, 3) for p in ctrl]
-        stomach = Tube.smooth(ctrl, np.array([36, 34, 28, 20, 12]) * dist, _STEP)
+        dist = math.exp(self._normal(st.size_log_sd))
+        fundus = self.cavity_point(zl + st.fundus[0], *st.fundus[1:])
+        ctrl = [fundus, self.cavity_point(zl + st.body[0], *st.body[1:]),
+                *(self._landmark_cavity_point(p) for p in st.antrum)]
+        ctrl = [p + self.rng.normal(0, st.shift_sd_mm, 3) for p in ctrl]
+        stomach = Tube.smooth(ctrl, np.array(st.radii_mm) * dist, _STEP)
         self.shapes["stomach"] = stomach
         self._pylorus = ctrl[-1]
         self._fundus = fundus
-        air_level = fundus[1] + self.u(-10, 20)
+        air_level = fundus[1] + self._uniform(*st.air_level_mm)
         # duodenum: C-loop around the pancreatic head
         p0 = ctrl[-1]
-        dctrl = [p0, p0 + [22, -15, 0], self._cav(zp - 20, 0.42, 0.48), self._cav(self.z["L3"], 0.4, 0.45),
-                 self._cav(self.z["L3"] - 10, 0.08, 0.5), self._cav(self.z["L3"], -0.2, 0.52),
-                 self._cav(self.z["L2"], -0.26, 0.58)]
-        dctrl = [dctrl[0]] + [p + self.rng.normal(0, 4, 3) for p in dctrl[1:]]
-        duod = Tube.smooth(dctrl, np.array([12, 14, 14, 13, 12, 12, 11]) * math.exp(self.n(0.15)), _STEP)
+        dctrl = [p0, p0 + du.first_mm, *(self._landmark_cavity_point(p) for p in du.path)]
+        dctrl = [dctrl[0]] + [p + self.rng.normal(0, du.shift_sd_mm, 3) for p in dctrl[1:]]
+        duod = Tube.smooth(dctrl, np.array(du.radii_mm) * math.exp(self._normal(du.size_log_sd)), _STEP)
         self._duod_end = dctrl[-1]
 
         def paint(cv: Canvas) -> None:
@@ -579,7 +678,7 @@ class Torso:
             for sgn, k, sinus, pelvis in kidneys:
                 name = _side("kidney", sgn)
                 cv.paint(cv.part(name + "_cortex", "kidney_cortex", (name,)), k.mask(cv.grid), never=hard)
-                cv.paint(cv.part(name + "_medulla", "kidney_medulla", (name,)), k.mask(cv.grid, 0.72),
+                cv.paint(cv.part(name + "_medulla", "kidney_medulla", (name,)), k.mask(cv.grid, kd.medulla_fraction),
                          only=cv.ids(name))
                 cv.paint(cv.part(name + "_sinus", "fat", (name,)), sinus.mask(cv.grid), only=cv.ids(name))
                 cv.paint(cv.part(name + "_pelvis", "urine", (name,)), pelvis.mask(cv.grid), only=cv.ids(name))
@@ -587,7 +686,7 @@ class Torso:
             if shaped is not None:
                 box, m = shaped
                 x, y, z = cv.grid.axes(box)
-                m &= z < self.z_dia(x, y) - 4
+                m &= z < self.diaphragm_z(x, y) - spl.below_diaphragm_mm
                 cv.paint(cv.part("spleen", "spleen", ("spleen",)), (box, m), only=cv.ids("visceral_fat", "lung", "liver"))
             for sgn, limbs in adrenals:
                 name = _side("adrenal_gland", sgn)
@@ -599,7 +698,7 @@ class Torso:
                 cv.paint(pan, b.mask(cv.grid), only=cv.ids("visceral_fat"))
             stom = cv.part("stomach_wall", "bowel_wall", ("stomach",))
             cv.paint(stom, stomach.mask(cv.grid), only=cv.ids("visceral_fat", "lung", "liver"))
-            lumen = stomach.mask(cv.grid, -5)
+            lumen = stomach.mask(cv.grid, -st.wall_mm)
             if lumen is not None:
                 box, m = lumen
                 _, y, _ = cv.grid.axes(box)
@@ -608,38 +707,54 @@ class Torso:
                          only=[stom])
             duo = cv.part("duodenum_wall", "bowel_wall", ("duodenum",))
             cv.paint(duo, duod.mask(cv.grid), only=cv.ids("visceral_fat"))
-            cv.paint(cv.part("duodenum_fluid", "bowel_fluid", ("duodenum",)), duod.mask(cv.grid, -3.5), only=[duo])
+            cv.paint(cv.part("duodenum_fluid", "bowel_fluid", ("duodenum",)), duod.mask(cv.grid, -du.wall_mm),
+                     only=[duo])
             if ptum is not None:
                 cv.paint(cv.part("pancreas_tumour", "pancreas_tumour", ("pancreas_tumour",)), ptum.mask(cv.grid),
                          only=[pan] + cv.ids("visceral_fat"))
-        self._add(paint)
+        self._paint_later(paint)
 
     def _pelvic_organs(self) -> None:
+        pv = PELVIS
         zf = self.z["fem"]
-        yb = float(self.ysp(zf))
-        vol = math.exp(float(np.clip(self.n(0.3), -0.6, 0.6)))  # bladder filling (linear factor)
-        self._pubis_y = yb + 118 * self.w
-        bl_c = np.array([self.n(5), self._pubis_y - 42 - 12 * vol, zf + 15 + 22 * vol])
-        bladder = Blob.random(self.rng, bl_c, np.array([38, 30, 30]) * vol, size_sd=0.0, axis_sd=0.12, angle_sd=10,
-                              wobble_sd=0.07, taper=self.n(0.1, -0.15))
+        yb = float(self.spine_y(zf))
+        vol = math.exp(float(np.clip(self._normal(pv.bladder_filling_log_sd), *pv.bladder_filling_log_range)))
+        self._pubis_y = yb + pv.pubis_in_front_of_spine_mm * self.width_scale
+        bl_c = np.array([self._normal(pv.bladder_x_sd_mm),
+                         self._pubis_y - pv.bladder_behind_pubis_mm - pv.bladder_behind_per_filling_mm * vol,
+                         zf + pv.bladder_above_heads_mm + pv.bladder_rise_per_filling_mm * vol])
+        bladder = Blob.random(self.rng, bl_c, np.array(pv.bladder_radii_mm) * vol, size_sd=0.0,
+                              axis_sd=pv.bladder_axis_sd, angle_sd=pv.bladder_angle_sd_deg,
+                              wobble_sd=pv.bladder_wobble_sd, taper=self._normal_of(pv.bladder_taper))
         self.centres["bladder"] = bl_c
         # prostate (male, unlabelled in the training cohort): peripheral zone behind, transition zone in front
         pro = tz = None
         if self.sex == "m":
-            g = math.exp(self.n(0.2)) * (1 + 0.006 * max(0, self.age - 45))
-            pc = np.array([self.n(2), self._pubis_y - 40 + self.n(4), zf - 22 + self.n(5)])
-            pro = Blob.random(self.rng, pc, np.array([24, 17, 20]) * g ** 0.6, size_sd=0.05, axis_sd=0.12,
-                              angle_sd=8, rot=rotation(-20, 0, 0), wobble_sd=0.06)
-            tzs = float(np.clip(0.68 + 0.3 * (g - 1) + self.n(0.12), 0.45, 0.9))
-            tz = Blob.random(self.rng, pc + [0, 2 + 3 * tzs, 2] + self.rng.normal(0, 1.5, 3), pro.radii * [tzs * 1.1, tzs, tzs * 1.1],
-                             size_sd=0.05, axis_sd=0.15, angle_sd=15, rot=pro.rot, wobble_sd=0.12)
+            g = (math.exp(self._normal(pv.prostate_size_log_sd))
+                 * (1 + pv.prostate_growth_per_year * max(0, self.age - pv.prostate_growth_from_age)))
+            pc = np.array([self._normal(pv.prostate_x_sd_mm),
+                           self._pubis_y - pv.prostate_behind_pubis_mm + self._normal(pv.prostate_y_sd_mm),
+                           zf - pv.prostate_below_heads_mm + self._normal(pv.prostate_z_sd_mm)])
+            pro = Blob.random(self.rng, pc, np.array(pv.prostate_radii_mm) * g ** pv.prostate_radius_exponent,
+                              size_sd=pv.prostate_size_sd, axis_sd=pv.prostate_axis_sd,
+                              angle_sd=pv.prostate_angle_sd_deg, rot=rotation(pv.prostate_tilt_deg, 0, 0),
+                              wobble_sd=pv.prostate_wobble_sd)
+            tzs = float(np.clip(pv.tz_share + pv.tz_share_per_growth * (g - 1) + self._normal(pv.tz_share_sd),
+                                *pv.tz_share_range))
+            tz = Blob.random(self.rng, pc + [0, pv.tz_forward_mm + pv.tz_forward_per_share_mm * tzs, pv.tz_up_mm]
+                             + self.rng.normal(0, pv.tz_shift_sd_mm, 3),
+                             pro.radii * [tzs * pv.tz_widening, tzs, tzs * pv.tz_widening],
+                             size_sd=pv.tz_size_sd, axis_sd=pv.tz_axis_sd, angle_sd=pv.tz_angle_sd_deg, rot=pro.rot,
+                             wobble_sd=pv.tz_wobble_sd)
             self.centres["prostate"] = pc
             self.shapes["prostate"] = pro
             self.shapes["prostate_tz"] = tz
         uterus = None
         if self.sex == "f":
-            uterus = Blob.random(self.rng, bl_c + [self.n(10), -30, 45], (35, 25, 45), size_sd=0.2, angle_sd=20,
-                                 rot=rotation(50, 0, 0), wobble_sd=0.06)
+            dy, dz = pv.uterus_from_bladder_mm
+            uterus = Blob.random(self.rng, bl_c + [self._normal(pv.uterus_x_sd_mm), dy, dz], pv.uterus_radii_mm,
+                                 size_sd=pv.uterus_size_sd, angle_sd=pv.uterus_angle_sd_deg,
+                                 rot=rotation(pv.uterus_tilt_deg, 0, 0), wobble_sd=pv.uterus_wobble_sd)
 
         def paint(cv: Canvas) -> None:
             hard = cv.ids("bone", "muscle_labelled")
@@ -647,65 +762,71 @@ class Torso:
                 cv.paint(cv.part("uterus", "uterus"), uterus.mask(cv.grid), only=cv.ids("visceral_fat"))
             wall = cv.part("urinary_bladder_wall", "bowel_wall", ("urinary_bladder",))
             cv.paint(wall, bladder.mask(cv.grid), only=cv.ids("visceral_fat", "uterus"))
-            cv.paint(cv.part("urine", "urine", ("urinary_bladder",)), bladder.mask(cv.grid, 0.9), only=[wall])
+            cv.paint(cv.part("urine", "urine", ("urinary_bladder",)), bladder.mask(cv.grid, pv.bladder_wall_fraction),
+                     only=[wall])
             if pro is not None:
                 cv.paint(cv.part("prostate_pz", "prostate_pz", ("prostate", "prostate_pz")), pro.mask(cv.grid),
                          never=hard + [wall])
                 cv.paint(cv.part("prostate_tz", "prostate_tz", ("prostate", "prostate_tz")), tz.mask(cv.grid),
                          only=cv.ids("prostate"))
                 # anterior fibromuscular stroma: a thin dark band in front (neither zone)
-                afs = Blob(pro.centre + pro.rot @ np.array([0, pro.radii[1] * 0.92, 0]),
-                           pro.radii * [0.5, 0.15, 0.7], pro.rot)
+                afs = Blob(pro.centre + pro.rot @ np.array([0, pro.radii[1] * pv.stroma_forward, 0]),
+                           pro.radii * list(pv.stroma_radii), pro.rot)
                 cv.paint(cv.part("prostate_stroma", "muscle", ("prostate",)), afs.mask(cv.grid),
                          only=cv.ids("prostate"))
-        self._add(paint)
+        self._paint_later(paint)
 
     def _vessels(self) -> None:
+        vs = VESSELS
+        sp = self.spine_point
         age = (self.age - 20) / 70
-        zb = self.z["L4"] - 5
-        zt = self.z["T4"]
-        heart_top = self._sp(self.z["heart"] + 30, 8, 75)
+        heart_top = sp(self.z["heart"] + vs.aortic_root_above_heart_mm, *vs.aortic_root_offset)
         # aorta: ascending from the heart, arch over the left bronchus, descending left of the spine
-        ra = 14 + 4 * age + self.n(1.5)
-        actrl = [heart_top, heart_top + [2, -5, 35], self._sp(zt + 8, 5, 55), self._sp(zt + 15, -12, 30),
-                 self._sp(zt - 5, -25, 12), self._sp(self.z["T8"], -22, 20), self._sp(self.z["T12"], -12, 28),
-                 self._sp(self.z["L2"], -8, 32), self._sp(zb, -4, 30)]
-        actrl = [actrl[0]] + [p + self.rng.normal(0, 3, 3) for p in actrl[1:]]
-        aorta = Tube.smooth(actrl, [ra * 1.15, ra * 1.15, ra, ra * 0.85, ra * 0.8, ra * 0.75, ra * 0.7, ra * 0.65,
-                                    ra * 0.6], _STEP)
+        ra = vs.aorta_radius_mm + vs.aorta_radius_per_age_mm * age + self._normal(vs.aorta_radius_sd_mm)
+        actrl = [heart_top, heart_top + list(vs.ascending_mm), *(self._landmark_spine_point(p) for p in vs.aorta_path)]
+        actrl = [actrl[0]] + [p + self.rng.normal(0, vs.aorta_shift_sd_mm, 3) for p in actrl[1:]]
+        aorta = Tube.smooth(actrl, [ra * k for k in vs.aorta_radius_factors], _STEP)
         zf = self.z["fem"]
-        fem_x = 88 * self.w * (1.06 if self.sex == "f" else 1.0)
+        fem_x = vs.femoral_x_mm * self.width_scale * (vs.female_femoral_x if self.sex == "f" else 1.0)
         self._fem_x = fem_x
-        yf = float(self.ysp(zf)) + 62
+        yf = float(self.spine_y(zf)) + vs.femoral_in_front_of_spine_mm
         self._fem_y = yf
         arteries, veins = [], []
-        for s in (1, -1):
-            a = Tube.smooth([actrl[-1], self._sp(self.z["L5"], s * 28, 28), np.array([s * (fem_x - 30), yf + 35, zf + 25]),
-                             np.array([s * (fem_x - 22), yf + 35, zf - 40])], [ra * 0.45, 6.5, 5.5, 5], _STEP)
-            v = Tube.smooth([self._sp(self.z["L5"] - 10, 12, 22), self._sp(self.z["L5"] - 30, s * 30, 18),
-                             np.array([s * (fem_x - 38), yf + 28, zf + 25]), np.array([s * (fem_x - 32), yf + 30, zf - 40])],
-                            [9, 8, 7.5, 7], _STEP)
+        for s in _SIDES:
+            (mx, my, mz), (ex, ey, ez) = vs.iliac_artery_mid, vs.iliac_artery_end
+            a = Tube.smooth([actrl[-1], sp(self.z["L5"], s * vs.iliac_artery_l5[0], vs.iliac_artery_l5[1]),
+                             np.array([s * (fem_x + mx), yf + my, zf + mz]),
+                             np.array([s * (fem_x + ex), yf + ey, zf + ez])],
+                            [ra * vs.iliac_artery_radius_factor, *vs.iliac_artery_radii_mm], _STEP)
+            (z0, x0, y0), (z1, x1, y1) = vs.iliac_vein_start, vs.iliac_vein_l5
+            (mx, my, mz), (ex, ey, ez) = vs.iliac_vein_mid, vs.iliac_vein_end
+            v = Tube.smooth([sp(self.z["L5"] + z0, x0, y0), sp(self.z["L5"] + z1, s * x1, y1),
+                             np.array([s * (fem_x + mx), yf + my, zf + mz]),
+                             np.array([s * (fem_x + ex), yf + ey, zf + ez])], vs.iliac_vein_radii_mm, _STEP)
             arteries.append((s, a))
             veins.append((s, v))
-        rv = 11 + self.n(1.5)
-        ivc = Tube.smooth([self._sp(self.z["L5"] - 10, 14, 22), self._sp(self.z["L2"], 22, 30),
-                           self._sp(self.z["T12"], 25, 40), self._sp(self.z["dia_r"] - 20, 22, 40),
-                           self._sp(self.z["heart"] - 15, 20, 60)], [rv, rv, rv * 1.1, rv * 1.2, rv * 1.3], _STEP)
-        svc = Tube.smooth([self._sp(self.z["top"] + 10, 28, 55), self._sp(self.z["T4"], 30, 58),
-                           self._sp(self.z["heart"] + 25, 28, 62)], [9, 9.5, 10], _STEP)
+        rv = vs.ivc_radius_mm + self._normal(vs.ivc_radius_sd_mm)
+        ivc = Tube.smooth([self._landmark_spine_point(p) for p in vs.ivc_path],
+                          [rv * k if k != 1 else rv for k in vs.ivc_radius_factors], _STEP)
+        svc = Tube.smooth([self._landmark_spine_point(p) for p in vs.svc_path], vs.svc_radii_mm, _STEP)
         # portal vein: confluence behind the pancreatic neck up to the hilum; splenic vein to the spleen
-        conf = self._pancreas_ctrl[2] + np.array([0, -14, 0])
-        portal = Tube.smooth([conf, conf + [18, -5, 20], self.centres["liver_hilum"]], [7.5, 7.5, 7], _STEP)
-        sctrl = [conf] + [p + np.array([0, -14, 2]) for p in self._pancreas_ctrl[3:]]
-        splenic = Tube.smooth(sctrl, [6, 5, 4.5, 4.5], _STEP)
-        smv = Tube.smooth([conf, conf + [3, 5, -45], conf + [5, 10, -90]], [6, 5, 4], _STEP)
-        sma = Tube.smooth([self._sp(self.z["L1"], -6, 36), self._sp(self.z["L2"], -2, 60), self._sp(self.z["L4"], 0, 70)],
-                          [4, 3.5, 3], _STEP)
+        conf = self._pancreas_ctrl[2] + np.array(vs.portal_confluence_mm)
+        portal = Tube.smooth([conf, conf + list(vs.portal_bend_mm), self.centres["liver_hilum"]], vs.portal_radii_mm,
+                             _STEP)
+        sctrl = [conf] + [p + np.array(vs.splenic_behind_pancreas_mm) for p in self._pancreas_ctrl[3:]]
+        splenic = Tube.smooth(sctrl, vs.splenic_radii_mm, _STEP)
+        smv = Tube.smooth([conf, *(conf + list(p) for p in vs.smv_path_mm)], vs.smv_radii_mm, _STEP)
+        sma = Tube.smooth([sp(self.z[name], dx, dy) for name, dx, dy in vs.sma_path], vs.sma_radii_mm, _STEP)
         renal = []
-        for s in (1, -1):
+        for s in _SIDES:
             kz = self.z[_side("kidney", s)]
-            renal.append(Tube.smooth([self._sp(kz + 5, -6, 32), self._sp(kz, s * 40, 20)], 3.5, _STEP))
-            renal.append(Tube.smooth([self._sp(kz, 18 if s > 0 else 0, 38), self._sp(kz - 3, s * 40, 22)], 4.5, _STEP))
+            dz, dx, dy = vs.renal_artery_origin
+            renal.append(Tube.smooth([sp(kz + dz, dx, dy), sp(kz, s * vs.renal_artery_end_x_mm, vs.renal_artery_end_y_mm)],
+                                     vs.renal_artery_radius_mm, _STEP))
+            ez, ex, ey = vs.renal_vein_end
+            renal.append(Tube.smooth([sp(kz, vs.renal_vein_origin_x_mm[0] if s > 0 else vs.renal_vein_origin_x_mm[1],
+                                         vs.renal_vein_origin_y_mm), sp(kz + ez, s * ex, ey)],
+                                     vs.renal_vein_radius_mm, _STEP))
 
         def paint(cv: Canvas) -> None:
             hard = cv.ids("bone", "kidney_left", "kidney_right", "prostate")
@@ -727,20 +848,24 @@ class Torso:
             cv.paint(cv.part("mesenteric_artery", "blood_arterial"), sma.mask(cv.grid), only=cv.ids("visceral_fat"))
             for t in renal:
                 cv.paint(cv.part("renal_vessel", "blood_venous"), t.mask(cv.grid), only=cv.ids("visceral_fat"))
-        self._add(paint)
+        self._paint_later(paint)
 
     def _airways_and_esophagus(self) -> None:
-        zc = self.z["T5"] + self.n(8)
-        rt = 9.5 + self.n(1)
-        trachea = Tube.smooth([self._sp(self.z["top"] + 20, 0, 52), self._sp(self.z["T2"], 0, 48), self._sp(zc, 0, 40)],
-                              rt, _STEP)
-        bronchi = [Tube.smooth([self._sp(zc, 0, 40), self._sp(zc - 20, s * 35, 35), self._sp(zc - 45, s * 55, 30)],
-                               [7.5, 6, 4], _STEP) for s in (1, -1)]
-        re = 9 + self.n(1)
-        eso = Tube.smooth([self._sp(self.z["top"] + 20, -4, 28), self._sp(self.z["T4"], -6, 24),
-                           self._sp(self.z["T8"], -8, 26), self._sp(self.z["dia_l"] - 5, -22, 36), self._fundus + [18, 0, -5]],
-                          [re, re, re, re * 0.9, re], _STEP)
-        air = self.rng.random() < 0.4
+        aw = AIRWAYS
+        sp = self.spine_point
+        zc = self.z["T5"] + self._normal(aw.carina_above_t5_sd_mm)
+        rt = aw.trachea_radius_mm + self._normal(aw.trachea_radius_sd_mm)
+        y_top, y_t2, y_carina = aw.trachea_y_mm
+        trachea = Tube.smooth([sp(self.z["top"] + aw.trachea_top_above_top_mm, 0, y_top), sp(self.z["T2"], 0, y_t2),
+                               sp(zc, 0, y_carina)], rt, _STEP)
+        (z1, x1, y1), (z2, x2, y2) = aw.bronchus_path
+        bronchi = [Tube.smooth([sp(zc, 0, y_carina), sp(zc + z1, s * x1, y1), sp(zc + z2, s * x2, y2)],
+                               aw.bronchus_radii_mm, _STEP) for s in _SIDES]
+        re = aw.esophagus_radius_mm + self._normal(aw.esophagus_radius_sd_mm)
+        eso = Tube.smooth([*(self._landmark_spine_point(p) for p in aw.esophagus_path),
+                           self._fundus + list(aw.esophagus_to_fundus_mm)],
+                          [re * k if k != 1 else re for k in aw.esophagus_radius_factors], _STEP)
+        air = self.rng.random() < aw.esophagus_air_probability
 
         def paint(cv: Canvas) -> None:
             soft = cv.ids("lung", "mediastinal_fat", "visceral_fat", "body_wall", "pericardial_fat",
@@ -748,51 +873,59 @@ class Torso:
             cv.paint(cv.part("esophagus", "bowel_wall", ("esophagus",)), eso.mask(cv.grid),
                      only=soft + cv.ids("stomach", "liver"))
             if air:
-                cv.paint(cv.part("esophagus_air", "air_lumen", ("esophagus",)), eso.mask(cv.grid, -6.5),
+                cv.paint(cv.part("esophagus_air", "air_lumen", ("esophagus",)), eso.mask(cv.grid, -aw.esophagus_lumen_mm),
                          only=cv.ids("esophagus"))
             tr = cv.part("trachea", "airway_wall", ("trachea",))
             cv.paint(tr, trachea.mask(cv.grid), never=cv.ids("aorta", "bone"))
-            cv.paint(cv.part("trachea_air", "air_lumen", ("trachea",)), trachea.mask(cv.grid, -2.0), only=[tr])
+            cv.paint(cv.part("trachea_air", "air_lumen", ("trachea",)), trachea.mask(cv.grid, -aw.trachea_wall_mm),
+                     only=[tr])
             for b in bronchi:
                 cv.paint(cv.part("bronchus", "airway_wall"), b.mask(cv.grid), only=soft)
-                cv.paint(cv.part("bronchus_air", "air_lumen"), b.mask(cv.grid, -1.8), only=cv.ids("bronchus"))
-        self._add(paint)
+                cv.paint(cv.part("bronchus_air", "air_lumen"), b.mask(cv.grid, -aw.bronchus_wall_mm),
+                         only=cv.ids("bronchus"))
+        self._paint_later(paint)
 
     def _bowel(self, colon_tumour: bool) -> None:
+        bw = BOWEL
         zf = self.z["fem"]
-        sp = self._sp
-        cav = self._cav
-        ctrl = [cav(self.z["L5"] - 25, 0.65, 0.45), cav(self.z["L3"], 0.72, 0.3), cav(self.z["L1"] - 5, 0.6, 0.6),
-                cav(self.z["L3"] + self.n(15), 0, 0.85), cav(self.z["T12"], -0.65, 0.5), cav(self.z["L2"], -0.75, 0.25),
-                cav(self.z["L5"], -0.7, 0.35), np.array([-45, self._pubis_y - 55, zf + 35]),
-                np.array([0, self._pubis_y - 80, zf + 45]), sp(zf + 10, 0, 30), sp(zf - 40, 0, 55)]
-        ctrl = [p + self.rng.normal(0, 7, 3) for p in ctrl]
-        radii = np.array([28, 24, 22, 21, 20, 17, 16, 15, 15, 18, 17]) * math.exp(self.n(0.15))
+        (sx, sy, sz), (qx, qy, qz) = bw.sigmoid_mm
+        (r1z, r1x, r1y), (r2z, r2x, r2y) = bw.rectum
+        ctrl = [*(self._landmark_cavity_point(p) for p in bw.colon_path),
+                self.cavity_point(self.z["L3"] + self._normal(bw.transverse_dz_sd_mm), *bw.transverse),
+                *(self._landmark_cavity_point(p) for p in bw.descending),
+                np.array([sx, self._pubis_y + sy, zf + sz]), np.array([qx, self._pubis_y + qy, zf + qz]),
+                self.spine_point(zf + r1z, r1x, r1y), self.spine_point(zf + r2z, r2x, r2y)]
+        ctrl = [p + self.rng.normal(0, bw.shift_sd_mm, 3) for p in ctrl]
+        radii = np.array(bw.radii_mm) * math.exp(self._normal(bw.size_log_sd))
         colon = Tube.smooth(ctrl, radii, _STEP)
         ctum = None
         if colon_tumour:
-            i = int(self.rng.integers(3, len(colon.points) - 4))
-            n_pts = max(2, int(self.u(15, 45) / _STEP) + 1)
+            i = int(self.rng.integers(bw.tumour_first_point, len(colon.points) - bw.tumour_last_margin))
+            n_pts = max(2, int(self._uniform(*bw.tumour_length_mm) / _STEP) + 1)
             seg = colon.points[i:i + n_pts]
-            ctum = Tube(seg, colon.radii[i:i + n_pts] * self.u(0.6, 0.95))
+            ctum = Tube(seg, colon.radii[i:i + n_pts] * self._uniform(*bw.tumour_radius_factor))
             self.centres["colon_tumour"] = seg[len(seg) // 2]
-        sb_c = cav(self.z["L4"], 0.05, 0.6) + [self.n(10), self.n(8), 0]
-        ca, cb, _ = self.cavity(np.array([self.z["L4"]]))
-        sbowel = Blob.random(self.rng, sb_c, (0.7 * float(ca[0]), 0.6 * float(cb[0]), 85), size_sd=0.1, axis_sd=0.08,
-                             wobble_sd=0.1)
+        sb_c = (self.cavity_point(self.z["L4"], *bw.small_bowel_cavity)
+                + [self._normal(bw.small_bowel_shift_sd_mm[0]), self._normal(bw.small_bowel_shift_sd_mm[1]), 0])
+        ca, cb, _ = self.cavity_section(np.array([self.z["L4"]]))
+        fx, fy, rz = bw.small_bowel_radii
+        sbowel = Blob.random(self.rng, sb_c, (fx * float(ca[0]), fy * float(cb[0]), rz), size_sd=bw.small_bowel_size_sd,
+                             axis_sd=bw.small_bowel_axis_sd, wobble_sd=bw.small_bowel_wobble_sd)
         seed = self.texture_seed
 
         def paint(cv: Canvas) -> None:
             fat = cv.ids("visceral_fat")
             wall = cv.part("colon_wall", "bowel_wall", ("colon",))
             cv.paint(wall, colon.mask(cv.grid), only=fat)
-            lumen = colon.mask(cv.grid, -3.0)
+            lumen = colon.mask(cv.grid, -bw.wall_mm)
             if lumen is not None:
                 box, m = lumen
                 g = np.random.default_rng(seed + 1)
-                mott = smooth_noise(g, m.shape, max(1.0, 4.0 / cv.grid.spacing))
-                cv.paint(cv.part("colon_air", "air_lumen", ("colon",)), (box, m & (mott > 0.3)), only=[wall])
-                cv.paint(cv.part("colon_stool", "stool", ("colon",)), (box, m & (mott <= 0.3)), only=[wall])
+                mott = smooth_noise(g, m.shape, max(1.0, bw.mottle_scale_mm / cv.grid.spacing))
+                cv.paint(cv.part("colon_air", "air_lumen", ("colon",)), (box, m & (mott > bw.air_threshold)),
+                         only=[wall])
+                cv.paint(cv.part("colon_stool", "stool", ("colon",)), (box, m & (mott <= bw.air_threshold)),
+                         only=[wall])
             if ctum is not None:
                 cv.paint(cv.part("colon_tumour", "colon_tumour", ("colon_tumour",)), ctum.mask(cv.grid),
                          only=cv.ids("colon"))
@@ -800,35 +933,43 @@ class Torso:
             if shaped is not None:
                 box, m = shaped
                 g = np.random.default_rng(seed + 2)
-                loops = smooth_noise(g, m.shape, max(1.0, 9.0 / cv.grid.spacing))
-                bowel = m & (loops > -0.35)
+                loops = smooth_noise(g, m.shape, max(1.0, bw.loop_scale_mm / cv.grid.spacing))
+                bowel = m & (loops > bw.loop_threshold)
                 sb = cv.part("small_bowel_wall", "bowel_wall", ("small_bowel",))
                 cv.paint(sb, (box, bowel), only=fat)
-                cv.paint(cv.part("small_bowel_fluid", "bowel_fluid", ("small_bowel",)), (box, bowel & (loops > 0.25)),
-                         only=[sb])
-                cv.paint(cv.part("small_bowel_air", "air_lumen", ("small_bowel",)), (box, bowel & (loops > 1.6)),
-                         only=cv.ids("small_bowel"))
-        self._add(paint)
+                cv.paint(cv.part("small_bowel_fluid", "bowel_fluid", ("small_bowel",)),
+                         (box, bowel & (loops > bw.fluid_threshold)), only=[sb])
+                cv.paint(cv.part("small_bowel_air", "air_lumen", ("small_bowel",)),
+                         (box, bowel & (loops > bw.air_in_loops_threshold)), only=cv.ids("small_bowel"))
+        self._paint_later(paint)
 
     # ------------------------------------------------------------------ muscles and bones
     def _muscles(self) -> None:
-        m = self.muscle
+        mu = MUSCLES
+        m = self.muscle_scale
         zf = self.z["fem"]
+        yf = self.spine_y(zf)
         specs = []
-        for s in (1, -1):
-            ps = Tube.smooth([self._sp(self.z["T12"], s * 25, 2), self._sp(self.z["L3"], s * 42, 5),
-                              self._sp(self.z["L5"], s * 52, 18), np.array([s * 68, self.ysp(zf) + 95, zf + 25]),
-                              np.array([s * 72, self.ysp(zf) + 85, zf - 30]), np.array([s * 78, self.ysp(zf) + 70, zf - 70])],
-                             np.array([8, 17, 22, 20, 17, 12]) * m, _STEP)
-            iliacus = Blob.random(self.rng, np.array([s * 72, self.ysp(self.z["L5"]) + 30, self.z["L5"] - 25]),
-                                  (18 * m, 30, 45), angle_sd=5, rot=rotation(0, 0, s * 30), wobble_sd=0.05)
+        for s in _SIDES:
+            ps = Tube.smooth([*(self.spine_point(self.z[name], s * dx, dy) for name, dx, dy in mu.psoas_spine),
+                              *(np.array([s * x, yf + y, zf + z]) for x, y, z in mu.psoas_pelvis)],
+                             np.array(mu.psoas_radii_mm) * m, _STEP)
+            ix, iy, iz = mu.iliacus_centre
+            rx, ry, rz = mu.iliacus_radii_mm
+            iliacus = Blob.random(self.rng, np.array([s * ix, self.spine_y(self.z["L5"]) + iy, self.z["L5"] + iz]),
+                                  (rx * m, ry, rz), angle_sd=mu.iliacus_angle_sd_deg,
+                                  rot=rotation(0, 0, s * mu.iliacus_turn_deg), wobble_sd=mu.iliacus_wobble_sd)
             back = []
-            for dx in (18, 32, 46):
-                pts = [self._sp(z, s * dx, -44 * m - 4 + 0.2 * dx) for z in (self.z["top"], self.z["T6"], self.z["T10"],
-                                                                   self.z["L2"], self.z["L5"], -45)]
-                back.append(Tube.smooth(pts, np.array([11, 13, 15, 20, 18, 10]) * m, _STEP))
-            glut = Blob.random(self.rng, np.array([s * 78, self.ysp(zf) - 38, zf - 10]), (42 * m, 30 * m, 85),
-                               size_sd=0.06, angle_sd=6, rot=rotation(0, s * 28, 0), wobble_sd=0.06)
+            for dx in mu.back_columns_mm:
+                pts = [self.spine_point(z, s * dx, mu.back_depth_mm * m + mu.back_depth_extra_mm
+                                        + mu.back_depth_per_offset * dx)
+                       for z in (*(self.z[name] for name in mu.back_levels), mu.back_bottom_z_mm)]
+                back.append(Tube.smooth(pts, np.array(mu.back_radii_mm) * m, _STEP))
+            gx, gy, gz = mu.gluteus_centre
+            grx, gry, grz = mu.gluteus_radii_mm
+            glut = Blob.random(self.rng, np.array([s * gx, yf + gy, zf + gz]), (grx * m, gry * m, grz),
+                               size_sd=mu.gluteus_size_sd, angle_sd=mu.gluteus_angle_sd_deg,
+                               rot=rotation(0, s * mu.gluteus_tilt_deg, 0), wobble_sd=mu.gluteus_wobble_sd)
             specs.append((s, ps, iliacus, back, glut))
 
         def paint(cv: Canvas) -> None:
@@ -842,104 +983,135 @@ class Torso:
                     cv.paint(au, t.mask(cv.grid), only=soft)
                 gl = cv.part(_side("gluteus_maximus", s), "muscle", (_side("gluteus_maximus", s), "muscle_labelled"))
                 cv.paint(gl, glut.mask(cv.grid), only=soft)
-        self._add(paint)
+        self._paint_later(paint)
 
     def _bones(self) -> None:
-        sp = self._sp
+        vt, hp, rc = VERTEBRA, HIP, RIBCAGE
+        sp = self.spine_point
+        w = self.width_scale
         vert = []
-        for name, _ in _LEVELS:
+        for name, _ in VERTEBRAL_LEVELS:
             lo, hi = self.levels[name]
             zc = 0.5 * (lo + hi)
             lumbar = name.startswith("L")
-            rx = (23 if lumbar else 15 + 0.4 * (12 - int(name[1:]))) * self.w
-            ry = (17 if lumbar else 13) * self.w
-            dy_dz = float(self.ysp(zc + 5) - self.ysp(zc - 5)) / 10
+            rx = (vt.lumbar_radii_mm[0] if lumbar
+                  else vt.thoracic_rx_mm + vt.thoracic_rx_per_level_mm * (12 - int(name[1:]))) * w
+            ry = (vt.lumbar_radii_mm[1] if lumbar else vt.thoracic_ry_mm) * w
+            span = vt.tilt_span_mm
+            dy_dz = float(self.spine_y(zc + span) - self.spine_y(zc - span)) / (2 * span)
             tilt = math.degrees(math.atan(dy_dz))
             body = Blob(sp(zc, 0, 0), (rx, ry, 0.5 * (hi - lo) + 0.5), rotation(-tilt, 0, 0),
-                        wobble=self.rng.normal(0, 0.02, 15))
-            canal = sp(zc, 0, -ry - 10)
-            drop = -5 if lumbar else -18
-            parts = [Tube.smooth([sp(zc, s * 0.55 * rx, -ry + 3), canal + [s * 11, -2, 0], canal + [s * 8, -14, 0],
-                                  canal + [0, -18, 0]], 4.5, _STEP) for s in (1, -1)]
-            parts.append(Tube.smooth([canal + [0, -16, 0], canal + [0, -32, drop * 0.6], canal + [0, -44, drop]],
-                                     [5, 4.5, 4], _STEP))
-            span = 40 if lumbar else 28
-            for s in (1, -1):
-                parts.append(Tube.smooth([canal + [s * 10, -5, 0], canal + [s * span, -8 if lumbar else -14, 2]],
-                                         [4.5, 3.5], _STEP))
+                        wobble=self._wobble(vt.wobble_sd))
+            canal = sp(zc, 0, -ry - vt.canal_behind_body_mm)
+            drop = vt.lumbar_spinous_drop_mm if lumbar else vt.thoracic_spinous_drop_mm
+            (l1x, l1y), (l2x, l2y), (l3x, l3y) = vt.lamina_mm
+            parts = [Tube.smooth([sp(zc, s * vt.pedicle_lateral * rx, -ry + vt.pedicle_back_mm),
+                                  canal + [s * l1x, l1y, 0], canal + [s * l2x, l2y, 0], canal + [l3x, l3y, 0]],
+                                 vt.lamina_radius_mm, _STEP) for s in _SIDES]
+            parts.append(Tube.smooth([canal + [0, y, drop * k] if k else canal + [0, y, 0]
+                                      for y, k in zip(vt.spinous_path_mm, vt.spinous_drop_shares)],
+                                     vt.spinous_radii_mm, _STEP))
+            span_x = vt.lumbar_transverse_span_mm if lumbar else vt.thoracic_transverse_span_mm
+            back_y = vt.lumbar_transverse_back_mm if lumbar else vt.thoracic_transverse_back_mm
+            tx, ty = vt.transverse_start_mm
+            for s in _SIDES:
+                parts.append(Tube.smooth([canal + [s * tx, ty, 0], canal + [s * span_x, back_y, vt.transverse_rise_mm]],
+                                         vt.transverse_radii_mm, _STEP))
             vert.append((name, body, parts))
-        discs = Tube(np.array([sp(z, 0, 0) for z in np.arange(-5, self.z["top"] + 20, _STEP)]), 0.0)
-        discs.radii = np.array([16.0 if p[2] < self.z["T12"] else 13.0 for p in discs.points]) * self.w
-        canal_t = Tube(np.array([sp(z, 0, 0) for z in np.arange(-40, self.z["top"] + 30, _STEP)]), 0.0)
-        canal_t.points[:, 1] -= np.where(canal_t.points[:, 2] < self.z["T12"], 17, 13) * self.w + 10
-        canal_t.radii = np.full(len(canal_t.points), 9.0)
-        cord_pts = canal_t.points[canal_t.points[:, 2] > self.z["L1"] + self.n(8)]
-        cord = Tube(cord_pts, 4.5 + self.n(0.4))
+        discs = Tube(np.array([sp(z, 0, 0) for z in np.arange(vt.disc_bottom_mm, self.z["top"] + vt.disc_top_above_mm,
+                                                              _STEP)]), 0.0)
+        discs.radii = np.array([vt.lumbar_disc_radius_mm if p[2] < self.z["T12"] else vt.thoracic_disc_radius_mm
+                                for p in discs.points]) * w
+        canal_t = Tube(np.array([sp(z, 0, 0) for z in np.arange(vt.canal_bottom_mm,
+                                                                self.z["top"] + vt.canal_top_above_mm, _STEP)]), 0.0)
+        canal_t.points[:, 1] -= (np.where(canal_t.points[:, 2] < self.z["T12"], vt.lumbar_body_depth_mm,
+                                          vt.thoracic_body_depth_mm) * w + vt.canal_behind_mm)
+        canal_t.radii = np.full(len(canal_t.points), vt.canal_radius_mm)
+        cord_pts = canal_t.points[canal_t.points[:, 2] > self.z["L1"] + self._normal(vt.cord_end_sd_mm)]
+        cord = Tube(cord_pts, vt.cord_radius_mm + self._normal(vt.cord_radius_sd_mm))
         # sacrum: a curved, tapering wedge below L5
-        sac = Blob(sp(-55, 0, -28), (48 * self.w, 16, 55), rotation(-25 + self.n(5), 0, 0), bend=(0, -0.25),
-                   wobble=self.rng.normal(0, 0.03, 15), taper=0.5)
+        sdx, sdy, sz = vt.sacrum_centre
+        srx, sry, srz = vt.sacrum_radii_mm
+        sac = Blob(sp(sz, sdx, sdy), (srx * w, sry, srz),
+                   rotation(vt.sacrum_tilt_deg + self._normal(vt.sacrum_tilt_sd_deg), 0, 0), bend=vt.sacrum_bend,
+                   wobble=self._wobble(vt.sacrum_wobble_sd), taper=vt.sacrum_taper)
         # hip bones: iliac wing, acetabulum, pubic and ischial rami
         zf = self.z["fem"]
         fx, fy = self._fem_x, self._fem_y
+        y_l5 = self.spine_y(self.z["L5"])
         hips = []
-        for s in (1, -1):
-            wing = Blob.random(self.rng, np.array([s * 78 * self.w, self.ysp(self.z["L5"]) + 5, self.z["L5"] - 30]),
-                               (7, 58, 48), size_sd=0.05, axis_sd=0.05, angle_sd=4, rot=rotation(0, -s * 10, -s * 40),
-                               bend=(s * 0.3, 0), wobble_sd=0.03)
-            acet = Blob(np.array([s * (fx - 4), fy, zf]), (30, 30, 30))
-            body = Tube.smooth([np.array([s * 70 * self.w, self.ysp(self.z["L5"]) + 10, self.z["L5"] - 60]),
-                                np.array([s * (fx - 10), fy - 10, zf + 25])], [14, 18], _STEP)
-            pubic = Tube.smooth([np.array([s * (fx - 15), fy + 15, zf]), np.array([s * 45, fy + 45, zf - 5]),
-                                 np.array([s * 6, self._pubis_y - 12, zf - 15])], [11, 9, 10], _STEP)
-            isch = Tube.smooth([np.array([s * (fx - 15), fy - 15, zf - 15]), np.array([s * 55, fy - 35, zf - 55]),
-                                np.array([s * 40, fy + 5, zf - 65]), np.array([s * 20, fy + 40, zf - 35])],
-                               [14, 13, 8, 7], _STEP)
-            head = Blob(np.array([s * fx, fy, zf]), np.full(3, 23 * self.h + self.n(1)))
-            neck_end = np.array([s * (fx + 38), fy - 12, zf - 28])
-            fem = [Tube.smooth([head.centre, neck_end], [15, 16], _STEP),
-                   Blob(neck_end + [s * 6, -4, 8], (18, 18, 24)),
-                   Tube.smooth([neck_end + [0, 0, -10], neck_end + [-s * 8, 10, -250], neck_end + [-s * 12, 12, -450]],
-                               [16, 14, 13], _STEP)]
+        for s in _SIDES:
+            wx, wy, wz = hp.wing_centre
+            ry_deg, rz_deg = hp.wing_rotation_deg
+            wing = Blob.random(self.rng, np.array([s * wx * w, y_l5 + wy, self.z["L5"] + wz]), hp.wing_radii_mm,
+                               size_sd=hp.wing_size_sd, axis_sd=hp.wing_axis_sd, angle_sd=hp.wing_angle_sd_deg,
+                               rot=rotation(0, s * ry_deg, s * rz_deg), bend=(s * hp.wing_bend, 0),
+                               wobble_sd=hp.wing_wobble_sd)
+            acet = Blob(np.array([s * (fx - hp.acetabulum_medial_mm), fy, zf]), (hp.acetabulum_radius_mm,) * 3)
+            (tx, ty, tz), (bx, by, bz) = hp.body_top, hp.body_bottom
+            body = Tube.smooth([np.array([s * tx * w, y_l5 + ty, self.z["L5"] + tz]),
+                                np.array([s * (fx + bx), fy + by, zf + bz])], hp.body_radii_mm, _STEP)
+            (p1x, p1y, p1z), (p2x, p2y, p2z) = hp.pubic_path
+            qx, qy, qz = hp.pubic_symphysis
+            pubic = Tube.smooth([np.array([s * (fx + p1x), fy + p1y, zf + p1z]), np.array([s * p2x, fy + p2y, zf + p2z]),
+                                 np.array([s * qx, self._pubis_y + qy, zf + qz])], hp.pubic_radii_mm, _STEP)
+            (i1x, i1y, i1z), *rest = hp.ischial_path
+            isch = Tube.smooth([np.array([s * (fx + i1x), fy + i1y, zf + i1z]),
+                                *(np.array([s * x, fy + y, zf + z]) for x, y, z in rest)], hp.ischial_radii_mm, _STEP)
+            head = Blob(np.array([s * fx, fy, zf]),
+                        np.full(3, hp.head_radius_mm * self.height_scale + self._normal(hp.head_radius_sd_mm)))
+            nx, ny, nz = hp.neck_end_mm
+            neck_end = np.array([s * (fx + nx), fy + ny, zf + nz])
+            tx, ty, tz = hp.trochanter_mm
+            fem = [Tube.smooth([head.centre, neck_end], hp.neck_radii_mm, _STEP),
+                   Blob(neck_end + [s * tx, ty, tz], hp.trochanter_radii_mm),
+                   Tube.smooth([neck_end + [s * x, y, z] for x, y, z in hp.shaft_path_mm],
+                               hp.shaft_radii_mm, _STEP)]
             hips.append((s, wing, acet, body, pubic, isch, head, fem))
         # ribs: from the transverse processes around the chest wall, dropping anteriorly
         ribs = []
         ends = {}
         for k in range(1, 13):
-            zk = self.z[f"T{k}"] + 8
-            sweep = [0.82, 0.9, 0.9, 0.9, 0.88, 0.86, 0.84, 0.78, 0.74, 0.7, 0.55, 0.4][k - 1] * math.pi
-            drop = (35 + 9 * min(k, 8)) * self.h
-            r = (5.5 if k > 1 else 7) * self.w ** 0.5
-            for s in (1, -1):
-                th = np.linspace(0.12 * math.pi, sweep, 16)
-                zs = zk - drop * (th / sweep) ** 1.4 + self.n(2)
-                ca, cb, cyc = self.cavity(zs)
-                shrink = 1.0 if k > 2 else 0.6 + 0.2 * (k - 1)
-                pts = np.stack([s * (ca * shrink + 6) * np.sin(th), cyc - (cb + 6) * np.cos(th) * (0.85 if k < 3 else 1.0),
-                                zs], axis=1)
-                start = sp(zk, s * 20, -14)
+            zk = self.z[f"T{k}"] + rc.above_vertebra_mm
+            sweep = rc.sweep[k - 1] * math.pi
+            drop = (rc.drop_mm + rc.drop_per_rib_mm * min(k, 8)) * self.height_scale
+            r = (rc.radius_mm[1] if k > 1 else rc.radius_mm[0]) * w ** 0.5
+            for s in _SIDES:
+                th = np.linspace(rc.start_angle * math.pi, sweep, rc.points)
+                zs = zk - drop * (th / sweep) ** rc.drop_power + self._normal(rc.drop_sd_mm)
+                ca, cb, cyc = self.cavity_section(zs)
+                shrink = 1.0 if k > 2 else rc.upper_shrink[0] + rc.upper_shrink[1] * (k - 1)
+                out = rc.outside_cavity_mm
+                pts = np.stack([s * (ca * shrink + out) * np.sin(th),
+                                cyc - (cb + out) * np.cos(th) * (rc.upper_depth if k < 3 else 1.0), zs], axis=1)
+                start = sp(zk, s * rc.head_from_spine[0], rc.head_from_spine[1])
                 pts = np.vstack([start, pts])
                 ribs.append((f"rib_{'right' if s > 0 else 'left'}_{k}", Tube.smooth(pts, r, _STEP)))
                 ends[(s, k)] = pts[-1]
         cart = []
-        z_st = (self.z["T2"] + 10, self.z["T9"])
-        for s in (1, -1):
-            for k in range(1, 11):
+        z_st = (self.z["T2"] + rc.sternum_top_above_t2_mm, self.z["T9"])
+        for s in _SIDES:
+            for k in range(1, rc.cartilage_ribs + 1):
                 e = ends[(s, k)]
-                target = np.array([s * 12, e[1], np.clip(e[2] + 15, z_st[1], z_st[0])]) if k <= 7 else \
-                    ends[(s, k - 1)] + [0, -6, 10]
-                if k <= 7:
-                    _, cb, cyc = self.cavity(np.array([target[2]]))
-                    target[1] = float(cyc[0] + cb[0]) + 2
-                cart.append(Tube.smooth([e, 0.5 * (e + target) + [0, 6, 0], target], 5, _STEP))
-        _, cb, cyc = self.cavity(np.array([z_st[0], z_st[1]]))
-        ster = Tube.smooth([np.array([0, cyc[0] + cb[0] + 3, z_st[0] + 15]), np.array([0, cyc[1] + cb[1] + 4, z_st[1]])],
-                           [9, 7], _STEP)
-        manubrium = Blob(ster.points[0] + [0, 0, -12], (26, 8, 22), wobble=self.rng.normal(0, 0.03, 15))
+                target = (np.array([s * rc.cartilage_to_sternum_x_mm, e[1],
+                                    np.clip(e[2] + rc.cartilage_rise_mm, z_st[1], z_st[0])]) if k <= rc.true_ribs
+                          else ends[(s, k - 1)] + [0, *rc.cartilage_to_rib_above_mm])
+                if k <= rc.true_ribs:
+                    _, cb, cyc = self.cavity_section(np.array([target[2]]))
+                    target[1] = float(cyc[0] + cb[0]) + rc.cartilage_front_mm
+                cart.append(Tube.smooth([e, 0.5 * (e + target) + [0, rc.cartilage_bow_mm, 0], target],
+                                        rc.cartilage_radius_mm, _STEP))
+        _, cb, cyc = self.cavity_section(np.array([z_st[0], z_st[1]]))
+        top_front, body_front = rc.sternum_front_mm
+        ster = Tube.smooth([np.array([0, cyc[0] + cb[0] + top_front, z_st[0] + rc.sternum_top_rise_mm]),
+                            np.array([0, cyc[1] + cb[1] + body_front, z_st[1]])], rc.sternum_radii_mm, _STEP)
+        manubrium = Blob(ster.points[0] + [0, 0, -rc.manubrium_below_mm], rc.manubrium_radii_mm,
+                         wobble=self._wobble(rc.manubrium_wobble_sd))
         clav = []
-        for s in (1, -1):
-            a0 = ster.points[0] + [s * 18, 0, 8]
-            clav.append((s, Tube.smooth([a0, a0 + [s * 55, 8, 12], a0 + [s * 110, -35, 20], a0 + [s * 140, -80, 30]],
-                                        7, _STEP)))
+        for s in _SIDES:
+            a0 = ster.points[0] + [s * rc.clavicle_start_mm[0], 0, rc.clavicle_start_mm[1]]
+            clav.append((s, Tube.smooth([a0, *(a0 + [s * x, y, z] for x, y, z in rc.clavicle_path_mm)],
+                                        rc.clavicle_radius_mm, _STEP)))
 
         def paint(cv: Canvas) -> None:
             cv.paint(cv.part("disc", "disc"), discs.mask(cv.grid), never=cv.ids("aorta"))
@@ -954,7 +1126,7 @@ class Torso:
                 for shape in (wing, acet, body, pubic, isch):
                     cv.paint(hid, shape.mask(cv.grid), never=cv.ids("sacrum", "urinary_bladder", "prostate"))
                 fid = cv.part(_side("femur", s), "bone", (_side("femur", s), "bone"))
-                cv.paint(cv.part("joint_space", "cartilage"), head.mask(cv.grid, 1.12), only=[hid])
+                cv.paint(cv.part("joint_space", "cartilage"), head.mask(cv.grid, hp.joint_space), only=[hid])
                 cv.paint(fid, head.mask(cv.grid))
                 for shape in fem:
                     cv.paint(fid, shape.mask(cv.grid), never=[hid])
@@ -971,17 +1143,21 @@ class Torso:
             cv.paint(cv.part("spinal_canal", "csf"), canal_t.mask(cv.grid), never=cv.ids("aorta"))
             cv.paint(cv.part("spinal_cord", "spinal_cord", ("spinal_cord",)), cord.mask(cv.grid),
                      only=cv.ids("spinal_canal"))
-        self._add(paint)
+        self._paint_later(paint)
 
     def _lung_tumours(self, count: int) -> None:
+        lt = LUNG_TUMOUR
         tumours = []
         for i in range(count):
-            side = 1 if self.rng.random() < 0.55 else -1
-            zc = self.u(self.z["dia_r"] + 25, self.z["T2"])
-            _, cb, cyc = self.cavity(np.array([zc]))
-            c = np.array([side * self.u(35, 95) * self.w, float(cyc[0]) + self.u(-0.6, 0.6) * float(cb[0]), zc])
-            r = float(np.clip(math.exp(self.n(0.5, math.log(14))), 5, 45))
-            b = Blob.random(self.rng, c, (r, r, r), axis_sd=0.15, angle_sd=40, wobble_sd=0.18)
+            side = 1 if self.rng.random() < lt.right_probability else -1
+            zc = self._uniform(self.z["dia_r"] + lt.above_right_dome_mm, self.z["T2"])
+            _, cb, cyc = self.cavity_section(np.array([zc]))
+            c = np.array([side * self._uniform(*lt.offset_x_mm) * self.width_scale,
+                          float(cyc[0]) + self._uniform(*lt.depth_fraction) * float(cb[0]), zc])
+            r = float(np.clip(math.exp(self._normal(lt.radius_log_sd, math.log(lt.median_radius_mm))),
+                              *lt.radius_range_mm))
+            b = Blob.random(self.rng, c, (r, r, r), axis_sd=lt.axis_sd, angle_sd=lt.angle_sd_deg,
+                            wobble_sd=lt.wobble_sd)
             tumours.append(b)
             if i == 0:
                 self.centres["lung_tumour"] = c
@@ -990,4 +1166,4 @@ class Torso:
             for b in tumours:
                 cv.paint(cv.part("lung_tumour", "lung_tumour", ("lung_tumour",)), b.mask(cv.grid),
                          only=cv.ids("lung", "mediastinal_fat", "pulmonary_artery", "bronchus"))
-        self._add(paint)
+        self._paint_later(paint)

@@ -1,6 +1,6 @@
 """The phantom cohorts: what each dataset holds and how one case of it is made.
 
-Mirrors the paper's split (DESIGN.md section 5):
+Mirrors the paper's split (docs/design.md §5):
 
 - ``TotalSegmentator``: the CT training cohort, one torso per subject with every
   structure of :data:`~hyperkit.phantoms.anatomy.TOTALSEG_STRUCTURES` labelled
@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hyperkit.phantoms.anatomy import TOTALSEG_STRUCTURES, Torso
+from hyperkit.phantoms.organs import THIGH
 from hyperkit.phantoms.ct import ct_image
 from hyperkit.phantoms.mri import Head, mri_image
 from hyperkit.phantoms.shapes import Blob, Canvas, Grid, smooth_noise
@@ -127,8 +128,10 @@ def split_of(index: int) -> str:
 def _torso_grid(t: Torso, zlo: float, zhi: float, spacing: float, rng: np.random.Generator) -> Grid:
     """A field of view over [zlo, zhi] that holds the whole body cross-section, with a margin."""
     zs = np.linspace(zlo, zhi, 40)
-    a, b, yc = t.profile(zs)
-    thigh = 95 * t.w + 70 * t.w * t.muscle + t.fat if zlo < t.z["fem"] - 50 else 0.0
+    a, b, yc = t.body_section(zs)
+    # the thighs' lateral reach (their radius, 62 mm x width x muscle, with a margin) when below the fold
+    thigh = (THIGH.offset_x_mm * t.width_scale + 70 * t.width_scale * t.muscle_scale + t.fat_mm
+             if zlo < t.z["fem"] - THIGH.fold_below_heads_mm else 0.0)
     half = max(float(a.max()), thigh) + rng.uniform(8, 30)
     lo = (-half + rng.normal(0, 4), float((yc - b).min()) - rng.uniform(8, 25), zlo)
     hi = (half + rng.normal(0, 4), float((yc + b).max()) + rng.uniform(8, 25), zhi)

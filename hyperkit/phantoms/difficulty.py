@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
+import torch
+
+from hyperkit.metrics import copy_support, dice
 
 __all__ = ["TaskDifficulty", "mask_copy_dice", "best_threshold_dice", "task_difficulty", "difficulty_table",
            "format_markdown"]
@@ -50,21 +53,20 @@ class TaskDifficulty:
     fraction: float
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = int(a.sum()) + int(b.sum())
-    return 2.0 * int(np.logical_and(a, b).sum()) / s if s else 1.0
-
-
 def mask_copy_dice(masks: list[np.ndarray]) -> float:
     """Mean Dice of mask ``i`` used as the prediction for case ``j`` over all ``i != j``.
 
+    The prediction is :func:`hyperkit.metrics.copy_support` of the one support ``i`` and the
+    score :func:`hyperkit.metrics.dice`: the same reference and metric the evaluation uses.
+
     Args:
-        masks: binary masks of one shape (e.g. ``(1, S, S, S)`` patches).
+        masks: binary masks of one shape (e.g. ``(S, S, S)`` or ``(1, S, S, S)`` patches).
     """
     if len(masks) < 2:
         return float("nan")
-    m = [np.asarray(x, bool) for x in masks]
-    vals = [_dice(m[i], m[j]) for i in range(len(m)) for j in range(len(m)) if i != j]
+    m = [torch.as_tensor(np.asarray(x, bool)) for x in masks]
+    copies = [copy_support(x.reshape(1, 1, *x.shape[-3:])) for x in m]
+    vals = [dice(copies[i], m[j]) for i in range(len(m)) for j in range(len(m)) if i != j]
     return float(np.mean(vals))
 
 

@@ -10,7 +10,9 @@
 - ``phantoms.json``: the manifest (arguments, generator format, kit version).
 
 Determinism: NIfTI files are serialised by nibabel to bytes and gzipped with
-``mtime=0``, so the same arguments give byte-identical files. A second call
+``mtime=0`` (:func:`hyperkit.data.nifti.write_nifti`, the kit's one NIfTI writer; the
+index files come from :mod:`hyperkit.data.sample`, as for the sample datasets), so the
+same arguments give byte-identical files. A second call
 with the same arguments finds the manifest and does nothing; different
 arguments into a non-empty folder are refused unless ``force=True``. The
 manifest also records a fingerprint of the generator's source: phantoms made
@@ -20,10 +22,7 @@ edited or upgraded kit) are regenerated rather than silently reused.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -35,21 +34,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 from tqdm.auto import tqdm
 
 from hyperkit import __version__
+from hyperkit.data.nifti import write_nifti
+from hyperkit.data.sample import msd_dataset_json, totalseg_meta_csv
 from hyperkit.phantoms.anatomy import TOTALSEG_STRUCTURES
 from hyperkit.phantoms.cohorts import MSD_BY_FOLDER, MSD_TASKS, TOTALSEG, Case, msd_case, totalseg_subject
 
 __all__ = ["DEFAULT_SPACING", "FORMAT", "MANIFEST", "PhantomRun", "generate_phantoms", "ensure_phantoms",
-           "nifti_bytes", "check_arguments", "generator_fingerprint"]
+           "check_arguments", "generator_fingerprint"]
 
 DEFAULT_SPACING = 3.0
 FORMAT = 1  # bump when the generator's output changes for the same arguments
 MANIFEST = "phantoms.json"
-_GZIP_LEVEL = 1  # noisy int16 volumes barely compress further; level 1 is ~8x faster than 6
 
 
 @dataclass
@@ -94,22 +93,6 @@ def check_arguments(subjects: int, cases: int, seed: int, spacing: float) -> dic
     return {"subjects": int(subjects), "cases": int(cases), "seed": int(seed), "spacing": sp}
 
 
-def nifti_bytes(array: np.ndarray, affine: np.ndarray) -> bytes:
-    """A gzipped NIfTI-1 file as bytes, identical for identical inputs (gzip mtime 0)."""
-    img = nib.Nifti1Image(array, affine)
-    img.header.set_xyzt_units("mm", "sec")
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    return gzip.compress(img.to_bytes(), compresslevel=_GZIP_LEVEL, mtime=0)
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # a killed run never leaves a half-written file under the final name
-
-
 def _stored(case: Case, flip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Image, labels and affine as stored: optionally with the first two axes flipped (LPS-like)."""
     affine = case.grid.affine
@@ -131,10 +114,10 @@ def _make(job: tuple[str, int], root: str, seed: int, spacing: float) -> tuple[s
         case = totalseg_subject(seed, index, spacing)
         image, labels, affine = _stored(case, flip=True)  # LPS-like, as scanners often write CT
         sid = case.meta["image_id"]
-        _write(out / sid / "ct.nii.gz", nifti_bytes(image.astype(np.int16), affine))
+        write_nifti(out / sid / "ct.nii.gz", image.astype(np.int16), affine)
         for value, name in enumerate(TOTALSEG_STRUCTURES, start=1):
             mask = (labels == value).astype(np.uint8)
-            _write(out / sid / "segmentations" / f"{name}.nii.gz", nifti_bytes(mask, affine))
+            write_nifti(out / sid / "segmentations" / f"{name}.nii.gz", mask, affine)
         return dataset, index, case.meta, 1 + len(TOTALSEG_STRUCTURES)
     task = MSD_BY_FOLDER[dataset]
     case = msd_case(task, seed, index, spacing)
@@ -142,38 +125,16 @@ def _make(job: tuple[str, int], root: str, seed: int, spacing: float) -> tuple[s
     stem = f"{task.prefix}_{index:03d}"
     if image.dtype != np.int16:  # MRI: store as int16 signal (0..~3000), like most scanners
         image = np.clip(np.rint(image), 0, 32767).astype(np.int16)
-    _write(out / "imagesTr" / f"{stem}.nii.gz", nifti_bytes(image, affine))
-    _write(out / "labelsTr" / f"{stem}.nii.gz", nifti_bytes(labels.astype(np.uint8), affine))
+    write_nifti(out / "imagesTr" / f"{stem}.nii.gz", image, affine)
+    write_nifti(out / "labelsTr" / f"{stem}.nii.gz", labels.astype(np.uint8), affine)
     return dataset, index, {"image": f"./imagesTr/{stem}.nii.gz", "label": f"./labelsTr/{stem}.nii.gz"}, 2
 
 
 def _dataset_json(task_folder: str, training: list[dict[str, str]]) -> str:
     task = MSD_BY_FOLDER[task_folder]
-    meta = {
-        "name": task.name,
-        "description": task.description + " (hyperkit phantom, not patient data)",
-        "reference": "hyperkit procedural phantoms",
-        "licence": "MIT (generated data)",
-        "release": f"hyperkit {__version__}, phantom format {FORMAT}",
-        "tensorImageSize": "4D" if len(task.modality) > 1 else "3D",
-        "modality": task.modality,
-        "labels": task.labels,
-        "numTraining": len(training),
-        "numTest": 0,
-        "training": training,
-        "test": [],
-    }
-    return json.dumps(meta, indent=4) + "\n"
-
-
-def _meta_csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    cols = ["image_id", "age", "gender", "institute", "study_type", "split"]
-    w = csv.DictWriter(buf, fieldnames=cols, delimiter=";", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({c: r[c] for c in cols})
-    return buf.getvalue()
+    return msd_dataset_json(task.name, task.description + " (hyperkit phantom, not patient data)", task.modality,
+                            task.labels, training, reference="hyperkit procedural phantoms",
+                            licence="MIT (generated data)", release=f"hyperkit {__version__}, phantom format {FORMAT}")
 
 
 def _manifest(arguments: dict[str, Any], complete: bool) -> str:
@@ -194,7 +155,7 @@ def _manifest(arguments: dict[str, Any], complete: bool) -> str:
 def generator_fingerprint() -> str:
     """A hash of the generator's source files: phantoms made by other code are regenerated, not reused."""
     h = hashlib.sha256()
-    for name in ("shapes", "anatomy", "ct", "mri", "cohorts", "writer"):
+    for name in ("shapes", "organs", "anatomy", "ct", "mri", "cohorts", "writer"):
         h.update(Path(__file__).with_name(f"{name}.py").read_bytes())
     return h.hexdigest()[:16]
 
@@ -289,7 +250,7 @@ def generate_phantoms(out: str | Path, subjects: int = 24, cases: int = 10, seed
     results.sort(key=lambda r: (r[0], r[1]))
     ts_rows = [r[2] for r in results if r[0] == TOTALSEG]
     (root / TOTALSEG).mkdir(parents=True, exist_ok=True)
-    (root / TOTALSEG / "meta.csv").write_text(_meta_csv(ts_rows))
+    (root / TOTALSEG / "meta.csv").write_text(totalseg_meta_csv(ts_rows))
     for task in MSD_TASKS:
         training = [r[2] for r in results if r[0] == task.folder]
         (root / task.folder).mkdir(parents=True, exist_ok=True)

@@ -1,1 +1,1 @@
-"""Episodic meta-training of the hypernetwork (paper Algorithm 1; DESIGN.md section 4)."""
+"""Episodic meta-training of the hypernetwork (paper Algorithm 1; docs/design.md §4)."""

@@ -2,58 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from hyperkit.errors import ConfigError, HyperkitError
+from hyperkit.files import read_torch_file
 
 if TYPE_CHECKING:
     from hyperkit.model.hypernet import HyperUNet
 
-__all__ = ["save_atomic", "read_torch_file", "load_checkpoint", "load_hypernet", "CHECKPOINT_KIND"]
+__all__ = ["load_checkpoint", "load_hypernet", "CHECKPOINT_KIND"]
 
 #: marker stored in every hypernetwork checkpoint of the kit
 CHECKPOINT_KIND = "hyperkit/hyperunet-checkpoint/v1"
-
-
-def save_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A crash or kill during the write leaves the previous file at ``path`` intact.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def read_torch_file(path: str | Path, what: str, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` with one-line errors naming ``what`` was expected.
-
-    Raises:
-        FileNotFoundError: no such file.
-        HyperkitError: not a torch file, or one that needs more than plain tensors and containers.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: {what} not found")
-    try:
-        return torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:  # pickle, zip and weights-only errors all mean "not a file we can read"
-        detail = " ".join(str(exc).split())[:200]
-        raise HyperkitError(f"{p}: not a readable {what} ({type(exc).__name__}: {detail})") from exc
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -84,11 +47,11 @@ def load_hypernet(path: str | Path, profile: str | None = None,
         FileNotFoundError, HyperkitError: as :func:`load_checkpoint`.
         ConfigError: the checkpoint was trained with another profile than ``profile``.
     """
-    from hyperkit.config import load_profile
+    from hyperkit.config import check_config, load_profile
     from hyperkit.model.hypernet import HyperUNet
 
     ck = load_checkpoint(path, map_location)
-    cfg = dict(ck["config"])
+    cfg = check_config(ck["config"])  # read back through the one validator
     if profile is not None:
         want = load_profile(profile)
         diff = [f"{sec}.{k}: checkpoint {cfg[sec].get(k)!r}, profile {want[sec].get(k)!r}"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch.distributed as dist
-
 from hyperkit.config import combine_overrides, load_profile
 from hyperkit.data.layouts import default_data_root
 
@@ -14,6 +12,8 @@ __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
     from hyperkit.training.loop import train
 
     cfg = load_profile(args.profile, combine_overrides(args.set) or None)

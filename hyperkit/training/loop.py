@@ -16,6 +16,7 @@ Under ``torchrun`` each rank takes its share of the B tasks (DDP averages gradie
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -30,18 +31,17 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from hyperkit.config import dump_config
+from hyperkit.config import DataConfig, TrainConfig, check_config, dump_config
 from hyperkit.data.layouts import discover_datasets
-from hyperkit.data.preprocess import DataConfig
 from hyperkit.metrics import dice
 from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.provenance import write_run_record
-from hyperkit.training.augment import augment_pair, build_augment
-from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet, save_atomic
-from hyperkit.training.config import TrainConfig
+from hyperkit.data.augment import augment_pair, build_augment
+from hyperkit.files import save_atomic
+from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet
 from hyperkit.seeds import episode_generator
-from hyperkit.training.episodes import Episode, TaskBank
+from hyperkit.data.bank import Episode, TaskBank
 from hyperkit.errors import ConfigError, HyperkitError
 
 __all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "one_shot_validation", "episode_loss", "training_step", "read_jsonl"]
@@ -201,7 +201,7 @@ def resolve_run_config(cfg: Mapping[str, Any], episodes: int | None = None,
     seed = int(cfg.get("seed", 0) if seed is None else seed)
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
-    return tcfg, seed, {**cfg, "seed": seed, "train": tcfg.as_dict()}
+    return tcfg, seed, check_config({**cfg, "seed": seed, "train": tcfg.as_dict()})
 
 
 def _training_part(resolved: Mapping[str, Any], episodes: bool = True) -> dict[str, Any]:
@@ -215,6 +215,171 @@ def _training_part(resolved: Mapping[str, Any], episodes: bool = True) -> dict[s
 
 
 # ---------------------------------------------------------------------------------- the loop
+@dataclass
+class RunState:
+    """What a run carries from episode to episode; saved in every checkpoint (``"state"``).
+
+    Attributes:
+        episode: episodes done.
+        best_dice: best validation Dice so far (-1 before the first validation).
+        best_episode: the episode of ``best_dice`` (the weights in ``best.pt``).
+        bad_validations: validations since the last improvement (early stopping).
+        first_dice: validation Dice at episode 0 (before training).
+        wall_seconds: seconds spent in training steps.
+        stopped_early: ``patience`` validations without improvement ended the run.
+    """
+
+    episode: int = 0
+    best_dice: float = -1.0
+    best_episode: int = 0
+    bad_validations: int = 0
+    first_dice: float = float("nan")
+    wall_seconds: float = 0.0
+    stopped_early: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _pick_device(device: str | torch.device | None) -> torch.device:
+    """The device of this process: given, or CUDA (the local rank's GPU under torchrun) when available, else CPU."""
+    if device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if dev.index is None:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(dev)
+    else:
+        torch.set_flush_denormal(True)  # denormal floats slow CPU kernels by orders of magnitude
+    return dev
+
+
+def _check_run_dir(run: Path, resume: bool) -> None:
+    """Refuse to overwrite a run without ``resume``, or to resume nothing."""
+    if (run / "last.pt").exists() and not resume:
+        raise HyperkitError(f"{run}: already holds a training run; pass --resume to continue it "
+                            "or choose another --out")
+    if resume and not (run / "last.pt").exists():
+        raise HyperkitError(f"{run}: nothing to resume (no last.pt)")
+
+
+def _load_banks(cfg: Mapping[str, Any], tcfg: TrainConfig, data_root: str | Path, cache_dir: str | Path | None,
+                progress: bool, rank: int, world: int) -> tuple[TaskBank, TaskBank]:
+    """The training and validation tasks; under DDP rank 0 fills the preprocessing cache first."""
+    datasets = discover_datasets(data_root)
+    margin = DataConfig.from_config(cfg).max_shift  # training cuts a freshly offset patch every episode
+    banks: dict[str, TaskBank] = {}
+    for turn in range(2 if world > 1 else 1):
+        if (rank == 0) == (turn == 0):
+            banks["train"] = TaskBank.from_datasets(datasets, "train", cfg, case_splits=tcfg.train_splits,
+                                                    cache_dir=cache_dir, progress=progress and rank == 0,
+                                                    margin=margin)
+            banks["val"] = TaskBank.from_datasets(datasets, "val", cfg, case_splits=tcfg.val_splits,
+                                                  cache_dir=cache_dir, progress=progress and rank == 0)
+        if world > 1:
+            dist.barrier()
+    return banks["train"], banks["val"]
+
+
+class _Run:
+    """One training run in progress: model, optimiser, schedule, banks, state, and its files.
+
+    Its steps are :meth:`start` (fresh or resumed), :meth:`validate`, :meth:`step` (one episode)
+    and :meth:`save_last`; :func:`train` calls them in order.
+    """
+
+    def __init__(self, run: Path, cfg: Mapping[str, Any], tcfg: TrainConfig, seed: int, resolved: dict[str, Any],
+                 banks: tuple[TaskBank, TaskBank], dev: torch.device, rank: int, world: int) -> None:
+        self.dir, self.tcfg, self.seed, self.resolved = run, tcfg, seed, resolved
+        self.train_bank, self.val_bank = banks
+        self.dev, self.rank, self.world = dev, rank, world
+        self.metrics_path, self.val_path = run / "metrics.jsonl", run / "validation.jsonl"
+        torch.manual_seed(seed)
+        self.model = HyperUNet.from_config(cfg["model"]).to(dev)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, tcfg.lr_factor)
+        self.state = RunState()
+        self.net: nn.Module = self.model
+        self.augment: Any = None
+
+    def start(self, resume: bool, data_root: str | Path) -> None:
+        """Load ``last.pt`` (same training config required) or start the run's files; record the run."""
+        if resume:
+            ck = load_checkpoint(self.dir / "last.pt", map_location=self.dev)
+            if _training_part(ck["config"], episodes=False) != _training_part(self.resolved, episodes=False):
+                raise HyperkitError(f"{self.dir / 'last.pt'}: saved config differs from this run's config; resume "
+                                    "with the same profile, seed and overrides")
+            self.model.load_state_dict(ck["model"])
+            self.opt.load_state_dict(ck["optimizer"])
+            self.sched.load_state_dict(ck["scheduler"])
+            self.state = RunState(**{**self.state.as_dict(), **ck["state"]})
+            if self.rank == 0:
+                _truncate_jsonl(self.metrics_path, self.state.episode)
+                _truncate_jsonl(self.val_path, self.state.episode)
+        elif self.rank == 0:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            for p in (self.metrics_path, self.val_path):
+                p.write_text("")
+        if self.rank == 0:
+            dump_config(self.resolved, self.dir / "config.yaml")
+            write_run_record(self.dir, self.resolved, self.seed, data_root=str(data_root), world_size=self.world,
+                             device=str(self.dev), train_tasks=len(self.train_bank), val_tasks=len(self.val_bank),
+                             dropped_tasks=self.train_bank.dropped | self.val_bank.dropped)
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None)
+        self.augment = build_augment(self.tcfg.intensity) if self.tcfg.augment else None
+
+    def validate(self, episode: int) -> float:
+        """One-shot validation; updates best / patience, logs it and writes ``best.pt`` on improvement."""
+        tcfg, st = self.tcfg, self.state
+        res = one_shot_validation(self.model, self.val_bank, tcfg.val_queries, self.dev, tcfg.amp, tcfg.val_supports)
+        if episode == 0 and math.isnan(st.first_dice):
+            st.first_dice = res["dice"]
+        improved = res["dice"] > st.best_dice
+        if improved:
+            st.best_dice, st.best_episode, st.bad_validations = res["dice"], episode, 0
+        else:
+            st.bad_validations += 1
+        if self.rank == 0:
+            _append(self.val_path, {"episode": episode, "dice": round(res["dice"], 6), "wall_seconds":
+                                    round(st.wall_seconds, 3),
+                                    "per_task": {k: round(v, 6) for k, v in res["per_task"].items()}})
+            if improved:
+                save_atomic(_best_weights(self.model, st.as_dict(), self.resolved), self.dir / "best.pt")
+        return res["dice"]
+
+    def step(self, episode: int) -> dict[str, float]:
+        """Episode ``episode`` of Algorithm 1 (its own seeded generator); logs and returns its loss parts."""
+        t0 = time.perf_counter()
+        g = episode_generator(self.seed, episode)
+        parts, lr, task_ids = training_step(self.net, self.opt, self.sched, self.train_bank, self.tcfg, g,
+                                            self.augment, self.dev, self.rank, self.world)
+        if self.world > 1:
+            t = torch.tensor([parts["loss"], parts["loss_support"], parts["loss_query"]], device=self.dev)
+            dist.all_reduce(t)
+            parts = dict(zip(parts, (t / self.world).tolist()))
+        self.state.wall_seconds += time.perf_counter() - t0
+        self.state.episode = episode
+        if self.rank == 0:
+            _append(self.metrics_path, {"episode": episode, **{k: round(v, 6) for k, v in parts.items()},
+                                        "lr": lr, "wall_seconds": round(self.state.wall_seconds, 3),
+                                        "tasks": task_ids})
+        return parts
+
+    def save_last(self) -> None:
+        """``last.pt``: weights, optimiser, schedule and state (rank 0)."""
+        if self.rank == 0:
+            save_atomic(_checkpoint(self.model, self.opt, self.sched, self.state.as_dict(), self.resolved),
+                        self.dir / "last.pt")
+
+    def result(self) -> TrainResult:
+        st = self.state
+        return TrainResult(self.dir, st.episode, st.best_dice, st.best_episode, st.first_dice, st.stopped_early,
+                           self.model)
+
+
 def _checkpoint(model: HyperUNet, opt: torch.optim.Optimizer, sched: Any, state: dict[str, Any],
                 cfg: Mapping[str, Any]) -> dict[str, Any]:
     return {"kind": CHECKPOINT_KIND, "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -250,131 +415,35 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
         without ``resume``, or a resume whose config differs.
     """
     tcfg, seed, resolved = resolve_run_config(cfg, episodes, seed)
-    run = Path(run_dir)
     rank, world = _dist_info()
-    if device is None:
-        if torch.cuda.is_available():
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-        else:
-            device = "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if dev.index is None:
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(dev)
-    else:
-        torch.set_flush_denormal(True)  # denormal floats slow CPU kernels by orders of magnitude
+    dev = _pick_device(device)
     if tcfg.tasks_per_episode < world:
         raise ConfigError(f"train.tasks_per_episode={tcfg.tasks_per_episode} is smaller than the "
                           f"{world} processes; each rank needs at least one task")
-
-    last_path, best_path = run / "last.pt", run / "best.pt"
-    if last_path.exists() and not resume:
-        raise HyperkitError(f"{run}: already holds a training run; pass --resume to continue it "
-                            "or choose another --out")
-    if resume and not last_path.exists():
-        raise HyperkitError(f"{run}: nothing to resume (no last.pt)")
-
-    # data: rank 0 fills the preprocessing cache first
-    datasets = discover_datasets(data_root)
-    margin = DataConfig.from_config(cfg).max_shift  # training cuts a freshly offset patch every episode
-    banks: dict[str, TaskBank] = {}
-    for turn in range(2 if world > 1 else 1):
-        if (rank == 0) == (turn == 0):
-            banks["train"] = TaskBank.from_datasets(datasets, "train", cfg, case_splits=tcfg.train_splits,
-                                                    cache_dir=cache_dir, progress=progress and rank == 0,
-                                                    margin=margin)
-            banks["val"] = TaskBank.from_datasets(datasets, "val", cfg, case_splits=tcfg.val_splits,
-                                                  cache_dir=cache_dir, progress=progress and rank == 0)
-        if world > 1:
-            dist.barrier()
-    train_bank, val_bank = banks["train"], banks["val"]
-
-    torch.manual_seed(seed)
-    model = HyperUNet.from_config(cfg["model"]).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, tcfg.lr_factor)
-    state: dict[str, Any] = {"episode": 0, "best_dice": -1.0, "best_episode": 0, "bad_validations": 0,
-                             "first_dice": float("nan"), "wall_seconds": 0.0, "stopped_early": False}
-    metrics_path, val_path = run / "metrics.jsonl", run / "validation.jsonl"
-    if resume:
-        ck = load_checkpoint(last_path, map_location=dev)
-        if _training_part(ck["config"], episodes=False) != _training_part(resolved, episodes=False):
-            raise HyperkitError(f"{last_path}: saved config differs from this run's config; resume with the "
-                                "same profile, seed and overrides")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        state.update(ck["state"])
-        if rank == 0:
-            _truncate_jsonl(metrics_path, state["episode"])
-            _truncate_jsonl(val_path, state["episode"])
-    elif rank == 0:
-        run.mkdir(parents=True, exist_ok=True)
-        for p in (metrics_path, val_path):
-            p.write_text("")
-    if rank == 0:
-        dump_config(resolved, run / "config.yaml")
-        write_run_record(run, resolved, seed, data_root=str(data_root), world_size=world,
-                         device=str(dev), train_tasks=len(train_bank), val_tasks=len(val_bank),
-                         dropped_tasks=train_bank.dropped | val_bank.dropped)
-
-    net: nn.Module = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    augment = build_augment(tcfg.intensity) if tcfg.augment else None
-
-    def validate(episode: int) -> float:
-        res = one_shot_validation(model, val_bank, tcfg.val_queries, dev, tcfg.amp, tcfg.val_supports)
-        if episode == 0 and math.isnan(state["first_dice"]):
-            state["first_dice"] = res["dice"]
-        improved = res["dice"] > state["best_dice"]
-        if improved:
-            state.update(best_dice=res["dice"], best_episode=episode, bad_validations=0)
-        else:
-            state["bad_validations"] += 1
-        if rank == 0:
-            _append(val_path, {"episode": episode, "dice": round(res["dice"], 6), "wall_seconds":
-                               round(state["wall_seconds"], 3),
-                               "per_task": {k: round(v, 6) for k, v in res["per_task"].items()}})
-            if improved:
-                save_atomic(_best_weights(model, state, resolved), best_path)
-        return res["dice"]
-
-    total = tcfg.episodes
-    start = state["episode"]
-    bar = tqdm(total=total, initial=start, desc="episodes", disable=not progress or rank != 0,
-               dynamic_ncols=True)
-    last_val = state["best_dice"] if start else float("nan")
+    _check_run_dir(Path(run_dir), resume)
+    banks = _load_banks(cfg, tcfg, data_root, cache_dir, progress, rank, world)
+    run = _Run(Path(run_dir), cfg, tcfg, seed, resolved, banks, dev, rank, world)
+    run.start(resume, data_root)
+    state, total, start = run.state, tcfg.episodes, run.state.episode
+    bar = tqdm(total=total, initial=start, desc="episodes", disable=not progress or rank != 0, dynamic_ncols=True)
+    last_val = state.best_dice if start else float("nan")
     with _graceful_interrupt() as interrupt:
         if start == 0:
-            last_val = validate(0)
-        model.train()
+            last_val = run.validate(0)
+        run.model.train()
         episode = start
-        while episode < total and not state["stopped_early"]:
+        while episode < total and not state.stopped_early:
             episode += 1
-            t0 = time.perf_counter()
-            g = episode_generator(seed, episode)
-            parts, lr, task_ids = training_step(net, opt, sched, train_bank, tcfg, g, augment, dev, rank, world)
-            if world > 1:
-                t = torch.tensor([parts["loss"], parts["loss_support"], parts["loss_query"]], device=dev)
-                dist.all_reduce(t)
-                parts = dict(zip(parts, (t / world).tolist()))
-            state["wall_seconds"] += time.perf_counter() - t0
-            state["episode"] = episode
-            if rank == 0:
-                _append(metrics_path, {"episode": episode, **{k: round(v, 6) for k, v in parts.items()},
-                                       "lr": lr, "wall_seconds": round(state["wall_seconds"], 3),
-                                       "tasks": task_ids})
+            parts = run.step(episode)
             if episode % tcfg.val_every == 0 or episode == total:
-                last_val = validate(episode)
-                if state["bad_validations"] >= tcfg.patience:
-                    state["stopped_early"] = True
+                last_val = run.validate(episode)
+                if state.bad_validations >= tcfg.patience:
+                    state.stopped_early = True
             if stop_at is not None and episode >= stop_at:
                 interrupt["stop"] = True
-            if rank == 0 and (episode % tcfg.checkpoint_every == 0 or episode == total
-                              or state["stopped_early"] or interrupt["stop"]):
-                save_atomic(_checkpoint(model, opt, sched, state, resolved), last_path)
+            if (episode % tcfg.checkpoint_every == 0 or episode == total or state.stopped_early
+                    or interrupt["stop"]):
+                run.save_last()
             bar.update(1)
             bar.set_postfix(loss=f"{parts['loss']:.3f}", val_dice=f"{last_val:.3f}")
             if interrupt["stop"]:
@@ -382,10 +451,9 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
     bar.close()
     if world > 1:
         dist.barrier()
-    if interrupt["stop"] and episode < total and not state["stopped_early"] and stop_at is None:
+    if interrupt["stop"] and episode < total and not state.stopped_early and stop_at is None:
         raise KeyboardInterrupt(f"stopped after episode {episode}; continue with --resume")
-    return TrainResult(run, state["episode"], state["best_dice"], state["best_episode"], state["first_dice"],
-                       state["stopped_early"], model)
+    return run.result()
 
 
 def run_state(run_dir: str | Path) -> dict[str, Any] | None:

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from hyperkit.errors import HyperkitError
-from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet, save_atomic
+from hyperkit.files import save_atomic
+from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet
 
 __all__ = ["REFERENCE_DIR", "CHECK_COHORT", "reference_checkpoint", "reference_record", "load_reference",
            "trained_or_reference",
@@ -62,7 +63,7 @@ def reference_check(model: Any, cfg: dict[str, Any], data_root: str | Path) -> f
     """Mean one-shot Dice on the validation tasks of the mini cohort at ``data_root``
     (every case once the support, scored on the others; eval-mode generation)."""
     from hyperkit.data.layouts import discover_datasets
-    from hyperkit.training.episodes import TaskBank
+    from hyperkit.data.bank import TaskBank
     from hyperkit.training.loop import one_shot_validation
 
     bank = TaskBank.from_datasets(discover_datasets(data_root), "val", cfg, case_splits=cfg["train"]["val_splits"])

@@ -12,15 +12,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hyperkit.config.sections import SAMPLINGS
 from hyperkit.data.layouts import Dataset
-from hyperkit.data.preprocess import centre_bounds, dataset_patches
+from hyperkit.data.preprocess import dataset_patches
 from hyperkit.data.splits import assign_roles
 from hyperkit.errors import DataError
 
 __all__ = ["TaskBank", "Episode", "structure_group", "SAMPLINGS"]
 
-#: how an episode picks its tasks (``train.task_sampling``)
-SAMPLINGS: tuple[str, ...] = ("uniform", "group")
 # words of a class name that say which copy of a structure it is, not which structure
 _COPY_WORDS = {"left", "right", "upper", "middle", "lower", "lobe"}
 _INDEX = re.compile(r"^[a-z]?\d+$")
@@ -172,10 +171,17 @@ class TaskBank:
             return image, mask
         size = image.shape[-1] - 2 * self.margin
         fg = mask[0].nonzero()
-        # the cube is centred on the target, so its margin is the largest shift that stays inside it
-        c_min, c_max, _ = centre_bounds(fg.min(0).values.numpy(), fg.max(0).values.numpy(), size, self.margin)
-        start = [int(a) - size // 2 + int(torch.randint(int(b - a) + 1, (1,), generator=generator))
-                 for a, b in zip(c_min, c_max)]
+        lo, hi = fg.min(0).values, fg.max(0).values
+        start = []
+        for a in range(3):
+            # starts that keep the crop inside the cube and the target's box inside the crop; the
+            # cube is centred on the target only where the scan allows (a target at the scan's
+            # edge, or larger than the patch, sits off-centre): then the crop stays centred
+            first = max(0, int(hi[a]) + 1 - size)
+            last = min(2 * self.margin, int(lo[a]))
+            if first > last:
+                first = last = self.margin
+            start.append(first + int(torch.randint(last - first + 1, (1,), generator=generator)))
         sl = (slice(None),) + tuple(slice(s, s + size) for s in start)
         return image[sl], mask[sl]
 

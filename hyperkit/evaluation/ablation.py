@@ -1,0 +1,302 @@
+"""The paper's ablations (Appendix A, Tables 4-6) and a few more, as one resumable run.
+
+Every variant is the base hypernetwork with one thing changed, trained with the same
+profile, seed, schedule and budget (or, where nothing is retrained, the base model itself),
+and scored with the one-shot protocol (:mod:`hyperkit.evaluation.protocol`) on the same
+targets, support draws and test cases. Each effect is the **paired** difference
+``base - variant`` over the same (task, draw, case) triples with a 95 % bootstrap interval
+(:mod:`hyperkit.evaluation.stats`); beside it stands the **seed-to-seed spread**: the same
+paired difference between two base models that differ only in their training seed, so that
+an effect can be told from noise.
+
+=============  ===========================================  ============  ==================
+variant        what changes                                 retrained?    paper
+=============  ===========================================  ============  ==================
+``step``       no gradient step after generation (A.1)      no            Table 4
+``norm``       z_task = MAP(F_enc) without LayerNorm (Eq. 1) yes           Table 5 (A.2)
+``pe``         z* = z_pos, no task conditioning (Eq. 6)     yes           Table 6 (A.3)
+``seed``       the base recipe with training seed + 1       yes           (noise scale)
+``shots2/3/5`` K supports pooled into one context           no            beyond the paper
+``samplings1`` one context sampling instead of the profile's no           beyond the paper
+``patches8``   8 context patches per group instead of 16    yes           beyond the paper
+=============  ===========================================  ============  ==================
+
+Layout of ``out``::
+
+    ablation.json          run record (resolved config, seed, versions, commit, variants)
+    train-<variant>/       training runs (``train-base`` unless a base run is given)
+    eval/<variant>.csv     one-shot results of each model (+ .json/.md)
+    ablation.csv           one row per (variant, target, metric): both sides, difference, CI
+    tables.md              Tables 4-6 beside the paper's numbers, and the other variants
+
+An interrupted run resumes where it stopped: finished trainings and evaluations are reused.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from hyperkit.config import load_profile, merge_config
+from hyperkit.errors import HyperkitError
+from hyperkit.evaluation.run import run_evaluation
+from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference
+from hyperkit.evaluation.tables import paper_tables, task_map
+from hyperkit.files import save_atomic, write_text_atomic
+from hyperkit.provenance import run_record
+from hyperkit.training.checkpoint import load_checkpoint
+from hyperkit.training.loop import ensure_trained
+
+__all__ = ["Variant", "VARIANTS", "DEFAULT_VARIANTS", "ABLATION_TARGETS", "run_ablation", "ablation_rows",
+           "ablation_tables"]
+
+#: the six MSD targets of the paper's Appendix A
+ABLATION_TARGETS: tuple[str, ...] = ("liver", "spleen", "hepatic_vessels", "pancreas", "brain_edema_flair",
+                                     "heart_bssfp")
+#: metrics compared (CSV columns of the results files)
+METRICS: tuple[str, ...] = ("dsc", "nsd", "nsd_voxel")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One change to the base hypernetwork or its one-shot use.
+
+    Attributes:
+        name: short name (``--only``).
+        label: what changes, for tables.
+        table: the paper's table key in ``paper_results/tables.yaml`` (``""``: beyond the paper).
+        train: profile overrides of a retrained model (``{}``: the base model is used).
+        seed_offset: added to the training seed (the seed-to-seed spread).
+        evaluate: ``evaluate`` overrides at scoring time.
+        shots: supports pooled per draw (``None``: the profile's).
+        model: generation-time model settings written into a copy of the checkpoint's config
+            (the weights do not depend on them).
+    """
+
+    name: str
+    label: str
+    table: str = ""
+    train: Mapping[str, Any] = field(default_factory=dict)
+    seed_offset: int = 0
+    evaluate: Mapping[str, Any] = field(default_factory=dict)
+    shots: int | None = None
+    model: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def retrained(self) -> bool:
+        return bool(self.train) or self.seed_offset != 0
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("step", "without the gradient step", "table4_gradient_step", evaluate={"adapt": False}),
+    Variant("norm", "z_task without LayerNorm", "table5_task_norm", train={"model": {"task_norm": False}}),
+    Variant("pe", "z* = z_pos (no task-specific codes)", "table6_task_pe", train={"model": {"task_pe": False}}),
+    Variant("seed", "training seed + 1 (same recipe)", seed_offset=1),
+    Variant("shots2", "2 supports pooled", shots=2),
+    Variant("shots3", "3 supports pooled", shots=3),
+    Variant("shots5", "5 supports pooled", shots=5),
+    Variant("samplings1", "1 context sampling", model={"samplings": 1}),
+    Variant("patches8", "8 context patches per group", train={"model": {"n_patches": 8}}),
+)}
+#: what ``hyperkit ablate`` runs without ``--only``
+DEFAULT_VARIANTS: tuple[str, ...] = ("step", "norm", "pe", "seed", "shots2", "shots3", "shots5", "samplings1")
+
+
+def _choose(only: Sequence[str] | None) -> list[Variant]:
+    names = list(only) if only else list(DEFAULT_VARIANTS)
+    bad = [n for n in names if n not in VARIANTS]
+    if bad:
+        raise ValueError(f"unknown ablation variant(s) {bad}; known: {sorted(VARIANTS)}")
+    return [VARIANTS[n] for n in dict.fromkeys(names)]
+
+
+def _with_model_settings(checkpoint: Path, settings: Mapping[str, Any], out: Path) -> Path:
+    """A copy of ``checkpoint`` whose recorded model config has ``settings`` (same weights)."""
+    if out.is_file():
+        return out
+    ck = load_checkpoint(checkpoint)
+    cfg = dict(ck["config"])
+    cfg["model"] = merge_config(cfg["model"], settings, "model")
+    save_atomic({**ck, "config": cfg}, out)
+    return out
+
+
+def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path, *,
+                 only: Sequence[str] | None = None, base_run: str | Path | None = None,
+                 episodes: int | None = None, seed: int | None = None,
+                 tasks: Sequence[str] = ABLATION_TARGETS, draws: int | None = None, eval_seed: int = 0,
+                 resume: bool = False, progress: bool = True,
+                 log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Train what the chosen variants need, evaluate every model on the same draws, compare.
+
+    Args:
+        profile: ``quick``, ``paper`` or a profile YAML.
+        data_root: the data folder (training and held-out datasets).
+        out_dir: the ablation folder (layout in the module docstring).
+        only: variant names (default :data:`DEFAULT_VARIANTS`).
+        base_run: an existing run folder of the base recipe to reuse (its config must equal
+            the profile's with ``episodes``/``seed``; otherwise it is refused).
+        episodes, seed: training budget and seed of every model (default: the profile's).
+        tasks: held-out targets (paper names or patterns).
+        draws: support draws per target (default: the profile's).
+        eval_seed: seed of support draws and test splits (the same for every model).
+        resume: continue an existing ``out_dir``.
+        progress: progress bars.
+        log: where one line per step goes.
+
+    Returns:
+        The rows written to ``ablation.csv``.
+
+    Raises:
+        HyperkitError: ``out_dir`` holds an ablation and ``resume`` is false, or a run folder
+            holds another config.
+        ValueError: unknown variant names.
+    """
+    variants = _choose(only)
+    cfg = load_profile(profile)
+    base_seed = int(cfg.get("seed", 0) if seed is None else seed)
+    out = Path(out_dir)
+    record_path = out / "ablation.json"
+    if record_path.exists() and not resume:
+        raise HyperkitError(f"{out}: holds an ablation; pass --resume to continue it, or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    record = run_record(cfg, base_seed, episodes=episodes, variants=[v.name for v in variants],
+                        tasks=list(tasks), draws=draws, eval_seed=eval_seed, complete=False,
+                        base_run=str(base_run) if base_run else None)
+    write_text_atomic(record_path, json.dumps(record, indent=2, default=str))
+
+    def train(name: str, overrides: Mapping[str, Any], run_seed: int, run_dir: Path) -> Path:
+        log(f"[ablate] model {name}: {run_dir}")
+        ensure_trained(merge_config(cfg, overrides) if overrides else cfg, data_root, run_dir,
+                       episodes=episodes, seed=run_seed, progress=progress)
+        return run_dir / "best.pt"
+
+    base_ckpt = train("base", {}, base_seed, Path(base_run) if base_run else out / "train-base")
+
+    def score(name: str, checkpoint: Path, v: Variant | None = None) -> list[dict[str, Any]]:
+        log(f"[ablate] scoring {name}")
+        res = run_evaluation(checkpoint, data_root, out / "eval" / f"{name}.csv", tasks=list(tasks),
+                             methods=["hyper_unet"], draws=draws, shots=v.shots if v else None, seed=eval_seed,
+                             overrides=dict(v.evaluate) if v and v.evaluate else None, reuse=True,
+                             progress=progress)
+        return res.rows
+
+    base_rows = score("base", base_ckpt)
+    rows: list[dict[str, Any]] = []
+    for v in variants:
+        ckpt = base_ckpt
+        if v.retrained:
+            ckpt = train(v.name, v.train, base_seed + v.seed_offset, out / f"train-{v.name}")
+        if v.model:
+            ckpt = _with_model_settings(base_ckpt, v.model, out / "models" / f"{v.name}.pt")
+        rows += ablation_rows(v, base_rows, score(v.name, ckpt, v))
+    _write_csv(rows, out / "ablation.csv")
+    write_text_atomic(out / "tables.md", ablation_tables(rows) + "\n")
+    record.update(complete=True)
+    write_text_atomic(record_path, json.dumps(record, indent=2, default=str))
+    log(f"[ablate] wrote {out / 'ablation.csv'} and {out / 'tables.md'}")
+    return rows
+
+
+def _target_names(task_ids: Sequence[str]) -> dict[str, str]:
+    """task id -> the paper's target name where it is one, else the id."""
+    patterns = task_map()
+    return {t: next((n for n, p in patterns.items() if fnmatch.fnmatch(t, p)), t) for t in task_ids}
+
+
+def ablation_rows(variant: Variant, base_rows: Sequence[Mapping[str, Any]],
+                  variant_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (target, metric) and one for all targets pooled: base vs variant, paired.
+
+    ``base`` is the kit's normal model (the paper's "with" column), ``variant`` the changed
+    one; ``diff = base - variant`` with its 95 % bootstrap CI over the same (draw, case) pairs.
+    """
+    out = []
+    for metric in METRICS:
+        pairs = pair_rows(base_rows, variant_rows, metric)
+        names = _target_names(list(pairs))
+        pooled: tuple[list[float], list[float]] = ([], [])
+        for task, (a, b) in pairs.items():
+            out.append(_row(variant, names[task], metric, paired_difference(a, b)))
+            pooled[0].extend(a)
+            pooled[1].extend(b)
+        if pooled[0]:
+            out.append(_row(variant, "all", metric, paired_difference(*pooled)))
+    return out
+
+
+def _row(v: Variant, target: str, metric: str, p: Paired) -> dict[str, Any]:
+    return {"variant": v.name, "label": v.label, "table": v.table, "target": target, "metric": metric,
+            "base": round(p.a, 4), "variant_score": round(p.b, 4), "diff": round(p.diff, 4),
+            "ci_lo": round(p.lo, 4), "ci_hi": round(p.hi, 4), "pairs": p.n}
+
+
+def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    fields = ["variant", "label", "table", "target", "metric", "base", "variant_score", "diff", "ci_lo", "ci_hi",
+              "pairs"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def read_ablation(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of an ``ablation.csv`` with numbers parsed."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k in ("base", "variant_score", "diff", "ci_lo", "ci_hi"):
+            r[k] = float(r[k])
+        r["pairs"] = int(r["pairs"])
+    return rows
+
+
+def _ci(r: Mapping[str, Any]) -> str:
+    return f"{r['diff']:+.3f} [{r['ci_lo']:+.3f}, {r['ci_hi']:+.3f}]"
+
+
+def ablation_tables(rows: Sequence[Mapping[str, Any]], metric: str = "dsc") -> str:
+    """Markdown: Tables 4-6 beside the paper's (mean of the paper's "with"/"without"), then the
+    seed-to-seed spread and the variants beyond the paper."""
+    paper = paper_tables()
+    by = {(r["variant"], r["target"], r["metric"]): r for r in rows}
+    seed = {t: r for (v, t, m), r in by.items() if v == "seed" and m == metric}
+    key = metric if metric in ("dsc", "nsd") else "nsd"
+    parts = []
+    for v in VARIANTS.values():
+        mine = [r for r in rows if r["variant"] == v.name and r["metric"] == metric]
+        if not mine:
+            continue
+        ref = paper.get(v.table, {}) if v.table else {}
+        title = (f"**{ref.get('caption', v.table)}** — kit base vs {v.label}" if ref
+                 else f"**Beyond the paper: {v.label}**")
+        head = ["target", f"kit base {metric.upper()}", f"kit {v.label}", "kit base − variant [95 % CI]"]
+        if seed:
+            head.append("seed spread (seed 0 − seed 1) [95 % CI]")
+        if ref:
+            head += ["paper with", "paper without", "paper with − without"]
+        lines = [title, "", "| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
+        for r in mine:
+            cells = [r["target"], f"{r['base']:.3f}", f"{r['variant_score']:.3f}", _ci(r)]
+            if seed:
+                cells.append(_ci(seed[r["target"]]) if r["target"] in seed else "—")
+            if ref:
+                p = ref.get(r["target"])
+                if p:
+                    w, wo = p["with"][key][0], p["without"][key][0]
+                    cells += [f"{w:.3f}", f"{wo:.3f}", f"{w - wo:+.3f}"]
+                else:
+                    cells += ["—"] * 3
+            lines.append("| " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    note = ("Kit: mean over test cases × draws; differences are paired over the same (draw, case) with a "
+            "percentile-bootstrap 95 % CI (2,000 resamples). Paper: Appendix A, its mean over cases; its NSD at 2 mm."
+            + (" The seed spread is the same paired difference between two base models that differ only in their "
+               "training seed: an effect inside it is not told from noise." if seed else ""))
+    return "\n\n".join(parts + [note])

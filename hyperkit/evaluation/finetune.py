@@ -1,0 +1,329 @@
+"""Limited-data fine-tuning (paper §4 "Limited Data", Figure 3).
+
+For a target with ``N`` labelled cases available (``N`` in e.g. {2, 4, 8}): the paper builds
+"a minimal train-test split in which 20 % of the samples (at least one) are held out",
+generates a Hyper U-Net from the training subset and fine-tunes it on that subset "using
+standard supervised training" with early stopping. Here, per target, ``N`` and repeat:
+
+1. **Subset**: ``N`` cases drawn from the target's cases (seeded by target, ``N`` and repeat);
+   ``max(1, round(0.2 N))`` of them are the **test** cases, the rest ``T`` the training subset.
+2. **Start**: three starting U-Nets of the same architecture, each fine-tuned the same way:
+
+   - ``hyper_ft``: generated from all of ``T`` pooled as one K-shot context (``K = |T|``),
+     then the profile's gradient step (A.1), then fine-tuned;
+   - ``rand_ft``: the Rand U-Net (the hypernetwork's trained encoder, a random decoder):
+     the *encoder-pretrained* baseline;
+   - ``scratch_ft``: a U-Net initialised at random (a Conv U-Net trained on ``T`` only).
+
+3. **Fine-tuning**: every parameter, AdamW on Dice + BCE with the training augmentation
+   (:func:`~hyperkit.evaluation.baselines.train_supervised`). **Early stopping never sees a
+   test case**: with ``|T| >= 3`` one case of ``T`` is held out of the fine-tuning (it still
+   serves the generation) and stopping follows its Dice; with ``|T| <= 2`` (``N = 2`` leaves
+   one training case) there is no case to spare, and stopping follows the un-augmented Dice
+   of the training cases themselves, within the step budget (a fit criterion, not a
+   generalisation one: say so when reading ``N = 2``).
+4. **Score** on the test cases: DSC, NSD at ``tau`` and at one voxel (as the one-shot protocol).
+
+Rows go to a CSV as they are made; an interrupted run resumes at the first unfinished
+(target, N, repeat, method).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+
+from hyperkit.config import EvalConfig, SupervisedConfig
+from hyperkit.data.bank import TaskBank
+from hyperkit.errors import HyperkitError
+from hyperkit.evaluation.baselines import Samples, predict, train_supervised
+from hyperkit.evaluation.protocol import score
+from hyperkit.model.adapt import gradient_step
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.model.unet import UNet3D
+from hyperkit.seeds import derive, torch_generator
+
+__all__ = ["FT_METHODS", "FT_FIELDS", "FinetuneSubset", "finetune_subset", "finetune", "read_finetune", "curve",
+           "reference_lines", "finetune_table", "run_finetune"]
+
+#: starting points, each fine-tuned the same way
+FT_METHODS: tuple[str, ...] = ("hyper_ft", "rand_ft", "scratch_ft")
+#: columns of the fine-tuning CSV
+FT_FIELDS: tuple[str, ...] = ("task", "n", "repeat", "method", "train_cases", "stop_on", "case", "dsc", "nsd",
+                              "nsd_voxel", "zero_shot_dsc", "steps", "best_step", "seconds")
+
+
+@dataclass(frozen=True)
+class FinetuneSubset:
+    """The cases of one (target, N, repeat).
+
+    Attributes:
+        train: indices that generate and fine-tune (all of ``T`` generates).
+        val: held out of fine-tuning for early stopping (empty when ``|T| <= 2``).
+        test: scored cases, never seen before scoring.
+    """
+
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+    @property
+    def generate_from(self) -> list[int]:
+        """``T``: every non-test case (the K-shot context of ``hyper_ft``)."""
+        return sorted(self.train + self.val)
+
+
+def finetune_subset(n_cases: int, n: int, seed: int, task: str, repeat: int,
+                    test_fraction: float = 0.2) -> FinetuneSubset:
+    """Draw ``n`` of ``n_cases`` cases and split them (module docstring, step 1 and 3).
+
+    Raises:
+        ValueError: ``n < 2`` or ``n > n_cases``.
+    """
+    if not 2 <= n <= n_cases:
+        raise ValueError(f"N must lie in 2..{n_cases} (the target's cases), got {n}")
+    order = torch.randperm(n_cases, generator=torch_generator(seed, "finetune", task, n, repeat)).tolist()[:n]
+    n_test = max(1, round(test_fraction * n))
+    test, rest = sorted(order[:n_test]), order[n_test:]
+    if len(rest) >= 3:
+        return FinetuneSubset(sorted(rest[1:]), [rest[0]], test)
+    return FinetuneSubset(sorted(rest), [], test)
+
+
+def _start(method: str, hyper: HyperUNet, images: torch.Tensor, masks: torch.Tensor, cfg: EvalConfig,
+           seed: int, key: tuple[str, int, int]) -> UNet3D:
+    if method == "hyper_ft":
+        unet = hyper.generate(images, masks)
+        lr = cfg.step_lr("hyper_unet")
+        if lr is not None:
+            gradient_step(unet, images, masks, lr=lr, loss_after=False)
+        return unet
+    if method == "rand_ft":
+        return hyper.random_unet(torch_generator(seed, "finetune_rand", *key))
+    if method == "scratch_ft":
+        torch.manual_seed(derive(seed, "finetune_scratch", *key))
+        return UNet3D(hyper.unet.config["base_width"])
+    raise ValueError(f"fine-tuning start must be one of {FT_METHODS}, got {method!r}")
+
+
+def _check(repeats: int, methods: Sequence[str]) -> None:
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    bad = [m for m in methods if m not in FT_METHODS]
+    if bad:
+        raise ValueError(f"unknown fine-tuning start(s) {bad}; known: {list(FT_METHODS)}")
+
+
+def _done(rows: Iterable[dict[str, Any]]) -> set[tuple[str, int, int, str]]:
+    return {(r["task"], int(r["n"]), int(r["repeat"]), r["method"]) for r in rows}
+
+
+def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: SupervisedConfig, out_csv: str | Path, *,
+             ns: Sequence[int] = (2, 4, 8), repeats: int = 3, methods: Sequence[str] = FT_METHODS, seed: int = 0,
+             resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Fine-tune every start on every (target, N, repeat) of ``bank``; one CSV row per test case.
+
+    Args:
+        hyper: the trained hypernetwork (eval mode).
+        bank: the targets' patches (``(N, 1, S, S, S)`` per task).
+        cfg: the one-shot protocol (gradient step, ``tau``).
+        budget: the fine-tuning budget (steps, batch, lr, validation interval, patience, warm-up).
+        out_csv: results file (:data:`FT_FIELDS`).
+        ns: subset sizes; each must fit the target's cases.
+        repeats: random subsets per ``N``.
+        methods: starts from :data:`FT_METHODS`.
+        seed: subsets, random decoders and initialisations.
+        resume: keep the rows in ``out_csv`` and do only what is missing.
+        progress: a line per finished fine-tuning.
+
+    Raises:
+        ValueError: a bad ``N``, ``repeats`` or method.
+        HyperkitError: ``out_csv`` exists and ``resume`` is false.
+    """
+    _check(repeats, methods)
+    out = Path(out_csv)
+    if out.exists() and not resume:
+        raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another --out")
+    rows = read_finetune(out) if out.exists() else []
+    done = _done(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = not out.exists()
+    with open(out, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FT_FIELDS, lineterminator="\n")
+        if new:
+            writer.writeheader()
+        for task in bank.task_ids:
+            images, masks, ids = bank.images[task], bank.masks[task], bank.case_ids[task]
+            for n in ns:
+                for r in range(repeats):
+                    sub = finetune_subset(len(ids), n, seed, task, r)
+                    for method in methods:
+                        if (task, n, r, method) in done:
+                            continue
+                        made = _one(hyper, bank, task, sub, method, cfg, budget, seed, (task, n, r))
+                        for row in made:
+                            row.update(task=task, n=n, repeat=r, method=method)
+                        writer.writerows(made)
+                        fh.flush()
+                        rows += made
+                        if progress:
+                            d = sum(x["dsc"] for x in made) / len(made)
+                            print(f"[finetune] {task} N={n} repeat={r} {method}: DSC {d:.3f} "
+                                  f"(zero-shot {made[0]['zero_shot_dsc']:.3f}, {made[0]['steps']} steps)", flush=True)
+    return rows
+
+
+def _one(hyper: HyperUNet, bank: TaskBank, task: str, sub: FinetuneSubset, method: str, cfg: EvalConfig,
+         budget: SupervisedConfig, seed: int, key: tuple[str, int, int]) -> list[dict[str, Any]]:
+    images, masks, ids = bank.images[task], bank.masks[task], bank.case_ids[task]
+    ctx = sub.generate_from
+    t0 = time.perf_counter()
+    unet = _start(method, hyper, images[ctx], masks[ctx], cfg, seed, key)
+    zero = score(predict(unet, images[sub.test]), masks[sub.test], bank.spacing, cfg.tau)
+
+    def samples(idx: Sequence[int]) -> Samples:
+        return Samples(images[list(idx)], masks[list(idx)], torch.zeros(len(idx), dtype=torch.long))
+
+    stop_on = sub.val if sub.val else sub.train
+    res = train_supervised(unet, samples(sub.train), samples(stop_on), budget,
+                           torch_generator(seed, "finetune_steps", method, *key))
+    scores = score(predict(unet, images[sub.test]), masks[sub.test], bank.spacing, cfg.tau)
+    seconds = round(time.perf_counter() - t0, 2)
+    return [{"train_cases": "+".join(ids[i] for i in ctx), "stop_on": "val" if sub.val else "train",
+             "case": ids[i], "dsc": round(d, 6), "nsd": round(s, 6), "nsd_voxel": round(v, 6),
+             "zero_shot_dsc": round(z[0], 6), "steps": res.steps, "best_step": res.best_step, "seconds": seconds}
+            for i, (d, s, v), z in zip(sub.test, scores, zero)]
+
+
+def read_finetune(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a fine-tuning CSV with numbers parsed.
+
+    Raises:
+        ValueError: not a fine-tuning results file.
+    """
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != FT_FIELDS:
+            raise ValueError(f"{path}: not a fine-tuning results file (columns {reader.fieldnames})")
+        rows = list(reader)
+    for r in rows:
+        r["n"], r["repeat"], r["steps"], r["best_step"] = int(r["n"]), int(r["repeat"]), int(r["steps"]), \
+            int(r["best_step"])
+        for k in ("dsc", "nsd", "nsd_voxel", "zero_shot_dsc", "seconds"):
+            r[k] = float(r[k])
+    return rows
+
+
+def curve(rows: Sequence[dict[str, Any]], metric: str = "dsc") -> dict[tuple[str, str], list[tuple[int, float, float, float, int]]]:
+    """``(task, method) -> [(N, mean, lo, hi, repeats)]``: the mean over repeats of each repeat's
+    mean over its test cases, with a 95 % t-interval across repeats (``lo == hi`` for one repeat)."""
+    from scipy import stats
+
+    per: dict[tuple[str, str, int], dict[int, list[float]]] = {}
+    for r in rows:
+        per.setdefault((r["task"], r["method"], int(r["n"])), {}).setdefault(int(r["repeat"]), []).append(r[metric])
+    out: dict[tuple[str, str], list[tuple[int, float, float, float, int]]] = {}
+    for (task, method, n), reps in sorted(per.items()):
+        means = [sum(v) / len(v) for v in reps.values()]
+        m = sum(means) / len(means)
+        half = 0.0
+        if len(means) > 1:
+            sd = (sum((x - m) ** 2 for x in means) / (len(means) - 1)) ** 0.5
+            half = float(stats.t.ppf(0.975, len(means) - 1)) * sd / len(means) ** 0.5
+        out.setdefault((task, method), []).append((n, m, m - half, m + half, len(means)))
+    return out
+
+
+def reference_lines(results_csv: str | Path) -> dict[str, dict[str, float]]:
+    """``task -> {"conv_unet": DSC, "hyper_unet": DSC}`` from a one-shot evaluation's results: the
+    black (a U-Net trained on the target's whole training split) and green (one-shot Hyper
+    U-Net) lines of Figure 3. They were scored on that evaluation's test split, not on each
+    subset's test cases: reference levels, not paired comparisons."""
+    from hyperkit.evaluation.protocol import read_results
+    from hyperkit.evaluation.tables import summarize
+
+    out: dict[str, dict[str, float]] = {}
+    for (task, method), st in summarize(read_results(results_csv)).items():
+        if method in ("conv_unet", "hyper_unet"):
+            out.setdefault(task, {})[method] = st.dsc
+    return out
+
+
+def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path, *,
+                 tasks: Sequence[str], ns: Sequence[int] = (2, 4, 8), repeats: int = 3,
+                 methods: Sequence[str] = FT_METHODS, seed: int = 0, reference_from: str | Path | None = None,
+                 budget: Mapping[str, Any] | None = None, resume: bool = False,
+                 progress: bool = True) -> list[dict[str, Any]]:
+    """``hyperkit finetune``: :func:`finetune` on held-out targets, then ``finetune.json`` (run
+    record), ``figure3.png`` and ``finetune.md`` in ``out_dir``.
+
+    Raises:
+        HyperkitError: ``out_dir`` holds results and ``resume`` is false.
+        ValueError: bad ``ns``/``repeats``/methods, or an ``N`` larger than a target's cases.
+    """
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from hyperkit.config import protocol_for
+    from hyperkit.evaluation.figure import figure3
+    from hyperkit.evaluation.run import heldout_bank
+    from hyperkit.files import write_text_atomic
+    from hyperkit.provenance import run_record
+    from hyperkit.training.checkpoint import load_hypernet
+
+    _check(repeats, methods)
+    out = Path(out_dir)
+    csv_path = out / "finetune.csv"
+    if csv_path.exists() and not resume:
+        raise HyperkitError(f"{out}: holds fine-tuning results; pass --resume to continue them, or choose another --out")
+    hyper, cfg = load_hypernet(checkpoint)
+    ecfg = protocol_for(cfg, overrides={"finetune": dict(budget)} if budget else None)
+    bank = heldout_bank(data_root, cfg, tasks, progress=progress)
+    if not bank.task_ids:
+        raise ValueError(f"no held-out task matches {list(tasks)}")
+    for t in bank.task_ids:
+        if max(ns) > len(bank.case_ids[t]):
+            raise ValueError(f"N={max(ns)} exceeds the {len(bank.case_ids[t])} cases of {t}")
+    out.mkdir(parents=True, exist_ok=True)
+    record = run_record(cfg, seed, checkpoint=str(checkpoint), tasks=bank.task_ids, ns=list(ns), repeats=repeats,
+                        methods=list(methods), budget=vars(ecfg.finetune), complete=False)
+    write_text_atomic(out / "finetune.json", json.dumps(record, indent=2, default=str))
+    t0 = time.perf_counter()
+    rows = finetune(hyper, bank, ecfg, ecfg.finetune, csv_path, ns=ns, repeats=repeats, methods=methods, seed=seed,
+                    resume=resume, progress=progress)
+    refs = reference_lines(reference_from) if reference_from else {}
+    fig = figure3(curve(rows), refs)
+    fig.savefig(out / "figure3.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    write_text_atomic(out / "finetune.md", finetune_table(rows, refs) + "\n")
+    record.update(complete=True, wall_seconds=round(time.perf_counter() - t0, 1),
+                  reference_from=str(reference_from) if reference_from else None)
+    write_text_atomic(out / "finetune.json", json.dumps(record, indent=2, default=str))
+    return rows
+
+
+def finetune_table(rows: Sequence[dict[str, Any]], refs: dict[str, dict[str, float]] | None = None) -> str:
+    """Markdown: per target and N, mean DSC [95 % t-interval over repeats] of each start."""
+    c = curve(rows)
+    tasks = sorted({t for t, _ in c})
+    methods = [m for m in FT_METHODS if any((t, m) in c for t in tasks)]
+    head = ["target", "N"] + methods + (["one-shot Hyper (green)", "Conv U-Net, full split (black)"] if refs else [])
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 2)]
+    for t in tasks:
+        for n in sorted({p[0] for m in methods for p in c.get((t, m), [])}):
+            cells = [t.split("/")[-1], str(n)]
+            for m in methods:
+                pt = next((p for p in c.get((t, m), []) if p[0] == n), None)
+                cells.append(f"{pt[1]:.3f} [{pt[2]:.3f}, {pt[3]:.3f}]" if pt else "—")
+            if refs:
+                r = refs.get(t, {})
+                cells += [f"{r['hyper_unet']:.3f}" if "hyper_unet" in r else "—",
+                          f"{r['conv_unet']:.3f}" if "conv_unet" in r else "—"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""File I/O of the base layer: one atomic write (temporary file, fsync, rename) and safe torch reads.
+
+Every file the kit writes whole (checkpoints, saved U-Nets, configs, run records, cache
+entries) goes through :func:`write_atomic`, so a crash or kill during a write leaves the
+previous file at its path intact and never a half-written one under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Any, Callable
+
+__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file"]
+
+
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(fh)`` on a temporary file in ``path``'s folder, fsync, then rename it over ``path``.
+
+    The folder is created when missing; the temporary file is removed when ``write`` fails.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`write_atomic`)."""
+    return write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (:func:`write_atomic`)."""
+    import torch
+
+    return write_atomic(path, lambda fh: torch.save(obj, fh))
+
+
+def read_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors naming ``what`` was expected.
+
+    Raises:
+        FileNotFoundError: no such file.
+        HyperkitError: not a torch file, or one that needs more than plain tensors and containers.
+    """
+    import torch
+
+    from hyperkit.errors import HyperkitError
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: {what} not found")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle, zip and weights-only errors all mean "not a file we can read"
+        detail = " ".join(str(exc).split())[:200]
+        raise HyperkitError(f"{p}: not a readable {what} ({type(exc).__name__}: {detail})") from exc

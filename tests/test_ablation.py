@@ -1,0 +1,100 @@
+"""``hyperkit ablate``: variants trained and scored on the same draws, paired CIs, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hyperkit.cli import main
+from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
+from hyperkit.errors import HyperkitError
+from hyperkit.evaluation.ablation import VARIANTS, ablation_rows, ablation_tables, read_ablation, run_ablation
+from hyperkit.evaluation.stats import pair_rows, paired_difference
+
+TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
+              "zstar_dim": 8, "head_hidden": 16}
+SPLITS = ["train", "val", "test"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("ablate")
+    data = root / "data"
+    write_sample_totalseg(data, n_cases=4, structures=("aorta", "stomach", "kidney_left", "esophagus"))
+    write_sample_msd(data, "Task03_Liver", n_cases=5, labels=("liver", "cancer"))
+    profile = root / "tiny.yaml"
+    profile.write_text(yaml.safe_dump({
+        "base": "quick", "data": {"patch_size": 16}, "model": TINY_MODEL,
+        "train": {"episodes": 2, "val_every": 2, "checkpoint_every": 2, "val_queries": 2, "val_supports": 1,
+                  "train_splits": SPLITS, "val_splits": SPLITS, "augment": False},
+        "evaluate": {"draws": 2}}))
+    return data, profile
+
+
+def test_paired_difference_and_its_interval() -> None:
+    p = paired_difference([0.5, 0.6, 0.7, 0.8], [0.4, 0.5, 0.6, 0.7])
+    assert p.diff == pytest.approx(0.1) and p.lo == pytest.approx(0.1) and p.hi == pytest.approx(0.1)
+    q = paired_difference([0.9, 0.1, 0.5, 0.4], [0.1, 0.9, 0.5, 0.4])
+    assert q.lo < 0 < q.hi and q.n == 4
+    with pytest.raises(ValueError, match="got 0"):
+        paired_difference([], [])
+    with pytest.raises(ValueError, match=r"\(3,\) and \(2,\)"):
+        paired_difference([1, 2, 3], [1, 2])
+
+
+def test_rows_pair_the_same_draw_and_case() -> None:
+    a = [{"task": "t", "method": "hyper_unet", "draw": d, "case": c, "in_test_split": True, "dsc": 0.5, "nsd": 0.5, "nsd_voxel": 0.5}
+         for d in range(2) for c in "xy"]
+    b = [dict(r, dsc=0.25, nsd=0.25, nsd_voxel=0.25) for r in a[:3]]  # one pair missing
+    assert pair_rows(a, b)["t"] == ([0.5] * 3, [0.25] * 3)
+    rows = ablation_rows(VARIANTS["step"], a, b)
+    dsc = {r["target"]: r for r in rows if r["metric"] == "dsc"}
+    assert dsc["all"]["diff"] == pytest.approx(0.25) and dsc["all"]["pairs"] == 3
+
+
+def test_ablate_trains_scores_and_resumes(setup: tuple[Path, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    data, profile = setup
+    out = tmp_path / "abl"
+    argv = ["ablate", "--profile", str(profile), "--data", str(data), "--out", str(out), "--tasks", "liver",
+            "--only", "step,seed,shots2,samplings1", "--no-progress"]
+    assert main(argv) == 0
+    assert {"train-base", "train-seed", "eval", "ablation.csv", "tables.md", "ablation.json"} <= \
+        {p.name for p in out.iterdir()}
+    assert not (out / "train-step").exists()  # the step ablation reuses the base model
+    rows = read_ablation(out / "ablation.csv")
+    assert {r["variant"] for r in rows} == {"step", "seed", "shots2", "samplings1"}
+    for r in rows:
+        assert r["ci_lo"] <= r["diff"] + 1e-9 and r["diff"] <= r["ci_hi"] + 1e-9 and r["pairs"] > 0
+    tables = (out / "tables.md").read_text()
+    assert "paper Table 4" in tables and "seed spread" in tables and "2 supports pooled" in tables
+    assert json.loads((out / "ablation.json").read_text())["complete"]
+    # the same out without --resume is refused; with it, nothing is trained or scored again
+    assert main(argv) == 2
+    assert "--resume" in capsys.readouterr().err
+    stamp = (out / "train-base" / "best.pt").stat().st_mtime_ns
+    assert main(argv + ["--resume"]) == 0
+    assert (out / "train-base" / "best.pt").stat().st_mtime_ns == stamp
+    assert read_ablation(out / "ablation.csv") == rows
+
+
+def test_unknown_variant_is_one_line(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data, profile = setup
+    assert main(["ablate", "--profile", str(profile), "--data", str(data), "--out", str(tmp_path / "a"),
+                 "--only", "step,warp"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'warp'" in err
+    with pytest.raises(HyperkitError, match="holds an ablation"):
+        (tmp_path / "b").mkdir()
+        (tmp_path / "b" / "ablation.json").write_text("{}")
+        run_ablation(profile, data, tmp_path / "b", only=["step"])
+
+
+def test_tables_put_the_paper_beside_the_kit() -> None:
+    rows = [{"variant": "norm", "label": VARIANTS["norm"].label, "table": "table5_task_norm", "target": "liver",
+             "metric": "dsc", "base": 0.4, "variant_score": 0.3, "diff": 0.1, "ci_lo": 0.05, "ci_hi": 0.15, "pairs": 20}]
+    md = ablation_tables(rows)
+    assert "| liver | 0.400 | 0.300 | +0.100 [+0.050, +0.150] | 0.772 | 0.844 | -0.072 |" in md

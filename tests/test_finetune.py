@@ -1,0 +1,92 @@
+"""Limited-data fine-tuning: subsets that never leak test cases, resumable runs, Figure 3."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from hyperkit.cli import main
+from hyperkit.config import load_profile
+from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
+from hyperkit.evaluation.finetune import curve, finetune_subset, read_finetune
+from hyperkit.files import save_atomic
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.training.checkpoint import CHECKPOINT_KIND
+
+TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
+              "zstar_dim": 8, "head_hidden": 16}
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 10])
+def test_subsets_hold_out_a_fifth_and_stop_without_the_test_cases(n: int) -> None:
+    sub = finetune_subset(10, n, 0, "t", 0)
+    test, train, val = set(sub.test), set(sub.train), set(sub.val)
+    assert len(test) == max(1, round(0.2 * n)) and len(test | train | val) == n
+    assert not (test & train) and not (test & val) and not (train & val)
+    assert (len(val) == 1) == (n - len(test) >= 3)
+    assert sub.generate_from == sorted(train | val)
+    assert finetune_subset(10, n, 0, "t", 0) == sub
+    assert finetune_subset(10, n, 0, "t", 1) != sub or n == 10
+
+
+def test_bad_subset_sizes() -> None:
+    with pytest.raises(ValueError, match="got 11"):
+        finetune_subset(10, 11, 0, "t", 0)
+    with pytest.raises(ValueError, match="got 1"):
+        finetune_subset(10, 1, 0, "t", 0)
+
+
+def test_curve_intervals_span_the_repeats() -> None:
+    rows = [{"task": "t", "method": "hyper_ft", "n": 2, "repeat": r, "dsc": d} for r, d in enumerate([0.2, 0.4, 0.6])]
+    [(n, mean, lo, hi, reps)] = curve(rows)[("t", "hyper_ft")]
+    assert (n, reps) == (2, 3) and mean == pytest.approx(0.4) and lo < 0.2 and hi > 0.6
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("ft")
+    data = root / "data"
+    write_sample_msd(data, "Task03_Liver", n_cases=5, labels=("liver", "cancer"))
+    write_sample_totalseg(data, n_cases=3)
+    cfg = load_profile("quick", {"data": {"patch_size": 16}, "model": TINY_MODEL,
+                                 "evaluate": {"finetune": {"steps": 4, "val_every": 2, "patience": 1, "warmup": 0,
+                                                           "augment": False}}})
+    torch.manual_seed(0)
+    hyper = HyperUNet.from_config(cfg["model"])
+    ckpt = save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": cfg},
+                       root / "best.pt")
+    return data, ckpt
+
+
+def test_finetune_command_writes_rows_figure_and_resumes(tiny: tuple[Path, Path], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    data, ckpt = tiny
+    out = tmp_path / "ft"
+    argv = ["finetune", "--checkpoint", str(ckpt), "--data", str(data), "--out", str(out), "--tasks", "liver",
+            "--n", "2,4", "--repeats", "2", "--no-progress"]
+    assert main(argv) == 0
+    rows = read_finetune(out / "finetune.csv")
+    assert {(r["n"], r["repeat"], r["method"]) for r in rows} == \
+        {(n, r, m) for n in (2, 4) for r in range(2) for m in ("hyper_ft", "rand_ft", "scratch_ft")}
+    assert {r["stop_on"] for r in rows if r["n"] == 2} == {"train"}
+    for r in rows:  # a test case is never a training case
+        assert r["case"] not in r["train_cases"].split("+")
+    assert (out / "figure3.png").stat().st_size > 0 and "| liver@CT |" in (out / "finetune.md").read_text()
+    assert json.loads((out / "finetune.json").read_text())["complete"]
+    assert main(argv) == 2 and "--resume" in capsys.readouterr().err
+    assert main(argv + ["--resume"]) == 0
+    assert read_finetune(out / "finetune.csv") == rows  # nothing redone
+
+
+def test_finetune_bad_input_is_one_line(tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data, ckpt = tiny
+    base = ["finetune", "--checkpoint", str(ckpt), "--data", str(data), "--tasks", "liver"]
+    assert main(base + ["--out", str(tmp_path / "a"), "--n", "2,9"]) == 2
+    assert "N=9 exceeds the 5 cases" in capsys.readouterr().err
+    assert main(base + ["--out", str(tmp_path / "b"), "--n", "two"]) == 2
+    assert "'two'" in capsys.readouterr().err
+    assert main(base + ["--out", str(tmp_path / "c"), "--methods", "maml"]) == 2
+    assert "'maml'" in capsys.readouterr().err
