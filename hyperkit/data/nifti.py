@@ -8,7 +8,6 @@ identical bytes for identical inputs and :func:`write_nifti` puts them in place 
 from __future__ import annotations
 
 import gzip
-import os
 import zlib
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from hyperkit.errors import DataError
+from hyperkit.files import write_atomic
 
 __all__ = ["NIFTI_ENDINGS", "is_nifti", "strip_nifti", "load_header", "read_image", "read_label", "safe_join",
            "same_geometry", "spacing_of", "nifti_bytes", "write_nifti"]
@@ -148,8 +148,5 @@ def write_nifti(path: str | Path, array: np.ndarray, affine: np.ndarray) -> Path
     half-written file under the final name.
     """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_bytes(nifti_bytes(array, affine, gz=not p.name.endswith(".nii")))
-    os.replace(tmp, p)
-    return p
+    data = nifti_bytes(array, affine, gz=not p.name.endswith(".nii"))
+    return write_atomic(p, lambda fh: fh.write(data))
