@@ -11,7 +11,7 @@ import torch
 from hyperkit.cli import main
 from hyperkit.config import load_profile
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
-from hyperkit.evaluation.finetune import curve, finetune_subset, read_finetune
+from hyperkit.evaluation.finetune import curve, finetune_subset, read_finetune, run_finetune
 from hyperkit.files import save_atomic
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.training.checkpoint import CHECKPOINT_KIND
@@ -79,6 +79,10 @@ def test_finetune_command_writes_rows_figure_and_resumes(tiny: tuple[Path, Path]
     assert main(argv) == 2 and "--resume" in capsys.readouterr().err
     assert main(argv + ["--resume"]) == 0
     assert read_finetune(out / "finetune.csv") == rows  # nothing redone
+    # a call for fewer sizes reports those only; the CSV keeps everything
+    part = run_finetune(ckpt, data, out, tasks=["liver"], ns=(2,), repeats=1, resume=True, progress=False)
+    assert part and {(r["n"], r["repeat"]) for r in part} == {(2, 0)}
+    assert read_finetune(out / "finetune.csv") == rows
 
 
 def test_finetune_bad_input_is_one_line(tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

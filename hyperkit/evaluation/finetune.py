@@ -260,7 +260,8 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
                  budget: Mapping[str, Any] | None = None, resume: bool = False,
                  progress: bool = True) -> list[dict[str, Any]]:
     """``hyperkit finetune``: :func:`finetune` on held-out targets, then ``finetune.json`` (run
-    record), ``figure3.png`` and ``finetune.md`` in ``out_dir``.
+    record), ``figure3.png`` and ``finetune.md`` in ``out_dir``, for this call's targets, sizes
+    and repeats (``finetune.csv`` keeps the rows of earlier calls too).
 
     Raises:
         HyperkitError: ``out_dir`` holds results and ``resume`` is false.
@@ -297,6 +298,8 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     t0 = time.perf_counter()
     rows = finetune(hyper, bank, ecfg, ecfg.finetune, csv_path, ns=ns, repeats=repeats, methods=methods, seed=seed,
                     resume=resume, progress=progress)
+    # the CSV keeps every target an earlier call ran; this call reports its own targets and sizes
+    rows = [r for r in rows if r["task"] in bank.task_ids and r["n"] in ns and r["repeat"] < repeats]
     refs = reference_lines(reference_from) if reference_from else {}
     fig = figure3(curve(rows), refs)
     fig.savefig(out / "figure3.png", dpi=120, bbox_inches="tight")
