@@ -35,7 +35,6 @@ An interrupted run resumes where it stopped: finished trainings and evaluations 
 from __future__ import annotations
 
 import csv
-import fnmatch
 import io
 import json
 from dataclasses import dataclass, field
@@ -46,7 +45,8 @@ from hyperkit.config import load_profile, merge_config
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.run import run_evaluation
 from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference
-from hyperkit.evaluation.tables import paper_tables, task_map
+from hyperkit.evaluation.centre_prior import target_name
+from hyperkit.evaluation.tables import paper_tables
 from hyperkit.files import save_atomic, write_text_atomic
 from hyperkit.provenance import run_record
 from hyperkit.training.checkpoint import load_checkpoint
@@ -203,12 +203,6 @@ def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path
     return rows
 
 
-def _target_names(task_ids: Sequence[str]) -> dict[str, str]:
-    """task id -> the paper's target name where it is one, else the id."""
-    patterns = task_map()
-    return {t: next((n for n, p in patterns.items() if fnmatch.fnmatch(t, p)), t) for t in task_ids}
-
-
 def ablation_rows(variant: Variant, base_rows: Sequence[Mapping[str, Any]],
                   variant_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per (target, metric) and one for all targets pooled: base vs variant, paired.
@@ -219,10 +213,9 @@ def ablation_rows(variant: Variant, base_rows: Sequence[Mapping[str, Any]],
     out = []
     for metric in METRICS:
         pairs = pair_rows(base_rows, variant_rows, metric)
-        names = _target_names(list(pairs))
         pooled: tuple[list[float], list[float]] = ([], [])
         for task, (a, b) in pairs.items():
-            out.append(_row(variant, names[task], metric, paired_difference(a, b)))
+            out.append(_row(variant, target_name(task), metric, paired_difference(a, b)))
             pooled[0].extend(a)
             pooled[1].extend(b)
         if pooled[0]:

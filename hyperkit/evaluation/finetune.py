@@ -42,8 +42,8 @@ from hyperkit.config import EvalConfig, SupervisedConfig
 from hyperkit.data.bank import TaskBank
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, predict, train_supervised
+from hyperkit.evaluation.methods import one_shot_model
 from hyperkit.evaluation.protocol import score
-from hyperkit.model.adapt import gradient_step
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
@@ -97,14 +97,12 @@ def finetune_subset(n_cases: int, n: int, seed: int, task: str, repeat: int,
 
 def _start(method: str, hyper: HyperUNet, images: torch.Tensor, masks: torch.Tensor, cfg: EvalConfig,
            seed: int, key: tuple[str, int, int]) -> UNet3D:
-    if method == "hyper_ft":
-        unet = hyper.generate(images, masks)
-        lr = cfg.step_lr("hyper_unet")
-        if lr is not None:
-            gradient_step(unet, images, masks, lr=lr, loss_after=False)
-        return unet
-    if method == "rand_ft":
-        return hyper.random_unet(torch_generator(seed, "finetune_rand", *key))
+    """The U-Net a fine-tuning starts from: the one-shot protocol's Hyper or Rand U-Net
+    (:func:`~hyperkit.evaluation.methods.one_shot_model`, gradient step as the protocol says),
+    or a U-Net initialised at random."""
+    if method in ("hyper_ft", "rand_ft"):
+        return one_shot_model("hyper_unet" if method == "hyper_ft" else "rand_unet", hyper, images, masks, cfg,
+                              torch_generator(seed, "finetune_rand", *key))
     if method == "scratch_ft":
         torch.manual_seed(derive(seed, "finetune_scratch", *key))
         return UNet3D(hyper.unet.config["base_width"])
