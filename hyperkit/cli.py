@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "hyperkit.evaluation.cli",
     "ablate": "hyperkit.evaluation.ablation_cli",
     "finetune": "hyperkit.evaluation.finetune_cli",
+    "maml": "hyperkit.evaluation.maml_cli",
     "generate": "hyperkit.inference.cli",
     "segment": "hyperkit.inference.cli",
 }
@@ -35,11 +36,12 @@ COMMANDS: dict[str, str] = {
 SUMMARIES: dict[str, str] = {
     "tasks": "list the tasks a data folder decomposes into",
     "phantoms": "write the procedural CT/MRI phantoms in the real datasets' layouts",
-    "reproduce": "run the notebooks headlessly (papermill) and index their results",
+    "reproduce": "run the notebooks headlessly, index them, write the reproduction report",
     "train": "episodic meta-training of the hypernetwork (Algorithm 1)",
     "evaluate": "one-shot evaluation and baselines (paper Tables 1-2)",
     "ablate": "ablations (paper Tables 4-6, K-shot, samplings) with paired CIs",
     "finetune": "limited-data fine-tuning (paper Figure 3)",
+    "maml": "MAML beside the 5-shot Hyper U-Net, leave-one-organ-out (paper Table 3)",
     "generate": "generate a U-Net from one labelled scan",
     "segment": "segment a scan with a generated U-Net",
 }

@@ -8,13 +8,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-__all__ = ["to_volume", "mask_centre", "show_triplanar", "show_contours", "label_colormap", "plot_training_curves",
-           "plot_method_bars", "plot_centre_prior", "FIGURE2_COLOURS"]
+__all__ = ["to_volume", "mask_centre", "show_triplanar", "show_contours", "label_colormap", "label_colours",
+           "mark_orientation", "label_key", "kernel_mosaic", "plot_training_curves", "best_validation",
+           "plot_method_bars", "plot_centre_prior", "FIGURE2_COLOURS", "VIEW_LETTERS"]
 
 #: the paper's Figure 2 colours: ground truth red, Hyper U-Net blue, Conv U-Net green
 FIGURE2_COLOURS = {"ground truth": "red", "Hyper U-Net": "blue", "Conv U-Net": "lime"}
 
 _VIEWS = ("axial", "coronal", "sagittal")
+
+#: patient directions at the left, right, bottom and top edge of each view as :func:`show_triplanar`
+#: draws a RAS volume (origin lower): R/L right/left, A/P anterior/posterior, S/I superior/inferior
+VIEW_LETTERS = {"axial": "LRPA", "coronal": "LRIS", "sagittal": "PAIS"}
+
+#: the golden-ratio conjugate: successive multiples modulo 1 spread hues evenly for any count
+_GOLDEN = (5 ** 0.5 - 1) / 2
 
 
 def to_volume(x: Any) -> np.ndarray:
@@ -35,11 +43,103 @@ def mask_centre(mask: np.ndarray | None, shape: Sequence[int]) -> tuple[int, int
     return tuple(int(v) for v in (idx.min(0) + idx.max(0)) // 2)  # type: ignore[return-value]
 
 
-def label_colormap(n: int) -> ListedColormap:
-    """Transparent background, then ``n`` distinct colours."""
+def label_colours(n: int) -> np.ndarray:
+    """``(n, 4)`` RGBA colours, all different, for labels ``1..n``.
+
+    The first 17 are the strong qualitative colours of matplotlib's ``Set1`` and ``Dark2`` (label 1
+    is red); from the 18th on, hues step by the golden ratio (``0.618...`` of the hue circle, so
+    every new hue falls into one of the largest gaps left by the earlier ones), with saturation and value
+    cycling through three levels each, converted from HSV. The sequence is deterministic: label
+    ``k`` has the same colour whatever ``n`` is.
+
+    Raises:
+        ValueError: ``n < 0``.
+    """
+    from matplotlib.colors import hsv_to_rgb
+
+    if n < 0:
+        raise ValueError(f"need a number of labels >= 0, got {n}")
     base = np.vstack([plt.get_cmap("Set1")(np.arange(9)), plt.get_cmap("Dark2")(np.arange(8))])
-    colours = np.vstack([[0, 0, 0, 0], base[np.arange(n) % len(base)]])
-    return ListedColormap(colours)
+    extra = np.arange(max(0, n - len(base)))
+    hsv = np.stack([(0.07 + extra * _GOLDEN) % 1.0,                    # hue: golden-ratio steps
+                    np.array([0.95, 0.55, 0.75])[extra // 3 % 3],      # saturation: three levels
+                    np.array([0.95, 0.75, 0.55])[extra % 3]], axis=1)  # value: three levels
+    rgba = np.hstack([hsv_to_rgb(hsv), np.ones((len(extra), 1))]) if len(extra) else np.zeros((0, 4))
+    return np.vstack([base, rgba])[:n]
+
+
+def label_colormap(n: int) -> ListedColormap:
+    """Transparent background (value 0), then ``n`` different colours (:func:`label_colours`)
+    for the values ``1..n``: none repeats, however many labels (TotalSegmentator has 82)."""
+    return ListedColormap(np.vstack([[0, 0, 0, 0], label_colours(n)]))
+
+
+def mark_orientation(axes: Sequence[Any], views: Sequence[str] = _VIEWS, colour: str = "yellow") -> None:
+    """Write the patient's directions (:data:`VIEW_LETTERS`) at the edges of slices of a RAS volume.
+
+    For axes drawn as :func:`show_triplanar` draws them (axial, coronal, sagittal; ``origin="lower"``).
+
+    Args:
+        axes: the axes to letter, one per view.
+        views: the view of each axis (``"axial"``, ``"coronal"`` or ``"sagittal"``).
+        colour: text colour.
+
+    Raises:
+        ValueError: an unknown view.
+    """
+    for ax, view in zip(axes, views):
+        if view not in VIEW_LETTERS:
+            raise ValueError(f"view must be one of {list(VIEW_LETTERS)}, got {view!r}")
+        for (x, y), letter in zip([(0.04, 0.5), (0.96, 0.5), (0.5, 0.05), (0.5, 0.95)], VIEW_LETTERS[view]):
+            ax.text(x, y, letter, transform=ax.transAxes, color=colour, fontsize=8, fontweight="bold",
+                    ha="center", va="center")
+
+
+def label_key(ax: Any, label: Any, names: dict[int, str] | None = None, centre: Sequence[int] | None = None,
+              limit: int = 10) -> Any:
+    """A colour key for :func:`show_triplanar`'s overlay, beside ``ax``: the labels seen in the three
+    slices through ``centre``, largest first, in the overlay's colours.
+
+    Args:
+        ax: the axis to put the legend next to (usually the row's last one).
+        label: integer label map ``(X, Y, Z)`` (leading singleton axes allowed), the one drawn.
+        names: ``value -> name`` (missing values are shown as numbers).
+        centre: the voxel the slices go through (default: the mask's centre, as ``show_triplanar``).
+        limit: at most this many entries; the rest is counted in a last entry (``+ 3 more``).
+
+    Returns:
+        The matplotlib Legend.
+    """
+    from matplotlib.patches import Patch
+
+    lab = to_volume(label).astype(int)
+    c = mask_centre(lab, lab.shape) if centre is None else tuple(int(v) for v in centre)
+    seen = np.concatenate([sl.ravel() for sl in _slices(lab, c)])  # type: ignore[arg-type]
+    values, counts = np.unique(seen[seen > 0], return_counts=True)
+    order = values[np.argsort(-counts, kind="stable")]
+    cmap = label_colormap(max(int(lab.max()), 1))
+    names = names or {}
+    handles = [Patch(color=cmap(int(v)), label=names.get(int(v), str(v))) for v in order[:limit]]
+    if len(order) > limit:
+        handles.append(Patch(color="none", label=f"+ {len(order) - limit} more"))
+    return ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False)
+
+
+def kernel_mosaic(weight: Any) -> np.ndarray:
+    """One image of a 3D convolution's kernels: the middle tap slice of every (output, input) pair.
+
+    Args:
+        weight: ``(c_out, c_in, k, k, k)`` (numpy or torch).
+
+    Returns:
+        ``(c_out * k, c_in * k)``: row block ``o``, column block ``i`` is ``weight[o, i, :, :, k // 2]``
+        with the first kernel axis down and the second across.
+    """
+    w = weight.detach().cpu().numpy() if hasattr(weight, "detach") else np.asarray(weight)
+    if w.ndim != 5 or not w.shape[2] == w.shape[3] == w.shape[4]:
+        raise ValueError(f"expected a (c_out, c_in, k, k, k) kernel, got shape {w.shape}")
+    c_out, c_in, k = w.shape[:3]
+    return w[:, :, :, :, k // 2].transpose(0, 2, 1, 3).reshape(c_out * k, c_in * k)
 
 
 def _slices(vol: np.ndarray, c: tuple[int, int, int]) -> list[np.ndarray]:
@@ -143,13 +243,19 @@ def show_contours(image: Any, masks: dict[str, Any], *, title: str | None = None
 
 
 def plot_method_bars(kit: dict[str, dict[str, float]], paper: dict[str, dict[str, float]] | None = None, *,
-                     metric: str = "DSC", title: str | None = None, ax: Any = None) -> plt.Figure:
+                     err: dict[str, dict[str, float]] | None = None, metric: str = "DSC",
+                     title: str | None = None, ax: Any = None) -> plt.Figure:
     """Grouped bars: one group per target, one bar per method; the paper's values as black ticks.
 
     Args:
         kit: ``target -> method -> value`` measured by the kit.
         paper: the same for the paper's published values (drawn as markers, labelled "paper").
+        err: ``target -> method -> half-length`` of an error bar drawn on each kit bar (e.g. the
+            std over cases x draws, or the half-width of a confidence interval: say which in the
+            caption); missing entries get none.
         metric: axis label.
+        title: above the plot.
+        ax: draw into this axes (default: a new figure).
     """
     targets = list(kit)
     methods = list(dict.fromkeys(m for t in targets for m in kit[t]))
@@ -159,7 +265,9 @@ def plot_method_bars(kit: dict[str, dict[str, float]], paper: dict[str, dict[str
     width = 0.8 / max(len(methods), 1)
     for j, m in enumerate(methods):
         xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(targets))]
-        ax.bar(xs, [kit[t].get(m, np.nan) for t in targets], width, label=m)
+        yerr = None if err is None else [(err.get(t) or {}).get(m, np.nan) for t in targets]
+        ax.bar(xs, [kit[t].get(m, np.nan) for t in targets], width, label=m, yerr=yerr,
+               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "0.25"})
         if paper:
             ax.scatter(xs, [paper.get(t, {}).get(m, np.nan) for t in targets], marker="_", s=120, color="k",
                        label="paper" if j == 0 else None, zorder=3)
@@ -173,15 +281,18 @@ def plot_method_bars(kit: dict[str, dict[str, float]], paper: dict[str, dict[str
     return fig
 
 
-def plot_centre_prior(rows: Sequence[dict[str, Any]], *, title: str | None = None, ax: Any = None) -> plt.Figure:
+def plot_centre_prior(rows: Sequence[dict[str, Any]], *, title: str | None = None, ax: Any = None,
+                      errors: bool = True) -> plt.Figure:
     """Grouped bars of the centre prior: per target, copying the support mask and a central blob,
     each with centred (solid) and offset (hatched) patches.
 
     Args:
         rows: from :func:`hyperkit.evaluation.centre_prior.centre_prior_table` (``target``,
-            ``placement``, ``method``, ``dsc``).
+            ``placement``, ``method``, ``dsc``; ``dsc_std`` for the error bars).
         title: above the plot.
         ax: draw into this axes (default: a new figure).
+        errors: error bars of ± ``dsc_std`` (the std over the ordered support/query pairs) where
+            the rows have it.
     """
     from hyperkit.config import CENTRE_PRIOR_METHODS
 
@@ -189,6 +300,7 @@ def plot_centre_prior(rows: Sequence[dict[str, Any]], *, title: str | None = Non
     methods = [m for m in CENTRE_PRIOR_METHODS if any(r["method"] == m for r in rows)]
     placements = list(dict.fromkeys(r["placement"] for r in rows))
     value = {(r["target"], r["method"], r["placement"]): r["dsc"] for r in rows}
+    spread = {(r["target"], r["method"], r["placement"]): r["dsc_std"] for r in rows if "dsc_std" in r}
     bars = [(m, p) for m in methods for p in placements]
     if ax is None:
         fig, ax = plt.subplots(figsize=(1.6 * len(targets) + 3.5, 3.2))
@@ -197,10 +309,12 @@ def plot_centre_prior(rows: Sequence[dict[str, Any]], *, title: str | None = Non
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, (m, p) in enumerate(bars):
         xs = [i + (j - (len(bars) - 1) / 2) * width for i in range(len(targets))]
+        yerr = [spread.get((t, m, p), np.nan) for t in targets] if errors and spread else None
         ax.bar(xs, [value.get((t, m, p), np.nan) for t in targets], width,
                color=colours[methods.index(m) % len(colours)], alpha=1.0 if p == placements[0] else 0.55,
                hatch=None if p == placements[0] else "//", edgecolor="white",
-               label=f"{CENTRE_PRIOR_METHODS[m]}, {p}")
+               label=f"{CENTRE_PRIOR_METHODS[m]}, {p}", yerr=yerr,
+               error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "0.25"})
     ax.set_xticks(range(len(targets)), [t.replace("_", " ") for t in targets], rotation=20, fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("DSC, support → query", fontsize=9)
@@ -211,13 +325,39 @@ def plot_centre_prior(rows: Sequence[dict[str, Any]], *, title: str | None = Non
     return fig
 
 
-def plot_training_curves(run_dir: Any, smooth: int = 25) -> plt.Figure:
+def best_validation(val_rows: Sequence[dict[str, Any]]) -> tuple[int, float]:
+    """The episode whose weights a run kept as ``best.pt``, and its validation Dice.
+
+    The training loop replaces ``best.pt`` only when a validation is *strictly* better than
+    every earlier one, so the kept episode is the first one with the highest Dice.
+
+    Args:
+        val_rows: the rows of a run's ``validation.jsonl`` (``episode``, ``dice``), in order.
+
+    Raises:
+        ValueError: no rows.
+    """
+    if not val_rows:
+        raise ValueError("no validation rows: the run has not validated yet")
+    best = max(val_rows, key=lambda r: r["dice"])  # max keeps the first of equal values
+    return int(best["episode"]), float(best["dice"])
+
+
+def plot_training_curves(run_dir: Any, smooth: int = 25, best_episode: int | None = None) -> plt.Figure:
     """Learning curves of a training run: loss per episode, one-shot validation Dice
-    against episodes and against wall time (from ``metrics.jsonl`` / ``validation.jsonl``).
+    against episodes and against wall time (from ``metrics.jsonl`` / ``validation.jsonl``),
+    with the episode kept as ``best.pt`` marked (a star on the validation curves, a dotted line
+    on the loss).
 
     Args:
         run_dir: a folder written by :func:`hyperkit.training.loop.train`.
         smooth: moving-average window for the loss (episodes).
+        best_episode: the episode to mark (e.g. ``TrainResult.best_episode`` or the checkpoint's
+            state); default :func:`best_validation` of ``validation.jsonl``. It must be one of the
+            validated episodes.
+
+    Raises:
+        ValueError: neither file has rows, or ``best_episode`` was not validated.
     """
     import json
     from pathlib import Path
@@ -231,6 +371,12 @@ def plot_training_curves(run_dir: Any, smooth: int = 25) -> plt.Figure:
     train_rows, val_rows = rows("metrics.jsonl"), rows("validation.jsonl")
     if not train_rows and not val_rows:
         raise ValueError(f"{run}: no metrics.jsonl or validation.jsonl to plot")
+    best = None
+    if val_rows:
+        episode = best_validation(val_rows)[0] if best_episode is None else int(best_episode)
+        best = next((r for r in val_rows if r["episode"] == episode), None)
+        if best is None:
+            raise ValueError(f"{run}: episode {episode} is not in validation.jsonl; it cannot be best.pt's")
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     if train_rows:
         ep = np.array([r["episode"] for r in train_rows])
@@ -239,6 +385,8 @@ def plot_training_curves(run_dir: Any, smooth: int = 25) -> plt.Figure:
             w = max(1, min(smooth, len(y)))
             ys = np.convolve(y, np.ones(w) / w, mode="valid")
             axes[0].plot(ep[w - 1:], ys, color=colour, lw=1.5 if key == "loss" else 1, label=key)
+        if best is not None:
+            axes[0].axvline(best["episode"], color="tab:red", ls=":", lw=1.2, label="best.pt")
         axes[0].set(xlabel="episode", ylabel=f"Dice + BCE (moving mean of {smooth})", title="training loss")
         axes[0].legend(fontsize=8)
     if val_rows:
@@ -248,7 +396,11 @@ def plot_training_curves(run_dir: Any, smooth: int = 25) -> plt.Figure:
         axes[1].set(xlabel="episode", ylabel="mean one-shot Dice", title="validation (unseen tasks)")
         axes[2].plot([r["wall_seconds"] / 60 for r in val_rows], vd, "o-", color="tab:green")
         axes[2].set(xlabel="training wall time (min)", ylabel="mean one-shot Dice", title="validation vs time")
-        for ax in axes[1:]:
-            ax.set_ylim(0, max(0.05, max(vd) * 1.15))
+        label = f"best.pt: episode {best['episode']}, Dice {best['dice']:.3f}"
+        for ax, x in ((axes[1], best["episode"]), (axes[2], best["wall_seconds"] / 60)):
+            ax.plot([x], [best["dice"]], marker="*", ms=15, color="tab:red", mec="k", ls="none", zorder=3,
+                    label=label)
+            ax.set_ylim(0, max(0.05, max(vd) * 1.25))
+            ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig

@@ -11,11 +11,27 @@ environment's kernel (see :mod:`hyperkit.kernels`), injects the parameters
     OUT/index.json                the same, plus the run record (resolved config,
                                   versions, commit)
     OUT/run.json                  the run record (hyperkit.provenance)
+    OUT/report.html, OUT/report.md  the reproduction report (:mod:`hyperkit.report`):
+                                  the paper's claims with verdicts, Tables 1-6,
+                                  Figures 1-3, provenance
 
 All notebooks share ``out_dir``: one that needs an earlier result (phantoms, a
 trained run) finds it there or makes it. A failing notebook does not stop the
 run; the exit status is non-zero when any failed. Ctrl-C stops the run and
 still writes the index of what ran.
+
+While it runs (:class:`Progress`): on a terminal, one status line redrawn every
+second — the notebook, its current code cell (number / total), the time spent,
+an estimate of the time left (:func:`estimate_for`: the cell durations of the
+last executed copy, else the last index, else :data:`SHIPPED_SECONDS`) and the
+notebook's latest progress line (its printed lines, tqdm bars as text or
+widgets); elsewhere (CI, logs) plain lines: one when a notebook starts and ends,
+and a heartbeat line every few minutes during a long cell.
+
+``--resume`` (:func:`notebook_fingerprint`) skips the notebooks that passed in
+the folder's last run with the same notebook file, parameters, resolved profile
+and code version (git commit and a hash of the package), and runs from the
+first one that did not.
 
 Example:
     >>> report = run_notebooks("notebooks", "runs/reproduce-quick")  # doctest: +SKIP
@@ -26,25 +42,37 @@ Example:
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
+import html as _html
 import json
+import os
 import re
+import shutil
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
-
+from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 from hyperkit.config import PROFILES, load_profile
 from hyperkit.config.profiles import parse_assignment
-from hyperkit.provenance import run_record, write_run_record
+from hyperkit.files import write_text_atomic
+from hyperkit.provenance import git_commit, run_record, write_run_record
 
 __all__ = [
     "NOTEBOOK_PATTERN",
+    "SHIPPED_SECONDS",
+    "Estimate",
     "NotebookResult",
+    "Progress",
     "Report",
+    "code_version",
     "default_notebooks_dir",
+    "estimate_for",
     "find_notebooks",
+    "notebook_fingerprint",
     "notebook_parameters",
     "parse_parameter",
     "run_notebooks",
@@ -64,6 +92,16 @@ RESERVED_PARAMETERS = ("profile", "out_dir")
 _KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
 
 PASSED, FAILED, INTERRUPTED, NOT_RUN = "passed", "failed", "interrupted", "not run"
+
+#: seconds each notebook takes from scratch (no phantoms, no trained run) on a two-core laptop,
+#: per profile: the estimate before a folder has a run of its own. 00-04: BENCHMARKS.md, "The main
+#: job" (04: 12 min 51 s in issue 17's run); 05: the issue's 55 min (Conv and All U-Nets of ten
+#: targets); 06: three retrained variants (13 min each on two idle cores) and their scoring; 07: 81
+#: fine-tunings (18 took 27 min at one thread) and the 5-shot evaluation. Rounded.
+SHIPPED_SECONDS: dict[str, dict[str, float]] = {
+    "quick": {"00_phantoms": 75, "01_tasks": 17, "02_context": 9, "03_hypernetwork": 18,
+              "04_episodic_training": 770, "05_one_shot": 3300, "06_ablations": 3000, "07_limited_data": 3600},
+}
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _CELL_FRAME = re.compile(r"^Cell In\s*\[\d*\],\s*line \d+")
@@ -88,6 +126,9 @@ class NotebookResult:
         source: first line of the failing cell (marker comments skipped).
         line: the line of that cell that raised, from the traceback, if known.
         error: ``"ExceptionType: message"`` (colour codes stripped; no traceback).
+        fingerprint: what this notebook ran with (:func:`notebook_fingerprint`); ``--resume``
+            compares it.
+        reused: passed in an earlier run and skipped by ``--resume`` (``seconds`` are that run's).
     """
 
     notebook: str
@@ -99,6 +140,8 @@ class NotebookResult:
     source: str | None = None
     line: str | None = None
     error: str | None = None
+    fingerprint: str | None = None
+    reused: bool = False
 
     @property
     def failing_cell(self) -> str:
@@ -123,6 +166,8 @@ class Report:
         parameters: the parameters injected into every notebook.
         results: one entry per selected notebook, in run order.
         interrupted: the run was stopped with Ctrl-C.
+        report: the reproduction report (``report.html``) once written.
+        report_error: why it was not written.
     """
 
     out_dir: Path
@@ -133,6 +178,8 @@ class Report:
     parameters: dict[str, Any]
     results: list[NotebookResult] = field(default_factory=list)
     interrupted: bool = False
+    report: Path | None = None
+    report_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -156,6 +203,8 @@ class Report:
             "parameters": self.parameters,
             "total_seconds": round(sum(r.seconds for r in self.results), 1),
             "notebooks": [asdict(r) | {"failing_cell": r.failing_cell} for r in self.results],
+            "report": str(self.report) if self.report is not None else None,
+            "report_error": self.report_error,
         }
 
     def to_markdown(self) -> str:
@@ -175,9 +224,12 @@ class Report:
         for r in self.results:
             name = f"[{r.notebook}]({r.output})" if r.output else r.notebook
             seconds = f"{r.seconds:.1f}" if r.status != NOT_RUN else ""
+            status = f"{r.status} (earlier run)" if r.reused else r.status
             lines.append(
-                f"| {name} | {r.status} | {seconds} | {_md_cell(r.failing_cell, 100)} | {_md_cell(r.error or '', 200)} |"
+                f"| {name} | {status} | {seconds} | {_md_cell(r.failing_cell, 100)} | {_md_cell(r.error or '', 200)} |"
             )
+        if self.report is not None:
+            lines += ["", f"The reproduction report: [report.html](report.html) ([report.md](report.md))."]
         return "\n".join(lines) + "\n"
 
     def summary(self) -> str:
@@ -188,11 +240,17 @@ class Report:
             text = f"  {r.notebook:<{width}}  {r.status:<11}"
             if r.status != NOT_RUN:
                 text += f" {r.seconds:7.1f} s"
+            if r.reused:
+                text += "  (earlier run, skipped by --resume)"
             if r.error:
                 text += f"  {r.failing_cell}  ->  {_first_line(r.error, 160)}"
             lines.append(text.rstrip())
         passed = sum(r.status == PASSED for r in self.results)
         lines.append(f"{passed}/{len(self.results)} notebooks passed; index: {self.out_dir / 'index.md'}")
+        if self.report is not None:
+            lines.append(f"report: {self.report} (open it in a browser; report.md beside it for a terminal)")
+        elif self.report_error:
+            lines.append(f"report not written: {self.report_error}")
         return "\n".join(lines)
 
 
@@ -328,12 +386,11 @@ def _describe_failure(nb: Any, exc: BaseException | None, timeout: float | None 
 def write_index(report: Report, record: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``index.md`` and ``index.json`` into ``report.out_dir``; return their paths."""
     report.out_dir.mkdir(parents=True, exist_ok=True)
-    md = report.out_dir / "index.md"
-    md.write_text(report.to_markdown())
+    md = write_text_atomic(report.out_dir / "index.md", report.to_markdown())
     data = report.to_dict()
     data["run"] = dict(record) if record is not None else run_record(report.config, seed=report.config.get("seed"))
-    js = report.out_dir / "index.json"
-    js.write_text(json.dumps(data, indent=2, default=str))
+    # atomic: ``--resume`` reads it back, and a Ctrl-C may land during the write
+    js = write_text_atomic(report.out_dir / "index.json", json.dumps(data, indent=2, default=str))
     return md, js
 
 
@@ -365,6 +422,388 @@ def notebook_parameters(profile: str | Path = "quick", out_dir: str | Path = "ru
     }
 
 
+# ------------------------------------------------------------------------------ resume
+def code_version() -> dict[str, str]:
+    """The code a notebook ran against: the git commit (``+dirty`` with changes) and a hash of
+    the package's ``.py`` and ``.yaml`` files (which tells two dirty states apart)."""
+    import hyperkit
+
+    root = Path(hyperkit.__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts and path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return {"commit": git_commit(), "package": digest.hexdigest()[:16]}
+
+
+def notebook_fingerprint(path: str | Path, parameters: Mapping[str, Any], config: Mapping[str, Any],
+                         code: Mapping[str, str]) -> str:
+    """A short hash of what one notebook runs with: its file, the injected parameters, the
+    resolved profile and the code version (:func:`code_version`). Equal fingerprints: ``--resume``
+    may skip a notebook that passed.
+
+    Raises:
+        FileNotFoundError: no notebook at ``path``.
+    """
+    payload = {"notebook": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "parameters": dict(parameters),
+               "config": dict(config), "code": dict(code)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_index(out: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((out / "index.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _why_not_skipped(row: Mapping[str, Any] | None, fingerprint: str, out: Path) -> str | None:
+    """``None`` when ``--resume`` may skip the notebook, else the reason it runs."""
+    if row is None:
+        return "did not run in the earlier run"
+    if row.get("status") != PASSED:
+        return f"{row.get('status', 'did not pass')} in the earlier run"
+    if row.get("fingerprint") != fingerprint:
+        return "changed since the earlier run (notebook, parameters, profile or code)"
+    if not row.get("output") or not (out / str(row["output"])).is_file():
+        return "has no executed copy from the earlier run"
+    return None
+
+
+# ------------------------------------------------------------------------------ estimates
+@dataclass(frozen=True)
+class Estimate:
+    """How long a notebook is expected to take.
+
+    Attributes:
+        seconds: the whole notebook.
+        source: where the number comes from, for the progress line.
+        cells: seconds of each code cell, in execution order (empty: per notebook only).
+    """
+
+    seconds: float
+    source: str
+    cells: tuple[float, ...] = ()
+
+    def remaining(self, elapsed: float, cell: int = 0, cell_elapsed: float = 0.0) -> float:
+        """Seconds left after ``elapsed`` in the notebook, ``cell_elapsed`` of them in code cell ``cell`` (1-based)."""
+        if self.cells and 1 <= cell <= len(self.cells):
+            return max(self.cells[cell - 1] - cell_elapsed, 0.0) + sum(self.cells[cell:])
+        return max(self.seconds - elapsed, 0.0)
+
+
+def _code_cells(nb: Any) -> list[Any]:
+    """The code cells papermill executes (non-empty source), in order."""
+    return [c for c in nb.cells if c.get("cell_type") == "code" and str(c.get("source", "")).strip()]
+
+
+def count_code_cells(path: str | Path) -> int:
+    """Code cells of ``path`` as executed by the runner (an injected-parameters cell is replaced, or added)."""
+    import nbformat
+
+    cells = _code_cells(nbformat.read(str(path), as_version=4))
+    injected = sum("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    return len(cells) - injected + 1
+
+
+def estimate_for(stem: str, profile: str, total_cells: int, *, previous_copy: str | Path | None = None,
+                 previous_row: Mapping[str, Any] | None = None) -> Estimate | None:
+    """The time a notebook is expected to take, or ``None``.
+
+    In order: the cell durations papermill recorded in the last executed copy (of a run that
+    passed, ``previous_row``, with the same number of code cells), that run's total from the
+    index, then :data:`SHIPPED_SECONDS` for a built-in profile.
+    """
+    passed = previous_row is not None and previous_row.get("status") == PASSED
+    if passed and previous_copy is not None and Path(previous_copy).is_file():
+        try:
+            import nbformat
+
+            nb = nbformat.read(str(previous_copy), as_version=4)
+            meta = nb.metadata.get("papermill", {}) or {}
+            cells = _code_cells(nb)
+            seconds = [(c.get("metadata", {}).get("papermill", {}) or {}).get("duration") for c in cells]
+            if not meta.get("exception") and len(cells) == total_cells and all(d is not None for d in seconds):
+                durations = tuple(float(d) for d in seconds)
+                return Estimate(float(meta.get("duration") or sum(durations)), "the last run", durations)
+        except Exception:  # noqa: BLE001 -- an unreadable copy only means no per-cell estimate
+            pass
+    if passed and previous_row is not None and previous_row.get("seconds"):
+        return Estimate(float(previous_row["seconds"]), "the last run")
+    shipped = SHIPPED_SECONDS.get(profile, {}).get(stem)
+    return Estimate(float(shipped), "the kit's timing table") if shipped else None
+
+
+def _clock(seconds: float) -> str:
+    """``47 s``, ``3 min 05 s``, ``2 h 10 min``."""
+    s = int(round(max(seconds, 0.0)))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+# ------------------------------------------------------------------------------ progress
+class Progress:
+    """What ``hyperkit reproduce`` shows while it runs.
+
+    ``live``: one status line, redrawn every ``refresh`` seconds on ``stream`` (a terminal):
+    ``[5/8] 04_episodic_training · cell 5/9 · 3 min 12 s · about 9 min left · episodes: 34% ...``.
+    Plain (CI, logs): lines through ``echo`` only when a notebook starts and ends, and one
+    heartbeat line every ``heartbeat`` seconds during it (``0``: none).
+
+    Args:
+        echo: where plain lines go (``None``: silent).
+        stream: the terminal of the live line (default ``sys.stdout``).
+        live: draw the live line (default: ``stream`` is a terminal and ``echo`` is ``print``).
+        heartbeat: seconds between plain heartbeat lines.
+        refresh: seconds between redraws of the live line.
+        clock: monotonic seconds (tests pass a fake one).
+        width: the live line's width (default: the terminal's).
+
+    Raises:
+        ValueError: ``heartbeat`` or ``refresh`` negative.
+    """
+
+    def __init__(self, echo: Callable[[str], None] | None = print, *, stream: TextIO | None = None,
+                 live: bool | None = None, heartbeat: float = 300.0, refresh: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic, width: int | None = None) -> None:
+        if heartbeat < 0 or refresh < 0:
+            raise ValueError(f"heartbeat and refresh must be >= 0 seconds, got {heartbeat} and {refresh}")
+        self.stream = stream if stream is not None else sys.stdout
+        if live is None:
+            live = echo is print and _is_terminal(self.stream)
+        self.live, self.echo, self.heartbeat, self.refresh = live, echo, heartbeat, refresh
+        self.clock, self.width = clock, width
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._shown = 0  # characters of the live line on screen
+        self._later: list[float] = []  # estimates of the notebooks after this one (0: none)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.number = self.total = self.cells = self.cell_no = 0
+        self.stem = ""
+        self.estimate: Estimate | None = None
+        self.started = self.cell_started = self.clock()
+        self.last_output = ""
+
+    # the runner's events --------------------------------------------------------------
+    def plan(self, estimates: Sequence[Estimate | None]) -> None:
+        """The estimates of every notebook about to run, in order (for the time left in all)."""
+        self._later = [e.seconds if e is not None else 0.0 for e in estimates]
+        known = [e for e in estimates if e is not None]
+        if known:
+            missing = len(estimates) - len(known)
+            plural = "s" if len(estimates) != 1 else ""
+            self.say(f"{len(estimates)} notebook{plural}; about {_clock(sum(e.seconds for e in known))} in all "
+                     f"(estimate from {known[0].source}" + (f"; {missing} without one)" if missing else ")"))
+
+    def start_notebook(self, number: int, total: int, stem: str, cells: int, estimate: Estimate | None) -> None:
+        """Notebook ``number`` of ``total`` starts; it has ``cells`` code cells."""
+        with self._lock:
+            self._reset()
+            self.number, self.total, self.stem, self.cells, self.estimate = number, total, stem, cells, estimate
+            self._later = self._later[1:] if self._later else []
+        if not self.live:
+            expect = f" (about {_clock(estimate.seconds)}, from {estimate.source})" if estimate else ""
+            self.say(f"[{number}/{total}] {stem} ...{expect}")
+        self._start_ticker()
+
+    def cell(self) -> None:
+        """The next code cell starts executing."""
+        with self._lock:
+            self.cell_no += 1
+            self.cell_started = self.clock()
+        self._draw()
+
+    def output(self, text: str) -> None:
+        """Text the notebook printed (a stream, or a progress bar's text): the last line is kept."""
+        pieces = [" ".join(p.split()) for p in re.split(r"[\r\n]+", _strip_ansi(str(text))) if p.strip()]
+        if pieces:
+            with self._lock:
+                self.last_output = pieces[-1]
+
+    def end_notebook(self, line: str) -> None:
+        """The notebook ended; ``line`` says how (printed as a permanent line)."""
+        self._stop_ticker()
+        self._clear()
+        self.say(line)
+
+    def say(self, line: str) -> None:
+        """A permanent line (above the live line on a terminal)."""
+        with self._lock:
+            if self.live:
+                self._clear()
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            elif self.echo is not None:
+                self.echo(line)
+
+    def close(self) -> None:
+        """Stop drawing (idempotent)."""
+        self._stop_ticker()
+        self._clear()
+
+    # what is shown --------------------------------------------------------------------
+    def status(self) -> str:
+        """The current status: notebook, cell, time spent, time left, latest output."""
+        with self._lock:
+            now = self.clock()
+            elapsed = now - self.started
+            parts = [f"[{self.number}/{self.total}] {self.stem}"]
+            if self.cells:
+                parts.append(f"cell {min(self.cell_no, self.cells)}/{self.cells}" if self.cell_no else
+                             "starting its kernel")
+            parts.append(_clock(elapsed))
+            if self.estimate is not None:
+                left = self.estimate.remaining(elapsed, self.cell_no, now - self.cell_started)
+                if left >= 1:
+                    total = left + sum(self._later)
+                    in_all = f" ({_clock(total)} in all)" if any(self._later) else ""
+                    parts.append(f"about {_clock(left)} left{in_all}")
+                else:
+                    parts.append(f"longer than {self.estimate.source} ({_clock(self.estimate.seconds)})")
+            else:
+                parts.append("no estimate yet")
+            if self.last_output:
+                parts.append(self.last_output)
+            return " · ".join(parts)
+
+    def _draw(self) -> None:
+        if not self.live:
+            return
+        with self._lock:
+            width = self.width or shutil.get_terminal_size((100, 20)).columns
+            text = self.status()
+            text = text if len(text) < width else text[: max(width - 2, 1)] + "…"
+            self.stream.write("\r" + text + " " * max(self._shown - len(text), 0))
+            self.stream.flush()
+            self._shown = len(text)
+
+    def _clear(self) -> None:
+        with self._lock:
+            if self.live and self._shown:
+                self.stream.write("\r" + " " * self._shown + "\r")
+                self.stream.flush()
+                self._shown = 0
+
+    def _start_ticker(self) -> None:
+        interval = self.refresh if self.live else self.heartbeat
+        if interval <= 0:
+            return
+        self._stop = threading.Event()
+
+        def tick(stop: threading.Event) -> None:
+            while not stop.wait(interval):
+                if self.live:
+                    self._draw()
+                else:
+                    self.say("    " + self.status())
+
+        self._thread = threading.Thread(target=tick, args=(self._stop,), daemon=True, name="reproduce-progress")
+        self._thread.start()
+
+    def _stop_ticker(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty()) and os.environ.get("TERM", "") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Sink:
+    """A file-like object for papermill's ``stdout_file``/``stderr_file``: text to :meth:`Progress.output`."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def write(self, text: str) -> int:
+        self.progress.output(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+_TAG = re.compile(r"<[^>]+>")
+_ENGINE = "hyperkit"
+
+
+@functools.lru_cache(maxsize=None)
+def _register_engine() -> str:
+    """Register (once) a papermill engine whose client passes the text of progress-bar widgets
+    (tqdm in a kernel with ipywidgets draws widgets, not text) to a ``widget_text`` callback."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    class Client(PapermillNotebookClient):
+        def __init__(self, nb_man: Any, widget_text: Callable[[str], None] | None = None, **kw: Any) -> None:
+            super().__init__(nb_man, **kw)
+            self._widget_text = widget_text
+            self._html: dict[str, str] = {}  # HTML widgets (a tqdm bar's text parts), in creation order
+            self._touched: dict[str, int] = {}  # comm -> when it last changed
+            self._ticks = 0
+
+        def handle_comm_msg(self, outs: Any, msg: dict[str, Any], cell_index: int) -> None:
+            super().handle_comm_msg(outs, msg, cell_index)
+            if self._widget_text is None:
+                return
+            try:
+                content = msg.get("content", {})
+                state = (content.get("data") or {}).get("state") or {}
+                comm = content.get("comm_id")
+                if msg.get("msg_type") == "comm_open" and state.get("_model_name") == "HTMLModel":
+                    self._html[comm] = str(state.get("value", ""))
+                elif comm in self._html and isinstance(state.get("value"), str):
+                    self._html[comm] = state["value"]
+                    self._ticks += 1
+                    self._touched[comm] = self._ticks
+                    recent = sorted(self._touched, key=self._touched.__getitem__)[-2:]  # one bar: its two texts
+                    order = [c for c in self._html if c in recent]
+                    text = " ".join(_html.unescape(_TAG.sub("", self._html[c])).strip() for c in order)
+                    if text.strip():
+                        self._widget_text(text)
+            except Exception:  # noqa: BLE001 -- progress text must never break a notebook
+                pass
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
+                                     stdout_file: Any = None, stderr_file: Any = None, start_timeout: int = 60,
+                                     execution_timeout: float | None = None,
+                                     widget_text: Callable[[str], None] | None = None, **kwargs: Any) -> Any:
+            # papermill's NBClientEngine.execute_managed_notebook, with the client above
+            kwargs = remove_args(["input_path"], **kwargs)
+            safe = remove_args(["timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(safe, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+                                 startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
+                                 log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
+            return Client(nb_man, widget_text=widget_text, **final).execute()
+
+    papermill_engines.register(_ENGINE, Engine)
+    return _ENGINE
+
+
+def _machine() -> dict[str, Any]:
+    """CPU count and memory of this machine, for the run record."""
+    info: dict[str, Any] = {"cpus": os.cpu_count()}
+    try:
+        info["memory"] = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30:.1f} GiB"
+    except (AttributeError, ValueError, OSError):
+        pass
+    return info
+
+
 def run_notebooks(
     notebooks_dir: str | Path | None,
     out_dir: str | Path,
@@ -375,8 +814,11 @@ def run_notebooks(
     *,
     kernel_name: str | None = None,
     echo: Callable[[str], None] | None = print,
+    progress: Progress | None = None,
+    resume: bool = False,
+    write_report: bool = True,
 ) -> Report:
-    """Execute the notebooks headlessly, one kernel each, and index the results.
+    """Execute the notebooks headlessly, one kernel each, index the results and write the report.
 
     Args:
         notebooks_dir: folder of ``NN_name.ipynb`` (``None``: :func:`default_notebooks_dir`).
@@ -387,15 +829,20 @@ def run_notebooks(
         only: restrict to some notebooks (see :func:`find_notebooks`).
         parameters: extra parameters injected into every notebook.
         kernel_name: kernelspec to use (default: :func:`hyperkit.kernels.ensure_kernel`).
-        echo: called with one progress line per notebook (``None``: silent).
+        echo: where the plain progress lines go (``None``: silent); with ``print`` on a
+            terminal a live status line is drawn instead (:class:`Progress`).
+        progress: the progress display (default: made from ``echo``).
+        resume: skip the notebooks that passed in ``out_dir``'s last run with the same
+            fingerprint (:func:`notebook_fingerprint`); run from the first that did not.
+        write_report: write the reproduction report (``report.html``, ``report.md``) at the end.
 
     Returns:
-        The :class:`Report`; ``index.md``, ``index.json`` and ``run.json`` are
+        The :class:`Report`; ``index.md``, ``index.json``, ``run.json`` (and the report) are
         already written. Ctrl-C ends the run early with ``report.interrupted``.
 
     Raises:
         ConfigError: unknown profile. FileNotFoundError / ValueError: no notebooks,
-            bad ``only`` or a reserved name in ``parameters``.
+            bad ``only``, a reserved name in ``parameters`` or a non-positive ``timeout``.
     """
     config = load_profile(profile)  # an unknown profile fails before anything runs
     if timeout <= 0:
@@ -416,69 +863,133 @@ def run_notebooks(
     report = Report(out_dir=out, notebooks_dir=folder, profile=str(profile), config=config,
                     kernel=kernel, parameters=injected,
                     results=[NotebookResult(notebook=p.stem) for p in notebooks])
-    say = echo or (lambda _line: None)
-    for number, (path, result) in enumerate(zip(notebooks, report.results), start=1):
-        target = copies / path.name
-        target.unlink(missing_ok=True)  # never describe a failure from an earlier run's copy
-        result.output = str(target.relative_to(out))
-        say(f"[{number}/{len(notebooks)}] {path.stem} ...")
-        start = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            with kernel_environment():
-                pm.execute_notebook(
-                    str(path), str(target), parameters=injected, kernel_name=kernel, language="python",
-                    cwd=str(folder), progress_bar=False, log_output=False, execution_timeout=timeout,
-                    extra_arguments=_KERNEL_QUIET,
-                )
-            result.status = PASSED
-        except KeyboardInterrupt:
-            result.status, report.interrupted = INTERRUPTED, True
-        except Exception as exc:  # noqa: BLE001 -- any failure of one notebook is recorded, the run goes on
-            result.status, error = FAILED, exc
-        result.seconds = round(time.perf_counter() - start, 2)
-        if result.status != PASSED:
+    show = progress or Progress(echo=echo)
+    previous = _read_index(out)
+    earlier = {str(r.get("notebook")): r for r in (previous or {}).get("notebooks", []) if isinstance(r, dict)}
+    code = code_version()
+    profile_key = str(injected["profile"])
+    cells = {p.stem: count_code_cells(p) for p in notebooks}
+    estimates = {p.stem: estimate_for(p.stem, profile_key, cells[p.stem], previous_copy=copies / p.name,
+                                      previous_row=earlier.get(p.stem)) for p in notebooks}
+    skipping = resume
+    if resume and previous is None:
+        show.say(f"--resume: no earlier run in {out} (index.json); running every notebook")
+        skipping = False
+    engine = _register_engine()
+    try:
+        for number, (path, result) in enumerate(zip(notebooks, report.results), start=1):
+            result.fingerprint = notebook_fingerprint(path, injected, config, code)
+            if skipping:
+                why = _why_not_skipped(earlier.get(path.stem), result.fingerprint, out)
+                if why is None:
+                    row = earlier[path.stem]
+                    result.status, result.output, result.reused = PASSED, str(row["output"]), True
+                    result.seconds = float(row.get("seconds") or 0.0)
+                    show.say(f"[{number}/{len(notebooks)}] {path.stem}: passed in the earlier run, skipped (--resume)")
+                    continue
+                skipping = False
+                show.say(f"--resume: {path.stem} {why}; running from here")
+                show.plan([estimates[p.stem] for p in notebooks[number - 1:]])
+            elif number == 1:
+                show.plan([estimates[p.stem] for p in notebooks])
+            target = copies / path.name
+            target.unlink(missing_ok=True)  # never describe a failure from an earlier run's copy
+            result.output = str(target.relative_to(out))
+            show.start_notebook(number, len(notebooks), path.stem, cells[path.stem], estimates[path.stem])
+            start = time.perf_counter()
+            error: BaseException | None = None
+            sink = _Sink(show)
             try:
-                executed = nbformat.read(str(target), as_version=4) if target.exists() else None
-            except Exception:  # noqa: BLE001 -- a half-written copy still gets an index entry
-                executed = None
-            for key, value in _describe_failure(executed, error, timeout).items():
-                setattr(result, key, value)
-        if not target.exists():
-            result.output = None
-        say(f"[{number}/{len(notebooks)}] {path.stem}: {result.status} in {result.seconds:.1f} s"
-            + (f" ({_first_line(result.error, 160)})" if result.error else ""))
-        write_index(report)
-        if report.interrupted:
-            break
+                with kernel_environment():
+                    pm.execute_notebook(
+                        str(path), str(target), parameters=injected, kernel_name=kernel, language="python",
+                        cwd=str(folder), progress_bar=False, log_output=False, execution_timeout=timeout,
+                        extra_arguments=_KERNEL_QUIET, engine_name=engine, stdout_file=sink, stderr_file=sink,
+                        on_cell_execute=lambda **_: show.cell(), widget_text=show.output,
+                    )
+                result.status = PASSED
+            except KeyboardInterrupt:
+                result.status, report.interrupted = INTERRUPTED, True
+            except Exception as exc:  # noqa: BLE001 -- any failure of one notebook is recorded, the run goes on
+                result.status, error = FAILED, exc
+            result.seconds = round(time.perf_counter() - start, 2)
+            if result.status != PASSED:
+                try:
+                    executed = nbformat.read(str(target), as_version=4) if target.exists() else None
+                except Exception:  # noqa: BLE001 -- a half-written copy still gets an index entry
+                    executed = None
+                for key, value in _describe_failure(executed, error, timeout).items():
+                    setattr(result, key, value)
+            took = f"{result.seconds:.1f} s" if result.seconds < 60 else _clock(result.seconds)
+            show.end_notebook(f"[{number}/{len(notebooks)}] {path.stem}: {result.status} in {took}"
+                              + (f" ({_first_line(result.error, 160)})" if result.error else ""))
+            if not target.exists():
+                result.output = None
+            write_index(report)
+            if report.interrupted:
+                break
+    finally:
+        show.close()
     record = run_record(config, seed=config.get("seed"), kernel=kernel, parameters=injected,
-                        notebooks=[asdict(r) for r in report.results])
+                        notebooks=[asdict(r) for r in report.results], code=code, machine=_machine())
     write_index(report, record)
     write_run_record(out, config, seed=config.get("seed"), kernel=kernel, parameters=injected,
-                     notebooks=[asdict(r) for r in report.results], ok=report.ok)
+                     notebooks=[asdict(r) for r in report.results], ok=report.ok, code=code, machine=_machine())
+    if write_report:
+        _write_report(report, profile_key, show.say, record)
     return report
+
+
+def _write_report(report: Report, profile: str, say: Callable[[str], None], record: Mapping[str, Any]) -> None:
+    """Build the reproduction report; a failure is recorded and said, never raised (the run's
+    results are on disk either way)."""
+    try:
+        from hyperkit.report import build_report
+
+        files = build_report(report.out_dir, profile=profile)
+    except Exception as exc:  # noqa: BLE001 -- the index and executed copies stand without the report
+        report.report_error = f"{type(exc).__name__}: {_first_line(str(exc), 200)}"
+        return
+    report.report = files.html
+    write_index(report, record)  # index.md now links the report
+    counts = files.counts()
+    say(f"report: {counts['holds']} of the paper's claims hold, {counts['does not hold']} do not, "
+        f"{counts['not measured']} not measured")
 
 
 def _run(args: argparse.Namespace) -> int:
     extras = dict(parse_parameter(p) for p in args.parameter or [])
     load_profile(args.profile)  # fail fast, one line, before choosing the output folder
     out = args.out or Path("runs") / f"reproduce-{Path(str(args.profile)).stem}"
+    if args.report_only:
+        from hyperkit.report import build_report
+
+        index = _read_index(Path(out).resolve()) if Path(out).is_dir() else None
+        files = build_report(out, profile=None if index else str(notebook_parameters(args.profile, out)["profile"]))
+        counts = files.counts()
+        print(f"report: {files.html} ({counts['holds']} claims hold, {counts['does not hold']} do not, "
+              f"{counts['not measured']} not measured); {files.markdown.name} beside it")
+        return 0
+    live = {"auto": None, "live": True, "plain": False}[args.progress]
     report = run_notebooks(args.notebooks, out, profile=args.profile, timeout=args.timeout,
-                           only=args.only, parameters=extras)
+                           only=args.only, parameters=extras, resume=args.resume,
+                           progress=Progress(live=live))
     print(report.summary())
     if report.interrupted:
-        print("hyperkit: interrupted; the index lists what ran", file=sys.stderr)
+        print("hyperkit: interrupted; the index lists what ran; `hyperkit reproduce --resume` (same options) "
+              "continues from the notebook that stopped", file=sys.stderr)
         return 130
-    return 0 if report.ok else 1
+    return 0 if report.ok and report.report is not None else 1
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``reproduce`` sub-command to the ``hyperkit`` parser."""
     parser = subparsers.add_parser(
         "reproduce",
-        help="run every notebook headlessly and index the results",
+        help="run every notebook headlessly, index the results and write the reproduction report",
         description="Run notebooks/NN_*.ipynb in order with papermill (current environment's kernel), "
-                    "write executed copies to OUT/notebooks and an index (OUT/index.md, OUT/index.json). "
+                    "write executed copies to OUT/notebooks, an index (OUT/index.md, OUT/index.json) and the "
+                    "reproduction report (OUT/report.html, one self-contained page; OUT/report.md). "
                     "Exit status 1 when any notebook failed.",
     )
     parser.add_argument("--profile", default="quick",
@@ -493,5 +1004,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="extra notebook parameter, value read as YAML (repeatable)")
     parser.add_argument("--notebooks", type=Path, default=None, metavar="DIR",
                         help="folder of notebooks (default: the repository's notebooks/)")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the notebooks that passed in OUT's last run with the same notebook, parameters, "
+                             "profile and code; continue from the first that did not (e.g. after Ctrl-C)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: rebuild OUT/report.html and OUT/report.md from OUT's results")
+    parser.add_argument("--progress", choices=("auto", "live", "plain"), default="auto",
+                        help="live: one status line redrawn every second; plain: a line per notebook and a "
+                             "heartbeat every 5 min; auto (default): live on a terminal, plain otherwise")
     parser.set_defaults(func=_run)
     return parser

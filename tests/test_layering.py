@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("training",),
     ("inference",),
     ("evaluation",),
-    ("widgets", "reproduce", "cli"),
+    ("widgets", "reproduce", "report", "cli"),
 )
 
 #: (importing module, imported module) edges that still run against the layers, each with the

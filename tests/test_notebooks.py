@@ -54,8 +54,10 @@ NOTEBOOK_TEST_PARAMETERS: dict[str, dict[str, Any]] = {
     "05_one_shot": {"episodes": 3, "draws": 1, "baseline_steps": 2},
     # reuses 04's 3-episode run as the base; trains the `seed` variant for 3 episodes; one target, one draw
     "06_ablations": {"episodes": 3, "draws": 1, "only": "step,seed,shots2", "tasks": "liver"},
-    # reuses 04's 3-episode run; one target, N = 2 and 4, one repeat each; Table 3 with one support draw
-    "07_limited_data": {"episodes": 3, "tasks": "liver", "n": "2,4", "repeats": 1, "draws": 1, "finetune_steps": 10},
+    # reuses 04's 3-episode run; one target, N = 2 and 4, one repeat each; Table 3 with one support draw;
+    # its MAML folds with one meta-iteration each
+    "07_limited_data": {"episodes": 3, "tasks": "liver", "n": "2,4", "repeats": 1, "draws": 1, "finetune_steps": 10,
+                        "maml_steps": 1},
 }
 
 REPO = Path(__file__).resolve().parents[1]

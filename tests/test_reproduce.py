@@ -1,4 +1,4 @@
-"""``hyperkit reproduce`` on tiny synthetic notebooks, and the kernel helper."""
+"""``hyperkit reproduce`` on tiny synthetic notebooks (progress, resume, the report), and the kernel helper."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import io
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Callable
 
 import nbformat
 import pytest
@@ -16,8 +18,15 @@ import pytest
 import hyperkit.cli as cli
 from hyperkit.kernels import ensure_kernel, find_kernel
 from hyperkit.reproduce import (
+    SHIPPED_SECONDS,
+    Estimate,
+    Progress,
     _describe_failure,
+    code_version,
+    count_code_cells,
+    estimate_for,
     find_notebooks,
+    notebook_fingerprint,
     notebook_parameters,
     parse_parameter,
     run_notebooks,
@@ -210,3 +219,230 @@ def test_ensure_kernel_is_idempotent(jupyter_data_dir: Path) -> None:
     assert spec_file.stat().st_mtime_ns == stamp  # found, not reinstalled
     again = sorted(p.name for p in (jupyter_data_dir / "kernels").glob("*")) if jupyter_data_dir.exists() else []
     assert again == installed and len(installed) <= 1
+
+
+# ------------------------------------------------------------------------------ the report, resume, progress
+def test_the_run_writes_the_report_and_links_it(run: SimpleNamespace) -> None:
+    assert (run.out / "report.html").is_file() and (run.out / "report.md").is_file()
+    assert "[report.html](report.html)" in run.md
+    assert "report: " in run.stdout and "not measured" in run.stdout
+    assert all(len(r["fingerprint"]) == 16 and r["reused"] is False for r in run.rows.values())
+
+
+def test_plain_progress_when_not_a_terminal(run: SimpleNamespace) -> None:
+    lines = run.stdout.splitlines()
+    assert "[1/2] 00_pass ..." in lines and any(line.startswith("[1/2] 00_pass: passed in ") for line in lines)
+    assert any(line.startswith("[2/2] 01_fail: failed in ") and "ValueError: boom" in line for line in lines)
+    assert "\r" not in run.stdout and "\x1b" not in run.stdout
+
+
+def test_resume_skips_what_passed_and_reruns_the_rest(run: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real second run over the fixture's folder: 00 passed with the same fingerprint, 01 failed."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(run.out.parent / "jupyter-data"))
+    copy = run.out / "notebooks" / "00_pass.ipynb"
+    stamp = copy.stat().st_mtime_ns
+    lines: list[str] = []
+    report = run_notebooks(run.notebooks, run.out, parameters={"greeting": "hi"}, kernel_name=run.index["kernel"],
+                           echo=lines.append, resume=True, write_report=False, timeout=120)
+    assert [(r.status, r.reused) for r in report.results] == [("passed", True), ("failed", False)]
+    assert copy.stat().st_mtime_ns == stamp  # not executed again
+    assert report.results[0].seconds == run.rows["00_pass"]["seconds"]
+    assert lines[0] == "[1/2] 00_pass: passed in the earlier run, skipped (--resume)"
+    assert lines[1] == "--resume: 01_fail failed in the earlier run; running from here"
+    assert "skipped by --resume" in report.summary()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_live_progress_line() -> None:
+    clock, screen = FakeClock(), io.StringIO()
+    p = Progress(stream=screen, live=True, refresh=0, clock=clock, width=400)
+    this = Estimate(600, "the last run", (100, 200, 300))
+    p.plan([this, Estimate(60, "the kit's timing table")])
+    p.start_notebook(1, 2, "04_train", 3, this)
+    assert p.status() == "[1/2] 04_train · starting its kernel · 0 s · about 10 min 00 s left (11 min 00 s in all)"
+    clock.t = 10
+    p.cell()
+    clock.t = 50
+    p.output("\x1b[32mepisodes:  34%|###   | 340/1000 [00:40<01:10]\x1b[0m\r")
+    # 40 s into cell 1 of (100, 200, 300) s: 60 + 200 + 300 left here, 60 more for the next notebook
+    assert p.status() == ("[1/2] 04_train · cell 1/3 · 50 s · about 9 min 20 s left (10 min 20 s in all) · "
+                          "episodes: 34%|### | 340/1000 [00:40<01:10]")
+    clock.t = 2000
+    p.cell(), p.cell(), p.cell()  # more cells than counted: shown as the last
+    assert "cell 3/3 · 33 min 20 s · longer than the last run (10 min 00 s)" in p.status()
+    p.end_notebook("[1/2] 04_train: passed in 33 min 20 s")
+    text = screen.getvalue()
+    assert text.startswith("2 notebooks; about 11 min 00 s in all") and "\r[1/2] 04_train · cell 1/3" in text
+    assert text.endswith("\r[1/2] 04_train: passed in 33 min 20 s\n")  # the live line cleared first
+
+
+def test_plain_progress_lines_and_heartbeat() -> None:
+    lines: list[str] = []
+    p = Progress(echo=lines.append, live=False, heartbeat=0.05)
+    p.plan([None, Estimate(90, "the kit's timing table")])
+    p.start_notebook(2, 2, "05_eval", 4, Estimate(90, "the kit's timing table"))
+    p.cell()
+    p.output("draw 3 of 5\n")
+    time.sleep(0.3)
+    p.end_notebook("[2/2] 05_eval: passed in 0.3 s")
+    assert lines[0] == "2 notebooks; about 1 min 30 s in all (estimate from the kit's timing table; 1 without one)"
+    assert lines[1] == "[2/2] 05_eval ... (about 1 min 30 s, from the kit's timing table)"
+    beats = lines[2:-1]
+    assert beats and all(b.startswith("    [2/2] 05_eval · cell 1/4 · ") and b.endswith("draw 3 of 5") for b in beats)
+    assert lines[-1] == "[2/2] 05_eval: passed in 0.3 s"
+    assert not any("\r" in line or "\x1b" in line for line in lines)
+    with pytest.raises(ValueError, match="-1"):
+        Progress(heartbeat=-1)
+
+
+def test_progress_from_a_real_kernel(tmp_path: Path, jupyter_data_dir: Path) -> None:
+    """Cells are counted, printed lines and tqdm bars (widgets in a kernel with ipywidgets) pass through."""
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    nbformat.write(_notebook("print('first line')\nprint('draw 2 of 5')",
+                             "from tqdm.auto import tqdm\nfor i in tqdm(range(3), desc='episodes'):\n    pass"),
+                   folder / "00_progress.ipynb")
+    seen: list[tuple[int, str]] = []
+
+    class Recorder(Progress):
+        def cell(self) -> None:
+            super().cell()
+            seen.append((self.cell_no, self.last_output))
+
+        def output(self, text: str) -> None:
+            super().output(text)
+            seen.append((self.cell_no, self.last_output))
+
+    report = run_notebooks(folder, tmp_path / "out", kernel_name=ensure_kernel(), write_report=False,
+                           progress=Recorder(echo=None, live=False, heartbeat=0), timeout=120)
+    assert report.ok
+    assert max(n for n, _ in seen) == 4  # parameters, injected parameters, two cells
+    said = [text for _, text in seen]
+    assert "draw 2 of 5" in said
+    assert any("episodes" in t and "3/3" in t for t in said), said[-5:]
+
+
+def _fake_papermill(calls: list[str], interrupt_at: str | None = None) -> Callable[..., None]:
+    def execute(input_path: str, output_path: str, **kwargs: object) -> None:
+        calls.append(Path(input_path).stem)
+        if Path(input_path).stem == interrupt_at:
+            raise KeyboardInterrupt
+        Path(output_path).write_text(Path(input_path).read_text())
+    return execute
+
+
+def test_ctrl_c_then_resume_continues_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import papermill
+
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    for stem in ("00_a", "01_b", "02_c"):
+        nbformat.write(_notebook(f"print('{stem}')"), folder / f"{stem}.ipynb")
+    out = tmp_path / "out"
+
+    def run_with(calls: list[str], interrupt_at: str | None = None, **kw: object):
+        monkeypatch.setattr(papermill, "execute_notebook", _fake_papermill(calls, interrupt_at))
+        return run_notebooks(folder, out, kernel_name="python3", echo=None, **kw)
+
+    first: list[str] = []
+    report = run_with(first, "01_b")
+    assert first == ["00_a", "01_b"] and [r.status for r in report.results] == ["passed", "interrupted", "not run"]
+    second: list[str] = []
+    report = run_with(second, resume=True)
+    assert second == ["01_b", "02_c"] and report.ok
+    assert [r.reused for r in report.results] == [True, False, False]
+    index = json.loads((out / "index.json").read_text())
+    assert [n["reused"] for n in index["notebooks"]] == [True, False, False]
+    third: list[str] = []
+    assert run_with(third, resume=True).ok and third == []  # everything passed: nothing to run
+    fourth: list[str] = []
+    run_with(fourth, resume=True, parameters={"greeting": "other"})
+    assert fourth == ["00_a", "01_b", "02_c"]  # other parameters: nothing is skipped
+    nbformat.write(_notebook("print('changed')"), folder / "01_b.ipynb")
+    fifth: list[str] = []
+    run_with(fifth, resume=True, parameters={"greeting": "other"})
+    assert fifth == ["01_b", "02_c"]  # from the changed notebook on
+    sixth: list[str] = []
+    run_with(sixth)
+    assert sixth == ["00_a", "01_b", "02_c"]  # without --resume everything runs
+
+
+def test_resume_without_an_earlier_run_runs_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import papermill
+
+    calls: list[str] = []
+    lines: list[str] = []
+    monkeypatch.setattr(papermill, "execute_notebook", _fake_papermill(calls))
+    report = run_notebooks(_write_notebooks(tmp_path / "nb"), tmp_path / "out", kernel_name="python3",
+                           echo=lines.append, resume=True)
+    assert calls == ["00_pass", "01_fail"] and report.ok
+    assert lines[0].startswith("--resume: no earlier run in")
+    assert report.report == (tmp_path / "out" / "report.html").resolve() and report.report.is_file()
+
+
+def test_fingerprint_follows_notebook_parameters_profile_and_code(tmp_path: Path) -> None:
+    path = tmp_path / "00_x.ipynb"
+    nbformat.write(_notebook("x = 1"), path)
+    code = code_version()
+    base = notebook_fingerprint(path, {"a": 1}, {"name": "quick"}, code)
+    assert notebook_fingerprint(path, {"a": 1}, {"name": "quick"}, dict(code)) == base
+    assert notebook_fingerprint(path, {"a": 2}, {"name": "quick"}, code) != base
+    assert notebook_fingerprint(path, {"a": 1}, {"name": "paper"}, code) != base
+    assert notebook_fingerprint(path, {"a": 1}, {"name": "quick"}, dict(code, package="0" * 16)) != base
+    nbformat.write(_notebook("x = 2"), path)
+    assert notebook_fingerprint(path, {"a": 1}, {"name": "quick"}, code) != base
+    assert set(code) == {"commit", "package"} and len(code["package"]) == 16
+
+
+def test_estimates_in_order_of_preference(tmp_path: Path) -> None:
+    shipped = estimate_for("04_episodic_training", "quick", 9)
+    assert shipped == Estimate(SHIPPED_SECONDS["quick"]["04_episodic_training"], "the kit's timing table")
+    assert estimate_for("04_episodic_training", "/my/profile.yaml", 9) is None
+    row = {"notebook": "04_episodic_training", "status": "passed", "seconds": 42.0}
+    assert estimate_for("04_episodic_training", "quick", 9, previous_row=row) == Estimate(42.0, "the last run")
+    assert estimate_for("04_episodic_training", "quick", 9, previous_row=dict(row, status="failed")) == shipped
+    nb = _notebook("a = 1", "b = 2")  # parameters + two cells; the runner adds an injected cell
+    for cell, seconds in zip(nb.cells[1:], (0.5, 10.0, 20.0)):
+        cell.metadata["papermill"] = {"duration": seconds}
+    nb.metadata["papermill"] = {"duration": 33.0, "exception": False}
+    copy = tmp_path / "04.ipynb"
+    nbformat.write(nb, copy)
+    per_cell = estimate_for("04_episodic_training", "quick", 3, previous_copy=copy, previous_row=row)
+    assert per_cell == Estimate(33.0, "the last run", (0.5, 10.0, 20.0))
+    assert per_cell.remaining(15.0, 2, 4.0) == 6.0 + 20.0
+    assert estimate_for("04_episodic_training", "quick", 4, previous_copy=copy, previous_row=row).cells == ()
+    failed = dict(row, status="interrupted")  # a copy of a run that stopped: not an estimate
+    assert estimate_for("04_episodic_training", "quick", 3, previous_copy=copy, previous_row=failed) == shipped
+    assert Estimate(100, "x").remaining(130) == 0.0
+    assert count_code_cells(copy) == 4
+
+
+def test_report_only_rebuilds_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(cli, "COMMANDS", {"reproduce": "hyperkit.reproduce"})
+    out = tmp_path / "run"
+    out.mkdir()
+    assert cli.main(["reproduce", "--out", str(out), "--report-only"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"report: {out / 'report.html'} (0 claims hold, 0 do not, 7 not measured)")
+    assert (out / "report.md").is_file() and not (out / "notebooks").exists()
+    assert cli.main(["reproduce", "--out", str(tmp_path / "absent"), "--report-only"]) == 2
+
+
+def test_reproduce_parser_stays_light() -> None:
+    """``hyperkit reproduce --help`` builds its parser without torch, papermill or the report."""
+    code = ("import sys, hyperkit.cli as c; c.build_parser('reproduce'); "
+            "heavy = [m for m in ('torch', 'papermill', 'nbformat', 'hyperkit.report') if m in sys.modules]; "
+            "sys.exit(str(heavy) if heavy else 0)")
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr

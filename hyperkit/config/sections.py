@@ -18,7 +18,7 @@ from hyperkit.config.schema import check_unknown, fields_from as _fields_from
 from hyperkit.errors import ConfigError
 
 __all__ = ["PLACEMENTS", "SAMPLINGS", "INTENSITIES", "SECTIONS", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS",
-           "DataConfig", "ModelConfig", "TrainConfig", "SupervisedConfig", "EvalConfig", "check_config"]
+           "DataConfig", "ModelConfig", "TrainConfig", "SupervisedConfig", "MamlConfig", "EvalConfig", "check_config"]
 
 #: every method the protocol knows, in table order (keys of ``paper_results/tables.yaml``)
 METHODS: tuple[str, ...] = ("rand_unet", "all_unet", "hyper_unet", "conv_unet", "copy_support")
@@ -34,6 +34,17 @@ SAMPLINGS: tuple[str, ...] = ("uniform", "group")
 INTENSITIES: tuple[str, ...] = ("paper", "wide")
 #: the sections of a resolved profile, besides ``name`` and ``seed``
 SECTIONS: tuple[str, ...] = ("data", "model", "train", "evaluate")
+
+
+def _check_ranges(out: Any, where: str, *, at_least_one: tuple[str, ...] = (),
+                  non_negative: tuple[str, ...] = (), positive: tuple[str, ...] = ()) -> None:
+    """Raise ConfigError naming ``where.field`` and its value for the first field out of range."""
+    for names, ok, rule in ((at_least_one, lambda v: v >= 1, ">= 1"), (non_negative, lambda v: v >= 0, ">= 0"),
+                            (positive, lambda v: v > 0, "> 0")):
+        for name in names:
+            value = getattr(out, name)
+            if not ok(value):  # also catches NaN
+                raise ConfigError(f"{where}.{name} must be {rule}, got {value}")
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
@@ -304,14 +315,62 @@ class SupervisedConfig:
             ConfigError: unknown, missing or mistyped keys; values out of range.
         """
         out = cls(**_fields_from(cls, data, where))
-        for name in ("steps", "batch", "val_every", "patience"):
-            if getattr(out, name) < 1:
-                raise ConfigError(f"{where}.{name} must be >= 1, got {getattr(out, name)}")
-        if out.warmup < 0:
-            raise ConfigError(f"{where}.warmup must be >= 0, got {out.warmup}")
-        if not out.lr > 0:
-            raise ConfigError(f"{where}.lr must be > 0, got {out.lr}")
+        _check_ranges(out, where, at_least_one=("steps", "batch", "val_every", "patience"),
+                      non_negative=("warmup",), positive=("lr",))
         return out
+
+
+@dataclass(frozen=True)
+class MamlConfig:
+    """The MAML baseline of Table 3 (``hyperkit maml``): ``evaluate.maml``.
+
+    Leave-one-organ-out meta-training of the target U-Net (all of its weights ordinary
+    parameters) with MAML; meta-test adapts the meta-learnt weights with the same inner loop
+    on the supports of the held-out organ. Every field is required: the profile is the one
+    source of these values.
+
+    Attributes:
+        shots: support cases per task, in meta-training and at meta-test (Table 3: 5); the
+            5-shot Hyper U-Net of the same table uses it as ``evaluate.shots``.
+        queries: query cases per task in meta-training (the outer loss); fewer when a task
+            has fewer than ``shots + queries`` cases (at least one).
+        inner_steps: k, full-batch SGD steps on the ``shots`` supports (meta-training and meta-test).
+        inner_lr: alpha, the inner SGD learning rate.
+        meta_iterations: outer (Adam) steps per fold.
+        meta_batch: tasks per outer step (without replacement while there are enough).
+        meta_lr: beta, the outer Adam learning rate.
+        first_order: first-order MAML (the inner gradients are constants of the outer
+            gradient); ``False``: second-order (differentiates through the inner loop).
+        augment: the training augmentation on meta-training patches (never at meta-test).
+        bce_weight: ``w`` in ``L_seg = Dice + w BCE``, inner and outer loss alike.
+    """
+
+    shots: int
+    queries: int
+    inner_steps: int
+    inner_lr: float
+    meta_iterations: int
+    meta_batch: int
+    meta_lr: float
+    first_order: bool
+    augment: bool
+    bce_weight: float
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], where: str = "evaluate.maml") -> "MamlConfig":
+        """From a profile's ``evaluate.maml`` mapping, checked.
+
+        Raises:
+            ConfigError: unknown, missing or mistyped keys; values out of range.
+        """
+        out = cls(**_fields_from(cls, data, where))
+        _check_ranges(out, where, at_least_one=("shots", "queries", "inner_steps", "meta_batch"),
+                      non_negative=("meta_iterations", "bce_weight"), positive=("inner_lr", "meta_lr"))
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field as a plain value (as in a resolved profile and a fold's record)."""
+        return _plain(self)
 
 
 @dataclass(frozen=True)
@@ -346,6 +405,8 @@ class EvalConfig:
         finetune: the limited-data fine-tuning budget (``hyperkit finetune``, Figure 3); ``None``
             in sections recorded before it existed. Not part of the one-shot protocol
             (:meth:`as_dict` leaves it out, so one-shot results do not depend on it).
+        maml: the MAML baseline of Table 3 (``hyperkit maml``); ``None`` in sections recorded
+            before it existed. Not part of the one-shot protocol either (:meth:`as_dict` leaves it out).
     """
 
     draws: int
@@ -359,6 +420,7 @@ class EvalConfig:
     all: SupervisedConfig
     rand_adapt: bool = False
     finetune: SupervisedConfig | None = None
+    maml: MamlConfig | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], **overrides: Any) -> "EvalConfig":
@@ -404,9 +466,10 @@ class EvalConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """The one-shot protocol as plain values (nested budgets as dicts), as recorded in
-        ``results.json``: every field but ``finetune``."""
+        ``results.json``: every field but ``finetune`` and ``maml``."""
         out = dataclasses.asdict(self)
         out.pop("finetune")
+        out.pop("maml")
         return out
 
 

@@ -1,0 +1,282 @@
+"""The paper's claims, each with a verdict computed from a run's results and a confidence interval.
+
+Every verdict follows one rule (:data:`RULE`): a claim **holds** when the 95 % bootstrap
+interval of the paired difference that measures it lies entirely on the paper's side of 0,
+**does not hold** when the interval includes 0 or lies on the other side, and is **not
+measured** when the run has no results for it. The differences and intervals come from
+:mod:`hyperkit.evaluation.stats` (one-shot and fine-tuning results) or from the rows that
+:func:`hyperkit.evaluation.ablation.ablation_rows` already computed (ablations); nothing here
+re-implements a statistic.
+
+The functions take parsed rows (``read_results``, ``read_ablation``, ``read_finetune``) or
+``None`` for a missing file, so that they can be checked on inputs whose answer is known.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference
+from hyperkit.evaluation.tables import TABLES, paper_tables, table_tasks
+
+__all__ = ["HOLDS", "FAILS", "NOT_MEASURED", "VERDICTS", "RULE", "Verdict", "ORGANS", "TUMOURS_VESSELS",
+           "ABLATION_CLAIMS", "FINETUNE_NS", "hyper_above_rand", "organs_above_tumours", "ct_to_mri",
+           "ablation_effect", "hyper_init_beats_random", "all_claims"]
+
+HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
+VERDICTS: tuple[str, ...] = (HOLDS, FAILS, NOT_MEASURED)
+
+#: the rule every verdict follows, as the report states it
+RULE = ("A claim **holds** when the 95 % confidence interval of the paired difference that measures it "
+        "(percentile bootstrap, 2,000 resamples over the pairs) lies entirely on the paper's side of 0; it "
+        "**does not hold** when the interval includes 0 or lies on the other side; it is **not measured** "
+        "when this run has no results for it. A claim about every target holds when it holds on each "
+        "target measured. The paper's numbers are its published means (it gives no intervals).")
+
+#: Table 1 columns the paper calls homogeneous organs, and its tumour and vessel columns
+ORGANS: tuple[str, ...] = ("liver", "spleen")
+TUMOURS_VESSELS: tuple[str, ...] = ("hepatic_vessels", "lung_tumour", "colon_tumour")
+#: ablation variant -> (claim key, the paper's claim, its table)
+ABLATION_CLAIMS: dict[str, tuple[str, str, str]] = {
+    "step": ("gradient_step", "The gradient step after generation helps (Appendix A.1)", "table4_gradient_step"),
+    "norm": ("task_norm", "The LayerNorm of z_task matters (Appendix A.2)", "table5_task_norm"),
+    "pe": ("task_pe", "Task-specific positional codes matter (Appendix A.3)", "table6_task_pe"),
+}
+#: the sizes of the limited-data claim
+FINETUNE_NS: tuple[int, ...] = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim of the paper and what this run says about it.
+
+    Attributes:
+        key: short name (``hyper_above_rand``).
+        claim: the paper's claim, in words.
+        measure: what is compared (the difference and its sign convention).
+        verdict: :data:`HOLDS`, :data:`FAILS` or :data:`NOT_MEASURED`.
+        kit: the kit's number with its 95 % interval (``—`` when not measured).
+        paper: the paper's number.
+        detail: per target or per N, or why it was not measured.
+        source: the key of :data:`hyperkit.report.cells.CELLS` that made the numbers.
+        files: the result files it was computed from (relative to the run folder).
+    """
+
+    key: str
+    claim: str
+    measure: str
+    verdict: str
+    kit: str
+    paper: str
+    detail: str
+    source: str
+    files: tuple[str, ...] = ()
+
+
+def _decide(p: Paired) -> str:
+    return HOLDS if p.lo > 0 else FAILS
+
+
+def _columns(rows: Sequence[Mapping[str, Any]], tables: Sequence[str]) -> dict[str, str]:
+    """Paper column -> kit task, for the columns of ``tables`` that ``rows`` hold."""
+    tasks = {r["task"] for r in rows}
+    return {col: task for table in tables for col, task in table_tasks(table, tasks).items() if task is not None}
+
+
+def _paper_columns(tables: Sequence[str]) -> list[str]:
+    return [c for t in tables for c in paper_tables()[t] if c != "caption"]
+
+
+def _paper_dsc(column: str, method: str) -> float | None:
+    for table in TABLES:
+        entry = paper_tables()[table].get(column, {}).get(method)
+        if entry:
+            return float(entry["dsc"][0])
+    return None
+
+
+def _missing(rows: Sequence[Any] | None, what: str, files: Sequence[str]) -> str:
+    """Why a claim was not measured: its file is absent, or holds none of ``what``."""
+    names = ", ".join(f"`{f}`" for f in files)
+    return f"{names} is not in this run" if rows is None else f"{names} has no {what}"
+
+
+def _per_target(rows: Sequence[Mapping[str, Any]], tables: Sequence[str]) -> dict[str, Paired]:
+    """Paper column -> paired Hyper U-Net − Rand U-Net DSC over the same (draw, test case)."""
+    cols = _columns(rows, tables)
+    pairs = pair_rows(rows, rows, "dsc", method_a="hyper_unet", method_b="rand_unet")
+    return {col: paired_difference(*pairs[task]) for col, task in cols.items() if pairs.get(task, ([], []))[0]}
+
+
+def _not_measured(key: str, claim: str, measure: str, paper: str, why: str, source: str,
+                  files: Sequence[str]) -> Verdict:
+    return Verdict(key, claim, measure, NOT_MEASURED, "—", paper, why, source, tuple(files))
+
+
+def hyper_above_rand(rows: Sequence[Mapping[str, Any]] | None, files: Sequence[str] = ("eval/results.csv",)) -> Verdict:
+    """The Hyper U-Net is above the Rand U-Net on every held-out target of Tables 1-2 (DSC)."""
+    claim = "The Hyper U-Net is above the Rand U-Net on every held-out target (Tables 1-2)"
+    measure = "Hyper U-Net − Rand U-Net DSC, paired over the same support draws and test cases, per target"
+    cols = _paper_columns(TABLES)
+    gaps = [(_paper_dsc(c, "hyper_unet") or 0.0) - (_paper_dsc(c, "rand_unet") or 0.0) for c in cols]
+    paper = f"above on {sum(g > 0 for g in gaps)} of {len(gaps)} targets (mean {statistics.fmean(gaps):+.3f})"
+    per = _per_target(rows or [], TABLES)
+    if not per:
+        return _not_measured("hyper_above_rand", claim, measure, paper,
+                             _missing(rows, "Hyper U-Net and Rand U-Net rows of a Table 1-2 target", files),
+                             "one_shot", files)
+    above = [c for c, p in per.items() if p.lo > 0]
+    verdict = HOLDS if len(above) == len(per) else FAILS
+    worst = min(per, key=lambda c: per[c].lo)
+    kit = (f"interval above 0 on {len(above)} of {len(per)} targets measured; lowest: {worst} "
+           f"{per[worst].text()}")
+    detail = "; ".join(f"{c} {p.text()}" for c, p in per.items())
+    absent = [c for c in cols if c not in per]
+    if absent:
+        detail += f". Not measured: {', '.join(absent)}"
+    return Verdict("hyper_above_rand", claim, measure, verdict, kit, paper, detail, "one_shot", tuple(files))
+
+
+def _group_vector(pairs: Mapping[str, tuple[list[float], list[float]]], tasks: Sequence[str], n: int) -> list[float]:
+    return [statistics.fmean(pairs[t][0][i] for t in tasks) for i in range(n)]
+
+
+def organs_above_tumours(rows: Sequence[Mapping[str, Any]] | None,
+                         files: Sequence[str] = ("eval/results.csv",)) -> Verdict:
+    """The Hyper U-Net segments homogeneous organs better than tumours and vessels (Table 1, DSC).
+
+    The two groups are different targets, so their rows cannot be paired by case: each
+    target's Hyper U-Net rows (test split) are ordered by (draw, case), each group is averaged
+    over its targets position by position, and the two groups are paired by position. For
+    independent groups of equal size this approximates the two-sample interval of the difference of means.
+    """
+    claim = "Homogeneous organs (liver, spleen) are segmented better than tumours and vessels (Table 1)"
+    measure = ("mean Hyper U-Net DSC on liver and spleen − mean on hepatic vessels, lung and colon tumours; "
+               "groups matched by position (draw, k-th test case)")
+    pap = {c: _paper_dsc(c, "hyper_unet") for c in ORGANS + TUMOURS_VESSELS}
+    gap = statistics.fmean(pap[c] or 0.0 for c in ORGANS) - statistics.fmean(pap[c] or 0.0 for c in TUMOURS_VESSELS)
+    paper = (f"{gap:+.3f} "
+             f"(organs {', '.join(f'{pap[c]:.3f}' for c in ORGANS)}; tumours/vessels "
+             f"{', '.join(f'{pap[c]:.3f}' for c in TUMOURS_VESSELS)})")
+    cols = _columns(rows or [], ("table1_ct",))
+    pairs = pair_rows(rows or [], rows or [], "dsc", method_a="hyper_unet", method_b="hyper_unet")
+    organs = [cols[c] for c in ORGANS if c in cols and pairs.get(cols[c], ([], []))[0]]
+    others = [cols[c] for c in TUMOURS_VESSELS if c in cols and pairs.get(cols[c], ([], []))[0]]
+    if not organs or not others:
+        return _not_measured("organs_above_tumours", claim, measure, paper,
+                             _missing(rows, "Hyper U-Net rows of an organ and of a tumour or vessel target", files),
+                             "one_shot", files)
+    n = min(len(pairs[t][0]) for t in organs + others)
+    p = paired_difference(_group_vector(pairs, organs, n), _group_vector(pairs, others, n))
+    means = {c: statistics.fmean(pairs[cols[c]][0]) for c in ORGANS + TUMOURS_VESSELS if cols.get(c) in organs + others}
+    detail = "Hyper U-Net DSC: " + "; ".join(f"{c} {v:.3f}" for c, v in means.items()) + f" ({n} positions paired)"
+    absent = [c for c in ORGANS + TUMOURS_VESSELS if c not in means]
+    if absent:
+        detail += f". Not measured: {', '.join(absent)}"
+    return Verdict("organs_above_tumours", claim, measure, _decide(p), p.text(), paper, detail, "one_shot",
+                   tuple(files))
+
+
+def ct_to_mri(rows: Sequence[Mapping[str, Any]] | None, files: Sequence[str] = ("eval/results.csv",)) -> Verdict:
+    """A hypernetwork trained on CT only makes MRI U-Nets above the Rand U-Net (Table 2, pooled)."""
+    claim = "CT-to-MRI transfer: trained on CT only, the hypernetwork makes useful MRI U-Nets (Table 2)"
+    measure = "Hyper U-Net − Rand U-Net DSC on the MRI targets, paired over draws and test cases, pooled"
+    cols = _paper_columns(("table2_mri",))
+    gaps = [(_paper_dsc(c, "hyper_unet") or 0.0) - (_paper_dsc(c, "rand_unet") or 0.0) for c in cols]
+    paper = (f"{statistics.fmean(gaps):+.3f} (mean over its {len(cols)} MRI targets; "
+             f"above on {sum(g > 0 for g in gaps)})")
+    mri = _columns(rows or [], ("table2_mri",))
+    pairs = pair_rows(rows or [], rows or [], "dsc", method_a="hyper_unet", method_b="rand_unet")
+    pooled: tuple[list[float], list[float]] = ([], [])
+    per: dict[str, Paired] = {}
+    for col, task in mri.items():
+        a, b = pairs.get(task, ([], []))
+        if a:
+            pooled[0].extend(a)
+            pooled[1].extend(b)
+            per[col] = paired_difference(a, b)
+    if not pooled[0]:
+        return _not_measured("ct_to_mri", claim, measure, paper,
+                             _missing(rows, "Hyper U-Net and Rand U-Net rows of a Table 2 (MRI) target", files),
+                             "one_shot", files)
+    p = paired_difference(*pooled)
+    detail = "; ".join(f"{c} {q.text()}" for c, q in per.items())
+    absent = [c for c in cols if c not in per]
+    if absent:
+        detail += f". Not measured: {', '.join(absent)}"
+    return Verdict("ct_to_mri", claim, measure, _decide(p), f"{p.text()} over {p.n} pairs", paper, detail,
+                   "one_shot", tuple(files))
+
+
+def ablation_effect(rows: Sequence[Mapping[str, Any]] | None, variant: str,
+                    files: Sequence[str] = ("ablation/ablation.csv",)) -> Verdict:
+    """Tables 4-6: the base model against the variant without the part (``step``, ``norm``, ``pe``).
+
+    Raises:
+        ValueError: ``variant`` is not a key of :data:`ABLATION_CLAIMS`.
+    """
+    if variant not in ABLATION_CLAIMS:
+        raise ValueError(f"variant must be one of {sorted(ABLATION_CLAIMS)}, got {variant!r}")
+    key, claim, table = ABLATION_CLAIMS[variant]
+    measure = "base − variant without it, DSC, paired over the same draws and test cases, all targets pooled"
+    ref = {k: v for k, v in paper_tables()[table].items() if k != "caption"}
+    gaps = [v["with"]["dsc"][0] - v["without"]["dsc"][0] for v in ref.values()]
+    paper = (f"{statistics.fmean(gaps):+.3f} (mean of with − without over its {len(gaps)} targets; "
+             f"positive on {sum(g > 0 for g in gaps)})")
+    mine = {r["target"]: r for r in rows or [] if r["variant"] == variant and r["metric"] == "dsc"}
+    if "all" not in mine:
+        why = _missing(rows, f"rows of the variant `{variant}` (notebook 06's `only` parameter chooses the variants)",
+                       files)
+        return _not_measured(key, claim, measure, paper, why, "ablation", files)
+    r = mine["all"]
+    lo, hi = float(r["ci_lo"]), float(r["ci_hi"])
+    verdict = HOLDS if lo > 0 else FAILS
+    kit = f"{r['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] over {r['pairs']} pairs"
+    detail = "; ".join(f"{t} {v['diff']:+.3f} [{v['ci_lo']:+.3f}, {v['ci_hi']:+.3f}]"
+                       for t, v in mine.items() if t != "all")
+    seed = next((s for s in rows or [] if s["variant"] == "seed" and s["target"] == "all" and s["metric"] == "dsc"),
+                None)
+    if seed is not None:
+        detail += (f". Seed-to-seed spread (two base models, training seeds differ): {seed['diff']:+.3f} "
+                   f"[{seed['ci_lo']:+.3f}, {seed['ci_hi']:+.3f}]; an effect inside it is not told from "
+                   "retraining noise")
+    return Verdict(key, claim, measure, verdict, kit, paper, detail, "ablation", tuple(files))
+
+
+def hyper_init_beats_random(rows: Sequence[Mapping[str, Any]] | None, ns: Iterable[int] = FINETUNE_NS,
+                            files: Sequence[str] = ("finetune/finetune.csv",)) -> Verdict:
+    """Figure 3: fine-tuned from a generated U-Net beats fine-tuned from a random decoder at small N."""
+    ns = tuple(sorted(set(int(n) for n in ns)))
+    if not ns or min(ns) < 1:
+        raise ValueError(f"ns must be positive sizes, got {ns}")
+    claim = "Hyper initialisation beats random initialisation when fine-tuning with N = 2-4 volumes (Figure 3)"
+    measure = ("fine-tuned Hyper U-Net − fine-tuned Rand U-Net DSC, paired over target, N, repeat and test "
+               f"case, N in {{{', '.join(map(str, ns))}}} pooled")
+    paper = "above at N = 2-4 (Figure 3; plotted only, no numbers published)"
+    score = {(r["task"], int(r["n"]), int(r["repeat"]), r["case"], r["method"]): float(r["dsc"])
+             for r in rows or [] if int(r["n"]) in ns}
+    keys = sorted({k[:4] for k in score if k[:4] + ("hyper_ft",) in score and k[:4] + ("rand_ft",) in score})
+    if not keys:
+        return _not_measured("hyper_init", claim, measure, paper,
+                             _missing(rows, f"rows of both hyper_ft and rand_ft at N in {list(ns)}", files),
+                             "finetune", files)
+    p = paired_difference([score[k + ("hyper_ft",)] for k in keys], [score[k + ("rand_ft",)] for k in keys])
+    per = []
+    for n in sorted({k[1] for k in keys}):
+        ks = [k for k in keys if k[1] == n]
+        q = paired_difference([score[k + ("hyper_ft",)] for k in ks], [score[k + ("rand_ft",)] for k in ks])
+        per.append(f"N={n} {q.text()} ({q.n} pairs)")
+    return Verdict("hyper_init", claim, measure, _decide(p), f"{p.text()} over {p.n} pairs", paper, "; ".join(per),
+                   "finetune", tuple(files))
+
+
+def all_claims(results: Sequence[Mapping[str, Any]] | None, ablation: Sequence[Mapping[str, Any]] | None,
+               finetune: Sequence[Mapping[str, Any]] | None, *, results_file: str = "eval/results.csv",
+               ablation_file: str = "ablation/ablation.csv", finetune_file: str = "finetune/finetune.csv"
+               ) -> list[Verdict]:
+    """The report's seven claims, in the order the page shows them."""
+    r, a, f = (results_file,), (ablation_file,), (finetune_file,)
+    return [hyper_above_rand(results, r), organs_above_tumours(results, r), ct_to_mri(results, r),
+            *(ablation_effect(ablation, v, a) for v in ABLATION_CLAIMS), hyper_init_beats_random(finetune, files=f)]
