@@ -405,7 +405,9 @@ def notebook_parameters(profile: str | Path = "quick", out_dir: str | Path = "ru
         extra: more parameters, applied last.
 
     Returns:
-        ``{"profile": ..., "out_dir": ..., "interactive": False, **extra}``.
+        ``{"profile": ..., "out_dir": ..., "interactive": False, "progress": True, **extra}``:
+        ``progress`` turns on the progress bars of training and evaluation in notebooks 04-07,
+        so that the runner's status line can pass their latest line through.
 
     Raises:
         ValueError: ``extra`` sets ``profile`` or ``out_dir``.
@@ -418,6 +420,7 @@ def notebook_parameters(profile: str | Path = "quick", out_dir: str | Path = "ru
         "profile": name if name in PROFILES else str(Path(name).resolve()),
         "out_dir": str(Path(out_dir).resolve()),
         "interactive": False,
+        "progress": True,
         **dict(extra or {}),
     }
 

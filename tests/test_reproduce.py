@@ -191,7 +191,7 @@ def test_notebook_parameters_are_absolute(tmp_path: Path, monkeypatch: pytest.Mo
     (tmp_path / "mine.yaml").write_text("base: quick\n")
     params = notebook_parameters("mine.yaml", "runs/x", {"episodes": 2})
     assert params == {"profile": str(tmp_path / "mine.yaml"), "out_dir": str(tmp_path / "runs" / "x"),
-                      "interactive": False, "episodes": 2}
+                      "interactive": False, "progress": True, "episodes": 2}
     assert notebook_parameters("paper", tmp_path)["profile"] == "paper"
 
 
