@@ -97,10 +97,11 @@ PASSED, FAILED, INTERRUPTED, NOT_RUN = "passed", "failed", "interrupted", "not r
 #: per profile: the estimate before a folder has a run of its own. 00-04: BENCHMARKS.md, "The main
 #: job" (04: 12 min 51 s in issue 17's run); 05: the issue's 55 min (Conv and All U-Nets of ten
 #: targets); 06: three retrained variants (13 min each on two idle cores) and their scoring; 07: 81
-#: fine-tunings (18 took 27 min at one thread) and the 5-shot evaluation. Rounded.
+#: fine-tunings (81 took 121 min at one thread beside other jobs), the 5-shot evaluation and MAML's
+#: four folds (51 min at one thread beside other jobs); two idle cores roughly halve both. Rounded.
 SHIPPED_SECONDS: dict[str, dict[str, float]] = {
     "quick": {"00_phantoms": 75, "01_tasks": 17, "02_context": 9, "03_hypernetwork": 18,
-              "04_episodic_training": 770, "05_one_shot": 3300, "06_ablations": 3000, "07_limited_data": 3600},
+              "04_episodic_training": 770, "05_one_shot": 3300, "06_ablations": 3000, "07_limited_data": 5400},
 }
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
