@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file"]
+__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file"]
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -65,3 +65,14 @@ def read_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> A
     except Exception as exc:  # pickle, zip and weights-only errors all mean "not a file we can read"
         detail = " ".join(str(exc).split())[:200]
         raise HyperkitError(f"{p}: not a readable {what} ({type(exc).__name__}: {detail})") from exc
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 hex digest of a file's bytes, read in 1 MiB blocks (checkpoints can be large)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

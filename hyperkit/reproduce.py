@@ -58,7 +58,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 from hyperkit.config import PROFILES, load_profile
 from hyperkit.config.profiles import parse_assignment
-from hyperkit.files import write_text_atomic
+from hyperkit.files import sha256_file, write_text_atomic
 from hyperkit.provenance import git_commit, run_record, write_run_record
 
 __all__ = [
@@ -449,7 +449,7 @@ def notebook_fingerprint(path: str | Path, parameters: Mapping[str, Any], config
     Raises:
         FileNotFoundError: no notebook at ``path``.
     """
-    payload = {"notebook": hashlib.sha256(Path(path).read_bytes()).hexdigest(), "parameters": dict(parameters),
+    payload = {"notebook": sha256_file(path), "parameters": dict(parameters),
                "config": dict(config), "code": dict(code)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -47,10 +47,9 @@ from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
 from hyperkit.evaluation.protocol import FIELDS, evaluate, one_shot_plan, read_results, score
-from hyperkit.evaluation.run import _sha256
 from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference
 from hyperkit.evaluation.tables import paper_tables, summarize
-from hyperkit.files import write_text_atomic
+from hyperkit.files import sha256_file, write_text_atomic
 from hyperkit.training.maml import MetaResult, adapt, init_unet, load_fold, meta_train, save_fold, without_task
 
 __all__ = ["ORGANS", "MAML_METHOD", "OrganTask", "MamlRun", "resolve_organs", "organ_bank", "check_organs",
@@ -414,7 +413,7 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
     width = int(cfg["model"]["base_width"])
     fold_key = {"organs": {o.organ: o.task for o in chosen}, "maml": mcfg.as_dict(), "seed": seed,
                 "data": dict(cfg["data"]), "base_width": width, "data_root": str(Path(data_root).resolve())}
-    protocol = {**fold_key, "checkpoint_sha256": _sha256(checkpoint), "evaluate": ecfg.as_dict()}
+    protocol = {**fold_key, "checkpoint_sha256": sha256_file(checkpoint), "evaluate": ecfg.as_dict()}
     if record_path.exists():
         old = json.loads(record_path.read_text())
         if old.get("protocol") != protocol:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import hashlib
 import json
 import shutil
 import statistics
@@ -21,6 +20,7 @@ from typing import Any, Iterable, Sequence
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import HyperkitError
+from hyperkit.files import sha256_file
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, protocol_for
 from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, evaluate, read_results
 from hyperkit.evaluation.tables import TABLES, Stat, comparison_table, summarize, task_map
@@ -97,14 +97,6 @@ def _heldout_ids(datasets: Sequence[Any], split_map: dict[str, list[str]] | None
     return resolve_tasks(tasks, [t for t in all_ids if roles[t] == "heldout"])
 
 
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def heldout_bank(data_root: str | Path, cfg: dict[str, Any], tasks: Sequence[str] | None = None,
                  split: str | Path | None = None, cache_dir: str | Path | None = None,
                  progress: bool = False) -> TaskBank:
@@ -157,7 +149,7 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     chosen = _heldout_ids(datasets, split_map, tasks)
     # the checkpoint by content and the data by resolved path: a notebook and the command line
     # that name them by different relative paths share results
-    protocol = {"version": PROTOCOL_VERSION, "checkpoint_sha256": _sha256(checkpoint),
+    protocol = {"version": PROTOCOL_VERSION, "checkpoint_sha256": sha256_file(checkpoint),
                 "data": str(Path(data_root).resolve()), "profile": cfg.get("name"),
                 "tasks": chosen, "methods": list(methods), "seed": seed, "evaluate": ecfg.as_dict()}
     out = Path(out_csv)
