@@ -29,7 +29,6 @@ Parts (``--parts``, all by default), each a short measurement at the process's t
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import subprocess

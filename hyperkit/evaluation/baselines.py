@@ -23,8 +23,8 @@ computed (same data, draws, losses and selection rule; floating-point rounding d
 
 - the 3³ convolutions at full resolution run in the channels-last 3D layout
   (:func:`channels_last_convs`; oneDNN's forward + backward of an 8-channel 3³ convolution at
-  48³ takes 40 % of the default layout's time); everything else, GroupNorm above all, stays in
-  the default layout (PyTorch's channels-last GroupNorm on CPU is accurate to only about 1e-3);
+  48³ takes about half the default layout's time); everything else, GroupNorm above all, stays
+  in the default layout (PyTorch's channels-last GroupNorm on CPU is accurate to only about 1e-3);
 - a U-Net with many outputs (the All U-Net, one per task) computes only each patch's own
   output channel (:func:`channel_logits`), not all of them;
 - independent trainings run in threads with one torch thread each instead of one after the
@@ -144,8 +144,8 @@ def channels_last_convs(net: nn.Module) -> Iterator[None]:
     The convolutions are ``encoder[0].conv2``, ``decoder[0].conv1`` and ``decoder[0].conv2`` of a
     :class:`UNet3D` of base width at most :data:`CHANNELS_LAST_MAX_WIDTH` (any other module: no
     change). Each takes its input ``(N, b, D, H, W)`` in the channels-last 3D layout and hands its
-    output back in the default one, so that nothing else changes layout (the copies cost about a
-    third of what the layout saves). The parameters keep their layout; the results are those of the
+    output back in the default one, so that nothing else changes layout (the copies cost little
+    next to what the layout saves; BENCHMARKS.md). The parameters keep their layout; the results are those of the
     default layout up to floating-point rounding.
     """
     if not isinstance(net, UNet3D) or net.widths[0] > CHANNELS_LAST_MAX_WIDTH:
