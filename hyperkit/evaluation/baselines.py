@@ -14,15 +14,32 @@
 
 Conv and All U-Net share :func:`train_supervised`: AdamW on Dice + BCE of the
 sample's own output channel, validation Dice every ``val_every`` steps, early stopping,
-best weights kept.
+best weights kept. :func:`train_supervised_many` trains independent U-Nets (the ten Conv
+U-Nets and the All U-Net) side by side, one per CPU thread.
+
+Speed (BENCHMARKS.md, "Where the time goes"; ``benchmarks/baseline_speed.py``): on a CPU the
+step is almost all 3D convolution, and three things make it cheaper without changing what is
+computed (same data, draws, losses and selection rule; floating-point rounding differs):
+
+- the 3³ convolutions at full resolution run in the channels-last 3D layout
+  (:func:`channels_last_convs`; oneDNN's forward + backward of an 8-channel 3³ convolution at
+  48³ takes about half the default layout's time); everything else, GroupNorm above all, stays
+  in the default layout (PyTorch's channels-last GroupNorm on CPU is accurate to only about 1e-3);
+- a U-Net with many outputs (the All U-Net, one per task) computes only each patch's own
+  output channel (:func:`channel_logits`), not all of them;
+- independent trainings run in threads with one torch thread each instead of one after the
+  other with all threads inside each operation (no OpenMP barrier per operation, which
+  costs most when the cores are shared with other jobs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -31,9 +48,15 @@ from tqdm.auto import tqdm
 from hyperkit.config import SupervisedConfig
 from hyperkit.metrics import copy_support, dice
 from hyperkit.model.adapt import segmentation_loss
+from hyperkit.model.unet import DOWNSAMPLING, UNet3D
 from hyperkit.data.augment import augment_pair, build_augment
 
-__all__ = ["Samples", "SupervisedResult", "train_supervised", "predict", "copy_support", "central_blob"]
+__all__ = ["Samples", "SupervisedResult", "SupervisedJob", "train_supervised", "train_supervised_many", "predict",
+           "channel_logits", "channels_last_convs", "copy_support", "central_blob"]
+
+#: widest U-Net (base width) whose full-resolution convolutions :func:`channels_last_convs` switches
+#: (measured on 2 CPU cores: faster at 8 and 16 channels, slower at 32; BENCHMARKS.md)
+CHANNELS_LAST_MAX_WIDTH = 16
 
 
 @dataclass
@@ -79,6 +102,7 @@ class SupervisedResult:
         seconds: total wall time.
         stopped_early: patience ran out before ``steps``.
         curve: ``[(step, val Dice)]``.
+        threads: torch threads this training ran with (results are reproducible at the same count).
     """
 
     best_dice: float
@@ -88,21 +112,108 @@ class SupervisedResult:
     seconds: float
     stopped_early: bool
     curve: list[tuple[int, float]]
+    threads: int = 1
+
+
+@dataclass
+class SupervisedJob:
+    """One training of :func:`train_supervised_many`: the arguments of :func:`train_supervised`.
+
+    Attributes:
+        net: the U-Net, trained in place.
+        train, val: patches ``(N, 1, S, S, S)`` with their channels.
+        cfg: the budget.
+        generator: every random choice of this training.
+        desc: its progress bar's label.
+        balance: draw every output channel equally often.
+    """
+
+    net: nn.Module
+    train: Samples
+    val: Samples
+    cfg: SupervisedConfig
+    generator: torch.Generator
+    desc: str = "supervised"
+    balance: bool = False
+
+
+@contextlib.contextmanager
+def channels_last_convs(net: nn.Module) -> Iterator[None]:
+    """Within the block, the full-resolution 3³ convolutions of ``net`` compute in channels-last 3D.
+
+    The convolutions are ``encoder[0].conv2``, ``decoder[0].conv1`` and ``decoder[0].conv2`` of a
+    :class:`UNet3D` of base width at most :data:`CHANNELS_LAST_MAX_WIDTH` (any other module: no
+    change). Each takes its input ``(N, b, D, H, W)`` in the channels-last 3D layout and hands its
+    output back in the default one, so that nothing else changes layout (the copies cost little
+    next to what the layout saves; BENCHMARKS.md). The parameters keep their layout; the results are those of the
+    default layout up to floating-point rounding.
+    """
+    if not isinstance(net, UNet3D) or net.widths[0] > CHANNELS_LAST_MAX_WIDTH:
+        yield
+        return
+    handles = []
+    for conv in (net.encoder[0].conv2, net.decoder[0].conv1, net.decoder[0].conv2):
+        handles.append(conv.register_forward_pre_hook(
+            lambda _m, args: (args[0].contiguous(memory_format=torch.channels_last_3d),)))
+        handles.append(conv.register_forward_hook(lambda _m, _args, out: out.contiguous()))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def channel_logits(net: nn.Module, images: Tensor, channels: Tensor) -> Tensor:
+    """Logits ``(N, 1, D, H, W)`` of each image's own output channel.
+
+    The same numbers as ``net(images)[arange(N), channels][:, None]``. For a :class:`UNet3D`
+    with several outputs (the All U-Net: one per task) and sides that are multiples of 16,
+    only the needed channel of the 1³ head is computed: each image's features are weighted
+    with its channel's row of the head (the full head of 88 outputs at 48³ costs a third of a
+    training step).
+
+    Args:
+        net: a segmenter ``(N, 1, D, H, W) -> (N, C_out, D, H, W)`` logits.
+        images: ``(N, 1, D, H, W)``.
+        channels: ``(N,)`` long, each image's output channel, in ``0 .. C_out - 1``.
+
+    Raises:
+        ValueError: ``channels`` is not ``(N,)`` or names a channel the net does not have.
+    """
+    n = images.shape[0]
+    if channels.shape != (n,):
+        raise ValueError(f"channels must have shape ({n},), got {tuple(channels.shape)}")
+    out = net.config["out_channels"] if isinstance(net, UNet3D) else None
+    if out is not None and n and not 0 <= int(channels.min()) <= int(channels.max()) < out:
+        raise ValueError(f"channels {channels.tolist()} outside the net's outputs 0..{out - 1}")
+    if (out is None or out == 1 or images.dim() != 5 or images.shape[1] != net.config["in_channels"]
+            or any(s % DOWNSAMPLING for s in images.shape[2:])):  # the plain forward (and its checks)
+        logits = net(images)
+        return logits[torch.arange(n), channels][:, None]
+    weight = net.head.weight[channels].flatten(1)  # (N, c0): each image's row of the 1^3 head
+    bias = net.head.bias[channels].view(n, 1, 1, 1, 1)
+
+    def own_head(h: Tensor) -> Tensor:  # (N, c0, D, H, W) -> (N, 1, D, H, W)
+        return torch.einsum("ncdhw,nc->ndhw", h, weight)[:, None] + bias
+
+    return net.decode(net.encode(images), head=own_head)
 
 
 @torch.no_grad()
 def predict(net: nn.Module, images: Tensor, channels: Tensor | None = None, chunk: int = 4) -> Tensor:
     """Binary predictions ``(N, 1, S, S, S)`` (logit > 0) of ``images`` ``(N, 1, S, S, S)``.
 
-    ``channels`` picks each image's output channel (default: channel 0).
+    ``channels`` ``(N,)`` picks each image's output channel (default: channel 0); only that
+    channel is computed (:func:`channel_logits`).
     """
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
     was = net.training
     net.eval()
-    out = []
-    for i in range(0, images.shape[0], chunk):
-        logits = net(images[i:i + chunk])
-        ch = channels[i:i + chunk] if channels is not None else torch.zeros(logits.shape[0], dtype=torch.long)
-        out.append(logits[torch.arange(logits.shape[0]), ch][:, None] > 0)
+    if channels is None:
+        channels = torch.zeros(images.shape[0], dtype=torch.long)
+    out = [channel_logits(net, images[i:i + chunk], channels[i:i + chunk]) > 0
+           for i in range(0, images.shape[0], chunk)]
     net.train(was)
     return torch.cat(out)
 
@@ -118,13 +229,15 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
     """Train ``net`` in place on ``train`` with early stopping on ``val``; the best weights are kept.
 
     Each step draws ``cfg.batch`` patches uniformly (with the sample's augmentation seeded
-    from ``generator``) and minimises Dice + BCE of each patch's own output channel.
+    from ``generator``) and minimises Dice + BCE of each patch's own output channel
+    (:func:`channel_logits`). While it trains, its full-resolution convolutions run in the
+    channels-last layout (:func:`channels_last_convs`).
 
     Args:
         net: a :class:`UNet3D` (``out_channels`` > every channel in the samples).
         train, val: patches ``(N, 1, S, S, S)`` with their channels.
         cfg: the budget.
-        generator: every random choice (same seed -> same weights on the same machine).
+        generator: every random choice (same seed and thread count -> same weights on the same machine).
         progress: a tqdm bar.
         desc: the bar's label.
         balance: draw every output channel (task) equally often, whatever its number of patches.
@@ -133,43 +246,91 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
         A :class:`SupervisedResult`; ``net`` holds the best validation weights, in eval mode.
     """
     augment = build_augment() if cfg.augment else None
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
     start = time.perf_counter()
-    best = _val_dice(net, val)
-    best_state, best_step, best_time = copy.deepcopy(net.state_dict()), 0, 0.0
-    curve, bad, step = [(0, best)], 0, 0
-    counts = torch.bincount(train.channels)
-    weights = (1.0 / counts[train.channels].double()) if balance else torch.ones(len(train), dtype=torch.double)
-    net.train()
-    bar = tqdm(total=cfg.steps, desc=desc, disable=not progress, leave=False)
-    for step in range(1, cfg.steps + 1):
-        idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=generator)
-        imgs, msks = train.images[idx].clone(), train.masks[idx].clone()
-        if augment is not None:
-            for i, s in enumerate(torch.randint(2 ** 31, (cfg.batch,), generator=generator).tolist()):
-                imgs[i], msks[i] = augment_pair(augment, imgs[i], msks[i], s)
-        logits = net(imgs)
-        loss = segmentation_loss(logits[torch.arange(cfg.batch), train.channels[idx]][:, None], msks)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        bar.update(1)
-        if step % cfg.val_every == 0 or step == cfg.steps:
-            d = _val_dice(net, val)
-            curve.append((step, d))
-            bar.set_postfix(val_dice=f"{d:.3f}", best=f"{max(best, d):.3f}")
-            if d > best:
-                best, best_step, bad = d, step, 0
-                best_state, best_time = copy.deepcopy(net.state_dict()), time.perf_counter() - start
-            elif step > cfg.warmup:
-                bad += 1
-                if bad >= cfg.patience:
-                    break
-    bar.close()
-    net.load_state_dict(best_state)
+    with channels_last_convs(net):
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
+        best = _val_dice(net, val)
+        best_state, best_step, best_time = copy.deepcopy(net.state_dict()), 0, 0.0
+        curve, bad, step = [(0, best)], 0, 0
+        counts = torch.bincount(train.channels)
+        weights = (1.0 / counts[train.channels].double()) if balance else torch.ones(len(train), dtype=torch.double)
+        net.train()
+        bar = tqdm(total=cfg.steps, desc=desc, disable=not progress, leave=False)
+        for step in range(1, cfg.steps + 1):
+            idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=generator)
+            imgs, msks = train.images[idx].clone(), train.masks[idx].clone()
+            if augment is not None:
+                for i, s in enumerate(torch.randint(2 ** 31, (cfg.batch,), generator=generator).tolist()):
+                    imgs[i], msks[i] = augment_pair(augment, imgs[i], msks[i], s)
+            logits = channel_logits(net, imgs, train.channels[idx])
+            loss = segmentation_loss(logits, msks)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update(1)
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                d = _val_dice(net, val)
+                curve.append((step, d))
+                bar.set_postfix(val_dice=f"{d:.3f}", best=f"{max(best, d):.3f}")
+                if d > best:
+                    best, best_step, bad = d, step, 0
+                    best_state, best_time = copy.deepcopy(net.state_dict()), time.perf_counter() - start
+                elif step > cfg.warmup:
+                    bad += 1
+                    if bad >= cfg.patience:
+                        break
+        bar.close()
+        net.load_state_dict(best_state)
     net.eval()
     return SupervisedResult(best, best_step, step, best_time, time.perf_counter() - start,
-                            step < cfg.steps, curve)
+                            step < cfg.steps, curve, torch.get_num_threads())
+
+
+def train_supervised_many(jobs: Sequence[SupervisedJob], workers: int | None = None,
+                          progress: bool = False) -> Iterator[tuple[int, SupervisedResult]]:
+    """Run independent :func:`train_supervised` jobs, ``workers`` at a time, one torch thread each.
+
+    With ``workers`` > 1 the process runs at one torch thread while the jobs train (restored
+    afterwards): each job then computes exactly what :func:`train_supervised` computes at one
+    thread, whatever else runs beside it, so the results do not depend on ``workers`` or on the
+    order in which the jobs finish, and equal a one-thread run of the jobs one after the other.
+    With ``workers == 1`` the jobs run one after the other in the calling thread at the current
+    thread count. Jobs start in the order given (put the longest first). Worker threads flush
+    denormal floats to zero (as :func:`~hyperkit.evaluation.protocol.evaluate` does), which
+    would otherwise slow CPU convolutions by orders of magnitude.
+
+    Args:
+        jobs: the trainings; each ``job.net`` is trained in place.
+        workers: trainings at once (default: ``torch.get_num_threads()``, one per core torch uses).
+        progress: a tqdm bar per job.
+
+    Yields:
+        ``(index into jobs, result)`` of each job as it finishes.
+
+    Raises:
+        ValueError: ``workers`` < 1.
+    """
+    workers = torch.get_num_threads() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = min(workers, len(jobs))
+    if workers <= 1:
+        for i, job in enumerate(jobs):
+            yield i, train_supervised(job.net, job.train, job.val, job.cfg, job.generator, progress, job.desc,
+                                      job.balance)
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # before the pool's threads exist: each starts at one thread
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="train_supervised",
+                              initializer=torch.set_flush_denormal, initargs=(True,))
+    try:
+        futures = {pool.submit(train_supervised, job.net, job.train, job.val, job.cfg, job.generator, progress,
+                               job.desc, job.balance): i for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
 
 
 def central_blob(support_masks: Tensor) -> Tensor:

@@ -6,8 +6,10 @@ Two kinds, one interface each:
   ``fit(ctx, task, draw, images, masks) -> predictor``, where ``predictor(images)`` gives
   binary predictions ``(N, 1, S, S, S)``; the protocol scores it on the draw's query cases;
 - a **supervised** method (:class:`SupervisedMethod`) trains on the train/validation split of
-  the targets: ``fit(ctx, targets) -> iterator of Fitted`` (a predictor per target); the
-  protocol scores each on the target's test cases.
+  the targets: ``trainings(ctx, targets) -> list of Training`` (the U-Nets to train and what
+  each gives); :func:`fit_supervised` trains those of every supervised method side by side and
+  yields a :class:`Fitted` predictor per target (``fit(ctx, targets)`` does it for one method);
+  the protocol scores each on the target's test cases.
 
 A new method (an ablation variant, K-shot, fine-tuning, MAML) is a subclass registered with
 :func:`register`; :func:`~hyperkit.evaluation.protocol.evaluate` runs it like the built-in ones.
@@ -20,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Se
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from hyperkit.config import EvalConfig
 from hyperkit.data.bank import TaskBank
-from hyperkit.evaluation.baselines import Samples, SupervisedResult, copy_support, predict, train_supervised
+from hyperkit.evaluation.baselines import (Samples, SupervisedJob, SupervisedResult, copy_support, predict,
+                                          train_supervised_many)
 from hyperkit.model.adapt import gradient_step
 from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
@@ -33,9 +35,9 @@ if TYPE_CHECKING:
     from hyperkit.evaluation.protocol import CaseSplit
     from hyperkit.model.hypernet import HyperUNet
 
-__all__ = ["Context", "Fitted", "Method", "OneShotMethod", "SupervisedMethod", "HyperUNetMethod", "RandUNetMethod",
-           "CopySupportMethod", "ConvUNetMethod", "AllUNetMethod", "REGISTRY", "register", "methods_for",
-           "one_shot_model"]
+__all__ = ["Context", "Fitted", "Method", "OneShotMethod", "SupervisedMethod", "Training", "fit_supervised",
+           "HyperUNetMethod", "RandUNetMethod", "CopySupportMethod", "ConvUNetMethod", "AllUNetMethod", "REGISTRY",
+           "register", "methods_for", "one_shot_model"]
 
 #: ``predictor(images (N, 1, S, S, S)) -> binary predictions (N, 1, S, S, S)``
 Predictor = Callable[[Tensor], Tensor]
@@ -110,13 +112,54 @@ class OneShotMethod(Method):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Training:
+    """One training a supervised method needs for its targets, and what its result gives.
+
+    Attributes:
+        method: the method's name.
+        job: the U-Net, its data, budget and generator.
+        finish: called with the training's result; records its facts in ``ctx.info`` (and saves
+            the model) and returns the targets' :class:`Fitted` models.
+    """
+
+    method: str
+    job: SupervisedJob
+    finish: Callable[[SupervisedResult], list[Fitted]]
+
+
 class SupervisedMethod(Method):
     one_shot = False
     needs_width = True
 
+    def trainings(self, ctx: Context, targets: Sequence[str]) -> list[Training]:
+        """The trainings that make a model per target of ``targets`` (all have a split)."""
+        raise NotImplementedError
+
     def fit(self, ctx: Context, targets: Sequence[str]) -> Iterator[Fitted]:
         """A model per target of ``targets`` (all have a split), yielded as each is ready."""
-        raise NotImplementedError
+        for _, fitted in fit_supervised(ctx, [(self, targets)]):
+            yield fitted
+
+
+def fit_supervised(ctx: Context, todo: Sequence[tuple[SupervisedMethod, Sequence[str]]]
+                   ) -> Iterator[tuple[str, Fitted]]:
+    """Every training of every supervised method in ``todo`` (``(method, targets)``) side by side.
+
+    The trainings are independent (each U-Net its own seed, data and generator), so they run in
+    one pool, one per torch thread (:func:`~hyperkit.evaluation.baselines.train_supervised_many`),
+    the largest step budget first (the All U-Net, then the Conv U-Nets); each computes what it
+    computes alone at one thread.
+
+    Yields:
+        ``(method name, Fitted)`` as each training finishes.
+    """
+    trainings = [t for method, targets in todo for t in method.trainings(ctx, targets)]
+    order = sorted(range(len(trainings)), key=lambda i: -trainings[i].job.cfg.steps)  # stable: ties keep their order
+    for k, res in train_supervised_many([trainings[i].job for i in order], progress=ctx.progress):
+        done = trainings[order[k]]
+        for fitted in done.finish(res):
+            yield done.method, fitted
 
 
 def one_shot_model(method: str, hyper: "HyperUNet", images: Tensor, masks: Tensor, cfg: EvalConfig,
@@ -187,7 +230,8 @@ class CopySupportMethod(OneShotMethod):
 def _facts(res: SupervisedResult) -> dict[str, Any]:
     return {"best_val_dice": round(res.best_dice, 4), "best_step": res.best_step, "steps": res.steps,
             "seconds_to_best": round(res.seconds_to_best, 2), "seconds": round(res.seconds, 2),
-            "stopped_early": res.stopped_early, "curve": [[s, round(d, 4)] for s, d in res.curve]}
+            "stopped_early": res.stopped_early, "threads": res.threads,
+            "curve": [[s, round(d, 4)] for s, d in res.curve]}
 
 
 def _channel_predictor(net: UNet3D, channel: int) -> Predictor:
@@ -199,19 +243,23 @@ class ConvUNetMethod(SupervisedMethod):
 
     name = "conv_unet"
 
-    def fit(self, ctx: Context, targets: Sequence[str]) -> Iterator[Fitted]:
+    def trainings(self, ctx: Context, targets: Sequence[str]) -> list[Training]:
         facts = ctx.info.setdefault(self.name, {})
-        for task in tqdm(targets, desc="Conv U-Net", disable=not ctx.progress):
+        out = []
+        for task in targets:  # every initialisation from its own seed, in the calling thread
             torch.manual_seed(derive(ctx.seed, "conv_unet", task))
             net = UNet3D(ctx.width)  # type: ignore[arg-type]
             sp = ctx.splits[task]
-            res = train_supervised(net, ctx.samples(ctx.bank, task, sp.train, 0), ctx.samples(ctx.bank, task, sp.val, 0),
-                                   ctx.cfg.conv, torch_generator(ctx.seed, "conv_unet", task),
-                                   ctx.progress, desc=task.rsplit("/", 1)[-1])
-            facts[task] = _facts(res)
-            if ctx.save_model is not None:
-                ctx.save_model(self.name, task, net)
-            yield Fitted(task, _channel_predictor(net, 0), res.seconds_to_best)
+            job = SupervisedJob(net, ctx.samples(ctx.bank, task, sp.train, 0), ctx.samples(ctx.bank, task, sp.val, 0),
+                                ctx.cfg.conv, torch_generator(ctx.seed, "conv_unet", task), desc=task.rsplit("/", 1)[-1])
+
+            def finish(res: SupervisedResult, task: str = task, net: UNet3D = net) -> list[Fitted]:
+                facts[task] = _facts(res)
+                if ctx.save_model is not None:
+                    ctx.save_model(self.name, task, net)
+                return [Fitted(task, _channel_predictor(net, 0), res.seconds_to_best)]
+            out.append(Training(self.name, job, finish))
+        return out
 
 
 class AllUNetMethod(SupervisedMethod):
@@ -224,7 +272,7 @@ class AllUNetMethod(SupervisedMethod):
     name = "all_unet"
     needs_train_bank = True
 
-    def fit(self, ctx: Context, targets: Sequence[str]) -> Iterator[Fitted]:
+    def trainings(self, ctx: Context, targets: Sequence[str]) -> list[Training]:
         train_bank, bank = ctx.train_bank, ctx.bank
         assert train_bank is not None
         every = [t for t in bank.task_ids if t in ctx.splits]
@@ -236,11 +284,13 @@ class AllUNetMethod(SupervisedMethod):
         val = Samples.cat([ctx.samples(bank, t, ctx.splits[t].val, channel[t]) for t in every])
         torch.manual_seed(derive(ctx.seed, "all_unet"))
         net = UNet3D(ctx.width, out_channels=len(names))  # type: ignore[arg-type]
-        res = train_supervised(net, train, val, ctx.cfg.all, torch_generator(ctx.seed, "all_unet"),
-                               ctx.progress, desc="All U-Net", balance=True)
-        ctx.info[self.name] = {"tasks": len(channel), **_facts(res)}
-        for t in targets:
-            yield Fitted(t, _channel_predictor(net, channel[t]), res.seconds_to_best)
+        job = SupervisedJob(net, train, val, ctx.cfg.all, torch_generator(ctx.seed, "all_unet"), desc="All U-Net",
+                            balance=True)
+
+        def finish(res: SupervisedResult) -> list[Fitted]:
+            ctx.info[self.name] = {"tasks": len(channel), **_facts(res)}
+            return [Fitted(t, _channel_predictor(net, channel[t]), res.seconds_to_best) for t in targets]
+        return [Training(self.name, job, finish)]
 
 
 #: every method by name, in the order an evaluation runs them (one-shot methods first)

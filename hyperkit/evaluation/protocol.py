@@ -8,7 +8,8 @@ validation / test (:func:`task_split`), and every method is scored on the **test
   cases last); each draw builds one model and is scored on the test cases
   (:func:`one_shot_plan`);
 - **supervised baselines** (Conv U-Net, All U-Net): trained on the train cases with early
-  stopping on the validation cases; scored on the test cases.
+  stopping on the validation cases; scored on the test cases. Their U-Nets are independent and
+  train side by side, one per torch thread (:func:`~hyperkit.evaluation.methods.fit_supervised`).
 
 So all methods of a task are compared on the same cases. A task too small for that (fewer
 than 3 cases, or fewer train + validation cases than ``shots``) falls back to drawing
@@ -35,8 +36,8 @@ from tqdm.auto import tqdm
 
 from hyperkit.errors import HyperkitError
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig
-from hyperkit.evaluation.methods import (REGISTRY, Context, Fitted, Method, OneShotMethod, methods_for,
-                                         one_shot_model)
+from hyperkit.evaluation.methods import (REGISTRY, Context, Fitted, Method, OneShotMethod, fit_supervised,
+                                         methods_for, one_shot_model)
 from hyperkit.metrics import dice, nsd, voxel_tolerance
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.unet import UNet3D
@@ -233,7 +234,8 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
 
     Every method of a task is scored on its test cases (:func:`task_split`); one-shot supports
     come from the other cases (:func:`one_shot_plan`, with its fallback for small tasks). The
-    methods are objects of :data:`~hyperkit.evaluation.methods.REGISTRY`, run in its order.
+    methods are objects of :data:`~hyperkit.evaluation.methods.REGISTRY`, run in its order (the
+    trainings of the supervised ones side by side, rows written as each finishes).
 
     Args:
         hyper: the trained hypernetwork (its shared parts also serve the Rand U-Net); may be
@@ -270,11 +272,10 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
             if todo:
                 for rows in _one_shot(ctx, task, todo):  # type: ignore[arg-type]
                     writer.add(rows)
-        for method in (m for m in chosen if not m.one_shot):
-            targets = [t for t in bank.task_ids if t in splits and (t, method.name) not in done]
-            if targets:
-                for fit in method.fit(ctx, targets):  # type: ignore[attr-defined]
-                    writer.add(_supervised_rows(ctx, method.name, fit))
+        supervised = [(m, [t for t in bank.task_ids if t in splits and (t, m.name) not in done])
+                      for m in chosen if not m.one_shot]
+        for name, fit in fit_supervised(ctx, [(m, ts) for m, ts in supervised if ts]):  # type: ignore[misc]
+            writer.add(_supervised_rows(ctx, name, fit))
     finally:
         writer.close()
     return writer.rows, ctx.info
