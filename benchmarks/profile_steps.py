@@ -21,7 +21,10 @@ Parts (``--parts``, all by default), each a short measurement at the process's t
   3³ convolutions in the default and the channels-last 3D layout (and channels-last with the
   layout copies around it), the accuracy of GroupNorm in both layouts against float64, a 3³
   convolution at batch 1 against batch 2 (PyTorch sends small batch-1 3D convolutions to its
-  slow reference kernel), and ten U-Nets' convolutions as one grouped convolution.
+  slow reference kernel), and ten U-Nets' convolutions as one grouped convolution;
+- ``one-image``: the one-shot draw of ``eval`` with and without ``hyperkit.model.conv``'s oneDNN
+  route for one-image convolutions (interleaved, median of ``--steps`` each), and the largest
+  difference of the draw's logits between the two.
 
     OMP_NUM_THREADS=2 python benchmarks/profile_steps.py --rows 8
 """
@@ -180,6 +183,58 @@ def one_draw(data: Path | None) -> Callable[[], Any]:
 
 
 # ------------------------------------------------------------------------------ parts
+def part_one_image(args: argparse.Namespace) -> None:
+    import torch.nn.functional as F
+    import hyperkit.model.conv as conv
+    routed = conv._one_image_on_cpu
+    print("\n**3³ convolutions of one image** (median ms of 5): PyTorch's choice against `hyperkit.model.conv.conv3d`\n")
+    print("| convolution | PyTorch's choice | routed | ratio |")
+    print("|---|---:|---:|---:|")
+    for cin, cout, side, stride, grad in ((8, 8, 48, 1, False), (1, 8, 48, 1, False), (8, 8, 48, 2, False),
+                                          (16, 16, 24, 1, False), (8, 8, 48, 1, True), (16, 16, 24, 1, True)):
+        x = torch.randn(1, cin, side, side, side, requires_grad=grad)
+        w = torch.randn(cout, cin, 3, 3, 3, requires_grad=grad)
+
+        def run(f: Callable[..., torch.Tensor]) -> Callable[[], None]:
+            def go() -> None:
+                with torch.set_grad_enabled(grad):
+                    y = f(x, w, None, stride, 1)
+                    if grad:
+                        y.sum().backward()
+            return go
+        ms = [1e3 * median_seconds(run(f), 5) for f in (F.conv3d, conv.conv3d)]
+        print(f"| {cin} → {cout} at {side}³, stride {stride}, {'forward + backward' if grad else 'forward'} | "
+              f"{ms[0]:.1f} | {ms[1]:.1f} | {ms[0] / ms[1]:.1f} |")
+    draw = one_draw(args.data)
+
+    def timed(route: bool) -> float:
+        conv._one_image_on_cpu = routed if route else (lambda x, w: False)  # type: ignore[assignment]
+        try:
+            t = time.perf_counter()
+            draw()
+            return time.perf_counter() - t
+        finally:
+            conv._one_image_on_cpu = routed  # type: ignore[assignment]
+    draw()  # warm-up
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(args.steps):
+        for route in ((False, True) if i % 2 == 0 else (True, False)):
+            times[route].append(timed(route))
+    off, on = statistics.median(times[False]), statistics.median(times[True])
+    hyper, _ = load_reference()
+    x = torch.randn(1, 1, 48, 48, 48, generator=torch.Generator().manual_seed(0))
+    net = UNet3D(8).eval()
+    with torch.no_grad():
+        a = net(x)
+        conv._one_image_on_cpu = lambda x, w: False  # type: ignore[assignment]
+        b = net(x)
+        conv._one_image_on_cpu = routed  # type: ignore[assignment]
+    print(f"\n**One-shot draw** (reference checkpoint, liver: generate, gradient step, predict 4 queries, score), "
+          f"median of {args.steps}, interleaved: PyTorch's own choice {off:.2f} s, one-image convolutions through "
+          f"oneDNN {on:.2f} s, ratio {off / on:.2f}; a U-Net's logits on one 48³ image differ by at most "
+          f"{float((a - b).abs().max()):.1e}")
+
+
 def part_kernels(args: argparse.Namespace) -> None:
     import torch.nn.functional as F
     cl = torch.channels_last_3d
@@ -277,7 +332,7 @@ def part_startup(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", nargs="+", default=["train", "conv", "all", "eval", "flops", "startup"],
-                    choices=["train", "conv", "all", "eval", "flops", "startup", "kernels"])
+                    choices=["train", "conv", "all", "eval", "flops", "startup", "kernels", "one-image"])
     ap.add_argument("--rows", type=int, default=8, help="ops per table")
     ap.add_argument("--shapes", action="store_true", help="(a) and (c) also by input shapes")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per FLOP/s row")
@@ -307,6 +362,8 @@ def main() -> None:
         part_startup(args)
     if "kernels" in args.parts:
         part_kernels(args)
+    if "one-image" in args.parts:
+        part_one_image(args)
     print(f"\n{time.perf_counter() - t0:.0f} s in all; load average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -65,14 +65,22 @@ def _peak_mib(device: torch.device) -> float:
     return float("nan")
 
 
-def measure(profile: str, device: str, episodes: int, warmup: int, tasks: int | None) -> dict:
+def measure(profile: str, device: str, episodes: int, warmup: int, tasks: int | None, amp: bool | None = None,
+            compile_model: bool = False) -> dict:
+    """Median seconds per training step (``episodes`` timed after ``warmup``) and peak memory.
+
+    ``amp``: bf16 autocast on CUDA (``None``: the profile's ``train.amp``); ``compile_model``:
+    the hypernetwork through ``torch.compile`` (the warm-up then includes compilation).
+    """
     dev = torch.device(device)
     cfg = load_profile(profile)
-    tcfg = TrainConfig.from_config(cfg, tasks_per_episode=tasks)
+    tcfg = TrainConfig.from_config(cfg, tasks_per_episode=tasks, amp=amp)
     side = cfg["data"]["patch_size"]
     torch.manual_seed(0)
     model = HyperUNet.from_config(cfg["model"]).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    if compile_model:
+        model = torch.compile(model)  # type: ignore[assignment]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, tcfg.lr_factor)
     bank = sphere_bank(side, n_tasks=max(4, tcfg.tasks_per_episode))
     augment = build_augment() if tcfg.augment else None
@@ -91,7 +99,7 @@ def measure(profile: str, device: str, episodes: int, warmup: int, tasks: int | 
     med = statistics.median(times)
     return {"profile": profile, "device": device, "side": side, "B": tcfg.tasks_per_episode,
             "median_s": med, "task_episodes_per_s": tcfg.tasks_per_episode / med, "peak_mib": _peak_mib(dev),
-            "n": len(times), "amp": bool(tcfg.amp and dev.type == "cuda")}
+            "n": len(times), "amp": bool(tcfg.amp and dev.type == "cuda"), "compiled": compile_model}
 
 
 def curve(run: Path) -> None:
@@ -111,6 +119,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--tasks", type=int, default=None, help="tasks per episode (default: the profile's)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--no-amp", action="store_true", help="fp32 on CUDA (default: the profile's train.amp)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the hypernetwork")
     ap.add_argument("--run", type=Path, default=None, help="print the learning curve of this run folder")
     args = ap.parse_args()
     if args.run is not None:
@@ -121,11 +131,13 @@ def main() -> None:
     dev_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     print(f"torch {torch.__version__}, {dev_name}, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.1f}\n")
-    print("| profile | device | patch | B | amp | median s / episode | task-episodes / s | peak MiB | episodes |")
-    print("|---|---|---:|---:|---|---:|---:|---:|---:|")
+    print("| profile | device | patch | B | amp | compiled | median s / episode | task-episodes / s | peak MiB | episodes |")
+    print("|---|---|---:|---:|---|---|---:|---:|---:|---:|")
     for p in args.profiles:
-        r = measure(p, args.device, args.episodes, args.warmup, args.tasks)
-        print(f"| {r['profile']} | {r['device']} | {r['side']}^3 | {r['B']} | {r['amp']} | {r['median_s']:.3f} | "
+        r = measure(p, args.device, args.episodes, args.warmup, args.tasks, False if args.no_amp else None,
+                    args.compile)
+        print(f"| {r['profile']} | {r['device']} | {r['side']}^3 | {r['B']} | {r['amp']} | {r['compiled']} | "
+              f"{r['median_s']:.3f} | "
               f"{r['task_episodes_per_s']:.2f} | {r['peak_mib']:,.0f} | {r['n']} |", flush=True)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 

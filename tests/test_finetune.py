@@ -94,3 +94,18 @@ def test_finetune_bad_input_is_one_line(tiny: tuple[Path, Path], tmp_path: Path,
     assert "'two'" in capsys.readouterr().err
     assert main(base + ["--out", str(tmp_path / "c"), "--methods", "maml"]) == 2
     assert "'maml'" in capsys.readouterr().err
+
+
+def test_side_by_side_fine_tunings_equal_one_after_the_other(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """Two trainings at once (one thread each) give the rows of one thread, one after the other."""
+    data, ckpt = tiny
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = [run_finetune(ckpt, data, tmp_path / f"w{w}", tasks=["liver"], ns=(2, 4), repeats=1, progress=False,
+                             workers=w) for w in (1, 2)]
+    finally:
+        torch.set_num_threads(threads)
+    key = lambda r: (r["n"], r["repeat"], r["method"], r["case"])  # noqa: E731
+    strip = lambda rows: sorted(({k: v for k, v in r.items() if k != "seconds"} for r in rows), key=key)  # noqa: E731
+    assert len(runs[0]) == 6 and strip(runs[0]) == strip(runs[1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hyperkit import UNet3D
 from hyperkit.model.unet import ResDoubleConv
@@ -78,3 +79,52 @@ def test_bad_construction(kwargs, match):
 def test_bad_input(shape):
     with pytest.raises(ValueError, match="expects input"):
         UNet3D(base_width=8)(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("stride,groups", [(1, 1), (2, 1), (1, 2)])
+def test_one_image_conv3d_equals_pytorch_forward_and_backward(stride: int, groups: int) -> None:
+    """The oneDNN route of a one-image CPU convolution gives F.conv3d's numbers and gradients."""
+    from hyperkit.model.conv import conv3d
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 8, 20, 20, 20, generator=g, requires_grad=True)
+    w = torch.randn(8, 8 // groups, 3, 3, 3, generator=g, requires_grad=True)
+    b = torch.randn(8, generator=g, requires_grad=True)
+    ref = F.conv3d(x, w, b, stride, 1, 1, groups)
+    with torch.no_grad():
+        fast = conv3d(x, w, b, stride, 1, groups)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-4)
+    out = conv3d(x, w, b, stride, 1, groups)
+    assert out.shape == ref.shape
+    grads = torch.autograd.grad((out * ref.detach().sin()).sum(), (x, w, b))
+    ref_grads = torch.autograd.grad((ref * ref.detach().sin()).sum(), (x, w, b))
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_unet_segments_one_image_as_it_does_in_a_batch() -> None:
+    """UNet3D on one image (oneDNN route) equals the same image inside a batch of two."""
+    torch.manual_seed(0)
+    net = UNet3D(base_width=8).eval()
+    x = torch.randn(2, 1, 32, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x[:1]), net(x)[:1], rtol=1e-4, atol=1e-4)
+
+
+def test_one_image_conv3d_avoids_pytorchs_reference_kernel() -> None:
+    """The point of the route: no slow_conv3d for one image, forward or backward."""
+    from hyperkit.model.conv import conv3d
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch build has no oneDNN")
+    x = torch.randn(1, 8, 16, 16, 16, requires_grad=True)
+    w = torch.randn(8, 8, 3, 3, 3, requires_grad=True)
+    with torch.profiler.profile() as prof:
+        with torch.no_grad():
+            conv3d(x, w, padding=1)
+        conv3d(x, w, padding=1).sum().backward()
+    ops = {e.name for e in prof.events()}
+    assert not any("slow_conv3d" in op for op in ops), sorted(op for op in ops if "conv" in op)
+    with torch.profiler.profile() as prof:  # the reference kernel PyTorch picks by itself
+        F.conv3d(x, w, padding=1).sum().backward()
+    assert any("slow_conv3d" in e.name for e in prof.events())

@@ -41,7 +41,7 @@ import torch
 from hyperkit.config import EvalConfig, SupervisedConfig
 from hyperkit.data.bank import TaskBank
 from hyperkit.errors import HyperkitError
-from hyperkit.evaluation.baselines import Samples, predict, train_supervised
+from hyperkit.evaluation.baselines import Samples, SupervisedJob, SupervisedResult, predict, train_supervised_many
 from hyperkit.evaluation.methods import one_shot_model
 from hyperkit.evaluation.protocol import score
 from hyperkit.model.hypernet import HyperUNet
@@ -123,8 +123,14 @@ def _done(rows: Iterable[dict[str, Any]]) -> set[tuple[str, int, int, str]]:
 
 def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: SupervisedConfig, out_csv: str | Path, *,
              ns: Sequence[int] = (2, 4, 8), repeats: int = 3, methods: Sequence[str] = FT_METHODS, seed: int = 0,
-             resume: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+             resume: bool = False, progress: bool = True, workers: int | None = None) -> list[dict[str, Any]]:
     """Fine-tune every start on every (target, N, repeat) of ``bank``; one CSV row per test case.
+
+    Per target, every start is made (and scored before training) in the calling thread, then
+    the trainings run side by side, one per torch thread
+    (:func:`~hyperkit.evaluation.baselines.train_supervised_many`): each computes what it
+    computes alone at one thread, so the rows do not depend on ``workers``; they are written
+    as the trainings finish.
 
     Args:
         hyper: the trained hypernetwork (eval mode).
@@ -138,6 +144,7 @@ def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: Supervis
         seed: subsets, random decoders and initialisations.
         resume: keep the rows in ``out_csv`` and do only what is missing.
         progress: a line per finished fine-tuning.
+        workers: trainings at once (default: one per torch thread).
 
     Raises:
         ValueError: a bad ``N``, ``repeats`` or method.
@@ -155,47 +162,66 @@ def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: Supervis
         writer = csv.DictWriter(fh, fieldnames=FT_FIELDS, lineterminator="\n")
         if new:
             writer.writeheader()
-        for task in bank.task_ids:
-            images, masks, ids = bank.images[task], bank.masks[task], bank.case_ids[task]
-            for n in ns:
-                for r in range(repeats):
-                    sub = finetune_subset(len(ids), n, seed, task, r)
-                    for method in methods:
-                        if (task, n, r, method) in done:
-                            continue
-                        made = _one(hyper, bank, task, sub, method, cfg, budget, seed, (task, n, r))
-                        for row in made:
-                            row.update(task=task, n=n, repeat=r, method=method)
-                        writer.writerows(made)
-                        fh.flush()
-                        rows += made
-                        if progress:
-                            d = sum(x["dsc"] for x in made) / len(made)
-                            print(f"[finetune] {task} N={n} repeat={r} {method}: DSC {d:.3f} "
-                                  f"(zero-shot {made[0]['zero_shot_dsc']:.3f}, {made[0]['steps']} steps)", flush=True)
+        for task in bank.task_ids:  # one target at a time: its starts, then their trainings side by side
+            todo = [(n, r, method, finetune_subset(len(bank.case_ids[task]), n, seed, task, r))
+                    for n in ns for r in range(repeats) for method in methods if (task, n, r, method) not in done]
+            started = [_prepare(hyper, bank, task, sub, method, cfg, budget, seed, (task, n, r))
+                       for n, r, method, sub in todo]
+            for k, res in train_supervised_many([s.job for s in started], workers=workers):
+                n, r, method, _ = todo[k]
+                made = _finish(started[k], res, bank, cfg)
+                for row in made:
+                    row.update(task=task, n=n, repeat=r, method=method)
+                writer.writerows(made)
+                fh.flush()
+                rows += made
+                if progress:
+                    d = sum(x["dsc"] for x in made) / len(made)
+                    print(f"[finetune] {task} N={n} repeat={r} {method}: DSC {d:.3f} "
+                          f"(zero-shot {made[0]['zero_shot_dsc']:.3f}, {made[0]['steps']} steps)", flush=True)
     return rows
 
 
-def _one(hyper: HyperUNet, bank: TaskBank, task: str, sub: FinetuneSubset, method: str, cfg: EvalConfig,
-         budget: SupervisedConfig, seed: int, key: tuple[str, int, int]) -> list[dict[str, Any]]:
+@dataclass
+class _Started:
+    """One fine-tuning before its training: the start, its data and its zero-shot scores."""
+
+    job: SupervisedJob
+    sub: FinetuneSubset
+    ids: list[str]
+    test_images: torch.Tensor  # (T, 1, S, S, S)
+    test_masks: torch.Tensor
+    zero: list[tuple[float, float, float]]
+    seconds: float  # making the start and scoring it
+
+
+def _prepare(hyper: HyperUNet, bank: TaskBank, task: str, sub: FinetuneSubset, method: str, cfg: EvalConfig,
+             budget: SupervisedConfig, seed: int, key: tuple[str, int, int]) -> _Started:
+    """The start of one fine-tuning (in the calling thread: ``scratch_ft`` seeds torch's global
+    generator), scored on the test cases before training, and its training job."""
     images, masks, ids = bank.images[task], bank.masks[task], bank.case_ids[task]
-    ctx = sub.generate_from
     t0 = time.perf_counter()
-    unet = _start(method, hyper, images[ctx], masks[ctx], cfg, seed, key)
+    unet = _start(method, hyper, images[sub.generate_from], masks[sub.generate_from], cfg, seed, key)
     zero = score(predict(unet, images[sub.test]), masks[sub.test], bank.spacing, cfg.tau)
 
     def samples(idx: Sequence[int]) -> Samples:
         return Samples(images[list(idx)], masks[list(idx)], torch.zeros(len(idx), dtype=torch.long))
 
-    stop_on = sub.val if sub.val else sub.train
-    res = train_supervised(unet, samples(sub.train), samples(stop_on), budget,
-                           torch_generator(seed, "finetune_steps", method, *key))
-    scores = score(predict(unet, images[sub.test]), masks[sub.test], bank.spacing, cfg.tau)
-    seconds = round(time.perf_counter() - t0, 2)
-    return [{"train_cases": "+".join(ids[i] for i in ctx), "stop_on": "val" if sub.val else "train",
+    job = SupervisedJob(unet, samples(sub.train), samples(sub.val if sub.val else sub.train), budget,
+                        torch_generator(seed, "finetune_steps", method, *key), desc=f"{method} N={key[1]}")
+    return _Started(job, sub, list(ids), images[sub.test], masks[sub.test], zero, time.perf_counter() - t0)
+
+
+def _finish(st: _Started, res: SupervisedResult, bank: TaskBank, cfg: EvalConfig) -> list[dict[str, Any]]:
+    """Score the fine-tuned U-Net on the test cases: one row per test case."""
+    t0 = time.perf_counter()
+    sub, ids = st.sub, st.ids
+    scores = score(predict(st.job.net, st.test_images), st.test_masks, bank.spacing, cfg.tau)
+    seconds = round(st.seconds + res.seconds + time.perf_counter() - t0, 2)
+    return [{"train_cases": "+".join(ids[i] for i in sub.generate_from), "stop_on": "val" if sub.val else "train",
              "case": ids[i], "dsc": round(d, 6), "nsd": round(s, 6), "nsd_voxel": round(v, 6),
              "zero_shot_dsc": round(z[0], 6), "steps": res.steps, "best_step": res.best_step, "seconds": seconds}
-            for i, (d, s, v), z in zip(sub.test, scores, zero)]
+            for i, (d, s, v), z in zip(sub.test, scores, st.zero)]
 
 
 def read_finetune(path: str | Path) -> list[dict[str, Any]]:
@@ -256,7 +282,7 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
                  tasks: Sequence[str], ns: Sequence[int] = (2, 4, 8), repeats: int = 3,
                  methods: Sequence[str] = FT_METHODS, seed: int = 0, reference_from: str | Path | None = None,
                  budget: Mapping[str, Any] | None = None, resume: bool = False,
-                 progress: bool = True) -> list[dict[str, Any]]:
+                 progress: bool = True, workers: int | None = None) -> list[dict[str, Any]]:
     """``hyperkit finetune``: :func:`finetune` on held-out targets, then ``finetune.json`` (run
     record), ``figure3.png`` and ``finetune.md`` in ``out_dir``, for this call's targets, sizes
     and repeats (``finetune.csv`` keeps the rows of earlier calls too).
@@ -295,7 +321,7 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     write_text_atomic(out / "finetune.json", json.dumps(record, indent=2, default=str))
     t0 = time.perf_counter()
     rows = finetune(hyper, bank, ecfg, ecfg.finetune, csv_path, ns=ns, repeats=repeats, methods=methods, seed=seed,
-                    resume=resume, progress=progress)
+                    resume=resume, progress=progress, workers=workers)
     # the CSV keeps every target an earlier call ran; this call reports its own targets and sizes
     rows = [r for r in rows if r["task"] in bank.task_ids and r["n"] in ns and r["repeat"] < repeats]
     refs = reference_lines(reference_from) if reference_from else {}

@@ -14,8 +14,9 @@ group t holds task t's channels and task t's kernel. No copy, no loop over tasks
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
+
+from hyperkit.model.conv import conv3d
 
 __all__ = ["task_conv3d"]
 
@@ -41,7 +42,7 @@ def task_conv3d(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor
     if x.shape[0] % bsz or x.shape[1] != c_in:
         raise ValueError(f"x of shape {tuple(x.shape)} does not fit kernels of shape {tuple(weight.shape)}")
     n = x.shape[0] // bsz
-    y = F.conv3d(
+    y = conv3d(
         x.reshape(n, bsz * c_in, *x.shape[2:]),
         weight.reshape(bsz * c_out, c_in, *weight.shape[3:]),
         None if bias is None else bias.reshape(bsz * c_out),

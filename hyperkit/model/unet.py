@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hyperkit.model.conv import Conv3d
+
 __all__ = ["ResDoubleConv", "UNet3D", "WIDTH_FACTORS", "DOWNSAMPLING"]
 
 #: Stage widths as multiples of the base width b: (b, 2b, 4b, 6b) and the bottleneck 8b.
@@ -52,12 +54,12 @@ class ResDoubleConv(nn.Module):
         if out_channels % NORM_GROUP_SIZE:
             raise ValueError(f"out_channels={out_channels} must be a multiple of {NORM_GROUP_SIZE} (GroupNorm groups)")
         groups = out_channels // NORM_GROUP_SIZE
-        self.conv1 = nn.Conv3d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.conv1 = Conv3d(in_channels, out_channels, 3, padding=1, bias=False)
         self.norm1 = nn.GroupNorm(groups, out_channels)
-        self.conv2 = nn.Conv3d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.conv2 = Conv3d(out_channels, out_channels, 3, padding=1, bias=False)
         self.norm2 = nn.GroupNorm(groups, out_channels)
         self.shortcut: nn.Module = (
-            nn.Identity() if in_channels == out_channels else nn.Conv3d(in_channels, out_channels, 1, bias=False)
+            nn.Identity() if in_channels == out_channels else Conv3d(in_channels, out_channels, 1, bias=False)
         )
         self.act = nn.LeakyReLU(negative_slope)
 
@@ -125,10 +127,10 @@ class UNet3D(nn.Module):
             [ResDoubleConv(in_channels, c[0], negative_slope)]
             + [ResDoubleConv(c[i], c[i + 1], negative_slope) for i in range(4)]
         )
-        self.down = nn.ModuleList([nn.Conv3d(c[i], c[i], 3, stride=2, padding=1, bias=False) for i in range(4)])
+        self.down = nn.ModuleList([Conv3d(c[i], c[i], 3, stride=2, padding=1, bias=False) for i in range(4)])
         self.up = nn.ModuleList([nn.ConvTranspose3d(c[i + 1], c[i], 2, stride=2) for i in range(4)])
         self.decoder = nn.ModuleList([ResDoubleConv(c[i], c[i], negative_slope) for i in range(4)])
-        self.head = nn.Conv3d(c[0], out_channels, 1)
+        self.head = Conv3d(c[0], out_channels, 1)
 
     @staticmethod
     def generated_names() -> list[str]:
