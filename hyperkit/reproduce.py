@@ -94,14 +94,14 @@ _KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
 PASSED, FAILED, INTERRUPTED, NOT_RUN = "passed", "failed", "interrupted", "not run"
 
 #: seconds each notebook takes from scratch (no phantoms, no trained run) on a two-core laptop,
-#: per profile: the estimate before a folder has a run of its own. 00-04: BENCHMARKS.md, "The main
-#: job" (04: 12 min 51 s in issue 17's run); 05: the issue's 55 min (Conv and All U-Nets of ten
-#: targets); 06: three retrained variants (13 min each on two idle cores) and their scoring; 07: 81
+#: per profile: the estimate before a folder has a run of its own. 00-05: BENCHMARKS.md, "The main
+#: job" (measured from scratch in one run; 05 trains the Conv and All U-Nets of ten targets side by
+#: side); 06: three retrained variants (13 min each on two idle cores) and their scoring; 07: 81
 #: fine-tunings (81 took 121 min at one thread beside other jobs), the 5-shot evaluation and MAML's
-#: four folds (51 min at one thread beside other jobs); two idle cores roughly halve both. Rounded.
+#: four folds (51 min at one thread beside other jobs); fine-tunings run two at a time. Rounded.
 SHIPPED_SECONDS: dict[str, dict[str, float]] = {
-    "quick": {"00_phantoms": 75, "01_tasks": 17, "02_context": 9, "03_hypernetwork": 18,
-              "04_episodic_training": 770, "05_one_shot": 3300, "06_ablations": 3000, "07_limited_data": 5400},
+    "quick": {"00_phantoms": 70, "01_tasks": 17, "02_context": 12, "03_hypernetwork": 15,
+              "04_episodic_training": 765, "05_one_shot": 1500, "06_ablations": 3000, "07_limited_data": 3600},
 }
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
