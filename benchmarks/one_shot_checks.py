@@ -3,7 +3,8 @@
 For every task in a results CSV: mean DSC of the Hyper U-Net, Rand U-Net and copying the
 support mask, and the paired differences Hyper - Rand and Hyper - copy over the same
 (draw, test case) pairs with a 95 % bootstrap confidence interval (2,000 resamples of the
-pairs, seeded). With ``--compare`` a second results file (another checkpoint, same
+pairs, seeded: :func:`hyperkit.evaluation.stats.paired_difference`, which notebooks and
+tables use too). With ``--compare`` a second results file (another checkpoint, same
 protocol) is set beside the first: the paired difference of their Hyper U-Nets.
 
 Examples::
@@ -20,9 +21,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 from hyperkit.evaluation.protocol import read_results
+from hyperkit.evaluation.stats import paired_difference
 from hyperkit.evaluation.tables import task_map
 
 
@@ -38,12 +38,10 @@ def _paired(rows: list[dict], a: str, b: str) -> dict[str, list[tuple[float, flo
     return out
 
 
-def bootstrap_ci(diffs: list[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of the mean of ``diffs``."""
-    rng = np.random.default_rng(seed)
-    x = np.asarray(diffs)
-    means = x[rng.integers(0, len(x), (n, len(x)))].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+def bootstrap_ci(diffs: list[float]) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the mean of ``diffs`` (the kit's :func:`paired_difference`)."""
+    p = paired_difference(diffs, [0.0] * len(diffs))
+    return p.lo, p.hi
 
 
 def _name(task: str, patterns: dict[str, str]) -> str:
