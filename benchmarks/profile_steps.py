@@ -32,6 +32,7 @@ Parts (``--parts``, all by default), each a short measurement at the process's t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -39,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -207,28 +208,31 @@ def part_one_image(args: argparse.Namespace) -> None:
               f"{ms[0]:.1f} | {ms[1]:.1f} | {ms[0] / ms[1]:.1f} |")
     draw = one_draw(args.data)
 
-    def timed(route: bool) -> float:
-        conv._one_image_on_cpu = routed if route else (lambda x, w: False)  # type: ignore[assignment]
+    @contextlib.contextmanager
+    def pytorchs_choice() -> Iterator[None]:  # the one-image route switched off inside the block
+        conv._one_image_on_cpu = lambda x, w: False  # type: ignore[assignment]
         try:
+            yield
+        finally:
+            conv._one_image_on_cpu = routed  # type: ignore[assignment]
+
+    def timed(route: bool) -> float:
+        with contextlib.nullcontext() if route else pytorchs_choice():
             t = time.perf_counter()
             draw()
             return time.perf_counter() - t
-        finally:
-            conv._one_image_on_cpu = routed  # type: ignore[assignment]
     draw()  # warm-up
     times: dict[bool, list[float]] = {False: [], True: []}
     for i in range(args.steps):
         for route in ((False, True) if i % 2 == 0 else (True, False)):
             times[route].append(timed(route))
     off, on = statistics.median(times[False]), statistics.median(times[True])
-    hyper, _ = load_reference()
     x = torch.randn(1, 1, 48, 48, 48, generator=torch.Generator().manual_seed(0))
     net = UNet3D(8).eval()
     with torch.no_grad():
         a = net(x)
-        conv._one_image_on_cpu = lambda x, w: False  # type: ignore[assignment]
-        b = net(x)
-        conv._one_image_on_cpu = routed  # type: ignore[assignment]
+        with pytorchs_choice():
+            b = net(x)
     print(f"\n**One-shot draw** (reference checkpoint, liver: generate, gradient step, predict 4 queries, score), "
           f"median of {args.steps}, interleaved: PyTorch's own choice {off:.2f} s, one-image convolutions through "
           f"oneDNN {on:.2f} s, ratio {off / on:.2f}; a U-Net's logits on one 48³ image differ by at most "

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from hyperkit import UNet3D
+from hyperkit.model.conv import conv3d
 from hyperkit.model.unet import ResDoubleConv
 
 # (kwargs, input shape, expected output shape)
@@ -84,8 +85,6 @@ def test_bad_input(shape):
 @pytest.mark.parametrize("stride,groups", [(1, 1), (2, 1), (1, 2)])
 def test_one_image_conv3d_equals_pytorch_forward_and_backward(stride: int, groups: int) -> None:
     """The oneDNN route of a one-image CPU convolution gives F.conv3d's numbers and gradients."""
-    from hyperkit.model.conv import conv3d
-
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 8, 20, 20, 20, generator=g, requires_grad=True)
     w = torch.randn(8, 8 // groups, 3, 3, 3, generator=g, requires_grad=True)
@@ -113,8 +112,6 @@ def test_unet_segments_one_image_as_it_does_in_a_batch() -> None:
 
 def test_one_image_conv3d_avoids_pytorchs_reference_kernel() -> None:
     """The point of the route: no slow_conv3d for one image, forward or backward."""
-    from hyperkit.model.conv import conv3d
-
     if not torch.backends.mkldnn.is_available():
         pytest.skip("this torch build has no oneDNN")
     x = torch.randn(1, 8, 16, 16, 16, requires_grad=True)
