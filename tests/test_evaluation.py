@@ -486,6 +486,34 @@ def test_baselines_are_reused_across_checkpoints_and_refused_across_protocols(ti
     assert code == 2 and not third.parent.exists()  # another protocol: refused before anything is written
 
 
+def test_each_baseline_comes_from_a_source_made_with_its_own_budget(tiny_run, tmp_path):
+    _, _, ckpt = tiny_run
+    data = tmp_path / "data"  # enough training subjects for the All U-Net's training tasks
+    write_sample_msd(data, "Task03_Liver", n_cases=4, labels=("liver", "cancer"))
+    write_sample_totalseg(data, n_cases=6)
+    common = ["--data", str(data), "--tasks", "liver", "--draws", "1", "--no-progress",
+              *[f"--set=evaluate.{b}.{k}" for b in ("conv", "all") for k in ("steps=2", "augment=false")]]
+    conv_src, all_src, joined = (tmp_path / d / "results.csv" for d in "abc")
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", str(conv_src), "--methods", "conv_unet", *common]) == 0
+    record = json.loads(conv_src.with_suffix(".json").read_text())
+    del record["protocol"]["evaluate"]["conv"]["bce_weight"]  # as recorded before the setting existed
+    conv_src.with_suffix(".json").write_text(json.dumps(record))
+    dice_weight = ["--set", "evaluate.all.bce_weight=0.1"]
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", str(all_src), "--methods", "all_unet",
+                 *common, *dice_weight]) == 0
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", str(joined), "--methods", "conv_unet,all_unet",
+                 "--baselines-from", str(conv_src), str(all_src), *common, *dice_weight]) == 0
+    rows = lambda p, m: [(r["case"], r["dsc"]) for r in read_results(p) if r["method"] == m]
+    assert rows(joined, "conv_unet") == rows(conv_src, "conv_unet") and rows(conv_src, "conv_unet")
+    assert rows(joined, "all_unet") == rows(all_src, "all_unet") and rows(all_src, "all_unet")
+    # the conv-only source's All U-Net budget (BCE weight 1) is not the joined run's, and it has no
+    # All U-Net rows: from it alone only the Conv U-Net comes; the All U-Net source is refused alone
+    # for a Conv U-Net
+    code = main(["evaluate", "--checkpoint", str(ckpt), "--out", str(tmp_path / "d" / "r.csv"), "--methods",
+                 "conv_unet", "--baselines-from", str(all_src), *common])
+    assert code == 2 and not (tmp_path / "d").exists()
+
+
 def test_a_second_run_without_resume_leaves_the_first_record_intact(tiny_run, tmp_path):
     _, data, ckpt = tiny_run
     out = tmp_path / "r.csv"

@@ -78,6 +78,34 @@ def test_resume_equals_uninterrupted(data_root, cache, tmp_path):
         assert strip(read_jsonl(tmp_path / "full" / name)) == strip(read_jsonl(tmp_path / "part" / name))
 
 
+def test_weight_average_resumes_exactly_and_is_what_best_holds(data_root, cache, tmp_path):
+    cfg = tiny_cfg(episodes=6, ema=0.5, val_every=6)
+    full = train(cfg, data_root, tmp_path / "full", cache_dir=cache, progress=False)
+    train(cfg, data_root, tmp_path / "part", stop_at=3, cache_dir=cache, progress=False)
+    resumed = train(cfg, data_root, tmp_path / "part", resume=True, cache_dir=cache, progress=False)
+    for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    last = load_checkpoint(tmp_path / "full" / "last.pt")
+    averaged = {k[len("module."):]: v for k, v in last["ema"].items() if k.startswith("module.")}
+    assert int(last["ema"]["n_averaged"]) == 6
+    trained, kept = last["model"], load_checkpoint(tmp_path / "full" / "best.pt")["model"]
+    name = "hyper.0.weight"
+    assert not torch.equal(trained[name], averaged[name])  # the average lags the trained weights
+    if load_checkpoint(tmp_path / "full" / "best.pt")["state"]["best_episode"] == 6:
+        assert torch.equal(kept[name], averaged[name])
+    assert torch.equal(full.model.state_dict()[name], averaged[name])  # what training returns
+
+
+def test_runs_recorded_before_a_new_train_setting_still_match(data_root, cache, tmp_path):
+    cfg = tiny_cfg(episodes=1)
+    train(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False)
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    del ck["config"]["train"]["ema"]  # as a run made before train.ema existed recorded it
+    save_atomic(ck, tmp_path / "run" / "last.pt")
+    res = train(tiny_cfg(episodes=2), data_root, tmp_path / "run", resume=True, cache_dir=cache, progress=False)
+    assert res.episodes_done == 2
+
+
 def test_existing_run_needs_resume_and_same_config(data_root, cache, tmp_path):
     cfg = tiny_cfg(episodes=1)
     train(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False)

@@ -197,6 +197,9 @@ class TrainConfig:
         val_supports: support cases per validation task; each is scored on the
             ``val_queries`` cases that follow it (more supports: a steadier signal for ``best.pt``).
         bce_weight: weight of the BCE term of ``L_seg = Dice + w BCE`` in training (paper: 1).
+        ema: decay of an exponential moving average of the weights, updated after every
+            episode; validation, ``best.pt`` and everything after training use the average
+            (0: none, the paper).
         intensity: the intensity augmentation, ``"paper"`` (noise, smoothing, gamma 0.7-1.5)
             or ``"wide"`` (also random intensity scale/shift, histogram shift, gamma 0.5-2):
             the lever that lets CT-trained U-Nets read MRI.
@@ -223,6 +226,7 @@ class TrainConfig:
     val_supports: int = 1
     intensity: str = "paper"
     bce_weight: float = 1.0
+    ema: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], **overrides: Any) -> "TrainConfig":
@@ -263,6 +267,8 @@ class TrainConfig:
             raise ConfigError(f"train.intensity must be one of {list(INTENSITIES)}, got {self.intensity!r}")
         if not self.bce_weight >= 0:
             raise ConfigError(f"train.bce_weight must be >= 0, got {self.bce_weight}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"train.ema must be in [0, 1) (0: no averaging), got {self.ema}")
         if self.weight_decay < 0:
             raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
 
@@ -297,6 +303,7 @@ class SupervisedConfig:
         augment: the training augmentation of :func:`hyperkit.data.augment.build_augment`.
         warmup: steps before early stopping may act (from scratch, Dice + BCE first predicts
             all background for a while; validations in that phase do not use up patience).
+        bce_weight: ``w`` in the training loss ``L_seg = Dice + w BCE`` (paper: 1).
     """
 
     steps: int
@@ -306,6 +313,7 @@ class SupervisedConfig:
     patience: int
     augment: bool
     warmup: int
+    bce_weight: float = 1.0
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str) -> "SupervisedConfig":
@@ -316,7 +324,7 @@ class SupervisedConfig:
         """
         out = cls(**_fields_from(cls, data, where))
         _check_ranges(out, where, at_least_one=("steps", "batch", "val_every", "patience"),
-                      non_negative=("warmup",), positive=("lr",))
+                      non_negative=("warmup", "bce_weight"), positive=("lr",))
         return out
 
 

@@ -229,7 +229,7 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
     """Train ``net`` in place on ``train`` with early stopping on ``val``; the best weights are kept.
 
     Each step draws ``cfg.batch`` patches uniformly (with the sample's augmentation seeded
-    from ``generator``) and minimises Dice + BCE of each patch's own output channel
+    from ``generator``) and minimises Dice + ``cfg.bce_weight`` BCE of each patch's own output channel
     (:func:`channel_logits`). While it trains, its full-resolution convolutions run in the
     channels-last layout (:func:`channels_last_convs`).
 
@@ -263,7 +263,7 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
                 for i, s in enumerate(torch.randint(2 ** 31, (cfg.batch,), generator=generator).tolist()):
                     imgs[i], msks[i] = augment_pair(augment, imgs[i], msks[i], s)
             logits = channel_logits(net, imgs, train.channels[idx])
-            loss = segmentation_loss(logits, msks)
+            loss = segmentation_loss(logits, msks, cfg.bce_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -77,9 +77,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default=None, help="task split YAML (default: the paper's)")
     p.add_argument("--set", action="append", metavar="evaluate.KEY=VALUE", help="override a protocol value")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--baselines-from", default=None, metavar="CSV",
-                   help="take the Conv and All U-Net rows of this finished evaluation (same data, tasks, "
-                        "protocol, seed and U-Net width) instead of training them again")
+    p.add_argument("--baselines-from", default=None, nargs="+", metavar="CSV",
+                   help="take the Conv and All U-Net rows of these finished evaluations (same data, tasks, "
+                        "seed, U-Net width and the baseline's budget) instead of training them again; "
+                        "each baseline from the first that has it")
     p.add_argument("--whole-scan", action="store_true",
                    help="also score the Hyper U-Nets on whole query scans: the support registered to each query, "
                         "segmentation around the mapped target (no ground truth used to place it), beside the "

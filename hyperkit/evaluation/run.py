@@ -114,7 +114,7 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
                    profile: str | None = None, split: str | Path | None = None,
                    overrides: dict[str, Any] | None = None, resume: bool = False, reuse: bool = False,
                    progress: bool = True, cache_dir: str | Path | None = None,
-                   baselines_from: str | Path | None = None) -> EvaluationResult:
+                   baselines_from: str | Path | Sequence[str | Path] | None = None) -> EvaluationResult:
     """Evaluate a trained hypernetwork and its baselines on held-out tasks.
 
     Args:
@@ -133,9 +133,10 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
             unfinished one (what the notebook does).
         progress: tqdm bars.
         cache_dir: preprocessing cache.
-        baselines_from: a finished evaluation (its results CSV) whose Conv and All U-Net rows
-            are taken instead of training them again: they do not depend on the hypernetwork,
-            only on the data, tasks, protocol, seed and U-Net width, which must all be equal.
+        baselines_from: finished evaluations (results CSVs) whose Conv and All U-Net rows are
+            taken instead of training them again: they do not depend on the hypernetwork, only on
+            the data, tasks, seed, U-Net width and the baseline's own budget, which must be equal;
+            each baseline comes from the first source that has it.
 
     Raises:
         HyperkitError: results of another protocol in the way, a bad checkpoint, or
@@ -155,7 +156,7 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     out = Path(out_csv)
     json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
     old = json.loads(json_path.read_text()) if json_path.is_file() else None
-    same = old is not None and old.get("protocol") == protocol
+    same = old is not None and "protocol" in old and _comparable(old["protocol"]) == _comparable(protocol)
     if out.exists() and old is not None and not same and (resume or reuse):
         raise HyperkitError(f"{out}: holds results of another protocol; remove it or choose another --out")
     if reuse and same and old.get("complete"):
@@ -165,8 +166,9 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     if out.exists() and not (resume or reuse):  # before the record below replaces its .json
         raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another file")
     copied: dict[str, Any] = {}
-    if baselines_from is not None and not out.exists():
-        copied = _copy_baselines(Path(baselines_from), out, protocol, cfg)
+    if baselines_from and not out.exists():
+        sources = [baselines_from] if isinstance(baselines_from, (str, Path)) else list(baselines_from)
+        copied = _copy_baselines([Path(p) for p in sources], out, protocol, cfg)
         resume = resume or bool(copied)
     record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False)
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,47 +198,97 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
 
 
 _SUPERVISED = ("conv_unet", "all_unet")
+#: the budget section of ``evaluate`` that each supervised baseline depends on
+_BUDGETS = {"conv_unet": "conv", "all_unet": "all"}
 #: protocol entries the supervised baselines do not depend on
 _ONE_SHOT_ONLY = ("checkpoint_sha256", "methods")
 _ONE_SHOT_KEYS = ("draws", "shots", "adapt", "adapt_lr", "rand_adapt")
 
 
-def _baseline_protocol(protocol: dict[str, Any]) -> dict[str, Any]:
-    """What the Conv/All U-Net rows of an evaluation depend on: the protocol without the
-    checkpoint, the method list and the one-shot settings."""
-    out = {k: v for k, v in protocol.items() if k not in _ONE_SHOT_ONLY}
-    out["evaluate"] = {k: v for k, v in protocol.get("evaluate", {}).items() if k not in _ONE_SHOT_KEYS}
+def _read_evaluate(evaluate: Any) -> Any:
+    """A recorded ``evaluate`` section read again with today's defaults (a setting added after
+    the results were made compares at its default)."""
+    return EvalConfig.from_config({"evaluate": evaluate}).as_dict() if isinstance(evaluate, dict) else evaluate
+
+
+def _comparable(protocol: dict[str, Any]) -> dict[str, Any]:
+    """What an evaluation's rows depend on, for comparing a stored protocol with a new one:
+    the protocol, its ``evaluate`` section read again (:func:`_read_evaluate`), without the
+    budget of a baseline that is not among its methods (``evaluate.conv`` without ``conv_unet``)."""
+    out = dict(protocol)
+    evaluate = _read_evaluate(protocol.get("evaluate"))
+    if isinstance(evaluate, dict):
+        for method, key in _BUDGETS.items():
+            if method not in protocol.get("methods", ()):
+                evaluate.pop(key, None)
+    out["evaluate"] = evaluate
     return out
 
 
-def _copy_baselines(src: Path, out: Path, protocol: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
-    """Start ``out`` with the Conv/All U-Net rows (and model files) of the finished evaluation ``src``.
+def _baseline_protocol(protocol: dict[str, Any], method: str) -> dict[str, Any]:
+    """What the rows of one supervised baseline depend on: the protocol without the checkpoint,
+    the method list, the one-shot settings and the other baseline's budget."""
+    out = {k: v for k, v in protocol.items() if k not in _ONE_SHOT_ONLY}
+    drop = set(_ONE_SHOT_KEYS) | {key for m, key in _BUDGETS.items() if m != method}
+    out["evaluate"] = {k: v for k, v in (_read_evaluate(protocol.get("evaluate")) or {}).items() if k not in drop}
+    return out
+
+
+def _differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """Dotted keys at which two nested mappings differ (``evaluate.all.steps``)."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [where or "."]
+    return [d for k in sorted(set(a) | set(b), key=str)
+            for d in _differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))]
+
+
+def _copy_baselines(sources: Sequence[Path], out: Path, protocol: dict[str, Any],
+                    cfg: dict[str, Any]) -> dict[str, Any]:
+    """Start ``out`` with the Conv/All U-Net rows (and model files) of finished evaluations.
+
+    Each baseline among ``protocol``'s methods is taken from the first source made with the
+    same protocol for it (its own budget; the other baseline's budget and the one-shot
+    settings may differ). A source from which nothing can be taken is refused.
 
     Returns:
-        ``method -> training facts`` of the copied baselines (empty when there was nothing to copy).
+        ``method -> training facts`` of the copied baselines.
+
+    Raises:
+        HyperkitError: a source that is not a finished evaluation, made at another U-Net width,
+            or with no baseline of this protocol.
     """
-    src_json = src.with_suffix(".json")
-    old = json.loads(src_json.read_text()) if src_json.is_file() else None
-    if not old or not old.get("complete"):
-        raise HyperkitError(f"{src}: not a finished evaluation (no complete {src_json.name})")
-    theirs, ours = _baseline_protocol(old["protocol"]), _baseline_protocol(protocol)
-    width = old.get("config", {}).get("model", {}).get("base_width")
-    if theirs != ours or width != cfg["model"]["base_width"]:
-        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-        raise HyperkitError(f"{src}: baselines made with another protocol (differs in {diff or ['base_width']}); "
-                            "they cannot be reused")
-    rows = [r for r in read_results(src) if r["method"] in _SUPERVISED]
-    if not rows:
-        return {}
+    rows: list[dict[str, Any]] = []
+    facts: dict[str, Any] = {}
+    for src in sources:
+        src_json = src.with_suffix(".json")
+        old = json.loads(src_json.read_text()) if src_json.is_file() else None
+        if not old or not old.get("complete"):
+            raise HyperkitError(f"{src}: not a finished evaluation (no complete {src_json.name})")
+        if old.get("config", {}).get("model", {}).get("base_width") != cfg["model"]["base_width"]:
+            raise HyperkitError(f"{src}: baselines of another U-Net width; they cannot be reused")
+        theirs_rows = read_results(src)
+        wanted = [m for m in _SUPERVISED if m in protocol["methods"] and m not in facts
+                  and any(r["method"] == m for r in theirs_rows)]
+        same = [m for m in wanted if _baseline_protocol(old["protocol"], m) == _baseline_protocol(protocol, m)]
+        if not same:
+            diff = sorted({k for m in wanted
+                           for k in _differences(_baseline_protocol(old["protocol"], m), _baseline_protocol(protocol, m))})
+            raise HyperkitError(f"{src}: no baseline made with this protocol (differs in {diff or ['methods']}); "
+                                "they cannot be reused")
+        rows += [r for r in theirs_rows if r["method"] in same]
+        for m in same:
+            facts[m] = old.get("baselines", {}).get(m, {})
+            if models_dir(src).is_dir():
+                models_dir(out).mkdir(parents=True, exist_ok=True)
+                for f in models_dir(src).glob(f"{m}-*"):
+                    shutil.copy2(f, models_dir(out) / f.name)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         writer.writeheader()
         for r in rows:
             writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in FIELDS})
-    if models_dir(src).is_dir():
-        shutil.copytree(models_dir(src), models_dir(out), dirs_exist_ok=True)
-    return {m: old.get("baselines", {}).get(m, {}) for m in _SUPERVISED if any(r["method"] == m for r in rows)}
+    return facts
 
 
 def models_dir(out_csv: str | Path) -> Path:

@@ -29,6 +29,7 @@ from typing import Any, Iterator, Mapping
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from hyperkit.config import DataConfig, TrainConfig, check_config, dump_config
@@ -209,6 +210,8 @@ def _training_part(resolved: Mapping[str, Any], episodes: bool = True) -> dict[s
     (the protocol may change without retraining) and, with ``episodes=False``, without
     ``train.episodes`` (a resume may extend a run)."""
     out = {k: v for k, v in resolved.items() if k != "evaluate"}
+    if isinstance(out.get("train"), Mapping):  # read again: a setting added since compares at its default
+        out["train"] = TrainConfig.from_mapping(out["train"]).as_dict()
     if not episodes:
         out["train"] = {k: v for k, v in out["train"].items() if k != "episodes"}
     return out
@@ -302,6 +305,15 @@ class _Run:
         self.state = RunState()
         self.net: nn.Module = self.model
         self.augment: Any = None
+        # the weights that are validated and kept: an exponential moving average of the trained ones
+        # (train.ema > 0), else the trained ones themselves
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(tcfg.ema))
+                    if tcfg.ema > 0 else None)
+
+    @property
+    def kept(self) -> HyperUNet:
+        """The model that validation scores and ``best.pt`` holds."""
+        return self.model if self.ema is None else self.ema.module
 
     def start(self, resume: bool, data_root: str | Path) -> None:
         """Load ``last.pt`` (same training config required) or start the run's files; record the run."""
@@ -313,6 +325,8 @@ class _Run:
             self.model.load_state_dict(ck["model"])
             self.opt.load_state_dict(ck["optimizer"])
             self.sched.load_state_dict(ck["scheduler"])
+            if self.ema is not None:
+                self.ema.load_state_dict(ck["ema"])
             self.state = RunState(**{**self.state.as_dict(), **ck["state"]})
             if self.rank == 0:
                 _truncate_jsonl(self.metrics_path, self.state.episode)
@@ -334,7 +348,7 @@ class _Run:
     def validate(self, episode: int) -> float:
         """One-shot validation; updates best / patience, logs it and writes ``best.pt`` on improvement."""
         tcfg, st = self.tcfg, self.state
-        res = one_shot_validation(self.model, self.val_bank, tcfg.val_queries, self.dev, tcfg.amp, tcfg.val_supports)
+        res = one_shot_validation(self.kept, self.val_bank, tcfg.val_queries, self.dev, tcfg.amp, tcfg.val_supports)
         if episode == 0 and math.isnan(st.first_dice):
             st.first_dice = res["dice"]
         improved = res["dice"] > st.best_dice
@@ -347,7 +361,7 @@ class _Run:
                                     round(st.wall_seconds, 3),
                                     "per_task": {k: round(v, 6) for k, v in res["per_task"].items()}})
             if improved:
-                save_atomic(_best_weights(self.model, st.as_dict(), self.resolved), self.dir / "best.pt")
+                save_atomic(_best_weights(self.kept, st.as_dict(), self.resolved), self.dir / "best.pt")
         return res["dice"]
 
     def step(self, episode: int) -> dict[str, float]:
@@ -356,6 +370,8 @@ class _Run:
         g = episode_generator(self.seed, episode)
         parts, lr, task_ids = training_step(self.net, self.opt, self.sched, self.train_bank, self.tcfg, g,
                                             self.augment, self.dev, self.rank, self.world)
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         if self.world > 1:
             t = torch.tensor([parts["loss"], parts["loss_support"], parts["loss_query"]], device=self.dev)
             dist.all_reduce(t)
@@ -371,13 +387,15 @@ class _Run:
     def save_last(self) -> None:
         """``last.pt``: weights, optimiser, schedule and state (rank 0)."""
         if self.rank == 0:
-            save_atomic(_checkpoint(self.model, self.opt, self.sched, self.state.as_dict(), self.resolved),
-                        self.dir / "last.pt")
+            ck = _checkpoint(self.model, self.opt, self.sched, self.state.as_dict(), self.resolved)
+            if self.ema is not None:
+                ck["ema"] = self.ema.state_dict()
+            save_atomic(ck, self.dir / "last.pt")
 
     def result(self) -> TrainResult:
         st = self.state
         return TrainResult(self.dir, st.episode, st.best_dice, st.best_episode, st.first_dice, st.stopped_early,
-                           self.model)
+                           self.kept)
 
 
 def _checkpoint(model: HyperUNet, opt: torch.optim.Optimizer, sched: Any, state: dict[str, Any],
