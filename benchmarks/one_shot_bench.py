@@ -48,7 +48,11 @@ def adapt_lr(args: argparse.Namespace) -> None:
     hyper, cfg = load_hypernet(args.checkpoint)
     tcfg = TrainConfig.from_config(cfg)
     bank = TaskBank.from_datasets(discover_datasets(args.data), "val", cfg, case_splits=tcfg.val_splits)
-    base = protocol_for(cfg)
+    weight = args.adapt_bce_weight
+    if weight == "training":  # the loss the checkpoint was trained with
+        weight = TrainConfig.from_config(cfg).bce_weight
+    base = protocol_for(cfg, adapt_bce_weight=None if weight is None else float(weight))
+    print(f"step loss: Dice + {base.step_bce_weight:g} BCE")
     print(f"validation tasks: {len(bank)}, cases per task: {[len(v) for v in bank.case_ids.values()]}")
     print(f"{'gradient step':>14s}  mean DSC  per task")
     for lr in LRS:
@@ -104,6 +108,9 @@ def main() -> None:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--adapt-bce-weight", default=None, metavar="W|training",
+                    help="adapt-lr: the step's loss Dice + W BCE ('training': the checkpoint's train.bce_weight; "
+                         "default: the profile's evaluate.adapt_bce_weight)")
     ap.add_argument("--parts", nargs="+", default=["adapt-lr", "speed", "tables"],
                     choices=["adapt-lr", "speed", "tables"])
     args = ap.parse_args()

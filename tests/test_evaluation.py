@@ -17,6 +17,7 @@ from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_spl
                                  summarize, support_draws, task_split, train_supervised, what_held)
 from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
 from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
+from hyperkit.model.adapt import gradient_step, segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.files import save_atomic
 from hyperkit.training.checkpoint import CHECKPOINT_KIND
@@ -152,6 +153,36 @@ def test_protocol_for_reads_the_checkpoints_recorded_section():
         protocol_for(cfg, overrides={"drawz": 1})
     # a checkpoint of a built-in profile takes the kit's current protocol for it, not its record
     assert protocol_for({"name": "quick", "evaluate": section}).adapt_lr == load_profile("quick")["evaluate"]["adapt_lr"]
+
+
+def test_the_steps_loss_is_the_profiles_or_the_training_loss():
+    quick = load_profile("quick")
+    assert protocol_for(quick).step_bce_weight == quick["evaluate"]["adapt_bce_weight"]
+    # null: the loss the checkpoint was trained with
+    assert protocol_for(quick, adapt_bce_weight=None).step_bce_weight == quick["evaluate"]["adapt_bce_weight"]
+    training = protocol_for(quick, overrides={"adapt_bce_weight": None})
+    assert training.adapt_bce_weight == training.step_bce_weight == quick["train"]["bce_weight"] == 0.1
+    # a section recorded before the key existed meant the paper's Dice + BCE
+    old = {k: v for k, v in quick["evaluate"].items() if k != "adapt_bce_weight"}
+    assert protocol_for({"name": "mine", "evaluate": old, "train": quick["train"]}).step_bce_weight == 1.0
+    with pytest.raises(ConfigError, match="adapt_bce_weight must be >= 0"):
+        protocol_for(quick, adapt_bce_weight=-1.0)
+
+
+def test_the_steps_loss_weight_changes_the_step():
+    torch.manual_seed(0)
+    hyper = HyperUNet.from_config(TINY_MODEL).eval()
+    images = torch.randn(1, 1, 16, 16, 16)
+    masks = torch.zeros_like(images)
+    masks[..., 4:9, 4:9, 4:9] = 1
+    after = {}
+    for w in (1.0, 0.1):
+        unet = hyper.generate(images, masks)
+        before, after[w] = gradient_step(unet, images, masks, lr=0.1, bce_weight=w)
+        with torch.no_grad():
+            expected = float(segmentation_loss(hyper.generate(images, masks)(images), masks, w))
+        assert before == pytest.approx(expected)
+    assert after[1.0] != after[0.1]
 
 
 def test_protocol_for_without_a_section_reads_the_named_profile(tmp_path):

@@ -12,6 +12,7 @@ record it as it is and are read back through the same check.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,7 +20,7 @@ from typing import Any, Mapping
 import yaml
 
 from hyperkit.config.schema import check_unknown, optional_fields
-from hyperkit.config.sections import EvalConfig, check_config
+from hyperkit.config.sections import EvalConfig, TrainConfig, check_config
 from hyperkit.errors import ConfigError
 from hyperkit.files import write_text_atomic
 
@@ -193,4 +194,7 @@ def protocol_for(cfg: Mapping[str, Any], profile: str | Path | None = None,
     section = {**optional_fields(EvalConfig), **section}
     if overrides:
         section = merge_config(section, overrides, "evaluate")
-    return EvalConfig.from_config({"evaluate": section}, **kw)
+    out = EvalConfig.from_config({"evaluate": section}, **kw)
+    if out.adapt_bce_weight is None:  # the step minimises the loss the checkpoint was trained with
+        out = dataclasses.replace(out, adapt_bce_weight=TrainConfig.from_config(cfg).bce_weight)
+    return out

@@ -410,6 +410,10 @@ class EvalConfig:
         all: All U-Net budget.
         rand_adapt: the Rand U-Net takes the same gradient step as the Hyper U-Net (only when
             ``adapt``); default ``False``: random decoder weights, not adapted, as in the paper.
+        adapt_bce_weight: ``w`` of the step's loss ``L_seg = Dice + w BCE``; default 1, the
+            paper's ``Dice + BCE`` (what sections recorded before the key existed meant).
+            ``None``: the loss the checkpoint was trained with (its ``train.bce_weight``), filled
+            in by :func:`protocol_for`.
         finetune: the limited-data fine-tuning budget (``hyperkit finetune``, Figure 3); ``None``
             in sections recorded before it existed. Not part of the one-shot protocol
             (:meth:`as_dict` leaves it out, so one-shot results do not depend on it).
@@ -427,6 +431,7 @@ class EvalConfig:
     conv: SupervisedConfig
     all: SupervisedConfig
     rand_adapt: bool = False
+    adapt_bce_weight: float | None = 1.0
     finetune: SupervisedConfig | None = None
     maml: MamlConfig | None = None
 
@@ -450,6 +455,8 @@ class EvalConfig:
             raise ConfigError(f"evaluate.draws and evaluate.shots must be >= 1, got {out.draws} and {out.shots}")
         if not out.adapt_lr > 0:
             raise ConfigError(f"evaluate.adapt_lr must be > 0, got {out.adapt_lr}")
+        if out.adapt_bce_weight is not None and not out.adapt_bce_weight >= 0:
+            raise ConfigError(f"evaluate.adapt_bce_weight must be >= 0 (or null), got {out.adapt_bce_weight}")
         if not out.tau > 0:
             raise ConfigError(f"evaluate.tau must be > 0 mm, got {out.tau}")
         if not (0 < out.test_fraction < 1 and 0 < out.val_fraction < 1
@@ -471,6 +478,12 @@ class EvalConfig:
         if not self.adapt or (method == "rand_unet" and not self.rand_adapt):
             return None
         return self.adapt_lr
+
+    @property
+    def step_bce_weight(self) -> float:
+        """``w`` of the gradient step's loss: ``adapt_bce_weight``, or 1 (the paper's ``Dice + BCE``)
+        when it is ``None`` and no checkpoint filled it in (:func:`protocol_for` always does)."""
+        return 1.0 if self.adapt_bce_weight is None else self.adapt_bce_weight
 
     def as_dict(self) -> dict[str, Any]:
         """The one-shot protocol as plain values (nested budgets as dicts), as recorded in

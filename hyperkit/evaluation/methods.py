@@ -190,7 +190,7 @@ def one_shot_model(method: str, hyper: "HyperUNet", images: Tensor, masks: Tenso
         raise ValueError(f"one_shot_model: method must be hyper_unet or rand_unet, got {method!r}")
     lr = cfg.step_lr(method)
     if lr is not None:
-        gradient_step(unet, images, masks, lr=lr, loss_after=False)
+        gradient_step(unet, images, masks, lr=lr, loss_after=False, bce_weight=cfg.step_bce_weight)
     return unet.eval()
 
 

@@ -248,10 +248,10 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
     unet = hyper.generate(img, msk)
     adaptation: dict[str, Any] = {"adapted": lr is not None, "lr": protocol.adapt_lr}
     if lr is not None:
-        before, after = gradient_step(unet, img[0], msk[0], lr=lr)
+        before, after = gradient_step(unet, img[0], msk[0], lr=lr, bce_weight=protocol.step_bce_weight)
     else:
         with torch.no_grad():
-            before = after = float(segmentation_loss(unet(img), msk))
+            before = after = float(segmentation_loss(unet(img), msk, protocol.step_bce_weight))
     adaptation.update(support_loss_before=float(before), support_loss_after=float(after))
     source = {"checkpoint": Path(checkpoint), "image": Path(image), "mask": Path(mask),
               "label": label, "channel_index": channel_index}

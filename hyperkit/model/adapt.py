@@ -42,7 +42,7 @@ def segmentation_loss(logits: Tensor, masks: Tensor, bce_weight: float = 1.0) ->
 
 
 def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float,
-                  loss_after: bool = True) -> tuple[float, float]:
+                  loss_after: bool = True, bce_weight: float = 1.0) -> tuple[float, float]:
     """One SGD step of ``unet`` on its support: ``θ ← θ − lr · ∇θ L_seg(unet(image), mask)``.
 
     Every trainable parameter of ``unet`` is updated (it owns them all); nothing
@@ -55,6 +55,8 @@ def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float,
         lr: learning rate η > 0 (profile: ``evaluate.adapt_lr``).
         loss_after: also compute the support loss after the step (one more forward pass
             without gradients); when False it is returned as NaN.
+        bce_weight: ``w`` of ``L_seg = Dice + w BCE`` (:func:`segmentation_loss`); the protocol
+            passes the loss the hypernetwork was trained with (``evaluate.adapt_bce_weight``).
 
     Returns:
         ``(loss_before, loss_after)`` on the support.
@@ -72,10 +74,10 @@ def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float,
         raise ValueError(f"lr={lr} must be > 0")
     params = [p for p in unet.parameters() if p.requires_grad]
     with torch.enable_grad():
-        loss = segmentation_loss(unet(image), mask)
+        loss = segmentation_loss(unet(image), mask, bce_weight)
         grads = torch.autograd.grad(loss, params)
     with torch.no_grad():
         for p, g in zip(params, grads):
             p.sub_(lr * g)
-        after = segmentation_loss(unet(image), mask).item() if loss_after else float("nan")
+        after = segmentation_loss(unet(image), mask, bce_weight).item() if loss_after else float("nan")
     return loss.item(), after
