@@ -545,6 +545,20 @@ def test_each_baseline_comes_from_a_source_made_with_its_own_budget(tiny_run, tm
     assert code == 2 and not (tmp_path / "d").exists()
 
 
+def test_a_recorded_protocol_that_no_longer_reads_is_another_protocol(tiny_run, tmp_path, capsys):
+    _, data, ckpt = tiny_run
+    out = tmp_path / "r.csv"
+    argv = ["evaluate", "--checkpoint", str(ckpt), "--data", str(data), "--out", str(out), "--tasks", "liver",
+            "--methods", "copy_support", "--draws", "1", "--no-progress"]
+    assert main(argv) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert main([*argv, "--resume"]) == 0  # the same protocol: reused
+    record["protocol"]["evaluate"] = {"draws": 1}  # a section of some older format
+    out.with_suffix(".json").write_text(json.dumps(record))
+    assert main([*argv, "--resume"]) == 2
+    assert "another protocol" in capsys.readouterr().err
+
+
 def test_a_second_run_without_resume_leaves_the_first_record_intact(tiny_run, tmp_path):
     _, data, ckpt = tiny_run
     out = tmp_path / "r.csv"

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
-from hyperkit.errors import HyperkitError
+from hyperkit.errors import ConfigError, HyperkitError
 from hyperkit.files import sha256_file
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, protocol_for
 from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, evaluate, read_results
@@ -207,8 +207,14 @@ _ONE_SHOT_KEYS = ("draws", "shots", "adapt", "adapt_lr", "rand_adapt")
 
 def _read_evaluate(evaluate: Any) -> Any:
     """A recorded ``evaluate`` section read again with today's defaults (a setting added after
-    the results were made compares at its default)."""
-    return EvalConfig.from_config({"evaluate": evaluate}).as_dict() if isinstance(evaluate, dict) else evaluate
+    the results were made compares at its default); one that no longer reads stays as recorded
+    (and then differs from any protocol of today)."""
+    if not isinstance(evaluate, dict):
+        return evaluate
+    try:
+        return EvalConfig.from_config({"evaluate": evaluate}).as_dict()
+    except ConfigError:
+        return dict(evaluate)
 
 
 def _comparable(protocol: dict[str, Any]) -> dict[str, Any]:
