@@ -211,7 +211,10 @@ def _training_part(resolved: Mapping[str, Any], episodes: bool = True) -> dict[s
     ``train.episodes`` (a resume may extend a run)."""
     out = {k: v for k, v in resolved.items() if k != "evaluate"}
     if isinstance(out.get("train"), Mapping):  # read again: a setting added since compares at its default
-        out["train"] = TrainConfig.from_mapping(out["train"]).as_dict()
+        try:
+            out["train"] = TrainConfig.from_mapping(out["train"]).as_dict()
+        except ConfigError:  # a section that no longer reads stays as recorded (and differs)
+            out["train"] = dict(out["train"])
     if not episodes:
         out["train"] = {k: v for k, v in out["train"].items() if k != "episodes"}
     return out
