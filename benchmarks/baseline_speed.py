@@ -84,7 +84,7 @@ class Data:
 def load_data(root: Path, seed: int = 0) -> Data:
     """The held-out bank (the ten table targets), the training bank and the targets' splits."""
     cfg = load_profile("quick")
-    ecfg = protocol_for(cfg, "quick")
+    ecfg = _protocol()
     bank = heldout_bank(root, cfg, tasks=["paper"])
     tcfg = TrainConfig.from_config(cfg)
     train_bank = TaskBank.from_datasets(discover_datasets(root), "train", cfg, None, case_splits=tcfg.train_splits)
@@ -96,6 +96,14 @@ def _samples(module: ModuleType, bank: TaskBank, task: str, idx: Any, channel: i
     idx = list(idx)
     return module.Samples(bank.images[task][idx], bank.masks[task][idx],
                           torch.full((len(idx),), channel, dtype=torch.long))
+
+
+def _protocol() -> Any:
+    """The quick protocol with the paper's Dice + BCE for both baselines: the loss the "before"
+    code (which has no ``bce_weight``) trains with, so that before and after compute the same."""
+    ecfg = protocol_for(load_profile("quick"), "quick")
+    return dataclasses.replace(ecfg, conv=dataclasses.replace(ecfg.conv, bce_weight=1.0),
+                               all=dataclasses.replace(ecfg.all, bce_weight=1.0))
 
 
 def conv_jobs(module: ModuleType, data: Data, cfg: SupervisedConfig, targets: list[str]) -> list[tuple]:
@@ -145,7 +153,7 @@ def run_before(before: ModuleType, data: Data, conv: SupervisedConfig, allc: Sup
 
 def run_after(data: Data, conv: SupervisedConfig, allc: SupervisedConfig) -> None:
     """The baselines as the protocol runs them now: ``fit_supervised`` over both methods (one pool)."""
-    ecfg = dataclasses.replace(protocol_for(load_profile("quick"), "quick"), conv=conv, all=allc)
+    ecfg = dataclasses.replace(_protocol(), conv=conv, all=allc)
     ctx = Context(None, data.bank, ecfg, data.seed, data.train_bank, 8,
                   {t: sp for t, sp in data.splits.items() if sp is not None}, info={})
     targets = list(ctx.splits)
@@ -154,7 +162,7 @@ def run_after(data: Data, conv: SupervisedConfig, allc: SupervisedConfig) -> Non
 
 
 def speed(before: ModuleType, data: Data, args: argparse.Namespace) -> None:
-    ecfg = protocol_for(load_profile("quick"), "quick")
+    ecfg = _protocol()
     conv = dataclasses.replace(ecfg.conv, steps=args.steps, val_every=args.val_every, patience=10 ** 6)
     allc = dataclasses.replace(ecfg.all, steps=args.all_steps, val_every=args.all_val_every, patience=10 ** 6)
     times: dict[str, list[float]] = {"before": [], "after": []}
@@ -226,7 +234,7 @@ def _run_conv(module: ModuleType, data: Data, cfg: SupervisedConfig, targets: li
 
 def equal(before: ModuleType, data: Data, args: argparse.Namespace) -> None:
     """The same steps before and after: the weights of the last step, from scratch."""
-    ecfg = protocol_for(load_profile("quick"), "quick")
+    ecfg = _protocol()
     cfg = dataclasses.replace(ecfg.conv, steps=args.eq_steps, val_every=args.eq_val_every, patience=10 ** 6, warmup=0)
     targets = [t for t in data.bank.task_ids if any(t.endswith(s) for s in args.targets)]
     threads = torch.get_num_threads()
@@ -252,7 +260,7 @@ def equal(before: ModuleType, data: Data, args: argparse.Namespace) -> None:
 
 def full(before: ModuleType, data: Data, args: argparse.Namespace) -> None:
     """The profile's whole Conv U-Net budget (early stopping, best weights) before and after: the test DSC."""
-    cfg = protocol_for(load_profile("quick"), "quick").conv
+    cfg = _protocol().conv
     targets = [t for t in data.bank.task_ids if any(t.endswith(s) for s in args.targets)]
     threads = torch.get_num_threads()
     runs = {}
