@@ -24,26 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from hyperkit.config import DataConfig, TrainConfig, load_profile
+from hyperkit.config import DataConfig, TrainConfig, combine_overrides, load_profile
 from hyperkit.data.augment import build_augment
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.training.loop import one_shot_validation, training_step
-
-
-def overrides_from(pairs: list[str]) -> dict[str, dict[str, Any]]:
-    """``["model.c_base=4", "train.lr=0.002"]`` -> ``{"model": {"c_base": 4}, "train": {"lr": 0.002}}``."""
-    out: dict[str, dict[str, Any]] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot:
-            raise ValueError(f"--set wants SECTION.KEY=VALUE, got {pair!r}")
-        out.setdefault(section, {})[name] = yaml.safe_load(value)
-    return out
 
 
 def fit(data: str, tasks: list[str], steps: int, overrides: dict[str, Any], every: int = 50) -> list[dict[str, Any]]:
@@ -92,7 +79,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.steps < 1:
         raise SystemExit(f"--steps must be >= 1, got {args.steps}")
-    curve = fit(args.data, args.tasks, args.steps, overrides_from(args.set))
+    curve = fit(args.data, args.tasks, args.steps, combine_overrides(args.set))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"tasks": args.tasks, "set": args.set, "curve": curve}, indent=1))

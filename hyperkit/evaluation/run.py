@@ -202,7 +202,7 @@ _SUPERVISED = ("conv_unet", "all_unet")
 _BUDGETS = {"conv_unet": "conv", "all_unet": "all"}
 #: protocol entries the supervised baselines do not depend on
 _ONE_SHOT_ONLY = ("checkpoint_sha256", "methods")
-_ONE_SHOT_KEYS = ("draws", "shots", "adapt", "adapt_lr", "rand_adapt")
+_ONE_SHOT_KEYS = ("draws", "shots", "adapt", "adapt_lr", "rand_adapt", "adapt_bce_weight")
 
 
 def _read_evaluate(evaluate: Any) -> Any:
@@ -275,10 +275,10 @@ def _copy_baselines(sources: Sequence[Path], out: Path, protocol: dict[str, Any]
         theirs_rows = read_results(src)
         wanted = [m for m in _SUPERVISED if m in protocol["methods"] and m not in facts
                   and any(r["method"] == m for r in theirs_rows)]
-        same = [m for m in wanted if _baseline_protocol(old["protocol"], m) == _baseline_protocol(protocol, m)]
+        pairs = {m: (_baseline_protocol(old["protocol"], m), _baseline_protocol(protocol, m)) for m in wanted}
+        same = [m for m, (theirs, ours) in pairs.items() if theirs == ours]
         if not same:
-            diff = sorted({k for m in wanted
-                           for k in _differences(_baseline_protocol(old["protocol"], m), _baseline_protocol(protocol, m))})
+            diff = sorted({k for theirs, ours in pairs.values() for k in _differences(theirs, ours)})
             raise HyperkitError(f"{src}: no baseline made with this protocol (differs in {diff or ['methods']}); "
                                 "they cannot be reused")
         rows += [r for r in theirs_rows if r["method"] in same]
