@@ -22,6 +22,11 @@ Two parts:
   are bit-identical only at the same thread count) is the reference spread.
 - ``full``: the same targets with the profile's whole Conv U-Net budget (early stopping, best
   weights), before (at ``--full-threads``) and after: steps, best step, validation and test DSC.
+- ``amp-step``: one training step of the Conv and of the All U-Net in fp32 and in bf16 autocast
+  (``evaluate.conv.amp``), interleaved, medians (the cost of the validations subtracted).
+
+``--amp on`` (default) runs "after" as the quick profile does, with bf16 autocast where the CPU has
+bf16 (``--amp off``: fp32, the measurement of the fp32 speed-ups).
 
     OMP_NUM_THREADS=2 python benchmarks/baseline_speed.py --data runs/quick/phantoms --parts speed equal full
 """
@@ -50,6 +55,8 @@ from hyperkit.evaluation import baselines as after
 from hyperkit.evaluation.methods import REGISTRY, Context, fit_supervised
 from hyperkit.evaluation.protocol import score, task_split
 from hyperkit.evaluation.run import heldout_bank
+from hyperkit.model.conv import conv3d
+from hyperkit.model.precision import precision
 from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
 
@@ -98,12 +105,17 @@ def _samples(module: ModuleType, bank: TaskBank, task: str, idx: Any, channel: i
                           torch.full((len(idx),), channel, dtype=torch.long))
 
 
+#: ``--amp``: the bf16 autocast of the baselines' training steps (``evaluate.conv.amp``, ``evaluate.all.amp``)
+AMP = {"amp": False}
+
+
 def _protocol() -> Any:
     """The quick protocol with the paper's Dice + BCE for both baselines: the loss the "before"
-    code (which has no ``bce_weight``) trains with, so that before and after compute the same."""
+    code (which has no ``bce_weight``) trains with, so that before and after compute the same.
+    Mixed precision as ``--amp`` says (the "before" code has none and ignores it)."""
     ecfg = protocol_for(load_profile("quick"), "quick")
-    return dataclasses.replace(ecfg, conv=dataclasses.replace(ecfg.conv, bce_weight=1.0),
-                               all=dataclasses.replace(ecfg.all, bce_weight=1.0))
+    return dataclasses.replace(ecfg, conv=dataclasses.replace(ecfg.conv, bce_weight=1.0, **AMP),
+                               all=dataclasses.replace(ecfg.all, bce_weight=1.0, **AMP))
 
 
 def conv_jobs(module: ModuleType, data: Data, cfg: SupervisedConfig, targets: list[str]) -> list[tuple]:
@@ -181,6 +193,49 @@ def speed(before: ModuleType, data: Data, args: argparse.Namespace) -> None:
     print("|---|---:|---:|---:|---|---|")
     print(f"| {n} Conv U-Nets + All U-Net | {b:.1f} | {a:.1f} | {b / a:.2f} | "
           f"{', '.join(f'{x:.0f}' for x in times['before'])} | {', '.join(f'{x:.0f}' for x in times['after'])} |")
+
+
+def amp_step(data: Data, args: argparse.Namespace) -> None:
+    """One training step of the Conv U-Net and of the All U-Net (88 outputs) on liver patches, fp32
+    against bf16 autocast (``SupervisedConfig.amp``), interleaved. A step's time is the difference
+    of ``train_supervised`` with 1 + ``--step-reps`` steps and with 1 step, over ``--step-reps``
+    (both make the same two validations and weight copies); medians of 3 such pairs."""
+    task = next(t for t in data.bank.task_ids if t.endswith("liver@CT"))
+    s = _samples(after, data.bank, task, data.splits[task].train, 0)
+    n = args.step_reps
+    print(f"\n{torch.get_num_threads()} thread(s), bf16 where asked: {precision('cpu', True)}; one step = sample 2 "
+          f"patches, augment, forward, Dice + BCE, backward, AdamW\n")
+    print("| U-Net | fp32: median ms per step | bf16 autocast: median ms per step | fp32 / bf16 |")
+    print("|---|---:|---:|---:|")
+    for name, outputs in (("Conv U-Net (1 output)", 1), ("All U-Net (88 outputs)", 88)):
+        train = after.Samples(s.images, s.masks, torch.full((len(s),), outputs - 1, dtype=torch.long))
+        per: dict[bool, list[float]] = {False: [], True: []}
+        for r in range(3):
+            for amp in (False, True) if r % 2 == 0 else (True, False):
+                t = {}
+                for steps in (1, 1 + n):
+                    torch.manual_seed(0)
+                    cfg = dataclasses.replace(_protocol().conv, steps=steps, val_every=10 ** 6, amp=amp)
+                    net = UNet3D(8, out_channels=outputs)
+                    t[steps] = _timed(lambda: after.train_supervised(net, train, train, cfg,
+                                                                     torch.Generator().manual_seed(r)))
+                per[amp].append((t[1 + n] - t[1]) / n)
+        f, b = statistics.median(per[False]), statistics.median(per[True])
+        print(f"| {name} | {f * 1000:.0f} | {b * 1000:.0f} | {f / b:.2f} |", flush=True)
+    # why hyperkit.model.conv keeps 1^3 convolutions in fp32 under CPU autocast
+    print("\n| 1³ convolution, batch 2 at 48³, forward | fp32 (ms) | bf16 autocast, PyTorch's choice (ms) | "
+          "bf16 autocast, the kit's route (ms) |")
+    print("|---|---:|---:|---:|")
+    for name, c_in, c_out in (("head 8 -> 1", 8, 1), ("shortcut 1 -> 8", 1, 8)):
+        x, w = torch.randn(2, c_in, 48, 48, 48), torch.randn(c_out, c_in, 1, 1, 1)
+        cells = []
+        for fn, amp in ((torch.nn.functional.conv3d, False), (torch.nn.functional.conv3d, True), (conv3d, True)):
+            def run() -> None:
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                    fn(x, w)
+            run()
+            cells.append(statistics.median(_timed(run) for _ in range(7)) * 1000)
+        print(f"| {name} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
 
 
 # ------------------------------------------------------------------------------ same results
@@ -283,7 +338,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "runs/quick/phantoms")
     ap.add_argument("--before", default=BEFORE, help="git revision of the 'before' baselines.py")
-    ap.add_argument("--parts", nargs="+", default=["speed", "equal"], choices=["speed", "equal", "full"])
+    ap.add_argument("--parts", nargs="+", default=["speed", "equal"], choices=["speed", "equal", "full", "amp-step"])
     ap.add_argument("--scale", type=float, default=50.0,
                     help="speed part: the protocol's step budgets divided by this (Conv: about 600 steps per U-Net "
                          "with early stopping, All: at most 2500)")
@@ -295,12 +350,16 @@ def main() -> None:
                     help="threads of 'before' in the full part (one is faster than two on a shared machine)")
     ap.add_argument("--full-runs", nargs="+", default=["before", "after"], choices=["before", "after"],
                     help="which of the two the full part trains")
+    ap.add_argument("--step-reps", type=int, default=10, help="amp-step part: steps timed per measurement")
+    ap.add_argument("--amp", choices=["on", "off"], default="on",
+                    help="after: bf16 autocast of the training steps where the CPU has bf16 (evaluate.conv.amp)")
     args = ap.parse_args()
+    AMP["amp"] = args.amp == "on"
     args.steps, args.all_steps = max(1, round(600 / args.scale)), max(1, round(2500 / args.scale))
     args.val_every, args.all_val_every = args.steps, args.all_steps
     torch.set_flush_denormal(True)  # as evaluate() does
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, before = {args.before[:10]}, "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+          f"after: {precision('cpu', AMP['amp'])}, load average {os.getloadavg()[0]:.1f}", flush=True)
     before = load_before(args.before)
     data = load_data(args.data)
     if "speed" in args.parts:
@@ -309,6 +368,8 @@ def main() -> None:
         equal(before, data, args)
     if "full" in args.parts:
         full(before, data, args)
+    if "amp-step" in args.parts:
+        amp_step(data, args)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -16,6 +16,7 @@ Examples::
     python benchmarks/train_bench.py --profiles paper --episodes 2 --warmup 1 --tasks 1
     python benchmarks/train_bench.py --device cuda --profiles quick paper --episodes 10
     python benchmarks/train_bench.py --run runs/train-quick
+    python benchmarks/train_bench.py --cpu-bf16 --episodes 6 --rounds 2
 """
 
 from __future__ import annotations
@@ -111,6 +112,32 @@ def curve(run: Path) -> None:
         print(f"| {r['episode']} | {r['wall_seconds'] / 60:.1f} | {r['dice']:.3f} |")
 
 
+def cpu_bf16(args: argparse.Namespace) -> None:
+    """The quick training step in fp32 and under CPU bf16 autocast (patched in; not a kit setting), ABBA."""
+    import hyperkit.training.loop as loop
+    from hyperkit.model.precision import autocast, precision
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    plain = loop._autocast
+    variants = {"fp32": plain, "bf16": lambda device, amp: autocast(device, True)}
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16: {precision('cpu', True)}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    try:
+        for r in range(args.rounds):
+            for name in ("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32"):
+                loop._autocast = variants[name]
+                times[name].append(measure(args.profiles[0], "cpu", args.episodes, args.warmup, args.tasks)["median_s"])
+                print(f"round {r}: {name}: {times[name][-1]:.3f} s per step", flush=True)
+    finally:
+        loop._autocast = plain
+    f, b = statistics.median(times["fp32"]), statistics.median(times["bf16"])
+    print(f"\n| {args.profiles[0]} training step | fp32: median s | bf16 autocast: median s | fp32 / bf16 |")
+    print("|---|---:|---:|---:|")
+    print(f"| {args.episodes} timed episodes x {args.rounds} rounds | {f:.3f} | {b:.3f} | {f / b:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profiles", nargs="+", default=["quick"])
@@ -122,9 +149,16 @@ def main() -> None:
     ap.add_argument("--no-amp", action="store_true", help="fp32 on CUDA (default: the profile's train.amp)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the hypernetwork")
     ap.add_argument("--run", type=Path, default=None, help="print the learning curve of this run folder")
+    ap.add_argument("--cpu-bf16", action="store_true",
+                    help="a what-if: the training step under bf16 autocast on the CPU as well, where it has bf16 "
+                         "(the kit's train.amp acts on CUDA only); alternates fp32 and bf16 rows --rounds times")
+    ap.add_argument("--rounds", type=int, default=2, help="with --cpu-bf16: fp32/bf16 rounds (ABBA)")
     args = ap.parse_args()
     if args.run is not None:
         curve(args.run)
+        return
+    if args.cpu_bf16:
+        cpu_bf16(args)
         return
     if args.threads:
         torch.set_num_threads(args.threads)

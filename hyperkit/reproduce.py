@@ -101,7 +101,7 @@ PASSED, FAILED, INTERRUPTED, NOT_RUN = "passed", "failed", "interrupted", "not r
 #: four folds (51 min at one thread beside other jobs); fine-tunings run two at a time. Rounded.
 SHIPPED_SECONDS: dict[str, dict[str, float]] = {
     "quick": {"00_phantoms": 70, "01_tasks": 17, "02_context": 12, "03_hypernetwork": 15,
-              "04_episodic_training": 765, "05_one_shot": 1500, "06_ablations": 3000, "07_limited_data": 3600},
+              "04_episodic_training": 765, "05_one_shot": 1500, "06_ablations": 2660, "07_limited_data": 2370},
 }
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -129,3 +129,43 @@ def test_side_by_side_training_equals_one_thread_training_one_after_the_other():
 def test_train_supervised_many_refuses_no_workers():
     with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
         list(train_supervised_many(_jobs(), workers=0))
+
+
+def test_precision_casts_only_where_bf16_is_native(monkeypatch):
+    from hyperkit.model import precision as prec
+
+    assert prec.precision("cpu", False) == "fp32"
+    monkeypatch.setattr(prec, "bf16_native", lambda device: False)
+    assert prec.precision("cpu", True) == "fp32"
+    with prec.autocast("cpu", True):
+        assert torch.ones(2, 2).mm(torch.ones(2, 2)).dtype == torch.float32
+    monkeypatch.setattr(prec, "bf16_native", lambda device: True)
+    assert prec.precision("cpu", True) == "bf16"
+    with prec.autocast("cpu", True):
+        assert torch.ones(2, 2).mm(torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_train_supervised_steps_in_bf16_only_with_amp(monkeypatch, amp):
+    """With ``amp`` the training's 3³ convolutions (steps and validations) compute in bf16 (the weights
+    and the loss stay fp32, and so do predictions after training) and the result says so; without it
+    everything is fp32."""
+    from hyperkit.model import precision as prec
+
+    monkeypatch.setattr(prec, "bf16_native", lambda device: True)  # whatever this CPU has
+    torch.manual_seed(0)
+    net = UNet3D(8)
+    seen: list[tuple[bool, torch.dtype]] = []
+    net.down[0].register_forward_hook(lambda m, a, out: seen.append((torch.is_grad_enabled(), out.dtype)))
+    s = _ball_samples(4, 16, [0], seed=2)
+    cfg = SupervisedConfig(steps=2, batch=2, lr=1e-3, val_every=2, patience=5, augment=False, warmup=0, amp=amp)
+    res = train_supervised(net, s, s, cfg, torch.Generator().manual_seed(0))
+    steps = {dtype for grad, dtype in seen if grad}
+    validations = {dtype for grad, dtype in seen if not grad}
+    assert steps == ({torch.bfloat16} if amp else {torch.float32})
+    assert steps == validations
+    assert res.precision == ("bf16" if amp else "fp32")
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    seen.clear()
+    predict(net, s.images)
+    assert {dtype for _, dtype in seen} == {torch.float32}

@@ -125,3 +125,17 @@ def test_one_image_conv3d_avoids_pytorchs_reference_kernel() -> None:
     with torch.profiler.profile() as prof:  # the reference kernel PyTorch picks by itself
         F.conv3d(x, w, padding=1).sum().backward()
     assert any("slow_conv3d" in e.name for e in prof.events())
+
+
+def test_pointwise_conv_computes_in_fp32_under_cpu_autocast() -> None:
+    """oneDNN's bf16 1³ convolution is slow on a CPU: under autocast the route keeps 1³ in fp32
+    (same numbers as without autocast) while 3³ convolutions still cast to bf16."""
+    torch.manual_seed(0)
+    x, w1, b1, w3 = torch.randn(2, 8, 8, 8, 8), torch.randn(1, 8, 1, 1, 1), torch.randn(1), torch.randn(8, 8, 3, 3, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y1 = conv3d(x, w1, b1)
+        y3 = conv3d(x, w3, padding=1)
+    assert y1.dtype == torch.float32 and y3.dtype == torch.bfloat16
+    torch.testing.assert_close(y1, F.conv3d(x, w1, b1))
+    y1_plain = conv3d(x, w1, b1)  # and outside autocast nothing changes
+    assert torch.equal(y1_plain, F.conv3d(x, w1, b1))

@@ -304,6 +304,9 @@ class SupervisedConfig:
         warmup: steps before early stopping may act (from scratch, Dice + BCE first predicts
             all background for a while; validations in that phase do not use up patience).
         bce_weight: ``w`` in the training loss ``L_seg = Dice + w BCE`` (paper: 1).
+        amp: bf16 autocast of the training's forward passes (steps and validations) where the
+            hardware computes bf16 natively (CUDA; a CPU with AVX512-BF16 or AMX), fp32 elsewhere
+            (:mod:`hyperkit.model.precision`); the test predictions stay fp32.
     """
 
     steps: int
@@ -314,6 +317,7 @@ class SupervisedConfig:
     augment: bool
     warmup: int
     bce_weight: float = 1.0
+    amp: bool = False
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], where: str) -> "SupervisedConfig":

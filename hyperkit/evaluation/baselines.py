@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from hyperkit.config import SupervisedConfig
 from hyperkit.metrics import copy_support, dice
 from hyperkit.model.adapt import segmentation_loss
+from hyperkit.model.precision import autocast, precision
 from hyperkit.model.unet import DOWNSAMPLING, UNet3D
 from hyperkit.data.augment import augment_pair, build_augment
 
@@ -103,6 +104,7 @@ class SupervisedResult:
         stopped_early: patience ran out before ``steps``.
         curve: ``[(step, val Dice)]``.
         threads: torch threads this training ran with (results are reproducible at the same count).
+        precision: ``"bf16"`` (autocast training steps) or ``"fp32"`` (:mod:`hyperkit.model.precision`).
     """
 
     best_dice: float
@@ -113,6 +115,7 @@ class SupervisedResult:
     stopped_early: bool
     curve: list[tuple[int, float]]
     threads: int = 1
+    precision: str = "fp32"
 
 
 @dataclass
@@ -218,8 +221,9 @@ def predict(net: nn.Module, images: Tensor, channels: Tensor | None = None, chun
     return torch.cat(out)
 
 
-def _val_dice(net: nn.Module, val: Samples) -> float:
-    preds = predict(net, val.images, val.channels)
+def _val_dice(net: nn.Module, val: Samples, amp: bool = False) -> float:
+    with autocast(val.images.device, amp):
+        preds = predict(net, val.images, val.channels)
     return float(sum(dice(p, m) for p, m in zip(preds, val.masks)) / len(val))
 
 
@@ -230,7 +234,9 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
 
     Each step draws ``cfg.batch`` patches uniformly (with the sample's augmentation seeded
     from ``generator``) and minimises Dice + ``cfg.bce_weight`` BCE of each patch's own output channel
-    (:func:`channel_logits`). While it trains, its full-resolution convolutions run in the
+    (:func:`channel_logits`), its forward passes (steps and validations) in bf16 autocast where
+    ``cfg.amp`` asks for it and the hardware has bf16 (:mod:`hyperkit.model.precision`; the loss
+    and the weights in fp32). While it trains, its full-resolution convolutions run in the
     channels-last layout (:func:`channels_last_convs`).
 
     Args:
@@ -249,7 +255,7 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
     start = time.perf_counter()
     with channels_last_convs(net):
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-        best = _val_dice(net, val)
+        best = _val_dice(net, val, cfg.amp)
         best_state, best_step, best_time = copy.deepcopy(net.state_dict()), 0, 0.0
         curve, bad, step = [(0, best)], 0, 0
         counts = torch.bincount(train.channels)
@@ -262,14 +268,15 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
             if augment is not None:
                 for i, s in enumerate(torch.randint(2 ** 31, (cfg.batch,), generator=generator).tolist()):
                     imgs[i], msks[i] = augment_pair(augment, imgs[i], msks[i], s)
-            logits = channel_logits(net, imgs, train.channels[idx])
-            loss = segmentation_loss(logits, msks, cfg.bce_weight)
+            with autocast(imgs.device, cfg.amp):
+                logits = channel_logits(net, imgs, train.channels[idx])
+            loss = segmentation_loss(logits.float(), msks, cfg.bce_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             bar.update(1)
             if step % cfg.val_every == 0 or step == cfg.steps:
-                d = _val_dice(net, val)
+                d = _val_dice(net, val, cfg.amp)
                 curve.append((step, d))
                 bar.set_postfix(val_dice=f"{d:.3f}", best=f"{max(best, d):.3f}")
                 if d > best:
@@ -283,7 +290,8 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
         net.load_state_dict(best_state)
     net.eval()
     return SupervisedResult(best, best_step, step, best_time, time.perf_counter() - start,
-                            step < cfg.steps, curve, torch.get_num_threads())
+                            step < cfg.steps, curve, torch.get_num_threads(),
+                            precision(train.images.device, cfg.amp))
 
 
 def train_supervised_many(jobs: Sequence[SupervisedJob], workers: int | None = None,

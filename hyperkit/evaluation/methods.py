@@ -230,7 +230,7 @@ class CopySupportMethod(OneShotMethod):
 def _facts(res: SupervisedResult) -> dict[str, Any]:
     return {"best_val_dice": round(res.best_dice, 4), "best_step": res.best_step, "steps": res.steps,
             "seconds_to_best": round(res.seconds_to_best, 2), "seconds": round(res.seconds, 2),
-            "stopped_early": res.stopped_early, "threads": res.threads,
+            "stopped_early": res.stopped_early, "threads": res.threads, "precision": res.precision,
             "curve": [[s, round(d, 4)] for s, d in res.curve]}
 
 

@@ -8,6 +8,8 @@ Modules, one idea each:
 - :mod:`~hyperkit.model.functional`: per-task kernels for a batch of tasks (grouped conv).
 - :mod:`~hyperkit.model.adapt`: :func:`gradient_step` and :func:`segmentation_loss`.
 - :mod:`~hyperkit.model.checks`: input checks (ValueError naming the value).
+- :mod:`~hyperkit.model.conv`: 3D convolution routed to the fast CPU kernels.
+- :mod:`~hyperkit.model.precision`: bf16 autocast where the hardware has bf16 (``amp`` settings).
 """
 
 from __future__ import annotations

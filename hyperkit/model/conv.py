@@ -35,9 +35,17 @@ def _one_image_on_cpu(x: Tensor, weight: Tensor) -> bool:
             and weight.shape[-1] > 1 and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
 
 
+def _pointwise_under_cpu_autocast(x: Tensor, weight: Tensor) -> bool:
+    return x.device.type == "cpu" and weight.shape[-3:] == (1, 1, 1) and torch.is_autocast_enabled("cpu")
+
+
 def conv3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | Sequence[int] = 1,
            padding: int | Sequence[int] = 0, groups: int = 1) -> Tensor:
     """``F.conv3d(x, weight, bias, stride, padding, groups=groups)`` (dilation 1, zero padding).
+
+    Under CPU autocast a 1³ convolution computes in fp32 (oneDNN's bf16 1³ convolution with 1-8
+    channels at 48³ took 5-8x the fp32 kernel's time on the development machine, BENCHMARKS.md; the output is
+    then fp32, which the next autocast operation casts as it needs).
 
     Args:
         x: ``(N, C_in, D, H, W)``.
@@ -47,6 +55,10 @@ def conv3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | 
     Returns:
         ``(N, C_out, D', H', W')``; a one-image CPU input takes oneDNN (see the module).
     """
+    if _pointwise_under_cpu_autocast(x, weight):
+        with torch.autocast("cpu", enabled=False):
+            return F.conv3d(x.float(), weight.float(), None if bias is None else bias.float(), stride, padding, 1,
+                            groups)
     if not _one_image_on_cpu(x, weight):
         return F.conv3d(x, weight, bias, stride, padding, 1, groups)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad

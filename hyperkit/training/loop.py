@@ -37,6 +37,7 @@ from hyperkit.data.layouts import discover_datasets
 from hyperkit.metrics import dice
 from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
+from hyperkit.model.precision import autocast
 from hyperkit.provenance import write_run_record
 from hyperkit.data.augment import augment_pair, build_augment
 from hyperkit.files import save_atomic
@@ -108,9 +109,8 @@ def _dist_info() -> tuple[int, int]:
 
 
 def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    # train.amp acts on CUDA only: the quick profile's trained runs are fp32 on a CPU
+    return autocast(device, amp and device.type == "cuda")
 
 
 # ---------------------------------------------------------------------------------- the maths
