@@ -105,17 +105,13 @@ def _samples(module: ModuleType, bank: TaskBank, task: str, idx: Any, channel: i
                           torch.full((len(idx),), channel, dtype=torch.long))
 
 
-#: ``--amp``: the bf16 autocast of the baselines' training steps (``evaluate.conv.amp``, ``evaluate.all.amp``)
-AMP = {"amp": False}
-
-
-def _protocol() -> Any:
+def _protocol(amp: bool = False) -> Any:
     """The quick protocol with the paper's Dice + BCE for both baselines: the loss the "before"
     code (which has no ``bce_weight``) trains with, so that before and after compute the same.
-    Mixed precision as ``--amp`` says (the "before" code has none and ignores it)."""
+    ``amp``: bf16 autocast of both baselines (``--amp``; the "before" code has none and ignores it)."""
     ecfg = protocol_for(load_profile("quick"), "quick")
-    return dataclasses.replace(ecfg, conv=dataclasses.replace(ecfg.conv, bce_weight=1.0, **AMP),
-                               all=dataclasses.replace(ecfg.all, bce_weight=1.0, **AMP))
+    return dataclasses.replace(ecfg, conv=dataclasses.replace(ecfg.conv, bce_weight=1.0, amp=amp),
+                               all=dataclasses.replace(ecfg.all, bce_weight=1.0, amp=amp))
 
 
 def conv_jobs(module: ModuleType, data: Data, cfg: SupervisedConfig, targets: list[str]) -> list[tuple]:
@@ -174,7 +170,7 @@ def run_after(data: Data, conv: SupervisedConfig, allc: SupervisedConfig) -> Non
 
 
 def speed(before: ModuleType, data: Data, args: argparse.Namespace) -> None:
-    ecfg = _protocol()
+    ecfg = _protocol(args.amp)
     conv = dataclasses.replace(ecfg.conv, steps=args.steps, val_every=args.val_every, patience=10 ** 6)
     allc = dataclasses.replace(ecfg.all, steps=args.all_steps, val_every=args.all_val_every, patience=10 ** 6)
     times: dict[str, list[float]] = {"before": [], "after": []}
@@ -202,7 +198,7 @@ def amp_step(data: Data, args: argparse.Namespace) -> None:
     (both make the same two validations and weight copies); medians of 3 such pairs."""
     task = next(t for t in data.bank.task_ids if t.endswith("liver@CT"))
     s = _samples(after, data.bank, task, data.splits[task].train, 0)
-    n = args.step_reps
+    n, conv = args.step_reps, _protocol().conv
     print(f"\n{torch.get_num_threads()} thread(s), bf16 where asked: {precision('cpu', True)}; one step = sample 2 "
           f"patches, augment, forward, Dice + BCE, backward, AdamW\n")
     print("| U-Net | fp32: median ms per step | bf16 autocast: median ms per step | fp32 / bf16 |")
@@ -215,7 +211,7 @@ def amp_step(data: Data, args: argparse.Namespace) -> None:
                 t = {}
                 for steps in (1, 1 + n):
                     torch.manual_seed(0)
-                    cfg = dataclasses.replace(_protocol().conv, steps=steps, val_every=10 ** 6, amp=amp)
+                    cfg = dataclasses.replace(conv, steps=steps, val_every=10 ** 6, amp=amp)
                     net = UNet3D(8, out_channels=outputs)
                     t[steps] = _timed(lambda: after.train_supervised(net, train, train, cfg,
                                                                      torch.Generator().manual_seed(r)))
@@ -289,7 +285,7 @@ def _run_conv(module: ModuleType, data: Data, cfg: SupervisedConfig, targets: li
 
 def equal(before: ModuleType, data: Data, args: argparse.Namespace) -> None:
     """The same steps before and after: the weights of the last step, from scratch."""
-    ecfg = _protocol()
+    ecfg = _protocol(args.amp)
     cfg = dataclasses.replace(ecfg.conv, steps=args.eq_steps, val_every=args.eq_val_every, patience=10 ** 6, warmup=0)
     targets = [t for t in data.bank.task_ids if any(t.endswith(s) for s in args.targets)]
     threads = torch.get_num_threads()
@@ -315,7 +311,7 @@ def equal(before: ModuleType, data: Data, args: argparse.Namespace) -> None:
 
 def full(before: ModuleType, data: Data, args: argparse.Namespace) -> None:
     """The profile's whole Conv U-Net budget (early stopping, best weights) before and after: the test DSC."""
-    cfg = _protocol().conv
+    cfg = _protocol(args.amp).conv
     targets = [t for t in data.bank.task_ids if any(t.endswith(s) for s in args.targets)]
     threads = torch.get_num_threads()
     runs = {}
@@ -354,12 +350,12 @@ def main() -> None:
     ap.add_argument("--amp", choices=["on", "off"], default="on",
                     help="after: bf16 autocast of the training steps where the CPU has bf16 (evaluate.conv.amp)")
     args = ap.parse_args()
-    AMP["amp"] = args.amp == "on"
+    args.amp = args.amp == "on"
     args.steps, args.all_steps = max(1, round(600 / args.scale)), max(1, round(2500 / args.scale))
     args.val_every, args.all_val_every = args.steps, args.all_steps
     torch.set_flush_denormal(True)  # as evaluate() does
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, before = {args.before[:10]}, "
-          f"after: {precision('cpu', AMP['amp'])}, load average {os.getloadavg()[0]:.1f}", flush=True)
+          f"after: {precision('cpu', args.amp)}, load average {os.getloadavg()[0]:.1f}", flush=True)
     before = load_before(args.before)
     data = load_data(args.data)
     if "speed" in args.parts:

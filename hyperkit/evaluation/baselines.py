@@ -252,10 +252,12 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
         A :class:`SupervisedResult`; ``net`` holds the best validation weights, in eval mode.
     """
     augment = build_augment() if cfg.augment else None
+    prec = precision(train.images.device, cfg.amp)  # decided once: what the steps run in and what is recorded
+    bf16 = prec == "bf16"
     start = time.perf_counter()
     with channels_last_convs(net):
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
-        best = _val_dice(net, val, cfg.amp)
+        best = _val_dice(net, val, bf16)
         best_state, best_step, best_time = copy.deepcopy(net.state_dict()), 0, 0.0
         curve, bad, step = [(0, best)], 0, 0
         counts = torch.bincount(train.channels)
@@ -268,7 +270,7 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
             if augment is not None:
                 for i, s in enumerate(torch.randint(2 ** 31, (cfg.batch,), generator=generator).tolist()):
                     imgs[i], msks[i] = augment_pair(augment, imgs[i], msks[i], s)
-            with autocast(imgs.device, cfg.amp):
+            with autocast(imgs.device, bf16):
                 logits = channel_logits(net, imgs, train.channels[idx])
             loss = segmentation_loss(logits.float(), msks, cfg.bce_weight)
             opt.zero_grad(set_to_none=True)
@@ -276,7 +278,7 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
             opt.step()
             bar.update(1)
             if step % cfg.val_every == 0 or step == cfg.steps:
-                d = _val_dice(net, val, cfg.amp)
+                d = _val_dice(net, val, bf16)
                 curve.append((step, d))
                 bar.set_postfix(val_dice=f"{d:.3f}", best=f"{max(best, d):.3f}")
                 if d > best:
@@ -290,8 +292,7 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
         net.load_state_dict(best_state)
     net.eval()
     return SupervisedResult(best, best_step, step, best_time, time.perf_counter() - start,
-                            step < cfg.steps, curve, torch.get_num_threads(),
-                            precision(train.images.device, cfg.amp))
+                            step < cfg.steps, curve, torch.get_num_threads(), prec)
 
 
 def train_supervised_many(jobs: Sequence[SupervisedJob], workers: int | None = None,
