@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyperkit.config import PROFILES, load_profile, merge_config, parse_override
+from hyperkit.config import PROFILES, SupervisedConfig, differences, load_profile, merge_config, parse_override, reread
 from hyperkit.errors import ConfigError
 
 
@@ -104,3 +104,19 @@ def test_model_config_defaults_are_the_constructors():
 
     params = {k: p.default for k, p in inspect.signature(HyperUNet.__init__).parameters.items() if k != "self"}
     assert params == {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+
+
+def test_differences_name_the_dotted_keys_that_differ() -> None:
+    a = {"seed": 0, "budget": {"steps": 100, "lr": 0.1}, "only_a": 1}
+    b = {"seed": 0, "budget": {"steps": 50, "lr": 0.1}}
+    assert differences(a, b) == ["budget.steps", "only_a"]
+    assert differences(a, a) == [] and differences(1, 2) == ["."]
+
+
+def test_reread_fills_settings_added_since_and_keeps_a_section_that_no_longer_reads() -> None:
+    read = lambda s: SupervisedConfig.from_mapping(s, "budget")  # noqa: E731
+    old = {"steps": 100, "batch": 2, "lr": 0.1, "val_every": 10, "patience": 4, "augment": True, "warmup": 0}
+    assert reread(old, read) == {**old, "bce_weight": 1.0, "amp": False}
+    gone = {**old, "retired_setting": 3}
+    assert reread(gone, read) == gone and reread(gone, read) is not gone
+    assert reread(None, read) is None

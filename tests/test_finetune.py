@@ -11,6 +11,7 @@ import torch
 from hyperkit.cli import main
 from hyperkit.config import load_profile
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
+from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.finetune import curve, finetune_subset, read_finetune, run_finetune
 from hyperkit.files import save_atomic
 from hyperkit.model.hypernet import HyperUNet
@@ -83,6 +84,32 @@ def test_finetune_command_writes_rows_figure_and_resumes(tiny: tuple[Path, Path]
     part = run_finetune(ckpt, data, out, tasks=["liver"], ns=(2,), repeats=1, resume=True, progress=False)
     assert part and {(r["n"], r["repeat"]) for r in part} == {(2, 0)}
     assert read_finetune(out / "finetune.csv") == rows
+
+
+def test_resume_refuses_rows_of_another_budget_seed_or_checkpoint(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """Rows made another way never mix with a resumed run's; a record from before protocols
+    were recorded is compared on its seed and budget (read again with today's defaults)."""
+    data, ckpt = tiny
+    out = tmp_path / "ft"
+    kw = dict(tasks=["liver"], ns=(2,), repeats=1, methods=("scratch_ft",), progress=False)
+    rows = run_finetune(ckpt, data, out, **kw)
+    with pytest.raises(HyperkitError, match=r"another budget\.steps; choose another --out"):
+        run_finetune(ckpt, data, out, budget={"steps": 6}, resume=True, **kw)
+    with pytest.raises(HyperkitError, match=r"another seed"):
+        run_finetune(ckpt, data, out, seed=1, resume=True, **kw)
+    other = tmp_path / "other.pt"
+    other.write_bytes(ckpt.read_bytes() + b"\0")  # another file (torch.load ignores the trailing byte)
+    with pytest.raises(HyperkitError, match=r"another checkpoint_sha256"):
+        run_finetune(other, data, out, resume=True, **kw)
+    assert run_finetune(ckpt, data, out, resume=True, **kw) == rows  # the same protocol: reused
+    record = json.loads((out / "finetune.json").read_text())
+    old = {k: v for k, v in record.items() if k != "protocol"}  # an older record: seed and budget only
+    old["budget"] = {k: v for k, v in old["budget"].items() if k not in ("bce_weight", "amp")}  # at their defaults
+    (out / "finetune.json").write_text(json.dumps(old))
+    assert run_finetune(other, data, out, resume=True, **kw) == rows
+    (out / "finetune.json").write_text(json.dumps(old))
+    with pytest.raises(HyperkitError, match=r"another budget\.lr"):
+        run_finetune(ckpt, data, out, budget={"lr": 0.5}, resume=True, **kw)
 
 
 def test_finetune_bad_input_is_one_line(tiny: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

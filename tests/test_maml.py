@@ -174,7 +174,7 @@ def test_maml_command_pairs_both_methods_writes_table3_and_reuses_folds(
     assert all(f["reused"] for f in json.loads((out / "maml.json").read_text())["folds"].values())
     # another budget in the same folder is refused, not mixed in
     assert main(argv + ["--resume", "--meta-iterations", "3"]) == 2
-    assert "another" in capsys.readouterr().err
+    assert "another maml.meta_iterations; choose another --out" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ bad input

@@ -7,10 +7,10 @@
 It imports only :mod:`hyperkit.errors` and :mod:`hyperkit.files`, so every layer may use it.
 """
 
-from hyperkit.config.profiles import (PROFILES, combine_overrides, dump_config, load_profile, merge_config,
+from hyperkit.config.profiles import (PROFILES, combine_overrides, differences, dump_config, load_profile, merge_config,
                                       parse_assignment, parse_override, protocol_for)
 from hyperkit.config.sections import (CENTRE_PRIOR_METHODS, METHODS, ONE_SHOT_METHODS, DataConfig, EvalConfig,
-                                      ModelConfig, SupervisedConfig, TrainConfig, check_config)
+                                      ModelConfig, SupervisedConfig, TrainConfig, check_config, reread)
 
 __all__ = ["PROFILES", "load_profile", "merge_config", "parse_assignment", "parse_override", "combine_overrides", "dump_config",
-           "DataConfig", "ModelConfig", "TrainConfig", "check_config", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS", "EvalConfig", "SupervisedConfig", "protocol_for"]
+           "DataConfig", "ModelConfig", "TrainConfig", "check_config", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS", "EvalConfig", "SupervisedConfig", "protocol_for", "differences", "reread"]

@@ -25,7 +25,7 @@ from hyperkit.errors import ConfigError
 from hyperkit.files import write_text_atomic
 
 __all__ = ["PROFILES", "load_profile", "merge_config", "parse_override", "combine_overrides", "dump_config", "protocol_for",
-           "parse_assignment"]
+           "parse_assignment", "differences"]
 
 PROFILES: tuple[str, ...] = ("quick", "paper")
 
@@ -52,6 +52,15 @@ def merge_config(base: Mapping[str, Any], override: Mapping[str, Any], where: st
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """Dotted keys at which two nested mappings differ (``evaluate.all.steps``; ``.`` for two
+    plain values that differ), for saying why a stored run cannot be resumed or reused."""
+    if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
+        return [] if a == b else [where or "."]
+    return [d for k in sorted(set(a) | set(b), key=str)
+            for d in differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))]
 
 
 def parse_assignment(text: str, what: str, form: str = "key=value", empty: Any = None) -> tuple[str, Any]:

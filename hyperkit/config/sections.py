@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from hyperkit.config.schema import check_unknown, fields_from as _fields_from
 from hyperkit.errors import ConfigError
 
 __all__ = ["PLACEMENTS", "SAMPLINGS", "INTENSITIES", "SECTIONS", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS",
-           "DataConfig", "ModelConfig", "TrainConfig", "SupervisedConfig", "MamlConfig", "EvalConfig", "check_config"]
+           "DataConfig", "ModelConfig", "TrainConfig", "SupervisedConfig", "MamlConfig", "EvalConfig", "check_config", "reread"]
 
 #: every method the protocol knows, in table order (keys of ``paper_results/tables.yaml``)
 METHODS: tuple[str, ...] = ("rand_unet", "all_unet", "hyper_unet", "conv_unet", "copy_support")
@@ -50,6 +50,24 @@ def _check_ranges(out: Any, where: str, *, at_least_one: tuple[str, ...] = (),
 def _plain(cfg: Any) -> dict[str, Any]:
     """A config dataclass as plain values: tuples as lists, nested sections as dicts (YAML- and JSON-safe)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def reread(section: Any, read: Callable[[Mapping[str, Any]], Any]) -> Any:
+    """A section recorded by an earlier run, read again with today's defaults: ``read(section).as_dict()``
+    (a setting added since the record compares at its default). A section that no longer reads
+    (``read`` raises :class:`ConfigError`) stays as recorded, and so differs from any of today's;
+    anything but a mapping is returned as it is.
+
+    Args:
+        section: the recorded section (``results.json``'s ``protocol.evaluate``, a run's ``train``).
+        read: today's reader of that section (``TrainConfig.from_mapping``).
+    """
+    if not isinstance(section, Mapping):
+        return section
+    try:
+        return read(section).as_dict()
+    except ConfigError:
+        return dict(section)
 
 
 @dataclass(frozen=True)
@@ -330,6 +348,10 @@ class SupervisedConfig:
         _check_ranges(out, where, at_least_one=("steps", "batch", "val_every", "patience"),
                       non_negative=("warmup", "bce_weight"), positive=("lr",))
         return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field as a plain value, as in a resolved profile."""
+        return _plain(self)
 
 
 @dataclass(frozen=True)

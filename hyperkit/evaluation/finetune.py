@@ -31,6 +31,7 @@ Rows go to a CSV as they are made; an interrupted run resumes at the first unfin
 from __future__ import annotations
 
 import csv
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from hyperkit.config import EvalConfig, SupervisedConfig
+from hyperkit.config import EvalConfig, SupervisedConfig, differences, reread
 from hyperkit.data.bank import TaskBank
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, SupervisedResult, predict, train_supervised_many
@@ -278,6 +279,30 @@ def reference_lines(results_csv: str | Path) -> dict[str, dict[str, float]]:
     return out
 
 
+#: the one-shot protocol's settings that the fine-tuning rows depend on (the starts' gradient step, NSD's tau)
+_STEP_KEYS: tuple[str, ...] = ("adapt", "adapt_lr", "rand_adapt", "adapt_bce_weight", "tau")
+
+
+def _check_same_protocol(old: Mapping[str, Any], protocol: Mapping[str, Any], out: Path) -> None:
+    """Refuse to add rows to a run folder whose ``finetune.json`` records another protocol.
+
+    A record written before protocols were recorded gives only its seed and budget, and is
+    compared on those. Budgets are read again with today's defaults (:func:`~hyperkit.config.reread`).
+
+    Raises:
+        HyperkitError: naming the settings that differ.
+    """
+    def comparable(p: Mapping[str, Any]) -> dict[str, Any]:
+        return {**p, "budget": reread(p.get("budget"), lambda b: SupervisedConfig.from_mapping(b, "budget"))}
+
+    theirs = old.get("protocol") or {"seed": old.get("seed"), "budget": old.get("budget")}
+    ours = {k: v for k, v in protocol.items() if k in theirs}
+    diff = differences(comparable(theirs), comparable(ours))
+    if diff:
+        raise HyperkitError(f"{out}: holds fine-tuning rows made with another {', '.join(diff)}; "
+                            "choose another --out")
+
+
 def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path, *,
                  tasks: Sequence[str], ns: Sequence[int] = (2, 4, 8), repeats: int = 3,
                  methods: Sequence[str] = FT_METHODS, seed: int = 0, reference_from: str | Path | None = None,
@@ -288,17 +313,18 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     and repeats (``finetune.csv`` keeps the rows of earlier calls too).
 
     Raises:
-        HyperkitError: ``out_dir`` holds results and ``resume`` is false.
+        HyperkitError: ``out_dir`` holds results and ``resume`` is false, or results made with
+            another checkpoint, data folder, seed, budget or one-shot step (the rows of two such
+            runs would mix in one figure).
         ValueError: bad ``ns``/``repeats``/methods, or an ``N`` larger than a target's cases.
     """
-    import json
 
     import matplotlib.pyplot as plt
 
     from hyperkit.config import protocol_for
     from hyperkit.evaluation.figure import figure3
     from hyperkit.evaluation.run import heldout_bank
-    from hyperkit.files import write_text_atomic
+    from hyperkit.files import sha256_file, write_text_atomic
     from hyperkit.provenance import run_record
     from hyperkit.training.checkpoint import load_hypernet
 
@@ -309,6 +335,10 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
         raise HyperkitError(f"{out}: holds fine-tuning results; pass --resume to continue them, or choose another --out")
     hyper, cfg = load_hypernet(checkpoint)
     ecfg = protocol_for(cfg, overrides={"finetune": dict(budget)} if budget else None)
+    protocol = {"checkpoint_sha256": sha256_file(checkpoint), "data": str(Path(data_root).resolve()), "seed": seed,
+                "budget": ecfg.finetune.as_dict(), "step": {k: ecfg.as_dict()[k] for k in _STEP_KEYS}}
+    if csv_path.exists() and (out / "finetune.json").is_file():
+        _check_same_protocol(json.loads((out / "finetune.json").read_text()), protocol, out)
     bank = heldout_bank(data_root, cfg, tasks, progress=progress)
     if not bank.task_ids:
         raise ValueError(f"no held-out task matches {list(tasks)}")
@@ -316,8 +346,8 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
         if max(ns) > len(bank.case_ids[t]):
             raise ValueError(f"N={max(ns)} exceeds the {len(bank.case_ids[t])} cases of {t}")
     out.mkdir(parents=True, exist_ok=True)
-    record = run_record(cfg, seed, checkpoint=str(checkpoint), tasks=bank.task_ids, ns=list(ns), repeats=repeats,
-                        methods=list(methods), budget=vars(ecfg.finetune), complete=False)
+    record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), tasks=bank.task_ids, ns=list(ns),
+                        repeats=repeats, methods=list(methods), budget=ecfg.finetune.as_dict(), complete=False)
     write_text_atomic(out / "finetune.json", json.dumps(record, indent=2, default=str))
     t0 = time.perf_counter()
     rows = finetune(hyper, bank, ecfg, ecfg.finetune, csv_path, ns=ns, repeats=repeats, methods=methods, seed=seed,

@@ -39,7 +39,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from hyperkit.config import EvalConfig, TrainConfig, protocol_for
+from hyperkit.config import EvalConfig, TrainConfig, differences, protocol_for
 from hyperkit.config.sections import MamlConfig
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.layouts import Dataset, discover_datasets
@@ -417,8 +417,7 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
     if record_path.exists():
         old = json.loads(record_path.read_text())
         if old.get("protocol") != protocol:
-            diff = sorted(k for k in set(protocol) | set(old.get("protocol", {}))
-                          if protocol.get(k) != old.get("protocol", {}).get(k))
+            diff = differences(old.get("protocol", {}), protocol)
             raise HyperkitError(f"{out}: holds a MAML run made with another {', '.join(diff)}; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False)

@@ -19,15 +19,14 @@ from typing import Any, Iterable, Sequence
 
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
-from hyperkit.errors import ConfigError, HyperkitError
+from hyperkit.errors import HyperkitError
 from hyperkit.files import sha256_file
-from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, protocol_for
+from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, TrainConfig, differences, protocol_for, reread
 from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, evaluate, read_results
 from hyperkit.evaluation.tables import TABLES, Stat, comparison_table, summarize, task_map
 from hyperkit.metrics import voxel_tolerance
 from hyperkit.provenance import run_record
 from hyperkit.training.checkpoint import load_hypernet
-from hyperkit.config import TrainConfig
 from hyperkit.data.bank import TaskBank
 
 __all__ = ["EvaluationResult", "resolve_tasks", "heldout_bank", "run_evaluation", "timings", "models_dir",
@@ -206,15 +205,8 @@ _ONE_SHOT_KEYS = ("draws", "shots", "adapt", "adapt_lr", "rand_adapt", "adapt_bc
 
 
 def _read_evaluate(evaluate: Any) -> Any:
-    """A recorded ``evaluate`` section read again with today's defaults (a setting added after
-    the results were made compares at its default); one that no longer reads stays as recorded
-    (and then differs from any protocol of today)."""
-    if not isinstance(evaluate, dict):
-        return evaluate
-    try:
-        return EvalConfig.from_config({"evaluate": evaluate}).as_dict()
-    except ConfigError:
-        return dict(evaluate)
+    """A recorded ``evaluate`` section read again with today's defaults (:func:`~hyperkit.config.reread`)."""
+    return reread(evaluate, lambda section: EvalConfig.from_config({"evaluate": section}))
 
 
 def _comparable(protocol: dict[str, Any]) -> dict[str, Any]:
@@ -238,14 +230,6 @@ def _baseline_protocol(protocol: dict[str, Any], method: str) -> dict[str, Any]:
     drop = set(_ONE_SHOT_KEYS) | {key for m, key in _BUDGETS.items() if m != method}
     out["evaluate"] = {k: v for k, v in (_read_evaluate(protocol.get("evaluate")) or {}).items() if k not in drop}
     return out
-
-
-def _differences(a: Any, b: Any, where: str = "") -> list[str]:
-    """Dotted keys at which two nested mappings differ (``evaluate.all.steps``)."""
-    if not (isinstance(a, dict) and isinstance(b, dict)):
-        return [] if a == b else [where or "."]
-    return [d for k in sorted(set(a) | set(b), key=str)
-            for d in _differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))]
 
 
 def _copy_baselines(sources: Sequence[Path], out: Path, protocol: dict[str, Any],
@@ -278,7 +262,7 @@ def _copy_baselines(sources: Sequence[Path], out: Path, protocol: dict[str, Any]
         pairs = {m: (_baseline_protocol(old["protocol"], m), _baseline_protocol(protocol, m)) for m in wanted}
         same = [m for m, (theirs, ours) in pairs.items() if theirs == ours]
         if not same:
-            diff = sorted({k for theirs, ours in pairs.values() for k in _differences(theirs, ours)})
+            diff = sorted({k for theirs, ours in pairs.values() for k in differences(theirs, ours)})
             raise HyperkitError(f"{src}: no baseline made with this protocol (differs in {diff or ['methods']}); "
                                 "they cannot be reused")
         rows += [r for r in theirs_rows if r["method"] in same]

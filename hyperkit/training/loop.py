@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from hyperkit.config import DataConfig, TrainConfig, check_config, dump_config
+from hyperkit.config import DataConfig, TrainConfig, check_config, dump_config, reread
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.metrics import dice
 from hyperkit.model.adapt import segmentation_loss
@@ -210,11 +210,8 @@ def _training_part(resolved: Mapping[str, Any], episodes: bool = True) -> dict[s
     (the protocol may change without retraining) and, with ``episodes=False``, without
     ``train.episodes`` (a resume may extend a run)."""
     out = {k: v for k, v in resolved.items() if k != "evaluate"}
-    if isinstance(out.get("train"), Mapping):  # read again: a setting added since compares at its default
-        try:
-            out["train"] = TrainConfig.from_mapping(out["train"]).as_dict()
-        except ConfigError:  # a section that no longer reads stays as recorded (and differs)
-            out["train"] = dict(out["train"])
+    if "train" in out:  # read again: a setting added since compares at its default
+        out["train"] = reread(out["train"], TrainConfig.from_mapping)
     if not episodes:
         out["train"] = {k: v for k, v in out["train"].items() if k != "episodes"}
     return out
