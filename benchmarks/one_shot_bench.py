@@ -1,15 +1,18 @@
 """One-shot quality and speed (issue 6): the protocol on the phantoms at a profile.
 
-Three parts, each a real evaluation run written under ``--out``:
+Four parts, each a real evaluation run written under ``--out``:
 
 1. ``adapt-lr``: the learning rate of the gradient step (A.1), chosen on the
    **validation** tasks (stomach, oesophagus, gallbladder, urinary bladder), never on
    the held-out ones: one-shot Dice of the Hyper U-Net without the step and with each lr
    (variants of the checkpoint's protocol, :func:`protocol_for`; scored on each validation
    task's test split, supports from its other cases).
-2. ``speed``: the Hyper U-Net alone, then with Rand U-Net and "copy the support", on
+2. ``threshold`` (issue 10, a what-if): on the same validation tasks, the Hyper U-Net at
+   p = 0.5 against a threshold chosen on the support alone (best support Dice, or the
+   support's target volume), paired over the same (draw, case) pairs.
+3. ``speed``: the Hyper U-Net alone, then with Rand U-Net and "copy the support", on
    every held-out task with the profile's draws; wall time of each.
-3. ``tables``: the ten targets of the paper's Tables 1-2 with all five methods, and
+4. ``tables``: the ten targets of the paper's Tables 1-2 with all five methods, and
    the checks of the issue: Hyper > Rand on every task; liver, spleen and heart DSC
    against 0.7 and against copying the support mask; the ratio of Conv U-Net training
    time (to its best validation) over Hyper U-Net generation + gradient step.
@@ -18,7 +21,7 @@ Examples::
 
     python benchmarks/one_shot_bench.py --checkpoint runs/quick/train-quick/best.pt \\
         --data runs/quick/phantoms --out runs/bench-one-shot
-    python benchmarks/one_shot_bench.py ... --parts adapt-lr
+    python benchmarks/one_shot_bench.py ... --parts adapt-lr threshold
 """
 
 from __future__ import annotations
@@ -40,14 +43,30 @@ from hyperkit.evaluation.tables import table_tasks
 from hyperkit.training.checkpoint import load_hypernet
 from hyperkit.config import TrainConfig
 from hyperkit.data.bank import TaskBank
+from hyperkit.evaluation.baselines import channel_logits
+from hyperkit.evaluation.methods import REGISTRY, Context, OneShotMethod, one_shot_model, register
+from hyperkit.evaluation.stats import pair_rows, paired_difference
+from hyperkit.metrics import dice
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.seeds import torch_generator
 
 LRS = (None, 0.001, 0.003, 0.01, 0.03, 0.1)
 
 
-def adapt_lr(args: argparse.Namespace) -> None:
+def _validation(args: argparse.Namespace) -> tuple[HyperUNet, dict, TaskBank]:
+    """The checkpoint's hypernetwork and config, and the validation tasks' patches."""
     hyper, cfg = load_hypernet(args.checkpoint)
     tcfg = TrainConfig.from_config(cfg)
-    bank = TaskBank.from_datasets(discover_datasets(args.data), "val", cfg, case_splits=tcfg.val_splits)
+    return hyper, cfg, TaskBank.from_datasets(discover_datasets(args.data), "val", cfg, case_splits=tcfg.val_splits)
+
+
+def _per_task(rows: list, bank: TaskBank, method: str) -> dict[str, float]:
+    s = summarize(rows)
+    return {t.split("/")[-1].split("@")[0]: round(s[(t, method)].dsc, 3) for t in bank.task_ids}
+
+
+def adapt_lr(args: argparse.Namespace) -> None:
+    hyper, cfg, bank = _validation(args)
     weight = args.adapt_bce_weight
     if weight == "training":  # the loss the checkpoint was trained with
         weight = TrainConfig.from_config(cfg).bce_weight
@@ -60,9 +79,67 @@ def adapt_lr(args: argparse.Namespace) -> None:
         out = args.out / f"adapt-lr-{lr or 'none'}.csv"
         out.unlink(missing_ok=True)
         rows, _ = evaluate(hyper, bank, ecfg, out, methods=["hyper_unet"], progress=False)
-        s = summarize(rows)
-        per = {t.split("/")[-1].split("@")[0]: round(s[(t, "hyper_unet")].dsc, 3) for t in bank.task_ids}
+        per = _per_task(rows, bank, "hyper_unet")
         print(f"{str(lr or 'none'):>14s}  {statistics.fmean(per.values()):.3f}     {per}")
+
+
+#: logit thresholds the support-chosen threshold picks from (p = 0.0025 .. 0.98)
+THRESHOLDS = torch.linspace(-6.0, 4.0, 41)
+
+
+class SupportThreshold(OneShotMethod):
+    """What-if (issue 10): the Hyper U-Net with its threshold chosen on the support instead of p = 0.5.
+
+    ``dice``: the logit threshold of :data:`THRESHOLDS` with the best Dice on the support itself;
+    ``volume``: the threshold that marks as many support voxels as the support's target has.
+    Only the support's label is used, so this is still a one-shot method.
+    """
+
+    needs_hyper = True
+
+    def __init__(self, rule: str) -> None:
+        self.name, self.rule = f"hyper_threshold_{rule}", rule
+
+    def fit(self, ctx: Context, task: str, draw: int, images: torch.Tensor, masks: torch.Tensor):
+        unet = one_shot_model("hyper_unet", ctx.hyper, images, masks, ctx.cfg,
+                              torch_generator(ctx.seed, "draw", task, draw))
+        logits = lambda x: torch.cat([channel_logits(unet, x[i:i + 1], torch.zeros(1, dtype=torch.long))
+                                      for i in range(len(x))])  # noqa: E731
+        with torch.no_grad():
+            support, target = logits(images), masks > 0.5
+        if self.rule == "dice":
+            fits = [statistics.fmean(dice(p, g) for p, g in zip(support > t, target)) for t in THRESHOLDS]
+            t = float(THRESHOLDS[max(range(len(fits)), key=fits.__getitem__)])
+        else:
+            k = int(target.sum())
+            t = float(support.flatten().sort(descending=True).values[k - 1]) if k else 0.0
+
+        def predictor(query: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return logits(query) > t
+        return predictor
+
+
+def threshold(args: argparse.Namespace) -> None:
+    hyper, cfg, bank = _validation(args)
+    methods = ["hyper_unet"]
+    for rule in ("dice", "volume"):
+        m = SupportThreshold(rule)
+        if m.name not in REGISTRY:
+            register(m)
+        methods.append(m.name)
+    out = args.out / "threshold.csv"
+    out.unlink(missing_ok=True)
+    rows, _ = evaluate(hyper, bank, protocol_for(cfg), out, methods=methods, progress=False)
+    print(f"validation tasks: {len(bank)}; one-shot DSC of the Hyper U-Net by threshold")
+    by = {m: _per_task(rows, bank, m) for m in methods}
+    for m, per in by.items():
+        print(f"{m:24s} {statistics.fmean(per.values()):.3f}  {per}")
+    for m in methods[1:]:
+        pairs = pair_rows(rows, rows, "dsc", m, "hyper_unet").values()
+        a, b = [x for p in pairs for x in p[0]], [x for p in pairs for x in p[1]]
+        d = paired_difference(a, b)
+        print(f"{m} - hyper_unet: {d.text()} over {d.n} pairs")
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -112,14 +189,14 @@ def main() -> None:
                     help="adapt-lr: the step's loss Dice + W BCE ('training': the checkpoint's train.bce_weight; "
                          "default: the profile's evaluate.adapt_bce_weight)")
     ap.add_argument("--parts", nargs="+", default=["adapt-lr", "speed", "tables"],
-                    choices=["adapt-lr", "speed", "tables"])
+                    choices=["adapt-lr", "threshold", "speed", "tables"])
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_flush_denormal(True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for part in args.parts:
         print(f"\n== {part}")
-        {"adapt-lr": adapt_lr, "speed": speed, "tables": tables}[part](args)
+        {"adapt-lr": adapt_lr, "threshold": threshold, "speed": speed, "tables": tables}[part](args)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,27 @@ def test_training_crops_stay_inside_cubes_of_off_centre_and_large_targets():
                 assert m.sum() == masks[i].sum()  # the whole target inside the crop
 
 
+def test_training_banks_store_masks_as_uint8_and_sample_the_same_float_patches(tmp_path):
+    """A bank of cubes keeps its masks in a quarter of the memory; episodes are what float masks give."""
+    root = write_sample_msd(tmp_path, "Task03_Liver", n_cases=4, labels=("liver", "cancer"))
+    from hyperkit.data.layouts import discover_datasets
+    cfg = load_profile("quick", {"data": {"patch_size": 16}})
+    bank = TaskBank.from_datasets(discover_datasets(root.parent), "heldout", cfg, cache_dir=tmp_path / "cache",
+                                  margin=4)
+    flat = TaskBank.from_datasets(discover_datasets(root.parent), "heldout", cfg, cache_dir=tmp_path / "cache")
+    assert {m.dtype for m in bank.masks.values()} == {torch.uint8}
+    assert {m.dtype for m in flat.masks.values()} == {torch.float32}  # patches the model reads as they are
+    as_float = TaskBank(bank.images, {t: m.float() for t, m in bank.masks.items()}, bank.case_ids, bank.spacing,
+                        margin=bank.margin)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for _ in range(10):
+        a, b = bank.sample(2, g1), as_float.sample(2, g2)
+        assert a.support_masks.dtype == a.query_masks.dtype == torch.float32
+        for x, y in ((a.support_images, b.support_images), (a.support_masks, b.support_masks),
+                     (a.query_images, b.query_images), (a.query_masks, b.query_masks)):
+            assert torch.equal(x, y)
+
+
 def test_group_sampling_balances_structure_groups():
     assert structure_group("t/TotalSegmentator/rib_left_10@CT") == "rib"
     assert structure_group("t/TotalSegmentator/vertebrae_T4@CT") == "vertebrae"

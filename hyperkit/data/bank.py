@@ -71,7 +71,8 @@ class TaskBank:
 
     Attributes:
         images: ``task_id -> (N, 1, S', S', S')`` float32.
-        masks: ``task_id -> (N, 1, S', S', S')`` float32 in {0, 1}.
+        masks: ``task_id -> (N, 1, S', S', S')`` in {0, 1}: float32, or uint8 in a bank with
+            ``margin > 0`` (a quarter of the memory; :meth:`sample` hands out float32 patches).
         case_ids: ``task_id -> N case ids``.
         spacing: voxel size in mm.
         dropped: tasks left out and why (e.g. fewer than two cases).
@@ -117,6 +118,7 @@ class TaskBank:
         """
         images: dict[str, Tensor] = {}
         masks: dict[str, Tensor] = {}
+        mask_dtype = np.uint8 if margin else np.float32  # cubes are only read through _cut, which casts
         ids: dict[str, list[str]] = {}
         dropped: dict[str, str] = {}
         spacing = (1.0, 1.0, 1.0)
@@ -129,12 +131,13 @@ class TaskBank:
             cases = [c.case_id for c in ds.cases
                      if case_splits is None or c.split is None or c.split in case_splits]
             patches = dataset_patches(ds, chosen, cfg, cache_dir, cases, progress, margin=margin)
-            for tid, plist in patches.items():
+            for tid in list(patches):
+                plist = patches.pop(tid)  # each task's patches are freed once stacked: no second copy of the bank
                 if len(plist) < min_cases:
                     dropped[tid] = f"present in {len(plist)} case(s), needs {min_cases}"
                     continue
                 images[tid] = torch.from_numpy(np.stack([p.image for p in plist]))
-                masks[tid] = torch.from_numpy(np.stack([p.mask for p in plist]).astype(np.float32))
+                masks[tid] = torch.from_numpy(np.stack([p.mask for p in plist]).astype(mask_dtype))
                 ids[tid] = [p.case_id for p in plist]
                 spacing = plist[0].spacing
         if dropped:
@@ -183,7 +186,7 @@ class TaskBank:
                 first = last = self.margin
             start.append(first + int(torch.randint(last - first + 1, (1,), generator=generator)))
         sl = (slice(None),) + tuple(slice(s, s + size) for s in start)
-        return image[sl], mask[sl]
+        return image[sl], mask[sl].float()  # cubes' masks are stored as uint8 (see ``masks``)
 
     def sample(self, n_tasks: int, generator: torch.Generator, sampling: str = "uniform") -> Episode:
         """Draw B tasks and, per task, a support and an independent query case (two different cases).
