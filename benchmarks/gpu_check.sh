@@ -11,9 +11,9 @@
 #      cohort (phantom generation on the machine's CPUs, then 60 episodes with validation),
 #      which times the whole loop, validation and checkpointing included.
 #
-# Channels-last 3D is not measured: the hypernetwork's batched functional path takes 6-D
-# tensors (tasks, cases, C, D, H, W) and has no layout switch; on the CPU only the
-# supervised baselines use it (hyperkit/evaluation/baselines.py).
+# Channels-last 3D is not measured here: the kit has no layout switch for the hypernetwork's
+# step (on the CPU only the supervised baselines use it, hyperkit/evaluation/baselines.py; the
+# CPU what-if `benchmarks/train_bench.py --cpu-channels-last` measured 1.12x for the quick step).
 #
 # Usage (repository root; writes its tables and logs to $OUT, else to ./gpu-check):
 #   bash benchmarks/gpu_check.sh

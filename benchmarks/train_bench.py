@@ -17,6 +17,7 @@ Examples::
     python benchmarks/train_bench.py --device cuda --profiles quick paper --episodes 10
     python benchmarks/train_bench.py --run runs/train-quick
     python benchmarks/train_bench.py --cpu-bf16 --episodes 6 --rounds 2
+    python benchmarks/train_bench.py --cpu-channels-last --episodes 8 --rounds 4
 """
 
 from __future__ import annotations
@@ -112,30 +113,67 @@ def curve(run: Path) -> None:
         print(f"| {r['episode']} | {r['wall_seconds'] / 60:.1f} | {r['dice']:.3f} |")
 
 
+def _abba(args: argparse.Namespace, what: str, patches: dict) -> None:
+    """Median step time of the quick training step with each of two patches applied in turn, ABBA.
+
+    ``patches``: ``name -> (apply, undo)`` for the two variants (the first is the kit as it is).
+    """
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = list(patches)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {what}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for r in range(args.rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            apply, undo = patches[name]
+            apply()
+            try:
+                times[name].append(measure(args.profiles[0], "cpu", args.episodes, args.warmup, args.tasks)["median_s"])
+            finally:
+                undo()
+            print(f"round {r}: {name}: {times[name][-1]:.3f} s per step", flush=True)
+    a, b = (statistics.median(times[n]) for n in names)
+    print(f"\n| {args.profiles[0]} training step | {names[0]}: median s | {names[1]}: median s | ratio |")
+    print("|---|---:|---:|---:|")
+    print(f"| {args.episodes} timed episodes x {args.rounds} rounds | {a:.3f} | {b:.3f} | {a / b:.2f} |")
+
+
 def cpu_bf16(args: argparse.Namespace) -> None:
-    """The quick training step in fp32 and under CPU bf16 autocast (patched in; not a kit setting), ABBA."""
+    """The quick training step in fp32 and under CPU bf16 autocast (patched in; not a kit setting)."""
     import hyperkit.training.loop as loop
     from hyperkit.model.precision import autocast, precision
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     plain = loop._autocast
-    variants = {"fp32": plain, "bf16": lambda device, amp: autocast(device, True)}
-    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16: {precision('cpu', True)}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    try:
-        for r in range(args.rounds):
-            for name in ("fp32", "bf16") if r % 2 == 0 else ("bf16", "fp32"):
-                loop._autocast = variants[name]
-                times[name].append(measure(args.profiles[0], "cpu", args.episodes, args.warmup, args.tasks)["median_s"])
-                print(f"round {r}: {name}: {times[name][-1]:.3f} s per step", flush=True)
-    finally:
+
+    def bf16() -> None:
+        loop._autocast = lambda device, amp: autocast(device, True)
+
+    def undo() -> None:
         loop._autocast = plain
-    f, b = statistics.median(times["fp32"]), statistics.median(times["bf16"])
-    print(f"\n| {args.profiles[0]} training step | fp32: median s | bf16 autocast: median s | fp32 / bf16 |")
-    print("|---|---:|---:|---:|")
-    print(f"| {args.episodes} timed episodes x {args.rounds} rounds | {f:.3f} | {b:.3f} | {f / b:.2f} |")
+    _abba(args, f"CPU bf16: {precision('cpu', True)}", {"fp32": (undo, undo), "bf16 autocast": (bf16, undo)})
+
+
+def cpu_channels_last(args: argparse.Namespace) -> None:
+    """The quick training step with its batched full-resolution 3³ convolutions (the encoder's and
+    the generated decoder's, 48³) in the channels-last 3D layout (patched in; not a kit setting)."""
+    import torch.nn.functional as F
+
+    import hyperkit.model.conv as conv
+    import hyperkit.model.functional as functional
+
+    plain = conv.conv3d
+
+    def layout(x, weight, bias=None, stride=1, padding=0, groups=1):  # type: ignore[no-untyped-def]
+        if x.device.type == "cpu" and x.dim() == 5 and x.shape[0] > 1 and x.shape[-1] >= 48 and weight.shape[-1] == 3:
+            return F.conv3d(x.contiguous(memory_format=torch.channels_last_3d), weight, bias, stride, padding, 1,
+                            groups).contiguous()
+        return plain(x, weight, bias, stride, padding, groups)
+
+    def use(f):  # type: ignore[no-untyped-def]
+        return lambda: (setattr(conv, "conv3d", f), setattr(functional, "conv3d", f))
+    _abba(args, "full-resolution 3³ convolutions in channels-last 3D",
+          {"default layout": (use(plain), use(plain)), "channels-last": (use(layout), use(plain))})
 
 
 def main() -> None:
@@ -152,13 +190,16 @@ def main() -> None:
     ap.add_argument("--cpu-bf16", action="store_true",
                     help="a what-if: the training step under bf16 autocast on the CPU as well, where it has bf16 "
                          "(the kit's train.amp acts on CUDA only); alternates fp32 and bf16 rows --rounds times")
-    ap.add_argument("--rounds", type=int, default=2, help="with --cpu-bf16: fp32/bf16 rounds (ABBA)")
+    ap.add_argument("--cpu-channels-last", action="store_true",
+                    help="a what-if: the training step with its full-resolution 3^3 convolutions in channels-last 3D "
+                         "(as the supervised baselines run them); alternates with the default layout --rounds times")
+    ap.add_argument("--rounds", type=int, default=2, help="with --cpu-bf16 / --cpu-channels-last: rounds (ABBA)")
     args = ap.parse_args()
     if args.run is not None:
         curve(args.run)
         return
-    if args.cpu_bf16:
-        cpu_bf16(args)
+    if args.cpu_bf16 or args.cpu_channels_last:
+        (cpu_bf16 if args.cpu_bf16 else cpu_channels_last)(args)
         return
     if args.threads:
         torch.set_num_threads(args.threads)
