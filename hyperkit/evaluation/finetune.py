@@ -318,7 +318,6 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
             runs would mix in one figure).
         ValueError: bad ``ns``/``repeats``/methods, or an ``N`` larger than a target's cases.
     """
-
     import matplotlib.pyplot as plt
 
     from hyperkit.config import protocol_for
