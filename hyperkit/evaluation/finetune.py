@@ -329,15 +329,16 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
 
     _check(repeats, methods)
     out = Path(out_dir)
-    csv_path = out / "finetune.csv"
+    csv_path, record_path = out / "finetune.csv", out / "finetune.json"
     if csv_path.exists() and not resume:
         raise HyperkitError(f"{out}: holds fine-tuning results; pass --resume to continue them, or choose another --out")
     hyper, cfg = load_hypernet(checkpoint)
     ecfg = protocol_for(cfg, overrides={"finetune": dict(budget)} if budget else None)
+    one_shot = ecfg.as_dict()
     protocol = {"checkpoint_sha256": sha256_file(checkpoint), "data": str(Path(data_root).resolve()), "seed": seed,
-                "budget": ecfg.finetune.as_dict(), "step": {k: ecfg.as_dict()[k] for k in _STEP_KEYS}}
-    if csv_path.exists() and (out / "finetune.json").is_file():
-        _check_same_protocol(json.loads((out / "finetune.json").read_text()), protocol, out)
+                "budget": ecfg.finetune.as_dict(), "step": {k: one_shot[k] for k in _STEP_KEYS}}
+    if csv_path.exists() and record_path.is_file():
+        _check_same_protocol(json.loads(record_path.read_text()), protocol, out)
     bank = heldout_bank(data_root, cfg, tasks, progress=progress)
     if not bank.task_ids:
         raise ValueError(f"no held-out task matches {list(tasks)}")
@@ -346,8 +347,8 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
             raise ValueError(f"N={max(ns)} exceeds the {len(bank.case_ids[t])} cases of {t}")
     out.mkdir(parents=True, exist_ok=True)
     record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), tasks=bank.task_ids, ns=list(ns),
-                        repeats=repeats, methods=list(methods), budget=ecfg.finetune.as_dict(), complete=False)
-    write_text_atomic(out / "finetune.json", json.dumps(record, indent=2, default=str))
+                        repeats=repeats, methods=list(methods), budget=protocol["budget"], complete=False)
+    write_text_atomic(record_path, json.dumps(record, indent=2, default=str))
     t0 = time.perf_counter()
     rows = finetune(hyper, bank, ecfg, ecfg.finetune, csv_path, ns=ns, repeats=repeats, methods=methods, seed=seed,
                     resume=resume, progress=progress, workers=workers)
@@ -360,7 +361,7 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     write_text_atomic(out / "finetune.md", finetune_table(rows, refs) + "\n")
     record.update(complete=True, wall_seconds=round(time.perf_counter() - t0, 1),
                   reference_from=str(reference_from) if reference_from else None)
-    write_text_atomic(out / "finetune.json", json.dumps(record, indent=2, default=str))
+    write_text_atomic(record_path, json.dumps(record, indent=2, default=str))
     return rows
 
 

@@ -47,7 +47,7 @@ from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
 from hyperkit.evaluation.protocol import FIELDS, evaluate, one_shot_plan, read_results, score
-from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference
+from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, pooled
 from hyperkit.evaluation.tables import paper_tables, summarize
 from hyperkit.files import sha256_file, write_text_atomic
 from hyperkit.training.maml import MetaResult, adapt, init_unet, load_fold, meta_train, save_fold, without_task
@@ -247,7 +247,7 @@ def _paired(rows: Sequence[Mapping[str, Any]], metric: str = "dsc") -> dict[str,
     per = pair_rows(rows, rows, metric, "hyper_unet", MAML_METHOD)
     out = {t: paired_difference(a, b) for t, (a, b) in per.items()}
     if per:
-        out["all"] = paired_difference([x for a, _ in per.values() for x in a], [y for _, b in per.values() for y in b])
+        out["all"] = paired_difference(*pooled(per))
     return out
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from hyperkit.seeds import numpy_rng
 
-__all__ = ["Paired", "paired_difference", "pair_rows"]
+__all__ = ["Paired", "paired_difference", "pair_rows", "pooled"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,8 @@ def pair_rows(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str,
         xs.append(ia[key])
         ys.append(ib[key])
     return out
+
+
+def pooled(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> tuple[list[float], list[float]]:
+    """The pairs of every task of :func:`pair_rows` as one ``(scores of a, scores of b)``, task by task."""
+    return [x for a, _ in pairs.values() for x in a], [y for _, b in pairs.values() for y in b]
