@@ -12,6 +12,11 @@ Examples::
 
     python benchmarks/recipe_study.py --data runs/quick/phantoms --out runs/study --variants paper kit
     python benchmarks/recipe_study.py --data runs/quick/phantoms --out runs/study --report
+    python benchmarks/recipe_study.py --data runs/quick/phantoms --out runs/study \
+        --score runs/quick/train-quick/best.pt runs/reference/best.pt
+
+``--score`` scores trained checkpoints (of any length of training) the same two ways,
+with ``--supports`` supports per task on both sides, without training anything.
 """
 
 from __future__ import annotations
@@ -24,10 +29,9 @@ from typing import Any
 import torch
 
 from hyperkit.config import load_profile
-from hyperkit.data.layouts import discover_datasets
-from hyperkit.data.bank import TaskBank, structure_group
-from hyperkit.training.checkpoint import load_hypernet
-from hyperkit.training.loop import ensure_trained, one_shot_validation, read_jsonl, run_state
+from hyperkit.training.checkpoint import load_checkpoint, load_hypernet
+from hyperkit.training.fit_gap import fit_gap
+from hyperkit.training.loop import ensure_trained, read_jsonl, run_state
 
 #: the paper's recipe (on offset patches), as overrides of the quick profile
 PAPER: dict[str, Any] = {"model": {"head_prior": None},
@@ -56,15 +60,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _train_bank_subset(cfg: dict[str, Any], data: str, per_group: int = 1) -> TaskBank:
-    """One training task per structure group (the first by name), offset patches as validation uses."""
-    datasets = discover_datasets(data)
-    bank = TaskBank.from_datasets(datasets, "train", cfg, case_splits=cfg["train"]["train_splits"])
-    keep = {t for tasks in bank.groups().values() for t in tasks[:per_group]}
-    return TaskBank({t: bank.images[t] for t in keep}, {t: bank.masks[t] for t in keep},
-                    {t: bank.case_ids[t] for t in keep}, bank.spacing)
-
-
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     cfg = load_profile("quick", VARIANTS[name])
     if args.episodes:
@@ -81,17 +76,36 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, Any]:
     best = max(curve, key=lambda r: r["dice"])
     model, _ = load_hypernet(run / "best.pt")  # best over the run (a longer run may have gone past goal)
     torch.set_flush_denormal(True)
-    train_bank = _train_bank_subset(cfg, args.data)
-    on_train = one_shot_validation(model, train_bank, args.queries, torch.device("cpu"))
+    on_train = fit_gap(model, cfg, args.data, n_supports=1, n_queries=args.queries)
     summary = {"variant": name, "overrides": VARIANTS[name], "episodes": curve[-1]["episode"],
                "best_episode": best["episode"], "best_val_dice": round(best["dice"], 4),
-               "train_task_dice": round(on_train["dice"], 4),
-               "train_per_group": {structure_group(t): round(v, 3) for t, v in on_train["per_task"].items()},
+               "train_task_dice": round(on_train.train_dice, 4),
+               "train_per_group": {g: round(v, 3) for g, v in on_train.per_group.items()},
                "first_nonzero_episode": next((r["episode"] for r in curve if r["dice"] >= 0.05), None),
                "train_minutes": round(curve[-1]["wall_seconds"] / 60, 2),
                "curve": [[r["episode"], round(r["wall_seconds"], 1), r["dice"]] for r in curve]}
     summary_path.write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def score_checkpoints(paths: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Training-task and validation-task one-shot Dice of trained checkpoints, the same supports and queries."""
+    torch.set_flush_denormal(True)
+    rows = []
+    for path in paths:
+        model, cfg = load_hypernet(path)
+        res = fit_gap(model, cfg, args.data, n_supports=args.supports, n_queries=args.queries)
+        rows.append({"checkpoint": path, "episode": load_checkpoint(path)["state"]["episode"],
+                     "train_task_dice": round(res.train_dice, 4), "val_dice": round(res.val_dice, 4),
+                     "train_per_group": {g: round(v, 3) for g, v in res.per_group.items()},
+                     "val_per_task": {t: round(v, 3) for t, v in res.val_per_task.items()}})
+        print(f"{path} (episode {rows[-1]['episode']}): train tasks {res.train_dice:.3f} "
+              f"({len(res.train_per_task)} tasks), validation tasks {res.val_dice:.3f} ({len(res.val_per_task)} tasks)")
+    out = Path(args.out) / "scores.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=1))
+    print(f"written: {out}")
+    return rows
 
 
 def report(out: Path) -> None:
@@ -128,9 +142,15 @@ def main() -> None:
     ap.add_argument("--stop-at", type=int, default=None,
                     help="stop every variant after this episode (same lr schedule as the full run; resumable)")
     ap.add_argument("--queries", type=int, default=5, help="queries per training task in the train-task score")
+    ap.add_argument("--supports", type=int, default=1, help="supports per task in --score (each scored on --queries)")
+    ap.add_argument("--score", nargs="+", metavar="CHECKPOINT", default=None,
+                    help="only score these trained checkpoints on training and validation tasks")
     ap.add_argument("--report", action="store_true", help="only print the table of finished variants")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
+    if args.score:
+        score_checkpoints(args.score, args)
+        return
     if not args.report:
         for name in args.variants:
             s = run_variant(name, args)

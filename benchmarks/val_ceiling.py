@@ -13,6 +13,11 @@ Trainings run side by side, one torch thread each (:func:`train_supervised_many`
 Example::
 
     python benchmarks/val_ceiling.py --data runs/quick/phantoms --out runs/study/val_ceiling.json
+    python benchmarks/val_ceiling.py --data runs/quick/phantoms --out runs/study/val_ceiling_long.json \
+        --set evaluate.conv.steps=3000 evaluate.conv.patience=20
+
+``--set`` overrides the profile (e.g. a longer supervised budget, to check that the ceiling is
+not the Conv U-Net baseline's budget); the overrides are recorded with the result.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from hyperkit.config import EvalConfig, TrainConfig, load_profile
+from hyperkit.config import EvalConfig, TrainConfig, combine_overrides, load_profile
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, predict, train_supervised_many
@@ -44,10 +49,11 @@ def main() -> None:
     ap.add_argument("--val-share", type=float, default=0.2, help="training-subject cases kept for early stopping")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="JSON with per-task Dice, curves and the run record")
+    ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="profile overrides")
     args = ap.parse_args()
     if not 0 < args.val_share < 1:
         raise SystemExit(f"--val-share must be in (0, 1), got {args.val_share}")
-    cfg = load_profile(args.profile)
+    cfg = load_profile(args.profile, combine_overrides(args.set))
     tcfg, ecfg = TrainConfig.from_config(cfg), EvalConfig.from_config(cfg)
     datasets = discover_datasets(args.data)
     fit_bank = TaskBank.from_datasets(datasets, "val", cfg, case_splits=tcfg.train_splits)
@@ -75,7 +81,7 @@ def main() -> None:
               f"({len(job.train)} training cases, best step {res.best_step})", flush=True)
     mean = sum(v["test_dice"] for v in out.values()) / len(out)
     print(f"mean over {len(out)} validation tasks: {mean:.3f}  ({time.perf_counter() - start:.0f} s)")
-    record = run_record(cfg, args.seed, data=str(Path(args.data).resolve()), val_share=args.val_share)
+    record = run_record(cfg, args.seed, data=str(Path(args.data).resolve()), val_share=args.val_share, overrides=args.set)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"mean_test_dice": mean, "tasks": out, "record": record}, indent=1,
                                          default=str))

@@ -10,7 +10,7 @@ from matplotlib.colors import ListedColormap
 
 __all__ = ["to_volume", "mask_centre", "show_triplanar", "show_contours", "label_colormap", "label_colours",
            "mark_orientation", "label_key", "kernel_mosaic", "plot_training_curves", "best_validation",
-           "plot_method_bars", "plot_centre_prior", "FIGURE2_COLOURS", "VIEW_LETTERS"]
+           "plot_method_bars", "plot_centre_prior", "plot_fit_gap", "FIGURE2_COLOURS", "VIEW_LETTERS"]
 
 #: the paper's Figure 2 colours: ground truth red, Hyper U-Net blue, Conv U-Net green
 FIGURE2_COLOURS = {"ground truth": "red", "Hyper U-Net": "blue", "Conv U-Net": "lime"}
@@ -319,6 +319,40 @@ def plot_centre_prior(rows: Sequence[dict[str, Any]], *, title: str | None = Non
     ax.set_ylim(0, 1)
     ax.set_ylabel("DSC, support → query", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_fit_gap(per_group: dict[str, float], val_per_task: dict[str, float], *, title: str | None = None,
+                 ax: Any = None) -> plt.Figure:
+    """One-shot Dice of one model on training tasks (a bar per structure group) and validation tasks
+    (dashed: each task; solid: their mean): under-fitting or a failure to transfer at a glance.
+
+    Args:
+        per_group: ``structure group -> Dice`` (:attr:`hyperkit.training.fit_gap.FitGap.per_group`).
+        val_per_task: ``task id -> Dice`` of the validation tasks.
+        title: above the plot.
+        ax: draw into this axes (default: a new figure).
+    """
+    if not per_group:
+        raise ValueError("per_group is empty: no training task was scored")
+    groups = sorted(per_group, key=lambda g: per_group[g])
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 0.22 * len(groups) + 1.4))
+    fig = ax.figure
+    ax.barh(range(len(groups)), [per_group[g] for g in groups], color="tab:blue", alpha=0.8,
+            label=f"training tasks, one per group (mean {np.mean(list(per_group.values())):.2f})")
+    for i, (tid, d) in enumerate(sorted(val_per_task.items())):
+        ax.axvline(d, color="tab:orange", lw=0.8, ls="--", label="validation tasks, each" if i == 0 else None)
+    if val_per_task:
+        mean = float(np.mean(list(val_per_task.values())))
+        ax.axvline(mean, color="tab:orange", lw=2, label=f"validation tasks, mean {mean:.2f}")
+    ax.set_yticks(range(len(groups)), [g.replace("_", " ") for g in groups], fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("one-shot DSC (support → other cases of the same task)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

@@ -49,7 +49,7 @@ from hyperkit.reproduce import NOTEBOOK_PATTERN, notebook_parameters
 #: suite stays within the CI budget (40 min on 2 cores, everything included).
 #: Example: {"04_episodic_training": {"episodes": 4, "eval_draws": 1}}
 NOTEBOOK_TEST_PARAMETERS: dict[str, dict[str, Any]] = {
-    "04_episodic_training": {"episodes": 3},
+    "04_episodic_training": {"episodes": 3, "fit_supports": 1},
     # reuses 04's 3-episode run; one support draw; baselines trained for 2 steps
     "05_one_shot": {"episodes": 3, "draws": 1, "baseline_steps": 2},
     # reuses 04's 3-episode run as the base; trains the `seed` variant for 3 episodes; one target, one draw

@@ -117,6 +117,57 @@ def test_training_crops_stay_inside_cubes_of_off_centre_and_large_targets():
                 assert m.sum() == masks[i].sum()  # the whole target inside the crop
 
 
+def test_smaller_training_crops_keep_the_target_within_the_scaled_offset():
+    # train.crop_size: a 16^3 crop out of cubes made for 32^3 patches with a margin of 8; the
+    # crop's centre moves at most margin * 16 / 32 = 4 voxels from the cube's centre
+    size, margin, crop = 32, 8, 16
+    side = size + 2 * margin
+    masks = torch.zeros(3, 1, side, side, side)
+    c = side // 2
+    masks[0, :, c - 2:c + 2, c - 3:c + 3, c - 1:c + 1] = 1   # small, centred in its cube
+    masks[1, :, c - 12:c + 12, c - 3:c + 3, c - 1:c + 1] = 1  # longer than the crop on one axis
+    masks[2, :, 0:4, 2:6, 40:44] = 1                          # at the cube's corner (scan edge)
+    bank = TaskBank({"x/kidney_left@CT": torch.randn(3, 1, side, side, side)}, {"x/kidney_left@CT": masks},
+                    {"x/kidney_left@CT": ["c0", "c1", "c2"]}, margin=margin, crop=crop)
+    g = torch.Generator().manual_seed(0)
+    starts = set()
+    for _ in range(200):
+        for i in range(3):
+            img, m = bank._cut("x/kidney_left@CT", i, g)
+            assert img.shape == m.shape == (1, crop, crop, crop)
+            if i == 0:
+                assert m.sum() == masks[0].sum()  # the whole target inside
+                idx = m[0].nonzero().float()
+                centre = (idx.min(0).values + idx.max(0).values + 1) / 2
+                assert torch.all((centre - crop / 2).abs() <= margin * crop // size)
+                starts.add(tuple(centre.tolist()))
+            elif i == 1:
+                # centred on one of its voxels: the long target fills at least half the crop's axis
+                assert m[0].any(dim=(1, 2)).sum() >= crop // 2
+            else:
+                assert m.sum() == masks[2].sum()  # off-centre cube: the crop goes to the target
+    assert len(starts) > 20
+    ring = torch.zeros(1, 1, side, side, side)
+    yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    r = ((yy - c) ** 2 + (xx - c) ** 2).float().sqrt()
+    ring[0, 0, c - 1:c + 1] = ((r > 18) & (r < 20)).float()  # a rib-like ring wider than the crop, hollow centre
+    curved = TaskBank({"x/rib_left_1@CT": torch.randn(1, 1, side, side, side)}, {"x/rib_left_1@CT": ring},
+                      {"x/rib_left_1@CT": ["c0"]}, margin=margin, crop=crop)
+    assert all(curved._cut("x/rib_left_1@CT", 0, g)[1].sum() > 0 for _ in range(100))
+    ep = bank.sample(1, g)
+    assert ep.support_images.shape[-3:] == ep.query_masks.shape[-3:] == (crop, crop, crop)
+
+
+def test_crop_size_is_checked():
+    with pytest.raises(ConfigError, match="multiple of 16"):
+        TrainConfig.from_config({"train": {"crop_size": 40}})
+    with pytest.raises(ConfigError, match="crop_size must be <= data.patch_size"):
+        load_profile("quick", {"train": {"crop_size": 64}})
+    assert load_profile("quick", {"train": {"crop_size": 32}})["train"]["crop_size"] == 32
+    with pytest.raises(ValueError, match="crop must be in"):
+        TaskBank.from_datasets([], "train", load_profile("quick"), crop=64)
+
+
 def test_training_banks_store_masks_as_uint8_and_sample_the_same_float_patches(tmp_path):
     """A bank of cubes keeps its masks in a quarter of the memory; episodes are what float masks give."""
     root = write_sample_msd(tmp_path, "Task03_Liver", n_cases=4, labels=("liver", "cancer"))

@@ -159,3 +159,15 @@ def test_training_curves_mark_the_best_episode(tmp_path: Path) -> None:
     assert [float(line.get_xdata()[0]) for line in fig.axes[1].lines if line.get_marker() == "*"] == [30.0]
     with pytest.raises(ValueError, match="episode 25"):
         plot_training_curves(run, best_episode=25)
+
+
+def test_fit_gap_plot_has_a_bar_per_group_and_the_validation_lines() -> None:
+    from hyperkit.plots import plot_fit_gap
+    fig = plot_fit_gap({"kidney": 0.2, "heart": 0.6, "rib": 0.1}, {"a/stomach@CT": 0.3, "a/esophagus@CT": 0.1})
+    ax = fig.axes[0]
+    assert [round(b.get_width(), 3) for b in ax.patches] == [0.1, 0.2, 0.6]  # lowest first, from the bottom
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["rib", "kidney", "heart"]
+    assert sorted(round(line.get_xdata()[0], 3) for line in ax.lines) == [0.1, 0.2, 0.3]  # two tasks and the mean
+    plt.close(fig)
+    with pytest.raises(ValueError, match="per_group is empty"):
+        plot_fit_gap({}, {})

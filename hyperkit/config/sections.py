@@ -221,6 +221,9 @@ class TrainConfig:
         intensity: the intensity augmentation, ``"paper"`` (noise, smoothing, gamma 0.7-1.5)
             or ``"wide"`` (also random intensity scale/shift, histogram shift, gamma 0.5-2):
             the lever that lets CT-trained U-Nets read MRI.
+        crop_size: side of the training patches in voxels, cut from the training bank's cubes
+            with the same offset rule (``None``: ``data.patch_size``, the paper). Smaller crops
+            make a task-episode cheaper; validation and evaluation keep ``data.patch_size``.
         train_splits: ``meta.csv`` split values whose subjects serve the training tasks.
         val_splits: split values whose subjects serve the validation tasks.
     """
@@ -245,6 +248,7 @@ class TrainConfig:
     intensity: str = "paper"
     bce_weight: float = 1.0
     ema: float = 0.0
+    crop_size: int | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], **overrides: Any) -> "TrainConfig":
@@ -289,6 +293,8 @@ class TrainConfig:
             raise ConfigError(f"train.ema must be in [0, 1) (0: no averaging), got {self.ema}")
         if self.weight_decay < 0:
             raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.crop_size is not None and (self.crop_size <= 0 or self.crop_size % 16):
+            raise ConfigError(f"train.crop_size must be null or a positive multiple of 16, got {self.crop_size}")
 
     @property
     def gamma(self) -> float:
@@ -538,7 +544,10 @@ def check_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if "model" in cfg:
         ModelConfig.from_mapping(cfg["model"])
     if "train" in cfg:
-        TrainConfig.from_mapping(cfg["train"])
+        crop = TrainConfig.from_mapping(cfg["train"]).crop_size
+        if crop is not None and "data" in cfg and crop > DataConfig.from_mapping(cfg["data"]).patch_size:
+            raise ConfigError(f"train.crop_size must be <= data.patch_size "
+                              f"({DataConfig.from_mapping(cfg['data']).patch_size}), got {crop}")
     if "evaluate" in cfg:
         EvalConfig.from_config(cfg)
     return dict(cfg)

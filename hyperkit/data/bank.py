@@ -79,6 +79,8 @@ class TaskBank:
         margin: 0: the patches are the model's inputs (``S' = S``); > 0: cubes of side
             ``S' = S + 2 * margin`` centred on the target, from which :meth:`sample` cuts a
             patch of side S at a fresh random offset every time (the target stays covered).
+        crop: 0: :meth:`sample` hands out patches of side S; > 0: of side ``crop`` (<= S), cut
+            by the same rule (``train.crop_size``: cheaper training episodes).
     """
 
     images: dict[str, Tensor]
@@ -87,6 +89,7 @@ class TaskBank:
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     dropped: dict[str, str] = field(default_factory=dict)
     margin: int = 0
+    crop: int = 0
 
     @property
     def task_ids(self) -> list[str]:
@@ -100,7 +103,7 @@ class TaskBank:
                       split: dict[str, list[str]] | None = None, case_splits: Sequence[str] | None = None,
                       cache_dir: str | Path | None = None, progress: bool = False,
                       min_cases: int = 2, keep: Callable[[str], bool] | None = None,
-                      margin: int = 0) -> "TaskBank":
+                      margin: int = 0, crop: int = 0) -> "TaskBank":
         """Load every task of ``role`` (``"train"``, ``"val"`` or ``"heldout"``).
 
         Args:
@@ -115,7 +118,14 @@ class TaskBank:
             min_cases: tasks with fewer present cases are dropped (recorded in ``dropped``).
             keep: load only the tasks of ``role`` whose id it accepts (default: all).
             margin: see the class attribute (training banks: ``DataConfig.max_shift``).
+            crop: see the class attribute (training banks: ``TrainConfig.crop_size``).
+
+        Raises:
+            ValueError: ``crop`` is negative or larger than the profile's patch size.
         """
+        size = int(cfg["data"]["patch_size"])
+        if not 0 <= crop <= size:
+            raise ValueError(f"crop must be in [0, {size}] (0: the patch size), got {crop}")
         images: dict[str, Tensor] = {}
         masks: dict[str, Tensor] = {}
         mask_dtype = np.uint8 if margin else np.float32  # cubes are only read through _cut, which casts
@@ -145,7 +155,7 @@ class TaskBank:
                           "; ".join(f"{k} ({v})" for k, v in sorted(dropped.items())), stacklevel=2)
         if not images:
             raise DataError(datasets[0].root if datasets else ".", f"no {role} task with at least {min_cases} cases")
-        return cls(images, masks, ids, spacing, dropped, margin)
+        return cls(images, masks, ids, spacing, dropped, margin, crop)
 
     def groups(self) -> dict[str, list[str]]:
         """``structure group -> task ids`` (:func:`structure_group`)."""
@@ -166,24 +176,38 @@ class TaskBank:
                 else pools[i][0] for i in order]
 
     def _cut(self, tid: str, index: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        """Case ``index`` of task ``tid`` as a model input ``(1, S, S, S)``: a random offset crop
-        of the stored cube when ``margin > 0`` (every axis: a uniform start among those that
-        keep the target's bounding box inside, as much as fits)."""
+        """Case ``index`` of task ``tid`` as a model input ``(1, S, S, S)`` (``S``: ``crop`` when set).
+
+        A random offset crop of the stored cube when ``margin > 0`` or ``crop > 0``. Every axis: a
+        uniform start among those that keep the crop inside the cube, its centre within
+        ``margin · S / S_patch`` voxels of the cube's centre (the profile's ``max_offset`` at the
+        crop's scale) and the target's bounding box inside the crop; where none does (the
+        target larger than the crop, or a cube off-centre at the scan's edge), the crop is centred
+        in the cube (full size) or on one voxel of the target, drawn at random (``crop``), so that
+        a curved target (a rib) is never missed.
+        """
         image, mask = self.images[tid][index], self.masks[tid][index]
-        if not self.margin:
+        if not self.margin and not self.crop:
             return image, mask
-        size = image.shape[-1] - 2 * self.margin
+        cube = image.shape[-1]
+        full = cube - 2 * self.margin
+        size = self.crop or full
+        center = (cube - size) // 2
+        reach = self.margin * size // full
         fg = mask[0].nonzero()
         lo, hi = fg.min(0).values, fg.max(0).values
-        start = []
+        start, voxel = [], None
         for a in range(3):
-            # starts that keep the crop inside the cube and the target's box inside the crop; the
-            # cube is centred on the target only where the scan allows (a target at the scan's
-            # edge, or larger than the patch, sits off-centre): then the crop stays centred
-            first = max(0, int(hi[a]) + 1 - size)
-            last = min(2 * self.margin, int(lo[a]))
+            first = max(0, center - reach, int(hi[a]) + 1 - size)
+            last = min(cube - size, center + reach, int(lo[a]))
             if first > last:
-                first = last = self.margin
+                if self.crop:  # centred on one of the target's voxels, so that the crop holds some target
+                    if voxel is None:
+                        voxel = fg[int(torch.randint(len(fg), (1,), generator=generator))]
+                    centre = int(voxel[a]) - size // 2
+                else:
+                    centre = center
+                first = last = min(max(centre, 0), cube - size)
             start.append(first + int(torch.randint(last - first + 1, (1,), generator=generator)))
         sl = (slice(None),) + tuple(slice(s, s + size) for s in start)
         return image[sl], mask[sl].float()  # cubes' masks are stored as uint8 (see ``masks``)

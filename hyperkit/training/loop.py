@@ -277,7 +277,7 @@ def _load_banks(cfg: Mapping[str, Any], tcfg: TrainConfig, data_root: str | Path
         if (rank == 0) == (turn == 0):
             banks["train"] = TaskBank.from_datasets(datasets, "train", cfg, case_splits=tcfg.train_splits,
                                                     cache_dir=cache_dir, progress=progress and rank == 0,
-                                                    margin=margin)
+                                                    margin=margin, crop=tcfg.crop_size or 0)
             banks["val"] = TaskBank.from_datasets(datasets, "val", cfg, case_splits=tcfg.val_splits,
                                                   cache_dir=cache_dir, progress=progress and rank == 0)
         if world > 1:
