@@ -344,7 +344,7 @@ def plot_fit_gap(per_group: dict[str, float], val_per_task: dict[str, float], *,
     fig = ax.figure
     ax.barh(range(len(groups)), [per_group[g] for g in groups], color="tab:blue", alpha=0.8,
             label=f"training tasks, one per group (mean {np.mean(list(per_group.values())):.2f})")
-    for i, (tid, d) in enumerate(sorted(val_per_task.items())):
+    for i, d in enumerate(sorted(val_per_task.values())):
         ax.axvline(d, color="tab:orange", lw=0.8, ls="--", label="validation tasks, each" if i == 0 else None)
     if val_per_task:
         mean = float(np.mean(list(val_per_task.values())))

@@ -8,7 +8,7 @@ from hyperkit.config import load_profile
 from hyperkit.data.bank import structure_group
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.phantoms import ensure_phantoms
-from hyperkit.training.fit_gap import fit_gap, one_task_per_group
+from hyperkit.training.fit_gap import fit_gap, group_bank, one_task_per_group
 from hyperkit.training.reference import CHECK_COHORT, load_reference
 
 
@@ -31,7 +31,7 @@ def test_one_task_per_group_is_the_first_of_each_group(cohort):
 def test_fit_gap_tells_a_trained_model_from_an_untrained_one(cohort):
     model, cfg = load_reference("quick")
     trained = fit_gap(model, cfg, cohort, n_supports=1, n_queries=1)
-    assert set(trained.train_per_task) == set(one_task_per_group(cohort))
+    assert set(trained.train_per_task) == set(one_task_per_group(cohort)) == set(group_bank(cohort, cfg).task_ids)
     assert all(0.0 <= d <= 1.0 for d in [*trained.train_per_task.values(), *trained.val_per_task.values()])
     assert trained.gap == pytest.approx(trained.train_dice - trained.val_dice)
     assert list(trained.per_group.values()) == sorted(trained.per_group.values(), reverse=True)

@@ -545,9 +545,9 @@ def check_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         ModelConfig.from_mapping(cfg["model"])
     if "train" in cfg:
         crop = TrainConfig.from_mapping(cfg["train"]).crop_size
-        if crop is not None and "data" in cfg and crop > DataConfig.from_mapping(cfg["data"]).patch_size:
-            raise ConfigError(f"train.crop_size must be <= data.patch_size "
-                              f"({DataConfig.from_mapping(cfg['data']).patch_size}), got {crop}")
+        size = DataConfig.from_mapping(cfg["data"]).patch_size if "data" in cfg else None
+        if crop is not None and size is not None and crop > size:
+            raise ConfigError(f"train.crop_size must be <= data.patch_size ({size}), got {crop}")
     if "evaluate" in cfg:
         EvalConfig.from_config(cfg)
     return dict(cfg)

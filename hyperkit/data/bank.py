@@ -192,22 +192,21 @@ class TaskBank:
         cube = image.shape[-1]
         full = cube - 2 * self.margin
         size = self.crop or full
-        center = (cube - size) // 2
+        middle = (cube - size) // 2  # the start that centres the crop in the cube
         reach = self.margin * size // full
         fg = mask[0].nonzero()
         lo, hi = fg.min(0).values, fg.max(0).values
         start, voxel = [], None
         for a in range(3):
-            first = max(0, center - reach, int(hi[a]) + 1 - size)
-            last = min(cube - size, center + reach, int(lo[a]))
+            first = max(0, middle - reach, int(hi[a]) + 1 - size)
+            last = min(cube - size, middle + reach, int(lo[a]))
             if first > last:
+                fallback = middle
                 if self.crop:  # centred on one of the target's voxels, so that the crop holds some target
                     if voxel is None:
                         voxel = fg[int(torch.randint(len(fg), (1,), generator=generator))]
-                    centre = int(voxel[a]) - size // 2
-                else:
-                    centre = center
-                first = last = min(max(centre, 0), cube - size)
+                    fallback = int(voxel[a]) - size // 2
+                first = last = min(max(fallback, 0), cube - size)
             start.append(first + int(torch.randint(last - first + 1, (1,), generator=generator)))
         sl = (slice(None),) + tuple(slice(s, s + size) for s in start)
         return image[sl], mask[sl].float()  # cubes' masks are stored as uint8 (see ``masks``)

@@ -15,7 +15,7 @@ notebook 04 read the default quick model this way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,12 @@ import torch
 
 from hyperkit.config import TrainConfig
 from hyperkit.data.bank import TaskBank, structure_group
-from hyperkit.data.layouts import discover_datasets
+from hyperkit.data.layouts import Dataset, discover_datasets
 from hyperkit.data.splits import assign_roles
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.training.loop import one_shot_validation
 
-__all__ = ["FitGap", "one_task_per_group", "fit_gap"]
+__all__ = ["FitGap", "one_task_per_group", "group_bank", "fit_gap"]
 
 
 @dataclass(frozen=True)
@@ -60,21 +60,42 @@ class FitGap:
         return dict(sorted(rows.items(), key=lambda kv: -kv[1]))
 
 
+def _first_per_group(datasets: Sequence[Dataset], per_group: int) -> list[str]:
+    if per_group < 1:
+        raise ValueError(f"per_group must be >= 1, got {per_group}")
+    groups: dict[str, list[str]] = {}
+    for ds in datasets:
+        for tid, role in assign_roles([t.task_id for t in ds.tasks()]).items():
+            if role == "train":
+                groups.setdefault(structure_group(tid), []).append(tid)
+    return sorted(t for ids in groups.values() for t in sorted(ids)[:per_group])
+
+
 def one_task_per_group(data_root: str | Path, per_group: int = 1) -> list[str]:
     """The first ``per_group`` training task ids (sorted) of every structure group in ``data_root``.
 
     Raises:
         ValueError: ``per_group < 1``.
     """
-    if per_group < 1:
-        raise ValueError(f"per_group must be >= 1, got {per_group}")
-    groups: dict[str, list[str]] = {}
-    for ds in discover_datasets(data_root):
-        ids = [t.task_id for t in ds.tasks()]
-        for tid, role in assign_roles(ids).items():
-            if role == "train":
-                groups.setdefault(structure_group(tid), []).append(tid)
-    return sorted(t for ids in groups.values() for t in sorted(ids)[:per_group])
+    return _first_per_group(discover_datasets(data_root), per_group)
+
+
+def _group_bank(datasets: Sequence[Dataset], cfg: Mapping[str, Any], per_group: int,
+                cache_dir: str | Path | None) -> TaskBank:
+    chosen = set(_first_per_group(datasets, per_group))
+    return TaskBank.from_datasets(datasets, "train", cfg, case_splits=TrainConfig.from_config(cfg).train_splits,
+                                  cache_dir=cache_dir, keep=chosen.__contains__)
+
+
+def group_bank(data_root: str | Path, cfg: Mapping[str, Any], per_group: int = 1,
+               cache_dir: str | Path | None = None) -> TaskBank:
+    """The training tasks :func:`fit_gap` scores (:func:`one_task_per_group`), as validation places
+    their patches, cases of ``train.train_splits`` only.
+
+    Raises:
+        ValueError: ``per_group < 1``.
+    """
+    return _group_bank(discover_datasets(data_root), cfg, per_group, cache_dir)
 
 
 def fit_gap(model: HyperUNet, cfg: Mapping[str, Any], data_root: str | Path, n_supports: int = 3,
@@ -83,8 +104,8 @@ def fit_gap(model: HyperUNet, cfg: Mapping[str, Any], data_root: str | Path, n_s
 
     Each task's first ``n_supports`` cases serve in turn as the support, each scored on the
     ``n_queries`` cases that follow it (:func:`~hyperkit.training.loop.one_shot_validation`, eval
-    mode, CPU); training tasks use the cases of ``train.train_splits``, validation tasks those
-    of ``train.val_splits``.
+    mode, CPU); training tasks use the cases of ``train.train_splits`` (:func:`group_bank`),
+    validation tasks those of ``train.val_splits``.
 
     Args:
         model: a trained hypernetwork (e.g. from :func:`~hyperkit.training.checkpoint.load_hypernet`).
@@ -99,12 +120,10 @@ def fit_gap(model: HyperUNet, cfg: Mapping[str, Any], data_root: str | Path, n_s
     """
     if n_supports < 1 or n_queries < 1:
         raise ValueError(f"n_supports and n_queries must be >= 1, got {n_supports} and {n_queries}")
-    tcfg = TrainConfig.from_config(cfg)
     datasets = discover_datasets(data_root)
-    chosen = set(one_task_per_group(data_root, per_group))
-    train_bank = TaskBank.from_datasets(datasets, "train", cfg, case_splits=tcfg.train_splits,
-                                        cache_dir=cache_dir, keep=chosen.__contains__)
-    val_bank = TaskBank.from_datasets(datasets, "val", cfg, case_splits=tcfg.val_splits, cache_dir=cache_dir)
+    train_bank = _group_bank(datasets, cfg, per_group, cache_dir)
+    val_bank = TaskBank.from_datasets(datasets, "val", cfg, case_splits=TrainConfig.from_config(cfg).val_splits,
+                                      cache_dir=cache_dir)
     cpu = torch.device("cpu")
     on_train = one_shot_validation(model, train_bank, n_queries, cpu, n_supports=n_supports)
     on_val = one_shot_validation(model, val_bank, n_queries, cpu, n_supports=n_supports)
