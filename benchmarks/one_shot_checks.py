@@ -4,13 +4,16 @@ For every task in a results CSV: mean DSC of the Hyper U-Net, Rand U-Net and cop
 support mask, and the paired differences Hyper - Rand and Hyper - copy over the same
 (draw, test case) pairs with a 95 % bootstrap confidence interval (2,000 resamples of the
 pairs, seeded: :func:`hyperkit.evaluation.stats.paired_difference`, which notebooks and
-tables use too). With ``--compare`` a second results file (another checkpoint, same
-protocol) is set beside the first: the paired difference of their Hyper U-Nets.
+tables use too). With ``--compare`` a second results file (another checkpoint or budget, same
+protocol) is set beside the first: the paired difference of their Hyper U-Nets (``--method``:
+of another method's rows, e.g. ``conv_unet`` trained with two budgets).
 
 Examples::
 
     python benchmarks/one_shot_checks.py runs/quick/eval-heldout/results.csv
     python benchmarks/one_shot_checks.py runs/reference-eval/results.csv --compare runs/quick/eval-heldout/results.csv
+    python benchmarks/one_shot_checks.py runs/study/conv3x/results.csv --compare runs/quick/eval-quick/results.csv \
+        --method conv_unet
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def _name(task: str, patterns: dict[str, str]) -> str:
     return next((c for c, pat in patterns.items() if fnmatch.fnmatch(task, pat)), task.split("/", 1)[1])
 
 
-def report(path: Path, compare: Path | None) -> None:
+def report(path: Path, compare: Path | None, method: str = "hyper_unet") -> None:
     rows = read_results(path)
     names = task_map()
     hr, hc = _paired(rows, "hyper_unet", "rand_unet"), _paired(rows, "hyper_unet", "copy_support")
@@ -80,15 +83,19 @@ def report(path: Path, compare: Path | None) -> None:
     if compare is not None:
         other = read_results(compare)
         key = lambda r: (r["task"], r["draw"], r["case"])
-        theirs = {key(r): r["dsc"] for r in other if r["method"] == "hyper_unet"}
+        theirs = {key(r): r["dsc"] for r in other if r["method"] == method}
         d = defaultdict(list)
         for r in rows:
-            if r["method"] == "hyper_unet" and key(r) in theirs:
+            if r["method"] == method and key(r) in theirs:
                 d[r["task"]].append(r["dsc"] - theirs[key(r)])
+        if not d:
+            raise SystemExit(f"no {method} rows on the same (task, draw, case) in {path} and {compare}")
         allp = [x for v in d.values() for x in v]
         lo, hi = bootstrap_ci(allp)
         better = sum(statistics.fmean(v) > 0 for v in d.values())
-        print(f"\nHyper U-Net of {path.parent.name} minus that of {compare.parent.name}: mean DSC difference "
+        for task, v in sorted(d.items()):
+            print(f"{_name(task, names)}: {statistics.fmean(v):+.3f} ({len(v)} pairs)")
+        print(f"\n{method} of {path.parent.name} minus that of {compare.parent.name}: mean DSC difference "
               f"{statistics.fmean(allp):+.3f} [95 % CI {lo:+.3f}, {hi:+.3f}] over {len(allp)} pairs; "
               f"higher on {better} of {len(d)} tasks")
 
@@ -97,8 +104,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", type=Path)
     ap.add_argument("--compare", type=Path, default=None, help="a second results CSV (same protocol)")
+    ap.add_argument("--method", default="hyper_unet", help="whose rows --compare pairs (default hyper_unet)")
     args = ap.parse_args()
-    report(args.results, args.compare)
+    report(args.results, args.compare, args.method)
 
 
 if __name__ == "__main__":
