@@ -21,24 +21,16 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
 from hyperkit.evaluation.protocol import read_results
-from hyperkit.evaluation.stats import paired_difference
+from hyperkit.evaluation.stats import pair_rows, paired_difference, pooled
 from hyperkit.evaluation.tables import task_map
 
 
 def _paired(rows: list[dict], a: str, b: str) -> dict[str, list[tuple[float, float]]]:
-    """task -> [(dsc of method a, dsc of method b)] over the same (draw, case)."""
-    by = defaultdict(dict)
-    for r in rows:
-        by[(r["task"], r["draw"], r["case"])][r["method"]] = r["dsc"]
-    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for (task, _, _), m in sorted(by.items()):
-        if a in m and b in m:
-            out[task].append((m[a], m[b]))
-    return out
+    """task -> [(dsc of method a, dsc of method b)] over the same (draw, case) (:func:`pair_rows`)."""
+    return {task: list(zip(xs, ys)) for task, (xs, ys) in pair_rows(rows, rows, "dsc", a, b, test_only=False).items()}
 
 
 def bootstrap_ci(diffs: list[float]) -> tuple[float, float]:
@@ -81,23 +73,16 @@ def report(path: Path, compare: Path | None, method: str = "hyper_unet") -> None
               f"{mean(hc, 1)} | {cells[0]} | {cells[1]} | {n} |")
     print(f"\nHyper > Rand on {wins_r} of {n_r} tasks; Hyper > copy on {wins_c} of {n_c} tasks (means)")
     if compare is not None:
-        other = read_results(compare)
-        key = lambda r: (r["task"], r["draw"], r["case"])
-        theirs = {key(r): r["dsc"] for r in other if r["method"] == method}
-        d = defaultdict(list)
-        for r in rows:
-            if r["method"] == method and key(r) in theirs:
-                d[r["task"]].append(r["dsc"] - theirs[key(r)])
-        if not d:
+        per = pair_rows(rows, read_results(compare), "dsc", method, method, test_only=False)
+        if not per:
             raise SystemExit(f"no {method} rows on the same (task, draw, case) in {path} and {compare}")
-        allp = [x for v in d.values() for x in v]
-        lo, hi = bootstrap_ci(allp)
-        better = sum(statistics.fmean(v) > 0 for v in d.values())
-        for task, v in sorted(d.items()):
-            print(f"{_name(task, names)}: {statistics.fmean(v):+.3f} ({len(v)} pairs)")
+        total = paired_difference(*pooled(per))
+        for task, (xs, ys) in per.items():
+            print(f"{_name(task, names)}: {statistics.fmean(xs) - statistics.fmean(ys):+.3f} ({len(xs)} pairs)")
+        better = sum(statistics.fmean(xs) > statistics.fmean(ys) for xs, ys in per.values())
         print(f"\n{method} of {path.parent.name} minus that of {compare.parent.name}: mean DSC difference "
-              f"{statistics.fmean(allp):+.3f} [95 % CI {lo:+.3f}, {hi:+.3f}] over {len(allp)} pairs; "
-              f"higher on {better} of {len(d)} tasks")
+              f"{total.diff:+.3f} [95 % CI {total.lo:+.3f}, {total.hi:+.3f}] over {total.n} pairs; "
+              f"higher on {better} of {len(per)} tasks")
 
 
 def main() -> None:
