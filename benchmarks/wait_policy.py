@@ -6,7 +6,7 @@ costs nothing on idle cores and a great deal when another process holds one of t
 spinning thread takes the core its partner needs and every operation's barrier waits for the
 scheduler. ``OMP_WAIT_POLICY=PASSIVE`` makes waiting threads sleep. The policy is read once,
 when libgomp loads (``import torch``), so every configuration runs in a fresh process:
-``benchmarks/train_bench.py`` (the kit's ``training_step`` on synthetic sphere tasks), rows
+``benchmarks/train_bench.py``'s ``measure`` (the kit's ``training_step`` on synthetic sphere tasks), rows
 alternated round by round, median of each process's timed episodes. The policy changes no
 number the step computes (the same operations in the same order), only how idle threads wait.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -30,16 +29,15 @@ CONFIGS = (("1 thread", 1, None), ("2 threads, policy unset (libgomp's default)"
 
 
 def step_seconds(threads: int, policy: str | None, episodes: int, warmup: int) -> float:
-    """Median seconds per quick training step of one fresh ``train_bench.py`` process."""
+    """Median seconds per quick training step (``train_bench.measure``) in a fresh process."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
     env["OMP_NUM_THREADS"] = str(threads)
     if policy is not None:
         env["OMP_WAIT_POLICY"] = policy
-    out = subprocess.run([sys.executable, str(HERE / "train_bench.py"), "--profiles", "quick", "--episodes",
-                          str(episodes), "--warmup", str(warmup)], env=env, capture_output=True, text=True,
-                         check=True).stdout
-    row = next(line for line in out.splitlines() if line.startswith("| quick"))
-    return float(re.split(r"\s*\|\s*", row)[7])  # the "median s / episode" column
+    probe = (f"import sys; sys.path.insert(0, {str(HERE)!r}); from train_bench import measure; "
+             f"print(measure('quick', 'cpu', {episodes}, {warmup}, None)['median_s'])")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True).stdout
+    return float(out.split()[-1])
 
 
 def main() -> None:
