@@ -69,11 +69,13 @@ __all__ = [
     "Progress",
     "Report",
     "code_version",
+    "declared_parameters",
     "default_notebooks_dir",
     "estimate_for",
     "find_notebooks",
     "notebook_fingerprint",
     "notebook_parameters",
+    "parameters_for",
     "parse_parameter",
     "run_notebooks",
     "write_index",
@@ -85,6 +87,9 @@ NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 
 #: Parameters the runner sets itself; ``-p`` may not override them.
 RESERVED_PARAMETERS = ("profile", "out_dir")
+# runner parameters a notebook may leave out of its parameters cell (papermill would warn
+# "Passed unknown parameter" for each): injected only where the notebook declares them
+OPTIONAL_PARAMETERS = ("progress",)
 
 # the kernel's own start-up log (e.g. ipykernel 7's "running over TCP without
 # encryption" warning, its shutdown race after an interrupt) is noise on a local,
@@ -424,6 +429,34 @@ def notebook_parameters(profile: str | Path = "quick", out_dir: str | Path = "ru
         "progress": True,
         **dict(extra or {}),
     }
+
+
+def declared_parameters(path: str | Path) -> set[str]:
+    """Names assigned at the top level of the notebook's ``parameters`` cell (empty without one)."""
+    import ast
+
+    import nbformat
+
+    for cell in nbformat.read(str(path), as_version=4).cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                return set()
+            return {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                    if isinstance(t, ast.Name)}
+    return set()
+
+
+def parameters_for(path: str | Path, injected: Mapping[str, Any], user: Mapping[str, Any] | None = None,
+                   ) -> dict[str, Any]:
+    """The parameters one notebook receives: ``injected`` less the runner's optional ones
+    (:data:`OPTIONAL_PARAMETERS`) that its ``parameters`` cell does not declare. A parameter the
+    user passed (``-p``) is always injected, so that papermill names a misspelt one."""
+    declared = declared_parameters(path)
+    return {key: value for key, value in injected.items()
+            if key not in OPTIONAL_PARAMETERS or key in declared or key in (user or {})}
 
 
 # ------------------------------------------------------------------------------ resume
@@ -882,7 +915,8 @@ def run_notebooks(
     engine = _register_engine()
     try:
         for number, (path, result) in enumerate(zip(notebooks, report.results), start=1):
-            result.fingerprint = notebook_fingerprint(path, injected, config, code)
+            own = parameters_for(path, injected, parameters)
+            result.fingerprint = notebook_fingerprint(path, own, config, code)
             if skipping:
                 why = _why_not_skipped(earlier.get(path.stem), result.fingerprint, out)
                 if why is None:
@@ -906,7 +940,7 @@ def run_notebooks(
             try:
                 with kernel_environment():
                     pm.execute_notebook(
-                        str(path), str(target), parameters=injected, kernel_name=kernel, language="python",
+                        str(path), str(target), parameters=own, kernel_name=kernel, language="python",
                         cwd=str(folder), progress_bar=False, log_output=False, execution_timeout=timeout,
                         extra_arguments=_KERNEL_QUIET, engine_name=engine, stdout_file=sink, stderr_file=sink,
                         on_cell_execute=lambda **_: show.cell(), widget_text=show.output,

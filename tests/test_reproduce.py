@@ -109,10 +109,30 @@ def test_executed_copies_carry_the_injected_parameters(run: SimpleNamespace) -> 
     assert len(injected) == 1
     assert f'out_dir = "{run.out.resolve()}"' in injected[0].source
     assert 'greeting = "hi"' in injected[0].source and "interactive = False" in injected[0].source
+    # the runner's optional `progress` reaches only notebooks that declare it (no papermill warning)
+    assert "progress" not in injected[0].source
     printed = copy.cells[-1].outputs[0]["text"].splitlines()
     assert printed[0] == "hi quick False"
     assert Path(printed[1]) == run.notebooks.resolve()  # the kernel runs in the notebooks folder
     assert not (run.out / "notebooks" / "helper.ipynb").exists()
+
+
+def test_optional_runner_parameters_follow_the_parameters_cell(tmp_path: Path) -> None:
+    from hyperkit.reproduce import parameters_for
+
+    plain = tmp_path / "00_plain.ipynb"
+    nbformat.write(_notebook("pass"), plain)
+    declares = tmp_path / "01_bars.ipynb"
+    nb = _notebook("pass")
+    nb.cells[1].source += "\nprogress = False"
+    nbformat.write(nb, declares)
+    injected = notebook_parameters("quick", tmp_path, {"greeting": "hi"})
+    assert injected["progress"] is True
+    assert "progress" not in parameters_for(plain, injected, {"greeting": "hi"})
+    assert parameters_for(declares, injected)["progress"] is True
+    user = {"progress": False}  # a -p is always passed on
+    assert parameters_for(plain, notebook_parameters("quick", tmp_path, user), user)["progress"] is False
+    assert parameters_for(plain, injected)["greeting"] == "hi"
 
 
 def test_run_record_and_resolved_profile_are_written(run: SimpleNamespace) -> None:
