@@ -87,8 +87,8 @@ NOTEBOOK_PATTERN = "[0-9][0-9]_*.ipynb"
 
 #: Parameters the runner sets itself; ``-p`` may not override them.
 RESERVED_PARAMETERS = ("profile", "out_dir")
-# runner parameters a notebook may leave out of its parameters cell (papermill would warn
-# "Passed unknown parameter" for each): injected only where the notebook declares them
+#: Runner parameters a notebook may leave out of its parameters cell (papermill would warn
+#: "Passed unknown parameter" for each): injected only where the notebook declares them.
 OPTIONAL_PARAMETERS = ("progress",)
 
 # the kernel's own start-up log (e.g. ipykernel 7's "running over TCP without
