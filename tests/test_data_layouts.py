@@ -216,3 +216,56 @@ def test_not_a_dataset(tmp_path):
         discover_datasets(tmp_path)
     with pytest.raises(DataError, match="data folder not found"):
         discover_datasets(tmp_path / "nope")
+
+
+def test_data_fingerprint_follows_content_not_place(tmp_path: Path) -> None:
+    import shutil
+
+    from hyperkit.data.identity import data_fingerprint
+
+    data = tmp_path / "data"
+    write_sample_msd(data, "Task03_Liver", n_cases=3, labels=("liver", "cancer"))
+    write_sample_totalseg(data, n_cases=2)
+    write_sample_nnunet(data, n_cases=2)
+    (data / "phantoms.json").write_text('{"seed": 0}')
+    first = data_fingerprint(data)
+    assert first.startswith("sha256:") and data_fingerprint(data) == first
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(data, moved)  # new place, new modification times: the same data
+    assert data_fingerprint(moved) == first
+    assert data_fingerprint(moved, discover_datasets(moved)) == first
+    # a single dataset folder is data of its own
+    assert data_fingerprint(moved / "Task03_Liver") != first
+
+    def changed(edit) -> str:
+        other = tmp_path / f"changed{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(data, other)
+        edit(other)
+        return data_fingerprint(other)
+
+    # another cohort record, other dataset metadata, a label file of another size, a case fewer
+    assert changed(lambda d: (d / "phantoms.json").write_text('{"seed": 1}')) != first
+    meta = json.loads((data / "Task03_Liver" / "dataset.json").read_text())
+    assert changed(lambda d: (d / "Task03_Liver" / "dataset.json").write_text(
+        json.dumps({**meta, "labels": {**meta["labels"], "3": "extra"}}))) != first
+    label = meta["training"][0]["label"]
+    assert changed(lambda d: (d / "Task03_Liver" / label).write_bytes(
+        (d / "Task03_Liver" / label).read_bytes() + b"\0")) != first
+    assert changed(lambda d: (d / "Task03_Liver" / "dataset.json").write_text(
+        json.dumps({**meta, "training": meta["training"][1:]}))) != first
+
+
+def test_comparable_on_data_compares_by_fingerprint_and_old_records_by_path() -> None:
+    from hyperkit.data.identity import FINGERPRINT_KEY, comparable_on_data
+
+    new = {"data": "/b/data", FINGERPRINT_KEY: "sha256:1", "seed": 0}
+    assert comparable_on_data({"data": "/a/data", FINGERPRINT_KEY: "sha256:1", "seed": 0}, new) == (
+        {FINGERPRINT_KEY: "sha256:1", "seed": 0}, {FINGERPRINT_KEY: "sha256:1", "seed": 0})
+    theirs, ours = comparable_on_data({"data": "/a/data", FINGERPRINT_KEY: "sha256:2", "seed": 0}, new)
+    assert theirs != ours
+    # a record without a fingerprint (an earlier version) compares by path, as it did
+    theirs, ours = comparable_on_data({"data": "/a/data", "seed": 0}, new)
+    assert theirs != ours and FINGERPRINT_KEY not in ours
+    assert comparable_on_data({"data": "/b/data", "seed": 0}, new) == ({"data": "/b/data", "seed": 0},) * 2
+    assert comparable_on_data({"root": "/a", FINGERPRINT_KEY: "x"}, {"root": "/b", FINGERPRINT_KEY: "x"}, "root") == (
+        {FINGERPRINT_KEY: "x"}, {FINGERPRINT_KEY: "x"})

@@ -14,7 +14,7 @@ from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
 from hyperkit.errors import ConfigError, HyperkitError
 from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_split, comparison_table, copy_support,
                                  evaluate, one_shot_plan, protocol_for, read_results, reading, resolve_tasks,
-                                 summarize, support_draws, task_split, train_supervised, what_held)
+                                 run_evaluation, summarize, support_draws, task_split, train_supervised, what_held)
 from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
 from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
 from hyperkit.model.adapt import gradient_step, segmentation_loss
@@ -545,6 +545,43 @@ def test_each_baseline_comes_from_a_source_made_with_its_own_budget(tiny_run, tm
     code = main(["evaluate", "--checkpoint", str(ckpt), "--out", str(tmp_path / "d" / "r.csv"), "--methods",
                  "conv_unet", "--baselines-from", str(all_src), *common])
     assert code == 2 and not (tmp_path / "d").exists()
+
+
+def test_a_copied_run_folder_reuses_its_evaluation_and_old_records_compare_by_path(tiny_run, tmp_path, capsys):
+    import shutil
+
+    _, data, ckpt = tiny_run
+    first = tmp_path / "first"
+    shutil.copytree(data, first / "data")
+    shutil.copy2(ckpt, first / "best.pt")
+
+    def argv(folder):
+        return ["evaluate", "--checkpoint", str(folder / "best.pt"), "--data", str(folder / "data"), "--out",
+                str(folder / "eval" / "r.csv"), "--tasks", "liver", "--methods", "copy_support", "--draws", "1",
+                "--no-progress"]
+
+    assert main(argv(first)) == 0
+    stored = json.loads((first / "eval" / "r.json").read_text())
+    assert stored["protocol"]["data_fingerprint"].startswith("sha256:")
+    moved = tmp_path / "moved"
+    shutil.copytree(first, moved)  # data, checkpoint and results together, at another path
+    res = run_evaluation(moved / "best.pt", moved / "data", moved / "eval" / "r.csv", tasks=["liver"],
+                         methods=["copy_support"], draws=1, reuse=True, progress=False)
+    assert res.record["protocol"]["data"] == str((first / "data").resolve())  # the stored run, not a new one
+    assert main([*argv(moved), "--resume"]) == 0
+    # other data at the same place is another protocol
+    (moved / "data" / "phantoms.json").write_text("{}")
+    assert main([*argv(moved), "--resume"]) == 2 and "another protocol" in capsys.readouterr().err
+    # a record of an earlier version (no fingerprint) is compared by its path, as before
+    legacy = tmp_path / "legacy"
+    shutil.copytree(first, legacy)
+    record = json.loads((legacy / "eval" / "r.json").read_text())
+    del record["protocol"]["data_fingerprint"]
+    (legacy / "eval" / "r.json").write_text(json.dumps(record))
+    assert main([*argv(legacy), "--resume"]) == 2
+    record["protocol"]["data"] = str((legacy / "data").resolve())
+    (legacy / "eval" / "r.json").write_text(json.dumps(record))
+    assert main([*argv(legacy), "--resume"]) == 0
 
 
 def test_a_recorded_protocol_that_no_longer_reads_is_another_protocol(tiny_run, tmp_path, capsys):

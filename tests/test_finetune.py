@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,12 @@ def test_resume_refuses_rows_of_another_budget_seed_or_checkpoint(tiny: tuple[Pa
     with pytest.raises(HyperkitError, match=r"another checkpoint_sha256"):
         run_finetune(other, data, out, resume=True, **kw)
     assert run_finetune(ckpt, data, out, resume=True, **kw) == rows  # the same protocol: reused
+    moved = tmp_path / "moved"  # the data copied elsewhere: the same data by content
+    shutil.copytree(data, moved)
+    assert run_finetune(ckpt, moved, out, resume=True, **kw) == rows
+    (moved / "phantoms.json").write_text("{}")
+    with pytest.raises(HyperkitError, match=r"another data_fingerprint"):
+        run_finetune(ckpt, moved, out, resume=True, **kw)
     record = json.loads((out / "finetune.json").read_text())
     old = {k: v for k, v in record.items() if k != "protocol"}  # an older record: seed and budget only
     old["budget"] = {k: v for k, v in old["budget"].items() if k not in ("bce_weight", "amp")}  # at their defaults

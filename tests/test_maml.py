@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,13 @@ def test_maml_command_pairs_both_methods_writes_table3_and_reuses_folds(
     assert sorted((r["task"], r["method"], r["draw"], r["case"], r["dsc"]) for r in again) == \
         sorted((r["task"], r["method"], r["draw"], r["case"], r["dsc"]) for r in rows)
     assert all(f["reused"] for f in json.loads((out / "maml.json").read_text())["folds"].values())
+    # the data and the run folder copied elsewhere: the same data by content, so the folds are reused
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved / "data")
+    shutil.copytree(out, moved / "maml")
+    assert main(["maml", "--checkpoint", str(ckpt), "--data", str(moved / "data"), "--out", str(moved / "maml"),
+                 "--no-progress", "--resume"]) == 0
+    assert all(f["reused"] for f in json.loads((moved / "maml" / "maml.json").read_text())["folds"].values())
     # another budget in the same folder is refused, not mixed in
     assert main(argv + ["--resume", "--meta-iterations", "3"]) == 2
     assert "another maml.meta_iterations; choose another --out" in capsys.readouterr().err

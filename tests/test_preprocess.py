@@ -50,6 +50,25 @@ def test_ct_normalisation_clips_then_zscores():
     assert y[x == -3000].max() == pytest.approx(y[x == -900].min())  # clipped to the same value
 
 
+@pytest.mark.parametrize("channel", ["CT", "T2"])
+def test_normalisation_does_not_depend_on_the_thread_count(channel):
+    """The cache keeps whatever the first process computed: a result that moved with the thread
+    count made every later training depend on which job preprocessed a case first."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(40.0, 300.0, (80, 80, 80)).astype(np.float32)  # large enough for parallel reductions
+    before = torch.get_num_threads()
+    try:
+        out = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            out.append(pp.normalise_channel(x, channel, pp.DataConfig()))
+    finally:
+        torch.set_num_threads(before)
+    assert all(np.array_equal(out[0], o) for o in out[1:])
+
+
 def test_mri_normalisation_maps_percentiles():
     rng = np.random.default_rng(0)
     x = rng.gamma(2.0, 100.0, (20, 20, 20)).astype(np.float32)

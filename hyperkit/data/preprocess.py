@@ -48,7 +48,7 @@ __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resamp
            "task_patches"]
 
 
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3  # 3: thread-independent z-score statistics (normalise_channel)
 # nibabel affines map voxels to RAS+ world coordinates (L->R, P->A, I->S)
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -103,12 +103,19 @@ def resample_case(case: CaseData, spacing: float) -> CaseData:
 
 
 def normalise_channel(x: np.ndarray, channel: str, cfg: DataConfig) -> np.ndarray:
-    """Normalise one channel ``(X, Y, Z)``: CT clip + z-score, MRI percentile map + clip."""
+    """Normalise one channel ``(X, Y, Z)``: CT clip + z-score, MRI percentile map + clip.
+
+    The z-score's mean and standard deviation are computed in float64 by NumPy, whose sums do
+    not depend on the number of threads; torch's float32 reductions (what ``NormalizeIntensity``
+    computes on a tensor) do, by one ulp, so that the cached data, and every training after it,
+    depended on the thread count of the process that first preprocessed a case.
+    """
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
     if modality_of(channel) == "CT":
         lo, hi = cfg.ct_clip
         t = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=lo, b_max=hi, clip=True)(t)
-        t = NormalizeIntensity()(t)
+        clipped = np.asarray(t, dtype=np.float64)
+        t = NormalizeIntensity(subtrahend=float(clipped.mean()), divisor=float(clipped.std()))(t)
     else:
         lo, hi = cfg.mri_percentiles
         t = ScaleIntensityRangePercentiles(lower=lo, upper=hi, b_min=0.0, b_max=1.0, clip=True)(t)

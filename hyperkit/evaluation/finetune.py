@@ -41,6 +41,7 @@ import torch
 
 from hyperkit.config import EvalConfig, SupervisedConfig, differences, reread
 from hyperkit.data.bank import TaskBank
+from hyperkit.data.identity import FINGERPRINT_KEY, comparable_on_data, data_fingerprint
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, SupervisedResult, predict, train_supervised_many
 from hyperkit.evaluation.methods import one_shot_model
@@ -296,7 +297,8 @@ def _check_same_protocol(old: Mapping[str, Any], protocol: Mapping[str, Any], ou
         return {**p, "budget": reread(p.get("budget"), lambda b: SupervisedConfig.from_mapping(b, "budget"))}
 
     theirs = old.get("protocol") or {"seed": old.get("seed"), "budget": old.get("budget")}
-    ours = {k: v for k, v in protocol.items() if k in theirs}
+    theirs, ours = comparable_on_data(theirs, protocol)  # the data by content where the record has it
+    ours = {k: v for k, v in ours.items() if k in theirs}
     diff = differences(comparable(theirs), comparable(ours))
     if diff:
         raise HyperkitError(f"{out}: holds fine-tuning rows made with another {', '.join(diff)}; "
@@ -335,7 +337,8 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     hyper, cfg = load_hypernet(checkpoint)
     ecfg = protocol_for(cfg, overrides={"finetune": dict(budget)} if budget else None)
     one_shot = ecfg.as_dict()
-    protocol = {"checkpoint_sha256": sha256_file(checkpoint), "data": str(Path(data_root).resolve()), "seed": seed,
+    protocol = {"checkpoint_sha256": sha256_file(checkpoint), "data": str(Path(data_root).resolve()),
+                FINGERPRINT_KEY: data_fingerprint(data_root), "seed": seed,
                 "budget": ecfg.finetune.as_dict(), "step": {k: one_shot[k] for k in _STEP_KEYS}}
     if csv_path.exists() and record_path.is_file():
         _check_same_protocol(json.loads(record_path.read_text()), protocol, out)

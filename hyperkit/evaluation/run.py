@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from hyperkit.data.layouts import discover_datasets
+from hyperkit.data.identity import FINGERPRINT_KEY, comparable_on_data, data_fingerprint
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import HyperkitError
 from hyperkit.files import sha256_file
@@ -147,15 +148,16 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     datasets = discover_datasets(data_root)
     split_map = load_split(split) if split else None
     chosen = _heldout_ids(datasets, split_map, tasks)
-    # the checkpoint by content and the data by resolved path: a notebook and the command line
-    # that name them by different relative paths share results
+    # the checkpoint and the data by content (the path only for people): a notebook and the command
+    # line that name them by different paths, or a run folder copied elsewhere, share results
     protocol = {"version": PROTOCOL_VERSION, "checkpoint_sha256": sha256_file(checkpoint),
-                "data": str(Path(data_root).resolve()), "profile": cfg.get("name"),
+                "data": str(Path(data_root).resolve()), FINGERPRINT_KEY: data_fingerprint(data_root, datasets),
+                "profile": cfg.get("name"),
                 "tasks": chosen, "methods": list(methods), "seed": seed, "evaluate": ecfg.as_dict()}
     out = Path(out_csv)
     json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
     old = json.loads(json_path.read_text()) if json_path.is_file() else None
-    same = old is not None and "protocol" in old and _comparable(old["protocol"]) == _comparable(protocol)
+    same = old is not None and "protocol" in old and _same_protocol(old["protocol"], protocol)
     if out.exists() and old is not None and not same and (resume or reuse):
         raise HyperkitError(f"{out}: holds results of another protocol; remove it or choose another --out")
     if reuse and same and old.get("complete"):
@@ -223,6 +225,13 @@ def _comparable(protocol: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _same_protocol(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a stored protocol is the new one (:func:`_comparable`, the data by content:
+    :func:`~hyperkit.data.identity.comparable_on_data`)."""
+    theirs, ours = comparable_on_data(old, new)
+    return _comparable(theirs) == _comparable(ours)
+
+
 def _baseline_protocol(protocol: dict[str, Any], method: str) -> dict[str, Any]:
     """What the rows of one supervised baseline depend on: the protocol without the checkpoint,
     the method list, the one-shot settings and the other baseline's budget."""
@@ -259,7 +268,8 @@ def _copy_baselines(sources: Sequence[Path], out: Path, protocol: dict[str, Any]
         theirs_rows = read_results(src)
         wanted = [m for m in _SUPERVISED if m in protocol["methods"] and m not in facts
                   and any(r["method"] == m for r in theirs_rows)]
-        pairs = {m: (_baseline_protocol(old["protocol"], m), _baseline_protocol(protocol, m)) for m in wanted}
+        theirs_protocol, ours_protocol = comparable_on_data(old["protocol"], protocol)
+        pairs = {m: (_baseline_protocol(theirs_protocol, m), _baseline_protocol(ours_protocol, m)) for m in wanted}
         same = [m for m, (theirs, ours) in pairs.items() if theirs == ours]
         if not same:
             diff = sorted({k for theirs, ours in pairs.values() for k in differences(theirs, ours)})

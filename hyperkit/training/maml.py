@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from hyperkit.config.sections import MamlConfig
 from hyperkit.data.augment import augment_pair, build_augment
 from hyperkit.data.bank import TaskBank
+from hyperkit.data.identity import comparable_on_data
 from hyperkit.errors import HyperkitError
 from hyperkit.files import read_torch_file, save_atomic
 from hyperkit.model.adapt import segmentation_loss
@@ -275,8 +276,9 @@ def load_fold(path: str | Path, key: Mapping[str, Any] | None = None) -> tuple[U
     ck = read_torch_file(path, "MAML fold")
     if not isinstance(ck, dict) or ck.get("kind") != FOLD_KIND:
         raise HyperkitError(f"{path}: not a MAML fold file")
-    if key is not None and ck["key"] != dict(key):
-        diff = sorted(k for k in set(ck["key"]) | set(key) if ck["key"].get(k) != key.get(k))
+    theirs, ours = comparable_on_data(ck["key"], key, "data_root") if key is not None else ({}, {})
+    if theirs != ours:  # the data by content where the fold records it
+        diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise HyperkitError(f"{path}: a fold made with another {', '.join(diff)}; remove it or choose another --out")
     net = UNet3D(int(ck["base_width"]))
     net.load_state_dict(ck["state_dict"])
