@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from hyperkit.files import write_text_atomic
 
-__all__ = ["package_versions", "git_commit", "run_record", "write_run_record"]
+__all__ = ["package_versions", "git_commit", "compute_environment", "run_record", "write_run_record"]
 
 _PACKAGES = ("hyperkit", "torch", "monai", "numpy", "nibabel", "scipy", "papermill", "nbval")
 
@@ -43,6 +43,35 @@ def git_commit(path: str | Path | None = None) -> str:
         return "unknown"
 
 
+def _cpu_model() -> str:
+    """The processor's model name (Linux ``/proc/cpuinfo``), else ``platform.processor()`` or ``"unknown"``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def compute_environment() -> dict[str, Any]:
+    """What, beside seed, code and versions, decides a run's floating-point results and its speed: the
+    processor, its cores and memory, torch's thread count and the thread variables of the environment. A training
+    repeats bit for bit only with the same thread count (BENCHMARKS.md, "Same seed, same machine")."""
+    import os
+
+    import torch
+
+    try:
+        memory: str | None = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30:.1f} GiB"
+    except (AttributeError, ValueError, OSError):
+        memory = None
+    return {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "memory": memory, "torch_threads": torch.get_num_threads(),
+            "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+                    if k in os.environ},
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
 def run_record(config: Mapping[str, Any] | None = None, seed: int | None = None, **extra: Any) -> dict[str, Any]:
     """A JSON-serialisable record of one run."""
     return {
@@ -53,6 +82,7 @@ def run_record(config: Mapping[str, Any] | None = None, seed: int | None = None,
         "versions": package_versions(),
         "commit": git_commit(),
         "platform": platform.platform(),
+        "compute": compute_environment(),
         **extra,
     }
 

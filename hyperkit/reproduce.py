@@ -831,16 +831,6 @@ def _register_engine() -> str:
     return _ENGINE
 
 
-def _machine() -> dict[str, Any]:
-    """CPU count and memory of this machine, for the run record."""
-    info: dict[str, Any] = {"cpus": os.cpu_count()}
-    try:
-        info["memory"] = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30:.1f} GiB"
-    except (AttributeError, ValueError, OSError):
-        pass
-    return info
-
-
 def run_notebooks(
     notebooks_dir: str | Path | None,
     out_dir: str | Path,
@@ -969,10 +959,10 @@ def run_notebooks(
     finally:
         show.close()
     record = run_record(config, seed=config.get("seed"), kernel=kernel, parameters=injected,
-                        notebooks=[asdict(r) for r in report.results], code=code, machine=_machine())
+                        notebooks=[asdict(r) for r in report.results], code=code)
     write_index(report, record)
     write_run_record(out, config, seed=config.get("seed"), kernel=kernel, parameters=injected,
-                     notebooks=[asdict(r) for r in report.results], ok=report.ok, code=code, machine=_machine())
+                     notebooks=[asdict(r) for r in report.results], ok=report.ok, code=code)
     if write_report:
         _write_report(report, profile_key, show.say, record)
     return report

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pytest
+import torch
 
 from hyperkit.report import FAILS, HOLDS, NOT_MEASURED, build_report
 from hyperkit.report.cells import CELLS, find_cell
@@ -263,6 +264,16 @@ def test_report_of_a_small_run(tmp_path: Path) -> None:
     assert page.count("Not measured: no executed notebook") == 2 and "no link (no executed notebook)" in page
     assert "![Figure 3: fine-tuning with N labelled volumes](finetune-quick/figure3.png)" in md
     assert '<td class="verdict holds">holds</td>' in page and '<td class="verdict fails">does not hold</td>' in page
+
+
+def test_provenance_names_the_machine_and_thread_count(tmp_path: Path) -> None:
+    from hyperkit.provenance import write_run_record
+
+    out = make_run(tmp_path / "run")
+    write_run_record(out, {"name": "quick"}, 0)
+    md = build_report(out).markdown.read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| machine |"))
+    assert "cores" in row and f"torch threads {torch.get_num_threads()}" in row
 
 
 def _table_3_section(md: str) -> str:

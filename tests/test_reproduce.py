@@ -142,6 +142,30 @@ def test_run_record_and_resolved_profile_are_written(run: SimpleNamespace) -> No
     assert [n["notebook"] for n in record["notebooks"]] == ["00_pass", "01_fail"]
 
 
+def test_run_records_name_the_threads_and_processor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training repeats bit for bit only at the same thread count: every run record says it."""
+    import torch
+
+    from hyperkit.provenance import run_record
+
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY"):
+        monkeypatch.delenv(key, raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run_record(seed=0)["compute"]
+        torch.set_num_threads(2)
+        two = run_record(seed=0)["compute"]
+    finally:
+        torch.set_num_threads(before)
+    assert (one["torch_threads"], two["torch_threads"]) == (1, 2)
+    assert one["cpu"] and one["cpu_count"] >= 1 and one["env"] == {}
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    record = run_record(seed=0)
+    assert record["compute"]["env"] == {"OMP_NUM_THREADS": "1"}
+    assert json.loads(json.dumps(record))["compute"] == record["compute"]
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["--profile", "nope"], "profile 'nope' does not exist"),
     (["-p", "out_dir=/x"], "use --out"),

@@ -295,11 +295,17 @@ def _provenance(files: RunFiles, index: Mapping[str, Any] | None, record: Mappin
                                    "was not made by `hyperkit reproduce`)"
     if record:
         cfg = record.get("config") or {}
-        machine = record.get("machine") or {}
+        machine = record.get("machine") or {}  # records before "compute"
+        compute = record.get("compute") or {}
         rows = [("commit", f"`{record.get('commit', 'unknown')}`"), ("created", str(record.get("created", "—"))),
                 ("profile", f"`{cfg.get('name', files.profile)}`"), ("seed", str(record.get("seed", "—"))),
                 ("platform", str(record.get("platform", "—")))]
-        if machine:
+        if compute:
+            env = ", ".join(f"{k}={v}" for k, v in (compute.get("env") or {}).items())
+            rows.append(("machine", f"{compute.get('cpu')}, {compute.get('cpu_count')} cores, {compute.get('memory')}; "
+                                    f"torch threads {compute.get('torch_threads')}" + (f" ({env})" if env else "")
+                         + (f"; GPU {compute['cuda']}" if compute.get("cuda") else "")))
+        elif machine:
             rows.append(("machine", ", ".join(f"{k} {v}" for k, v in machine.items())))
         rows.append(("versions", ", ".join(f"{k} {v}" for k, v in (record.get("versions") or {}).items())))
         if record.get("command"):
