@@ -55,9 +55,10 @@ def _cpu_model() -> str:
 
 
 def compute_environment() -> dict[str, Any]:
-    """What, beside seed, code and versions, decides a run's floating-point results and its speed: the
-    processor, its cores and memory, torch's thread count and the thread variables of the environment. A training
-    repeats bit for bit only with the same thread count (BENCHMARKS.md, "Same seed, same machine")."""
+    """What, beside seed, code and versions, decides a run's floating-point results and its speed:
+    the processor, its cores and memory, torch's thread count, the thread variables of the
+    environment and the GPU in use. A training repeats bit for bit only with the same thread count
+    (BENCHMARKS.md, "Same seed, same machine")."""
     import os
 
     import torch
@@ -69,7 +70,9 @@ def compute_environment() -> dict[str, Any]:
     return {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "memory": memory, "torch_threads": torch.get_num_threads(),
             "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
                     if k in os.environ},
-            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+            # only a CUDA context the run already made: naming a device must not start one on GPU 0
+            "cuda": (torch.cuda.get_device_name(torch.cuda.current_device())
+                     if torch.cuda.is_available() and torch.cuda.is_initialized() else None)}
 
 
 def run_record(config: Mapping[str, Any] | None = None, seed: int | None = None, **extra: Any) -> dict[str, Any]:
