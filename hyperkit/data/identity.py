@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 from hyperkit.data.layouts import Dataset, discover_datasets
 from hyperkit.files import sha256_file
 
-__all__ = ["FINGERPRINT_KEY", "data_fingerprint", "comparable_on_data"]
+__all__ = ["FINGERPRINT_KEY", "data_fingerprint", "data_identity", "comparable_on_data"]
 
 #: the record key of :func:`data_fingerprint`
 FINGERPRINT_KEY = "data_fingerprint"
@@ -34,13 +34,6 @@ _METADATA = ("*.json", "*.csv")
 
 def _relative(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
-
-
-def _case_files(dataset: Dataset) -> list[Path]:
-    out: list[Path] = []
-    for case in dataset.cases:
-        out += [*case.images, *([case.label] if case.label else []), *(p for _, p in case.structures)]
-    return out
 
 
 def data_fingerprint(root: str | Path, datasets: Sequence[Dataset] | None = None) -> str:
@@ -73,10 +66,17 @@ def data_fingerprint(root: str | Path, datasets: Sequence[Dataset] | None = None
             for meta in sorted(Path(folder).glob(pattern)):
                 entries.append([f"{name}/{meta.name}", sha256_file(meta)])
     for ds in found:
-        for path in _case_files(ds):
+        for path in (f for case in ds.cases for f in case.files):
             entries.append([f"{ds.name}/{_relative(path, Path(ds.root))}", path.stat().st_size])
     digest = hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode("utf-8")).hexdigest()
     return f"sha256:{digest}"
+
+
+def data_identity(root: str | Path, datasets: Sequence[Dataset] | None = None,
+                  path_key: str = "data") -> dict[str, str]:
+    """What a record holds about its data: ``{path_key: resolved path, FINGERPRINT_KEY: fingerprint}``
+    (:func:`data_fingerprint`; ``datasets`` as there)."""
+    return {path_key: str(Path(root).resolve()), FINGERPRINT_KEY: data_fingerprint(root, datasets)}
 
 
 def comparable_on_data(old: Mapping[str, Any], new: Mapping[str, Any],

@@ -48,6 +48,11 @@ class Case:
     structures: tuple[tuple[str, Path], ...] = ()
     split: str | None = None
 
+    @property
+    def files(self) -> list[Path]:
+        """Every file of the case: images, then the label map, then the structure masks."""
+        return [*self.images, *([self.label] if self.label else []), *(p for _, p in self.structures)]
+
 
 @dataclass
 class CaseData:

@@ -130,11 +130,6 @@ def _file_fingerprint(paths: Iterable[Path]) -> list[list[Any]]:
     return out
 
 
-def _case_paths(dataset: Dataset, case_id: str) -> list[Path]:
-    case = dataset.case(case_id)
-    return [*case.images, *([case.label] if case.label else []), *(p for _, p in case.structures)]
-
-
 def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: str | Path | None = None) -> CaseData:
     """Steps 1-3 for one case (all channels, all labels), cached on disk.
 
@@ -144,7 +139,7 @@ def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: 
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key_src = json.dumps({"v": _CACHE_VERSION, "cfg": cfg.key(), "channels": dataset.channels,
-                          "files": _file_fingerprint(_case_paths(dataset, case_id))}, sort_keys=True)
+                          "files": _file_fingerprint(dataset.case(case_id).files)}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
     path = cache / f"{dataset.layout}-{dataset.name}-{case_id}-{key}.npz"
     if path.is_file():

@@ -41,7 +41,7 @@ import torch
 
 from hyperkit.config import EvalConfig, SupervisedConfig, differences, reread
 from hyperkit.data.bank import TaskBank
-from hyperkit.data.identity import FINGERPRINT_KEY, comparable_on_data, data_fingerprint
+from hyperkit.data.identity import comparable_on_data, data_identity
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, SupervisedResult, predict, train_supervised_many
 from hyperkit.evaluation.methods import one_shot_model
@@ -337,8 +337,7 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     hyper, cfg = load_hypernet(checkpoint)
     ecfg = protocol_for(cfg, overrides={"finetune": dict(budget)} if budget else None)
     one_shot = ecfg.as_dict()
-    protocol = {"checkpoint_sha256": sha256_file(checkpoint), "data": str(Path(data_root).resolve()),
-                FINGERPRINT_KEY: data_fingerprint(data_root), "seed": seed,
+    protocol = {"checkpoint_sha256": sha256_file(checkpoint), **data_identity(data_root), "seed": seed,
                 "budget": ecfg.finetune.as_dict(), "step": {k: one_shot[k] for k in _STEP_KEYS}}
     if csv_path.exists() and record_path.is_file():
         _check_same_protocol(json.loads(record_path.read_text()), protocol, out)

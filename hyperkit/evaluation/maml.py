@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from hyperkit.config import EvalConfig, TrainConfig, differences, protocol_for
 from hyperkit.config.sections import MamlConfig
 from hyperkit.data.bank import TaskBank
-from hyperkit.data.identity import FINGERPRINT_KEY, comparable_on_data, data_fingerprint
+from hyperkit.data.identity import comparable_on_data, data_identity
 from hyperkit.data.layouts import Dataset, discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import ConfigError, DataError, HyperkitError
@@ -413,8 +413,7 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
 
     width = int(cfg["model"]["base_width"])
     fold_key = {"organs": {o.organ: o.task for o in chosen}, "maml": mcfg.as_dict(), "seed": seed,
-                "data": dict(cfg["data"]), "base_width": width, "data_root": str(Path(data_root).resolve()),
-                FINGERPRINT_KEY: data_fingerprint(data_root, datasets)}
+                "data": dict(cfg["data"]), "base_width": width, **data_identity(data_root, datasets, "data_root")}
     protocol = {**fold_key, "checkpoint_sha256": sha256_file(checkpoint), "evaluate": ecfg.as_dict()}
     if record_path.exists():
         theirs, ours = comparable_on_data(json.loads(record_path.read_text()).get("protocol", {}), protocol,

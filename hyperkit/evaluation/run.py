@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from hyperkit.data.layouts import discover_datasets
-from hyperkit.data.identity import FINGERPRINT_KEY, comparable_on_data, data_fingerprint
+from hyperkit.data.identity import comparable_on_data, data_identity
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import HyperkitError
 from hyperkit.files import sha256_file
@@ -151,8 +151,7 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     # the checkpoint and the data by content (the path only for people): a notebook and the command
     # line that name them by different paths, or a run folder copied elsewhere, share results
     protocol = {"version": PROTOCOL_VERSION, "checkpoint_sha256": sha256_file(checkpoint),
-                "data": str(Path(data_root).resolve()), FINGERPRINT_KEY: data_fingerprint(data_root, datasets),
-                "profile": cfg.get("name"),
+                **data_identity(data_root, datasets), "profile": cfg.get("name"),
                 "tasks": chosen, "methods": list(methods), "seed": seed, "evaluate": ecfg.as_dict()}
     out = Path(out_csv)
     json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
