@@ -479,10 +479,14 @@ def notebook_fingerprint(path: str | Path, parameters: Mapping[str, Any], config
     resolved profile and the code version (:func:`code_version`). Equal fingerprints: ``--resume``
     may skip a notebook that passed.
 
+    The injected ``out_dir`` is left out: it is the folder whose ``index.json`` ``--resume`` reads,
+    so a run folder that was moved or copied whole still resumes where it stopped.
+
     Raises:
         FileNotFoundError: no notebook at ``path``.
     """
-    payload = {"notebook": sha256_file(path), "parameters": dict(parameters),
+    own = {k: v for k, v in parameters.items() if k != "out_dir"}
+    payload = {"notebook": sha256_file(path), "parameters": own,
                "config": dict(config), "code": dict(code)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -438,6 +438,8 @@ def test_fingerprint_follows_notebook_parameters_profile_and_code(tmp_path: Path
     base = notebook_fingerprint(path, {"a": 1}, {"name": "quick"}, code)
     assert notebook_fingerprint(path, {"a": 1}, {"name": "quick"}, dict(code)) == base
     assert notebook_fingerprint(path, {"a": 2}, {"name": "quick"}, code) != base
+    moved = notebook_fingerprint(path, {"a": 1, "out_dir": "/elsewhere/run"}, {"name": "quick"}, code)
+    assert moved == base == notebook_fingerprint(path, {"a": 1, "out_dir": "/here/run"}, {"name": "quick"}, code)
     assert notebook_fingerprint(path, {"a": 1}, {"name": "paper"}, code) != base
     assert notebook_fingerprint(path, {"a": 1}, {"name": "quick"}, dict(code, package="0" * 16)) != base
     nbformat.write(_notebook("x = 2"), path)
