@@ -99,14 +99,12 @@ _KERNEL_QUIET = ["--IPKernelApp.log_level=CRITICAL"]
 PASSED, FAILED, INTERRUPTED, NOT_RUN = "passed", "failed", "interrupted", "not run"
 
 #: seconds each notebook takes from scratch (no phantoms, no trained run) on a two-core laptop,
-#: per profile: the estimate before a folder has a run of its own. 00-05: BENCHMARKS.md, "The main
-#: job" (measured from scratch in one run; 05 trains the Conv and All U-Nets of ten targets side by
-#: side); 06: three retrained variants (13 min each on two idle cores) and their scoring; 07: 81
-#: fine-tunings (81 took 121 min at one thread beside other jobs), the 5-shot evaluation and MAML's
-#: four folds (51 min at one thread beside other jobs); fine-tunings run two at a time. Rounded.
+#: per profile: the estimate before a folder has a run of its own. Measured in one run of the
+#: whole job from a fresh clone with an empty preprocessing cache (BENCHMARKS.md, "The main job",
+#: 2026-12-02 afternoon: 2 h 16 min 36 s in all); rounded.
 SHIPPED_SECONDS: dict[str, dict[str, float]] = {
-    "quick": {"00_phantoms": 70, "01_tasks": 17, "02_context": 12, "03_hypernetwork": 15,
-              "04_episodic_training": 765, "05_one_shot": 1500, "06_ablations": 2660, "07_limited_data": 2370},
+    "quick": {"00_phantoms": 115, "01_tasks": 25, "02_context": 15, "03_hypernetwork": 20,
+              "04_episodic_training": 975, "05_one_shot": 1880, "06_ablations": 2605, "07_limited_data": 2555},
 }
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
