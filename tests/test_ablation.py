@@ -11,8 +11,9 @@ import yaml
 from hyperkit.cli import main
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
 from hyperkit.errors import HyperkitError
-from hyperkit.evaluation.ablation import VARIANTS, ablation_rows, ablation_tables, read_ablation, run_ablation
-from hyperkit.evaluation.stats import pair_rows, paired_difference
+from hyperkit.evaluation.ablation import (VARIANTS, ablation_rows, ablation_tables, read_ablation, run_ablation,
+                                          seed_spread, told_from_noise)
+from hyperkit.evaluation.stats import pair_rows, paired_difference, paired_starts
 
 TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
               "zstar_dim": 8, "head_hidden": 16}
@@ -98,3 +99,31 @@ def test_tables_put_the_paper_beside_the_kit() -> None:
              "metric": "dsc", "base": 0.4, "variant_score": 0.3, "diff": 0.1, "ci_lo": 0.05, "ci_hi": 0.15, "pairs": 20}]
     md = ablation_tables(rows)
     assert "| liver | 0.400 | 0.300 | +0.100 [+0.050, +0.150] | 0.772 | 0.844 | -0.072 |" in md
+
+
+def _arow(variant: str, target: str, diff: float, lo: float, hi: float, metric: str = "dsc") -> dict:
+    return {"variant": variant, "target": target, "metric": metric, "diff": diff, "ci_lo": lo, "ci_hi": hi}
+
+
+def test_an_effect_is_told_from_noise_only_beyond_the_seed_spread():
+    rows = [_arow("seed", "liver", -0.01, -0.05, 0.03), _arow("seed", "liver", 0.2, 0.1, 0.3, metric="nsd"),
+            _arow("norm", "liver", 0.04, 0.01, 0.07), _arow("norm", "liver", 0.08, 0.06, 0.10),
+            _arow("norm", "liver", 0.02, -0.01, 0.05), _arow("norm", "spleen", 0.08, 0.06, 0.10)]
+    spread = seed_spread(rows)
+    assert spread == {"liver": 0.05}  # max(|lo|, |hi|) of the seed row, DSC only
+    assert [told_from_noise(r, spread) for r in rows[2:]] == [(True, False), (True, True), (False, False),
+                                                              (True, False)]  # spleen: no spread, not told
+    assert seed_spread([r for r in rows if r["variant"] != "seed"]) == {}
+
+
+def test_fine_tuning_starts_are_paired_on_task_n_repeat_and_case():
+    def ft(method: str, n: int, case: str, dsc: float, repeat: int = 0) -> dict:
+        return {"task": "t", "n": str(n), "repeat": str(repeat), "case": case, "method": method, "dsc": str(dsc)}
+    rows = [ft("hyper_ft", 2, "a", 0.6), ft("rand_ft", 2, "a", 0.4), ft("hyper_ft", 2, "b", 0.5),
+            ft("rand_ft", 2, "b", 0.5), ft("hyper_ft", 8, "a", 0.9), ft("scratch_ft", 8, "a", 0.1),
+            ft("hyper_ft", 2, "c", 0.7)]  # c has no partner: left out
+    p = paired_starts(rows, "hyper_ft", "rand_ft")
+    assert p is not None and p.n == 2 and p.diff == pytest.approx(0.1)
+    assert paired_starts(rows, "hyper_ft", "rand_ft", keep=lambda r: int(r["n"]) == 8) is None
+    q = paired_starts(rows, "hyper_ft", "scratch_ft")
+    assert q is not None and q.n == 1 and q.diff == pytest.approx(0.8)

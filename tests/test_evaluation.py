@@ -376,7 +376,15 @@ def test_reading_builds_the_sentences_from_the_numbers():
     assert "level with Copy support mask (0.405, -0.005)" in spleen  # within 0.01: level
     assert "best: Rand U-Net (0.300)" in heart and "below Rand U-Net" in heart and "heart_bssfp" in heart
     assert "above Rand U-Net on 2 of 3" in tally and "above copying the support mask on 1 of 2" in tally
-    assert "below Conv U-Net on 1 of 1" in tally and "above the paper's Hyper U-Net on 0 of 3" in tally
+    assert "below Conv U-Net on 1 of 1;" in tally and "above the paper's Hyper U-Net on 0 of 3" in tally
+    # a count with level differences says how many are clear: the spleen is above Copy by 0.005 here
+    spleen_above = {**_two_targets(), ("msd/Task09_Spleen/spleen@CT", "copy_support"):
+                    summarize([{**_row("copy_support", "c1", 0.395), "task": "msd/Task09_Spleen/spleen@CT"}])[
+                        ("msd/Task09_Spleen/spleen@CT", "copy_support")]}
+    *_, tally2 = reading(spleen_above)
+    assert "above copying the support mask on 2 of 2 (1 by 0.01 or more)" in tally2
+    tie = reading(summarize([_row("hyper_unet", "c1", 0.305), _row("conv_unet", "c1", 0.31)]))[0]
+    assert "best: Conv U-Net (0.310); Hyper U-Net 0.305 (level with it)" in tie
     best_hyper, _ = reading(summarize([_row("hyper_unet", "c1", 0.8), _row("rand_unet", "c1", 0.1)]))
     assert "best: Hyper U-Net (0.800); above Rand U-Net (0.100, +0.700)" in best_hyper  # not said twice
 

@@ -197,6 +197,18 @@ def test_committed_with_outputs_of_a_real_run(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_committed_figures_are_drawn(path: Path) -> None:
+    """A cell that ends in ``plt.show()`` carries its picture (a run with ``MPLBACKEND=Agg`` draws none)."""
+    nb = nbformat.read(str(path), as_version=4)
+    shows = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and c.source.strip().splitlines()[-1:] == ["plt.show()"]]
+    blank = [i for i in shows
+             if not any("image/png" in o.get("data", {}) for o in nb.cells[i].get("outputs", []))]
+    assert not blank, f"{path.name}: cells {blank} end in plt.show() but hold no image; re-execute without " \
+                      "MPLBACKEND=Agg (the inline backend draws into the notebook)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_no_machine_paths_in_outputs(path: Path) -> None:
     nb = nbformat.read(str(path), as_version=4)
     leaks = [(i, MACHINE_PATHS.search(t).group(0)) for i, t in _output_texts(nb) if MACHINE_PATHS.search(t)]

@@ -334,9 +334,13 @@ REAL_RUN = Path(__file__).resolve().parents[1] / "runs" / "quick"
 @pytest.mark.skipif(not (REAL_RUN / "eval-quick" / "results.csv").is_file(), reason="no runs/quick on this machine")
 def test_report_of_the_real_quick_run(tmp_path: Path) -> None:
     """The result files the notebooks wrote (read only; the report goes to tmp_path)."""
+    def listing() -> dict[str, int]:  # the run folder's own files (a reproduce folder holds its own report)
+        return {str(p): p.stat().st_mtime_ns for p in REAL_RUN.iterdir() if p.is_file()}
+
+    before = listing()
     files = build_report(REAL_RUN, tmp_path, profile="quick")
     assert len(files.claims) == 7 and files.claims[0].verdict in (HOLDS, FAILS)
-    assert files.html.parent == tmp_path and not (REAL_RUN / "report.html").exists()
+    assert files.html.parent == tmp_path and listing() == before  # nothing written into the run
     assert "table-1" in files.html.read_text()
 
 

@@ -53,7 +53,7 @@ from hyperkit.training.checkpoint import load_checkpoint
 from hyperkit.training.loop import ensure_trained
 
 __all__ = ["Variant", "VARIANTS", "DEFAULT_VARIANTS", "ABLATION_TARGETS", "run_ablation", "ablation_rows",
-           "ablation_tables"]
+           "ablation_tables", "seed_spread", "told_from_noise"]
 
 #: the six MSD targets of the paper's Appendix A
 ABLATION_TARGETS: tuple[str, ...] = ("liver", "spleen", "hepatic_vessels", "pancreas", "brain_edema_flair",
@@ -248,6 +248,26 @@ def read_ablation(path: str | Path) -> list[dict[str, Any]]:
             r[k] = float(r[k])
         r["pairs"] = int(r["pairs"])
     return rows
+
+
+def seed_spread(rows: Sequence[Mapping[str, Any]], metric: str = "dsc") -> dict[str, float]:
+    """Per target (and ``"all"``), how far retraining alone moves the score: ``max(|ci_lo|, |ci_hi|)``
+    of the ``seed`` variant's row (base − the same recipe with another training seed).
+
+    An effect whose difference lies inside this band cannot be told from retraining noise.
+    Empty when the run has no ``seed`` variant.
+    """
+    return {r["target"]: max(abs(float(r["ci_lo"])), abs(float(r["ci_hi"]))) for r in rows
+            if r["variant"] == "seed" and r["metric"] == metric}
+
+
+def told_from_noise(row: Mapping[str, Any], spread: Mapping[str, float]) -> tuple[bool, bool]:
+    """``(the CI excludes 0, and also |diff| lies beyond the seed spread of its target)`` for one
+    row of ``ablation.csv``; the second is False where ``spread`` has no entry for the target
+    (:func:`seed_spread`)."""
+    excludes = float(row["ci_lo"]) > 0 or float(row["ci_hi"]) < 0
+    s = spread.get(row["target"])
+    return excludes, excludes and s is not None and abs(float(row["diff"])) > s
 
 
 def _ci(r: Mapping[str, Any]) -> str:

@@ -9,13 +9,13 @@ a reader can tell an effect from the noise of a few cases and draws.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from hyperkit.seeds import numpy_rng
 
-__all__ = ["Paired", "paired_difference", "pair_rows", "pooled"]
+__all__ = ["Paired", "paired_difference", "pair_rows", "pooled", "paired_starts"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +99,31 @@ def pair_rows(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str,
 def pooled(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> tuple[list[float], list[float]]:
     """The pairs of every task of :func:`pair_rows` as one ``(scores of a, scores of b)``, task by task."""
     return [x for a, _ in pairs.values() for x in a], [y for _, b in pairs.values() for y in b]
+
+
+def paired_starts(rows: Iterable[Mapping[str, Any]], method_a: str, method_b: str, metric: str = "dsc",
+                  keep: Callable[[Mapping[str, Any]], bool] | None = None) -> Paired | None:
+    """Two starting points of limited-data fine-tuning compared paired (paper Figure 3).
+
+    The starts of one (task, N, repeat) are fine-tuned on the same cases and scored on the same
+    test cases; this is the mean of ``metric(method_a) - metric(method_b)`` over every (task, N,
+    repeat, test case) both have, with its bootstrap CI (:func:`paired_difference`).
+
+    Args:
+        rows: rows of ``finetune.csv`` (:func:`~hyperkit.evaluation.finetune.read_finetune`).
+        method_a, method_b: ``hyper_ft``, ``rand_ft`` or ``scratch_ft``.
+        metric: a score column (``dsc``, ``nsd``).
+        keep: which rows take part (e.g. ``lambda r: int(r["n"]) <= 4``); all when omitted.
+
+    Returns:
+        The comparison, or None when no pair exists.
+    """
+    score: dict[tuple[Any, ...], float] = {}
+    for r in rows:
+        if keep is None or keep(r):
+            key = (r["task"], int(r["n"]), int(r["repeat"]), r["case"])
+            score[key + (r["method"],)] = float(r[metric])
+    keys = sorted({k[:4] for k in score if k[:4] + (method_a,) in score and k[:4] + (method_b,) in score})
+    if not keys:
+        return None
+    return paired_difference([score[k + (method_a,)] for k in keys], [score[k + (method_b,)] for k in keys])

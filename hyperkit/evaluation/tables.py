@@ -236,17 +236,21 @@ def reading(summary: Mapping[tuple[str, str], Stat], paper: Mapping[str, Any] | 
     One bullet per evaluated paper column: the kit's best method; the Hyper U-Net against
     copying the support mask and against the Rand U-Net; the kit's Hyper U-Net against the
     paper's. Then one bullet with the counts (Hyper U-Net above Rand U-Net, above copying the
-    support mask, below Conv U-Net, above the paper's Hyper U-Net, each on k of n targets).
+    support mask, below Conv U-Net, above the paper's Hyper U-Net, each on k of n targets; where
+    some of the k differences are smaller than ``level``, also on how many it is by ``level``
+    or more, so that the count agrees with the per-target words).
 
     Args:
         summary: from :func:`summarize`.
         paper: the paper's tables (default :func:`paper_tables`).
         tables: which of :data:`TABLES`.
-        level: differences below this DSC read "level with" (the counts use strict ``>``).
+        level: differences below this DSC read "level with" (the counts use strict ``>`` and say
+            how many of them are level).
     """
     paper = paper_tables() if paper is None else paper
     lines: list[str] = []
-    counts: dict[str, list[bool]] = {"rand_unet": [], "copy_support": [], "conv_unet": [], "paper": []}
+    # per comparison, the signed margins (positive: the way the tally counts)
+    counts: dict[str, list[float]] = {"rand_unet": [], "copy_support": [], "conv_unet": [], "paper": []}
     for table, col, task in _evaluated(summary, tables):
         kit = {m: summary[(task, m)].dsc for m in METHODS if (task, m) in summary}
         if not kit:
@@ -256,21 +260,27 @@ def reading(summary: Mapping[tuple[str, str], Stat], paper: Mapping[str, Any] | 
         h = kit.get("hyper_unet")
         if h is not None:
             if best != "hyper_unet":
-                parts.append(f"Hyper U-Net {h:.3f}")
+                tie = " (level with it)" if kit[best] - h < level else ""
+                parts.append(f"Hyper U-Net {h:.3f}{tie}")
             for m in ("copy_support", "rand_unet"):
                 if m in kit:
                     parts.append(f"{_compare(h, kit[m], level)} {METHOD_LABELS[m]} ({kit[m]:.3f}, {h - kit[m]:+.3f})")
-                    counts[m].append(h > kit[m])
+                    counts[m].append(h - kit[m])
             if "conv_unet" in kit:
-                counts["conv_unet"].append(h < kit["conv_unet"])
+                counts["conv_unet"].append(kit["conv_unet"] - h)
             ph = paper.get(table, {}).get(col, {}).get("hyper_unet")
             if ph is not None:
                 parts.append(f"paper's Hyper U-Net {ph['dsc'][0]:.3f} (kit {h - ph['dsc'][0]:+.3f})")
-                counts["paper"].append(h > ph["dsc"][0])
+                counts["paper"].append(h - ph["dsc"][0])
         lines.append(f"- **{col}** ({task.split('/', 1)[-1]}): " + "; ".join(parts) + ".")
     said = {"rand_unet": "above Rand U-Net", "copy_support": "above copying the support mask",
             "conv_unet": "below Conv U-Net", "paper": "above the paper's Hyper U-Net"}
-    tally = [f"{said[k]} on {sum(v)} of {len(v)}" for k, v in counts.items() if v]
+    tally = []
+    for k, v in counts.items():
+        if not v:
+            continue
+        won, clear = sum(d > 0 for d in v), sum(d >= level for d in v)
+        tally.append(f"{said[k]} on {won} of {len(v)}" + (f" ({clear} by {level:g} or more)" if clear != won else ""))
     if tally:
         lines.append("- **Hyper U-Net, all targets**: " + "; ".join(tally) + " targets (DSC).")
     return lines

@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference
+from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, paired_starts
 from hyperkit.evaluation.tables import TABLES, paper_tables, table_tasks
 
 __all__ = ["HOLDS", "FAILS", "NOT_MEASURED", "VERDICTS", "RULE", "Verdict", "ORGANS", "TUMOURS_VESSELS",
@@ -255,19 +255,16 @@ def hyper_init_beats_random(rows: Sequence[Mapping[str, Any]] | None, ns: Iterab
     measure = ("fine-tuned Hyper U-Net − fine-tuned Rand U-Net DSC, paired over target, N, repeat and test "
                f"case, N in {{{', '.join(map(str, ns))}}} pooled")
     paper = "above at N = 2-4 (Figure 3; plotted only, no numbers published)"
-    score = {(r["task"], int(r["n"]), int(r["repeat"]), r["case"], r["method"]): float(r["dsc"])
-             for r in rows or [] if int(r["n"]) in ns}
-    keys = sorted({k[:4] for k in score if k[:4] + ("hyper_ft",) in score and k[:4] + ("rand_ft",) in score})
-    if not keys:
+    p = paired_starts(rows or [], "hyper_ft", "rand_ft", keep=lambda r: int(r["n"]) in ns)
+    if p is None:
         return _not_measured("hyper_init", claim, measure, paper,
                              _missing(rows, f"rows of both hyper_ft and rand_ft at N in {list(ns)}", files),
                              "finetune", files)
-    p = paired_difference([score[k + ("hyper_ft",)] for k in keys], [score[k + ("rand_ft",)] for k in keys])
     per = []
-    for n in sorted({k[1] for k in keys}):
-        ks = [k for k in keys if k[1] == n]
-        q = paired_difference([score[k + ("hyper_ft",)] for k in ks], [score[k + ("rand_ft",)] for k in ks])
-        per.append(f"N={n} {q.text()} ({q.n} pairs)")
+    for n in ns:
+        q = paired_starts(rows or [], "hyper_ft", "rand_ft", keep=lambda r, n=n: int(r["n"]) == n)
+        if q is not None:
+            per.append(f"N={n} {q.text()} ({q.n} pairs)")
     return Verdict("hyper_init", claim, measure, _decide(p), f"{p.text()} over {p.n} pairs", paper, "; ".join(per),
                    "finetune", tuple(files))
 
