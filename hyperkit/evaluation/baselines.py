@@ -12,7 +12,7 @@
   target. It uses nothing but the centre prior, so it measures what centring gives for free
   (:mod:`hyperkit.evaluation.centre_prior`, notebook 05).
 
-Conv and All U-Net share :func:`train_supervised`: AdamW on Dice + BCE of the
+Conv and All U-Net share :func:`train_supervised`: AdamW on Dice + w·BCE (``bce_weight``) of the
 sample's own output channel, validation Dice every ``val_every`` steps, early stopping,
 best weights kept. :func:`train_supervised_many` trains independent U-Nets (the ten Conv
 U-Nets and the All U-Net) side by side, one per CPU thread.

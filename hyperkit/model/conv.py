@@ -1,11 +1,12 @@
 """3D convolution of one image on a CPU at oneDNN speed.
 
 PyTorch's CPU dispatcher sends a 3D convolution with one image, ``groups == 1``, a kernel of
-at most 3 and ``N · C · D < 20480`` (its heuristic multiplies only the first four sizes) to
+at most 3 and ``N · C · D · H <= 20480`` (its heuristic multiplies only the first four sizes) to
 its reference kernel, ``slow_conv3d``, and picks the same path for the backward. For the
 kit's U-Nets (8-16 channels at 48³/24³) that is every 3³ convolution of a one-shot support,
-a single query or a one-task validation: 7-12x slower per image than oneDNN, measured on the
-development machine (BENCHMARKS.md, "Where the time goes").
+a single query or a one-task validation: 3.8-15x slower forward per image than oneDNN (2.7x
+forward + backward), measured on the development machine (BENCHMARKS.md, "One-image convolutions
+through oneDNN").
 
 :func:`conv3d` is ``F.conv3d`` with those cases routed to oneDNN: without gradients, straight
 through ``torch.mkldnn_convolution``; with gradients, with a zero image appended so that the

@@ -126,7 +126,7 @@ class HyperUNet(nn.Module):
     Args:
         base_width: b of the target U-Net (multiple of ``c_base``).
         c_base: channels per group and side of a base filter (paper: 8).
-        n_patches: N patches per context vector, half fg, half bg (paper: 64).
+        n_patches: N patches per context vector, half fg, half bg (reference: 64, 32 + 32).
         boundary_share: fraction of boundary patches in each half (reference: 0.7).
         samplings: independent context draws whose filters are averaged (reference: 3).
         hidden: width of the two hidden layers of H (paper: 2048).
