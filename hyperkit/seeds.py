@@ -8,7 +8,10 @@ draw ``d + 1`` of seed ``s`` the stream of draw ``d`` of seed ``s + 1``).
 One rule keeps streams apart: **the first key names the purpose** (``"split"``,
 ``"supports"``, ``"draw"``, ...) and every stream of one purpose has the same number of
 keys. (``SeedSequence`` pads its entropy with zeros, so ``[s, k]`` and ``[s, k, 0]`` are the
-same stream; fixed arity per purpose avoids that.)
+same stream; fixed arity per purpose avoids that.) Two kinds of stream are keyed by what they
+belong to rather than by a purpose name, each with its own fixed arity: patch placement
+(``preprocess.placement_rng``: ``(placement_seed, dataset, case, task)``) and the phantoms
+(``phantoms/cohorts.py``: ``(seed, dataset, index, stream)``).
 
 One exception keeps measured training runs reproducible: :func:`episode_generator` keeps
 the formula ``seed * 1_000_003 + episode``, which is collision-free for the episodes a run
