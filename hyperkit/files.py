@@ -51,7 +51,8 @@ def read_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> A
 
     Raises:
         FileNotFoundError: no such file.
-        HyperkitError: not a torch file, or one that needs more than plain tensors and containers.
+        HyperkitError: ``<path>: not a <what> (<why>)``: not a torch file, a damaged one, or one that
+            needs more than plain tensors and containers.
     """
     import torch
 
@@ -63,8 +64,24 @@ def read_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> A
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle, zip and weights-only errors all mean "not a file we can read"
-        detail = " ".join(str(exc).split())[:200]
-        raise HyperkitError(f"{p}: not a readable {what} ({type(exc).__name__}: {detail})") from exc
+        raise HyperkitError(f"{p}: not a {what} ({_unreadable(p, exc)})") from exc
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in words: never torch's advice to load with
+    ``weights_only=False`` (which runs whatever code the file holds)."""
+    import pickle
+
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not head:
+        return "an empty file"
+    if head != b"PK\x03\x04" and not head.startswith(b"\x80"):  # a torch zip archive, or a legacy pickle
+        return "not a torch file"
+    if isinstance(exc, pickle.UnpicklingError):
+        return "a torch file holding objects other than tensors and plain containers, or a damaged one"
+    detail = " ".join(str(exc).split())[:160]
+    return f"a truncated or damaged torch file: {type(exc).__name__}: {detail}"
 
 
 def sha256_file(path: str | Path) -> str:

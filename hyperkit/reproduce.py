@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
+from hyperkit.commands import SUMMARIES
 from hyperkit.config import PROFILES, load_profile
 from hyperkit.config.profiles import parse_assignment
 from hyperkit.files import sha256_file, write_text_atomic
@@ -871,11 +872,14 @@ def run_notebooks(
 
     Raises:
         ConfigError: unknown profile. FileNotFoundError / ValueError: no notebooks,
-            bad ``only``, a reserved name in ``parameters`` or a non-positive ``timeout``.
+            bad ``only``, a reserved name in ``parameters`` or a ``timeout`` that is not a positive
+            whole number of seconds.
     """
     config = load_profile(profile)  # an unknown profile fails before anything runs
-    if timeout <= 0:
-        raise ValueError(f"timeout must be positive seconds per cell, got {timeout}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0 \
+            or not float(timeout).is_integer():  # nbclient takes whole seconds; also refuses NaN and inf
+        raise ValueError(f"--timeout must be a positive whole number of seconds per cell, got {timeout}")
+    timeout = int(timeout)
     folder = Path(notebooks_dir).resolve() if notebooks_dir is not None else default_notebooks_dir()
     notebooks = find_notebooks(folder, only)
     out = Path(out_dir).resolve()
@@ -1016,7 +1020,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``reproduce`` sub-command to the ``hyperkit`` parser."""
     parser = subparsers.add_parser(
         "reproduce",
-        help="run every notebook headlessly, index the results and write the reproduction report",
+        help=SUMMARIES["reproduce"],
         description="Run notebooks/NN_*.ipynb in order with papermill (current environment's kernel), "
                     "write executed copies to OUT/notebooks, an index (OUT/index.md, OUT/index.json) and the "
                     "reproduction report (OUT/report.html, one self-contained page; OUT/report.md). "

@@ -136,7 +136,7 @@ def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 def test_load_refuses_non_checkpoints(tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
-    with pytest.raises(HyperkitError, match="not a readable checkpoint"):
+    with pytest.raises(HyperkitError, match=r"junk\.pt: not a hyperkit checkpoint \(not a torch file\)"):
         load_checkpoint(junk)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)

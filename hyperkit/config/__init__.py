@@ -2,7 +2,8 @@
 
 - :mod:`hyperkit.config.profiles`: the one loader (built-in or user profiles, ``--set`` overrides);
 - :mod:`hyperkit.config.schema`: the one validator (a mapping against a typed dataclass);
-- :mod:`hyperkit.config.sections`: the typed sections and :func:`protocol_for`.
+- :mod:`hyperkit.config.sections`: the typed sections;
+- :func:`protocol_for` (in :mod:`~hyperkit.config.profiles`): the protocol a checkpoint is evaluated with.
 
 It imports only :mod:`hyperkit.errors` and :mod:`hyperkit.files`, so every layer may use it.
 """
@@ -10,7 +11,7 @@ It imports only :mod:`hyperkit.errors` and :mod:`hyperkit.files`, so every layer
 from hyperkit.config.profiles import (PROFILES, combine_overrides, differences, dump_config, load_profile, merge_config,
                                       parse_assignment, parse_override, protocol_for)
 from hyperkit.config.sections import (CENTRE_PRIOR_METHODS, METHODS, ONE_SHOT_METHODS, DataConfig, EvalConfig,
-                                      ModelConfig, SupervisedConfig, TrainConfig, check_config, reread)
+                                      ModelConfig, SupervisedConfig, TrainConfig, check_config, check_seed, reread)
 
 __all__ = ["PROFILES", "load_profile", "merge_config", "parse_assignment", "parse_override", "combine_overrides", "dump_config",
-           "DataConfig", "ModelConfig", "TrainConfig", "check_config", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS", "EvalConfig", "SupervisedConfig", "protocol_for", "differences", "reread"]
+           "DataConfig", "ModelConfig", "TrainConfig", "check_config", "check_seed", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS", "EvalConfig", "SupervisedConfig", "protocol_for", "differences", "reread"]

@@ -63,6 +63,13 @@ def differences(a: Any, b: Any, where: str = "") -> list[str]:
             for d in differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))]
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML parse error on one line, with its place: ``line 3, column 1: expected ...``."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    text = f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark and problem else str(exc)
+    return " ".join(text.split())
+
+
 def parse_assignment(text: str, what: str, form: str = "key=value", empty: Any = None) -> tuple[str, Any]:
     """Split ``key=value`` and read the value as a YAML literal (``3``, ``0.5``, ``true``, ``[1, 2]``).
 
@@ -86,7 +93,7 @@ def parse_assignment(text: str, what: str, form: str = "key=value", empty: Any =
     try:
         return key, (yaml.safe_load(raw) if raw else empty)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {key!r}: value {raw!r} is not a YAML literal ({exc})") from exc
+        raise ConfigError(f"{what} {key!r}: value {raw!r} is not a YAML literal ({_yaml_problem(exc)})") from exc
 
 
 def parse_override(text: str) -> dict[str, Any]:
@@ -139,7 +146,7 @@ def load_profile(profile: str | Path = "quick", overrides: Mapping[str, Any] | N
         try:
             user = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+            raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from exc
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: a profile must be a mapping, got {type(user).__name__}")
         base = user.pop("base", "quick")

@@ -83,9 +83,9 @@ def check_unknown(data: Mapping[str, Any], known: Any, where: str) -> None:
     Raises:
         ConfigError: an unknown key.
     """
-    unknown = sorted(set(data) - set(known))
+    unknown = sorted(set(data) - set(known), key=str)  # key=str: YAML keys may be numbers too
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
+        raise ConfigError(f"unknown key(s) {unknown} in {where}; known: {sorted(known, key=str)}")
 
 
 def fields_from(cls: type, data: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from hyperkit.config.schema import check_unknown, fields_from as _fields_from
+from hyperkit.config.schema import _convert, check_unknown, fields_from as _fields_from
 from hyperkit.errors import ConfigError
 
 __all__ = ["PLACEMENTS", "SAMPLINGS", "INTENSITIES", "SECTIONS", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS",
-           "DataConfig", "ModelConfig", "TrainConfig", "SupervisedConfig", "MamlConfig", "EvalConfig", "check_config", "reread"]
+           "DataConfig", "ModelConfig", "TrainConfig", "SupervisedConfig", "MamlConfig", "EvalConfig", "check_config", "check_seed", "reread"]
 
 #: every method the protocol knows, in table order (keys of ``paper_results/tables.yaml``)
 METHODS: tuple[str, ...] = ("rand_unet", "all_unet", "hyper_unet", "conv_unet", "copy_support")
@@ -45,6 +45,18 @@ def _check_ranges(out: Any, where: str, *, at_least_one: tuple[str, ...] = (),
             value = getattr(out, name)
             if not ok(value):  # also catches NaN
                 raise ConfigError(f"{where}.{name} must be {rule}, got {value}")
+
+
+def check_seed(value: Any, where: str = "seed") -> int:
+    """A seed: a non-negative integer (``2.0`` and ``"2"`` read as 2; ``1.5`` is refused, not truncated).
+
+    Raises:
+        ConfigError: naming ``where`` and the value.
+    """
+    seed = _convert(value, int, where)
+    if seed < 0:
+        raise ConfigError(f"{where} must be >= 0, got {seed}")
+    return seed
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
@@ -172,11 +184,14 @@ class ModelConfig:
         """From a profile's ``model`` section (or a ``ModelConfig``), checked.
 
         Raises:
-            ConfigError: unknown or mistyped keys.
+            ConfigError: unknown or mistyped keys; a size (width, count, dimension) below 1.
         """
         if isinstance(data, cls):
             return data
-        return cls(**_fields_from(cls, data, where))
+        out = cls(**_fields_from(cls, data, where))
+        _check_ranges(out, where, at_least_one=("base_width", "c_base", "n_patches", "samplings", "hidden",
+                                                "pos_dim", "zstar_hidden", "zstar_dim", "head_hidden"))
+        return out
 
     @classmethod
     def from_profile(cls, profile: str | Path = "quick", overrides: Mapping[str, Any] | None = None) -> "ModelConfig":
@@ -203,13 +218,14 @@ class TrainConfig:
             ``lr`` at the last episode (``γ = fraction ** (1 / episodes)`` per episode).
         weight_decay: AdamW weight decay.
         val_every: validate every this many episodes (and at episode 0 and the end).
-        val_queries: query cases per validation task (support: the task's first case).
+        val_queries: query cases scored per validation support (see ``val_supports``).
         patience: early stopping after this many validations without improvement.
         checkpoint_every: write ``last.pt`` every this many episodes (and at the end).
         augment: on-the-fly MONAI augmentation of support and query.
         amp: bf16 autocast on CUDA (ignored on CPU).
-        warmup_episodes: the learning rate rises linearly from ``lr / warmup`` to ``lr`` over
-            this many episodes before the exponential decay takes over (0: none, the paper).
+        warmup_episodes: the learning rate is multiplied by a linear ramp from ``1 / warmup`` to 1
+            over this many episodes, on top of the exponential decay ``γ^step`` that runs from
+            step 0 (0: no ramp, the paper).
         task_sampling: ``"uniform"`` over tasks (the paper) or ``"group"``: a structure group
             first (rib, vertebrae, kidney, ...), then one of its tasks.
         val_supports: support cases per validation task; each is scored on the
@@ -417,11 +433,13 @@ class MamlConfig:
 class EvalConfig:
     """The one-shot protocol (paper §4): a profile's ``evaluate`` section, checked.
 
-    One source per setting: every field but ``rand_adapt`` is required, because every
+    One source per setting: the protocol's core fields are required, because every
     profile's ``evaluate`` section has them all (the dataclass holds no competing default
     values). Build it with :func:`protocol_for` (from a checkpoint) or :meth:`from_config`
-    (from a whole profile). ``rand_adapt`` has a default, ``False`` (the paper's Rand U-Net),
-    so that sections recorded before the key existed still load. In a profile::
+    (from a whole profile). The fields added later have defaults so that sections recorded
+    before they existed still load: ``rand_adapt`` (``False``, the paper's Rand U-Net),
+    ``adapt_bce_weight`` (1, the paper's loss), ``finetune`` and ``maml`` (``None``: those
+    studies need their section in the profile). In a profile::
 
         evaluate:
           rand_adapt: false   # Rand U-Net takes the support gradient step too (paper: no; its
@@ -536,9 +554,12 @@ def check_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         ``cfg`` as a plain dict, unchanged.
 
     Raises:
-        ConfigError: an unknown top-level key, or a section with unknown, mistyped or out-of-range values.
+        ConfigError: an unknown top-level key, a seed that is not a non-negative integer, or a section
+            with unknown, mistyped or out-of-range values.
     """
     check_unknown(cfg, ("name", "seed") + SECTIONS, "the profile")
+    if "seed" in cfg:
+        check_seed(cfg["seed"])
     if "data" in cfg:
         DataConfig.from_mapping(cfg["data"])
     if "model" in cfg:

@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from hyperkit.commands import SUMMARIES
 from hyperkit.data.layouts import Dataset, default_data_root, discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
 
@@ -70,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tasks", help="list the binary tasks of a data folder (and validate every case)",
+    p = sub.add_parser("tasks", help=SUMMARIES["tasks"],
                        description="List one row per binary task (dataset x class x channel) and check every "
                                    "case: image/label headers and label values.")
     p.add_argument("root", nargs="?", default=None,

@@ -38,7 +38,7 @@ def load_split(path: str | Path | None = None) -> dict[str, list[str]]:
         raise ConfigError(f"{where}: must be a mapping of role -> list of patterns")
     unknown = set(data) - set(ROLES)
     if unknown:
-        raise ConfigError(f"{where}: unknown role(s) {sorted(unknown)}; roles are {list(ROLES)}")
+        raise ConfigError(f"{where}: unknown role(s) {sorted(unknown, key=str)}; roles are {list(ROLES)}")
     out: dict[str, list[str]] = {}
     for role in ROLES:
         patterns = data.get(role) or []

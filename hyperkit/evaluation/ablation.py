@@ -43,14 +43,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 from hyperkit.config import load_profile, merge_config
 from hyperkit.errors import HyperkitError
-from hyperkit.evaluation.run import run_evaluation
+from hyperkit.evaluation.run import heldout_tasks, run_evaluation
 from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference
 from hyperkit.evaluation.centre_prior import target_name
 from hyperkit.evaluation.tables import paper_tables
 from hyperkit.files import save_atomic, write_text_atomic
 from hyperkit.provenance import run_record
 from hyperkit.training.checkpoint import load_checkpoint
-from hyperkit.training.loop import ensure_trained
+from hyperkit.training.loop import ensure_trained, resolve_run_config, run_state
 
 __all__ = ["Variant", "VARIANTS", "DEFAULT_VARIANTS", "ABLATION_TARGETS", "run_ablation", "ablation_rows",
            "ablation_tables", "seed_spread", "told_from_noise"]
@@ -126,6 +126,24 @@ def _with_model_settings(checkpoint: Path, settings: Mapping[str, Any], out: Pat
     return out
 
 
+def _check_base_run(base_run: Path, cfg: Mapping[str, Any], data_root: str | Path, episodes: int | None,
+                    seed: int) -> None:
+    """Refuse a ``--base`` that is not a finished training run of this recipe (nothing is trained into it).
+
+    Raises:
+        HyperkitError: no run there, an unfinished one, or one with another config.
+    """
+    tcfg, _, _ = resolve_run_config(cfg, episodes, seed)
+    state = run_state(base_run)
+    if state is None:
+        raise HyperkitError(f"--base {base_run}: holds no training run (no last.pt); train one there first "
+                            "(hyperkit train --out DIR) or leave --base out")
+    if state["episode"] < tcfg.episodes and not state["stopped_early"]:
+        raise HyperkitError(f"--base {base_run}: its training run is unfinished (episode {state['episode']} of "
+                            f"{tcfg.episodes}); finish it (hyperkit train --resume) or leave --base out")
+    ensure_trained(cfg, data_root, base_run, episodes=episodes, seed=seed)  # a finished run: only its config is checked
+
+
 def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path, *,
                  only: Sequence[str] | None = None, base_run: str | Path | None = None,
                  episodes: int | None = None, seed: int | None = None,
@@ -139,8 +157,8 @@ def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path
         data_root: the data folder (training and held-out datasets).
         out_dir: the ablation folder (layout in the module docstring).
         only: variant names (default :data:`DEFAULT_VARIANTS`).
-        base_run: an existing run folder of the base recipe to reuse (its config must equal
-            the profile's with ``episodes``/``seed``; otherwise it is refused).
+        base_run: an existing, finished run folder of the base recipe to reuse (its config must equal
+            the profile's with ``episodes``/``seed``; otherwise it is refused before anything is written).
         episodes, seed: training budget and seed of every model (default: the profile's).
         tasks: held-out targets (paper names or patterns).
         draws: support draws per target (default: the profile's).
@@ -153,17 +171,20 @@ def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path
         The rows written to ``ablation.csv``.
 
     Raises:
-        HyperkitError: ``out_dir`` holds an ablation and ``resume`` is false, or a run folder
-            holds another config.
-        ValueError: unknown variant names.
+        HyperkitError: ``out_dir`` holds an ablation and ``resume`` is false, a run folder holds
+            another config, or ``base_run`` holds no finished run.
+        ValueError: unknown variant names, a negative seed, a target that matches no held-out task.
     """
     variants = _choose(only)
     cfg = load_profile(profile)
-    base_seed = int(cfg.get("seed", 0) if seed is None else seed)
+    _, base_seed, _ = resolve_run_config(cfg, episodes, seed)  # seed and budget checked before anything is written
     out = Path(out_dir)
     record_path = out / "ablation.json"
     if record_path.exists() and not resume:
         raise HyperkitError(f"{out}: holds an ablation; pass --resume to continue it, or choose another --out")
+    heldout_tasks(data_root, tasks)  # every target exists before any training
+    if base_run:
+        _check_base_run(Path(base_run), cfg, data_root, episodes, base_seed)
     out.mkdir(parents=True, exist_ok=True)
     record = run_record(cfg, base_seed, episodes=episodes, variants=[v.name for v in variants],
                         tasks=list(tasks), draws=draws, eval_seed=eval_seed, complete=False,

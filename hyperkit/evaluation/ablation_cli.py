@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hyperkit.commands import SUMMARIES
+
 __all__ = ["register"]
 
 
@@ -28,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ablate", help="ablations (paper Tables 4-6, K-shot, samplings) with paired CIs",
+    p = sub.add_parser("ablate", help=SUMMARIES["ablate"],
                        description="Train each variant with the base run's profile, seed and budget (reusing "
                                    "finished runs), score every model with the one-shot protocol on the same "
                                    "draws and cases, and write ablation.csv and tables.md (paired differences "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hyperkit.commands import SUMMARIES
 from hyperkit.config import combine_overrides
 from hyperkit.data.layouts import default_data_root
 from hyperkit.config import METHODS, ONE_SHOT_METHODS
@@ -26,6 +27,10 @@ def _run(args: argparse.Namespace) -> int:
     if set(combined) - {"evaluate"}:
         raise ValueError(f"--set: only evaluate.* keys can be set here, got {sorted(set(combined) - {'evaluate'})}")
     overrides = combined.get("evaluate", {})
+    if args.whole_scan:  # before the patch evaluation, not after it
+        from hyperkit.inference.localise import check_margin
+
+        check_margin(args.margin)
     res = run_evaluation(args.checkpoint, args.data if args.data is not None else default_data_root(), args.out,
                          tasks=args.tasks, methods=args.methods, draws=args.draws, shots=args.shots,
                          seed=args.seed, profile=args.profile, split=args.split, overrides=overrides or None,
@@ -52,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="one-shot evaluation and baselines on held-out tasks (Tables 1-2)",
+    p = sub.add_parser("evaluate", help=SUMMARIES["evaluate"],
                        description="For each held-out task: one train/validation/test split of its cases; "
                                    "several support draws from the train and validation cases, each generating "
                                    "a U-Net from one support (plus the gradient step); every method is scored "

@@ -39,7 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from hyperkit.config import EvalConfig, SupervisedConfig, differences, reread
+from hyperkit.config import EvalConfig, SupervisedConfig, check_seed, differences, reread
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.identity import comparable_on_data, data_identity
 from hyperkit.errors import HyperkitError
@@ -111,7 +111,8 @@ def _start(method: str, hyper: HyperUNet, images: torch.Tensor, masks: torch.Ten
     raise ValueError(f"fine-tuning start must be one of {FT_METHODS}, got {method!r}")
 
 
-def _check(repeats: int, methods: Sequence[str]) -> None:
+def _check(repeats: int, methods: Sequence[str], seed: int) -> None:
+    check_seed(seed)
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     bad = [m for m in methods if m not in FT_METHODS]
@@ -149,10 +150,10 @@ def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: Supervis
         workers: trainings at once (default: one per torch thread).
 
     Raises:
-        ValueError: a bad ``N``, ``repeats`` or method.
+        ValueError: a bad ``N``, ``repeats``, method or seed.
         HyperkitError: ``out_csv`` exists and ``resume`` is false.
     """
-    _check(repeats, methods)
+    _check(repeats, methods, seed)
     out = Path(out_csv)
     if out.exists() and not resume:
         raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another --out")
@@ -318,7 +319,8 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
         HyperkitError: ``out_dir`` holds results and ``resume`` is false, or results made with
             another checkpoint, data folder, seed, budget or one-shot step (the rows of two such
             runs would mix in one figure).
-        ValueError: bad ``ns``/``repeats``/methods, or an ``N`` larger than a target's cases.
+        ValueError: bad ``ns``/``repeats``/methods/seed, or an ``N`` larger than a target's cases.
+        FileNotFoundError, ValueError: ``reference_from`` is not a results file (checked first).
     """
     import matplotlib.pyplot as plt
 
@@ -329,7 +331,8 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     from hyperkit.provenance import run_record
     from hyperkit.training.checkpoint import load_hypernet
 
-    _check(repeats, methods)
+    _check(repeats, methods, seed)
+    refs = reference_lines(reference_from) if reference_from else {}  # a bad file fails before the fine-tuning
     out = Path(out_dir)
     csv_path, record_path = out / "finetune.csv", out / "finetune.json"
     if csv_path.exists() and not resume:
@@ -356,7 +359,6 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
                     resume=resume, progress=progress, workers=workers)
     # the CSV keeps every target an earlier call ran; this call reports its own targets and sizes
     rows = [r for r in rows if r["task"] in bank.task_ids and r["n"] in ns and r["repeat"] < repeats]
-    refs = reference_lines(reference_from) if reference_from else {}
     fig = figure3(curve(rows), refs)
     fig.savefig(out / "figure3.png", dpi=120, bbox_inches="tight")
     plt.close(fig)

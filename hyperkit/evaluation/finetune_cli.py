@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hyperkit.commands import SUMMARIES
+
 __all__ = ["register"]
 
 
@@ -33,8 +35,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("finetune", help="limited-data fine-tuning (paper Figure 3)",
-                       description="For each target, N and repeat: N cases drawn, 20 %% (at least one) held out "
+    p = sub.add_parser("finetune", help=SUMMARIES["finetune"],
+                       description="For each target, N and repeat: N cases drawn, 20 % (at least one) held out "
                                    "for testing; a Hyper U-Net generated from the rest (K-shot), a Rand U-Net "
                                    "(trained encoder, random decoder) and a U-Net from scratch are each fine-tuned "
                                    "on them with early stopping (on a held-out training case when 3 or more are "

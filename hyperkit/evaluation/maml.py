@@ -39,7 +39,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from hyperkit.config import EvalConfig, TrainConfig, differences, protocol_for
+from hyperkit.config import EvalConfig, TrainConfig, check_seed, differences, protocol_for
 from hyperkit.config.sections import MamlConfig
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.identity import comparable_on_data, data_identity
@@ -382,12 +382,13 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
 
     Raises:
         ValueError: an unknown organ, an organ without labels or with fewer than ``shots + 1`` cases,
-            a negative ``meta_iterations``, a profile without ``evaluate.maml``.
+            a negative ``meta_iterations`` or ``seed``, a profile without ``evaluate.maml``.
         HyperkitError: ``out_dir`` holds a run and ``resume`` is false, or a run made otherwise.
     """
     from hyperkit.provenance import run_record
     from hyperkit.training.checkpoint import load_hypernet
 
+    check_seed(seed)
     if meta_iterations is not None and meta_iterations < 0:
         raise ValueError(f"meta_iterations must be >= 0, got {meta_iterations}")
     if draws is not None and draws < 1:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hyperkit.commands import SUMMARIES
+
 __all__ = ["register"]
 
 
@@ -25,7 +27,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("maml", help="MAML beside the 5-shot Hyper U-Net (paper Table 3)",
+    p = sub.add_parser("maml", help=SUMMARIES["maml"],
                        description="Leave-one-organ-out over spleen, liver, right and left kidney: for each organ, "
                                    "the target U-Net meta-trained with MAML (the profile's evaluate.maml: inner "
                                    "steps, learning rates, meta-iterations) on the other organs only, adapted to "

@@ -23,15 +23,16 @@ from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import HyperkitError
 from hyperkit.files import sha256_file
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, TrainConfig, differences, protocol_for, reread
-from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, evaluate, read_results
+from hyperkit.evaluation.methods import methods_for
+from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, evaluate, one_shot_plan, read_results
 from hyperkit.evaluation.tables import TABLES, Stat, comparison_table, summarize, task_map
 from hyperkit.metrics import voxel_tolerance
 from hyperkit.provenance import run_record
 from hyperkit.training.checkpoint import load_hypernet
 from hyperkit.data.bank import TaskBank
 
-__all__ = ["EvaluationResult", "resolve_tasks", "heldout_bank", "run_evaluation", "timings", "models_dir",
-           "model_path"]
+__all__ = ["EvaluationResult", "resolve_tasks", "heldout_tasks", "heldout_bank", "run_evaluation", "timings",
+           "models_dir", "model_path"]
 
 
 @dataclass
@@ -95,6 +96,17 @@ def _heldout_ids(datasets: Sequence[Any], split_map: dict[str, list[str]] | None
     all_ids = [t.task_id for ds in datasets for t in ds.tasks()]
     roles = assign_roles(all_ids, split_map)
     return resolve_tasks(tasks, [t for t in all_ids if roles[t] == "heldout"])
+
+
+def heldout_tasks(data_root: str | Path, tasks: Sequence[str] | None = None,
+                  split: str | Path | None = None) -> list[str]:
+    """The held-out task ids of ``data_root`` that ``tasks`` choose (:func:`resolve_tasks`; all without),
+    read from the file names only: for checking targets before any work.
+
+    Raises:
+        ValueError: a pattern that matches no held-out task.
+    """
+    return _heldout_ids(discover_datasets(data_root), load_split(split) if split else None, tasks)
 
 
 def heldout_bank(data_root: str | Path, cfg: dict[str, Any], tasks: Sequence[str] | None = None,
@@ -165,6 +177,14 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
         return EvaluationResult(rows, summary, old, _tables(summary, ecfg.tau, old["nsd_voxel_mm"]), out)
     if out.exists() and not (resume or reuse):  # before the record below replaces its .json
         raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another file")
+    bank = TaskBank.from_datasets(datasets, "heldout", cfg, split_map, cache_dir=cache_dir, progress=progress,
+                                  keep=set(chosen).__contains__)
+    _check_plans(bank, ecfg, seed, methods)  # before anything is written: a failed check leaves no results file
+    train_bank = None
+    if "all_unet" in methods:
+        tcfg = TrainConfig.from_config(cfg)
+        train_bank = TaskBank.from_datasets(datasets, "train", cfg, split_map, case_splits=tcfg.train_splits,
+                                            cache_dir=cache_dir, progress=progress)
     copied: dict[str, Any] = {}
     if baselines_from and not out.exists():
         sources = [baselines_from] if isinstance(baselines_from, (str, Path)) else list(baselines_from)
@@ -174,13 +194,6 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(record, indent=2, default=str))
 
-    bank = TaskBank.from_datasets(datasets, "heldout", cfg, split_map, cache_dir=cache_dir, progress=progress,
-                                  keep=set(chosen).__contains__)
-    train_bank = None
-    if "all_unet" in methods:
-        tcfg = TrainConfig.from_config(cfg)
-        train_bank = TaskBank.from_datasets(datasets, "train", cfg, split_map, case_splits=tcfg.train_splits,
-                                            cache_dir=cache_dir, progress=progress)
     rows, info = evaluate(hyper, bank, ecfg, out, methods=methods, seed=seed, train_bank=train_bank,
                           resume=resume or (reuse and same), progress=progress,
                           save_model=_model_saver(out, cfg, checkpoint))
@@ -195,6 +208,21 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     tables = _tables(summary, ecfg.tau, voxel_mm)
     md_path.write_text(tables + "\n")
     return EvaluationResult(rows, summary, record, tables, out)
+
+
+def _check_plans(bank: TaskBank, ecfg: EvalConfig, seed: int, methods: Sequence[str]) -> None:
+    """Refuse a protocol whose one-shot draws some target cannot give (more ``shots`` than cases).
+
+    Raises:
+        HyperkitError: naming the target and its number of cases.
+    """
+    if not any(m.one_shot for m in methods_for(methods)):
+        return
+    for task in bank.task_ids:
+        try:
+            one_shot_plan(len(bank.case_ids[task]), ecfg, seed, task)
+        except ValueError as exc:
+            raise HyperkitError(f"{task}: {exc} (shots {ecfg.shots})") from exc
 
 
 _SUPERVISED = ("conv_unet", "all_unet")

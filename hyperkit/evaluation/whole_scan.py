@@ -36,8 +36,8 @@ from hyperkit.data.layouts import discover_datasets
 from hyperkit.data.preprocess import DataConfig, preprocess_case
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.data.tasks import modality_of
-from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, NoOverlapError, image_box, intersect,
-                                         make_reference, map_box, mask_box, register)
+from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, NoOverlapError, check_margin, image_box,
+                                         intersect, make_reference, map_box, mask_box, register)
 from hyperkit.inference.segment import postprocess, predict_roi
 from hyperkit.provenance import run_record
 from hyperkit.seeds import torch_generator
@@ -115,8 +115,7 @@ def run_whole_scan(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     from hyperkit.evaluation.run import resolve_tasks
     from hyperkit.training.checkpoint import load_hypernet
 
-    if margin_mm < 0:
-        raise ValueError(f"margin_mm must be >= 0, got {margin_mm}")
+    check_margin(margin_mm)
     start = time.perf_counter()
     torch.set_flush_denormal(True)
     hyper, cfg = load_hypernet(checkpoint, profile)

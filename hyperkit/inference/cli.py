@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from hyperkit.commands import SUMMARIES
+
 __all__ = ["register"]
 
 
@@ -47,7 +49,7 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    g = sub.add_parser("generate", help="generate a standalone U-Net from one labelled scan",
+    g = sub.add_parser("generate", help=SUMMARIES["generate"],
                        description="Generate a U-Net from one scan and its mask with a trained hypernetwork "
                                    "(paper: one-shot), take one gradient step on the support (as the "
                                    "checkpoint's evaluate protocol says), save it.")
@@ -69,24 +71,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--no-adapt", action="store_true",
                    help="skip the gradient step on the support (A.1; default: the protocol's evaluate.adapt)")
     g.add_argument("--adapt-lr", type=float, default=None,
-                   help="learning rate of that step (default: the protocol's evaluate.adapt_lr)")
+                   help="learning rate of that step (default: the protocol's evaluate.adapt_lr; refused where no "
+                        "step is taken)")
     g.set_defaults(func=_generate)
 
-    s = sub.add_parser("segment", help="segment a scan with a generated U-Net",
+    s = sub.add_parser("segment", help=SUMMARIES["segment"],
                        description="Segment a NIfTI scan with a model file from `hyperkit generate`, where the "
                                    "model's support says the target lies (--roi); the mask has the scan's shape "
                                    "and affine, and a .json record beside it says which region, registration "
                                    "and post-processing were used.")
     s.add_argument("--model", required=True, help="model file from `hyperkit generate`")
     s.add_argument("--image", required=True, help="scan to segment (NIfTI, 3D or 4D)")
-    s.add_argument("--out", required=True, help="mask to write (NIfTI, uint8)")
+    s.add_argument("--out", required=True, help="mask to write (.nii or .nii.gz, uint8; never the model or the scan)")
     s.add_argument("--channel-index", type=int, default=None, help="channel of a 4D image")
     s.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap in [0, 1) (default 0.25)")
     s.add_argument("--sw-batch-size", type=int, default=1, help="windows per forward pass (default 1)")
     s.add_argument("--threshold", type=float, default=0.0, help="logit threshold (default 0: probability 0.5)")
     s.add_argument("--roi", default=None, metavar="auto|none|x0,y0,z0,x1,y1,z1",
                    help="where to segment: 'auto' registers the model's support scan to this scan (SimpleITK, "
-                        "affine) and segments around the support's target mapped there; 'none' the whole scan; "
+                        "a similarity transform) and segments around the support's target mapped there; 'none' the whole scan; "
                         "or a box in mm, world (RAS) coordinates of this image; write --roi=-10,... when the first "
                         "value is negative (default: auto when the model file carries its support, else none)")
     s.add_argument("--margin", type=float, default=20.0, metavar="MM",

@@ -2,14 +2,14 @@
 
 A generated U-Net is accurate on a patch around its target, not on a whole scan (it marks
 look-alike tissue elsewhere). The support scan and its mask say where the target lies in a
-body; an affine registration of the support to the query (SimpleITK, Mattes mutual
+body; a registration (similarity; affine on request) of the support to the query (SimpleITK, Mattes mutual
 information) carries that region into the query, and the U-Net is run on patches there.
 
 - :class:`SupportReference`: what a model file keeps of its support (a downsampled copy of
   the preprocessed support image, its RAS grid, the mask's bounding box in mm, the modality);
   stored as plain tensors and lists (:meth:`SupportReference.to_dict`), so the model file
   still loads with ``torch.load(weights_only=True)``.
-- :func:`register`: support reference -> query volume, an affine map of world points (mm).
+- :func:`register`: support reference -> query volume, a map of world points (mm) as a 4x4 matrix.
 - :func:`map_box`: a box in the support's world -> the enclosing box in the query's world.
 - :func:`roi_windows`: a box in mm -> the voxel region of the preprocessed query to run the
   U-Net on (at least one patch side per axis, the box centred).
@@ -34,7 +34,7 @@ from hyperkit.errors import HyperkitError
 __all__ = ["LocalisationError", "ModalityMismatchError", "RegistrationError", "NoOverlapError",
            "RoiOutsideImageError", "SupportReference", "Registration", "REFERENCE_SPACING", "DEFAULT_MARGIN_MM", "TRANSFORMS",
            "intensity_signature", "guess_modality", "check_modality", "make_reference", "register", "map_box", "mask_box",
-           "image_box", "intersect", "parse_roi", "roi_windows"]
+           "image_box", "intersect", "parse_roi", "roi_windows", "check_margin"]
 
 #: voxel size (mm) of the support image kept in a model file and of the registration
 REFERENCE_SPACING = 5.0
@@ -249,6 +249,17 @@ def mask_box(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return np.stack([pts.min(0), pts.max(0)])
 
 
+def check_margin(margin_mm: float) -> float:
+    """The margin (mm) around the support's target box (``--margin``): a finite number >= 0.
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if not margin_mm >= 0 or not np.isfinite(margin_mm):  # also NaN
+        raise ValueError(f"margin_mm must be >= 0, got {margin_mm}")
+    return float(margin_mm)
+
+
 def map_box(box_mm: np.ndarray, matrix: np.ndarray, margin_mm: float = DEFAULT_MARGIN_MM) -> np.ndarray:
     """The world box enclosing ``box_mm`` grown by ``margin_mm`` and mapped by ``matrix``.
 
@@ -265,8 +276,7 @@ def map_box(box_mm: np.ndarray, matrix: np.ndarray, margin_mm: float = DEFAULT_M
     """
     box = np.asarray(box_mm, dtype=np.float64)
     m = np.asarray(matrix, dtype=np.float64)
-    if margin_mm < 0:
-        raise ValueError(f"margin_mm must be >= 0, got {margin_mm}")
+    check_margin(margin_mm)
     if box.shape != (2, 3) or np.any(box[0] > box[1]):
         raise ValueError(f"box_mm must be (2, 3) with low <= high, got {box.tolist()}")
     if m.shape != (4, 4):

@@ -1,7 +1,7 @@
 """The standalone U-Net file that ``hyperkit generate`` writes and ``hyperkit segment`` reads.
 
 A model file is a plain dict of tensors, strings, numbers, lists and dicts, saved with
-:func:`~hyperkit.training.checkpoint.save_atomic`, so it loads with
+:func:`~hyperkit.files.save_atomic`, so it loads with
 ``torch.load(path, weights_only=True)`` and needs neither the hypernetwork nor its
 checkpoint. Keys:
 
@@ -114,7 +114,7 @@ def load_unet(path: str | Path, map_location: str | torch.device = "cpu") -> tup
             says so), or weights that do not fit the stored U-Net config.
     """
     p = Path(path)
-    obj = read_torch_file(p, "model file", map_location)
+    obj = read_torch_file(p, "hyperkit U-Net model file", map_location)
     kind = obj.get("kind") if isinstance(obj, dict) else None
     if kind == CHECKPOINT_KIND:
         raise HyperkitError(f"{p}: this is a hypernetwork checkpoint; make a model with `hyperkit generate` first")

@@ -17,6 +17,7 @@ so the written mask has the input's shape and affine.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -33,16 +34,18 @@ from monai.transforms import SpatialResample
 from scipy import ndimage
 
 from hyperkit.data.layouts import CaseData
-from hyperkit.data.nifti import load_header, read_image, read_label, same_geometry, spacing_of, strip_nifti
+from hyperkit.data.nifti import (NIFTI_ENDINGS, is_nifti, load_header, read_image, read_label, same_geometry,
+                                 spacing_of, strip_nifti)
 from hyperkit.data.preprocess import DataConfig, extract_patch, normalise_channel, resample_case
 from hyperkit.data.tasks import Task, modality_of
 from hyperkit.data.tasks import check_modality as check_modality_name
 from hyperkit.errors import HyperkitError
 from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, NoOverlapError, Registration,
-                                        RoiOutsideImageError, SupportReference, check_modality, image_box, intensity_signature,
-                                        intersect,
-                                        make_reference, map_box, parse_roi, register, roi_windows)
+                                        RoiOutsideImageError, SupportReference, check_margin, check_modality, image_box,
+                                        intensity_signature, intersect, make_reference, map_box, parse_roi, register,
+                                        roi_windows)
 from hyperkit.inference.model_file import MODEL_KIND, file_kind, load_unet, save_unet
+from hyperkit.training.device import check_device
 
 __all__ = ["InputGrid", "prepare_volume", "support_patch", "default_checkpoint", "generate_model", "to_input_grid",
            "Segmentation", "resolve_roi", "predict_roi", "postprocess", "segment_scan", "segment_file", "ROI_MODES"]
@@ -165,6 +168,33 @@ def support_patch(case: CaseData, data: DataConfig, channel: str = "CT") -> tupl
     return image, mask
 
 
+def _check_output(out: str | Path, inputs: dict[str, str | Path | None], *, nifti: bool = False,
+                  beside: tuple[Path, ...] = ()) -> Path:
+    """``out`` as a path, refused before any work when it cannot be the file to write.
+
+    Args:
+        out: the ``--out`` given.
+        inputs: what the command reads, by name (``{"image": ..., "model": ...}``; ``None`` ignored).
+        nifti: ``out`` must end in ``.nii`` or ``.nii.gz``.
+        beside: files written along with it (a sidecar), checked against ``inputs`` too.
+
+    Raises:
+        HyperkitError: ``out`` is a folder, lacks the NIfTI ending, or it (or a file beside it) is one
+            of ``inputs``: writing would destroy an input.
+    """
+    p = Path(out)
+    if p.is_dir():
+        raise HyperkitError(f"--out {p} is a folder; give the path of the file to write")
+    if nifti and not is_nifti(p):
+        raise HyperkitError(f"--out {p}: must end in {' or '.join(NIFTI_ENDINGS)} (the mask is written as NIfTI)")
+    for target in (p, *beside):
+        for name, src in inputs.items():
+            if src is not None and target.exists() and Path(src).exists() and os.path.samefile(target, src):
+                what = "is" if target == p else f"would write {target}, which is"
+                raise HyperkitError(f"--out {p} {what} the {name} it reads ({src}); choose another --out")
+    return p
+
+
 def default_checkpoint(profile: str | Path | None = None) -> Path:
     """The hypernetwork ``hyperkit generate`` uses without ``--checkpoint``: the kit's shipped
     reference checkpoint (:func:`~hyperkit.training.reference.reference_checkpoint`) of
@@ -202,7 +232,7 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
             checkpoint (:func:`default_checkpoint`).
         image: the support scan (3D, or 4D with ``channel_index``).
         mask: its label map on the same grid.
-        out: the model file to write.
+        out: the model file to write (not a folder, and none of the files it reads).
         profile: when given, the checkpoint must have been trained with this profile, and its
             ``evaluate`` section is the protocol (default:
             :func:`~hyperkit.config.protocol_for`'s order).
@@ -219,7 +249,8 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
     Raises:
         FileNotFoundError: no checkpoint at ``checkpoint``.
         HyperkitError: unreadable files, a model file given as checkpoint, grid mismatch, empty mask,
-            no ``checkpoint`` and no reference checkpoint.
+            no ``checkpoint`` and no reference checkpoint, an ``out`` that is a folder or an input file,
+            ``adapt_lr`` where no gradient step is taken.
         ConfigError: the checkpoint was trained with another profile than ``profile``, or its
             protocol cannot be found (no recorded ``evaluate`` section and its profile is gone).
     """
@@ -231,6 +262,7 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
     torch.set_flush_denormal(True)  # as `hyperkit evaluate`: denormal floats slow CPU convolutions 10-100x
     if checkpoint is None:
         checkpoint = default_checkpoint(profile)
+    out = _check_output(out, {"checkpoint": checkpoint, "image": image, "mask": mask})
     try:
         hyper, cfg = load_hypernet(checkpoint, profile)
     except HyperkitError as exc:
@@ -240,6 +272,9 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
         raise
     protocol = protocol_for(cfg, profile, adapt=adapt, adapt_lr=adapt_lr)
     lr = protocol.step_lr("hyper_unet")
+    if adapt_lr is not None and lr is None:
+        raise HyperkitError(f"--adapt-lr {adapt_lr} would be ignored: no gradient step is taken (--no-adapt, or "
+                            "the protocol's evaluate.adapt is false); drop one of them")
     data = DataConfig.from_config(cfg["data"])
     case, grid = prepare_volume(image, modality, data, mask, channel_index=channel_index, label=label)
     if grid.intensity is not None:  # an MRI support given as --modality CT (or the reverse)
@@ -376,8 +411,7 @@ def resolve_roi(roi: Any, meta: dict[str, Any], volume: np.ndarray, affine: np.n
         ModalityMismatchError, RegistrationError, NoOverlapError, RoiOutsideImageError: see
             :mod:`hyperkit.inference.localise`.
     """
-    if margin_mm < 0:
-        raise ValueError(f"margin must be >= 0 mm, got {margin_mm}")
+    check_margin(margin_mm)
     mode = _parse_roi_arg(roi)
     has_support = isinstance(meta.get("support"), dict)
     if mode is None:
@@ -554,7 +588,7 @@ def segment_scan(model: Any, image: str | Path, *, roi: Any = None, margin_mm: f
         A :class:`Segmentation` (mask ``(X, Y, Z)`` uint8 on the input grid).
 
     Raises:
-        ValueError: bad arguments (the value is named).
+        ValueError: bad arguments (the value is named: overlap, threshold, margin, device ...).
         FileNotFoundError, HyperkitError: unreadable model or scan.
         LocalisationError: modality mismatch, failed registration, no overlap, ROI outside the image.
     """
@@ -563,14 +597,12 @@ def segment_scan(model: Any, image: str | Path, *, roi: Any = None, margin_mm: f
         raise HyperkitError(f"--overlap must be in [0, 1), got {overlap}")
     if sw_batch_size < 1:
         raise HyperkitError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
+    if not np.isfinite(threshold):
+        raise HyperkitError(f"--threshold must be a finite logit, got {threshold}")
+    check_margin(margin_mm)
     if keep not in ("all", "roi", "largest"):
         raise ValueError(f"keep must be 'all', 'roi' or 'largest', got {keep!r}")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise HyperkitError(f"--device {device!r} is not a torch device (use cpu or cuda)") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise HyperkitError(f"--device {device!r}: CUDA is not available on this machine")
+    dev = check_device(device)
     roi_arg = _parse_roi_arg(roi)  # malformed text fails before any work
     unet, meta = _load_model(model, dev)
     data = DataConfig.from_config(meta["data"])
@@ -613,7 +645,8 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
 
     Args:
         model_path, image_path: as :func:`segment_scan`'s ``model`` and ``image``.
-        out_path: the NIfTI mask to write (parent folders are created, an existing file is replaced).
+        out_path: the NIfTI mask to write, ending in ``.nii`` or ``.nii.gz`` (parent folders are created, an
+            existing file is replaced, but never the model or the image).
         largest_component: the older spelling of ``keep="largest"``.
         roi, margin_mm, channel_index, overlap, sw_batch_size, device, threshold, keep, fill_holes:
             as :func:`segment_scan`.
@@ -623,14 +656,17 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
         ``input_shape``, ``resampled_shape``, ``seconds``.
 
     Raises:
-        As :func:`segment_scan`.
+        As :func:`segment_scan`; HyperkitError: an ``out_path`` that is a folder, not NIfTI, or (it or its
+        sidecar) an input file.
     """
     import json
-    import os
     import tempfile
 
     from hyperkit.provenance import run_record
 
+    out = Path(out_path)
+    sidecar = out.with_name(strip_nifti(out.name) + ".json")
+    _check_output(out, {"model": model_path, "image": image_path}, nifti=True, beside=(sidecar,))
     if largest_component:
         if keep not in ("all", "largest"):
             raise ValueError(f"--largest-component and keep={keep!r} exclude each other")
@@ -645,8 +681,6 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
     out_img = nib.Nifti1Image(seg.mask, seg.affine, header=header) if isinstance(src, nib.Nifti1Image) \
         else nib.Nifti2Image(seg.mask, seg.affine, header=header)
     out_img.header["cal_min"], out_img.header["cal_max"] = 0, 1
-    out = Path(out_path)
-    sidecar = out.with_name(strip_nifti(out.name) + ".json")
     rec = {"output": str(out), "sidecar": str(sidecar), "model": str(model_path), "image": str(image_path),
            **seg.record(),
            "provenance": {k: v for k, v in run_record().items() if k in ("created", "versions", "commit")}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hyperkit.commands import SUMMARIES
 from hyperkit.phantoms.writer import DEFAULT_SPACING, generate_phantoms
 
 __all__ = ["register"]
@@ -25,7 +26,7 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``phantoms`` sub-command."""
     p = sub.add_parser(
-        "phantoms", help="generate the procedural CT/MRI phantom cohorts (TotalSegmentator + MSD layouts)",
+        "phantoms", help=SUMMARIES["phantoms"],
         description="Write a CT training cohort in the TotalSegmentator layout and the ten MSD held-out tasks "
                     "in the MSD layout, procedurally (no download). A second call with the same arguments "
                     "reuses what is there.")

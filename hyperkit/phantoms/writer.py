@@ -201,9 +201,12 @@ def generate_phantoms(out: str | Path, subjects: int = 24, cases: int = 10, seed
         complete phantoms made with the same arguments (nothing is written).
 
     Raises:
-        ValueError: bad arguments, or a non-empty folder / other phantoms without ``force``.
+        ValueError: bad arguments (``workers`` below 1 too), or a non-empty folder / other phantoms without
+            ``force``.
     """
     args = check_arguments(subjects, cases, seed, spacing)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1):
+        raise ValueError(f"workers must be a positive integer (processes), got {workers!r}")
     root = Path(out)
     if root.exists() and not root.is_dir():
         raise ValueError(f"--out {root} exists and is not a folder")
@@ -230,7 +233,7 @@ def generate_phantoms(out: str | Path, subjects: int = 24, cases: int = 10, seed
 
     jobs = [(TOTALSEG, i) for i in range(args["subjects"])]
     jobs += [(t.folder, i) for i in range(args["cases"]) for t in MSD_TASKS]
-    n_workers = _default_workers() if workers is None else max(1, int(workers))
+    n_workers = _default_workers() if workers is None else int(workers)
     results: list[tuple[str, int, dict[str, Any], int]] = []
     bar = tqdm(total=len(jobs), desc="phantoms", unit="case", disable=not progress, file=sys.stderr)
     try:

@@ -27,7 +27,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         HyperkitError: not a torch file, or not a hyperkit hypernetwork checkpoint.
     """
     p = Path(path)
-    obj = read_torch_file(p, "checkpoint", map_location)
+    obj = read_torch_file(p, "hyperkit checkpoint", map_location)
     if not isinstance(obj, dict) or obj.get("kind") != CHECKPOINT_KIND:
         raise HyperkitError(f"{p}: not a hyperkit hypernetwork checkpoint (kind {obj.get('kind') if isinstance(obj, dict) else type(obj).__name__!r})")
     return obj

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from hyperkit.commands import SUMMARIES
 from hyperkit.config import combine_overrides, load_profile
 from hyperkit.data.layouts import default_data_root
 
@@ -40,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="episodic meta-training of the hypernetwork (Algorithm 1)",
+    p = sub.add_parser("train", help=SUMMARIES["train"],
                        description="Train a hypernetwork with Algorithm 1. Run under "
                                    "`torchrun --nproc_per_node=K` for DistributedDataParallel.")
     p.add_argument("--profile", default="quick", help="quick, paper or a profile YAML (default: quick)")

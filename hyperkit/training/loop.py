@@ -6,7 +6,7 @@ Per episode e (paper Algorithm 1):
     sample a mini-batch of B training tasks
     for each task T: support (x_s, y_s) and an independent query (x_q, y_q)
         F_T = Hypernetwork(x_s, y_s);  ŷ_s = F_T(x_s);  ŷ_q = F_T(x_q)
-        L_T = β L_seg(ŷ_s, y_s) + (1 − β) L_seg(ŷ_q, y_q),   L_seg = Dice + BCE
+        L_T = β L_seg(ŷ_s, y_s) + (1 − β) L_seg(ŷ_q, y_q),   L_seg = Dice + w·BCE (w = train.bce_weight; paper: 1)
     update E, H and the shared decoder parts with AdamW on mean_T L_T;  lr ← γ lr
 
 The B tasks are generated in one batched pass (:meth:`HyperUNet.forward_episode`).
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from hyperkit.config import DataConfig, TrainConfig, check_config, dump_config, reread
+from hyperkit.config import DataConfig, TrainConfig, check_config, check_seed, dump_config, reread
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.metrics import dice
 from hyperkit.model.adapt import segmentation_loss
@@ -42,6 +42,7 @@ from hyperkit.provenance import write_run_record
 from hyperkit.data.augment import augment_pair, build_augment
 from hyperkit.files import save_atomic
 from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet
+from hyperkit.training.device import check_device
 from hyperkit.seeds import episode_generator
 from hyperkit.data.bank import Episode, TaskBank
 from hyperkit.errors import ConfigError, HyperkitError
@@ -199,9 +200,7 @@ def resolve_run_config(cfg: Mapping[str, Any], episodes: int | None = None,
     trained with; runs are compared without that section (:func:`_training_part`).
     """
     tcfg = TrainConfig.from_config(cfg, episodes=episodes)
-    seed = int(cfg.get("seed", 0) if seed is None else seed)
-    if seed < 0:
-        raise ConfigError(f"seed must be >= 0, got {seed}")
+    seed = check_seed(cfg.get("seed", 0) if seed is None else seed)
     return tcfg, seed, check_config({**cfg, "seed": seed, "train": tcfg.as_dict()})
 
 
@@ -248,7 +247,7 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
     """The device of this process: given, or CUDA (the local rank's GPU under torchrun) when available, else CPU."""
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = check_device(device)
     if dev.type == "cuda":
         if dev.index is None:
             dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))

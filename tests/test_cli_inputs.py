@@ -1,0 +1,290 @@
+"""Bad command-line input fails up front with one line, and never destroys an input or blocks a re-run.
+
+Each test here failed on the kit before its check existed: an output written over an input, a
+record left by a run that failed validation, a value silently truncated or ignored, a traceback.
+A tiny untrained hypernetwork and the sample datasets keep every test to a few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+from test_ablation import setup  # noqa: F401  (the fixture: its data and tiny profile serve here too)
+
+from hyperkit.cli import main
+from hyperkit.config import load_profile
+from hyperkit.data.splits import load_split
+from hyperkit.errors import ConfigError, HyperkitError
+from hyperkit.evaluation.finetune import run_finetune
+from hyperkit.evaluation.maml import run_maml
+from hyperkit.files import save_atomic
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def kit(setup: tuple[Path, Path]) -> dict[str, Path]:
+    """test_ablation's data (liver MSD task + a TotalSegmentator cohort) and tiny profile, a checkpoint
+    of that profile (untrained) and a model file generated from it."""
+    data, profile = setup
+    root = profile.parent
+    cfg = load_profile(profile, {"evaluate": {"draws": 1, "finetune": {"steps": 2, "val_every": 1, "patience": 1,
+                                                                       "warmup": 0, "augment": False}}})
+    torch.manual_seed(0)
+    hyper = HyperUNet.from_config(cfg["model"])
+    ckpt = save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": cfg},
+                       root / "best.pt")
+    out = {"data": data, "ckpt": ckpt, "profile": profile,
+           "image": data / "Task03_Liver" / "imagesTr" / "sample_000.nii.gz",
+           "mask": data / "Task03_Liver" / "labelsTr" / "sample_000.nii.gz",
+           "model": root / "model.nii.gz"}  # a model file may have any name, even a NIfTI one
+    assert main(["generate", "--checkpoint", str(ckpt), "--image", str(out["image"]), "--mask", str(out["mask"]),
+                 "--out", str(out["model"])]) == 0
+    return out
+
+
+def _one_line(capsys: pytest.CaptureFixture) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("hyperkit: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------ generate / segment outputs
+@pytest.mark.parametrize("command,out_key,name", [
+    ("generate", "image", "image"), ("generate", "mask", "mask"), ("generate", "ckpt", "checkpoint"),
+    ("segment", "image", "image"), ("segment", "model", "model")])
+def test_out_that_is_an_input_is_refused_and_left_intact(kit, tmp_path, capsys, command, out_key, name):
+    own = {k: tmp_path / f"{k}-{kit[k].name}" for k in ("ckpt", "image", "mask", "model")}  # the fixture's stay intact
+    for k, p in own.items():
+        p.write_bytes(kit[k].read_bytes())
+    argv = (["generate", "--checkpoint", str(own["ckpt"]), "--image", str(own["image"]), "--mask", str(own["mask"])]
+            if command == "generate" else ["segment", "--model", str(own["model"]), "--image", str(own["image"])])
+    target = own[out_key]
+    before = _digest(target)
+    capsys.readouterr()
+    assert main(argv + ["--out", str(target.parent / ".." / target.parent.name / target.name)]) == 2
+    assert f"the {name} it reads" in _one_line(capsys)
+    assert _digest(target) == before
+
+
+def test_segment_sidecar_that_is_an_input_is_refused(kit, tmp_path, capsys):
+    model = tmp_path / "seg.json"  # `--out seg.nii.gz` writes its record to seg.json
+    model.write_bytes(kit["model"].read_bytes())
+    capsys.readouterr()
+    assert main(["segment", "--model", str(model), "--image", str(kit["image"]), "--out",
+                 str(tmp_path / "seg.nii.gz")]) == 2
+    assert "seg.json, which is the model it reads" in _one_line(capsys)
+    assert not (tmp_path / "seg.nii.gz").exists()
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--out", "{tmp}"], "is a folder"),
+    (["--out", "{tmp}/mask.txt"], "must end in .nii.gz or .nii"),
+    (["--out", "{tmp}/m.nii.gz", "--threshold", "nan"], "--threshold must be a finite logit, got nan"),
+    (["--out", "{tmp}/m.nii.gz", "--margin", "nan"], "margin_mm must be >= 0, got nan"),
+])
+def test_segment_bad_output_or_values(kit, tmp_path, capsys, extra, words):
+    capsys.readouterr()
+    assert main(["segment", "--model", str(kit["model"]), "--image", str(kit["image"]), "--roi", "none"]
+                + [a.format(tmp=tmp_path) for a in extra]) == 2
+    assert words in _one_line(capsys)
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--out", "{tmp}"], "is a folder"),
+    (["--out", "{tmp}/m.pt", "--no-adapt", "--adapt-lr", "0.5"], "--adapt-lr 0.5 would be ignored"),
+])
+def test_generate_bad_output_or_ignored_value(kit, tmp_path, capsys, extra, words):
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(kit["ckpt"]), "--image", str(kit["image"]), "--mask",
+                 str(kit["mask"])] + [a.format(tmp=tmp_path) for a in extra]) == 2
+    assert words in _one_line(capsys)
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+# ------------------------------------------------------------------ checkpoints and the command line
+def test_a_file_that_is_not_a_checkpoint_says_so_without_torch_advice(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("these are notes\n")
+    with pytest.raises(HyperkitError, match=r"notes\.pt: not a hyperkit checkpoint \(not a torch file\)$"):
+        load_checkpoint(text)
+    whole = save_atomic({"kind": CHECKPOINT_KIND, "w": torch.zeros(1000)}, tmp_path / "whole.pt")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole.read_bytes()[:2000])
+    with pytest.raises(HyperkitError, match=r"cut\.pt: not a hyperkit checkpoint \(a truncated or damaged") as err:
+        load_checkpoint(cut)
+    assert "weights_only" not in str(err.value)
+
+
+def test_os_errors_and_multi_line_messages_are_one_line(monkeypatch, capsys):
+    def boom(*args, **kwargs):
+        raise IsADirectoryError(21, "Is a directory", "somewhere")
+
+    monkeypatch.setattr("hyperkit.phantoms.cli.generate_phantoms", boom)
+    assert main(["phantoms", "--out", "x"]) == 2
+    assert "Is a directory: 'somewhere'" in _one_line(capsys)
+
+    def two_lines(*args, **kwargs):
+        raise ValueError("first line\n  second line, column 7")
+
+    monkeypatch.setattr("hyperkit.phantoms.cli.generate_phantoms", two_lines)
+    assert main(["phantoms", "--out", "x"]) == 2
+    assert "first line second line, column 7" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("device,words", [("foo", "--device 'foo' is not a torch device"),
+                                          ("cuda", "--device 'cuda': CUDA is not available")])
+def test_train_device_is_checked_as_segment_does(tmp_path, capsys, device, words):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["train", "--out", str(tmp_path / "run"), "--device", device, "--data", str(tmp_path)]) == 2
+    assert words in _one_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_phantoms_workers_below_one_are_refused(tmp_path, capsys):
+    for workers in ("0", "-5"):
+        assert main(["phantoms", "--out", str(tmp_path / "ph"), "--subjects", "1", "--cases", "1",
+                     "--spacing", "6", "--workers", workers, "--quiet"]) == 2
+        assert f"workers must be a positive integer (processes), got {workers}" in _one_line(capsys)
+    assert not (tmp_path / "ph").exists()
+
+
+@pytest.mark.parametrize("timeout", ["1.5", "nan", "inf", "0"])
+def test_reproduce_timeout_is_whole_positive_seconds(tmp_path, capsys, timeout):
+    (tmp_path / "nb").mkdir()
+    assert main(["reproduce", "--timeout", timeout, "--notebooks", str(tmp_path / "nb"),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "--timeout must be a positive whole number of seconds" in _one_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_finetune_description_has_no_doubled_percent(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    out = capsys.readouterr().out
+    assert "%%" not in out and "20 %" in out
+
+
+# ------------------------------------------------------------------ profiles and split files
+@pytest.mark.parametrize("overrides,words", [
+    ({"seed": 1.5}, "seed must be an integer, got 1.5"),
+    ({"seed": "abc"}, "seed must be an integer, got 'abc'"),
+    ({"seed": -1}, "seed must be >= 0, got -1"),
+    ({"model": {"hidden": -3}}, "model.hidden must be >= 1, got -3"),
+    ({"model": {"base_width": 0}}, "model.base_width must be >= 1, got 0"),
+    ({"model": {"zstar_dim": 0}}, "model.zstar_dim must be >= 1, got 0"),
+])
+def test_profile_values_are_refused_when_loaded(overrides, words):
+    with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+        load_profile("quick", overrides)
+
+
+def test_set_seed_names_the_key(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "run"), "--set", "seed=abc"]) == 2
+    assert "seed must be an integer, got 'abc'" in _one_line(capsys)
+
+
+@pytest.mark.parametrize("load,text,words", [
+    (load_profile, "base: quick\ntrain: {1: 2, foo: 3}\n", r"unknown key\(s\) \[1, 'foo'\] in train"),
+    (load_split, "1: [a]\nfoo: [b]\n", r"unknown role\(s\) \[1, 'foo'\]")])
+def test_mixed_type_unknown_keys_are_listed(tmp_path, load, text, words):
+    path = tmp_path / "keys.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        load(path)
+
+
+def test_yaml_error_keeps_its_line_and_column(tmp_path, capsys):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text("base: quick\ntrain: {episodes: [\n")
+    assert main(["train", "--out", str(tmp_path / "run"), "--profile", str(profile)]) == 2
+    assert "bad.yaml: not valid YAML (line 3, column 1: expected the node content" in _one_line(capsys)
+
+
+# ------------------------------------------------------------------ runs: validate before any record
+def test_evaluate_too_many_shots_leaves_nothing_and_the_rerun_works(kit, tmp_path, capsys):
+    out = tmp_path / "ev" / "r.csv"
+    argv = ["evaluate", "--checkpoint", str(kit["ckpt"]), "--data", str(kit["data"]), "--out", str(out),
+            "--tasks", "liver", "--methods", "copy_support", "--draws", "1", "--no-progress"]
+    assert main(argv + ["--shots", "50"]) == 2
+    assert "cannot give 50 support(s)" in _one_line(capsys)
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert main(argv + ["--shots", "1"]) == 0
+
+
+def test_evaluate_whole_scan_margin_fails_before_the_patch_evaluation(kit, tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    assert main(["evaluate", "--checkpoint", str(kit["ckpt"]), "--data", str(kit["data"]), "--out", str(out),
+                 "--tasks", "liver", "--methods", "copy_support", "--whole-scan", "--margin", "-50",
+                 "--no-progress"]) == 2
+    assert "margin_mm must be >= 0, got -50" in _one_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_finetune_missing_reference_fails_before_fine_tuning(kit, tmp_path, capsys):
+    out = tmp_path / "ft"
+    assert main(["finetune", "--checkpoint", str(kit["ckpt"]), "--data", str(kit["data"]), "--out", str(out),
+                 "--tasks", "liver", "--n", "2", "--repeats", "1", "--methods", "scratch_ft",
+                 "--reference-from", str(tmp_path / "missing.csv"), "--no-progress"]) == 2
+    assert "missing.csv: no results file" in _one_line(capsys)
+    assert not out.exists()
+
+
+def test_negative_seed_is_refused_before_any_record(kit, tmp_path, capsys):
+    for argv, record in (
+            (["ablate", "--profile", str(kit["profile"]), "--tasks", "liver"], "ablation.json"),
+            (["finetune", "--checkpoint", str(kit["ckpt"]), "--tasks", "liver", "--n", "2", "--repeats", "1"],
+             "finetune.csv")):
+        out = tmp_path / argv[0]
+        assert main(argv + ["--data", str(kit["data"]), "--out", str(out), "--seed", "-1", "--no-progress"]) == 2
+        assert "seed must be >= 0, got -1" in _one_line(capsys)
+        assert not (out / record).exists()
+    # the seed is checked before the checkpoint is even read (maml.json comes after it)
+    missing = tmp_path / "no.pt"
+    with pytest.raises(ConfigError, match="seed must be >= 0, got -1"):
+        run_maml(missing, kit["data"], tmp_path / "mm", seed=-1, progress=False)
+    with pytest.raises(ConfigError, match="seed must be >= 0, got -1"):
+        run_finetune(missing, kit["data"], tmp_path / "ft2", tasks=["liver"], seed=-1, progress=False)
+    assert not (tmp_path / "mm").exists() and not (tmp_path / "ft2").exists()
+
+
+def test_ablate_base_must_be_a_finished_run(kit, tmp_path, capsys):
+    base = tmp_path / "base"
+    base.mkdir()
+    out = tmp_path / "abl"
+    argv = ["ablate", "--profile", str(kit["profile"]), "--data", str(kit["data"]), "--out", str(out),
+            "--tasks", "liver", "--only", "step", "--no-progress"]
+    assert main(argv + ["--base", str(base)]) == 2
+    assert "holds no training run" in _one_line(capsys)
+    assert list(base.iterdir()) == [] and not out.exists()
+
+
+def test_ablate_default_targets_are_checked_before_training(kit, tmp_path, capsys):
+    out = tmp_path / "abl"
+    assert main(["ablate", "--profile", str(kit["profile"]), "--data", str(kit["data"]), "--out", str(out),
+                 "--only", "step", "--no-progress"]) == 2  # the paper's six: only liver is in this data
+    assert "matches no held-out task" in _one_line(capsys)
+    assert not out.exists()
+
+
+def test_help_summaries_have_one_source() -> None:
+    """``hyperkit --help`` (no command module imported) and each command's own parser show the same line."""
+    import argparse
+
+    from hyperkit.cli import build_parser
+    from hyperkit.commands import COMMANDS, SUMMARIES
+
+    assert set(SUMMARIES) == set(COMMANDS)
+    for command in ("*", None):
+        sub = next(a for a in build_parser(command)._actions if isinstance(a, argparse._SubParsersAction))
+        shown = {c.dest: c.help for c in sub._choices_actions}
+        assert shown == SUMMARIES, command
