@@ -17,7 +17,7 @@ from hyperkit.training import checkpoint as ckpt_mod
 from hyperkit.files import save_atomic
 from hyperkit.training.checkpoint import load_checkpoint
 from hyperkit.config.sections import TrainConfig
-from hyperkit.training.loop import read_jsonl, train
+from hyperkit.training.loop import read_jsonl, replay_early_stopping, train
 
 TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
               "zstar_dim": 8, "head_hidden": 16}
@@ -55,6 +55,27 @@ def test_one_episode_smoke(data_root, cache, tmp_path):
     assert [r["episode"] for r in read_jsonl(tmp_path / "run" / "validation.jsonl")] == [0, 1]
     ck = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ck["state"]["episode"] == 1
+
+
+def test_replay_early_stopping_rule():
+    rows = [{"episode": e, "dice": d} for e, d in [(0, 0.1), (5, 0.2), (10, 0.2), (15, 0.15), (20, 0.3), (25, 0.1)]]
+    assert replay_early_stopping(rows, 2) == (15, 5, 0.2)        # a tie is no improvement: 10 and 15 count
+    assert replay_early_stopping(rows, 3) == (None, 20, 0.3)     # runs to the end
+    assert replay_early_stopping(rows[:1], 1) == (None, 0, 0.1)  # episode 0 never stops a run
+    with pytest.raises(ValueError, match="patience must be >= 1, got 0"):
+        replay_early_stopping(rows, 0)
+
+
+def test_early_stopping_is_the_replayed_rule(data_root, cache, tmp_path):
+    """The loop stops where its own logged validations, replayed with its patience, say it does."""
+    res = train(tiny_cfg(episodes=12, val_every=1, checkpoint_every=12, patience=2, lr=1e-9), data_root,
+                tmp_path / "run", cache_dir=cache, progress=False)
+    val = read_jsonl(res.run_dir / "validation.jsonl")
+    replay = replay_early_stopping(val, 2)
+    assert res.stopped_early and replay.stopped_at is not None  # an lr of 1e-9 changes no prediction: ties
+    assert res.episodes_done == (replay.stopped_at or 12) == val[-1]["episode"]
+    assert (res.best_episode, round(res.best_dice, 6)) == (replay.best_episode, replay.best_dice)
+    assert load_checkpoint(res.run_dir / "best.pt")["state"]["best_episode"] == replay.best_episode
 
 
 def test_loss_falls_on_tiny_task_set(data_root, cache, tmp_path):

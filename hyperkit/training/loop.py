@@ -24,7 +24,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -47,7 +47,7 @@ from hyperkit.seeds import episode_generator
 from hyperkit.data.bank import Episode, TaskBank
 from hyperkit.errors import ConfigError, HyperkitError
 
-__all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "one_shot_validation", "episode_loss", "training_step", "read_jsonl"]
+__all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "one_shot_validation", "episode_loss", "training_step", "read_jsonl", "EarlyStop", "replay_early_stopping"]
 
 
 @dataclass
@@ -242,6 +242,50 @@ class RunState:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def record_validation(self, episode: int, dice: float, patience: int) -> bool:
+        """The early-stopping rule, applied to one validation; returns whether it improved.
+
+        A Dice strictly above every earlier one is an improvement: it becomes ``best_dice`` (the
+        weights ``best.pt`` keeps) and resets the count; any other adds one validation without
+        improvement. ``patience`` of those, after episode 0, end the run (``stopped_early``).
+        """
+        improved = dice > self.best_dice
+        if improved:
+            self.best_dice, self.best_episode, self.bad_validations = dice, episode, 0
+        else:
+            self.bad_validations += 1
+        if episode > 0 and self.bad_validations >= patience:
+            self.stopped_early = True
+        return improved
+
+
+class EarlyStop(NamedTuple):
+    """Where a run would have stopped (:func:`replay_early_stopping`)."""
+
+    stopped_at: int | None  #: the episode of the validation that ends the run; None: it runs to the end
+    best_episode: int       #: the episode whose weights ``best.pt`` would hold
+    best_dice: float        #: their validation Dice
+
+
+def replay_early_stopping(validations: Iterable[Mapping[str, Any]], patience: int) -> EarlyStop:
+    """The training loop's early stopping replayed on a run's logged validations with another ``patience``.
+
+    Args:
+        validations: the rows of ``validation.jsonl`` (``episode``, ``dice``), in order.
+        patience: validations without improvement that end a run (``train.patience``).
+
+    Raises:
+        ValueError: ``patience`` below 1.
+    """
+    if patience < 1:
+        raise ValueError(f"patience must be >= 1, got {patience}")
+    state = RunState()
+    for row in validations:
+        state.record_validation(int(row["episode"]), float(row["dice"]), patience)
+        if state.stopped_early:
+            return EarlyStop(int(row["episode"]), state.best_episode, state.best_dice)
+    return EarlyStop(None, state.best_episode, state.best_dice)
+
 
 def _pick_device(device: str | torch.device | None) -> torch.device:
     """The device of this process: given, or CUDA (the local rank's GPU under torchrun) when available, else CPU."""
@@ -350,11 +394,7 @@ class _Run:
         res = one_shot_validation(self.kept, self.val_bank, tcfg.val_queries, self.dev, tcfg.amp, tcfg.val_supports)
         if episode == 0 and math.isnan(st.first_dice):
             st.first_dice = res["dice"]
-        improved = res["dice"] > st.best_dice
-        if improved:
-            st.best_dice, st.best_episode, st.bad_validations = res["dice"], episode, 0
-        else:
-            st.bad_validations += 1
+        improved = st.record_validation(episode, res["dice"], tcfg.patience)
         if self.rank == 0:
             _append(self.val_path, {"episode": episode, "dice": round(res["dice"], 6), "wall_seconds":
                                     round(st.wall_seconds, 3),
@@ -453,9 +493,7 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
             episode += 1
             parts = run.step(episode)
             if episode % tcfg.val_every == 0 or episode == total:
-                last_val = run.validate(episode)
-                if state.bad_validations >= tcfg.patience:
-                    state.stopped_early = True
+                last_val = run.validate(episode)  # sets state.stopped_early after `patience` without improvement
             if stop_at is not None and episode >= stop_at:
                 interrupt["stop"] = True
             if (episode % tcfg.checkpoint_every == 0 or episode == total or state.stopped_early
