@@ -66,3 +66,10 @@ def test_tasks_bad_input_exits_2_with_one_line(data_root):
 def test_tasks_missing_root_exits_2(tmp_path, capsys):
     assert main(["tasks", str(tmp_path / "nowhere")]) == 2
     assert "data folder not found" in capsys.readouterr().err
+
+
+def test_tasks_takes_data_as_the_other_commands_spell_it(data_root, capsys):
+    assert main(["tasks", "--data", str(data_root), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 12 + 2 + 4
+    assert main(["tasks", str(data_root), "--data", str(data_root / "elsewhere")]) == 2
+    assert "two data folders given" in capsys.readouterr().err

@@ -59,7 +59,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    root = args.root if args.root is not None else default_data_root()
+    if args.root is not None and args.data is not None and args.root != args.data:
+        raise ValueError(f"two data folders given: {args.root} and --data {args.data}; give one")
+    root = next((r for r in (args.data, args.root) if r is not None), None) or default_data_root()
     datasets = discover_datasets(root)
     rows = summarize_tasks(datasets, load_split(args.split), progress=not args.json and sys.stderr.isatty())
     if args.json:
@@ -76,6 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "case: image/label headers and label values.")
     p.add_argument("root", nargs="?", default=None,
                    help="dataset folder or a folder of datasets (default: $HYPERKIT_DATA or data/)")
+    p.add_argument("--data", default=None, metavar="ROOT",
+                   help="the same folder as ROOT, spelled as the other commands spell it")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--split", default=None, help="split YAML (default: the paper's split)")
     p.set_defaults(func=_run)
