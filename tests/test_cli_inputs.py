@@ -56,6 +56,14 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_a_model_file_given_as_checkpoint_says_what_it_is(kit, tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(kit["model"]), "--data", str(kit["data"]),
+                 "--out", str(tmp_path / "e.csv")]) == 2
+    err = _one_line(capsys)
+    assert "U-Net model file of `hyperkit generate`" in err and "best.pt or last.pt" in err
+    assert not (tmp_path / "e.csv").exists()
+
+
 # ------------------------------------------------------------------ generate / segment outputs
 @pytest.mark.parametrize("command,out_key,name", [
     ("generate", "image", "image"), ("generate", "mask", "mask"), ("generate", "ckpt", "checkpoint"),

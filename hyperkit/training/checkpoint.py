@@ -29,7 +29,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     p = Path(path)
     obj = read_torch_file(p, "hyperkit checkpoint", map_location)
     if not isinstance(obj, dict) or obj.get("kind") != CHECKPOINT_KIND:
-        raise HyperkitError(f"{p}: not a hyperkit hypernetwork checkpoint (kind {obj.get('kind') if isinstance(obj, dict) else type(obj).__name__!r})")
+        kind = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
+        hint = ("; it is a U-Net model file of `hyperkit generate`, which `hyperkit segment` reads"
+                if isinstance(kind, str) and kind.startswith("hyperkit/unet-model") else "")
+        raise HyperkitError(f"{p}: not a hyperkit hypernetwork checkpoint (kind {kind!r}){hint}; give the "
+                            "best.pt or last.pt of a `hyperkit train` run")
     return obj
 
 
