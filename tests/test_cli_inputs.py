@@ -64,6 +64,21 @@ def test_a_model_file_given_as_checkpoint_says_what_it_is(kit, tmp_path, capsys)
     assert not (tmp_path / "e.csv").exists()
 
 
+def test_generate_with_the_wrong_modality_names_the_flag(kit, tmp_path, capsys):
+    import nibabel as nib
+    import numpy as np
+
+    src = nib.load(kit["image"])
+    data = np.asarray(src.dataobj, dtype=np.float32)
+    mri_like = tmp_path / "mri.nii.gz"  # no negative value: not Hounsfield units
+    nib.save(nib.Nifti1Image(data - data.min(), src.affine), mri_like)
+    assert main(["generate", "--checkpoint", str(kit["ckpt"]), "--image", str(mri_like), "--mask", str(kit["mask"]),
+                 "--out", str(tmp_path / "m.pt")]) == 2
+    err = _one_line(capsys)
+    assert "read as --modality CT, but the support looks like MRI" in err and err.rstrip().endswith("pass --modality MRI")
+    assert not (tmp_path / "m.pt").exists()
+
+
 # ------------------------------------------------------------------ generate / segment outputs
 @pytest.mark.parametrize("command,out_key,name", [
     ("generate", "image", "image"), ("generate", "mask", "mask"), ("generate", "ckpt", "checkpoint"),

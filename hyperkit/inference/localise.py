@@ -33,7 +33,7 @@ from hyperkit.errors import HyperkitError
 
 __all__ = ["LocalisationError", "ModalityMismatchError", "RegistrationError", "NoOverlapError",
            "RoiOutsideImageError", "SupportReference", "Registration", "REFERENCE_SPACING", "DEFAULT_MARGIN_MM", "TRANSFORMS",
-           "intensity_signature", "guess_modality", "check_modality", "make_reference", "register", "map_box", "mask_box",
+           "intensity_signature", "guess_modality", "check_modality", "modality_mismatch", "make_reference", "register", "map_box", "mask_box",
            "image_box", "intersect", "parse_roi", "roi_windows", "check_margin"]
 
 #: voxel size (mm) of the support image kept in a model file and of the registration
@@ -195,16 +195,30 @@ def check_modality(signature: tuple[float, float], expected: str, what: str = "q
         ValueError: ``expected`` is not CT or MRI.
         ModalityMismatchError: the scan looks like the other modality.
     """
+    mismatch = modality_mismatch(signature, expected)
+    if mismatch is not None:
+        found, why = mismatch
+        a = {"CT": "a CT", "MRI": "an MRI"}
+        raise ModalityMismatchError(f"{what}: the model was made from {a[expected]} support, but this scan looks like "
+                                    f"{found} ({why}); segment {expected} scans with it, or generate a model from "
+                                    f"{a[found]} support", expected, found)
+
+
+def modality_mismatch(signature: tuple[float, float], expected: str) -> tuple[str, str] | None:
+    """``(the modality the scan looks like, why)`` when it clearly is not ``expected``, else None
+    (the rule of :func:`check_modality`).
+
+    Raises:
+        ValueError: ``expected`` is not CT or MRI.
+    """
     if expected not in ("CT", "MRI"):
         raise ValueError(f"expected modality must be 'CT' or 'MRI', got {expected!r}")
     found = guess_modality(signature)
-    if found not in (expected, "unknown"):
-        minimum, low = signature
-        why = (f"no negative value (minimum {minimum:g}), so no Hounsfield units" if expected == "CT" else
-               f"air-like values near -1000 (0.5th percentile {low:g}), as in CT")
-        raise ModalityMismatchError(f"{what}: the model was made from a {expected} support, but this scan looks like "
-                                    f"{found} ({why}); segment {expected} scans with it, or generate a model from a "
-                                    f"{found} support", expected, found)
+    if found in (expected, "unknown"):
+        return None
+    minimum, low = signature
+    return found, (f"no negative value, minimum {minimum:g}: no Hounsfield units" if expected == "CT" else
+                   f"air-like values near -1000, 0.5th percentile {low:g}, as in CT")
 
 
 # ----------------------------------------------------------------------------- boxes

@@ -40,10 +40,11 @@ from hyperkit.data.preprocess import DataConfig, extract_patch, normalise_channe
 from hyperkit.data.tasks import Task, modality_of
 from hyperkit.data.tasks import check_modality as check_modality_name
 from hyperkit.errors import HyperkitError
-from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, NoOverlapError, Registration,
+from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, ModalityMismatchError, NoOverlapError,
+                                        Registration,
                                         RoiOutsideImageError, SupportReference, check_margin, check_modality, image_box,
-                                        intensity_signature, intersect, make_reference, map_box, parse_roi, register,
-                                        roi_windows)
+                                        intensity_signature, intersect, make_reference, map_box, modality_mismatch,
+                                        parse_roi, register, roi_windows)
 from hyperkit.inference.model_file import MODEL_KIND, file_kind, load_unet, save_unet
 from hyperkit.training.device import check_device
 
@@ -278,7 +279,11 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
     data = DataConfig.from_config(cfg["data"])
     case, grid = prepare_volume(image, modality, data, mask, channel_index=channel_index, label=label)
     if grid.intensity is not None:  # an MRI support given as --modality CT (or the reverse)
-        check_modality(grid.intensity, modality, str(image))
+        mismatch = modality_mismatch(grid.intensity, modality)
+        if mismatch is not None:  # here the fix is the flag, not another scan
+            found, why = mismatch
+            raise ModalityMismatchError(f"{image}: read as --modality {modality}, but the support looks like "
+                                        f"{found} ({why}); pass --modality {found}", modality, found)
     img, msk = support_patch(case, data, modality)
     unet = hyper.generate(img, msk)
     adaptation: dict[str, Any] = {"adapted": lr is not None, "lr": protocol.adapt_lr}
