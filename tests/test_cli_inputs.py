@@ -73,10 +73,41 @@ def test_generate_with_the_wrong_modality_names_the_flag(kit, tmp_path, capsys):
     mri_like = tmp_path / "mri.nii.gz"  # no negative value: not Hounsfield units
     nib.save(nib.Nifti1Image(data - data.min(), src.affine), mri_like)
     assert main(["generate", "--checkpoint", str(kit["ckpt"]), "--image", str(mri_like), "--mask", str(kit["mask"]),
-                 "--out", str(tmp_path / "m.pt")]) == 2
+                 "--out", str(tmp_path / "m.pt"), "--modality", "CT"]) == 2
     err = _one_line(capsys)
     assert "read as --modality CT, but the support looks like MRI" in err and err.rstrip().endswith("pass --modality MRI")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_generate_reads_the_modality_from_the_support(kit, tmp_path, capsys):
+    import nibabel as nib
+    import numpy as np
+
+    from hyperkit.inference.model_file import load_unet
+
+    src = nib.load(kit["image"])
+    data = np.asarray(src.dataobj, dtype=np.float32)
+    mri_like = tmp_path / "mri.nii.gz"  # no negative value: read as MRI without --modality
+    nib.save(nib.Nifti1Image(data - data.min(), src.affine), mri_like)
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(kit["ckpt"]), "--image", str(mri_like), "--mask", str(kit["mask"]),
+                 "--out", str(tmp_path / "m.pt")]) == 0
+    assert "modality: MRI (detected: no negative value" in capsys.readouterr().out
+    meta = load_unet(tmp_path / "m.pt")[1]
+    assert meta["modality"] == "MRI" and meta["source"]["modality"].startswith("detected")
+    # a CT body with air is read as CT, a CT without air by default; both equal --modality CT
+    no_air = tmp_path / "crop.nii.gz"
+    nib.save(nib.Nifti1Image(np.clip(data, -200, None), src.affine), no_air)
+    for image, says in ((kit["image"], "modality: CT (detected: air"), (no_air, "modality: CT (the default")):
+        capsys.readouterr()
+        assert main(["generate", "--checkpoint", str(kit["ckpt"]), "--image", str(image), "--mask", str(kit["mask"]),
+                     "--out", str(tmp_path / "auto.pt")]) == 0
+        assert says in capsys.readouterr().out
+        assert main(["generate", "--checkpoint", str(kit["ckpt"]), "--image", str(image), "--mask", str(kit["mask"]),
+                     "--out", str(tmp_path / "ct.pt"), "--modality", "ct"]) == 0
+        assert "modality: CT (given (--modality))" in capsys.readouterr().out
+        a, b = (load_unet(tmp_path / n)[0].state_dict() for n in ("auto.pt", "ct.pt"))
+        assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ------------------------------------------------------------------ generate / segment outputs

@@ -172,7 +172,7 @@ def test_generate_without_checkpoint_uses_the_reference(files, tmp_path, monkeyp
     lines = capsys.readouterr().out.splitlines()
     said = f"no --checkpoint: using the kit's reference checkpoint of the quick profile ({ref / 'quick.pt'})"
     assert lines[0] == said
-    assert len(lines) == 2 and lines[1].startswith("model: ")
+    assert len(lines) == 3 and lines[1].startswith("modality: CT (") and lines[2].startswith("model: ")
     meta = load_unet(out)[1]
     assert meta["source"]["checkpoint"] == str(ref / "quick.pt")
     # the same hypernetwork as --checkpoint with that file: the same weights

@@ -20,7 +20,7 @@ from hyperkit.config import load_profile
 from hyperkit.inference import load_unet
 from hyperkit.inference.localise import (LocalisationError, ModalityMismatchError, NoOverlapError, Registration,
                                          RegistrationError, RoiOutsideImageError, SupportReference, check_modality,
-                                         guess_modality, image_box, intensity_signature, make_reference, map_box,
+                                         detect_modality, guess_modality, image_box, intensity_signature, make_reference, map_box,
                                          mask_box, parse_roi, register, roi_windows)
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.files import save_atomic
@@ -104,6 +104,8 @@ def test_modality_signature_tells_ct_from_mri():
         check_modality(intensity_signature(ct), "MRI")
     with pytest.raises(ValueError, match="'PET'"):
         check_modality(intensity_signature(ct), "PET")
+    assert [detect_modality(intensity_signature(v))[0] for v in (ct, mri, crop - 200)] == ["CT", "MRI", "CT"]
+    assert "pass --modality MRI" in detect_modality(intensity_signature(crop - 200))[1]
 
 
 # ----------------------------------------------------------------------------- registration
@@ -236,7 +238,7 @@ def test_bad_input_one_line_nothing_written(scans, tmp_path, capsys, monkeypatch
     _refused([*base, "--image", str(scans["query"]), "--roi", "1,2,3"], out, capsys, "six numbers")
     # a support generated as CT from an MRI scan
     _refused(["generate", "--checkpoint", str(scans["ckpt"]), "--image", str(scans["mri"]),
-              "--mask", str(scans["query_mask"]), "--out", str(out)], out, capsys, "looks like MRI")
+              "--mask", str(scans["query_mask"]), "--out", str(out), "--modality", "CT"], out, capsys, "looks like MRI")
 
     import hyperkit.inference.segment as seg
 

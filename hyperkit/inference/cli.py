@@ -26,6 +26,7 @@ def _generate(args: argparse.Namespace) -> int:
     ad = meta["adaptation"]
     loss = (f"support loss {ad['support_loss_before']:.4f} -> {ad['support_loss_after']:.4f}" if ad["adapted"]
             else f"support loss {ad['support_loss_before']:.4f} (no gradient step)")
+    print(f"modality: {meta['modality']} ({meta['source'].get('modality')})")
     print(f"model: {path}  ({path.stat().st_size / 1e6:.2f} MB)  {loss}  [{time.perf_counter() - t0:.1f} s]")
     return 0
 
@@ -48,6 +49,12 @@ def _segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _modality_arg(value: str) -> str:
+    """``--modality``: ``auto``, or a modality in upper case (``hyperkit.data.tasks.MODALITIES``)."""
+    v = value.strip()
+    return "auto" if v.lower() == "auto" else v.upper()
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser("generate", help=SUMMARIES["generate"],
                        description="Generate a U-Net from one scan and its mask with a trained hypernetwork "
@@ -62,8 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--profile", default=None,
                    help="check that the checkpoint was trained with this profile and take its evaluate section "
                         "(default: the built-in profile the checkpoint names, else the section it records)")
-    g.add_argument("--modality", default="CT", type=str.upper, choices=["CT", "MRI"],  # hyperkit.data.tasks.MODALITIES
-                   help="intensity normalisation: CT window + z-score or MRI percentiles (default: CT)")
+    g.add_argument("--modality", default="auto", type=_modality_arg, choices=["auto", "CT", "MRI"],
+                   help="intensity normalisation: CT window + z-score or MRI percentiles; auto: MRI when the support "
+                        "has no negative value, else CT (default: auto; the line it prints says why)")
     g.add_argument("--channel-index", type=int, default=None, help="channel of a 4D image")
     g.add_argument("--label", type=int, default=None, metavar="VALUE",
                    help="the label value that is the target (default: every value > 0)")

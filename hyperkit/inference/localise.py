@@ -33,7 +33,8 @@ from hyperkit.errors import HyperkitError
 
 __all__ = ["LocalisationError", "ModalityMismatchError", "RegistrationError", "NoOverlapError",
            "RoiOutsideImageError", "SupportReference", "Registration", "REFERENCE_SPACING", "DEFAULT_MARGIN_MM", "TRANSFORMS",
-           "intensity_signature", "guess_modality", "check_modality", "modality_mismatch", "make_reference", "register", "map_box", "mask_box",
+           "intensity_signature", "guess_modality", "detect_modality", "check_modality", "modality_mismatch",
+           "make_reference", "register", "map_box", "mask_box",
            "image_box", "intersect", "parse_roi", "roi_windows", "check_margin"]
 
 #: voxel size (mm) of the support image kept in a model file and of the registration
@@ -177,6 +178,25 @@ def guess_modality(signature: tuple[float, float]) -> str:
     if minimum >= 0.0:
         return "MRI"
     return "unknown"
+
+
+def detect_modality(signature: tuple[float, float]) -> tuple[str, str]:
+    """``(modality, why)`` for ``--modality auto``: ``"MRI"`` when the scan has no negative value,
+    ``"CT"`` otherwise (by air near -1000 HU, or as the kit's default when neither
+    :func:`guess_modality` rule holds: a CT crop without air reads right, a processed MRI with
+    negative values does not, and ``why`` says to pass ``--modality MRI`` then).
+
+    Args:
+        signature: :func:`intensity_signature` of the raw scan.
+    """
+    minimum, low = signature
+    found = guess_modality(signature)
+    if found == "MRI":
+        return "MRI", f"detected: no negative value, minimum {minimum:g}"
+    if found == "CT":
+        return "CT", f"detected: air near -1000 HU, 0.5th percentile {low:g}"
+    return "CT", (f"the default: minimum {minimum:g}, 0.5th percentile {low:g} show neither air nor only values >= 0; "
+                  "pass --modality MRI if it is an MRI")
 
 
 def check_modality(signature: tuple[float, float], expected: str, what: str = "query") -> None:

@@ -41,10 +41,9 @@ from hyperkit.data.tasks import Task, modality_of
 from hyperkit.data.tasks import check_modality as check_modality_name
 from hyperkit.errors import HyperkitError
 from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, ModalityMismatchError, NoOverlapError,
-                                        Registration,
-                                        RoiOutsideImageError, SupportReference, check_margin, check_modality, image_box,
-                                        intensity_signature, intersect, make_reference, map_box, modality_mismatch,
-                                        parse_roi, register, roi_windows)
+                                        Registration, RoiOutsideImageError, SupportReference, check_margin,
+                                        check_modality, detect_modality, image_box, intensity_signature, intersect,
+                                        make_reference, map_box, modality_mismatch, parse_roi, register, roi_windows)
 from hyperkit.inference.model_file import MODEL_KIND, file_kind, load_unet, save_unet
 from hyperkit.training.device import check_device
 
@@ -66,11 +65,14 @@ class InputGrid:
         shape: its spatial shape ``(X, Y, Z)``.
         intensity: the raw intensities' :func:`~hyperkit.inference.localise.intensity_signature`
             (minimum, 0.5th percentile), for :func:`~hyperkit.inference.localise.check_modality`.
+        channel: the channel name the volume was normalised as (``"auto"`` resolved to
+            ``"CT"`` or ``"MRI"``).
     """
 
     affine: np.ndarray
     shape: tuple[int, int, int]
     intensity: tuple[float, float] | None = None
+    channel: str | None = None
 
 
 def _fmt_spacing(affine: np.ndarray) -> str:
@@ -101,7 +103,9 @@ def prepare_volume(image_path: str | Path, channel: str, data: DataConfig, mask_
 
     Args:
         image_path: a 3D ``(X, Y, Z)`` or 4D ``(X, Y, Z, C)`` NIfTI image.
-        channel: the channel name deciding the normalisation (``"CT"``: CT, anything else: MRI).
+        channel: the channel name deciding the normalisation (``"CT"``: CT, anything else: MRI);
+            ``"auto"``: CT or MRI as the raw intensities say
+            (:func:`~hyperkit.inference.localise.detect_modality`).
         data: the profile's data section.
         mask_path: a label map on the image's grid; voxels ``> 0`` (or ``== label``) are the target.
         channel_index: the channel of a 4D image (required there; must be 0 or ``None`` for 3D).
@@ -119,6 +123,9 @@ def prepare_volume(image_path: str | Path, channel: str, data: DataConfig, mask_
     """
     raw, affine = read_image(image_path)
     x = _select_channel(raw, image_path, channel_index)
+    signature = intensity_signature(x)
+    if channel == "auto":
+        channel = detect_modality(signature)[0]
     target = np.zeros(x.shape, dtype=np.int32)
     if mask_path is not None:
         lab, lab_affine = read_label(mask_path)
@@ -138,8 +145,8 @@ def prepare_volume(image_path: str | Path, channel: str, data: DataConfig, mask_
     res = resample_case(case, data.spacing)
     image = normalise_channel(res.image[0], channel, data)[None]
     out = CaseData(case.case_id, image, res.label, res.affine, res.spacing, case.present_before_resampling)
-    return out, InputGrid(np.asarray(affine, dtype=np.float64), tuple(int(s) for s in x.shape[:3]),
-                          intensity_signature(x))  # type: ignore[arg-type]
+    return out, InputGrid(np.asarray(affine, dtype=np.float64), tuple(int(s) for s in x.shape[:3]),  # type: ignore[arg-type]
+                          signature, channel)
 
 
 def support_patch(case: CaseData, data: DataConfig, channel: str = "CT") -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,7 +224,7 @@ def default_checkpoint(profile: str | Path | None = None) -> Path:
 
 
 def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str | Path, out: str | Path, *,
-                   profile: str | None = None, modality: str = "CT", channel_index: int | None = None,
+                   profile: str | None = None, modality: str = "auto", channel_index: int | None = None,
                    label: int | None = None, adapt: bool | None = None, adapt_lr: float | None = None,
                    task: str | None = None) -> Path:
     """Generate a standalone U-Net from one labelled scan and save it (``hyperkit generate``).
@@ -237,7 +244,9 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
         profile: when given, the checkpoint must have been trained with this profile, and its
             ``evaluate`` section is the protocol (default:
             :func:`~hyperkit.config.protocol_for`'s order).
-        modality: ``"CT"`` or ``"MRI"`` (decides the intensity normalisation).
+        modality: ``"CT"`` or ``"MRI"`` (decides the intensity normalisation), or ``"auto"``:
+            the one the support's raw intensities show
+            (:func:`~hyperkit.inference.localise.detect_modality`; CT when they show neither).
         channel_index: channel of a 4D scan.
         label: the label value that is the target (default: every value > 0).
         adapt: take the support gradient step (default: the protocol's ``evaluate.adapt``).
@@ -259,7 +268,8 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
     from hyperkit.model.adapt import gradient_step, segmentation_loss
     from hyperkit.training.checkpoint import load_hypernet
 
-    modality = check_modality_name(modality, "--modality")
+    if modality != "auto":
+        modality = check_modality_name(modality, "--modality")
     torch.set_flush_denormal(True)  # as `hyperkit evaluate`: denormal floats slow CPU convolutions 10-100x
     if checkpoint is None:
         checkpoint = default_checkpoint(profile)
@@ -278,6 +288,8 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
                             "the protocol's evaluate.adapt is false); drop one of them")
     data = DataConfig.from_config(cfg["data"])
     case, grid = prepare_volume(image, modality, data, mask, channel_index=channel_index, label=label)
+    how = "given (--modality)" if modality != "auto" else detect_modality(grid.intensity)[1]  # type: ignore[arg-type]
+    modality = str(grid.channel)  # "auto" resolved
     if grid.intensity is not None:  # an MRI support given as --modality CT (or the reverse)
         mismatch = modality_mismatch(grid.intensity, modality)
         if mismatch is not None:  # here the fix is the flag, not another scan
@@ -294,7 +306,7 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
             before = after = float(segmentation_loss(unet(img), msk, protocol.step_bce_weight))
     adaptation.update(support_loss_before=float(before), support_loss_after=float(after))
     source = {"checkpoint": Path(checkpoint), "image": Path(image), "mask": Path(mask),
-              "label": label, "channel_index": channel_index}
+              "label": label, "channel_index": channel_index, "modality": how}
     reference = make_reference(case.image[0], case.affine, case.label, modality)
     return save_unet(unet.eval(), out, data=data, channel=modality, modality=modality,
                      profile=str(cfg.get("name", profile or "unknown")), task=task, source=source,
