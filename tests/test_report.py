@@ -232,6 +232,20 @@ def test_hyper_init_uses_only_small_n() -> None:
         hyper_init_beats_random(rows, ns=())
 
 
+def test_hyper_init_against_both_baselines_needs_both() -> None:
+    rows = finetune_rows({2: 0.1, 4: 0.05})  # above the Rand U-Net start and far above scratch (0.4)
+    both = hyper_init_beats_random(rows, baselines=("rand_ft", "scratch_ft"))
+    assert both.verdict == HOLDS and "conclusion" in both.claim
+    assert "− rand_ft: " in both.kit and "− scratch_ft: " in both.kit and "− scratch_ft N=4" in both.detail
+    strong = [dict(r, dsc=0.9) if r["method"] == "scratch_ft" else r for r in rows]  # scratch now above Hyper
+    assert hyper_init_beats_random(strong).verdict == HOLDS  # Figure 3's claim does not look at scratch
+    assert hyper_init_beats_random(strong, baselines=("rand_ft", "scratch_ft")).verdict == FAILS
+    no_scratch = [r for r in rows if r["method"] != "scratch_ft"]
+    assert hyper_init_beats_random(no_scratch, baselines=("rand_ft", "scratch_ft")).verdict == NOT_MEASURED
+    with pytest.raises(ValueError, match="'maml'"):
+        hyper_init_beats_random(rows, baselines=("maml",))
+
+
 def test_all_claims_are_seven_in_order() -> None:
     claims = all_claims(None, None, None)
     assert [c.key for c in claims] == ["hyper_above_rand", "organs_above_tumours", "ct_to_mri", "gradient_step",
