@@ -64,6 +64,18 @@ def test_a_model_file_given_as_checkpoint_says_what_it_is(kit, tmp_path, capsys)
     assert not (tmp_path / "e.csv").exists()
 
 
+@pytest.mark.parametrize("command", ["generate", "segment"])
+def test_missing_scan_is_named_before_the_weights_load(kit, tmp_path, capsys, command):
+    junk = tmp_path / "junk.pt"  # unreadable weights: the old order reported these, not the scan
+    junk.write_bytes(b"not a torch file")
+    missing = tmp_path / "no_such_scan.nii.gz"
+    args = (["generate", "--checkpoint", str(junk), "--image", str(missing), "--mask", str(kit["mask"]),
+             "--out", str(tmp_path / "m.pt")] if command == "generate" else
+            ["segment", "--model", str(junk), "--image", str(missing), "--out", str(tmp_path / "s.nii.gz")])
+    assert main(args) == 2
+    assert _one_line(capsys).rstrip().endswith(f"{missing}: file not found")
+
+
 def test_generate_with_the_wrong_modality_names_the_flag(kit, tmp_path, capsys):
     import nibabel as nib
     import numpy as np

@@ -274,6 +274,8 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
     if checkpoint is None:
         checkpoint = default_checkpoint(profile)
     out = _check_output(out, {"checkpoint": checkpoint, "image": image, "mask": mask})
+    for scan in (image, mask):  # a missing or non-NIfTI input is named before the checkpoint loads
+        load_header(scan)
     try:
         hyper, cfg = load_hypernet(checkpoint, profile)
     except HyperkitError as exc:
@@ -684,6 +686,7 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
     out = Path(out_path)
     sidecar = out.with_name(strip_nifti(out.name) + ".json")
     _check_output(out, {"model": model_path, "image": image_path}, nifti=True, beside=(sidecar,))
+    load_header(image_path)  # a missing or non-NIfTI scan is named before the model loads
     if largest_component:
         if keep not in ("all", "largest"):
             raise ValueError(f"--largest-component and keep={keep!r} exclude each other")
