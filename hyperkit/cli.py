@@ -48,6 +48,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _message(exc: BaseException) -> str:
+    """An error's text; an OS error in the kit's form ``PATH: problem`` instead of
+    ``[Errno 2] No such file or directory: 'PATH'``."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
+        return f"{where}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(argv))
@@ -57,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as exc:  # OSError: FileNotFoundError, IsADirectoryError, PermissionError ...
         if os.environ.get("HYPERKIT_DEBUG"):
             raise
-        msg = " ".join(str(exc).split()) or type(exc).__name__  # every line of it, on one line
+        msg = " ".join(_message(exc).split()) or type(exc).__name__  # every line of it, on one line
         print(f"hyperkit: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
