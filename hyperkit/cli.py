@@ -10,15 +10,16 @@ status 2, never a traceback; ``HYPERKIT_DEBUG=1`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
-from typing import Sequence
+from typing import Any, Iterable, NoReturn, Sequence
 
 from hyperkit import __version__
 from hyperkit.commands import COMMANDS, SUMMARIES
 
-__all__ = ["COMMANDS", "SUMMARIES", "build_parser", "main"]
+__all__ = ["COMMANDS", "SUMMARIES", "KitParser", "build_parser", "main"]
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -26,13 +27,47 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def _did_you_mean(word: str, options: Iterable[str]) -> str:
+    """``"; did you mean 'X'?"`` for the option closest to a mistyped ``word``, or ``""``."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class KitParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` that names the closest valid word when one is mistyped.
+
+    A wrong choice (``hyperkit trian``, ``--progress lve``) ends with "did you mean 'train'?";
+    :func:`main` does the same for an unknown option of a sub-command (``--episdoes``).
+    Sub-command parsers are of this class too (``add_subparsers`` passes its parser's class on).
+    """
+
+    commands: dict[str, argparse.ArgumentParser] = {}
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(map(repr, action.choices))
+            hint = _did_you_mean(str(value), map(str, action.choices))
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from {choices}){hint}")
+
+    def unrecognized(self, extra: Sequence[str], command: str | None) -> NoReturn:
+        """End, in the sub-command's own words, with argparse's "unrecognized arguments" and the
+        valid option closest to each mistyped one."""
+        target = self.commands.get(command or "", self)
+        known = [s for a in target._actions for s in a.option_strings]
+        pairs = [(w.split("=")[0], difflib.get_close_matches(w.split("=")[0], known, n=1, cutoff=0.6))
+                 for w in extra if w.startswith("-")]
+        hints = [f"{close[0]!r} for {word!r}" for word, close in pairs if close]
+        target.error(f"unrecognized arguments: {' '.join(extra)}"
+                     + (f"; did you mean {', '.join(hints)}?" if hints else ""))
+
+
+def build_parser(command: str | None = None) -> KitParser:
     """The ``hyperkit`` parser; only ``command``'s module is imported (all of them if ``"*"``).
 
     The other sub-commands are listed by their one-line summary, so that ``hyperkit --help``
     and ``hyperkit CMD --help`` start without importing torch.
     """
-    parser = argparse.ArgumentParser(
+    parser = KitParser(
         prog="hyperkit",
         description="HyperUNet teaching and reproducibility kit.",
     )
@@ -45,6 +80,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name in COMMANDS:
         if name not in sub.choices:
             sub.add_parser(name, help=SUMMARIES[name], add_help=False)
+    parser.commands = dict(sub.choices)
     return parser
 
 
@@ -59,8 +95,14 @@ def _message(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_of(argv))
-    args = parser.parse_args(argv)
+    command = _command_of(argv)
+    parser = build_parser(command)
+    if not argv:  # a bare `hyperkit`: the list of commands, not only argparse's one-line complaint
+        parser.print_help()
+        return 2
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        parser.unrecognized(extra, command)
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError) as exc:  # OSError: FileNotFoundError, IsADirectoryError, PermissionError ...

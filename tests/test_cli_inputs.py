@@ -354,3 +354,36 @@ def test_help_summaries_have_one_source() -> None:
         sub = next(a for a in build_parser(command)._actions if isinstance(a, argparse._SubParsersAction))
         shown = {c.dest: c.help for c in sub._choices_actions}
         assert shown == SUMMARIES, command
+
+
+def test_bare_hyperkit_lists_the_commands(capsys) -> None:
+    """``hyperkit`` alone prints the whole help (every command and its summary), not one usage line."""
+    from hyperkit.commands import SUMMARIES
+
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert all(name in out for name in SUMMARIES) and "segment a scan" in out
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["trian"], "did you mean 'train'?"),
+    (["reproduce", "--progress", "lve"], "did you mean 'live'?"),
+    (["train", "--data", "d", "--out", "o", "--episdoes", "3"], "did you mean '--episodes' for '--episdoes'?"),
+    (["tasks", "--jsn"], "did you mean '--json' for '--jsn'?"),
+])
+def test_a_mistyped_word_names_the_closest_valid_one(argv, hint, capsys) -> None:
+    """A wrong command, choice or option ends (exit 2, nothing run) naming the valid word it resembles."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith(hint), err
+    if argv[0] != "trian":
+        assert f"hyperkit {argv[0]}: error:" in err  # the sub-command's own usage and name
+
+
+def test_no_hint_for_a_word_like_no_valid_one(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "d", "--out", "o", "--zzzzzz"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --zzzzzz" in err and "did you mean" not in err
