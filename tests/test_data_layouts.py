@@ -96,6 +96,34 @@ def test_split_file_errors(tmp_path):
         load_split(tmp_path / "missing.yaml")
 
 
+def test_default_split_validation_structures():
+    """Guards the paper's four validation structures (never trained on) in the default split."""
+    ids = [f"totalseg/TotalSegmentator/{s}@CT" for s in ("stomach", "esophagus", "gallbladder", "urinary_bladder",
+                                                         "liver", "kidney_left")]
+    assert list(assign_roles(ids).values()) == ["val", "val", "val", "val", "train", "train"]
+
+
+def test_split_precedence_is_heldout_then_val_then_train(tmp_path):
+    """Guards the precedence heldout > val > train for a task matched by several roles."""
+    path = tmp_path / "split.yaml"
+    path.write_text("train: ['*']\nval: ['a/*', 'b/*']\nheldout: ['a/*']\n")
+    roles = assign_roles(["a/x", "b/x", "c/x"], load_split(path))
+    assert roles == {"a/x": "heldout", "b/x": "val", "c/x": "train"}
+
+
+def test_split_file_roles_may_be_left_out_but_patterns_must_be_a_list(tmp_path):
+    """Guards that a missing role is an empty list, and that a bare string (not a list) is refused."""
+    path = tmp_path / "split.yaml"
+    path.write_text("heldout: ['msd/*']\n")
+    split = load_split(path)
+    assert split == {"heldout": ["msd/*"], "val": [], "train": []}
+    assert assign_roles(["msd/T/a@CT", "totalseg/T/b@CT"], split) == {"msd/T/a@CT": "heldout",
+                                                                      "totalseg/T/b@CT": "unused"}
+    path.write_text("heldout: 'msd/*'\n")
+    with pytest.raises(ConfigError, match="must be a list of strings"):
+        load_split(path)
+
+
 # ---- bad input: each names the file and the problem ------------------------------------------------
 
 def _first(root: Path, sub: str) -> Path:

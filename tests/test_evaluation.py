@@ -16,6 +16,7 @@ from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_spl
                                  evaluate, one_shot_plan, protocol_for, read_results, reading, resolve_tasks,
                                  run_evaluation, summarize, support_draws, task_split, train_supervised, what_held)
 from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
+from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, paired_starts, pooled
 from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
 from hyperkit.model.adapt import gradient_step, segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
@@ -615,3 +616,74 @@ def test_a_second_run_without_resume_leaves_the_first_record_intact(tiny_run, tm
     before = out.with_suffix(".json").read_text()
     assert main(argv) == 2
     assert out.with_suffix(".json").read_text() == before and json.loads(before)["complete"]
+
+
+# ---------------------------------------------------------------------------- paired differences (stats)
+def test_bootstrap_interval_matches_the_normal_interval_at_its_level():
+    """Guards the percentile tails of ``level``: 95 % is mean +- 1.96 SE, 80 % is mean +- 1.28 SE (large n)."""
+    import numpy as np
+    from scipy.stats import norm
+
+    n = 400
+    d = 0.05 + 0.1 * norm.ppf((np.arange(n) + 0.5) / n)  # differences with a known spread
+    se = d.std() / np.sqrt(n)  # the bootstrap SE of a mean: population sd / sqrt(n)
+    for level in (0.95, 0.80):
+        p = paired_difference(d + 0.5, np.full(n, 0.5), level=level)
+        half = norm.ppf(0.5 + level / 2) * se
+        assert p.diff == pytest.approx(0.05)
+        assert (p.hi - p.lo) / 2 == pytest.approx(half, rel=0.06)
+        assert (p.hi + p.lo) / 2 == pytest.approx(0.05, abs=0.1 * se)
+
+
+def test_bootstrap_of_two_pairs_reaches_both_ends():
+    """Guards resampling over every pair: with d = (1, 0) the means 0 and 1 each have probability 1/4."""
+    p = paired_difference([1.0, 0.0], [0.0, 0.0])
+    assert (p.a, p.b, p.diff, p.lo, p.hi, p.n) == (0.5, 0.0, 0.5, 0.0, 1.0, 2)
+
+
+def test_paired_means_of_each_side_and_the_text():
+    """Guards ``Paired.a`` / ``Paired.b`` (the two sides' means, in order) and the ``diff [lo, hi]`` text."""
+    p = paired_difference([0.5, 0.7, 0.9], [0.1, 0.2, 0.3])
+    assert p.a == pytest.approx(0.7) and p.b == pytest.approx(0.2) and p.diff == pytest.approx(0.5)
+    assert Paired(0.5, 0.4, 0.012, -0.004, 0.03, 5).text() == "+0.012 [-0.004, +0.030]"
+    assert Paired(0.5, 0.4, -0.25, -0.5, 0.0, 5).text(digits=1) == "-0.2 [-0.5, +0.0]"
+
+
+def test_bootstrap_seed_and_argument_checks():
+    """Guards that ``seed`` chooses the resampling stream (same seed, same interval) and the refusals."""
+    import numpy as np
+
+    d = np.random.default_rng(0).normal(0.1, 0.2, 30)
+    p0, p0b, p1 = (paired_difference(d, np.zeros(30), seed=s) for s in (0, 0, 1))
+    assert (p0.lo, p0.hi) == (p0b.lo, p0b.hi) and (p0.lo, p0.hi) != (p1.lo, p1.hi)
+    assert p0.diff == p1.diff
+    for kwargs, words in (({"level": 1.0}, "level"), ({"level": 0.0}, "level"), ({"resamples": 0}, "resamples")):
+        with pytest.raises(ValueError, match=words):
+            paired_difference([1.0, 2.0], [0.0, 1.0], **kwargs)
+
+
+def test_pair_rows_keeps_the_test_split_only_when_asked():
+    """Guards ``test_only``: rows outside a task's test split (bool or CSV text) are left out of the pairs."""
+    def row(case: str, split, v: float, method: str = "hyper_unet") -> dict:
+        return {"task": "t", "method": method, "draw": "0", "case": case, "in_test_split": split, "dsc": v}
+    a = [row("x", True, 0.9), row("y", "True", 0.8), row("z", False, 0.1), row("w", "False", 0.2)]
+    b = [dict(r, method="rand_unet", dsc=0.5) for r in a]
+    got = pair_rows(a, b, method_a="hyper_unet", method_b="rand_unet")
+    assert got == {"t": ([0.9, 0.8], [0.5, 0.5])}  # sorted by (draw, case): x, y; w and z left out
+    assert pair_rows(a, b, method_a="hyper_unet", method_b="rand_unet", test_only=False) == \
+        {"t": ([0.2, 0.9, 0.8, 0.1], [0.5] * 4)}
+
+
+def test_pooled_keeps_each_side_task_by_task():
+    """Guards pooled: side a and side b stay apart and aligned pair by pair."""
+    assert pooled({"t1": ([1.0, 2.0], [3.0, 4.0]), "t2": ([5.0], [6.0])}) == ([1.0, 2.0, 5.0], [3.0, 4.0, 6.0])
+
+
+def test_fine_tuning_repeats_are_separate_pairs():
+    """Guards paired_starts' key: two repeats of one (task, N, case) are two pairs, not one."""
+    def ft(method: str, repeat: int, dsc: float) -> dict:
+        return {"task": "t", "n": "2", "repeat": str(repeat), "case": "a", "method": method, "dsc": str(dsc)}
+    rows = [ft("hyper_ft", 0, 0.6), ft("rand_ft", 0, 0.4), ft("hyper_ft", 1, 0.5), ft("rand_ft", 1, 0.5)]
+    p = paired_starts(rows, "hyper_ft", "rand_ft")
+    assert p is not None and p.n == 2 and p.diff == pytest.approx(0.1)
+    assert (p.a, p.b) == (pytest.approx(0.55), pytest.approx(0.45))

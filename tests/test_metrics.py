@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hyperkit.metrics import dice, nsd, voxel_tolerance
+from hyperkit.metrics import copy_support, dice, nsd, voxel_tolerance
 
 
 def _sphere(shape, centre, r):
@@ -95,3 +95,46 @@ def test_nsd_bad_arguments(kwargs, match):
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="differs from target shape"):
         dice(np.zeros((4, 4, 4)), np.zeros((4, 4, 5)))
+
+
+def test_float_predictions_are_thresholded_at_one_half():
+    """Guards the 0.5 threshold of float volumes: probabilities below it are background."""
+    a = _box((20, 20, 20), (2, 2, 2), (12, 12, 12)).astype(np.float32) * 0.9   # 1000 voxels at 0.9
+    a[12:17, 2:12, 2:12] = 0.3                                                   # 500 voxels at 0.3
+    target = _box((20, 20, 20), (2, 2, 2), (12, 12, 12))
+    assert dice(a, target) == 1.0
+    assert nsd(a, target, (1.0, 1.0, 1.0)) == 1.0
+    a[12:17, 2:12, 2:12] = 0.6                                                   # now foreground: 1500 voxels
+    assert dice(a, target) == pytest.approx(2 * 1000 / 2500)
+
+
+def test_leading_singleton_axes_and_torch_input_are_accepted():
+    """Guards the ``(1, 1, D, H, W)`` / torch path that the evaluation's ``score`` uses."""
+    import torch
+
+    a = _box((20, 20, 20), (2, 2, 2), (12, 12, 12))
+    b = _box((20, 20, 20), (7, 2, 2), (17, 12, 12))
+    assert dice(torch.from_numpy(a)[None, None], torch.from_numpy(b)[None]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="one binary volume"):
+        dice(np.zeros((2, 4, 4, 4)), np.zeros((2, 4, 4, 4)))
+
+
+def test_nsd_uses_the_spacing_of_each_axis_in_order():
+    """Guards the axis order of an anisotropic ``spacing`` (D, H, W): a shift along D is scaled by spacing[0]."""
+    a = _box((30, 30, 30), (5, 5, 5), (20, 20, 20))
+    b = _box((30, 30, 30), (6, 5, 5), (21, 20, 20))  # shifted one voxel along axis 0 (D)
+    assert nsd(a, b, (1.0, 3.0, 3.0), tau=2.0) == pytest.approx(1.0)  # 1 mm along D: inside 2 mm
+    assert nsd(a, b, (3.0, 1.0, 1.0), tau=2.0) < 1.0                   # 3 mm along D: outside 2 mm
+
+
+def test_copy_support_is_a_strict_majority_vote():
+    """Guards copy_support's rule: foreground only where more than half the supports say so (a tie is background)."""
+    import torch
+
+    m = torch.zeros(2, 1, 2, 2, 2)
+    m[0, 0, 0, 0, 0] = 1                    # one of two supports: a tie
+    m[:, 0, 1, 1, 1] = 1                    # both supports
+    out = copy_support(m)
+    assert out.shape == (1, 2, 2, 2) and out.dtype == torch.bool
+    assert not out[0, 0, 0, 0] and out[0, 1, 1, 1] and int(out.sum()) == 1
+    assert torch.equal(copy_support(m[:1]), m[0] > 0)  # one support: its own mask

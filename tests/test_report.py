@@ -254,6 +254,66 @@ def test_all_claims_are_seven_in_order() -> None:
     assert all(c.paper and c.paper != "—" for c in claims)  # the paper's number is shown even when not measured
 
 
+def _one_shot(task: str, hyper: Sequence[float], rand: Sequence[float]) -> list[dict[str, Any]]:
+    """Rows of one target: Hyper and Rand U-Net DSC on draw 0, test cases c0, c1, ..."""
+    return [{"task": task, "method": m, "draw": 0, "case": f"c{i}", "in_test_split": True, "dsc": v}
+            for m, vs in (("hyper_unet", hyper), ("rand_unet", rand)) for i, v in enumerate(vs)]
+
+
+def test_an_interval_that_touches_zero_does_not_hold() -> None:
+    """Guards RULE's boundary: an interval [0, hi] includes 0, so the claim does not hold (one-shot claims)."""
+    # differences (0, 0.2): the bootstrap means 0 and 0.2 each have probability 1/4, so the 95 % interval is [0, 0.2]
+    touching = _one_shot(TASKS["brain_edema_flair"], [0.5, 0.7], [0.5, 0.5])
+    v = ct_to_mri(touching)
+    assert v.kit == "+0.100 [+0.000, +0.200] over 2 pairs" and v.verdict == FAILS
+    h = hyper_above_rand(touching)
+    assert h.verdict == FAILS and "0 of 1" in h.kit
+    above = _one_shot(TASKS["brain_edema_flair"], [0.6, 0.7], [0.5, 0.5])  # differences (0.1, 0.2): [0.1, 0.2]
+    assert ct_to_mri(above).verdict == HOLDS and hyper_above_rand(above).verdict == HOLDS
+
+
+def test_ablation_verdict_needs_the_whole_interval_above_zero() -> None:
+    """Guards ablation_effect's rule on hand-made rows: lo > 0 holds; lo <= 0 < hi does not."""
+    def row(lo: float, hi: float) -> dict[str, Any]:
+        return {"variant": "norm", "target": "all", "metric": "dsc", "diff": (lo + hi) / 2, "ci_lo": lo, "ci_hi": hi,
+                "pairs": 10}
+    assert ablation_effect([row(0.01, 0.05)], "norm").verdict == HOLDS
+    assert ablation_effect([row(-0.01, 0.05)], "norm").verdict == FAILS
+    assert ablation_effect([row(0.0, 0.05)], "norm").verdict == FAILS
+    assert ablation_effect([row(-0.05, -0.01)], "norm").verdict == FAILS
+
+
+def test_one_shot_claims_are_measured_in_dsc_not_nsd() -> None:
+    """Guards the metric of claims 1-3: with NSD reversed (1 - DSC) the DSC verdicts stand."""
+    rows = [dict(r, nsd=1 - r["dsc"], nsd_voxel=1 - r["dsc"]) for r in results_rows(GOOD_HYPER, RAND)]
+    assert hyper_above_rand(rows).verdict == HOLDS
+    assert organs_above_tumours(rows).verdict == HOLDS
+    assert ct_to_mri(rows).verdict == HOLDS
+
+
+def test_organs_group_is_the_mean_of_liver_and_spleen() -> None:
+    """Guards the organ group (liver and spleen averaged) against the tumour/vessel group (0.3 each)."""
+    tumours = {"hepatic_vessels": 0.3, "lung_tumour": 0.3, "colon_tumour": 0.3}
+    low = organs_above_tumours(results_rows(dict(tumours, liver=0.35, spleen=0.05), {}))  # (0.35 + 0.05) / 2 = 0.2
+    assert low.verdict == FAILS and float(low.kit.split()[0]) == pytest.approx(-0.1, abs=0.02)
+    high = organs_above_tumours(results_rows(dict(tumours, liver=0.05, spleen=0.65), {}))  # 0.35
+    assert high.verdict == HOLDS and float(high.kit.split()[0]) == pytest.approx(0.05, abs=0.02)
+
+
+def test_organs_with_unequal_case_counts_pair_the_common_positions() -> None:
+    """Guards the pairing by position when targets have different numbers of test cases (the shortest wins)."""
+    rows = [r for r in results_rows(GOOD_HYPER, {}) if not (r["task"] == TASKS["spleen"] and r["case"] == "c3")]
+    v = organs_above_tumours(rows)
+    assert v.verdict == HOLDS and "(9 positions paired)" in v.detail  # spleen: 3 draws x 3 cases
+
+
+def test_hyper_init_leaves_out_n_below_the_claims_sizes() -> None:
+    """Guards that only N in ``ns`` (2-4) are pooled: a reversed N = 1 does not enter the verdict."""
+    v = hyper_init_beats_random(finetune_rows({1: -0.5, 2: 0.1, 4: 0.05}))
+    assert v.verdict == HOLDS and "N=1" not in v.detail and "over 8 pairs" in v.kit  # N = 2, 4 x 2 repeats x 2 cases
+    assert hyper_init_beats_random(finetune_rows({2: 0.1, 3: -0.5, 4: 0.1}), ns=(2, 4)).verdict == HOLDS
+
+
 # ------------------------------------------------------------------------------ the page
 def test_report_of_a_small_run(tmp_path: Path) -> None:
     out = make_run(tmp_path / "run")

@@ -43,3 +43,30 @@ def test_episode_generator_keeps_its_formula_and_bounds() -> None:
 def test_bad_keys_are_refused_with_their_value(bad: object) -> None:
     with pytest.raises(ValueError, match=repr(bad).replace(".", r"\.")):
         seeds.derive(0, "x", bad)  # type: ignore[arg-type]
+
+
+def test_derived_seeds_are_pinned_and_use_63_bits() -> None:
+    """Guards derive's value (every torch stream of the kit starts from it) and its 63-bit range."""
+    # recorded values: a change here moves every support draw, split and baseline initialisation
+    assert seeds.derive(0, "draw", "liver", 1) == 1392193910489535697
+    assert seeds.derive(7, "split", "msd/Task03_Liver/liver@CT") == 5758997673822945810
+    got = [seeds.derive(s, "draw", "t", 0) for s in range(64)]
+    assert all(0 <= v < 2 ** 63 for v in got)
+    assert sum(v >= 2 ** 32 for v in got) > 32  # not folded into 32 bits
+
+
+def test_torch_generator_is_seeded_with_derive() -> None:
+    """Guards that a torch stream (seed, *keys) is ``manual_seed(derive(seed, *keys))``, keys in order."""
+    g = seeds.torch_generator(3, "split", "t")
+    ref = torch.Generator().manual_seed(seeds.derive(3, "split", "t"))
+    assert torch.equal(torch.rand(4, generator=g), torch.rand(4, generator=ref))
+    assert not torch.equal(torch.rand(4, generator=seeds.torch_generator(3, "a", "b")),
+                           torch.rand(4, generator=seeds.torch_generator(3, "b", "a")))
+
+
+def test_episode_generator_refuses_a_negative_seed() -> None:
+    """Guards the documented refusal of seed < 0 (which would alias another seed's episodes)."""
+    with pytest.raises(ValueError, match="seed=-1"):
+        seeds.episode_generator(-1, 0)
+    with pytest.raises(ValueError, match="episode=-1"):
+        seeds.episode_generator(0, -1)
