@@ -27,10 +27,10 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
-def _did_you_mean(word: str, options: Iterable[str]) -> str:
-    """``"; did you mean 'X'?"`` for the option closest to a mistyped ``word``, or ``""``."""
+def _closest(word: str, options: Iterable[str]) -> str | None:
+    """The valid word closest to a mistyped ``word`` (difflib ratio >= 0.6), or ``None``."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
 
 
 class KitParser(argparse.ArgumentParser):
@@ -46,7 +46,8 @@ class KitParser(argparse.ArgumentParser):
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         if action.choices is not None and value not in action.choices:
             choices = ", ".join(map(repr, action.choices))
-            hint = _did_you_mean(str(value), map(str, action.choices))
+            close = _closest(str(value), map(str, action.choices))
+            hint = f"; did you mean {close!r}?" if close else ""
             raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from {choices}){hint}")
 
     def unrecognized(self, extra: Sequence[str], command: str | None) -> NoReturn:
@@ -54,9 +55,8 @@ class KitParser(argparse.ArgumentParser):
         valid option closest to each mistyped one."""
         target = self.commands.get(command or "", self)
         known = [s for a in target._actions for s in a.option_strings]
-        pairs = [(w.split("=")[0], difflib.get_close_matches(w.split("=")[0], known, n=1, cutoff=0.6))
-                 for w in extra if w.startswith("-")]
-        hints = [f"{close[0]!r} for {word!r}" for word, close in pairs if close]
+        words = [w.split("=")[0] for w in extra if w.startswith("-")]
+        hints = [f"{close!r} for {word!r}" for word in words if (close := _closest(word, known))]
         target.error(f"unrecognized arguments: {' '.join(extra)}"
                      + (f"; did you mean {', '.join(hints)}?" if hints else ""))
 
