@@ -29,7 +29,8 @@ from hyperkit.evaluation.stats import paired_difference
 METHODS = ("conv_unet", "all_unet")
 
 
-def _run(spec: str) -> tuple[str, Path]:
+def results_arg(spec: str) -> tuple[str, Path]:
+    """``label=path/to/results.csv`` as ``(label, path)``; an argparse error for a malformed or missing one."""
     label, sep, path = spec.partition("=")
     if not sep or not label or not path:
         raise argparse.ArgumentTypeError(f"expected label=results.csv, got {spec!r}")
@@ -57,7 +58,7 @@ def facts(path: Path, method: str) -> dict[str, Any]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=_run, help="label=results.csv; the first is the reference")
+    ap.add_argument("runs", nargs="+", type=results_arg, help="label=results.csv; the first is the reference")
     args = ap.parse_args()
     runs: list[tuple[str, Path]] = args.runs
     for method in METHODS:
