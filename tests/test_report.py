@@ -307,6 +307,21 @@ def test_organs_with_unequal_case_counts_pair_the_common_positions() -> None:
     assert v.verdict == HOLDS and "(9 positions paired)" in v.detail  # spleen: 3 draws x 3 cases
 
 
+def test_organs_pair_the_same_draw_when_case_counts_differ() -> None:
+    """Guards pairing at (draw, k-th case), not by position in the file: every draw shifts all targets
+    alike, so aligned pairs differ by exactly 0.1; one spleen case fewer must not shift the draws."""
+    cols = ("liver", "spleen", "hepatic_vessels", "lung_tumour", "colon_tumour")
+    rows = [{"task": TASKS[c], "method": "hyper_unet", "draw": d, "support": f"s{d}", "case": f"c{k}",
+             "in_test_split": True, "dsc": (0.3 if c in ("liver", "spleen") else 0.2) + 0.2 * d + 0.01 * k}
+            for c in cols for d in range(3) for k in range(4)
+            if not (c == "spleen" and k == 3)]
+    v = organs_above_tumours(rows)
+    assert "(9 positions paired)" in v.detail
+    assert float(v.kit.split()[0]) == pytest.approx(0.1, abs=1e-9)  # paired by file position: 0.132
+    other_draws = [dict(r, draw=r["draw"] + 10) for r in rows if r["task"] == TASKS["lung_tumour"]]
+    assert organs_above_tumours([r for r in rows if r["task"] == TASKS["liver"]] + other_draws).verdict == NOT_MEASURED
+
+
 def test_hyper_init_leaves_out_n_below_the_claims_sizes() -> None:
     """Guards that only N in ``ns`` (2-4) are pooled: a reversed N = 1 does not enter the verdict."""
     v = hyper_init_beats_random(finetune_rows({1: -0.5, 2: 0.1, 4: 0.05}))

@@ -15,7 +15,7 @@ import numpy as np
 
 from hyperkit.seeds import numpy_rng
 
-__all__ = ["Paired", "paired_difference", "pair_rows", "pooled", "paired_starts"]
+__all__ = ["Paired", "paired_difference", "pair_rows", "in_test_split", "pooled", "paired_starts"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,11 @@ def paired_difference(a: Sequence[float], b: Sequence[float], *, resamples: int 
     return Paired(float(x.mean()), float(y.mean()), float(d.mean()), float(lo), float(hi), int(d.size))
 
 
+def in_test_split(row: Mapping[str, Any]) -> bool:
+    """Whether a results row scores a case of its task's test split (rows without the field do)."""
+    return row.get("in_test_split", True) in (True, "True", 1)
+
+
 def pair_rows(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str, Any]], metric: str = "dsc",
               method_a: str = "hyper_unet", method_b: str = "hyper_unet",
               test_only: bool = True) -> dict[str, tuple[list[float], list[float]]]:
@@ -85,7 +90,7 @@ def pair_rows(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str,
     """
     def index(rows: Iterable[Mapping[str, Any]], method: str) -> dict[tuple[str, int, str], float]:
         return {(r["task"], int(r["draw"]), r["case"]): float(r[metric]) for r in rows
-                if r["method"] == method and (not test_only or r.get("in_test_split", True) in (True, "True", 1))}
+                if r["method"] == method and (not test_only or in_test_split(r))}
 
     ia, ib = index(a_rows, method_a), index(b_rows, method_b)
     out: dict[str, tuple[list[float], list[float]]] = {}

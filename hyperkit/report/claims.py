@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, paired_starts
+from hyperkit.evaluation.stats import Paired, in_test_split, pair_rows, paired_difference, paired_starts
 from hyperkit.evaluation.tables import TABLES, paper_tables, table_tasks
 
 __all__ = ["HOLDS", "FAILS", "NOT_MEASURED", "VERDICTS", "RULE", "Verdict", "ORGANS", "TUMOURS_VESSELS",
@@ -78,8 +78,9 @@ class Verdict:
     files: tuple[str, ...] = ()
 
 
-def _decide(p: Paired) -> str:
-    return HOLDS if p.lo > 0 else FAILS
+def _decide(lo: float) -> str:
+    """The one verdict rule (:data:`RULE`): holds when the interval's lower end ``lo`` is above 0."""
+    return HOLDS if lo > 0 else FAILS
 
 
 def _columns(rows: Sequence[Mapping[str, Any]], tables: Sequence[str]) -> dict[str, str]:
@@ -130,7 +131,7 @@ def hyper_above_rand(rows: Sequence[Mapping[str, Any]] | None, files: Sequence[s
         return _not_measured("hyper_above_rand", claim, measure, paper,
                              _missing(rows, "Hyper U-Net and Rand U-Net rows of a Table 1-2 target", files),
                              "one_shot", files)
-    above = [c for c, p in per.items() if p.lo > 0]
+    above = [c for c, p in per.items() if _decide(p.lo) == HOLDS]
     verdict = HOLDS if len(above) == len(per) else FAILS
     worst = min(per, key=lambda c: per[c].lo)
     kit = (f"interval above 0 on {len(above)} of {len(per)} targets measured; lowest: {worst} "
@@ -142,18 +143,41 @@ def hyper_above_rand(rows: Sequence[Mapping[str, Any]] | None, files: Sequence[s
     return Verdict("hyper_above_rand", claim, measure, verdict, kit, paper, detail, "one_shot", tuple(files))
 
 
-def _group_vector(pairs: Mapping[str, tuple[list[float], list[float]]], tasks: Sequence[str], n: int) -> list[float]:
-    return [statistics.fmean(pairs[t][0][i] for t in tasks) for i in range(n)]
+def _hyper_by_draw(rows: Sequence[Mapping[str, Any]], task: str) -> dict[int, list[float]]:
+    """``draw -> Hyper U-Net DSC of the draw's test cases, ordered by case`` for one task."""
+    cases: dict[int, dict[str, float]] = {}
+    for r in rows:
+        if r["task"] == task and r["method"] == "hyper_unet" and in_test_split(r):
+            cases.setdefault(int(r["draw"]), {})[r["case"]] = float(r["dsc"])
+    return {d: [v[c] for c in sorted(v)] for d, v in cases.items()}
+
+
+def _group_vectors(rows: Sequence[Mapping[str, Any]], groups: Sequence[Sequence[str]]) -> list[list[float]]:
+    """Each group's mean DSC at every (draw, k-th test case) that all tasks of all groups have.
+
+    A draw enters when every task has it; within it, positions ``k`` up to the fewest test cases
+    of any task, so that position k always means the same draw in every group.
+    """
+    scores = {t: _hyper_by_draw(rows, t) for g in groups for t in g}
+    draws = sorted(set.intersection(*(set(v) for v in scores.values())))
+    out: list[list[float]] = [[] for _ in groups]
+    for d in draws:
+        for k in range(min(len(v[d]) for v in scores.values())):
+            for vec, tasks in zip(out, groups):
+                vec.append(statistics.fmean(scores[t][d][k] for t in tasks))
+    return out
 
 
 def organs_above_tumours(rows: Sequence[Mapping[str, Any]] | None,
                          files: Sequence[str] = ("eval/results.csv",)) -> Verdict:
     """The Hyper U-Net segments homogeneous organs better than tumours and vessels (Table 1, DSC).
 
-    The two groups are different targets, so their rows cannot be paired by case: each
-    target's Hyper U-Net rows (test split) are ordered by (draw, case), each group is averaged
-    over its targets position by position, and the two groups are paired by position. For
-    independent groups of equal size this approximates the two-sample interval of the difference of means.
+    The two groups are different targets, so their rows cannot be paired by case: within each
+    support draw, each target's Hyper U-Net rows (test split) are ordered by case, each group is
+    averaged over its targets at the k-th case of the draw, and the groups are paired at the same
+    (draw, k) (:func:`_group_vectors`; targets with more test cases than another give up their
+    last ones). For independent groups of equal size this approximates the two-sample interval
+    of the difference of means.
     """
     claim = "Homogeneous organs (liver, spleen) are segmented better than tumours and vessels (Table 1)"
     measure = ("mean Hyper U-Net DSC on liver and spleen − mean on hepatic vessels, lung and colon tumours; "
@@ -171,14 +195,18 @@ def organs_above_tumours(rows: Sequence[Mapping[str, Any]] | None,
         return _not_measured("organs_above_tumours", claim, measure, paper,
                              _missing(rows, "Hyper U-Net rows of an organ and of a tumour or vessel target", files),
                              "one_shot", files)
-    n = min(len(pairs[t][0]) for t in organs + others)
-    p = paired_difference(_group_vector(pairs, organs, n), _group_vector(pairs, others, n))
+    organ_vec, other_vec = _group_vectors(rows or [], (organs, others))
+    n = len(organ_vec)
+    if not n:
+        return _not_measured("organs_above_tumours", claim, measure, paper,
+                             "the organ and tumour/vessel targets share no support draw", "one_shot", files)
+    p = paired_difference(organ_vec, other_vec)
     means = {c: statistics.fmean(pairs[cols[c]][0]) for c in ORGANS + TUMOURS_VESSELS if cols.get(c) in organs + others}
     detail = "Hyper U-Net DSC: " + "; ".join(f"{c} {v:.3f}" for c, v in means.items()) + f" ({n} positions paired)"
     absent = [c for c in ORGANS + TUMOURS_VESSELS if c not in means]
     if absent:
         detail += f". Not measured: {', '.join(absent)}"
-    return Verdict("organs_above_tumours", claim, measure, _decide(p), p.text(), paper, detail, "one_shot",
+    return Verdict("organs_above_tumours", claim, measure, _decide(p.lo), p.text(), paper, detail, "one_shot",
                    tuple(files))
 
 
@@ -209,7 +237,7 @@ def ct_to_mri(rows: Sequence[Mapping[str, Any]] | None, files: Sequence[str] = (
     absent = [c for c in cols if c not in per]
     if absent:
         detail += f". Not measured: {', '.join(absent)}"
-    return Verdict("ct_to_mri", claim, measure, _decide(p), f"{p.text()} over {p.n} pairs", paper, detail,
+    return Verdict("ct_to_mri", claim, measure, _decide(p.lo), f"{p.text()} over {p.n} pairs", paper, detail,
                    "one_shot", tuple(files))
 
 
@@ -235,7 +263,7 @@ def ablation_effect(rows: Sequence[Mapping[str, Any]] | None, variant: str,
         return _not_measured(key, claim, measure, paper, why, "ablation", files)
     r = mine["all"]
     lo, hi = float(r["ci_lo"]), float(r["ci_hi"])
-    verdict = HOLDS if lo > 0 else FAILS
+    verdict = _decide(lo)
     kit = f"{r['diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] over {r['pairs']} pairs"
     detail = "; ".join(f"{t} {v['diff']:+.3f} [{v['ci_lo']:+.3f}, {v['ci_hi']:+.3f}]"
                        for t, v in mine.items() if t != "all")
@@ -293,7 +321,7 @@ def hyper_init_beats_random(rows: Sequence[Mapping[str, Any]] | None, ns: Iterab
             q = paired_starts(rows or [], "hyper_ft", b, keep=lambda r, n=n: int(r["n"]) == n)
             if q is not None:
                 per.append(f"N={n} {q.text()} ({q.n} pairs)" if one else f"− {b} N={n} {q.text()} ({q.n} pairs)")
-    verdict = HOLDS if all(_decide(p) == HOLDS for p in pooled.values() if p is not None) else FAILS
+    verdict = HOLDS if all(_decide(p.lo) == HOLDS for p in pooled.values() if p is not None) else FAILS
     kit = "; ".join(f"{'' if one else f'− {b}: '}{p.text()} over {p.n} pairs" for b, p in pooled.items()
                     if p is not None)
     return Verdict("hyper_init", claim, measure, verdict, kit, paper, "; ".join(per), "finetune", tuple(files))
