@@ -22,12 +22,23 @@ __all__ = ["dice", "nsd", "voxel_tolerance", "as_binary_batch", "copy_support"]
 
 
 def as_binary_batch(x: Any) -> torch.Tensor:
-    """``(D, H, W)`` / ``(1, D, H, W)`` / ``(1, 1, D, H, W)`` binary -> float ``(1, 1, D, H, W)``."""
+    """``(D, H, W)`` / ``(1, D, H, W)`` / ``(1, 1, D, H, W)`` binary -> float ``(1, 1, D, H, W)``.
+
+    Integers and booleans are a mask (non-zero is foreground); floats are a mask or probabilities,
+    thresholded at 0.5.
+
+    Raises:
+        ValueError: not one volume, or values outside [0, 1] (a multi-class label map, logits):
+            those would be scored as one merged mask.
+    """
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().cpu()
     while t.dim() > 3 and t.shape[0] == 1:
         t = t[0]
     if t.dim() != 3:
         raise ValueError(f"expected one binary volume (D, H, W), got shape {tuple(t.shape)}")
+    if t.dtype != torch.bool and t.numel() and (t.min() < 0 or t.max() > 1):
+        raise ValueError(f"expected a binary mask or probabilities in [0, 1], got values from {t.min().item():g} "
+                         f"to {t.max().item():g}; for a label map score one label at a time (labels == k)")
     return (t > 0.5 if t.is_floating_point() else t > 0).float()[None, None]
 
 

@@ -78,8 +78,11 @@ def episode_generator(seed: int, episode: int) -> "torch.Generator":
     from it, so a resumed run repeats exactly what an uninterrupted run does.
 
     Raises:
-        ValueError: a negative seed, or an episode outside ``0 .. MAX_EPISODES - 1``.
+        ValueError: a seed or episode that is not a whole number, a negative seed, or an
+            episode outside ``0 .. MAX_EPISODES - 1``.
     """
+    if any(isinstance(v, bool) or int(v) != v for v in (seed, episode)):
+        raise ValueError(f"episode_generator needs whole numbers, got seed={seed!r}, episode={episode!r}")
     if int(seed) < 0 or not 0 <= int(episode) < MAX_EPISODES:
         raise ValueError(f"episode_generator needs seed >= 0 and 0 <= episode < {MAX_EPISODES}, "
                          f"got seed={seed}, episode={episode}")

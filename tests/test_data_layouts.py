@@ -94,6 +94,10 @@ def test_split_file_errors(tmp_path):
         load_split(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_split(tmp_path / "missing.yaml")
+    for empty in ("", "train: []\nval: []\n"):  # would leave every task unused, silently
+        bad.write_text(empty)
+        with pytest.raises(ConfigError, match="no task pattern in any role"):
+            load_split(bad)
 
 
 def test_default_split_validation_structures():

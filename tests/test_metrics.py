@@ -138,3 +138,18 @@ def test_copy_support_is_a_strict_majority_vote():
     assert out.shape == (1, 2, 2, 2) and out.dtype == torch.bool
     assert not out[0, 0, 0, 0] and out[0, 1, 1, 1] and int(out.sum()) == 1
     assert torch.equal(copy_support(m[:1]), m[0] > 0)  # one support: its own mask
+
+
+@pytest.mark.parametrize("volume", [np.array([0, 1, 2]), np.array([0.0, 0.4, 3.0]), np.array([-2.0, 0.1, 0.9])])
+def test_a_label_map_or_logits_are_refused_not_merged_into_one_mask(volume: np.ndarray) -> None:
+    """Guards against scoring labels 1 and 2 (or logits) as one mask: the value range is checked."""
+    x = np.zeros((4, 4, 4), volume.dtype)
+    x.flat[: volume.size] = volume
+    with pytest.raises(ValueError, match=r"binary mask or probabilities in \[0, 1\]"):
+        dice(x, (x > 0).astype(np.uint8))
+
+
+def test_masks_and_probabilities_are_accepted() -> None:
+    m = np.zeros((4, 4, 4), np.uint8)
+    m[:2] = 1
+    assert dice(m.astype(bool), m) == dice(m.astype(np.float32) * 0.9, m) == 1.0

@@ -70,3 +70,11 @@ def test_episode_generator_refuses_a_negative_seed() -> None:
         seeds.episode_generator(-1, 0)
     with pytest.raises(ValueError, match="episode=-1"):
         seeds.episode_generator(0, -1)
+
+
+@pytest.mark.parametrize("seed, episode", [(1.5, 0), (0, 2.7), (True, 0)])
+def test_episode_generator_refuses_numbers_that_are_not_whole(seed: object, episode: object) -> None:
+    """Guards against truncation: episode 2.7 would silently repeat episode 2's draws."""
+    with pytest.raises(ValueError, match="whole numbers"):
+        seeds.episode_generator(seed, episode)  # type: ignore[arg-type]
+    assert seeds.episode_generator(np.int64(3), 4.0).initial_seed() == seeds.episode_generator(3, 4).initial_seed()

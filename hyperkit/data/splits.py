@@ -20,7 +20,8 @@ def load_split(path: str | Path | None = None) -> dict[str, list[str]]:
     """Read a split file; ``None`` gives the kit's default (the paper's split).
 
     Raises:
-        ConfigError: unreadable file, unknown role, or patterns that are not strings.
+        ConfigError: unreadable file, unknown role, patterns that are not strings, or no
+            pattern in any role (every task would be unused).
     """
     if path is None:
         text = resources.files("hyperkit").joinpath("splits", "paper.yaml").read_text()
@@ -45,6 +46,8 @@ def load_split(path: str | Path | None = None) -> dict[str, list[str]]:
         if not isinstance(patterns, list) or not all(isinstance(x, str) for x in patterns):
             raise ConfigError(f"{where}: {role!r} must be a list of strings, got {patterns!r}")
         out[role] = patterns
+    if not any(out.values()):
+        raise ConfigError(f"{where}: no task pattern in any role ({', '.join(ROLES)}); every task would be unused")
     return out
 
 
