@@ -12,7 +12,8 @@ runs of the same arm show the training-to-training spread that a difference betw
 against. Last, per arm: each training's mean (over the rows) and the arms' means over their
 trainings, CT and MRI apart. The row CIs hold one model fixed; the unit that replicates a recipe
 is a training, so an arm difference smaller than the spread between two trainings of one arm is
-not resolved, however narrow the row CIs.
+not resolved, however narrow the row CIs; with two arms the script also gives the difference of
+the arms' means with a Welch t interval over the trainings.
 
     python benchmarks/model_runs.py wide:s0=runs/study-intensity/eval-wide-s0/results.csv \\
         wide:s1=runs/study-intensity/eval-wide-s1/results.csv \\
@@ -26,6 +27,8 @@ import argparse
 import itertools
 import sys
 from pathlib import Path
+
+from scipy import stats
 
 from baseline_runs import results_arg  # the same label=results.csv argument (a sibling script)
 from hyperkit.evaluation.protocol import read_results
@@ -99,6 +102,17 @@ def print_arms(rows: dict[str, list[dict]], metric: str) -> None:
             v = mods.get(mod, [])
             cells.append(" / ".join(f"{x:.3f}" for x in v) + f" -> {sum(v) / len(v):.3f}" if v else "—")
         print(f"| {arm} | {max(len(v) for v in mods.values())} | " + " | ".join(cells) + " |")
+    names = list(arms)
+    if len(names) == 2:
+        first, second = names
+        for mod in ("CT", "MRI"):
+            a, b = arms[first].get(mod, []), arms[second].get(mod, [])
+            if len(a) >= 2 and len(b) >= 2:
+                t = stats.ttest_ind(a, b, equal_var=False)
+                ci = t.confidence_interval(0.95)
+                print(f"\n{mod}: {first} - {second}, difference of the arms' means over trainings "
+                      f"{sum(a) / len(a) - sum(b) / len(b):+.3f}, Welch 95 % CI [{ci.low:+.3f}, {ci.high:+.3f}] "
+                      f"(p = {t.pvalue:.2f}; {len(a)} and {len(b)} trainings)")
 
 
 if __name__ == "__main__":
