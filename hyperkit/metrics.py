@@ -24,7 +24,7 @@ __all__ = ["dice", "nsd", "voxel_tolerance", "as_binary_batch", "copy_support"]
 def as_binary_batch(x: Any) -> torch.Tensor:
     """``(D, H, W)`` / ``(1, D, H, W)`` / ``(1, 1, D, H, W)`` binary -> float ``(1, 1, D, H, W)``.
 
-    Integers and booleans are a mask (non-zero is foreground); floats are a mask or probabilities,
+    Integers are a 0/1 mask and booleans a mask; floats are a 0/1 mask or probabilities,
     thresholded at 0.5.
 
     Raises:
