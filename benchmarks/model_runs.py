@@ -31,13 +31,19 @@ from pathlib import Path
 from scipy import stats
 
 from baseline_runs import results_arg  # the same label=results.csv argument (a sibling script)
+from hyperkit.data.tasks import modality_of
 from hyperkit.evaluation.protocol import read_results
 from hyperkit.evaluation.stats import pair_rows, paired_difference, pooled
 
 
 def modality(task: str) -> str:
-    """``"CT"`` for a task id whose channel is CT (``.../liver@CT``), else ``"MRI"``."""
-    return "CT" if task.rsplit("@", 1)[-1] == "CT" else "MRI"
+    """The modality of a task id's channel (``.../liver@CT`` -> ``"CT"``), by the kit's own rule."""
+    return modality_of(task.rsplit("@", 1)[-1])
+
+
+def arm_of(label: str) -> str:
+    """The arm of a run label: its part before the first ``:`` (``wide:s0`` -> ``wide``)."""
+    return label.split(":")[0]
 
 
 def main() -> int:
@@ -73,7 +79,7 @@ def main() -> int:
                 continue
             p = paired_difference(*pooled(part))
             cells.append(f"{p.b:.3f} -> {p.a:.3f}, {p.diff:+.3f} [{p.lo:+.3f}, {p.hi:+.3f}] ({p.n})")
-        same = a.split(":")[0] == b.split(":")[0]
+        same = arm_of(a) == arm_of(b)
         print(f"| {b} - {a}{' (same arm)' if same else ''} | " + " | ".join(cells) + " |")
     print_arms(rows, args.metric)
     return 0
@@ -83,7 +89,7 @@ def arm_means(rows: dict[str, list[dict]], metric: str) -> dict[str, dict[str, l
     """``{arm: {modality: [mean metric of each training of the arm, in label order]}}``."""
     out: dict[str, dict[str, list[float]]] = {}
     for label, rs in rows.items():
-        arm = label.split(":")[0]
+        arm = arm_of(label)
         for mod in ("CT", "MRI"):
             vals = [float(r[metric]) for r in rs if modality(r["task"]) == mod]
             if vals:

@@ -36,9 +36,11 @@ def as_binary_batch(x: Any) -> torch.Tensor:
         t = t[0]
     if t.dim() != 3:
         raise ValueError(f"expected one binary volume (D, H, W), got shape {tuple(t.shape)}")
-    if t.dtype != torch.bool and t.numel() and (t.min() < 0 or t.max() > 1):
-        raise ValueError(f"expected a binary mask or probabilities in [0, 1], got values from {t.min().item():g} "
-                         f"to {t.max().item():g}; for a label map score one label at a time (labels == k)")
+    if t.dtype != torch.bool and t.numel():
+        lo, hi = (float(v) for v in torch.aminmax(t))
+        if lo < 0 or hi > 1:
+            raise ValueError(f"expected a binary mask or probabilities in [0, 1], got values from {lo:g} to {hi:g}; "
+                             "for a label map score one label at a time (labels == k)")
     return (t > 0.5 if t.is_floating_point() else t > 0).float()[None, None]
 
 

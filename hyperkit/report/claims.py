@@ -143,28 +143,30 @@ def hyper_above_rand(rows: Sequence[Mapping[str, Any]] | None, files: Sequence[s
     return Verdict("hyper_above_rand", claim, measure, verdict, kit, paper, detail, "one_shot", tuple(files))
 
 
-def _hyper_by_draw(rows: Sequence[Mapping[str, Any]], task: str) -> dict[int, list[float]]:
-    """``draw -> Hyper U-Net DSC of the draw's test cases, ordered by case`` for one task."""
-    cases: dict[int, dict[str, float]] = {}
+def _hyper_by_draw(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, list[float]]]:
+    """``task -> draw -> Hyper U-Net DSC of the draw's test cases, ordered by case``."""
+    cases: dict[str, dict[int, dict[str, float]]] = {}
     for r in rows:
-        if r["task"] == task and r["method"] == "hyper_unet" and in_test_split(r):
-            cases.setdefault(int(r["draw"]), {})[r["case"]] = float(r["dsc"])
-    return {d: [v[c] for c in sorted(v)] for d, v in cases.items()}
+        if r["method"] == "hyper_unet" and in_test_split(r):
+            cases.setdefault(r["task"], {}).setdefault(int(r["draw"]), {})[r["case"]] = float(r["dsc"])
+    return {t: {d: [v[c] for c in sorted(v)] for d, v in sorted(by.items())} for t, by in cases.items()}
 
 
-def _group_vectors(rows: Sequence[Mapping[str, Any]], groups: Sequence[Sequence[str]]) -> list[list[float]]:
+def _group_vectors(scores: Mapping[str, Mapping[int, list[float]]],
+                   groups: Sequence[Sequence[str]]) -> list[list[float]]:
     """Each group's mean DSC at every (draw, k-th test case) that all tasks of all groups have.
 
-    A draw enters when every task has it; within it, positions ``k`` up to the fewest test cases
-    of any task, so that position k always means the same draw in every group.
+    ``scores`` is :func:`_hyper_by_draw`'s. A draw enters when every task has it; within it,
+    positions ``k`` up to the fewest test cases of any task, so that position k always means the
+    same draw in every group.
     """
-    scores = {t: _hyper_by_draw(rows, t) for g in groups for t in g}
-    draws = sorted(set.intersection(*(set(v) for v in scores.values())))
+    tasks = [t for g in groups for t in g]
+    draws = sorted(set.intersection(*(set(scores[t]) for t in tasks)))
     out: list[list[float]] = [[] for _ in groups]
     for d in draws:
-        for k in range(min(len(v[d]) for v in scores.values())):
-            for vec, tasks in zip(out, groups):
-                vec.append(statistics.fmean(scores[t][d][k] for t in tasks))
+        for k in range(min(len(scores[t][d]) for t in tasks)):
+            for vec, group in zip(out, groups):
+                vec.append(statistics.fmean(scores[t][d][k] for t in group))
     return out
 
 
@@ -188,20 +190,21 @@ def organs_above_tumours(rows: Sequence[Mapping[str, Any]] | None,
              f"(organs {', '.join(f'{pap[c]:.3f}' for c in ORGANS)}; tumours/vessels "
              f"{', '.join(f'{pap[c]:.3f}' for c in TUMOURS_VESSELS)})")
     cols = _columns(rows or [], ("table1_ct",))
-    pairs = pair_rows(rows or [], rows or [], "dsc", method_a="hyper_unet", method_b="hyper_unet")
-    organs = [cols[c] for c in ORGANS if c in cols and pairs.get(cols[c], ([], []))[0]]
-    others = [cols[c] for c in TUMOURS_VESSELS if c in cols and pairs.get(cols[c], ([], []))[0]]
+    scores = _hyper_by_draw(rows or [])
+    organs = [cols[c] for c in ORGANS if cols.get(c) in scores]
+    others = [cols[c] for c in TUMOURS_VESSELS if cols.get(c) in scores]
     if not organs or not others:
         return _not_measured("organs_above_tumours", claim, measure, paper,
                              _missing(rows, "Hyper U-Net rows of an organ and of a tumour or vessel target", files),
                              "one_shot", files)
-    organ_vec, other_vec = _group_vectors(rows or [], (organs, others))
+    organ_vec, other_vec = _group_vectors(scores, (organs, others))
     n = len(organ_vec)
     if not n:
         return _not_measured("organs_above_tumours", claim, measure, paper,
                              "the organ and tumour/vessel targets share no support draw", "one_shot", files)
     p = paired_difference(organ_vec, other_vec)
-    means = {c: statistics.fmean(pairs[cols[c]][0]) for c in ORGANS + TUMOURS_VESSELS if cols.get(c) in organs + others}
+    means = {c: statistics.fmean(x for draw in scores[cols[c]].values() for x in draw)
+             for c in ORGANS + TUMOURS_VESSELS if cols.get(c) in organs + others}
     detail = "Hyper U-Net DSC: " + "; ".join(f"{c} {v:.3f}" for c, v in means.items()) + f" ({n} positions paired)"
     absent = [c for c in ORGANS + TUMOURS_VESSELS if c not in means]
     if absent:
