@@ -6,8 +6,9 @@ is scored on the same supports and test cases. The label's part before the first
 arm (a recipe), the rest the training (e.g. ``wide:s0``, ``wide:s1``, ``paper:s0``).
 
 The script prints, per held-out task, each run's mean DSC; then for every pair of runs the paired
-difference (second - first) over the (task, draw, test case) rows, pooled over the CT tasks and
-over the MRI tasks (a task is CT when its channel is ``CT``), with a 95 % bootstrap CI. Pairs of
+difference (second - first) over the (task, draw, case) rows both runs have (the rows the means
+are taken over), pooled over the CT tasks and over the MRI tasks (a task is CT when its channel
+is ``CT``), with a 95 % bootstrap CI. Pairs of
 runs of the same arm show the training-to-training spread that a difference between arms is read
 against. Last, per arm: each training's mean (over the rows) and the arms' means over their
 trainings, CT and MRI apart. The row CIs hold one model fixed; the unit that replicates a recipe
@@ -70,7 +71,7 @@ def main() -> int:
           "| MRI: the same |")
     print("|---|---|---|")
     for a, b in itertools.combinations(labels, 2):
-        pairs = pair_rows(rows[b], rows[a], metric=args.metric)
+        pairs = pair_rows(rows[b], rows[a], metric=args.metric, test_only=False)  # the rows the means use
         cells = []
         for mod in ("CT", "MRI"):
             part = {t: v for t, v in pairs.items() if modality(t) == mod}

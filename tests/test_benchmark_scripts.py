@@ -1,0 +1,144 @@
+"""The comparison scripts of ``benchmarks/`` on results whose answers are known by hand.
+
+``benchmarks/model_runs.py`` (trained hypernetworks, arm against arm) and
+``benchmarks/baseline_runs.py`` (Conv / All U-Net runs) print the numbers that BENCHMARKS.md
+quotes; here they read results files written in the kit's own format (the columns of
+:data:`hyperkit.evaluation.protocol.FIELDS`) with chosen scores, run as BENCHMARKS.md runs them
+(``python benchmarks/...`` from the repository root).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hyperkit.evaluation.protocol import FIELDS
+
+ROOT = Path(__file__).resolve().parents[1]
+CT_TASK = "totalsegmentator/ct/liver@CT"
+MRI_TASK = "msd/Task01_BrainTumour/edema@FLAIR"
+SMALL_MRI_TASK = "msd/Task02_Heart/left_atrium@MRI"  # fewer than 3 cases: no test split, every row False
+
+
+def _base_rows(method: str = "hyper_unet") -> list[dict[str, Any]]:
+    """Rows of one run: CT 3 draws x 2 cases, MRI 2 x 2, the small MRI task 2 rows outside a test split."""
+    rows = []
+    for task, draws, cases, in_test in ((CT_TASK, 3, 2, True), (MRI_TASK, 2, 2, True), (SMALL_MRI_TASK, 2, 1, False)):
+        for d in range(draws):
+            for c in range(cases):
+                rows.append({"task": task, "method": method, "draw": d, "support": f"s{d}", "case": f"case{c}",
+                             "in_test_split": in_test, "dsc": 0.30 + 0.05 * d + 0.02 * c, "nsd": 0.5,
+                             "nsd_voxel": 0.6, "fit_seconds": 0.1})
+    return rows
+
+
+def _conv_rows() -> list[dict[str, Any]]:
+    """Rows of a supervised baseline: draw 0, no support, the test cases only (3 CT, 2 MRI)."""
+    return [{"task": task, "method": "conv_unet", "draw": 0, "support": "", "case": f"case{c}", "in_test_split": True,
+             "dsc": 0.40 + 0.1 * c, "nsd": 0.5, "nsd_voxel": 0.6, "fit_seconds": 1.0}
+            for task, cases in ((CT_TASK, 3), (MRI_TASK, 2)) for c in range(cases)]
+
+
+def _write(path: Path, rows: list[dict[str, Any]], shift: float = 0.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=FIELDS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "dsc": f"{r['dsc'] + shift:.6f}"})
+    return path
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def four_trainings(tmp_path_factory) -> dict[str, Path]:
+    """Two arms of two trainings each: ``wide`` at +0.00 / +0.02, ``paper`` at -0.05 / -0.03 on every row."""
+    tmp = tmp_path_factory.mktemp("model_runs")
+    shifts = {"wide:s0": 0.0, "wide:s1": 0.02, "paper:s0": -0.05, "paper:s1": -0.03}
+    return {label: _write(tmp / label.replace(":", "-") / "results.csv", _base_rows(), s)
+            for label, s in shifts.items()}
+
+
+@pytest.fixture(scope="module")
+def model_runs_out(four_trainings) -> str:
+    done = _run("model_runs.py", *(f"{k}={v}" for k, v in four_trainings.items()))
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_model_runs_per_task_means(model_runs_out):
+    # liver: mean over draws 0-2 of 0.30 + 0.05 d + 0.02 c = 0.36; the four runs shifted by 0, +0.02, -0.05, -0.03
+    row = next(line for line in model_runs_out.splitlines() if line.startswith("| ct/liver@CT |"))
+    assert row.split("|")[3:7] == [" 0.360 ", " 0.380 ", " 0.310 ", " 0.330 "]
+
+
+def test_model_runs_pairs_use_the_rows_of_the_means(model_runs_out):
+    # a constant shift between two runs: the paired difference is that shift with a zero-width interval;
+    # MRI pairs count the small task's rows too (4 + 2), the rows its per-training means are taken over
+    row = next(line for line in model_runs_out.splitlines() if line.startswith("| wide:s1 - wide:s0 (same arm) |"))
+    ct, mri = row.split("|")[2:4]
+    assert "+0.020 [+0.020, +0.020] (6)" in ct
+    assert "+0.020 [+0.020, +0.020] (6)" in mri
+    cross = next(line for line in model_runs_out.splitlines() if line.startswith("| paper:s0 - wide:s0 |"))
+    assert "-0.050 [-0.050, -0.050]" in cross
+
+
+def test_model_runs_welch_interval_over_trainings(model_runs_out):
+    # arms' means differ by 0.05; each arm's two trainings are 0.02 apart (sd 0.01414), so the Welch
+    # standard error is 0.01414 with 2 degrees of freedom, t(0.975, 2) = 4.3027: 0.05 -/+ 0.0609
+    lines = [line for line in model_runs_out.splitlines() if "Welch 95 % CI" in line]
+    assert len(lines) == 2
+    for mod, line in zip(("CT", "MRI"), lines):
+        assert line.startswith(f"{mod}: wide - paper")
+        assert "+0.050, Welch 95 % CI [-0.011, +0.111]" in line
+        assert "2 and 2 trainings" in line
+    arm = next(line for line in model_runs_out.splitlines() if line.startswith("| wide | 2 |"))
+    assert "0.360 / 0.380 -> 0.370" in arm
+
+
+def test_model_runs_refuses_a_run_without_hyper_unet_rows(tmp_path, four_trainings):
+    other = _write(tmp_path / "rand.csv", _base_rows("rand_unet"))
+    done = _run("model_runs.py", f"wide:s0={four_trainings['wide:s0']}", f"rand={other}")
+    assert done.returncode == 2
+    assert "no hyper_unet rows in ['rand']" in done.stderr
+
+
+@pytest.mark.parametrize("spec, message", [("no-equals-sign", "expected label=results.csv"),
+                                           ("=results.csv", "expected label=results.csv"),
+                                           ("a=/nonexistent/results.csv", "no such results file")])
+def test_run_arguments_are_refused_with_the_offending_value(spec, message):
+    done = _run("model_runs.py", spec)
+    assert done.returncode == 2  # argparse's usage error
+    assert message in done.stderr
+
+
+def test_baseline_runs_difference_and_training_facts(tmp_path):
+    ref = _write(tmp_path / "fp32" / "results.csv", _conv_rows())
+    new = _write(tmp_path / "bf16" / "results.csv", _conv_rows(), shift=0.01)
+    ref.with_suffix(".json").write_text(json.dumps({"baselines": {"conv_unet": {
+        CT_TASK: {"steps": 100, "seconds": 60.0, "threads": 2},
+        MRI_TASK: {"steps": 50, "seconds": 30.0, "threads": 2}}}}))
+    new.with_suffix(".json").write_text(json.dumps({"baselines": {"conv_unet": {
+        CT_TASK: {"steps": 80, "seconds": 24.0, "precision": "bf16", "threads": 1}}}}))
+    done = _run("baseline_runs.py", f"fp32={ref}", f"bf16={new}")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "### conv_unet" in out and "### all_unet" not in out  # no All U-Net rows: no section
+    # mean DSC: (0.4 + 0.5 + 0.6 + 0.4 + 0.5) / 5 = 0.48; every case 0.01 higher in the second run
+    m = re.search(r"bf16 - fp32: mean DSC ([\d.]+) -> ([\d.]+), difference ([+-][\d.]+) \[95 % CI ([+-][\d.]+), "
+                  r"([+-][\d.]+)\] over (\d+) \(target, case\) pairs", out)
+    assert m is not None, out
+    assert m.groups() == ("0.480", "0.490", "+0.010", "+0.010", "+0.010", "5")
+    assert "- fp32: 2 training(s), 150 steps, 1.5 min of training time, precision fp32, threads [2]" in out
+    assert "- bf16: 1 training(s), 80 steps, 0.4 min of training time, precision bf16, threads [1]" in out
