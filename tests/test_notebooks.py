@@ -46,7 +46,7 @@ from hyperkit.reproduce import NOTEBOOK_PATTERN, notebook_parameters
 #: Tiny settings per notebook (file stem -> parameters), applied on top of
 #: profile="quick". A long-running notebook exposes its knobs as parameters
 #: (e.g. ``episodes``) and lists tiny values here so that the whole notebook
-#: suite stays within the CI budget (40 min on 2 cores, everything included).
+#: suite stays within the CI budget (20 min on 2 cores, everything included; about 8 today).
 #: Example: {"04_episodic_training": {"episodes": 4, "eval_draws": 1}}
 NOTEBOOK_TEST_PARAMETERS: dict[str, dict[str, Any]] = {
     "04_episodic_training": {"episodes": 3, "fit_supports": 1},
@@ -76,8 +76,10 @@ NOTEBOOK_TEST_SECONDS: dict[str, float] = {
 TIMEOUT_FACTOR = 2.0  # x the measured (loaded) seconds above, at least MIN_TIMEOUT
 MIN_TIMEOUT = 120
 DEFAULT_TIMEOUT = 600  # a notebook not measured yet
-#: all notebooks of one session together: 30 of CI's 40 minutes at most, so hung notebooks
-#: cannot take the whole run (a notebook that finds the budget spent fails without running).
+#: all notebooks of one session together: 30 minutes at most, so that hung notebooks fail the run
+#: long before a CI runner's own limit (a notebook that finds the budget spent fails without
+#: running). On an idle machine they take a few minutes of CI's 20; the cap is loose so that a
+#: loaded machine does not fail a correct run.
 TOTAL_TIMEOUT = int(os.environ.get("HYPERKIT_NOTEBOOKS_TOTAL_TIMEOUT", "1800"))
 _SPENT = {"seconds": 0.0}  # nbval time used by the notebooks of this session so far
 
