@@ -672,6 +672,11 @@ def test_pair_rows_keeps_the_test_split_only_when_asked():
     assert got == {"t": ([0.9, 0.8], [0.5, 0.5])}  # sorted by (draw, case): x, y; w and z left out
     assert pair_rows(a, b, method_a="hyper_unet", method_b="rand_unet", test_only=False) == \
         {"t": ([0.2, 0.9, 0.8, 0.1], [0.5] * 4)}
+    # a task without a test split (fewer than 3 cases: every row False) keeps all its rows, as the tables do
+    small = [dict(r, task="s", in_test_split=False) for r in a[:2]]
+    got = pair_rows(a + small, b + [dict(r, method="rand_unet", dsc=0.5) for r in small],
+                    method_a="hyper_unet", method_b="rand_unet")
+    assert got == {"t": ([0.9, 0.8], [0.5, 0.5]), "s": ([0.9, 0.8], [0.5, 0.5])}
 
 
 def test_pooled_keeps_each_side_task_by_task():

@@ -86,13 +86,18 @@ def pair_rows(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str,
         a_rows, b_rows: results rows (:func:`~hyperkit.evaluation.protocol.read_results`).
         metric: ``dsc``, ``nsd`` or ``nsd_voxel``.
         method_a, method_b: the method of each side (the same results file may hold both).
-        test_only: only rows of the task's test split (where a task has one).
+        test_only: only rows of the task's test split, where a task has one; a task without
+            (fewer than 3 cases: no row of either side in a test split) keeps all its rows, as
+            :func:`~hyperkit.evaluation.tables.summarize` does.
     """
-    def index(rows: Iterable[Mapping[str, Any]], method: str) -> dict[tuple[str, int, str], float]:
-        return {(r["task"], int(r["draw"]), r["case"]): float(r[metric]) for r in rows
-                if r["method"] == method and (not test_only or in_test_split(r))}
+    a_list, b_list = list(a_rows), list(b_rows)
+    split_tasks = {r["task"] for r in (*a_list, *b_list) if in_test_split(r)}
 
-    ia, ib = index(a_rows, method_a), index(b_rows, method_b)
+    def index(rows: list[Mapping[str, Any]], method: str) -> dict[tuple[str, int, str], float]:
+        return {(r["task"], int(r["draw"]), r["case"]): float(r[metric]) for r in rows
+                if r["method"] == method and (not test_only or in_test_split(r) or r["task"] not in split_tasks)}
+
+    ia, ib = index(a_list, method_a), index(b_list, method_b)
     out: dict[str, tuple[list[float], list[float]]] = {}
     for key in sorted(set(ia) & set(ib)):
         xs, ys = out.setdefault(key[0], ([], []))
