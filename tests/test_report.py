@@ -322,6 +322,18 @@ def test_organs_pair_the_same_draw_when_case_counts_differ() -> None:
     assert organs_above_tumours([r for r in rows if r["task"] == TASKS["liver"]] + other_draws).verdict == NOT_MEASURED
 
 
+def test_claims_score_a_target_without_a_test_split_on_all_its_cases() -> None:
+    """Guards the scope of a target with fewer than 3 cases (no test split: every row False): its rows
+    count, as in Tables 1-2, instead of the target silently dropping out of the claims."""
+    rows = results_rows(GOOD_HYPER, RAND)
+    no_split = [dict(r, in_test_split=False) if r["task"] == TASKS["spleen"] else r for r in rows]
+    assert organs_above_tumours(no_split).detail == organs_above_tumours(rows).detail
+    assert hyper_above_rand(no_split).detail == hyper_above_rand(rows).detail
+    # a task that has a test split still leaves its other rows out
+    extra = [dict(r, case="x" + r["case"], in_test_split=False, dsc=0.0) for r in rows if r["task"] == TASKS["liver"]]
+    assert organs_above_tumours(rows + extra).detail == organs_above_tumours(rows).detail
+
+
 def test_hyper_init_leaves_out_n_below_the_claims_sizes() -> None:
     """Guards that only N in ``ns`` (2-4) are pooled: a reversed N = 1 does not enter the verdict."""
     v = hyper_init_beats_random(finetune_rows({1: -0.5, 2: 0.1, 4: 0.05}))

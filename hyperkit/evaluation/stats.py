@@ -15,7 +15,7 @@ import numpy as np
 
 from hyperkit.seeds import numpy_rng
 
-__all__ = ["Paired", "paired_difference", "pair_rows", "in_test_split", "pooled", "paired_starts"]
+__all__ = ["Paired", "paired_difference", "pair_rows", "in_test_split", "compared", "pooled", "paired_starts"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,14 @@ def in_test_split(row: Mapping[str, Any]) -> bool:
     return row.get("in_test_split", True) in (True, "True", 1)
 
 
+def compared(rows: Iterable[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], bool]:
+    """Which of ``rows`` a comparison scores: a task's test-split cases where the task has a test
+    split, every case of a task without one (fewer than 3 cases), as
+    :func:`~hyperkit.evaluation.tables.summarize` does."""
+    split_tasks = {r["task"] for r in rows if in_test_split(r)}
+    return lambda r: in_test_split(r) or r["task"] not in split_tasks
+
+
 def pair_rows(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str, Any]], metric: str = "dsc",
               method_a: str = "hyper_unet", method_b: str = "hyper_unet",
               test_only: bool = True) -> dict[str, tuple[list[float], list[float]]]:
@@ -86,16 +94,15 @@ def pair_rows(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str,
         a_rows, b_rows: results rows (:func:`~hyperkit.evaluation.protocol.read_results`).
         metric: ``dsc``, ``nsd`` or ``nsd_voxel``.
         method_a, method_b: the method of each side (the same results file may hold both).
-        test_only: only rows of the task's test split, where a task has one; a task without
-            (fewer than 3 cases: no row of either side in a test split) keeps all its rows, as
-            :func:`~hyperkit.evaluation.tables.summarize` does.
+        test_only: only the rows :func:`compared` keeps (over both sides' rows): a task's
+            test-split cases where it has a test split, all its cases where it has none.
     """
     a_list, b_list = list(a_rows), list(b_rows)
-    split_tasks = {r["task"] for r in (*a_list, *b_list) if in_test_split(r)}
+    keep = compared([*a_list, *b_list]) if test_only else (lambda r: True)
 
     def index(rows: list[Mapping[str, Any]], method: str) -> dict[tuple[str, int, str], float]:
         return {(r["task"], int(r["draw"]), r["case"]): float(r[metric]) for r in rows
-                if r["method"] == method and (not test_only or in_test_split(r) or r["task"] not in split_tasks)}
+                if r["method"] == method and keep(r)}
 
     ia, ib = index(a_list, method_a), index(b_list, method_b)
     out: dict[str, tuple[list[float], list[float]]] = {}

@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from hyperkit.evaluation.stats import Paired, in_test_split, pair_rows, paired_difference, paired_starts
+from hyperkit.evaluation.stats import Paired, compared, pair_rows, paired_difference, paired_starts
 from hyperkit.evaluation.tables import TABLES, paper_tables, table_tasks
 
 __all__ = ["HOLDS", "FAILS", "NOT_MEASURED", "VERDICTS", "RULE", "Verdict", "ORGANS", "TUMOURS_VESSELS",
@@ -144,10 +144,12 @@ def hyper_above_rand(rows: Sequence[Mapping[str, Any]] | None, files: Sequence[s
 
 
 def _hyper_by_draw(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, list[float]]]:
-    """``task -> draw -> Hyper U-Net DSC of the draw's test cases, ordered by case``."""
+    """``task -> draw -> Hyper U-Net DSC of the draw's test cases, ordered by case`` (every case of a
+    task without a test split: :func:`~hyperkit.evaluation.stats.compared`)."""
     cases: dict[str, dict[int, dict[str, float]]] = {}
+    keep = compared(rows)
     for r in rows:
-        if r["method"] == "hyper_unet" and in_test_split(r):
+        if r["method"] == "hyper_unet" and keep(r):
             cases.setdefault(r["task"], {}).setdefault(int(r["draw"]), {})[r["case"]] = float(r["dsc"])
     return {t: {d: [v[c] for c in sorted(v)] for d, v in sorted(by.items())} for t, by in cases.items()}
 
