@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from hyperkit.config import METHODS, ONE_SHOT_METHODS
+from hyperkit.evaluation.stats import compared
 
 __all__ = ["Stat", "paper_tables", "task_map", "table_tasks", "summarize", "comparison_table", "reading",
            "what_held", "METHOD_LABELS", "TABLES", "AIMS", "SCOPE_TEST", "SCOPE_TEST_ANY_SUPPORT", "SCOPE_ALL"]
@@ -128,10 +129,10 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Stat]:
         by_task.setdefault(r["task"], []).append(r)
     out = {}
     for task, task_rows in by_task.items():
-        scope = _scope(task_rows)
+        scope, keep = _scope(task_rows), compared(task_rows)
         groups: dict[str, list[Mapping[str, Any]]] = {}
         for r in task_rows:
-            if r["in_test_split"] or scope == SCOPE_ALL:
+            if keep(r):
                 groups.setdefault(r["method"], []).append(r)
         for method, rs in groups.items():
             d, s, v = ([float(r[k]) for r in rs] for k in ("dsc", "nsd", "nsd_voxel"))
