@@ -78,9 +78,10 @@ def in_test_split(row: Mapping[str, Any]) -> bool:
 
 
 def compared(rows: Iterable[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]], bool]:
-    """Which of ``rows`` a comparison scores: a task's test-split cases where the task has a test
-    split, every case of a task without one (fewer than 3 cases), as
-    :func:`~hyperkit.evaluation.tables.summarize` does."""
+    """Which of ``rows`` a summary or comparison scores: a task's test-split cases where the task
+    has a test split, every case of a task without one (fewer than 3 cases). The one rule of
+    Tables 1-2 (:func:`~hyperkit.evaluation.tables.summarize`), :func:`pair_rows` and the
+    report's claims; ``rows`` is read once, when called."""
     split_tasks = {r["task"] for r in rows if in_test_split(r)}
     return lambda r: in_test_split(r) or r["task"] not in split_tasks
 
