@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from hyperkit.evaluation.protocol import FIELDS
+from hyperkit.evaluation.protocol import FIELDS, csv_row
 
 ROOT = Path(__file__).resolve().parents[1]
 CT_TASK = "totalsegmentator/ct/liver@CT"
@@ -52,7 +52,7 @@ def _write(path: Path, rows: list[dict[str, Any]], shift: float = 0.0) -> Path:
         w = csv.DictWriter(fh, fieldnames=FIELDS)
         w.writeheader()
         for r in rows:
-            w.writerow({**r, "dsc": f"{r['dsc'] + shift:.6f}"})
+            w.writerow(csv_row({**r, "dsc": r["dsc"] + shift}))
     return path
 
 

@@ -47,7 +47,7 @@ from hyperkit.data.layouts import Dataset, discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
-from hyperkit.evaluation.protocol import FIELDS, evaluate, one_shot_plan, read_results, score
+from hyperkit.evaluation.protocol import FIELDS, csv_row, evaluate, one_shot_plan, read_results, score
 from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, pooled
 from hyperkit.evaluation.tables import paper_tables, summarize
 from hyperkit.files import sha256_file, write_text_atomic
@@ -329,7 +329,7 @@ def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in FIELDS})
+        writer.writerow(csv_row(r))
     write_text_atomic(path, buf.getvalue())
 
 

@@ -28,7 +28,7 @@ import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -45,7 +45,7 @@ from hyperkit.seeds import torch_generator
 from hyperkit.data.bank import TaskBank
 
 __all__ = ["FIELDS", "PROTOCOL_VERSION", "support_draws", "case_split", "task_split", "one_shot_plan",
-           "score", "one_shot_model", "evaluate", "read_results", "CaseSplit", "OneShotPlan"]
+           "score", "one_shot_model", "evaluate", "read_results", "csv_row", "CaseSplit", "OneShotPlan"]
 
 #: columns of the results CSV (``nsd``: at ``evaluate.tau`` mm; ``nsd_voxel``: at one voxel)
 FIELDS: tuple[str, ...] = ("task", "method", "draw", "support", "case", "in_test_split", "dsc", "nsd", "nsd_voxel",
@@ -196,6 +196,11 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def csv_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One results row as the CSV holds it: the :data:`FIELDS` columns, floats to 6 decimals."""
+    return {k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in FIELDS}
+
+
 class _Writer:
     """Appends rows to the CSV and flushes after each model, so an interruption loses little."""
 
@@ -209,7 +214,7 @@ class _Writer:
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         for r in rows:
-            self.csv.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in FIELDS})
+            self.csv.writerow(csv_row(r))
         self.fh.flush()
         self.rows.extend(rows)
 

@@ -24,7 +24,7 @@ from hyperkit.errors import HyperkitError
 from hyperkit.files import sha256_file
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, TrainConfig, differences, protocol_for, reread
 from hyperkit.evaluation.methods import methods_for
-from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, evaluate, one_shot_plan, read_results
+from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, csv_row, evaluate, one_shot_plan, read_results
 from hyperkit.evaluation.tables import TABLES, Stat, comparison_table, summarize, task_map
 from hyperkit.metrics import voxel_tolerance
 from hyperkit.provenance import run_record
@@ -314,7 +314,7 @@ def _copy_baselines(sources: Sequence[Path], out: Path, protocol: dict[str, Any]
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         writer.writeheader()
         for r in rows:
-            writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in FIELDS})
+            writer.writerow(csv_row(r))
     return facts
 
 
