@@ -121,6 +121,8 @@ def prepare_volume(image_path: str | Path, channel: str, data: DataConfig, mask_
         HyperkitError: a 4D image without ``channel_index``, a mask on another grid, or an
             empty support mask.
     """
+    if label is not None and label < 1:
+        raise HyperkitError(f"--label {label}: the target label value must be >= 1 (0 is the background)")
     raw, affine = read_image(image_path)
     x = _select_channel(raw, image_path, channel_index)
     signature = intensity_signature(x)
@@ -502,6 +504,7 @@ def predict_roi(unet: torch.nn.Module, volume: np.ndarray, affine: np.ndarray, b
         with torch.no_grad():
             out = sliding_window_inference(t, roi_size=(patch_size,) * 3, sw_batch_size=sw_batch_size,
                                            predictor=unet, overlap=overlap, mode="gaussian",
+                                           cval=float(x.min()),  # pad as training patches: the minimum
                                            sw_device=dev, device="cpu")
         assert isinstance(out, torch.Tensor)
         return out[0, 0].numpy().astype(np.float32)
@@ -643,7 +646,7 @@ def segment_scan(model: Any, image: str | Path, *, roi: Any = None, margin_mm: f
     roi_vox = _box_voxels(box, grid.affine, grid.shape) if keep == "roi" and box is not None else None
     pred, post = postprocess(pred, keep=keep, roi_voxels=roi_vox, fill_holes=fill_holes)
     voxels = int(pred.sum())
-    info = {"voxels": voxels, "volume_ml": voxels * float(np.prod(spacing_of(grid.affine))) / 1000.0,
+    info = {"voxels": voxels, "volume_ml": voxels * abs(float(np.linalg.det(grid.affine[:3, :3]))) / 1000.0,
             "input_shape": list(grid.shape), "resampled_shape": list(case.image.shape[1:]),
             "registration_seconds": round(t_reg, 3) if reg is not None else None,
             "seconds": time.perf_counter() - t0}
@@ -698,8 +701,8 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
     header = src.header.copy()
     header.set_data_dtype(np.uint8)
     header.set_slope_inter(1.0, 0.0)
-    out_img = nib.Nifti1Image(seg.mask, seg.affine, header=header) if isinstance(src, nib.Nifti1Image) \
-        else nib.Nifti2Image(seg.mask, seg.affine, header=header)
+    out_img = nib.Nifti2Image(seg.mask, seg.affine, header=header) if isinstance(src, nib.Nifti2Image) \
+        else nib.Nifti1Image(seg.mask, seg.affine, header=header)  # Nifti2Image subclasses Nifti1Image
     out_img.header["cal_min"], out_img.header["cal_max"] = 0, 1
     rec = {"output": str(out), "sidecar": str(sidecar), "model": str(model_path), "image": str(image_path),
            **seg.record(),
