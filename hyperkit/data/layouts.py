@@ -87,6 +87,16 @@ class Dataset:
         self.channels = channels
         self.labels = labels  # foreground only: value -> name
         self.cases = cases
+        ids = [t.task_id for t in self.tasks()]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise DataError(root, f"channel or class names repeat, so tasks would share an id: {repeated[:3]}; "
+                                  f"channels {channels}, classes {list(labels.values())}")
+        root_r = Path(root).resolve()
+        for case in cases:
+            for f in case.files:
+                if not f.resolve().is_relative_to(root_r):
+                    raise DataError(f, "leaves the dataset root (a symlink pointing outside it); refused")
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.name!r}, {len(self.cases)} cases, channels={self.channels}, "
@@ -245,6 +255,8 @@ class NnUNetDataset(Dataset):
         meta = _read_json(meta_path)
         chans = _int_keys(meta.get("channel_names"), meta_path, "channel_names")
         channels = [chans[i] for i in sorted(chans)]
+        if sorted(chans) != list(range(len(chans))):
+            raise DataError(meta_path, f"channel_names keys must be 0..C-1, got {sorted(chans)}")
         raw_labels = meta.get("labels")
         if not isinstance(raw_labels, dict) or not raw_labels:
             raise DataError(meta_path, "'labels' must be a non-empty object {name: value}")
@@ -254,9 +266,14 @@ class NnUNetDataset(Dataset):
                 raise DataError(meta_path, f"region-based label {name!r}: {value} is not supported; "
                                            "use one integer per class")
             try:
-                labels[int(value)] = str(name)
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise ValueError
+                v = int(value)
             except (TypeError, ValueError):
                 raise DataError(meta_path, f"label {name!r} has a non-integer value {value!r}") from None
+            if v in labels:
+                raise DataError(meta_path, f"labels {labels[v]!r} and {name!r} share the value {v}")
+            labels[v] = str(name)
         labels.pop(0, None)
         if not labels:
             raise DataError(meta_path, "declares no foreground label")
@@ -265,8 +282,19 @@ class NnUNetDataset(Dataset):
             raise DataError(meta_path, f"file_ending {ending!r} is not supported (only {list(NIFTI_ENDINGS)})")
         cases = []
         if "dataset" in meta:  # explicit file lists (nnU-Net v2 allows them)
-            for cid, entry in sorted(meta["dataset"].items()):
-                images = tuple(safe_join(root, p) for p in entry.get("images", []))
+            listing = meta["dataset"]
+            if not isinstance(listing, dict):
+                raise DataError(meta_path, "'dataset' must be an object {case id: {images, label}}")
+            for cid, entry in sorted(listing.items()):
+                if cid in ("", ".", "..") or any(ch in cid for ch in "/\\\0"):
+                    raise DataError(meta_path, f"case id {cid!r} is not a plain name")
+                if not isinstance(entry, dict) or not isinstance(entry.get("images"), list) or "label" not in entry:
+                    raise DataError(meta_path, f"dataset entry {cid!r} must have 'images' (a list) and 'label', "
+                                               f"got {entry!r}")
+                if len(entry["images"]) != len(channels):
+                    raise DataError(meta_path, f"dataset entry {cid!r} lists {len(entry['images'])} image file(s) "
+                                               f"for the {len(channels)} channel(s) {channels}")
+                images = tuple(safe_join(root, p) for p in entry["images"])
                 cases.append(Case(cid, images, safe_join(root, entry["label"])))
         else:
             labels_dir = root / "labelsTr"
@@ -305,6 +333,8 @@ class TotalSegDataset(Dataset):
             text = meta_path.read_text()
         except FileNotFoundError:
             raise DataError(meta_path, "file not found") from None
+        if not text.strip():
+            raise DataError(meta_path, "is empty (needs an 'image_id' column and at least one row)")
         delimiter = ";" if text.splitlines()[0].count(";") >= text.splitlines()[0].count(",") else ","
         rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
         if not rows or "image_id" not in rows[0]:
@@ -321,7 +351,11 @@ class TotalSegDataset(Dataset):
             seg_dir = root / sid / "segmentations"
             if not seg_dir.is_dir():
                 raise DataError(seg_dir, "folder not found")
-            names = sorted(strip_nifti(p.name) for p in seg_dir.iterdir() if p.name.endswith(NIFTI_ENDINGS))
+            masks = [p for p in seg_dir.iterdir() if p.name.endswith(NIFTI_ENDINGS) and not p.name.startswith(".")]
+            files = {strip_nifti(p.name): p for p in masks}
+            if len(files) != len(masks):
+                raise DataError(seg_dir, "holds a structure twice (as .nii and .nii.gz)")
+            names = sorted(files)
             if not names:
                 raise DataError(seg_dir, "holds no structure masks")
             if structures is None:
@@ -330,7 +364,7 @@ class TotalSegDataset(Dataset):
                 diff = sorted(set(structures) ^ set(names))
                 raise DataError(seg_dir, f"structure masks differ from the first subject's: {diff[:5]}")
             cases.append(Case(sid, (root / sid / "ct.nii.gz",), None,
-                              tuple((n, seg_dir / f"{n}.nii.gz") for n in names), listed.get(sid)))
+                              tuple((n, files[n]) for n in names), listed.get(sid)))
         assert structures is not None
         labels = {i + 1: n for i, n in enumerate(structures)}
         return cls(root, root.name, ["CT"], labels, cases)
@@ -343,17 +377,27 @@ class TotalSegDataset(Dataset):
             raise DataError(path, f"structure mask must be binary, found values {sorted(np.unique(mask))[:6]}")
         return mask
 
+    def _merged(self, case: Case, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
+        """The structure masks as one label map; overlapping masks are refused (no voxel is lost)."""
+        label = np.zeros(shape, dtype=np.int32)
+        for value, (_, path) in enumerate(case.structures, start=1):
+            mask = self._read_structure(path, shape, affine) > 0
+            clash = mask & (label > 0)
+            if clash.any():
+                other = case.structures[int(label[clash][0]) - 1][0]
+                raise DataError(path, f"overlaps the mask of {other!r} in {int(clash.sum())} voxel(s); "
+                                      "structure masks must not overlap")
+            label[mask] = value
+        return label
+
     def present_labels(self, case: Case) -> set[int]:
         ishape, iaff = self._image_headers(case)
-        return {value for value, (_, path) in enumerate(case.structures, start=1)
-                if self._read_structure(path, ishape, iaff).any()}
+        return set(int(v) for v in np.unique(self._merged(case, ishape, iaff))) - {0}
 
     def load_case(self, case: Case | str) -> CaseData:
         case = self.case(case) if isinstance(case, str) else case
         image, affine = self._load_image(case)
-        label = np.zeros(image.shape[1:], dtype=np.int32)
-        for value, (_, path) in enumerate(case.structures, start=1):
-            label[self._read_structure(path, image.shape[1:], affine) > 0] = value
+        label = self._merged(case, image.shape[1:], affine)
         return CaseData(case.case_id, image, label, affine, spacing_of(affine))
 
 

@@ -8,6 +8,7 @@ identical bytes for identical inputs and :func:`write_nifti` puts them in place 
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 from pathlib import Path
 
@@ -42,11 +43,14 @@ def safe_join(root: str | Path, relative: str) -> Path:
     Raises:
         DataError: ``relative`` is absolute or climbs out of ``root`` (``..``, symlinks).
     """
+    if not isinstance(relative, str) or not relative:
+        raise DataError(root, f"a file path must be a non-empty string, got {relative!r}")
     root_r = Path(root).resolve()
     candidate = (root_r / relative).resolve()
     if Path(relative).is_absolute() or not candidate.is_relative_to(root_r):
         raise DataError(root, f"path {relative!r} leaves the dataset root; refused")
-    return candidate
+    # the path as written (normalised), not the symlink's target: its name is the case's name
+    return Path(os.path.normpath(Path(root) / relative))
 
 
 def load_header(path: str | Path) -> nib.Nifti1Image:
