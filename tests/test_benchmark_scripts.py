@@ -1,7 +1,8 @@
 """The comparison scripts of ``benchmarks/`` on results whose answers are known by hand.
 
 ``benchmarks/model_runs.py`` (trained hypernetworks, arm against arm) and
-``benchmarks/baseline_runs.py`` (Conv / All U-Net runs) print the numbers that BENCHMARKS.md
+``benchmarks/baseline_runs.py`` (Conv / All U-Net runs) and ``benchmarks/case_bootstrap.py`` (intervals
+over rows and over test cases) print the numbers that BENCHMARKS.md
 quotes; here they read results files written in the kit's own format (the columns of
 :data:`hyperkit.evaluation.protocol.FIELDS`) with chosen scores, run as BENCHMARKS.md runs them
 (``python benchmarks/...`` from the repository root).
@@ -142,3 +143,21 @@ def test_baseline_runs_difference_and_training_facts(tmp_path):
     assert m.groups() == ("0.480", "0.490", "+0.010", "+0.010", "+0.010", "5")
     assert "- fp32: 2 training(s), 150 steps, 1.5 min of training time, precision fp32, threads [2]" in out
     assert "- bf16: 1 training(s), 80 steps, 0.4 min of training time, precision bf16, threads [1]" in out
+
+
+def test_case_bootstrap_resamples_test_cases_not_rows(tmp_path: Path) -> None:
+    """Two test cases, Hyper − Rand +0.3 on one and −0.1 on the other in each of 20 draws: over the 40
+    rows the interval lies above 0; over the 2 cases it spans both cases' differences (0 inside)."""
+    rows = []
+    for d in range(20):
+        for c, diff in (("case0", 0.3), ("case1", -0.1)):
+            for method, dsc in (("hyper_unet", 0.4 + diff), ("rand_unet", 0.4)):
+                rows.append({"task": CT_TASK, "method": method, "draw": d, "support": f"s{d}", "case": c,
+                             "in_test_split": True, "dsc": dsc, "nsd": 0.5, "nsd_voxel": 0.6, "fit_seconds": 0.1})
+    out = _run("case_bootstrap.py", str(_write(tmp_path / "results.csv", rows)))
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if CT_TASK in x)
+    (rlo, rhi), (clo, chi) = [tuple(map(float, m)) for m in re.findall(r"\[([+-][\d.]+), ([+-][\d.]+)\]", line)]
+    assert " 40  2 " in line and rlo > 0
+    assert clo == pytest.approx(-0.1, abs=1e-6) and chi == pytest.approx(0.3, abs=1e-6)
+    assert "1 of 1 (rows), 0 of 1 (cases)" in out.stdout
