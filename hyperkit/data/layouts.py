@@ -92,11 +92,7 @@ class Dataset:
         if repeated:
             raise DataError(root, f"channel or class names repeat, so tasks would share an id: {repeated[:3]}; "
                                   f"channels {channels}, classes {list(labels.values())}")
-        root_r = Path(root).resolve()
-        for case in cases:
-            for f in case.files:
-                if not f.resolve().is_relative_to(root_r):
-                    raise DataError(f, "leaves the dataset root (a symlink pointing outside it); refused")
+        _refuse_outside(root, (f for case in cases for f in case.files))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.name!r}, {len(self.cases)} cases, channels={self.channels}, "
@@ -202,6 +198,34 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _refuse_outside(root: Path, files: Iterable[Path]) -> None:
+    """Refuse a file whose real path leaves ``root`` (a symlink pointing outside it).
+
+    Each folder is resolved once and a file only when it is itself a link: a TotalSegmentator
+    folder lists about 140,000 masks, and resolving each path whole would add seconds to every
+    command that opens it.
+    """
+    root_r = Path(root).resolve()
+    inside: dict[Path, bool] = {}  # folder -> its real path lies in the root
+    for f in files:
+        if f.is_symlink():
+            ok = f.resolve().is_relative_to(root_r)
+        else:
+            if f.parent not in inside:
+                inside[f.parent] = f.parent.resolve().is_relative_to(root_r)
+            ok = inside[f.parent]
+        if not ok:
+            raise DataError(f, "leaves the dataset root (a symlink pointing outside it); refused")
+
+
+def _channels(meta: dict[str, Any], path: Path, key: str) -> list[str]:
+    """The channel names of ``meta[key]`` (``{"0": name, ...}``) in order; the keys must be 0..C-1."""
+    chans = _int_keys(meta.get(key), path, key)
+    if sorted(chans) != list(range(len(chans))):
+        raise DataError(path, f"{key} keys must be 0..C-1, got {sorted(chans)}")
+    return [chans[i] for i in sorted(chans)]
+
+
 def _int_keys(mapping: Any, path: Path, key: str) -> dict[int, str]:
     if not isinstance(mapping, dict) or not mapping:
         raise DataError(path, f"{key!r} must be a non-empty object")
@@ -220,10 +244,7 @@ class MSDDataset(Dataset):
     def read(cls, root: Path) -> "MSDDataset":
         meta_path = root / "dataset.json"
         meta = _read_json(meta_path)
-        modality = _int_keys(meta.get("modality"), meta_path, "modality")
-        channels = [modality[i] for i in sorted(modality)]
-        if sorted(modality) != list(range(len(modality))):
-            raise DataError(meta_path, f"modality keys must be 0..C-1, got {sorted(modality)}")
+        channels = _channels(meta, meta_path, "modality")
         labels = _int_keys(meta.get("labels"), meta_path, "labels")
         labels.pop(0, None)
         if not labels:
@@ -253,10 +274,7 @@ class NnUNetDataset(Dataset):
     def read(cls, root: Path) -> "NnUNetDataset":
         meta_path = root / "dataset.json"
         meta = _read_json(meta_path)
-        chans = _int_keys(meta.get("channel_names"), meta_path, "channel_names")
-        channels = [chans[i] for i in sorted(chans)]
-        if sorted(chans) != list(range(len(chans))):
-            raise DataError(meta_path, f"channel_names keys must be 0..C-1, got {sorted(chans)}")
+        channels = _channels(meta, meta_path, "channel_names")
         raw_labels = meta.get("labels")
         if not isinstance(raw_labels, dict) or not raw_labels:
             raise DataError(meta_path, "'labels' must be a non-empty object {name: value}")
