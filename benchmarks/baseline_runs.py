@@ -82,7 +82,8 @@ def main() -> int:
             keys = sorted(set(per[ref]) & set(per[label]))
             if not keys:
                 continue
-            p = paired_difference([per[label][k] for k in keys], [per[ref][k] for k in keys])
+            p = paired_difference([per[label][k] for k in keys], [per[ref][k] for k in keys],
+                                  units=[(task, 0, case) for task, case in keys])  # each target's cases resampled
             print(f"\n{label} - {ref}: mean DSC {p.b:.3f} -> {p.a:.3f}, difference {p.diff:+.3f} "
                   f"[95 % CI {p.lo:+.3f}, {p.hi:+.3f}] over {p.n} (target, case) pairs")
         print()

@@ -34,7 +34,9 @@ from scipy import stats
 from baseline_runs import results_arg  # the same label=results.csv argument (a sibling script)
 from hyperkit.data.tasks import modality_of
 from hyperkit.evaluation.protocol import read_results
-from hyperkit.evaluation.stats import pair_rows, paired_difference, pooled
+from hyperkit.evaluation.stats import paired_tasks
+
+_ALL = "*all tasks*"
 
 
 def modality(task: str) -> str:
@@ -71,14 +73,15 @@ def main() -> int:
           "| MRI: the same |")
     print("|---|---|---|")
     for a, b in itertools.combinations(labels, 2):
-        pairs = pair_rows(rows[b], rows[a], metric=args.metric, test_only=False)  # the rows the means use
+        tasks = {r["task"] for r in rows[b]}
         cells = []
         for mod in ("CT", "MRI"):
-            part = {t: v for t, v in pairs.items() if modality(t) == mod}
+            part = paired_tasks(rows[b], rows[a], args.metric, test_only=False,  # the rows the means use
+                                tasks={t for t in tasks if modality(t) == mod}, pool=_ALL)
             if not part:
                 cells.append("—")
                 continue
-            p = paired_difference(*pooled(part))
+            p = part[_ALL]
             cells.append(f"{p.b:.3f} -> {p.a:.3f}, {p.diff:+.3f} [{p.lo:+.3f}, {p.hi:+.3f}] ({p.n})")
         same = arm_of(a) == arm_of(b)
         print(f"| {b} - {a}{' (same arm)' if same else ''} | " + " | ".join(cells) + " |")

@@ -45,7 +45,7 @@ from hyperkit.config import TrainConfig
 from hyperkit.data.bank import TaskBank
 from hyperkit.evaluation.baselines import channel_logits
 from hyperkit.evaluation.methods import REGISTRY, Context, OneShotMethod, one_shot_model, register
-from hyperkit.evaluation.stats import pair_rows, paired_difference, pooled
+from hyperkit.evaluation.stats import paired_tasks
 from hyperkit.metrics import dice
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.seeds import torch_generator
@@ -136,7 +136,7 @@ def threshold(args: argparse.Namespace) -> None:
     for m, per in by.items():
         print(f"{m:24s} {statistics.fmean(per.values()):.3f}  {per}")
     for m in methods[1:]:
-        d = paired_difference(*pooled(pair_rows(rows, rows, "dsc", m, "hyper_unet")))
+        d = paired_tasks(rows, rows, "dsc", m, "hyper_unet", pool="*all*")["*all*"]
         print(f"{m} - hyper_unet: {d.text()} over {d.n} pairs")
 
 

@@ -16,7 +16,7 @@ from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_spl
                                  evaluate, one_shot_plan, protocol_for, read_results, reading, resolve_tasks,
                                  run_evaluation, summarize, support_draws, task_split, train_supervised, what_held)
 from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
-from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, paired_starts, pooled
+from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, paired_starts, paired_tasks, pooled
 from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
 from hyperkit.model.adapt import gradient_step, segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
@@ -660,6 +660,49 @@ def test_bootstrap_seed_and_argument_checks():
     for kwargs, words in (({"level": 1.0}, "level"), ({"level": 0.0}, "level"), ({"resamples": 0}, "resamples")):
         with pytest.raises(ValueError, match=words):
             paired_difference([1.0, 2.0], [0.0, 1.0], **kwargs)
+
+
+def test_two_way_bootstrap_resamples_whole_cases_and_whole_draws():
+    """Guards ``units``: 20 draws of two cases at +0.3 and -0.1 are two cases, not 40 independent pairs
+    (the interval over cases spans both); the same holds with draws and cases swapped."""
+    d, zeros = [0.3, -0.1] * 20, [0.0] * 40
+    rows_only = paired_difference(d, zeros)
+    assert rows_only.lo > 0  # rows as independent pairs: an effect "found" in two patients
+    by_case = paired_difference(d, zeros, units=[("t", k // 2, ("c0", "c1")[k % 2]) for k in range(40)])
+    assert (by_case.diff, by_case.n) == (pytest.approx(0.1), 40)
+    assert (by_case.lo, by_case.hi) == (pytest.approx(-0.1), pytest.approx(0.3))
+    by_draw = paired_difference(d, zeros, units=[("t", k % 2, k // 2) for k in range(40)])
+    assert (by_draw.lo, by_draw.hi) == (pytest.approx(-0.1), pytest.approx(0.3))
+
+
+def test_two_way_bootstrap_keeps_each_stratum_and_checks_its_units():
+    """Guards the strata (a task's draws and cases are resampled within the task, so a pooled
+    difference of one task always at +0.2 and one at 0.0 stays at +0.1) and the refusals."""
+    units = [(t, dr, c) for t in ("a", "b") for dr in range(3) for c in range(4)]
+    d = [0.2 if u[0] == "a" else 0.0 for u in units]
+    p = paired_difference(d, [0.0] * len(d), units=units)
+    assert (p.lo, p.diff, p.hi) == (pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.1))
+    with pytest.raises(ValueError, match="2 pairs, got 1 units"):
+        paired_difference([1.0, 2.0], [0.0, 0.0], units=[("t", 0, "a")])
+    with pytest.raises(ValueError, match="one of them"):
+        paired_difference([1.0, 2.0], [0.0, 0.0], units=[("t", 0, "a"), ("t", 0)])
+
+
+def test_paired_tasks_per_task_and_pooled():
+    """Guards paired_tasks: per task the pairs of pair_rows, ``tasks`` selects, ``pool`` adds all tasks
+    pooled, and a pool named like a task is refused."""
+    rows = [{"task": t, "method": m, "draw": str(dr), "case": f"c{c}", "in_test_split": True,
+             "dsc": (0.8 if t == "t1" else 0.5) if m == "hyper_unet" else 0.5 + 0.01 * c}
+            for t in ("t1", "t2") for m in ("hyper_unet", "rand_unet") for dr in range(2) for c in range(3)]
+    got = paired_tasks(rows, rows, "dsc", "hyper_unet", "rand_unet", pool="all")
+    assert set(got) == {"t1", "t2", "all"} and got["all"].n == 12
+    assert got["t1"].diff == pytest.approx(0.29) and got["t2"].diff == pytest.approx(-0.01)
+    assert got["all"].diff == pytest.approx(0.14)
+    assert got["t1"] == paired_difference(*pair_rows(rows, rows, "dsc", "hyper_unet", "rand_unet")["t1"],
+                                          units=[("t1", dr, f"c{c}") for dr in range(2) for c in range(3)])
+    assert set(paired_tasks(rows, rows, "dsc", "hyper_unet", "rand_unet", tasks=["t2", "t9"])) == {"t2"}
+    with pytest.raises(ValueError, match="'t1'"):
+        paired_tasks(rows, rows, "dsc", "hyper_unet", "rand_unet", pool="t1")
 
 
 def test_pair_rows_keeps_the_test_split_only_when_asked():

@@ -272,6 +272,15 @@ def test_an_interval_that_touches_zero_does_not_hold() -> None:
     assert ct_to_mri(above).verdict == HOLDS and hyper_above_rand(above).verdict == HOLDS
 
 
+def test_an_interval_printed_as_touching_zero_does_not_hold() -> None:
+    """Guards RULE's "as printed": differences (0.0004, 0.2) give a lower end of 0.0004, printed
+    +0.000; the verdict follows the printed interval, not digits the report hides."""
+    rows = _one_shot(TASKS["brain_edema_flair"], [0.5004, 0.7], [0.5, 0.5])
+    v = ct_to_mri(rows)
+    assert "[+0.000, +0.200]" in v.kit and v.verdict == FAILS
+    assert hyper_above_rand(rows).verdict == FAILS
+
+
 def test_ablation_verdict_needs_the_whole_interval_above_zero() -> None:
     """Guards ablation_effect's rule on hand-made rows: lo > 0 holds; lo <= 0 < hi does not."""
     def row(lo: float, hi: float) -> dict[str, Any]:

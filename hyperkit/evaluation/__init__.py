@@ -24,7 +24,7 @@ _WHERE: dict[str, str] = {
                     "tables"),
     **dict.fromkeys(("run_ablation", "ablation_tables"), "ablation"),
     **dict.fromkeys(("run_finetune", "finetune_table"), "finetune"),
-    "paired_difference": "stats",
+    **dict.fromkeys(("paired_difference", "paired_tasks"), "stats"),
 }
 
 __all__ = sorted(_WHERE)

@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping, Sequence
 from hyperkit.config import load_profile, merge_config
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.run import heldout_tasks, run_evaluation
-from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference
+from hyperkit.evaluation.stats import Paired, paired_tasks
 from hyperkit.evaluation.centre_prior import target_name
 from hyperkit.evaluation.tables import paper_tables
 from hyperkit.files import save_atomic, write_text_atomic
@@ -60,6 +60,7 @@ ABLATION_TARGETS: tuple[str, ...] = ("liver", "spleen", "hepatic_vessels", "panc
                                      "heart_bssfp")
 #: metrics compared (CSV columns of the results files)
 METRICS: tuple[str, ...] = ("dsc", "nsd", "nsd_voxel")
+_ALL = "*all targets*"  # the pooled key of paired_tasks (no task id looks like it)
 
 
 @dataclass(frozen=True)
@@ -229,18 +230,13 @@ def ablation_rows(variant: Variant, base_rows: Sequence[Mapping[str, Any]],
     """One row per (target, metric) and one for all targets pooled: base vs variant, paired.
 
     ``base`` is the kit's normal model (the paper's "with" column), ``variant`` the changed
-    one; ``diff = base - variant`` with its 95 % bootstrap CI over the same (draw, case) pairs.
+    one; ``diff = base - variant`` with its 95 % bootstrap CI over the same draws and test cases
+    (:func:`~hyperkit.evaluation.stats.paired_tasks`).
     """
     out = []
     for metric in METRICS:
-        pairs = pair_rows(base_rows, variant_rows, metric)
-        pooled: tuple[list[float], list[float]] = ([], [])
-        for task, (a, b) in pairs.items():
-            out.append(_row(variant, target_name(task), metric, paired_difference(a, b)))
-            pooled[0].extend(a)
-            pooled[1].extend(b)
-        if pooled[0]:
-            out.append(_row(variant, "all", metric, paired_difference(*pooled)))
+        for task, p in paired_tasks(base_rows, variant_rows, metric, pool=_ALL).items():
+            out.append(_row(variant, "all" if task == _ALL else target_name(task), metric, p))
     return out
 
 
@@ -330,7 +326,8 @@ def ablation_tables(rows: Sequence[Mapping[str, Any]], metric: str = "dsc") -> s
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     note = ("Kit: mean over test cases × draws; differences are paired over the same (draw, case) with a "
-            "percentile-bootstrap 95 % CI (2,000 resamples). Paper: Appendix A, its mean over cases; its NSD at 2 mm."
+            "percentile-bootstrap 95 % CI (2,000 resamples of each target's draws and test cases). "
+            "Paper: Appendix A, its mean over cases; its NSD at 2 mm."
             + (" The seed spread is the same paired difference between two base models that differ only in their "
                "training seed: an effect inside it is not told from noise." if seed else ""))
     return "\n\n".join(parts + [note])

@@ -48,7 +48,7 @@ from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
 from hyperkit.evaluation.protocol import FIELDS, csv_row, evaluate, one_shot_plan, read_results, score
-from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, pooled
+from hyperkit.evaluation.stats import Paired, paired_tasks
 from hyperkit.evaluation.tables import paper_tables, summarize
 from hyperkit.files import sha256_file, write_text_atomic
 from hyperkit.training.maml import MetaResult, adapt, init_unet, load_fold, meta_train, save_fold, without_task
@@ -245,11 +245,7 @@ def exposure(organs: Sequence[OrganTask], mcfg: MamlConfig, folds: Mapping[str, 
 
 def _paired(rows: Sequence[Mapping[str, Any]], metric: str = "dsc") -> dict[str, Paired]:
     """``task -> Hyper U-Net − MAML`` over the (draw, case) pairs both have, and ``"all"`` pooled."""
-    per = pair_rows(rows, rows, metric, "hyper_unet", MAML_METHOD)
-    out = {t: paired_difference(a, b) for t, (a, b) in per.items()}
-    if per:
-        out["all"] = paired_difference(*pooled(per))
-    return out
+    return paired_tasks(rows, rows, metric, "hyper_unet", MAML_METHOD, pool="all")
 
 
 def table3(rows: Sequence[Mapping[str, Any]], organs: Sequence[OrganTask], saw: Mapping[str, str],
@@ -288,7 +284,8 @@ def table3(rows: Sequence[Mapping[str, Any]], organs: Sequence[OrganTask], saw: 
         if vals:
             nsd.append(f"{label}: " + ", ".join(vals))
     notes = ["", f"Kit rows: mean ± SD of DSC over the scored cases × support draws of each organ (the same draws "
-             f"and cases for both; the paired difference's CI is a percentile bootstrap over them). "
+             f"and cases for both; the paired difference's CI is a percentile bootstrap resampling each "
+             f"organ's draws and cases). "
              f"NSD at {tau:g} mm — " + "; ".join(nsd) + ".",
              "Tasks: " + "; ".join(f"{o.organ} = `{o.task}`" for o in organs) + "."]
     return "\n".join(lines + notes)

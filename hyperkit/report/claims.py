@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from hyperkit.evaluation.stats import Paired, compared, pair_rows, paired_difference, paired_starts
+from hyperkit.evaluation.stats import Paired, compared, paired_difference, paired_starts, paired_tasks
 from hyperkit.evaluation.tables import TABLES, paper_tables, table_tasks
 
 __all__ = ["HOLDS", "FAILS", "NOT_MEASURED", "VERDICTS", "RULE", "Verdict", "ORGANS", "TUMOURS_VESSELS",
@@ -30,7 +30,8 @@ VERDICTS: tuple[str, ...] = (HOLDS, FAILS, NOT_MEASURED)
 
 #: the rule every verdict follows, as the report states it
 RULE = ("A claim **holds** when the 95 % confidence interval of the paired difference that measures it "
-        "(percentile bootstrap, 2,000 resamples over the pairs) lies entirely on the paper's side of 0; it "
+        "(percentile bootstrap, 2,000 resamples; each target's support draws and test cases resampled "
+        "independently) lies entirely on the paper's side of 0 as printed (3 decimals); it "
         "**does not hold** when the interval includes 0 or lies on the other side; it is **not measured** "
         "when this run has no results for it. A claim about every target holds when it holds on each "
         "target measured. The paper's numbers are its published means (it gives no intervals).")
@@ -79,8 +80,10 @@ class Verdict:
 
 
 def _decide(lo: float) -> str:
-    """The one verdict rule (:data:`RULE`): holds when the interval's lower end ``lo`` is above 0."""
-    return HOLDS if lo > 0 else FAILS
+    """The one verdict rule (:data:`RULE`): holds when the interval's lower end ``lo``, as the report
+    prints it (:meth:`~hyperkit.evaluation.stats.Paired.text`, 3 decimals), is above 0: an interval
+    shown as ``[+0.000, ...]`` touches 0 and does not hold."""
+    return HOLDS if round(lo, 3) > 0 else FAILS
 
 
 def _columns(rows: Sequence[Mapping[str, Any]], tables: Sequence[str]) -> dict[str, str]:
@@ -110,8 +113,8 @@ def _missing(rows: Sequence[Any] | None, what: str, files: Sequence[str]) -> str
 def _per_target(rows: Sequence[Mapping[str, Any]], tables: Sequence[str]) -> dict[str, Paired]:
     """Paper column -> paired Hyper U-Net − Rand U-Net DSC over the same (draw, test case)."""
     cols = _columns(rows, tables)
-    pairs = pair_rows(rows, rows, "dsc", method_a="hyper_unet", method_b="rand_unet")
-    return {col: paired_difference(*pairs[task]) for col, task in cols.items() if pairs.get(task, ([], []))[0]}
+    per = paired_tasks(rows, rows, "dsc", method_a="hyper_unet", method_b="rand_unet", tasks=cols.values())
+    return {col: per[task] for col, task in cols.items() if task in per}
 
 
 def _not_measured(key: str, claim: str, measure: str, paper: str, why: str, source: str,
@@ -155,8 +158,9 @@ def _hyper_by_draw(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, lis
 
 
 def _group_vectors(scores: Mapping[str, Mapping[int, list[float]]],
-                   groups: Sequence[Sequence[str]]) -> list[list[float]]:
-    """Each group's mean DSC at every (draw, k-th test case) that all tasks of all groups have.
+                   groups: Sequence[Sequence[str]]) -> tuple[list[list[float]], list[tuple[int, int]]]:
+    """Each group's mean DSC at every (draw, k-th test case) that all tasks of all groups have, and
+    those positions ``(draw, k)`` in the same order.
 
     ``scores`` is :func:`_hyper_by_draw`'s. A draw enters when every task has it; within it,
     positions ``k`` up to the fewest test cases of any task, so that position k always means the
@@ -165,11 +169,13 @@ def _group_vectors(scores: Mapping[str, Mapping[int, list[float]]],
     tasks = [t for g in groups for t in g]
     draws = sorted(set.intersection(*(set(scores[t]) for t in tasks)))
     out: list[list[float]] = [[] for _ in groups]
+    positions: list[tuple[int, int]] = []
     for d in draws:
         for k in range(min(len(scores[t][d]) for t in tasks)):
+            positions.append((d, k))
             for vec, group in zip(out, groups):
                 vec.append(statistics.fmean(scores[t][d][k] for t in group))
-    return out
+    return out, positions
 
 
 def organs_above_tumours(rows: Sequence[Mapping[str, Any]] | None,
@@ -199,12 +205,12 @@ def organs_above_tumours(rows: Sequence[Mapping[str, Any]] | None,
         return _not_measured("organs_above_tumours", claim, measure, paper,
                              _missing(rows, "Hyper U-Net rows of an organ and of a tumour or vessel target", files),
                              "one_shot", files)
-    organ_vec, other_vec = _group_vectors(scores, (organs, others))
+    (organ_vec, other_vec), positions = _group_vectors(scores, (organs, others))
     n = len(organ_vec)
     if not n:
         return _not_measured("organs_above_tumours", claim, measure, paper,
                              "the organ and tumour/vessel targets share no support draw", "one_shot", files)
-    p = paired_difference(organ_vec, other_vec)
+    p = paired_difference(organ_vec, other_vec, units=[("groups", d, k) for d, k in positions])
     means = {c: statistics.fmean(x for draw in scores[cols[c]].values() for x in draw)
              for c in ORGANS + TUMOURS_VESSELS if cols.get(c) in organs + others}
     detail = "Hyper U-Net DSC: " + "; ".join(f"{c} {v:.3f}" for c, v in means.items()) + f" ({n} positions paired)"
@@ -224,20 +230,14 @@ def ct_to_mri(rows: Sequence[Mapping[str, Any]] | None, files: Sequence[str] = (
     paper = (f"{statistics.fmean(gaps):+.3f} (mean over its {len(cols)} MRI targets; "
              f"above on {sum(g > 0 for g in gaps)})")
     mri = _columns(rows or [], ("table2_mri",))
-    pairs = pair_rows(rows or [], rows or [], "dsc", method_a="hyper_unet", method_b="rand_unet")
-    pooled: tuple[list[float], list[float]] = ([], [])
-    per: dict[str, Paired] = {}
-    for col, task in mri.items():
-        a, b = pairs.get(task, ([], []))
-        if a:
-            pooled[0].extend(a)
-            pooled[1].extend(b)
-            per[col] = paired_difference(a, b)
-    if not pooled[0]:
+    by_task = paired_tasks(rows or [], rows or [], "dsc", method_a="hyper_unet", method_b="rand_unet",
+                           tasks=mri.values(), pool="pooled")
+    if "pooled" not in by_task:
         return _not_measured("ct_to_mri", claim, measure, paper,
                              _missing(rows, "Hyper U-Net and Rand U-Net rows of a Table 2 (MRI) target", files),
                              "one_shot", files)
-    p = paired_difference(*pooled)
+    p = by_task["pooled"]
+    per = {col: by_task[task] for col, task in mri.items() if task in by_task}
     detail = "; ".join(f"{c} {q.text()}" for c, q in per.items())
     absent = [c for c in cols if c not in per]
     if absent:
