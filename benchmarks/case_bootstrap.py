@@ -4,8 +4,8 @@ Every draw of the one-shot protocol is scored on the same test cases, so the row
 independent pairs. This script puts three percentile bootstraps of ``stats.paired_difference`` side
 by side for Hyper U-Net against a baseline: over the rows as independent pairs (what the kit did
 until 2026-12-04), over whole test cases (all draws of a case together), and the kit's interval
-(``stats.paired_tasks``: the test cases and the support draws resampled independently). BENCHMARKS,
-"Confidence intervals".
+(``stats.paired_tasks``, here from ``stats.pair_units``: the test cases and the support draws
+resampled independently). BENCHMARKS, "Confidence intervals".
 
     python benchmarks/case_bootstrap.py runs/reproduce-quick/eval-quick/results.csv --against rand_unet copy_support
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from hyperkit.evaluation.protocol import read_results
-from hyperkit.evaluation.stats import pair_rows, pair_units, paired_difference, paired_tasks
+from hyperkit.evaluation.stats import pair_rows, pair_units, paired_difference
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,7 +27,6 @@ def main(argv: list[str] | None = None) -> None:
     for base in args.against:
         pairs = pair_rows(rows, rows, "dsc", "hyper_unet", base)
         units = pair_units(rows, rows, "dsc", "hyper_unet", base)
-        kit = paired_tasks(rows, rows, "dsc", "hyper_unet", base)
         if not pairs:
             raise SystemExit(f"{args.results}: no paired rows of hyper_unet and {base}")
         held = {"rows": 0, "cases": 0, "kit": 0}
@@ -35,11 +34,12 @@ def main(argv: list[str] | None = None) -> None:
         for task, (x, y) in pairs.items():
             row = paired_difference(x, y)
             case = paired_difference(x, y, units=[(task, 0, c) for _, _, c in units[task]])
+            kit = paired_difference(x, y, units=units[task])  # = stats.paired_tasks(...)[task]
             held["rows"] += round(row.lo, 3) > 0  # as printed, the report's rule
             held["cases"] += round(case.lo, 3) > 0
-            held["kit"] += round(kit[task].lo, 3) > 0
+            held["kit"] += round(kit.lo, 3) > 0
             n_cases = len({c for _, _, c in units[task]})
-            print(f"  {task:46s} {row.n:3d} {n_cases:2d}  {row.text():26s} {case.text():26s} {kit[task].text()}")
+            print(f"  {task:46s} {row.n:3d} {n_cases:2d}  {row.text():26s} {case.text():26s} {kit.text()}")
         print(f"  lower end above 0: {held['rows']} of {len(pairs)} (rows), {held['cases']} of {len(pairs)} "
               f"(cases), {held['kit']} of {len(pairs)} (draws and cases)")
 

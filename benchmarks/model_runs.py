@@ -34,9 +34,7 @@ from scipy import stats
 from baseline_runs import results_arg  # the same label=results.csv argument (a sibling script)
 from hyperkit.data.tasks import modality_of
 from hyperkit.evaluation.protocol import read_results
-from hyperkit.evaluation.stats import paired_tasks
-
-_ALL = "*all tasks*"
+from hyperkit.evaluation.stats import ALL_TASKS, paired_tasks
 
 
 def modality(task: str) -> str:
@@ -77,11 +75,11 @@ def main() -> int:
         cells = []
         for mod in ("CT", "MRI"):
             part = paired_tasks(rows[b], rows[a], args.metric, test_only=False,  # the rows the means use
-                                tasks={t for t in tasks if modality(t) == mod}, pool=_ALL)
+                                tasks={t for t in tasks if modality(t) == mod}, pool=ALL_TASKS)
             if not part:
                 cells.append("—")
                 continue
-            p = part[_ALL]
+            p = part[ALL_TASKS]
             cells.append(f"{p.b:.3f} -> {p.a:.3f}, {p.diff:+.3f} [{p.lo:+.3f}, {p.hi:+.3f}] ({p.n})")
         same = arm_of(a) == arm_of(b)
         print(f"| {b} - {a}{' (same arm)' if same else ''} | " + " | ".join(cells) + " |")

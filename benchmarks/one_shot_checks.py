@@ -23,10 +23,8 @@ import fnmatch
 from pathlib import Path
 
 from hyperkit.evaluation.protocol import read_results
-from hyperkit.evaluation.stats import Paired, paired_tasks
+from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks
 from hyperkit.evaluation.tables import task_map
-
-_ALL = "*all tasks*"
 
 
 def _name(task: str, patterns: dict[str, str]) -> str:
@@ -51,10 +49,10 @@ def report(path: Path, compare: Path | None, method: str = "hyper_unet") -> None
               f"{side(hc, True)} | {cells[0]} | {cells[1]} | {n} |")
     print(f"\nHyper > Rand on {wins_r} of {n_r} tasks; Hyper > copy on {wins_c} of {n_c} tasks (means)")
     if compare is not None:
-        per = paired_tasks(rows, read_results(compare), "dsc", method, method, test_only=False, pool=_ALL)
+        per = paired_tasks(rows, read_results(compare), "dsc", method, method, test_only=False, pool=ALL_TASKS)
         if not per:
             raise SystemExit(f"no {method} rows on the same (task, draw, case) in {path} and {compare}")
-        total: Paired = per.pop(_ALL)
+        total: Paired = per.pop(ALL_TASKS)
         for task, p in per.items():
             print(f"{_name(task, names)}: {p.diff:+.3f} ({p.n} pairs)")
         better = sum(p.diff > 0 for p in per.values())

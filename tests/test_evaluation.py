@@ -16,7 +16,7 @@ from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_spl
                                  evaluate, one_shot_plan, protocol_for, read_results, reading, resolve_tasks,
                                  run_evaluation, summarize, support_draws, task_split, train_supervised, what_held)
 from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
-from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, paired_starts, paired_tasks, pooled
+from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, paired_starts, paired_tasks
 from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
 from hyperkit.model.adapt import gradient_step, segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
@@ -720,11 +720,6 @@ def test_pair_rows_keeps_the_test_split_only_when_asked():
     got = pair_rows(a + small, b + [dict(r, method="rand_unet", dsc=0.5) for r in small],
                     method_a="hyper_unet", method_b="rand_unet")
     assert got == {"t": ([0.9, 0.8], [0.5, 0.5]), "s": ([0.9, 0.8], [0.5, 0.5])}
-
-
-def test_pooled_keeps_each_side_task_by_task():
-    """Guards pooled: side a and side b stay apart and aligned pair by pair."""
-    assert pooled({"t1": ([1.0, 2.0], [3.0, 4.0]), "t2": ([5.0], [6.0])}) == ([1.0, 2.0, 5.0], [3.0, 4.0, 6.0])
 
 
 def test_fine_tuning_repeats_are_separate_pairs():

@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping, Sequence
 from hyperkit.config import load_profile, merge_config
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.run import heldout_tasks, run_evaluation
-from hyperkit.evaluation.stats import Paired, paired_tasks
+from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks
 from hyperkit.evaluation.centre_prior import target_name
 from hyperkit.evaluation.tables import paper_tables
 from hyperkit.files import save_atomic, write_text_atomic
@@ -60,7 +60,6 @@ ABLATION_TARGETS: tuple[str, ...] = ("liver", "spleen", "hepatic_vessels", "panc
                                      "heart_bssfp")
 #: metrics compared (CSV columns of the results files)
 METRICS: tuple[str, ...] = ("dsc", "nsd", "nsd_voxel")
-_ALL = "*all targets*"  # the pooled key of paired_tasks (no task id looks like it)
 
 
 @dataclass(frozen=True)
@@ -235,8 +234,8 @@ def ablation_rows(variant: Variant, base_rows: Sequence[Mapping[str, Any]],
     """
     out = []
     for metric in METRICS:
-        for task, p in paired_tasks(base_rows, variant_rows, metric, pool=_ALL).items():
-            out.append(_row(variant, "all" if task == _ALL else target_name(task), metric, p))
+        for task, p in paired_tasks(base_rows, variant_rows, metric, pool=ALL_TASKS).items():
+            out.append(_row(variant, "all" if task == ALL_TASKS else target_name(task), metric, p))
     return out
 
 

@@ -22,7 +22,10 @@ import numpy as np
 from hyperkit.seeds import numpy_rng
 
 __all__ = ["Paired", "Unit", "paired_difference", "pair_rows", "pair_units", "paired_tasks", "in_test_split",
-           "compared", "pooled", "paired_starts"]
+           "compared", "paired_starts", "ALL_TASKS"]
+
+ALL_TASKS = "*all tasks*"
+"""The key of :func:`paired_tasks` under which every task's pairs are pooled (no task id looks like it)."""
 
 Unit = tuple[Hashable, Hashable, Hashable]
 """What a pair belongs to: ``(stratum, draw, case)``, e.g. ``(task, support draw, test case)``."""
@@ -210,11 +213,6 @@ def paired_tasks(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[s
 
 def _paired(matched: Sequence[tuple[Unit, float, float]]) -> Paired:
     return paired_difference([m[1] for m in matched], [m[2] for m in matched], units=[m[0] for m in matched])
-
-
-def pooled(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> tuple[list[float], list[float]]:
-    """The pairs of every task of :func:`pair_rows` as one ``(scores of a, scores of b)``, task by task."""
-    return [x for a, _ in pairs.values() for x in a], [y for _, b in pairs.values() for y in b]
 
 
 def paired_starts(rows: Iterable[Mapping[str, Any]], method_a: str, method_b: str, metric: str = "dsc",
