@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> None:
             row = paired_difference(x, y)
             case = paired_difference(x, y, units=[(task, 0, c) for _, _, c in units[task]])
             kit = paired_difference(x, y, units=units[task])  # = stats.paired_tasks(...)[task]
-            held["rows"] += round(row.lo, 3) > 0  # as printed, the report's rule
-            held["cases"] += round(case.lo, 3) > 0
-            held["kit"] += round(kit.lo, 3) > 0
+            held["rows"] += row.above_zero  # as printed, the report's rule
+            held["cases"] += case.above_zero
+            held["kit"] += kit.above_zero
             n_cases = len({c for _, _, c in units[task]})
             print(f"  {task:46s} {row.n:3d} {n_cases:2d}  {row.text():26s} {case.text():26s} {kit.text()}")
         print(f"  lower end above 0: {held['rows']} of {len(pairs)} (rows), {held['cases']} of {len(pairs)} "

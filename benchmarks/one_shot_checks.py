@@ -4,8 +4,9 @@ For every task in a results CSV: mean DSC of the Hyper U-Net, Rand U-Net and cop
 support mask, and the paired differences Hyper - Rand and Hyper - copy over the same
 (draw, test case) pairs with a 95 % bootstrap confidence interval (2,000 resamples of each
 task's draws and test cases, seeded: :func:`hyperkit.evaluation.stats.paired_tasks`, which
-notebooks and tables use too). With ``--compare`` a second results file (another checkpoint or budget, same
-protocol) is set beside the first: the paired difference of their Hyper U-Nets (``--method``:
+notebooks and tables use too); it counts the tasks above by the means and, apart, by the
+interval's lower end as printed (``Paired.above_zero``, the report's rule). With ``--compare``
+a second results file (another checkpoint or budget, same protocol) is set beside the first: the paired difference of their Hyper U-Nets (``--method``:
 of another method's rows, e.g. ``conv_unet`` trained with two budgets).
 
 Examples::
@@ -48,6 +49,8 @@ def report(path: Path, compare: Path | None, method: str = "hyper_unet") -> None
         print(f"| {_name(task, names)} | {side(hr) if task in hr else side(hc)} | {side(hr, True)} | "
               f"{side(hc, True)} | {cells[0]} | {cells[1]} | {n} |")
     print(f"\nHyper > Rand on {wins_r} of {n_r} tasks; Hyper > copy on {wins_c} of {n_c} tasks (means)")
+    sure_r, sure_c = sum(p.above_zero for p in hr.values()), sum(p.above_zero for p in hc.values())
+    print(f"interval above 0 as printed: Hyper - Rand on {sure_r} of {n_r} tasks; Hyper - copy on {sure_c} of {n_c}")
     if compare is not None:
         per = paired_tasks(rows, read_results(compare), "dsc", method, method, test_only=False, pool=ALL_TASKS)
         if not per:

@@ -164,3 +164,22 @@ def test_case_bootstrap_resamples_test_cases_not_rows(tmp_path: Path) -> None:
     assert clo == pytest.approx(-0.1, abs=1e-6) and chi == pytest.approx(0.3, abs=1e-6)
     assert klo == pytest.approx(-0.1, abs=1e-6) and khi == pytest.approx(0.3, abs=1e-6)
     assert "1 of 1 (rows), 0 of 1 (cases), 0 of 1 (draws and cases)" in out.stdout
+
+
+def test_one_shot_checks_counts_means_and_intervals_apart(tmp_path: Path) -> None:
+    """CT: Hyper 0.1 above Rand and copy in every (draw, case). MRI: Hyper 0.1 above on average but
+    −0.1 on one of its two cases, so its interval spans 0. Both tasks count by the means, only the
+    CT task by the interval; --compare against the same file gives a difference of exactly 0."""
+    rows = []
+    for task, per_case in ((CT_TASK, (0.1, 0.1)), (MRI_TASK, (0.3, -0.1))):
+        for d in range(3):
+            for c, diff in enumerate(per_case):
+                for method, dsc in (("hyper_unet", 0.4 + diff), ("rand_unet", 0.4), ("copy_support", 0.4)):
+                    rows.append({"task": task, "method": method, "draw": d, "support": f"s{d}", "case": f"case{c}",
+                                 "in_test_split": True, "dsc": dsc, "nsd": 0.5, "nsd_voxel": 0.6, "fit_seconds": 0.1})
+    path = _write(tmp_path / "results.csv", rows)
+    out = _run("one_shot_checks.py", str(path), "--compare", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "Hyper > Rand on 2 of 2 tasks; Hyper > copy on 2 of 2 tasks (means)" in out.stdout
+    assert "interval above 0 as printed: Hyper - Rand on 1 of 2 tasks; Hyper - copy on 1 of 2" in out.stdout
+    assert "mean DSC difference +0.000 [95 % CI +0.000, +0.000] over 12 pairs" in out.stdout

@@ -16,7 +16,8 @@ from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_spl
                                  evaluate, one_shot_plan, protocol_for, read_results, reading, resolve_tasks,
                                  run_evaluation, summarize, support_draws, task_split, train_supervised, what_held)
 from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
-from hyperkit.evaluation.stats import Paired, pair_rows, paired_difference, paired_starts, paired_tasks
+from hyperkit.evaluation.stats import (Paired, pair_rows, paired_difference, paired_starts, paired_tasks,
+                                       printed_above_zero)
 from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
 from hyperkit.model.adapt import gradient_step, segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
@@ -730,3 +731,11 @@ def test_fine_tuning_repeats_are_separate_pairs():
     p = paired_starts(rows, "hyper_ft", "rand_ft")
     assert p is not None and p.n == 2 and p.diff == pytest.approx(0.1)
     assert (p.a, p.b) == (pytest.approx(0.55), pytest.approx(0.45))
+
+
+def test_above_zero_follows_the_printed_interval():
+    """Guards the one verdict rule: a lower end that prints as +0.000 (or below) does not count."""
+    assert Paired(0.5, 0.4, 0.1, 0.0006, 0.2, 4).above_zero  # prints +0.001
+    assert not Paired(0.5, 0.4, 0.1, 0.0004, 0.2, 4).above_zero  # prints +0.000
+    assert not Paired(0.5, 0.4, 0.1, -0.01, 0.2, 4).above_zero
+    assert printed_above_zero(0.04, digits=1) is False and printed_above_zero(0.06, digits=1) is True

@@ -22,7 +22,7 @@ import numpy as np
 from hyperkit.seeds import numpy_rng
 
 __all__ = ["Paired", "Unit", "paired_difference", "pair_rows", "pair_units", "paired_tasks", "in_test_split",
-           "compared", "paired_starts", "ALL_TASKS"]
+           "compared", "paired_starts", "printed_above_zero", "ALL_TASKS"]
 
 ALL_TASKS = "*all tasks*"
 """The key of :func:`paired_tasks` under which every task's pairs are pooled (no task id looks like it)."""
@@ -53,6 +53,17 @@ class Paired:
         """``+0.012 [-0.004, +0.030]``."""
         f = f"{{:+.{digits}f}}"
         return f"{f.format(self.diff)} [{f.format(self.lo)}, {f.format(self.hi)}]"
+
+    @property
+    def above_zero(self) -> bool:
+        """The interval lies above 0 as :meth:`text` prints it (:func:`printed_above_zero`)."""
+        return printed_above_zero(self.lo)
+
+
+def printed_above_zero(lo: float, digits: int = 3) -> bool:
+    """The verdict rule of the kit: a lower end ``lo`` lies above 0 as printed with ``digits``
+    decimals, so an interval shown as ``[+0.000, ...]`` touches 0 and does not count."""
+    return round(lo, digits) > 0
 
 
 def _two_way_means(d: np.ndarray, units: Sequence[Unit], resamples: int, rng: np.random.Generator) -> np.ndarray:

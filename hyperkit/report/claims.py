@@ -18,7 +18,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from hyperkit.evaluation.stats import Paired, compared, paired_difference, paired_starts, paired_tasks
+from hyperkit.evaluation.stats import (Paired, compared, paired_difference, paired_starts, paired_tasks,
+                                       printed_above_zero)
 from hyperkit.evaluation.tables import TABLES, paper_tables, table_tasks
 
 __all__ = ["HOLDS", "FAILS", "NOT_MEASURED", "VERDICTS", "RULE", "Verdict", "ORGANS", "TUMOURS_VESSELS",
@@ -83,7 +84,7 @@ def _decide(lo: float) -> str:
     """The one verdict rule (:data:`RULE`): holds when the interval's lower end ``lo``, as the report
     prints it (:meth:`~hyperkit.evaluation.stats.Paired.text`, 3 decimals), is above 0: an interval
     shown as ``[+0.000, ...]`` touches 0 and does not hold."""
-    return HOLDS if round(lo, 3) > 0 else FAILS
+    return HOLDS if printed_above_zero(lo) else FAILS
 
 
 def _columns(rows: Sequence[Mapping[str, Any]], tables: Sequence[str]) -> dict[str, str]:
