@@ -6,7 +6,8 @@ Four parts, each a real evaluation run written under ``--out``:
    **validation** tasks (stomach, oesophagus, gallbladder, urinary bladder), never on
    the held-out ones: one-shot Dice of the Hyper U-Net without the step and with each lr
    (variants of the checkpoint's protocol, :func:`protocol_for`; scored on each validation
-   task's test split, supports from its other cases).
+   task's test split, supports from its other cases), and each step against the profile's
+   (paired over every task's draws and test cases).
 2. ``threshold`` (issue 10, a what-if): on the same validation tasks, the Hyper U-Net at
    p = 0.5 against a threshold chosen on the support alone (best support Dice, or the
    support's target volume), paired over the same (draw, case) pairs.
@@ -45,7 +46,7 @@ from hyperkit.config import TrainConfig
 from hyperkit.data.bank import TaskBank
 from hyperkit.evaluation.baselines import channel_logits
 from hyperkit.evaluation.methods import REGISTRY, Context, OneShotMethod, one_shot_model, register
-from hyperkit.evaluation.stats import paired_tasks
+from hyperkit.evaluation.stats import ALL_TASKS, paired_tasks
 from hyperkit.metrics import dice
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.seeds import torch_generator
@@ -74,13 +75,19 @@ def adapt_lr(args: argparse.Namespace) -> None:
     print(f"step loss: Dice + {base.step_bce_weight:g} BCE")
     print(f"validation tasks: {len(bank)}, cases per task: {[len(v) for v in bank.case_ids.values()]}")
     print(f"{'gradient step':>14s}  mean DSC  per task")
+    runs = {}
     for lr in LRS:
         ecfg = dataclasses.replace(base, adapt=lr is not None, adapt_lr=lr or base.adapt_lr)
         out = args.out / f"adapt-lr-{lr or 'none'}.csv"
         out.unlink(missing_ok=True)
-        rows, _ = evaluate(hyper, bank, ecfg, out, methods=["hyper_unet"], progress=False)
-        per = _per_task(rows, bank, "hyper_unet")
+        runs[lr], _ = evaluate(hyper, bank, ecfg, out, methods=["hyper_unet"], progress=False)
+        per = _per_task(runs[lr], bank, "hyper_unet")
         print(f"{str(lr or 'none'):>14s}  {statistics.fmean(per.values()):.3f}     {per}")
+    if base.adapt_lr in runs:  # each step against the profile's, paired over every task's draws and cases
+        for lr, rows in runs.items():
+            if lr != base.adapt_lr:
+                d = paired_tasks(rows, runs[base.adapt_lr], pool=ALL_TASKS)[ALL_TASKS]
+                print(f"step {lr or 'none'} - step {base.adapt_lr:g} (the profile's): {d.text()} over {d.n} pairs")
 
 
 #: logit thresholds the support-chosen threshold picks from (p = 0.0025 .. 0.98)
@@ -136,7 +143,7 @@ def threshold(args: argparse.Namespace) -> None:
     for m, per in by.items():
         print(f"{m:24s} {statistics.fmean(per.values()):.3f}  {per}")
     for m in methods[1:]:
-        d = paired_tasks(rows, rows, "dsc", m, "hyper_unet", pool="*all*")["*all*"]
+        d = paired_tasks(rows, rows, "dsc", m, "hyper_unet", pool=ALL_TASKS)[ALL_TASKS]
         print(f"{m} - hyper_unet: {d.text()} over {d.n} pairs")
 
 
