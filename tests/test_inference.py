@@ -298,10 +298,16 @@ def test_to_input_grid_maps_the_mask_back(files):
     back = to_input_grid(10.0 * case.label - 5.0, case.affine, grid.affine, grid.shape)
     assert back.shape == SHAPE
     assert dice(back > 0, _sphere()) > 0.9
+    sliced = to_input_grid(10.0 * case.label - 5.0, case.affine, grid.affine, grid.shape, slab_voxels=SHAPE[0] * SHAPE[1] * 3)
+    np.testing.assert_allclose(sliced, back, atol=1e-5)  # slabs of 3 slices: the same values
+    with pytest.raises(ValueError, match="slab_voxels must be >= 1, got 0"):
+        to_input_grid(case.label, case.affine, grid.affine, grid.shape, slab_voxels=0)
 
 
-def test_to_input_grid_is_exact_for_a_linear_field(files):
-    """World coordinates sampled on the resampled grid come back as the input grid's world coordinates."""
+@pytest.mark.parametrize("slab_voxels", [1 << 22, 1])  # one call, or one slice per call
+def test_to_input_grid_is_exact_for_a_linear_field(files, slab_voxels):
+    """World coordinates sampled on the resampled grid come back as the input grid's world coordinates,
+    whether the input grid is filled in one call or slice by slice (each slab its own shifted affine)."""
     data = DataConfig(spacing=4.0, patch_size=16)
     case, grid = prepare_volume(files["image"], "CT", data)
     ijk = np.stack(np.meshgrid(*[np.arange(s) for s in case.label.shape], indexing="ij"), -1).astype(np.float64)
@@ -309,6 +315,6 @@ def test_to_input_grid_is_exact_for_a_linear_field(files):
     for axis in range(3):
         field = (ijk @ case.affine[:3, :3].T + case.affine[:3, 3])[..., axis]
         want = (ijk_in @ AFFINE[:3, :3].T + AFFINE[:3, 3])[..., axis]
-        got = to_input_grid(field, case.affine, grid.affine, grid.shape)
+        got = to_input_grid(field, case.affine, grid.affine, grid.shape, slab_voxels=slab_voxels)
         inner = (slice(2, -2),) * 3  # the border is clamped, the interior is interpolated
         np.testing.assert_allclose(got[inner], want[inner], atol=1e-3)

@@ -160,3 +160,18 @@ def test_symlinks_out_of_the_root_are_refused_in_every_layout(tmp_path, layout):
         os.symlink(outside / "s0001", root / "s0001")
     with pytest.raises(DataError, match="leaves the dataset root"):
         open_dataset(root)
+
+
+# a label value past int32 would wrap round in the cast (2**32 + 1 would read as label 1)
+@pytest.mark.parametrize("value, match", [(2 ** 32 + 1, "does not fit"), (2 ** 31, "does not fit"), (-3, "negative")])
+def test_label_values_outside_int32_are_refused_not_wrapped(tmp_path, value, match):
+    from hyperkit.data.nifti import read_label
+    lab = np.zeros((4, 4, 4), dtype=np.int64)
+    lab[1, 1, 1] = value
+    path = tmp_path / "label.nii.gz"
+    nib.save(nib.Nifti1Image(lab, np.eye(4), dtype=np.int64), str(path))
+    with pytest.raises(DataError, match=match):
+        read_label(path)
+    lab[1, 1, 1] = 2 ** 31 - 1  # the largest that fits is kept as it is
+    nib.save(nib.Nifti1Image(lab, np.eye(4), dtype=np.int64), str(path))
+    assert int(read_label(path)[0].max()) == 2 ** 31 - 1

@@ -42,6 +42,17 @@ def test_resample_reorients_to_ras_and_isotropic():
     assert out.label.dtype == np.int32 and set(np.unique(out.label)) == {0, 1}
 
 
+
+def test_resample_without_the_label_gives_the_same_image():
+    """Guards ``with_label=False`` (a scan without a mask): the image, affine and shape are those of
+    the resampling with the label, bit for bit; the label is all zero on the same grid."""
+    case, _ = _lps_case()
+    both, image_only = pp.resample_case(case, 1.5), pp.resample_case(case, 1.5, with_label=False)
+    np.testing.assert_array_equal(image_only.image, both.image)
+    np.testing.assert_array_equal(image_only.affine, both.affine)
+    assert image_only.label.shape == both.label.shape and image_only.label.dtype == np.int32
+    assert not image_only.label.any() and both.label.any()
+
 def test_ct_normalisation_clips_then_zscores():
     cfg = pp.DataConfig()
     x = np.array([-3000, -900, 0, 900, 3000] * 20, np.float32).reshape(10, 10, 1)

@@ -113,10 +113,12 @@ def read_label(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         if not np.array_equal(rounded, raw):
             raise DataError(p, "label has non-integer values")
         raw = rounded
-    lab = raw.astype(np.int32, copy=False)
-    if lab.min(initial=0) < 0:
-        raise DataError(p, f"label has negative values (min {int(lab.min())})")
-    return lab, img.affine
+    if raw.min(initial=0) < 0:
+        raise DataError(p, f"label has negative values (min {int(raw.min())})")
+    top = np.iinfo(np.int32).max
+    if raw.max(initial=0) > top:  # checked before the cast, which would wrap such a value round
+        raise DataError(p, f"label value {int(raw.max())} does not fit a label map (at most {top})")
+    return raw.astype(np.int32, copy=False), img.affine
 
 
 def spacing_of(affine: np.ndarray) -> tuple[float, float, float]:

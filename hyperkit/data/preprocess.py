@@ -80,26 +80,32 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HYPERKIT_CACHE", Path.home() / ".cache" / "hyperkit"))
 
 
-def resample_case(case: CaseData, spacing: float) -> CaseData:
+def resample_case(case: CaseData, spacing: float, with_label: bool = True) -> CaseData:
     """Reorient to RAS and resample to isotropic ``spacing`` (MONAI ``Orientationd``, ``Spacingd``).
 
     Args:
         case: image ``(C, X, Y, Z)``, label ``(X, Y, Z)`` in the file's grid.
         spacing: output voxel size in mm.
+        with_label: ``False``: the label is not resampled (a scan without a mask: the returned
+            label is all zero). The image is the same either way (each key is resampled on its
+            own); leaving the label out spares two float64 copies of a full-size volume.
 
     Returns:
         The same case on the RAS grid with isotropic spacing (label stays integer).
     """
     affine = torch.as_tensor(case.affine, dtype=torch.float64)
-    data = {"image": MetaTensor(torch.from_numpy(np.ascontiguousarray(case.image)), affine=affine),
-            "label": MetaTensor(torch.from_numpy(case.label[None].astype(np.float32)), affine=affine)}
-    tf = Compose([Orientationd(keys=["image", "label"], axcodes="RAS", labels=_RAS_LABELS),
-                  Spacingd(keys=["image", "label"], pixdim=(spacing,) * 3, mode=("bilinear", "nearest"))])
+    data = {"image": MetaTensor(torch.from_numpy(np.ascontiguousarray(case.image)), affine=affine)}
+    if with_label:
+        data["label"] = MetaTensor(torch.from_numpy(case.label[None].astype(np.float32)), affine=affine)
+    keys = list(data)
+    tf = Compose([Orientationd(keys=keys, axcodes="RAS", labels=_RAS_LABELS),
+                  Spacingd(keys=keys, pixdim=(spacing,) * 3, mode=("bilinear", "nearest")[:len(keys)])])
     out = tf(data)
-    img, lab = out["image"], out["label"]
+    img = out["image"]
+    label = (np.rint(out["label"].numpy()[0]).astype(np.int32) if with_label
+             else np.zeros(img.shape[1:], dtype=np.int32))
     new_affine = np.asarray(img.affine, dtype=np.float64)
-    return CaseData(case.case_id, img.numpy().astype(np.float32), np.rint(lab.numpy()[0]).astype(np.int32),
-                    new_affine, (spacing,) * 3)
+    return CaseData(case.case_id, img.numpy().astype(np.float32), label, new_affine, (spacing,) * 3)
 
 
 def normalise_channel(x: np.ndarray, channel: str, cfg: DataConfig) -> np.ndarray:
