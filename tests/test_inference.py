@@ -318,3 +318,21 @@ def test_to_input_grid_is_exact_for_a_linear_field(files, slab_voxels):
         got = to_input_grid(field, case.affine, grid.affine, grid.shape, slab_voxels=slab_voxels)
         inner = (slice(2, -2),) * 3  # the border is clamped, the interior is interpolated
         np.testing.assert_allclose(got[inner], want[inner], atol=1e-3)
+
+
+def test_box_voxels_matches_the_coordinate_grid_on_an_oblique_affine():
+    """Guards box_voxels (one world axis at a time) against the direct (X, Y, Z, 3) coordinate grid,
+    on a rotated, flipped, anisotropic grid; and its refusals."""
+    from hyperkit.inference.segment import box_voxels
+    c, s = np.cos(0.4), np.sin(0.4)
+    affine = np.array([[-2.0 * c, 3.0 * s, 0.0, 40.0], [2.0 * s, 3.0 * c, 0.5, -30.0], [0.0, 0.0, 4.0, 5.0],
+                       [0.0, 0.0, 0.0, 1.0]])
+    shape, box = (23, 17, 11), np.array([[-10.0, -20.0, 12.0], [25.0, 18.0, 30.0]])
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).astype(np.float64)
+    world = ijk @ affine[:3, :3].T + affine[:3, 3]
+    want = np.all((world >= box[0]) & (world <= box[1]), axis=-1)
+    got = box_voxels(box, affine, shape)
+    assert got.shape == shape and 0 < got.sum() < got.size
+    np.testing.assert_array_equal(got, want)  # no voxel centre lies on a face here
+    with pytest.raises(ValueError, match=r"box_mm must be \(2, 3\)"):
+        box_voxels(box[0], affine, shape)

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from hyperkit.config import METHODS, ONE_SHOT_METHODS
-from hyperkit.evaluation.stats import compared
+from hyperkit.evaluation.stats import compared, in_test_split
 
 __all__ = ["Stat", "paper_tables", "task_map", "table_tasks", "summarize", "comparison_table", "reading",
            "what_held", "METHOD_LABELS", "TABLES", "AIMS", "SCOPE_TEST", "SCOPE_TEST_ANY_SUPPORT", "SCOPE_ALL"]
@@ -106,9 +106,9 @@ def table_tasks(table: str, task_ids: Iterable[str]) -> dict[str, str | None]:
 
 def _scope(rows: Sequence[Mapping[str, Any]]) -> str:
     """Which cases the rows of one task are summarised over (see :data:`SCOPE_TEST` ...)."""
-    if not any(r["in_test_split"] for r in rows):
+    if not any(in_test_split(r) for r in rows):
         return SCOPE_ALL
-    if any(not r["in_test_split"] for r in rows if r["method"] in ONE_SHOT_METHODS):
+    if any(not in_test_split(r) for r in rows if r["method"] in ONE_SHOT_METHODS):
         return SCOPE_TEST_ANY_SUPPORT
     return SCOPE_TEST
 

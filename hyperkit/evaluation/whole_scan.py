@@ -38,7 +38,7 @@ from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.data.tasks import modality_of
 from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, NoOverlapError, check_margin, image_box,
                                          intersect, make_reference, map_box, mask_box, register)
-from hyperkit.inference.segment import postprocess, predict_roi
+from hyperkit.inference.segment import box_voxels, postprocess, predict_roi
 from hyperkit.provenance import run_record
 from hyperkit.seeds import torch_generator
 
@@ -72,12 +72,6 @@ def _dice(pred: np.ndarray, gt: np.ndarray) -> float:
     p, g = pred > 0, gt > 0
     denom = int(p.sum()) + int(g.sum())
     return 1.0 if denom == 0 else 2.0 * float(np.logical_and(p, g).sum()) / denom
-
-
-def _box_voxels(box: np.ndarray, affine: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    ijk = np.stack(np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij"), -1)
-    world = ijk @ affine[:3, :3].T.astype(np.float32) + affine[:3, 3].astype(np.float32)
-    return np.all((world >= box[0]) & (world <= box[1]), axis=-1)
 
 
 def run_whole_scan(checkpoint: str | Path, data_root: str | Path, out_csv: str | Path, *,
@@ -221,7 +215,7 @@ def _whole_row(unet: torch.nn.Module, ref: Any, q_img: np.ndarray, q_lab: np.nda
                 "centre_error_mm": float("nan"), "registration_seconds": time.perf_counter() - t0,
                 "segmentation_seconds": 0.0, "error": type(exc).__name__}
     t_seg = time.perf_counter() - t0 - reg.seconds
-    roi_vox = _box_voxels(box, q_aff, q_img.shape)
+    roi_vox = box_voxels(box, q_aff, q_img.shape)
     post, _ = postprocess(pred, keep="roi", roi_voxels=roi_vox, fill_holes=True)
     # diagnostics only (never used to place anything)
     gt_box = mask_box(q_lab, q_aff) if q_lab.any() else None

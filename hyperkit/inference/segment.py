@@ -23,7 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -47,7 +47,7 @@ from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, M
 from hyperkit.inference.model_file import MODEL_KIND, file_kind, load_unet, save_unet
 from hyperkit.training.device import check_device
 
-__all__ = ["InputGrid", "prepare_volume", "support_patch", "default_checkpoint", "generate_model", "to_input_grid",
+__all__ = ["InputGrid", "box_voxels", "prepare_volume", "support_patch", "default_checkpoint", "generate_model", "to_input_grid",
            "Segmentation", "resolve_roi", "predict_roi", "postprocess", "segment_scan", "segment_file", "ROI_MODES"]
 
 #: ``roi`` values besides an explicit box: ``auto`` (from the model's support) and ``none`` (whole scan)
@@ -582,11 +582,27 @@ def postprocess(mask: np.ndarray, *, keep: str = "all", roi_voxels: np.ndarray |
     return m.astype(np.uint8), rec
 
 
-def _box_voxels(box_mm: np.ndarray, affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """bool ``shape``: voxels whose centre lies in the world box (any grid orientation)."""
-    ijk = np.stack(np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij"), -1)
-    world = ijk @ np.asarray(affine[:3, :3], dtype=np.float32).T + np.asarray(affine[:3, 3], dtype=np.float32)
-    return np.all((world >= box_mm[0]) & (world <= box_mm[1]), axis=-1)
+def box_voxels(box_mm: np.ndarray, affine: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """bool ``shape`` ``(X, Y, Z)``: the voxels whose centre lies in the world box (any grid orientation).
+
+    Args:
+        box_mm: ``(2, 3)`` lower and upper world corners (mm).
+        affine: ``(4, 4)`` voxel-to-world matrix of the grid.
+        shape: the grid's spatial shape.
+
+    One world axis at a time, by broadcasting the three index vectors: one float32 volume at a
+    time instead of a ``(X, Y, Z, 3)`` coordinate grid and its product (24 bytes a voxel each).
+    """
+    box, a = np.asarray(box_mm, dtype=np.float32), np.asarray(affine, dtype=np.float32)
+    if box.shape != (2, 3) or a.shape != (4, 4) or len(shape) != 3:
+        raise ValueError(f"box_mm must be (2, 3), affine (4, 4) and shape 3 sides, got {box.shape}, {a.shape}, "
+                         f"{tuple(shape)}")
+    idx = [np.arange(n, dtype=np.float32).reshape([-1 if d == i else 1 for d in range(3)]) for i, n in enumerate(shape)]
+    inside = np.ones(tuple(int(n) for n in shape), dtype=bool)
+    for w in range(3):
+        world = idx[0] * a[w, 0] + idx[1] * a[w, 1] + idx[2] * a[w, 2] + a[w, 3]
+        inside &= (world >= box[0, w]) & (world <= box[1, w])
+    return inside
 
 
 def _load_model(model: Any, device: torch.device) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -662,7 +678,7 @@ def segment_scan(model: Any, image: str | Path, *, roi: Any = None, margin_mm: f
     pred = (mapped > threshold).astype(np.uint8)
     if keep == "roi" and box is None:
         raise ValueError("keep='roi' needs a region: this model file carries no support, pass roi as a box")
-    roi_vox = _box_voxels(box, grid.affine, grid.shape) if keep == "roi" and box is not None else None
+    roi_vox = box_voxels(box, grid.affine, grid.shape) if keep == "roi" and box is not None else None
     pred, post = postprocess(pred, keep=keep, roi_voxels=roi_vox, fill_holes=fill_holes)
     voxels = int(pred.sum())
     info = {"voxels": voxels, "volume_ml": voxels * abs(float(np.linalg.det(grid.affine[:3, :3]))) / 1000.0,
