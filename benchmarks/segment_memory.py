@@ -1,12 +1,12 @@
-"""Peak memory and wall time of ``hyperkit segment`` on clinical-size CT grids.
+"""Peak memory and wall time of ``hyperkit generate`` and ``segment`` on clinical-size CT grids.
 
 The phantoms are stored at 3 mm; a clinical CT is 0.8 x 0.8 x 1.5 mm, 512 x 512 x 300-600.
-This script resamples one phantom liver case (SimpleITK, linear) to 0.8 x 0.8 x 1.5 mm (the
-phantom's own field of view, about 30 M voxels) and pads it with air to 512 x 512 x 400
-(105 M voxels: a chest-abdomen-pelvis field of view), generates a liver model from another
-case, and runs ``hyperkit segment`` on both with ``--roi auto`` and ``--roi none``, each in a
-fresh process; peak resident memory from ``os.wait4`` (the child's ``ru_maxrss``). BENCHMARKS,
-"Whole-scan segmentation".
+This script resamples two phantom liver cases (SimpleITK; linear for the scan, nearest for the
+label) to 0.8 x 0.8 x 1.5 mm (the phantom's own field of view, about 30 M voxels) and pads them
+with air to 512 x 512 x 400 (105 M voxels: a chest-abdomen-pelvis field of view); generates a
+liver model from the first case at each size, and runs ``hyperkit segment`` on the second with
+``--roi auto`` and ``--roi none``, each command in a fresh process; peak resident memory from
+``os.wait4`` (the child's ``ru_maxrss``). BENCHMARKS, "Whole-scan segmentation".
 
     python benchmarks/segment_memory.py --checkpoint runs/reproduce-quick/train-quick/best.pt \\
         --data runs/reproduce-quick/phantoms --out runs/segmem
@@ -18,6 +18,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,29 +29,35 @@ CLINICAL_SPACING = (0.8, 0.8, 1.5)
 HYPERKIT = [sys.executable, "-c", "import sys; from hyperkit.cli import main; sys.exit(main())"]
 
 
-def clinical_grid(src: Path, dst: Path, pad_to: tuple[int, int, int] | None = None) -> tuple[int, ...]:
-    """``src`` resampled to :data:`CLINICAL_SPACING` (int16, air outside), optionally padded to ``pad_to``."""
+def clinical_grid(src: Path, dst: Path, pad_to: tuple[int, int, int] | None = None,
+                  label: bool = False) -> tuple[int, ...]:
+    """``src`` resampled to :data:`CLINICAL_SPACING`, optionally padded to ``pad_to``: a scan as int16
+    (linear, air outside), a label map as uint8 (nearest, 0 outside)."""
     img = sitk.ReadImage(str(src))
     size = [int(round(n * s / t)) for n, s, t in zip(img.GetSize(), img.GetSpacing(), CLINICAL_SPACING)]
-    out = sitk.Resample(img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(), CLINICAL_SPACING,
-                        img.GetDirection(), -1000.0, sitk.sitkInt16)
+    fill = 0 if label else -1000
+    out = sitk.Resample(img, size, sitk.Transform(), sitk.sitkNearestNeighbor if label else sitk.sitkLinear,
+                        img.GetOrigin(), CLINICAL_SPACING, img.GetDirection(), float(fill),
+                        sitk.sitkUInt8 if label else sitk.sitkInt16)
     if pad_to is not None:
         if any(p < s for p, s in zip(pad_to, size)):
             raise ValueError(f"pad_to {pad_to} is smaller than the resampled scan {tuple(size)}")
         lo = [(p - s) // 2 for p, s in zip(pad_to, size)]
-        out = sitk.ConstantPad(out, lo, [p - s - a for p, s, a in zip(pad_to, size, lo)], -1000)
+        out = sitk.ConstantPad(out, lo, [p - s - a for p, s, a in zip(pad_to, size, lo)], fill)
     sitk.WriteImage(out, str(dst), True)
     return tuple(out.GetSize())
 
 
 def measured(cmd: list[str]) -> tuple[float, float]:
     """``(wall seconds, peak resident GiB)`` of one command in a fresh process."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-2000:]}")
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child cannot block on it
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise SystemExit(f"failed: {' '.join(cmd)}\n{err.read().decode()[-2000:]}")
     peak_kib = usage.ru_maxrss / (1024 if sys.platform == "darwin" else 1)
     return wall, peak_kib / 2 ** 20
 
@@ -66,24 +73,27 @@ def main() -> None:
     if not (liver / "imagesTr" / "liver_001.nii.gz").exists():
         raise SystemExit(f"{liver}: no liver_000/001 phantom cases (run `hyperkit phantoms --out {args.data}`)")
     args.out.mkdir(parents=True, exist_ok=True)
-    model = args.out / "liver.pt"
-    subprocess.run([*HYPERKIT, "generate", "--checkpoint", str(args.checkpoint),
-                    "--image", str(liver / "imagesTr" / "liver_000.nii.gz"), "--mask",
-                    str(liver / "labelsTr" / "liver_000.nii.gz"), "--label", "1", "--out", str(model)],
-                   check=True, stdout=subprocess.DEVNULL)
-    scans = {"phantom field of view": clinical_grid(liver / "imagesTr" / "liver_001.nii.gz", args.out / "fine.nii.gz"),
-             "512 x 512 full field": clinical_grid(liver / "imagesTr" / "liver_001.nii.gz", args.out / "full.nii.gz",
-                                                   (512, 512, args.depth))}
-    print("| scan (0.8 x 0.8 x 1.5 mm) | voxels | --roi | wall s | peak RSS GiB |")
-    print("|---|---:|---|---:|---:|")
-    for (name, size), stem in zip(scans.items(), ("fine", "full")):
+    sizes = {"fine": None, "full": (512, 512, args.depth)}
+    names = {"fine": "phantom field of view", "full": "full field"}
+    print("| command | scan (0.8 x 0.8 x 1.5 mm) | voxels | wall s | peak RSS GiB |")
+    print("|---|---|---:|---:|---:|")
+    for stem, pad in sizes.items():
+        support = clinical_grid(liver / "imagesTr" / "liver_000.nii.gz", args.out / f"support-{stem}.nii.gz", pad)
+        clinical_grid(liver / "labelsTr" / "liver_000.nii.gz", args.out / f"support-{stem}-label.nii.gz", pad, label=True)
+        query = clinical_grid(liver / "imagesTr" / "liver_001.nii.gz", args.out / f"{stem}.nii.gz", pad)
+        row = lambda cmd, size, wall, peak: print(  # noqa: E731
+            f"| {cmd} | {names[stem]} {' x '.join(map(str, size))} | {size[0] * size[1] * size[2] / 1e6:.1f} M | "
+            f"{wall:.1f} | {peak:.2f} |")
+        wall, peak = measured([*HYPERKIT, "generate", "--checkpoint", str(args.checkpoint), "--image",
+                               str(args.out / f"support-{stem}.nii.gz"), "--mask",
+                               str(args.out / f"support-{stem}-label.nii.gz"), "--label", "1",
+                               "--out", str(args.out / f"liver-{stem}.pt")])
+        row("generate (support)", support, wall, peak)
         for roi in ("auto", "none"):
-            wall, peak = measured([*HYPERKIT, "segment", "--model", str(model), "--image",
+            wall, peak = measured([*HYPERKIT, "segment", "--model", str(args.out / f"liver-{stem}.pt"), "--image",
                                    str(args.out / f"{stem}.nii.gz"), "--roi", roi,
                                    "--out", str(args.out / f"mask-{stem}-{roi}.nii.gz")])
-            voxels = size[0] * size[1] * size[2]
-            print(f"| {name} {'x'.join(map(str, size))} | {voxels / 1e6:.1f} M | {roi} | {wall:.1f} | {peak:.2f} |")
-
+            row(f"segment --roi {roi} (query)", query, wall, peak)
 
 if __name__ == "__main__":
     main()

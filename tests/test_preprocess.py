@@ -178,3 +178,16 @@ def test_target_lost_to_resampling_is_reported(tmp_path):
     with pytest.warns(UserWarning, match="sample_001 vanished when resampled"):
         patches = pp.task_patches(ds, task, cfg, cache_dir=tmp_path / "cache")
     assert [q.case_id for q in patches] == ["sample_000"]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.float32])
+def test_resampled_label_does_not_depend_on_its_stored_dtype(dtype):
+    """Guards passing the label to MONAI as stored (no float32 copy first): the same values as a
+    float32 label, on the flipped, anisotropic case."""
+    case, _ = _lps_case()
+    case.label[10:14, 8:12, 2:5] = 7  # a second label value
+    want = pp.resample_case(case, 1.5).label
+    got = pp.resample_case(CaseData(case.case_id, case.image, case.label.astype(dtype), case.affine, case.spacing),
+                           1.5).label
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.int32 and set(np.unique(got)) == {0, 1, 7}

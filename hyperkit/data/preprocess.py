@@ -96,7 +96,9 @@ def resample_case(case: CaseData, spacing: float, with_label: bool = True) -> Ca
     affine = torch.as_tensor(case.affine, dtype=torch.float64)
     data = {"image": MetaTensor(torch.from_numpy(np.ascontiguousarray(case.image)), affine=affine)}
     if with_label:
-        data["label"] = MetaTensor(torch.from_numpy(case.label[None].astype(np.float32)), affine=affine)
+        # as stored (int32, uint8): MONAI's Spacingd samples in float64 whatever comes in, and nearest
+        # sampling returns the same values; a float32 copy first only cost a full-size volume
+        data["label"] = MetaTensor(torch.from_numpy(np.ascontiguousarray(case.label[None])), affine=affine)
     keys = list(data)
     tf = Compose([Orientationd(keys=keys, axcodes="RAS", labels=_RAS_LABELS),
                   Spacingd(keys=keys, pixdim=(spacing,) * 3, mode=("bilinear", "nearest")[:len(keys)])])

@@ -93,6 +93,25 @@ def _select_channel(image: np.ndarray, path: str | Path, channel_index: int | No
     return image if image.ndim == 3 else image[..., channel_index]
 
 
+def _target_mask(mask_path: str | Path, label: int | None, shape: tuple[int, ...], affine: np.ndarray,
+                 image_path: str | Path) -> np.ndarray:
+    """uint8 ``(X, Y, Z)`` in {0, 1}: the voxels of ``mask_path`` that are the target (``> 0``, or
+    ``== label``), checked to lie on the image's grid and not to be empty. In a function of its
+    own so that the full-size label map is freed before the scan is resampled."""
+    lab, lab_affine = read_label(mask_path)
+    if not same_geometry(shape, affine, lab.shape, lab_affine):
+        raise HyperkitError(
+            f"image and mask are on different grids: {image_path} has shape {shape[:3]}, spacing "
+            f"{_fmt_spacing(affine)}; {mask_path} has shape {lab.shape}, spacing {_fmt_spacing(lab_affine)}"
+            + ("" if lab.shape != shape[:3] else " (same shape, different affine)"))
+    fg = lab > 0 if label is None else lab == label
+    if not fg.any():
+        values = [int(v) for v in np.unique(lab) if v != 0][:10]
+        which = "no voxel > 0" if label is None else f"no voxel == {label}; values present: {values}"
+        raise HyperkitError(f"{mask_path}: empty support mask ({which})")
+    return fg.view(np.uint8)
+
+
 def prepare_volume(image_path: str | Path, channel: str, data: DataConfig, mask_path: str | Path | None = None,
                    *, channel_index: int | None = None, label: int | None = None) -> tuple[CaseData, InputGrid]:
     """Read a scan (and optionally its mask) and preprocess it as in training.
@@ -128,20 +147,9 @@ def prepare_volume(image_path: str | Path, channel: str, data: DataConfig, mask_
     signature = intensity_signature(x)
     if channel == "auto":
         channel = detect_modality(signature)[0]
-    target = np.zeros(x.shape, dtype=np.int32)  # never written without a mask: no memory is touched
-    if mask_path is not None:
-        lab, lab_affine = read_label(mask_path)
-        if not same_geometry(x.shape, affine, lab.shape, lab_affine):
-            raise HyperkitError(
-                f"image and mask are on different grids: {image_path} has shape {x.shape[:3]}, spacing "
-                f"{_fmt_spacing(affine)}; {mask_path} has shape {lab.shape}, spacing {_fmt_spacing(lab_affine)}"
-                + ("" if lab.shape != x.shape[:3] else " (same shape, different affine)"))
-        fg = lab > 0 if label is None else lab == label
-        if not fg.any():
-            values = [int(v) for v in np.unique(lab) if v != 0][:10]
-            which = "no voxel > 0" if label is None else f"no voxel == {label}; values present: {values}"
-            raise HyperkitError(f"{mask_path}: empty support mask ({which})")
-        target = fg.astype(np.int32)
+    # without a mask the zeros are never written, so no memory is touched
+    target = (np.zeros(x.shape, dtype=np.uint8) if mask_path is None
+              else _target_mask(mask_path, label, x.shape, affine, image_path))
     case = CaseData(strip_nifti(Path(image_path).name), x[None], target, np.asarray(affine, dtype=np.float64),
                     spacing_of(affine), frozenset({1}) if target.any() else frozenset())
     res = resample_case(case, data.spacing, with_label=mask_path is not None)
