@@ -175,3 +175,18 @@ def test_label_values_outside_int32_are_refused_not_wrapped(tmp_path, value, mat
     lab[1, 1, 1] = 2 ** 31 - 1  # the largest that fits is kept as it is
     nib.save(nib.Nifti1Image(lab, np.eye(4), dtype=np.int64), str(path))
     assert int(read_label(path)[0].max()) == 2 ** 31 - 1
+
+
+def test_totalseg_subjects_missing_from_meta_csv_are_named(tmp_path):
+    """A subject folder that meta.csv does not list has no split, so every split filter keeps it:
+    reading the folder says so (and still reads it); a fully listed folder reads silently."""
+    import warnings
+    root = write_sample_totalseg(tmp_path, n_cases=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(open_dataset(root).cases) == 5
+    lines = (root / "meta.csv").read_text().splitlines()
+    (root / "meta.csv").write_text("\n".join(lines[:-2]) + "\n")  # s0003 and s0004 unlisted
+    with pytest.warns(UserWarning, match=r"2 subject folder\(s\) not listed \(s0003, s0004\).*every split filter"):
+        ds = open_dataset(root)
+    assert [c.split for c in ds.cases][-2:] == [None, None]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -363,6 +364,12 @@ class TotalSegDataset(Dataset):
         if missing:
             raise DataError(root / missing[0], f"subject listed in meta.csv has no ct.nii.gz "
                                                f"({len(missing)} such subjects)")
+        unlisted = sorted(folders - set(listed))
+        if unlisted and any(listed.values()):  # the others have splits: these would join every one
+            warnings.warn(f"{meta_path}: {len(unlisted)} subject folder(s) not listed "
+                          f"({', '.join(unlisted[:3])}{', ...' if len(unlisted) > 3 else ''}): they have no "
+                          "split and are kept by every split filter (training and validation); list them "
+                          "with their split, or move them out of the folder", stacklevel=2)
         structures: list[str] | None = None
         cases = []
         for sid in sorted(set(listed) | folders):
