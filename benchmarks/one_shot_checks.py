@@ -6,8 +6,9 @@ support mask, and the paired differences Hyper - Rand and Hyper - copy over the 
 task's draws and test cases, seeded: :func:`hyperkit.evaluation.stats.paired_tasks`, which
 notebooks and tables use too); it counts the tasks above by the means and, apart, by the
 interval's lower end as printed (``Paired.above_zero``, the report's rule). With ``--compare``
-a second results file (another checkpoint or budget, same protocol) is set beside the first: the paired difference of their Hyper U-Nets (``--method``:
-of another method's rows, e.g. ``conv_unet`` trained with two budgets).
+a second results file (another checkpoint or budget, same protocol) is set beside the first:
+the paired difference of their Hyper U-Nets (``--method``: of another method's rows, e.g.
+``conv_unet`` trained with two budgets).
 
 Examples::
 

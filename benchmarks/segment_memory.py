@@ -79,7 +79,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for stem, pad in sizes.items():
         support = clinical_grid(liver / "imagesTr" / "liver_000.nii.gz", args.out / f"support-{stem}.nii.gz", pad)
-        clinical_grid(liver / "labelsTr" / "liver_000.nii.gz", args.out / f"support-{stem}-label.nii.gz", pad, label=True)
+        clinical_grid(liver / "labelsTr" / "liver_000.nii.gz", args.out / f"support-{stem}-label.nii.gz", pad,
+                      label=True)
         query = clinical_grid(liver / "imagesTr" / "liver_001.nii.gz", args.out / f"{stem}.nii.gz", pad)
         row = lambda cmd, size, wall, peak: print(  # noqa: E731
             f"| {cmd} | {names[stem]} {' x '.join(map(str, size))} | {size[0] * size[1] * size[2] / 1e6:.1f} M | "

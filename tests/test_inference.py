@@ -298,7 +298,8 @@ def test_to_input_grid_maps_the_mask_back(files):
     back = to_input_grid(10.0 * case.label - 5.0, case.affine, grid.affine, grid.shape)
     assert back.shape == SHAPE
     assert dice(back > 0, _sphere()) > 0.9
-    sliced = to_input_grid(10.0 * case.label - 5.0, case.affine, grid.affine, grid.shape, slab_voxels=SHAPE[0] * SHAPE[1] * 3)
+    sliced = to_input_grid(10.0 * case.label - 5.0, case.affine, grid.affine, grid.shape,
+                           slab_voxels=SHAPE[0] * SHAPE[1] * 3)
     np.testing.assert_allclose(sliced, back, atol=1e-5)  # slabs of 3 slices: the same values
     with pytest.raises(ValueError, match="slab_voxels must be >= 1, got 0"):
         to_input_grid(case.label, case.affine, grid.affine, grid.shape, slab_voxels=0)

@@ -47,8 +47,9 @@ from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, M
 from hyperkit.inference.model_file import MODEL_KIND, file_kind, load_unet, save_unet
 from hyperkit.training.device import check_device
 
-__all__ = ["InputGrid", "box_voxels", "prepare_volume", "support_patch", "default_checkpoint", "generate_model", "to_input_grid",
-           "Segmentation", "resolve_roi", "predict_roi", "postprocess", "segment_scan", "segment_file", "ROI_MODES"]
+__all__ = ["InputGrid", "box_voxels", "prepare_volume", "support_patch", "default_checkpoint", "generate_model",
+           "to_input_grid", "Segmentation", "resolve_roi", "predict_roi", "postprocess", "segment_scan", "segment_file",
+           "ROI_MODES"]
 
 #: ``roi`` values besides an explicit box: ``auto`` (from the model's support) and ``none`` (whole scan)
 ROI_MODES: tuple[str, ...] = ("auto", "none")
