@@ -29,6 +29,7 @@ from hyperkit.config import DataConfig, TrainConfig, combine_overrides, load_pro
 from hyperkit.data.augment import build_augment
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.layouts import discover_datasets
+from hyperkit.data.tasks import task_parts
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.training.loop import one_shot_validation, training_step
 
@@ -40,7 +41,7 @@ def fit(data: str, tasks: list[str], steps: int, overrides: dict[str, Any], ever
     datasets = discover_datasets(data)
 
     def keep(tid: str) -> bool:
-        return tid.rsplit("/", 1)[-1].split("@")[0] in tasks
+        return task_parts(tid).class_name in tasks
 
     bank = TaskBank.from_datasets(datasets, "train", cfg, case_splits=tcfg.train_splits, keep=keep,
                                   margin=DataConfig.from_config(cfg).max_shift)
@@ -59,7 +60,7 @@ def fit(data: str, tasks: list[str], steps: int, overrides: dict[str, Any], ever
             row = {"step": step, "fit_dice": round(res["dice"], 4),
                    "loss": round(sum(losses[-every:]) / len(losses[-every:]), 4) if losses else None,
                    "seconds": round(time.perf_counter() - start, 1),
-                   "per_task": {t.rsplit("/", 1)[-1]: round(v, 3) for t, v in res["per_task"].items()}}
+                   "per_task": {task_parts(t).short: round(v, 3) for t, v in res["per_task"].items()}}
             curve.append(row)
             print(json.dumps(row), flush=True)
         if step == steps:

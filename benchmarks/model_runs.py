@@ -32,14 +32,14 @@ from pathlib import Path
 from scipy import stats
 
 from baseline_runs import results_arg  # the same label=results.csv argument (a sibling script)
-from hyperkit.data.tasks import modality_of
+from hyperkit.data.tasks import modality_of, task_parts
 from hyperkit.evaluation.protocol import read_results
 from hyperkit.evaluation.stats import ALL_TASKS, paired_tasks
 
 
 def modality(task: str) -> str:
     """The modality of a task id's channel (``.../liver@CT`` -> ``"CT"``), by the kit's own rule."""
-    return modality_of(task.rsplit("@", 1)[-1])
+    return modality_of(task_parts(task).channel)
 
 
 def arm_of(label: str) -> str:

@@ -44,6 +44,7 @@ from hyperkit.evaluation.tables import table_tasks
 from hyperkit.training.checkpoint import load_hypernet
 from hyperkit.config import TrainConfig
 from hyperkit.data.bank import TaskBank
+from hyperkit.data.tasks import task_parts
 from hyperkit.evaluation.baselines import channel_logits
 from hyperkit.evaluation.methods import REGISTRY, Context, OneShotMethod, one_shot_model, register
 from hyperkit.evaluation.stats import ALL_TASKS, paired_tasks
@@ -63,7 +64,7 @@ def _validation(args: argparse.Namespace) -> tuple[HyperUNet, dict, TaskBank]:
 
 def _per_task(rows: list, bank: TaskBank, method: str) -> dict[str, float]:
     s = summarize(rows)
-    return {t.split("/")[-1].split("@")[0]: round(s[(t, method)].dsc, 3) for t in bank.task_ids}
+    return {task_parts(t).class_name: round(s[(t, method)].dsc, 3) for t in bank.task_ids}
 
 
 def adapt_lr(args: argparse.Namespace) -> None:

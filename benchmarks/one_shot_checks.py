@@ -24,6 +24,7 @@ import argparse
 import fnmatch
 from pathlib import Path
 
+from hyperkit.data.tasks import task_parts
 from hyperkit.evaluation.protocol import read_results
 from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks
 from hyperkit.evaluation.tables import task_map
@@ -31,7 +32,8 @@ from hyperkit.evaluation.tables import task_map
 
 def _name(task: str, patterns: dict[str, str]) -> str:
     """The paper's name of a table target (``liver``), else the task id without its layout."""
-    return next((c for c, pat in patterns.items() if fnmatch.fnmatch(task, pat)), task.split("/", 1)[1])
+    return next((c for c, pat in patterns.items() if fnmatch.fnmatch(task, pat)),
+                f"{task_parts(task).dataset}/{task_parts(task).short}")
 
 
 def report(path: Path, compare: Path | None, method: str = "hyper_unet") -> None:

@@ -32,6 +32,7 @@ import torch
 from hyperkit.config import EvalConfig, TrainConfig, combine_overrides, load_profile
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.layouts import discover_datasets
+from hyperkit.data.tasks import task_parts
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, predict, train_supervised_many
 from hyperkit.metrics import dice
 from hyperkit.model.unet import UNet3D
@@ -66,7 +67,7 @@ def main() -> None:
         n_val = max(1, round(args.val_share * n))
         torch.manual_seed(args.seed * 1000 + i)
         jobs.append(SupervisedJob(UNet3D(cfg["model"]["base_width"]), samples(fit_bank, task, order[n_val:]),
-                                  samples(fit_bank, task, order[:n_val]), ecfg.conv, g, desc=task.rsplit("/", 1)[-1]))
+                                  samples(fit_bank, task, order[:n_val]), ecfg.conv, g, desc=task_parts(task).short))
         tasks.append(task)
     start = time.perf_counter()
     out: dict[str, dict] = {}

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 
+from hyperkit.data.tasks import task_parts
 from hyperkit.plots import label_colormap, to_volume
 
 __all__ = ["slice_browser", "one_shot_panel"]
@@ -145,7 +146,7 @@ def one_shot_panel(hyper: Any, bank: Any, cfg: Mapping[str, Any] | None = None, 
                   f"NSD@{protocol.tau:g}mm {n_tau:.3f}, NSD@1 voxel {n_voxel:.3f}")
             from IPython.display import display
 
-            display(slice_browser(imgs[q], (gt + 2 * pred).long(), title=t.split("/")[-1]))
+            display(slice_browser(imgs[q], (gt + 2 * pred).long(), title=task_parts(t).short))
 
     task.observe(on_task, names="value")
     button.on_click(on_generate)

@@ -301,3 +301,19 @@ def test_comparable_on_data_compares_by_fingerprint_and_old_records_by_path() ->
     assert comparable_on_data({"data": "/b/data", "seed": 0}, new) == ({"data": "/b/data", "seed": 0},) * 2
     assert comparable_on_data({"root": "/a", FINGERPRINT_KEY: "x"}, {"root": "/b", FINGERPRINT_KEY: "x"}, "root") == (
         {FINGERPRINT_KEY: "x"}, {FINGERPRINT_KEY: "x"})
+
+
+@pytest.mark.parametrize("tid", ["msd/Task01_BrainTumour/edema@FLAIR", "totalseg/TotalSegmentator/rib_left_3@CT",
+                                 "nnunet/Dataset901_Sample/zone_a@T2"])
+def test_task_parts_inverts_task_id(tid):
+    """Guards the one reader of the task id's format: task_id(*task_parts(t)) == t."""
+    from hyperkit.data.tasks import task_id, task_parts
+    parts = task_parts(tid)
+    assert task_id(*parts) == tid and parts.short == tid.rsplit("/", 1)[-1]
+
+
+@pytest.mark.parametrize("bad", ["edema@FLAIR", "msd/Task01/edema", "msd//edema@FLAIR", "msd/Task01/edema@"])
+def test_task_parts_refuses_what_is_not_a_task_id(bad):
+    from hyperkit.data.tasks import task_parts
+    with pytest.raises(ValueError, match="not a task id"):
+        task_parts(bad)

@@ -72,8 +72,8 @@ def test_bad_placement_config(data, match):
 
 def _bank(margin: int, size: int = 16) -> TaskBank:
     images, masks, ids = {}, {}, {}
-    for t, names in {"x/rib_left_1@CT": 3, "x/rib_left_2@CT": 3, "x/rib_right_7@CT": 3, "x/kidney_left@CT": 3,
-                     "x/aorta@CT": 3}.items():
+    for t, names in {"t/x/rib_left_1@CT": 3, "t/x/rib_left_2@CT": 3, "t/x/rib_right_7@CT": 3, "t/x/kidney_left@CT": 3,
+                     "t/x/aorta@CT": 3}.items():
         side = size + 2 * margin
         m = torch.zeros(names, 1, side, side, side)
         c = side // 2
@@ -106,12 +106,12 @@ def test_training_crops_stay_inside_cubes_of_off_centre_and_large_targets():
     masks[1, :, 1:23, 3:21, 2:22] = 1         # larger than the patch on every axis
     masks[2, :, 5:7, 17:24, 0:3] = 1
     masks[3, :, 10:12, 10:12, 10:12] = 1
-    bank = TaskBank({"x/liver@CT": torch.randn(4, 1, side, side, side)}, {"x/liver@CT": masks},
-                    {"x/liver@CT": [f"c{i}" for i in range(4)]}, margin=margin)
+    bank = TaskBank({"t/x/liver@CT": torch.randn(4, 1, side, side, side)}, {"t/x/liver@CT": masks},
+                    {"t/x/liver@CT": [f"c{i}" for i in range(4)]}, margin=margin)
     g = torch.Generator().manual_seed(0)
     for _ in range(200):
         for i in range(4):
-            img, m = bank._cut("x/liver@CT", i, g)
+            img, m = bank._cut("t/x/liver@CT", i, g)
             assert img.shape == m.shape == (1, size, size, size)
             if i != 1:
                 assert m.sum() == masks[i].sum()  # the whole target inside the crop
@@ -127,13 +127,13 @@ def test_smaller_training_crops_keep_the_target_within_the_scaled_offset():
     masks[0, :, c - 2:c + 2, c - 3:c + 3, c - 1:c + 1] = 1   # small, centred in its cube
     masks[1, :, c - 12:c + 12, c - 3:c + 3, c - 1:c + 1] = 1  # longer than the crop on one axis
     masks[2, :, 0:4, 2:6, 40:44] = 1                          # at the cube's corner (scan edge)
-    bank = TaskBank({"x/kidney_left@CT": torch.randn(3, 1, side, side, side)}, {"x/kidney_left@CT": masks},
-                    {"x/kidney_left@CT": ["c0", "c1", "c2"]}, margin=margin, crop=crop)
+    bank = TaskBank({"t/x/kidney_left@CT": torch.randn(3, 1, side, side, side)}, {"t/x/kidney_left@CT": masks},
+                    {"t/x/kidney_left@CT": ["c0", "c1", "c2"]}, margin=margin, crop=crop)
     g = torch.Generator().manual_seed(0)
     starts = set()
     for _ in range(200):
         for i in range(3):
-            img, m = bank._cut("x/kidney_left@CT", i, g)
+            img, m = bank._cut("t/x/kidney_left@CT", i, g)
             assert img.shape == m.shape == (1, crop, crop, crop)
             if i == 0:
                 assert m.sum() == masks[0].sum()  # the whole target inside
@@ -151,9 +151,9 @@ def test_smaller_training_crops_keep_the_target_within_the_scaled_offset():
     yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
     r = ((yy - c) ** 2 + (xx - c) ** 2).float().sqrt()
     ring[0, 0, c - 1:c + 1] = ((r > 18) & (r < 20)).float()  # a rib-like ring wider than the crop, hollow centre
-    curved = TaskBank({"x/rib_left_1@CT": torch.randn(1, 1, side, side, side)}, {"x/rib_left_1@CT": ring},
-                      {"x/rib_left_1@CT": ["c0"]}, margin=margin, crop=crop)
-    assert all(curved._cut("x/rib_left_1@CT", 0, g)[1].sum() > 0 for _ in range(100))
+    curved = TaskBank({"t/x/rib_left_1@CT": torch.randn(1, 1, side, side, side)}, {"t/x/rib_left_1@CT": ring},
+                      {"t/x/rib_left_1@CT": ["c0"]}, margin=margin, crop=crop)
+    assert all(curved._cut("t/x/rib_left_1@CT", 0, g)[1].sum() > 0 for _ in range(100))
     ep = bank.sample(1, g)
     assert ep.support_images.shape[-3:] == ep.query_masks.shape[-3:] == (crop, crop, crop)
 

@@ -16,6 +16,7 @@ from hyperkit.config.sections import SAMPLINGS
 from hyperkit.data.layouts import Dataset
 from hyperkit.data.preprocess import dataset_patches
 from hyperkit.data.splits import assign_roles
+from hyperkit.data.tasks import task_parts
 from hyperkit.errors import DataError
 
 __all__ = ["TaskBank", "Episode", "structure_group", "SAMPLINGS"]
@@ -33,7 +34,7 @@ def structure_group(task_id: str) -> str:
     Group-balanced sampling draws a group first, so that 24 ribs and 17 vertebrae do not
     make up half of all episodes.
     """
-    name = task_id.rsplit("/", 1)[-1].split("@", 1)[0].lower()
+    name = task_parts(task_id).class_name.lower()
     words = [w for w in re.split(r"[_\s-]+", name) if w and w not in _COPY_WORDS and not _INDEX.match(w)]
     return "_".join(words) or name
 

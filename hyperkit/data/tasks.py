@@ -8,6 +8,7 @@ separate binary task" (paper, section 3, Problem Formulation).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hyperkit.errors import HyperkitError
 
@@ -45,6 +46,36 @@ def task_id(layout: str, dataset: str, class_name: str, channel: str) -> str:
     'msd/Task01_BrainTumour/edema@FLAIR'
     """
     return f"{layout}/{dataset}/{_slug(class_name)}@{_slug(channel)}"
+
+
+class TaskParts(NamedTuple):
+    """A task id taken apart (:func:`task_parts`)."""
+
+    layout: str
+    dataset: str
+    class_name: str
+    channel: str
+
+    @property
+    def short(self) -> str:
+        """``class@channel``: the id without its layout and dataset (``edema@FLAIR``)."""
+        return f"{self.class_name}@{self.channel}"
+
+
+def task_parts(tid: str) -> TaskParts:
+    """The parts of a :func:`task_id`: the one place that reads the id's format.
+
+    >>> task_parts("msd/Task01_BrainTumour/edema@FLAIR")
+    TaskParts(layout='msd', dataset='Task01_BrainTumour', class_name='edema', channel='FLAIR')
+
+    Raises:
+        ValueError: ``tid`` is not of the form ``layout/dataset/class@channel``.
+    """
+    head, at, channel = str(tid).rpartition("@")
+    parts = head.split("/", 2)
+    if not at or len(parts) != 3 or not all(parts) or not channel:
+        raise ValueError(f"not a task id of the form layout/dataset/class@channel: {tid!r}")
+    return TaskParts(parts[0], parts[1], parts[2], channel)
 
 
 @dataclass(frozen=True)

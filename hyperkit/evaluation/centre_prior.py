@@ -25,6 +25,7 @@ from hyperkit.evaluation.baselines import central_blob, copy_support
 from hyperkit.evaluation.tables import task_map
 from hyperkit.metrics import dice
 from hyperkit.data.bank import TaskBank
+from hyperkit.data.tasks import task_parts
 
 __all__ = ["CENTRE_PRIOR_METHODS", "placement_config", "pairwise_dice", "centre_prior_rows", "centre_prior_table",
            "centre_prior_means", "target_name"]
@@ -37,7 +38,7 @@ def target_name(task: str) -> str:
     for col, pattern in task_map().items():
         if fnmatch.fnmatch(task, pattern):
             return col
-    return task.rsplit("/", 1)[-1]
+    return task_parts(task).short
 
 
 def placement_config(cfg: Mapping[str, Any], placement: str) -> dict[str, Any]:

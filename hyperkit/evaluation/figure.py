@@ -15,6 +15,7 @@ from hyperkit.metrics import dice
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.plots import show_contours
 from hyperkit.data.bank import TaskBank
+from hyperkit.data.tasks import task_parts
 
 __all__ = ["FIGURE2_TARGETS", "FIGURE3_STYLE", "figure2", "figure3", "load_conv_models"]
 
@@ -121,7 +122,7 @@ def figure3(curves: dict[tuple[str, str], list[tuple[int, float, float, float, i
         ns = sorted({p[0] for (t, _), v in curves.items() if t == task for p in v})
         ax.set_xticks(ns, [str(n) for n in ns])
         ax.set_xlabel("labelled volumes N")
-        ax.set_title(task.split("/")[-1].split("@")[0])
+        ax.set_title(task_parts(task).class_name)
         ax.set_ylim(0, 1)
     axes[0][0].set_ylabel("DSC on held-out cases")
     legend: dict[str, object] = {}

@@ -42,6 +42,7 @@ import torch
 from hyperkit.config import EvalConfig, SupervisedConfig, check_seed, differences, reread
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.identity import comparable_on_data, data_identity
+from hyperkit.data.tasks import task_parts
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, SupervisedResult, predict, train_supervised_many
 from hyperkit.evaluation.methods import one_shot_model
@@ -378,7 +379,7 @@ def finetune_table(rows: Sequence[dict[str, Any]], refs: dict[str, dict[str, flo
     lines = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 2)]
     for t in tasks:
         for n in sorted({p[0] for m in methods for p in c.get((t, m), [])}):
-            cells = [t.split("/")[-1], str(n)]
+            cells = [task_parts(t).short, str(n)]
             for m in methods:
                 pt = next((p for p in c.get((t, m), []) if p[0] == n), None)
                 cells.append(f"{pt[1]:.3f} [{pt[2]:.3f}, {pt[3]:.3f}]" if pt else "—")

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from hyperkit.config import EvalConfig
 from hyperkit.data.bank import TaskBank
+from hyperkit.data.tasks import task_parts
 from hyperkit.evaluation.baselines import (Samples, SupervisedJob, SupervisedResult, copy_support, predict,
                                           train_supervised_many)
 from hyperkit.model.adapt import gradient_step
@@ -251,7 +252,7 @@ class ConvUNetMethod(SupervisedMethod):
             net = UNet3D(ctx.width)  # type: ignore[arg-type]
             sp = ctx.splits[task]
             job = SupervisedJob(net, ctx.samples(ctx.bank, task, sp.train, 0), ctx.samples(ctx.bank, task, sp.val, 0),
-                                ctx.cfg.conv, torch_generator(ctx.seed, "conv_unet", task), desc=task.rsplit("/", 1)[-1])
+                                ctx.cfg.conv, torch_generator(ctx.seed, "conv_unet", task), desc=task_parts(task).short)
 
             def finish(res: SupervisedResult, task: str = task, net: UNet3D = net) -> list[Fitted]:
                 facts[task] = _facts(res)

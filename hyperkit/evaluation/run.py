@@ -331,11 +331,11 @@ def model_path(out_csv: str | Path, method: str, task: str) -> Path:
 
 def _model_saver(out_csv: Path, cfg: dict[str, Any], checkpoint: str | Path) -> Any:
     from hyperkit.config import DataConfig
-    from hyperkit.data.tasks import modality_of
+    from hyperkit.data.tasks import modality_of, task_parts
     from hyperkit.inference.model_file import save_unet
 
     def save(method: str, task: str, unet: Any) -> None:
-        channel = task.rsplit("@", 1)[-1]
+        channel = task_parts(task).channel
         save_unet(unet, model_path(out_csv, method, task),
                   data=DataConfig.from_config(cfg), channel=channel, modality=modality_of(channel),
                   profile=str(cfg.get("name")), task=task, source={"trained_by": "hyperkit evaluate",
