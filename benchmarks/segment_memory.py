@@ -62,6 +62,10 @@ def measured(cmd: list[str]) -> tuple[float, float]:
     return wall, peak_kib / 2 ** 20
 
 
+def _row(command: str, scan: str, size: tuple[int, ...], wall: float, peak: float) -> None:
+    print(f"| {command} | {scan} | {size[0] * size[1] * size[2] / 1e6:.1f} M | {wall:.1f} | {peak:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, required=True, help="hypernetwork checkpoint")
@@ -82,19 +86,17 @@ def main() -> None:
         clinical_grid(liver / "labelsTr" / "liver_000.nii.gz", args.out / f"support-{stem}-label.nii.gz", pad,
                       label=True)
         query = clinical_grid(liver / "imagesTr" / "liver_001.nii.gz", args.out / f"{stem}.nii.gz", pad)
-        row = lambda cmd, size, wall, peak: print(  # noqa: E731
-            f"| {cmd} | {names[stem]} {' x '.join(map(str, size))} | {size[0] * size[1] * size[2] / 1e6:.1f} M | "
-            f"{wall:.1f} | {peak:.2f} |")
         wall, peak = measured([*HYPERKIT, "generate", "--checkpoint", str(args.checkpoint), "--image",
                                str(args.out / f"support-{stem}.nii.gz"), "--mask",
                                str(args.out / f"support-{stem}-label.nii.gz"), "--label", "1",
                                "--out", str(args.out / f"liver-{stem}.pt")])
-        row("generate (support)", support, wall, peak)
+        _row("generate (support)", f"{names[stem]} {' x '.join(map(str, support))}", support, wall, peak)
         for roi in ("auto", "none"):
             wall, peak = measured([*HYPERKIT, "segment", "--model", str(args.out / f"liver-{stem}.pt"), "--image",
                                    str(args.out / f"{stem}.nii.gz"), "--roi", roi,
                                    "--out", str(args.out / f"mask-{stem}-{roi}.nii.gz")])
-            row(f"segment --roi {roi} (query)", query, wall, peak)
+            _row(f"segment --roi {roi} (query)", f"{names[stem]} {' x '.join(map(str, query))}", query, wall, peak)
+
 
 if __name__ == "__main__":
     main()

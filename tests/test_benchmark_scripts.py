@@ -183,3 +183,32 @@ def test_one_shot_checks_counts_means_and_intervals_apart(tmp_path: Path) -> Non
     assert "Hyper > Rand on 2 of 2 tasks; Hyper > copy on 2 of 2 tasks (means)" in out.stdout
     assert "interval above 0 as printed: Hyper - Rand on 1 of 2 tasks; Hyper - copy on 1 of 2" in out.stdout
     assert "mean DSC difference +0.000 [95 % CI +0.000, +0.000] over 12 pairs" in out.stdout
+
+
+def test_segment_memory_builds_clinical_grids(tmp_path: Path) -> None:
+    """clinical_grid of benchmarks/segment_memory.py: a 3 mm scan resampled to 0.8 x 0.8 x 1.5 mm
+    keeps its extent, a label stays binary uint8 (nearest), and padding reaches the asked size
+    (air in the scan, 0 in the label); a pad smaller than the scan is refused."""
+    import numpy as np
+    import SimpleITK as sitk
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from segment_memory import clinical_grid
+    finally:
+        sys.path.pop(0)
+    scan = sitk.GetImageFromArray(np.full((10, 12, 8), 40, dtype=np.int16))  # (z, y, x): 8 x 12 x 10 voxels
+    scan.SetSpacing((3.0, 3.0, 3.0))
+    label = sitk.GetImageFromArray((np.arange(960).reshape(10, 12, 8) % 2).astype(np.uint8))
+    label.SetSpacing((3.0, 3.0, 3.0))
+    sitk.WriteImage(scan, str(tmp_path / "scan.nii.gz"))
+    sitk.WriteImage(label, str(tmp_path / "label.nii.gz"))
+    assert clinical_grid(tmp_path / "scan.nii.gz", tmp_path / "fine.nii.gz") == (30, 45, 20)  # 24/0.8, 36/0.8, 30/1.5
+    assert clinical_grid(tmp_path / "scan.nii.gz", tmp_path / "pad.nii.gz", (40, 50, 30)) == (40, 50, 30)
+    padded = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "pad.nii.gz")))
+    assert padded.min() == -1000 and padded.max() == 40 and sitk.ReadImage(str(tmp_path / "pad.nii.gz")).GetSpacing() \
+        == pytest.approx((0.8, 0.8, 1.5))
+    clinical_grid(tmp_path / "label.nii.gz", tmp_path / "lab.nii.gz", (40, 50, 30), label=True)
+    lab = sitk.ReadImage(str(tmp_path / "lab.nii.gz"))
+    assert lab.GetPixelID() == sitk.sitkUInt8 and set(np.unique(sitk.GetArrayFromImage(lab))) == {0, 1}
+    with pytest.raises(ValueError, match="smaller than the resampled scan"):
+        clinical_grid(tmp_path / "scan.nii.gz", tmp_path / "x.nii.gz", (10, 10, 10))
