@@ -6,7 +6,10 @@ label) to 0.8 x 0.8 x 1.5 mm (the phantom's own field of view, about 30 M voxels
 with air to 512 x 512 x 400 (105 M voxels: a chest-abdomen-pelvis field of view); generates a
 liver model from the first case at each size, and runs ``hyperkit segment`` on the second with
 ``--roi auto`` and ``--roi none``, each command in a fresh process; peak resident memory from
-``os.wait4`` (the child's ``ru_maxrss``). BENCHMARKS, "Whole-scan segmentation".
+``os.wait4`` (the child's ``ru_maxrss``). Each mask's Dice against the second case's liver label
+(resampled the same way, nearest), and the two models crossed over the two query sizes (which of
+support and query the field of view acts on), with each support's air fraction and clipped CT
+statistics. BENCHMARKS, "Whole-scan segmentation".
 
     python benchmarks/segment_memory.py --checkpoint runs/reproduce-quick/train-quick/best.pt \\
         --data runs/reproduce-quick/phantoms --out runs/segmem
@@ -22,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
 CLINICAL_SPACING = (0.8, 0.8, 1.5)
@@ -62,8 +66,39 @@ def measured(cmd: list[str]) -> tuple[float, float]:
     return wall, peak_kib / 2 ** 20
 
 
-def _row(command: str, scan: str, size: tuple[int, ...], wall: float, peak: float) -> None:
-    print(f"| {command} | {scan} | {size[0] * size[1] * size[2] / 1e6:.1f} M | {wall:.1f} | {peak:.2f} |")
+def _row(command: str, scan: str, size: tuple[int, ...], wall: float, peak: float, dsc: float | None) -> None:
+    print(f"| {command} | {scan} | {size[0] * size[1] * size[2] / 1e6:.1f} M | {wall:.1f} | {peak:.2f} | "
+          f"{'—' if dsc is None else f'{dsc:.3f}'} |")
+
+
+def _dice(mask: Path, truth: Path) -> float:
+    """Dice of a written mask against a label map's value 1 (both on one grid)."""
+    m = sitk.GetArrayFromImage(sitk.ReadImage(str(mask))) > 0
+    t = sitk.GetArrayFromImage(sitk.ReadImage(str(truth))) == 1
+    return 2.0 * float(np.logical_and(m, t).sum()) / max(1, int(m.sum()) + int(t.sum()))
+
+
+def _ct_numbers(scan: Path) -> tuple[float, float, float]:
+    """Air fraction (< -500 HU) and the clipped [-900, 900] mean and SD: what the CT z-score sees."""
+    x = sitk.GetArrayFromImage(sitk.ReadImage(str(scan))).astype(np.float32)
+    c = np.clip(x, -900.0, 900.0)
+    return float((x < -500).mean()), float(c.mean()), float(c.std())
+
+
+def _ct_stats(scan: Path) -> str:
+    air, mean, sd = _ct_numbers(scan)
+    return f"air {air:.0%}, clipped mean {mean:.0f} HU, SD {sd:.0f}"
+
+
+def _phantom_ct_range(data: Path) -> str:
+    """The same numbers over the phantom CTs (up to 40 TotalSegmentator subjects and 20 MSD CT cases)."""
+    scans = (sorted(data.glob("TotalSegmentator/s*/ct.nii.gz"))[:40]
+             + sorted(data.glob("Task0[3789]_*/imagesTr/*.nii.gz"))[:20])
+    if not scans:
+        return "no phantom CTs found"
+    n = np.array([_ct_numbers(p) for p in scans])
+    return (f"{len(scans)} phantom CTs: air {n[:, 0].min():.0%}-{n[:, 0].max():.0%}, clipped mean "
+            f"{n[:, 1].min():.0f}..{n[:, 1].max():.0f} HU, SD {n[:, 2].min():.0f}-{n[:, 2].max():.0f}")
 
 
 def main() -> None:
@@ -79,24 +114,36 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     sizes = {"fine": None, "full": (512, 512, args.depth)}
     names = {"fine": "phantom field of view", "full": "full field"}
-    print("| command | scan (0.8 x 0.8 x 1.5 mm) | voxels | wall s | peak RSS GiB |")
-    print("|---|---|---:|---:|---:|")
+    print("| command | scan (0.8 x 0.8 x 1.5 mm) | voxels | wall s | peak RSS GiB | liver DSC |")
+    print("|---|---|---:|---:|---:|---:|")
+    stats = {}
     for stem, pad in sizes.items():
         support = clinical_grid(liver / "imagesTr" / "liver_000.nii.gz", args.out / f"support-{stem}.nii.gz", pad)
         clinical_grid(liver / "labelsTr" / "liver_000.nii.gz", args.out / f"support-{stem}-label.nii.gz", pad,
                       label=True)
         query = clinical_grid(liver / "imagesTr" / "liver_001.nii.gz", args.out / f"{stem}.nii.gz", pad)
+        clinical_grid(liver / "labelsTr" / "liver_001.nii.gz", args.out / f"truth-{stem}.nii.gz", pad, label=True)
+        stats[stem] = _ct_stats(args.out / f"support-{stem}.nii.gz")
         wall, peak = measured([*HYPERKIT, "generate", "--checkpoint", str(args.checkpoint), "--image",
                                str(args.out / f"support-{stem}.nii.gz"), "--mask",
                                str(args.out / f"support-{stem}-label.nii.gz"), "--label", "1",
                                "--out", str(args.out / f"liver-{stem}.pt")])
-        _row("generate (support)", f"{names[stem]} {' x '.join(map(str, support))}", support, wall, peak)
+        _row("generate (support)", f"{names[stem]} {' x '.join(map(str, support))}", support, wall, peak, None)
         for roi in ("auto", "none"):
+            mask = args.out / f"mask-{stem}-{roi}.nii.gz"
             wall, peak = measured([*HYPERKIT, "segment", "--model", str(args.out / f"liver-{stem}.pt"), "--image",
-                                   str(args.out / f"{stem}.nii.gz"), "--roi", roi,
-                                   "--out", str(args.out / f"mask-{stem}-{roi}.nii.gz")])
-            _row(f"segment --roi {roi} (query)", f"{names[stem]} {' x '.join(map(str, query))}", query, wall, peak)
-
+                                   str(args.out / f"{stem}.nii.gz"), "--roi", roi, "--out", str(mask)])
+            _row(f"segment --roi {roi} (query)", f"{names[stem]} {' x '.join(map(str, query))}", query, wall, peak,
+                 _dice(mask, args.out / f"truth-{stem}.nii.gz"))
+    print("\nThe field of view (--roi auto, liver DSC): model from which support, on which query")
+    for model, scan in (("fine", "full"), ("full", "fine")):
+        mask = args.out / f"mask-{model}-model-{scan}-query.nii.gz"
+        measured([*HYPERKIT, "segment", "--model", str(args.out / f"liver-{model}.pt"), "--image",
+                  str(args.out / f"{scan}.nii.gz"), "--out", str(mask)])
+        print(f"  {names[model]} support, {names[scan]} query: {_dice(mask, args.out / f'truth-{scan}.nii.gz'):.3f}")
+    for stem, text in stats.items():
+        print(f"  support, {names[stem]}: {text}")
+    print(f"  {_phantom_ct_range(args.data)}")
 
 if __name__ == "__main__":
     main()
