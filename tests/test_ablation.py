@@ -47,10 +47,10 @@ def test_paired_difference_and_its_interval() -> None:
 
 
 def test_rows_pair_the_same_draw_and_case() -> None:
-    a = [{"task": "t", "method": "hyper_unet", "draw": d, "case": c, "in_test_split": True, "dsc": 0.5, "nsd": 0.5, "nsd_voxel": 0.5}
-         for d in range(2) for c in "xy"]
+    a = [{"task": "l/d/t@CT", "method": "hyper_unet", "draw": d, "case": c, "in_test_split": True, "dsc": 0.5,
+          "nsd": 0.5, "nsd_voxel": 0.5} for d in range(2) for c in "xy"]
     b = [dict(r, dsc=0.25, nsd=0.25, nsd_voxel=0.25) for r in a[:3]]  # one pair missing
-    assert pair_rows(a, b)["t"] == ([0.5] * 3, [0.25] * 3)
+    assert pair_rows(a, b)["l/d/t@CT"] == ([0.5] * 3, [0.25] * 3)
     rows = ablation_rows(VARIANTS["step"], a, b)
     dsc = {r["target"]: r for r in rows if r["metric"] == "dsc"}
     assert dsc["all"]["diff"] == pytest.approx(0.25) and dsc["all"]["pairs"] == 3
