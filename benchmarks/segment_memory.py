@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from hyperkit.metrics import dice
+
 CLINICAL_SPACING = (0.8, 0.8, 1.5)
 #: the ``hyperkit`` command in a fresh interpreter of this environment
 HYPERKIT = [sys.executable, "-c", "import sys; from hyperkit.cli import main; sys.exit(main())"]
@@ -72,10 +74,9 @@ def _row(command: str, scan: str, size: tuple[int, ...], wall: float, peak: floa
 
 
 def _dice(mask: Path, truth: Path) -> float:
-    """Dice of a written mask against a label map's value 1 (both on one grid)."""
-    m = sitk.GetArrayFromImage(sitk.ReadImage(str(mask))) > 0
-    t = sitk.GetArrayFromImage(sitk.ReadImage(str(truth))) == 1
-    return 2.0 * float(np.logical_and(m, t).sum()) / max(1, int(m.sum()) + int(t.sum()))
+    """Dice (:func:`hyperkit.metrics.dice`) of a written mask against a label map's value 1 (one grid)."""
+    return dice(sitk.GetArrayFromImage(sitk.ReadImage(str(mask))) > 0,
+                sitk.GetArrayFromImage(sitk.ReadImage(str(truth))) == 1)
 
 
 def _ct_numbers(scan: Path) -> tuple[float, float, float]:

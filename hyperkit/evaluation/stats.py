@@ -125,8 +125,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float], *, units: Sequence
         means = d[idx].mean(axis=1)
     else:
         units = list(units)
-        if len(units) != d.size or any(not isinstance(u, tuple) or len(u) != 3 for u in units):
-            bad = next((u for u in units if not isinstance(u, tuple) or len(u) != 3), None)
+        bad = next((u for u in units if not isinstance(u, tuple) or len(u) != 3), None)
+        if len(units) != d.size or bad is not None:
             raise ValueError(f"units must be one (stratum, draw, case) per pair: {d.size} pairs, "
                              f"got {len(units)} units" + (f", one of them {bad!r}" if bad is not None else ""))
         means = _two_way_means(d, units, resamples, numpy_rng(seed, "bootstrap", "two-way", d.size))

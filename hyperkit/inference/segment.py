@@ -151,8 +151,9 @@ def prepare_volume(image_path: str | Path, channel: str, data: DataConfig, mask_
     # without a mask the zeros are never written, so no memory is touched
     target = (np.zeros(x.shape, dtype=np.uint8) if mask_path is None
               else _target_mask(mask_path, label, x.shape, affine, image_path))
+    present = frozenset() if mask_path is None else frozenset({1})  # _target_mask refuses an empty mask
     case = CaseData(strip_nifti(Path(image_path).name), x[None], target, np.asarray(affine, dtype=np.float64),
-                    spacing_of(affine), frozenset({1}) if target.any() else frozenset())
+                    spacing_of(affine), present)
     res = resample_case(case, data.spacing, with_label=mask_path is not None)
     image = normalise_channel(res.image[0], channel, data)[None]
     out = CaseData(case.case_id, image, res.label, res.affine, res.spacing, case.present_before_resampling)

@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from hyperkit.evaluation.stats import (Paired, compared, paired_difference, paired_starts, paired_tasks,
+from hyperkit.evaluation.stats import (ALL_TASKS, Paired, compared, paired_difference, paired_starts, paired_tasks,
                                        printed_above_zero)
 from hyperkit.evaluation.tables import TABLES, paper_tables, table_tasks
 
@@ -232,12 +232,12 @@ def ct_to_mri(rows: Sequence[Mapping[str, Any]] | None, files: Sequence[str] = (
              f"above on {sum(g > 0 for g in gaps)})")
     mri = _columns(rows or [], ("table2_mri",))
     by_task = paired_tasks(rows or [], rows or [], "dsc", method_a="hyper_unet", method_b="rand_unet",
-                           tasks=mri.values(), pool="pooled")
-    if "pooled" not in by_task:
+                           tasks=mri.values(), pool=ALL_TASKS)
+    if ALL_TASKS not in by_task:
         return _not_measured("ct_to_mri", claim, measure, paper,
                              _missing(rows, "Hyper U-Net and Rand U-Net rows of a Table 2 (MRI) target", files),
                              "one_shot", files)
-    p = by_task["pooled"]
+    p = by_task[ALL_TASKS]
     per = {col: by_task[task] for col, task in mri.items() if task in by_task}
     detail = "; ".join(f"{c} {q.text()}" for c, q in per.items())
     absent = [c for c in cols if c not in per]
