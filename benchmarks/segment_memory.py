@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from hyperkit.data.preprocess import ct_air_fraction
 from hyperkit.metrics import dice
 
 CLINICAL_SPACING = (0.8, 0.8, 1.5)
@@ -80,10 +81,11 @@ def _dice(mask: Path, truth: Path) -> float:
 
 
 def _ct_numbers(scan: Path) -> tuple[float, float, float]:
-    """Air fraction (< -500 HU) and the clipped [-900, 900] mean and SD: what the CT z-score sees."""
+    """Air fraction (:func:`~hyperkit.data.preprocess.ct_air_fraction`) and the clipped [-900, 900]
+    mean and SD: what the CT z-score sees."""
     x = sitk.GetArrayFromImage(sitk.ReadImage(str(scan))).astype(np.float32)
     c = np.clip(x, -900.0, 900.0)
-    return float((x < -500).mean()), float(c.mean()), float(c.std())
+    return ct_air_fraction(x), float(c.mean()), float(c.std())
 
 
 def _ct_stats(scan: Path) -> str:

@@ -212,3 +212,34 @@ def test_segment_memory_builds_clinical_grids(tmp_path: Path) -> None:
     assert lab.GetPixelID() == sitk.sitkUInt8 and set(np.unique(sitk.GetArrayFromImage(lab))) == {0, 1}
     with pytest.raises(ValueError, match="smaller than the resampled scan"):
         clinical_grid(tmp_path / "scan.nii.gz", tmp_path / "x.nii.gz", (10, 10, 10))
+
+
+def test_support_air_pads_to_the_asked_air_fraction(tmp_path: Path) -> None:
+    """pad_to_air of benchmarks/support_air.py: padding in x and y with air reaches the asked
+    fraction (to the rounding of whole voxels), leaves z and the label's foreground alone, and
+    refuses a fraction the scan already exceeds."""
+    import numpy as np
+    import SimpleITK as sitk
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from support_air import pad_to_air
+    finally:
+        sys.path.pop(0)
+    body = np.full((6, 20, 20), 40, dtype=np.int16)  # (z, y, x)
+    body[:, :, :5] = -1000  # a quarter air
+    label = np.zeros(body.shape, np.uint8)
+    label[2:4, 8:12, 8:12] = 1
+    for name, arr in (("scan", body), ("label", label)):
+        img = sitk.GetImageFromArray(arr)
+        img.SetSpacing((3.0, 3.0, 3.0))
+        sitk.WriteImage(img, str(tmp_path / f"{name}.nii.gz"))
+    reached = pad_to_air(tmp_path / "scan.nii.gz", tmp_path / "label.nii.gz", 0.8, tmp_path / "p.nii.gz",
+                         tmp_path / "pl.nii.gz")
+    assert reached == pytest.approx(0.8, abs=0.01)
+    padded = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "p.nii.gz")))
+    plabel = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "pl.nii.gz")))
+    assert padded.shape[0] == 6 and padded.shape == plabel.shape and plabel.sum() == label.sum()
+    assert np.count_nonzero(padded == 40) == np.count_nonzero(body == 40)
+    with pytest.raises(ValueError, match="own air fraction 0.250"):
+        pad_to_air(tmp_path / "scan.nii.gz", tmp_path / "label.nii.gz", 0.2, tmp_path / "q.nii.gz",
+                   tmp_path / "ql.nii.gz")

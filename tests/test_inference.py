@@ -114,6 +114,32 @@ def test_generate_segment_round_trip(files, tmp_path, capsys):
     assert "versions" in meta["provenance"] and "commit" in meta["provenance"]
 
 
+def test_generate_warns_about_a_support_that_is_mostly_air(files, tmp_path):
+    """The CT z-score runs over the whole scan: a support padded with air far beyond the body
+    makes a worse model (BENCHMARKS, "The support's field of view"), so generate warns and
+    records the support's air fraction; the fixture's own support (no air) passes silently."""
+    import warnings
+
+    from hyperkit.inference.segment import SUPPORT_AIR_WARN
+
+    meta = load_unet(files["model"])[1]
+    assert float(meta["source"]["air_fraction"]) == 0.0
+    ct = np.asarray(nib.load(str(files["image"])).dataobj).astype(np.float32)
+    ijk = np.stack(np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij"), -1) @ AFFINE[:3, :3].T + AFFINE[:3, 3]
+    ct[np.linalg.norm(ijk - np.array([10.0, -5.0, 75.0]), axis=-1) > 40.0] = -1000.0  # air beyond 40 mm
+    air = float(np.mean(ct < -500))
+    assert air > SUPPORT_AIR_WARN
+    padded = _write(tmp_path / "air.nii.gz", ct, dtype=np.int16)
+    with pytest.warns(UserWarning, match=rf"{round(100 * air)}% air .* crop the support to the body"):
+        assert main(["generate", "--checkpoint", str(files["ckpt"]), "--image", str(padded), "--mask",
+                     str(files["mask"]), "--out", str(tmp_path / "air.pt")]) == 0
+    assert float(load_unet(tmp_path / "air.pt")[1]["source"]["air_fraction"]) == pytest.approx(air, abs=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at all for the fixture's support
+        assert main(["generate", "--checkpoint", str(files["ckpt"]), "--image", str(files["image"]), "--mask",
+                     str(files["mask"]), "--out", str(tmp_path / "plain.pt")]) == 0
+
+
 def test_largest_component_keeps_one_region_of_the_prediction(files, tmp_path):
     from scipy import ndimage
 

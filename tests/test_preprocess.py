@@ -61,6 +61,13 @@ def test_ct_normalisation_clips_then_zscores():
     assert y[x == -3000].max() == pytest.approx(y[x == -900].min())  # clipped to the same value
 
 
+def test_ct_air_fraction_counts_voxels_below_minus_500_hu():
+    x = np.array([-1000, -501, -500, 0, 40, 900, -3000, 200], np.float32).reshape(2, 2, 2)
+    assert pp.ct_air_fraction(x) == pytest.approx(3 / 8)  # -1000, -501, -3000; -500 is not air
+    with pytest.raises(ValueError, match=r"shape \(0, 4, 4\)"):
+        pp.ct_air_fraction(np.zeros((0, 4, 4), np.float32))
+
+
 @pytest.mark.parametrize("channel", ["CT", "T2"])
 def test_normalisation_does_not_depend_on_the_thread_count(channel):
     """The cache keeps whatever the first process computed: a result that moved with the thread

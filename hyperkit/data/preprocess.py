@@ -44,7 +44,7 @@ from hyperkit.files import write_atomic
 from hyperkit.seeds import numpy_rng
 
 __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
-           "preprocess_case", "crop_centred", "patch_centre", "centre_bounds", "placement_rng", "extract_patch", "dataset_patches",
+           "preprocess_case", "ct_air_fraction", "AIR_HU", "crop_centred", "patch_centre", "centre_bounds", "placement_rng", "extract_patch", "dataset_patches",
            "task_patches"]
 
 
@@ -128,6 +128,23 @@ def normalise_channel(x: np.ndarray, channel: str, cfg: DataConfig) -> np.ndarra
         lo, hi = cfg.mri_percentiles
         t = ScaleIntensityRangePercentiles(lower=lo, upper=hi, b_min=0.0, b_max=1.0, clip=True)(t)
     return np.asarray(t[0], dtype=np.float32)
+
+
+#: CT voxels below this many Hounsfield units count as air (:func:`ct_air_fraction`)
+AIR_HU = -500.0
+
+
+def ct_air_fraction(x: np.ndarray) -> float:
+    """The fraction of a CT scan's voxels that are air (below :data:`AIR_HU`), raw HU ``(X, Y, Z)``.
+
+    The CT z-score of :func:`normalise_channel` runs over the whole scan (as in the paper), so its
+    mean and SD, and with them every normalised intensity, depend on how much air the field of
+    view holds: the phantom CTs are 46-67 % air, a scan padded far beyond the body more
+    (BENCHMARKS.md, "The support's field of view").
+    """
+    if x.size == 0:
+        raise ValueError(f"ct_air_fraction needs a non-empty scan, got shape {x.shape}")
+    return float(np.count_nonzero(x < AIR_HU)) / x.size
 
 
 def _file_fingerprint(paths: Iterable[Path]) -> list[list[Any]]:
