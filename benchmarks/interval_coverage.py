@@ -2,13 +2,15 @@
 
 The one-shot protocol scores every support draw on the same few test cases of a target. This script
 simulates paired differences ``d(draw, case) = mu + case effect + draw effect + noise`` (normal, with
-the standard deviations below), computes ``stats.paired_difference`` three ways — over the rows as
-independent pairs (the kit until 2026-12-04), over whole test cases (all draws of a case together),
-and the kit's two-way bootstrap (``units``: draws and cases resampled independently) — and counts
-how often each interval covers ``mu``. BENCHMARKS,
-"Confidence intervals".
+the standard deviations below; ``--tasks T``: T targets of their own cases and draws, pooled as the
+tables' "all tasks" rows are), computes ``stats.paired_difference`` three ways — the plain percentile
+interval over the rows as independent pairs (the kit until 2026-12-04), the plain percentile interval
+of the two-way bootstrap (``units``: draws and cases resampled independently; the kit on 2026-12-04),
+and the kit's interval (the two-way bootstrap with its small-sample corrections) — and counts how
+often each covers ``mu``. BENCHMARKS, "Confidence intervals".
 
-    python benchmarks/interval_coverage.py --sims 400
+    python benchmarks/interval_coverage.py --sims 1000
+    python benchmarks/interval_coverage.py --sims 400 --tasks 10
 """
 
 from __future__ import annotations
@@ -25,18 +27,17 @@ SETTINGS: tuple[tuple[float, float, float], ...] = (
 
 
 def coverage(cases: int, draws: int, sd: tuple[float, float, float], sims: int, resamples: int,
-             seed: int = 0, mu: float = 0.1) -> tuple[float, float, float]:
-    """Fraction of ``sims`` simulated protocols whose interval covers ``mu``: (rows, cases, two-way)."""
+             seed: int = 0, mu: float = 0.1, tasks: int = 1) -> tuple[float, float, float]:
+    """Fraction of ``sims`` simulated protocols whose interval covers ``mu``: (rows, two-way plain, kit)."""
     rng = np.random.default_rng(seed)
-    units = [("t", d, c) for d in range(draws) for c in range(cases)]
-    by_case = [("t", 0, c) for _, _, c in units]
+    units = [(t, d, c) for t in range(tasks) for d in range(draws) for c in range(cases)]
     hits = np.zeros(3)
     for s in range(sims):
-        d = (mu + rng.normal(0, sd[0], cases)[None, :] + rng.normal(0, sd[1], draws)[:, None]
-             + rng.normal(0, sd[2], (draws, cases))).ravel()
+        d = np.concatenate([(mu + rng.normal(0, sd[0], cases)[None, :] + rng.normal(0, sd[1], draws)[:, None]
+                             + rng.normal(0, sd[2], (draws, cases))).ravel() for _ in range(tasks)])
         zeros = np.zeros(d.size)
-        for k, u in enumerate((None, by_case, units)):
-            p = paired_difference(d, zeros, units=u, resamples=resamples, seed=s)
+        for k, (u, small) in enumerate(((None, False), (units, False), (units, True))):
+            p = paired_difference(d, zeros, units=u, resamples=resamples, seed=s, small_sample=small)
             hits[k] += p.lo <= mu <= p.hi
     return float(hits[0] / sims), float(hits[1] / sims), float(hits[2] / sims)
 
@@ -47,15 +48,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples per interval")
     ap.add_argument("--cases", type=int, nargs="+", default=[4, 10], help="test cases per target")
     ap.add_argument("--draws", type=int, default=5, help="support draws")
+    ap.add_argument("--tasks", type=int, default=1, help="targets pooled (each its own cases and draws)")
     args = ap.parse_args(argv)
-    if args.sims < 1 or args.resamples < 1 or args.draws < 1 or min(args.cases) < 1:
-        raise SystemExit(f"--sims, --resamples, --draws and --cases must be >= 1, got {vars(args)}")
-    print(f"coverage of the nominal 95 % interval, {args.sims} simulations each, {args.draws} draws")
-    print("cases  sd(case) sd(draw) sd(noise)   rows   cases   draws x cases (kit)")
+    if min(args.sims, args.resamples, args.draws, args.tasks, *args.cases) < 1:
+        raise SystemExit(f"--sims, --resamples, --draws, --tasks and --cases must be >= 1, got {vars(args)}")
+    print(f"coverage of the nominal 95 % interval, {args.sims} simulations each, {args.draws} draws, "
+          f"{args.tasks} target(s)")
+    print("cases  sd(case) sd(draw) sd(noise)   rows   draws x cases (plain)   kit (corrected)")
     for n in args.cases:
         for sd in SETTINGS:
-            rows, cases, two_way = coverage(n, args.draws, sd, args.sims, args.resamples)
-            print(f"{n:5d}  {sd[0]:8.2f} {sd[1]:8.2f} {sd[2]:9.2f}   {rows:.2f}   {cases:.2f}    {two_way:.2f}")
+            rows, plain, kit = coverage(n, args.draws, sd, args.sims, args.resamples, tasks=args.tasks)
+            print(f"{n:5d}  {sd[0]:8.2f} {sd[1]:8.2f} {sd[2]:9.2f}   {rows:.2f}   {plain:.2f}                    {kit:.2f}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -147,8 +147,10 @@ def test_baseline_runs_difference_and_training_facts(tmp_path):
 
 def test_case_bootstrap_resamples_test_cases_not_rows(tmp_path: Path) -> None:
     """Two test cases, Hyper − Rand +0.3 on one and −0.1 on the other in each of 20 draws: over the 40
-    rows the interval lies above 0; over the 2 cases, and over draws and cases (the kit's), it spans
-    both cases' differences (0 inside)."""
+    rows the interval lies above 0; over draws and cases it spans both cases' differences (0 inside),
+    and the kit's interval widens that by t(1) / z (two cases: one degree of freedom)."""
+    from scipy import stats
+
     rows = []
     for d in range(20):
         for c, diff in (("case0", 0.3), ("case1", -0.1)):
@@ -158,12 +160,13 @@ def test_case_bootstrap_resamples_test_cases_not_rows(tmp_path: Path) -> None:
     out = _run("case_bootstrap.py", str(_write(tmp_path / "results.csv", rows)))
     assert out.returncode == 0, out.stderr
     line = next(x for x in out.stdout.splitlines() if CT_TASK in x)
-    (rlo, rhi), (clo, chi), (klo, khi) = [tuple(map(float, m)) for m in
+    (rlo, rhi), (plo, phi), (klo, khi) = [tuple(map(float, m)) for m in
                                           re.findall(r"\[([+-][\d.]+), ([+-][\d.]+)\]", line)]
     assert " 40  2 " in line and rlo > 0
-    assert clo == pytest.approx(-0.1, abs=1e-6) and chi == pytest.approx(0.3, abs=1e-6)
-    assert klo == pytest.approx(-0.1, abs=1e-6) and khi == pytest.approx(0.3, abs=1e-6)
-    assert "1 of 1 (rows), 0 of 1 (cases), 0 of 1 (draws and cases)" in out.stdout
+    assert plo == pytest.approx(-0.1, abs=1e-6) and phi == pytest.approx(0.3, abs=1e-6)
+    widen = stats.t.ppf(0.975, 1) / stats.norm.ppf(0.975)
+    assert klo == pytest.approx(0.1 - 0.2 * widen, abs=1e-3) and khi == pytest.approx(0.1 + 0.2 * widen, abs=1e-3)
+    assert "1 of 1 (rows), 0 of 1 (draws and cases, plain), 0 of 1 (the kit)" in out.stdout
 
 
 def test_one_shot_checks_counts_means_and_intervals_apart(tmp_path: Path) -> None:

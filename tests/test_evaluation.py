@@ -16,7 +16,7 @@ from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_spl
                                  evaluate, one_shot_plan, protocol_for, read_results, reading, resolve_tasks,
                                  run_evaluation, summarize, support_draws, task_split, train_supervised, what_held)
 from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
-from hyperkit.evaluation.stats import (Paired, pair_rows, paired_difference, paired_starts, paired_tasks,
+from hyperkit.evaluation.stats import (Paired, effective_df, pair_rows, paired_difference, paired_starts, paired_tasks,
                                        printed_above_zero)
 from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
 from hyperkit.model.adapt import gradient_step, segmentation_loss
@@ -637,9 +637,48 @@ def test_bootstrap_interval_matches_the_normal_interval_at_its_level():
 
 
 def test_bootstrap_of_two_pairs_reaches_both_ends():
-    """Guards resampling over every pair: with d = (1, 0) the means 0 and 1 each have probability 1/4."""
-    p = paired_difference([1.0, 0.0], [0.0, 0.0])
+    """Guards resampling over every pair: with d = (1, 0) the plain bootstrap's means 0 and 1 each have
+    probability 1/4; the kit's draws one of the two (n - 1) and widens the ends by t(1) / z around 0.5."""
+    from scipy.stats import norm, t
+
+    p = paired_difference([1.0, 0.0], [0.0, 0.0], small_sample=False)
     assert (p.a, p.b, p.diff, p.lo, p.hi, p.n) == (0.5, 0.0, 0.5, 0.0, 1.0, 2)
+    k = t.ppf(0.975, 1) / norm.ppf(0.975)
+    q = paired_difference([1.0, 0.0], [0.0, 0.0])
+    assert (q.diff, q.lo, q.hi) == (0.5, pytest.approx(0.5 - 0.5 * k), pytest.approx(0.5 + 0.5 * k))
+
+
+def test_small_sample_interval_of_independent_pairs_is_a_t_interval():
+    """Guards the corrections on independent pairs: resampling n - 1 of n makes the bootstrap SE
+    s / sqrt(n), and t(n - 1) / z widens the normal quantile to Student's: the interval is then
+    close to the textbook t-interval, where the plain percentile one is too narrow."""
+    import numpy as np
+    from scipy import stats
+
+    d = np.random.default_rng(3).normal(0.1, 0.2, 8)
+    half = stats.t.ppf(0.975, 7) * d.std(ddof=1) / np.sqrt(8)
+    kit = paired_difference(d, np.zeros(8), resamples=20000)
+    plain = paired_difference(d, np.zeros(8), resamples=20000, small_sample=False)
+    assert (kit.hi - kit.lo) / 2 == pytest.approx(half, rel=0.08)
+    assert (plain.hi - plain.lo) / 2 < 0.8 * half
+    assert effective_df(d, [(0, 0, i) for i in range(8)]) == pytest.approx(7)
+
+
+def test_effective_df_follows_the_component_that_dominates():
+    """Guards the Welch-Satterthwaite degrees of freedom: a case effect alone gives cases - 1, a draw
+    effect alone draws - 1, both alike about their sum; many strata add up; no spread gives inf."""
+    import numpy as np
+
+    units = [("t", dr, c) for dr in range(5) for c in range(4)]
+    case_only = [float(c) for _, _, c in units]
+    draw_only = [float(dr) for _, dr, _ in units]
+    assert effective_df(case_only, units) == pytest.approx(3)
+    assert effective_df(draw_only, units) == pytest.approx(4)
+    both = [c / np.sqrt(4) * np.sqrt(3) + dr / np.sqrt(5) * np.sqrt(4) for _, dr, c in units]
+    assert 5 < effective_df(both, units) <= 7
+    ten = [(t, dr, c) for t in range(10) for dr in range(5) for c in range(4)]
+    assert effective_df([float(c) for _, _, c in ten], ten) == pytest.approx(30)
+    assert effective_df([0.2] * 20, units) == float("inf")
 
 
 def test_paired_means_of_each_side_and_the_text():
@@ -669,11 +708,17 @@ def test_two_way_bootstrap_resamples_whole_cases_and_whole_draws():
     d, zeros = [0.3, -0.1] * 20, [0.0] * 40
     rows_only = paired_difference(d, zeros)
     assert rows_only.lo > 0  # rows as independent pairs: an effect "found" in two patients
-    by_case = paired_difference(d, zeros, units=[("t", k // 2, ("c0", "c1")[k % 2]) for k in range(40)])
-    assert (by_case.diff, by_case.n) == (pytest.approx(0.1), 40)
-    assert (by_case.lo, by_case.hi) == (pytest.approx(-0.1), pytest.approx(0.3))
-    by_draw = paired_difference(d, zeros, units=[("t", k % 2, k // 2) for k in range(40)])
-    assert (by_draw.lo, by_draw.hi) == (pytest.approx(-0.1), pytest.approx(0.3))
+    for small_sample in (False, True):
+        by_case = paired_difference(d, zeros, units=[("t", k // 2, ("c0", "c1")[k % 2]) for k in range(40)],
+                                    small_sample=small_sample)
+        assert (by_case.diff, by_case.n) == (pytest.approx(0.1), 40)
+        by_draw = paired_difference(d, zeros, units=[("t", k % 2, k // 2) for k in range(40)],
+                                    small_sample=small_sample)
+        for p in (by_case, by_draw):
+            if small_sample:  # widened, never narrowed
+                assert p.lo < -0.1 and p.hi > 0.3
+            else:
+                assert (p.lo, p.hi) == (pytest.approx(-0.1), pytest.approx(0.3))
 
 
 def test_two_way_bootstrap_keeps_each_stratum_and_checks_its_units():

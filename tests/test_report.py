@@ -260,24 +260,35 @@ def _one_shot(task: str, hyper: Sequence[float], rand: Sequence[float]) -> list[
             for m, vs in (("hyper_unet", hyper), ("rand_unet", rand)) for i, v in enumerate(vs)]
 
 
+def _lower_end_at(b: float, lo: float) -> float:
+    """The other difference ``a`` of two pairs (a, b), a < b, whose kit interval starts at ``lo``:
+    the bootstrap of one of two pairs reaches ``a``, and the end is widened by k = t(1) / z around
+    the mean, so ``lo = (a + b) / 2 - k (b - a) / 2``."""
+    from scipy.stats import norm, t
+
+    k = t.ppf(0.975, 1) / norm.ppf(0.975)
+    return (2 * lo + b * (k - 1)) / (1 + k)
+
+
 def test_an_interval_that_touches_zero_does_not_hold() -> None:
-    """Guards RULE's boundary: an interval [0, hi] includes 0, so the claim does not hold (one-shot claims)."""
-    # differences (0, 0.2): the bootstrap means 0 and 0.2 each have probability 1/4, so the 95 % interval is [0, 0.2]
-    touching = _one_shot(TASKS["brain_edema_flair"], [0.5, 0.7], [0.5, 0.5])
+    """Guards RULE's boundary on the one-shot claims: differences whose interval starts at 0 do not
+    hold; differences close together, well above 0, do."""
+    a = _lower_end_at(0.2, 0.0)
+    touching = _one_shot(TASKS["brain_edema_flair"], [0.5 + a, 0.7], [0.5, 0.5])
     v = ct_to_mri(touching)
-    assert v.kit == "+0.100 [+0.000, +0.200] over 2 pairs" and v.verdict == FAILS
+    assert "0.000, +" in v.kit and "over 2 pairs" in v.kit and v.verdict == FAILS
     h = hyper_above_rand(touching)
     assert h.verdict == FAILS and "0 of 1" in h.kit
-    above = _one_shot(TASKS["brain_edema_flair"], [0.6, 0.7], [0.5, 0.5])  # differences (0.1, 0.2): [0.1, 0.2]
+    above = _one_shot(TASKS["brain_edema_flair"], [0.69, 0.7], [0.5, 0.5])  # differences (0.19, 0.2): [0.16, 0.23]
     assert ct_to_mri(above).verdict == HOLDS and hyper_above_rand(above).verdict == HOLDS
 
 
 def test_an_interval_printed_as_touching_zero_does_not_hold() -> None:
-    """Guards RULE's "as printed": differences (0.0004, 0.2) give a lower end of 0.0004, printed
-    +0.000; the verdict follows the printed interval, not digits the report hides."""
-    rows = _one_shot(TASKS["brain_edema_flair"], [0.5004, 0.7], [0.5, 0.5])
+    """Guards RULE's "as printed": a lower end of 0.0004 is printed +0.000; the verdict follows the
+    printed interval, not digits the report hides."""
+    rows = _one_shot(TASKS["brain_edema_flair"], [0.5 + _lower_end_at(0.2, 0.0004), 0.7], [0.5, 0.5])
     v = ct_to_mri(rows)
-    assert "[+0.000, +0.200]" in v.kit and v.verdict == FAILS
+    assert "[+0.000, +" in v.kit and v.verdict == FAILS
     assert hyper_above_rand(rows).verdict == FAILS
 
 

@@ -325,7 +325,7 @@ def ablation_tables(rows: Sequence[Mapping[str, Any]], metric: str = "dsc") -> s
             lines.append("| " + " | ".join(cells) + " |")
         parts.append("\n".join(lines))
     note = ("Kit: mean over test cases × draws; differences are paired over the same (draw, case) with a "
-            "percentile-bootstrap 95 % CI (2,000 resamples of each target's draws and test cases). "
+            "bootstrap 95 % CI (2,000 resamples of each target's draws and test cases, with small-sample corrections). "
             "Paper: Appendix A, its mean over cases; its NSD at 2 mm."
             + (" The seed spread is the same paired difference between two base models that differ only in their "
                "training seed: an effect inside it is not told from noise." if seed else ""))

@@ -284,8 +284,8 @@ def table3(rows: Sequence[Mapping[str, Any]], organs: Sequence[OrganTask], saw: 
         if vals:
             nsd.append(f"{label}: " + ", ".join(vals))
     notes = ["", f"Kit rows: mean ± SD of DSC over the scored cases × support draws of each organ (the same draws "
-             f"and cases for both; the paired difference's CI is a percentile bootstrap resampling each "
-             f"organ's draws and cases). "
+             f"and cases for both; the paired difference's CI is a bootstrap resampling each "
+             f"organ's draws and cases, with small-sample corrections). "
              f"NSD at {tau:g} mm — " + "; ".join(nsd) + ".",
              "Tasks: " + "; ".join(f"{o.organ} = `{o.task}`" for o in organs) + "."]
     return "\n".join(lines + notes)

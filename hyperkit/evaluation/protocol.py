@@ -187,18 +187,22 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
                 raise HyperkitError(f"{p}: results of an older hyperkit (no column(s) {missing}); re-run the "
                                     "evaluation, or pass a fresh --out")
             raise HyperkitError(f"{p}: not a hyperkit results file (columns {list(columns)}, expected {list(FIELDS)})")
-        rows = list(reader)
-    for r in rows:
-        r["draw"] = int(r["draw"])
-        r["in_test_split"] = r["in_test_split"] == "True"
-        for k in ("dsc", "nsd", "nsd_voxel", "fit_seconds"):
-            r[k] = float(r[k])
+        rows = [_parsed(r) for r in reader]
     return rows
 
 
 def csv_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """One results row as the CSV holds it: the :data:`FIELDS` columns, floats to 6 decimals."""
     return {k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in FIELDS}
+
+
+def _parsed(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of strings as the CSV holds it, with its numbers parsed (in place)."""
+    row["draw"] = int(row["draw"])
+    row["in_test_split"] = row["in_test_split"] in (True, "True")
+    for k in ("dsc", "nsd", "nsd_voxel", "fit_seconds"):
+        row[k] = float(row[k])
+    return row
 
 
 class _Writer:
@@ -213,10 +217,12 @@ class _Writer:
         self.add(list(keep))
 
     def add(self, rows: list[dict[str, Any]]) -> None:
-        for r in rows:
-            self.csv.writerow(csv_row(r))
+        stored = [csv_row(r) for r in rows]
+        self.csv.writerows(stored)
         self.fh.flush()
-        self.rows.extend(rows)
+        # the rows as stored (floats to the CSV's digits): a fresh run and a resumed or reused one
+        # then give every later number alike, to the last digit of an interval
+        self.rows.extend(_parsed({k: str(v) for k, v in r.items()}) for r in stored)
 
     def close(self) -> None:
         self.fh.close()

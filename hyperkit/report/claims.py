@@ -31,8 +31,9 @@ VERDICTS: tuple[str, ...] = (HOLDS, FAILS, NOT_MEASURED)
 
 #: the rule every verdict follows, as the report states it
 RULE = ("A claim **holds** when the 95 % confidence interval of the paired difference that measures it "
-        "(percentile bootstrap, 2,000 resamples; each target's support draws and test cases resampled "
-        "independently) lies entirely on the paper's side of 0 as printed (3 decimals); it "
+        "(bootstrap, 2,000 resamples; each target's support draws and test cases resampled "
+        "independently, with small-sample corrections: n - 1 of n units per resample, the ends widened "
+        "by t(df) / z) lies entirely on the paper's side of 0 as printed (3 decimals); it "
         "**does not hold** when the interval includes 0 or lies on the other side; it is **not measured** "
         "when this run has no results for it. A claim about every target holds when it holds on each "
         "target measured. The paper's numbers are its published means (it gives no intervals).")
