@@ -679,6 +679,8 @@ def test_effective_df_follows_the_component_that_dominates():
     ten = [(t, dr, c) for t in range(10) for dr in range(5) for c in range(4)]
     assert effective_df([float(c) for _, _, c in ten], ten) == pytest.approx(30)
     assert effective_df([0.2] * 20, units) == float("inf")
+    with pytest.raises(ValueError, match="19 units"):
+        effective_df([0.2] * 20, units[:19])
 
 
 def test_paired_means_of_each_side_and_the_text():

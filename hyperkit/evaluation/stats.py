@@ -88,10 +88,11 @@ def _two_way_means(d: np.ndarray, units: Sequence[Unit], resamples: int, rng: np
     """Bootstrap means of ``d`` resampling, within each stratum, its draws and its cases independently.
 
     A resample weights cell (draw i, case j) of a stratum by (times draw i was drawn) x (times
-    case j was drawn); the mean is over every stratum's weighted pairs. With ``small_sample``
-    each of the ``n`` draws (cases) is drawn ``n - 1`` times and the counts are scaled by
-    ``n / (n - 1)``: the resampled mean's variance is then unbiased, ``s^2 / n`` per component,
-    instead of ``(n - 1) / n`` of it, and every stratum keeps its weight. Resamples whose cells
+    case j was drawn); the mean is over every stratum's weighted pairs. With ``small_sample`` a
+    resample makes ``n - 1`` draws (with replacement) from a stratum's ``n`` support draws, and
+    likewise from its cases, and scales the counts by ``n / (n - 1)``: the resampled mean's
+    variance is then unbiased, ``s^2 / n`` per component, instead of ``(n - 1) / n`` of it, and
+    every stratum keeps its weight. Resamples whose cells
     hold no pair (an incomplete draw x case grid) are dropped.
     """
     sums, counts = np.zeros(resamples), np.zeros(resamples)
@@ -125,8 +126,14 @@ def effective_df(d: Sequence[float], units: Sequence[Unit]) -> float:
     Args:
         d: the paired differences ``(n,)``.
         units: per pair its ``(stratum, draw, case)``.
+
+    Raises:
+        ValueError: not one unit per difference.
     """
     x = np.asarray(d, dtype=float)
+    if x.ndim != 1 or len(units) != x.size:
+        raise ValueError(f"effective_df needs one (stratum, draw, case) per difference: {x.shape} differences, "
+                         f"got {len(units)} units")
     total, denom = 0.0, 0.0
     for members in _strata(units).values():
         share = len(members) / x.size
