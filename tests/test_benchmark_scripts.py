@@ -246,3 +246,16 @@ def test_support_air_pads_to_the_asked_air_fraction(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="own air fraction 0.250"):
         pad_to_air(tmp_path / "scan.nii.gz", tmp_path / "label.nii.gz", 0.2, tmp_path / "q.nii.gz",
                    tmp_path / "ql.nii.gz")
+
+
+def test_interval_coverage_ranks_the_three_intervals() -> None:
+    """coverage() of benchmarks/interval_coverage.py on a protocol whose test cases differ a lot:
+    the interval over rows misses the effect often, the plain two-way one less, the kit's (with
+    the small-sample corrections) least (seeded simulations: the same fractions every run)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from interval_coverage import coverage
+    finally:
+        sys.path.pop(0)
+    rows, plain, kit = coverage(4, 5, (0.10, 0.0, 0.05), sims=60, resamples=300)
+    assert rows < 0.75 < plain < kit and kit >= 0.9
