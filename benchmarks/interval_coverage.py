@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.cases:
         for sd in SETTINGS:
             rows, plain, kit = coverage(n, args.draws, sd, args.sims, args.resamples, tasks=args.tasks)
-            print(f"{n:5d}  {sd[0]:8.2f} {sd[1]:8.2f} {sd[2]:9.2f}   {rows:.2f}   {plain:.2f}                    {kit:.2f}",
+            print(f"{n:5d}  {sd[0]:8.2f} {sd[1]:8.2f} {sd[2]:9.2f}   {rows:.2f}   {plain:.2f}{'':20s}{kit:.2f}",
                   flush=True)
 
 

@@ -92,7 +92,8 @@ def main() -> None:
     base = np.array(rows[None])
     print(f"\n{args.pairs} support/query pairs, {time.perf_counter() - t0:.0f} s; supports' own air "
           f"{min(own):.0%}-{max(own):.0%}\n")
-    print("| support's air fraction | liver DSC, mean over pairs | change from the unpadded support [95 % t-CI over pairs] |")
+    print("| support's air fraction | liver DSC, mean over pairs "
+          "| change from the unpadded support [95 % t-CI over pairs] |")
     print("|---|---:|---:|")
     print(f"| own ({min(own):.0%}-{max(own):.0%}) | {base.mean():.3f} | — |")
     for air in AIR:

@@ -44,8 +44,8 @@ from hyperkit.files import write_atomic
 from hyperkit.seeds import numpy_rng
 
 __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
-           "preprocess_case", "ct_air_fraction", "AIR_HU", "crop_centred", "patch_centre", "centre_bounds", "placement_rng", "extract_patch", "dataset_patches",
-           "task_patches"]
+           "preprocess_case", "ct_air_fraction", "AIR_HU", "crop_centred", "patch_centre", "centre_bounds",
+           "placement_rng", "extract_patch", "dataset_patches", "task_patches"]
 
 
 _CACHE_VERSION = 3  # 3: thread-independent z-score statistics (normalise_channel)
