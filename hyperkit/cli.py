@@ -4,7 +4,9 @@ Each sub-command lives in the module named in :data:`hyperkit.commands.COMMANDS`
 ``register(subparsers)`` which adds its parser and sets ``func`` (a callable
 taking the parsed ``argparse.Namespace`` and returning an exit code).
 Bad input ends with one readable line (``hyperkit: error: ...``) and exit
-status 2, never a traceback; ``HYPERKIT_DEBUG=1`` shows the traceback.
+status 2, never a traceback; ``HYPERKIT_DEBUG=1`` shows the traceback. The kit's own warnings
+(a support scan that is mostly air, tasks left out ...) print as one line too
+(``hyperkit: warning: ...``); other packages' warnings keep Python's format.
 """
 
 from __future__ import annotations
@@ -14,12 +16,26 @@ import difflib
 import importlib
 import os
 import sys
+import warnings
+from pathlib import Path
 from typing import Any, Iterable, NoReturn, Sequence
 
 from hyperkit import __version__
 from hyperkit.commands import COMMANDS, SUMMARIES
 
 __all__ = ["COMMANDS", "SUMMARIES", "KitParser", "build_parser", "main"]
+
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None, *, fallback: Any = warnings.formatwarning) -> str:
+    """``hyperkit: warning: ...`` on one line for the kit's own ``UserWarning`` s (raised from a
+    module of this package); Python's format, with file and line, for everything else."""
+    if issubclass(category, UserWarning) and Path(filename).resolve().is_relative_to(_PACKAGE):
+        return f"hyperkit: warning: {' '.join(str(message).split())}\n"
+    return str(fallback(message, category, filename, lineno, line))
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -103,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         parser.unrecognized(extra, command)
+    previous, warnings.formatwarning = warnings.formatwarning, _format_warning  # type: ignore[assignment]
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError) as exc:  # OSError: FileNotFoundError, IsADirectoryError, PermissionError ...
@@ -114,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hyperkit: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

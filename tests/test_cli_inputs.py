@@ -387,3 +387,17 @@ def test_no_hint_for_a_word_like_no_valid_one(capsys) -> None:
         main(["train", "--data", "d", "--out", "o", "--zzzzzz"])
     err = capsys.readouterr().err
     assert "unrecognized arguments: --zzzzzz" in err and "did you mean" not in err
+
+
+def test_cli_formats_only_the_kits_own_warnings() -> None:
+    """A UserWarning raised from a module of hyperkit prints as one ``hyperkit: warning:`` line; a
+    warning from anywhere else keeps Python's format (file, line, category)."""
+    from pathlib import Path
+
+    from hyperkit import cli
+
+    ours = cli._format_warning("a\n  b", UserWarning, str(Path(cli.__file__).parent / "data" / "bank.py"), 3)
+    assert ours == "hyperkit: warning: a b\n"
+    theirs = cli._format_warning("x", UserWarning, "/elsewhere/monai/utils.py", 7)
+    assert "UserWarning" in theirs and "utils.py:7" in theirs
+    assert "FutureWarning" in cli._format_warning("y", FutureWarning, str(Path(cli.__file__)), 1)

@@ -130,9 +130,18 @@ def test_generate_warns_about_a_support_that_is_mostly_air(files, tmp_path):
     air = float(np.mean(ct < -500))
     assert air > SUPPORT_AIR_WARN
     padded = _write(tmp_path / "air.nii.gz", ct, dtype=np.int16)
-    with pytest.warns(UserWarning, match=rf"{round(100 * air)}% air .* crop the support to the body"):
-        assert main(["generate", "--checkpoint", str(files["ckpt"]), "--image", str(padded), "--mask",
-                     str(files["mask"]), "--out", str(tmp_path / "air.pt")]) == 0
+    argv = ["generate", "--checkpoint", str(files["ckpt"]), "--image", str(padded), "--mask", str(files["mask"]),
+            "--out", str(tmp_path / "air.pt")]
+    with pytest.warns(UserWarning, match=rf"{100 * air:.0f} % air .* crop the support to the body"):
+        assert main(argv) == 0
+    # on the command line: one line, in the kit's words, not Python's file:line format
+    import subprocess
+    import sys
+    code = f"import sys; from hyperkit.cli import main; sys.exit(main({argv!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [x for x in done.stderr.splitlines() if "air" in x]
+    assert len(lines) == 1 and lines[0].startswith("hyperkit: warning: ") and "UserWarning" not in done.stderr
     assert float(load_unet(tmp_path / "air.pt")[1]["source"]["air_fraction"]) == pytest.approx(air, abs=1e-4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning at all for the fixture's support
