@@ -220,12 +220,13 @@ def test_segment_memory_builds_clinical_grids(tmp_path: Path) -> None:
 def test_support_air_pads_to_the_asked_air_fraction(tmp_path: Path) -> None:
     """pad_to_air of benchmarks/support_air.py: padding in x and y with air reaches the asked
     fraction (to the rounding of whole voxels), leaves z and the label's foreground alone, and
-    refuses a fraction the scan already exceeds."""
+    refuses a fraction the scan already exceeds; pad_xy (the MRI padding) grows each side by the
+    factor with the fill value and refuses to shrink."""
     import numpy as np
     import SimpleITK as sitk
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        from support_air import pad_to_air
+        from support_air import pad_to_air, pad_xy
     finally:
         sys.path.pop(0)
     body = np.full((6, 20, 20), 40, dtype=np.int16)  # (z, y, x)
@@ -246,6 +247,13 @@ def test_support_air_pads_to_the_asked_air_fraction(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="own air fraction 0.250"):
         pad_to_air(tmp_path / "scan.nii.gz", tmp_path / "label.nii.gz", 0.2, tmp_path / "q.nii.gz",
                    tmp_path / "ql.nii.gz")
+    mri = pad_xy(tmp_path / "scan.nii.gz", tmp_path / "label.nii.gz", 2.0, 0.0, tmp_path / "m.nii.gz",
+                 tmp_path / "ml.nii.gz")
+    assert mri.GetSize() == (40, 40, 6) and sitk.GetArrayFromImage(mri).min() == -1000  # the scan's own air stays
+    assert np.count_nonzero(sitk.GetArrayFromImage(mri) == 0) == 40 * 40 * 6 - 20 * 20 * 6
+    with pytest.raises(ValueError, match="side must be >= 1"):
+        pad_xy(tmp_path / "scan.nii.gz", tmp_path / "label.nii.gz", 0.5, 0.0, tmp_path / "n.nii.gz",
+               tmp_path / "nl.nii.gz")
 
 
 def test_interval_coverage_ranks_the_three_intervals() -> None:
