@@ -262,8 +262,13 @@ def test_interval_coverage_ranks_the_three_intervals() -> None:
     the small-sample corrections) least (seeded simulations: the same fractions every run)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        from interval_coverage import coverage
+        from interval_coverage import coverage, effects
     finally:
         sys.path.pop(0)
     rows, plain, kit = coverage(4, 5, (0.10, 0.0, 0.05), sims=60, resamples=300)
     assert rows < 0.75 < plain < kit and kit >= 0.9
+    import numpy as np
+    skewed = effects(np.random.default_rng(0), 0.1, 200_000, "skewed")  # centred, same spread, skewed
+    assert abs(skewed.mean()) < 1e-3 and skewed.std() == pytest.approx(0.1, rel=0.01) and np.median(skewed) < -0.02
+    with pytest.raises(ValueError, match="'uniform'"):
+        effects(np.random.default_rng(0), 0.1, 3, "uniform")
