@@ -3,11 +3,12 @@
 The one-shot protocol scores every support draw on the same few test cases of a target. This script
 simulates paired differences ``d(draw, case) = mu + case effect + draw effect + noise`` (normal, with
 the standard deviations below; ``--dist skewed``: centred exponential effects instead; ``--tasks T``:
-T targets of their own cases and draws, pooled as the tables' "all tasks" rows are), computes ``stats.paired_difference`` three ways — the plain percentile
-interval over the rows as independent pairs (the kit until 2026-12-04), the plain percentile interval
-of the two-way bootstrap (``units``: draws and cases resampled independently; the kit on 2026-12-04),
-and the kit's interval (the two-way bootstrap with its small-sample corrections) — and counts how
-often each covers ``mu``. BENCHMARKS, "Confidence intervals".
+T targets of their own cases and draws, pooled as the tables' "all tasks" rows are), computes
+``stats.paired_difference`` three ways — the plain percentile interval over the rows as independent
+pairs (the kit until 2026-12-04), the plain percentile interval of the two-way bootstrap (``units``:
+draws and cases resampled independently; the kit on 2026-12-04), and the kit's interval (the two-way
+bootstrap with its small-sample corrections) — and counts how often each covers ``mu``. BENCHMARKS,
+"Confidence intervals".
 
     python benchmarks/interval_coverage.py --sims 1000
     python benchmarks/interval_coverage.py --sims 400 --tasks 10

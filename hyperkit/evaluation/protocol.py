@@ -197,7 +197,8 @@ def csv_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _parsed(row: dict[str, Any]) -> dict[str, Any]:
-    """A row of strings as the CSV holds it, with its numbers parsed (in place)."""
+    """A row as the CSV holds it (read back as strings, or :func:`csv_row`'s values before
+    writing), with its numbers parsed (in place)."""
     row["draw"] = int(row["draw"])
     row["in_test_split"] = row["in_test_split"] in (True, "True")
     for k in ("dsc", "nsd", "nsd_voxel", "fit_seconds"):
@@ -222,7 +223,7 @@ class _Writer:
         self.fh.flush()
         # the rows as stored (floats to the CSV's digits): a fresh run and a resumed or reused one
         # then give every later number alike, to the last digit of an interval
-        self.rows.extend(_parsed({k: str(v) for k, v in r.items()}) for r in stored)
+        self.rows.extend(_parsed(dict(r)) for r in stored)
 
     def close(self) -> None:
         self.fh.close()

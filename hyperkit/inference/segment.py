@@ -253,9 +253,9 @@ def _warn_air(image: str | Path, air: float | None) -> None:
     """Warn about a CT support whose field of view is mostly air (:data:`SUPPORT_AIR_WARN`)."""
     if air is not None and air > SUPPORT_AIR_WARN:
         warnings.warn(f"{image}: the support scan is {100 * air:.0f} % air (the phantom CTs the hypernetwork "
-                      f"trained on: 46-67 %); CT is z-scored over the whole scan, so a field of view far larger than the body "
-                      "makes a worse model (on phantom livers the Dice fell by 0.04-0.06 at 70-80 % air, by 0.11-0.49 "
-                      "at 90-95 %): crop the support to the body first", stacklevel=3)
+                      "trained on: 46-67 %); CT is z-scored over the whole scan, so a field of view far larger "
+                      "than the body makes a worse model (on phantom livers the Dice fell by 0.04-0.06 at 70-80 % "
+                      "air, by 0.11-0.49 at 90-95 %): crop the support to the body first", stacklevel=3)
 
 
 def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str | Path, out: str | Path, *,
