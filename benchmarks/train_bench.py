@@ -53,8 +53,9 @@ def sphere_bank(side: int, n_tasks: int = 4, n_cases: int = 3) -> TaskBank:
             m = ((grid - centre).norm(dim=-1) < side * (0.1 + 0.05 * t)).float()[None]
             imgs.append(torch.randn(m.shape, generator=g) + 2 * m)
             msks.append(m)
-        images[f"t{t}"], masks[f"t{t}"] = torch.stack(imgs), torch.stack(msks)
-        ids[f"t{t}"] = [f"c{i}" for i in range(n_cases)]
+        tid = f"totalseg/spheres/sphere{t}@CT"  # a real task id: each its own structure group
+        images[tid], masks[tid] = torch.stack(imgs), torch.stack(msks)
+        ids[tid] = [f"c{i}" for i in range(n_cases)]
     return TaskBank(images, masks, ids)
 
 

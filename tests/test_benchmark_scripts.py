@@ -272,3 +272,12 @@ def test_interval_coverage_ranks_the_three_intervals() -> None:
     assert abs(skewed.mean()) < 1e-3 and skewed.std() == pytest.approx(0.1, rel=0.01) and np.median(skewed) < -0.02
     with pytest.raises(ValueError, match="'uniform'"):
         effects(np.random.default_rng(0), 0.1, 3, "uniform")
+
+
+def test_train_bench_times_the_quick_profile_step() -> None:
+    """The quick profile samples tasks by structure group, which reads real task ids: the bench's
+    synthetic bank must carry them (it once named its tasks ``t0``... and the quick rows failed)."""
+    done = _run("train_bench.py", "--profiles", "quick", "--episodes", "1", "--warmup", "0")
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| quick"))
+    assert float(row.split("|")[7]) > 0  # seconds per step
