@@ -1,6 +1,6 @@
 """One-shot quality and speed (issue 6): the protocol on the phantoms at a profile.
 
-Four parts, each a real evaluation run written under ``--out``:
+Five parts, each a real evaluation run written under ``--out``:
 
 1. ``adapt-lr``: the learning rate of the gradient step (A.1), chosen on the
    **validation** tasks (stomach, oesophagus, gallbladder, urinary bladder), never on
@@ -11,9 +11,13 @@ Four parts, each a real evaluation run written under ``--out``:
 2. ``threshold`` (issue 10, a what-if): on the same validation tasks, the Hyper U-Net at
    p = 0.5 against a threshold chosen on the support alone (best support Dice, or the
    support's target volume), paired over the same (draw, case) pairs.
-3. ``speed``: the Hyper U-Net alone, then with Rand U-Net and "copy the support", on
+3. ``mirror`` (issue 10, a what-if): the Hyper U-Net predicting with test-time mirroring (its
+   sigmoid averaged over the 8 flips of the query's three axes, then p = 0.5; training flips
+   every axis) against the protocol's single prediction, on the validation tasks and then on
+   every held-out task (``--mirror-heldout``), paired over the same (draw, case) pairs.
+4. ``speed``: the Hyper U-Net alone, then with Rand U-Net and "copy the support", on
    every held-out task with the profile's draws; wall time of each.
-4. ``tables``: the ten targets of the paper's Tables 1-2 with all five methods, and
+5. ``tables``: the ten targets of the paper's Tables 1-2 with all five methods, and
    the checks of the issue: Hyper > Rand on every task; liver, spleen and heart DSC
    against 0.7 and against copying the support mask; the ratio of Conv U-Net training
    time (to its best validation) over Hyper U-Net generation + gradient step.
@@ -23,12 +27,14 @@ Examples::
     python benchmarks/one_shot_bench.py --checkpoint runs/quick/train-quick/best.pt \\
         --data runs/quick/phantoms --out runs/bench-one-shot
     python benchmarks/one_shot_bench.py ... --parts adapt-lr threshold
+    python benchmarks/one_shot_bench.py ... --parts mirror --mirror-heldout
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import statistics
 import time
@@ -148,6 +154,66 @@ def threshold(args: argparse.Namespace) -> None:
         print(f"{m} - hyper_unet: {d.text()} over {d.n} pairs")
 
 
+#: the 8 subsets of the spatial axes of a (N, 1, D, H, W) batch that test-time mirroring flips
+FLIPS = [dims for k in range(4) for dims in itertools.combinations((2, 3, 4), k)]
+
+
+class MirroredHyper(OneShotMethod):
+    """What-if (issue 10): the Hyper U-Net of the draw, its sigmoid averaged over the query's 8 flips.
+
+    The same U-Net as ``hyper_unet`` (same support, generation and gradient step); only the
+    prediction differs: ``mean over flips f of f(sigmoid(unet(f(x)))) > 0.5``.
+    """
+
+    name = "hyper_mirror"
+    needs_hyper = True
+
+    def fit(self, ctx: Context, task: str, draw: int, images: torch.Tensor, masks: torch.Tensor):
+        unet = one_shot_model("hyper_unet", ctx.hyper, images, masks, ctx.cfg,
+                              torch_generator(ctx.seed, "draw", task, draw))
+        zero = torch.zeros(1, dtype=torch.long)
+
+        def predictor(query: torch.Tensor) -> torch.Tensor:
+            out = []
+            with torch.no_grad():
+                for x in query.split(1):
+                    p = sum(torch.sigmoid(channel_logits(unet, x.flip(f), zero)).flip(f) for f in FLIPS)
+                    out.append(p / len(FLIPS) > 0.5)
+            return torch.cat(out)
+        return predictor
+
+
+def mirror(args: argparse.Namespace) -> None:
+    if MirroredHyper.name not in REGISTRY:
+        register(MirroredHyper())
+    methods = ["hyper_unet", MirroredHyper.name]
+    hyper, cfg, bank = _validation(args)
+    out = args.out / "mirror-val.csv"
+    out.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    sets = {"validation": evaluate(hyper, bank, protocol_for(cfg), out, methods=methods, progress=False)[0]}
+    print(f"validation tasks: {len(bank)} ({time.perf_counter() - t0:.0f} s)")
+    if args.mirror_heldout:
+        out = args.out / "mirror-heldout.csv"
+        for p in (out, out.with_suffix(".json"), out.with_suffix(".md")):
+            p.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        sets["held-out"] = run_evaluation(args.checkpoint, args.data, out, methods=methods, progress=False).rows
+        print(f"held-out tasks: {len({r['task'] for r in sets['held-out']})} ({time.perf_counter() - t0:.0f} s)")
+    for name, rows in sets.items():
+        s = summarize(rows)
+        tasks = sorted({r["task"] for r in rows})
+        per = paired_tasks(rows, rows, "dsc", MirroredHyper.name, "hyper_unet", pool=ALL_TASKS)
+        print(f"\n{name}: mean DSC over tasks, single {statistics.fmean(s[(t, 'hyper_unet')].dsc for t in tasks):.3f}, "
+              f"mirrored {statistics.fmean(s[(t, MirroredHyper.name)].dsc for t in tasks):.3f}")
+        for t in tasks:
+            print(f"  {t:48s} {s[(t, 'hyper_unet')].dsc:.3f} -> {s[(t, MirroredHyper.name)].dsc:.3f}  "
+                  f"{per[t].text()}")
+        print(f"  mirrored - single, all tasks pooled: {per[ALL_TASKS].text()} over {per[ALL_TASKS].n} pairs; "
+              f"interval above 0 on {sum(per[t].above_zero for t in tasks)}, below on "
+              f"{sum(round(per[t].hi, 3) < 0 for t in tasks)} of {len(tasks)}")
+
+
 def speed(args: argparse.Namespace) -> None:
     for name, methods in (("hyper", ["hyper_unet"]), ("one-shot-all", ["hyper_unet", "rand_unet", "copy_support"])):
         out = args.out / f"speed-{name}.csv"
@@ -195,14 +261,17 @@ def main() -> None:
                     help="adapt-lr: the step's loss Dice + W BCE ('training': the checkpoint's train.bce_weight; "
                          "default: the profile's evaluate.adapt_bce_weight)")
     ap.add_argument("--parts", nargs="+", default=["adapt-lr", "speed", "tables"],
-                    choices=["adapt-lr", "threshold", "speed", "tables"])
+                    choices=["adapt-lr", "threshold", "mirror", "speed", "tables"])
+    ap.add_argument("--mirror-heldout", action="store_true",
+                    help="mirror: also every held-out task (the what-if's second step, after the validation tasks)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_flush_denormal(True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for part in args.parts:
         print(f"\n== {part}")
-        {"adapt-lr": adapt_lr, "threshold": threshold, "speed": speed, "tables": tables}[part](args)
+        {"adapt-lr": adapt_lr, "threshold": threshold, "mirror": mirror, "speed": speed,
+         "tables": tables}[part](args)
 
 
 if __name__ == "__main__":
