@@ -1,6 +1,6 @@
 """One-shot quality and speed (issue 6): the protocol on the phantoms at a profile.
 
-Five parts, each a real evaluation run written under ``--out``:
+Six parts, each a real evaluation run written under ``--out``:
 
 1. ``adapt-lr``: the learning rate of the gradient step (A.1), chosen on the
    **validation** tasks (stomach, oesophagus, gallbladder, urinary bladder), never on
@@ -15,9 +15,13 @@ Five parts, each a real evaluation run written under ``--out``:
    sigmoid averaged over the 8 flips of the query's three axes, then p = 0.5; training flips
    every axis) against the protocol's single prediction, on the validation tasks and then on
    every held-out task (``--mirror-heldout``), paired over the same (draw, case) pairs.
-4. ``speed``: the Hyper U-Net alone, then with Rand U-Net and "copy the support", on
+4. ``grad-norm`` (a diagnostic): the norm of the gradient the step (A.1) takes, ``||∇θ L_seg||``
+   of the generated U-Net on its support, and the support's foreground share, per task (median
+   over the draws) on the validation tasks and the ten targets of Tables 1-2; and the target's
+   voxel count in each validation case.
+5. ``speed``: the Hyper U-Net alone, then with Rand U-Net and "copy the support", on
    every held-out task with the profile's draws; wall time of each.
-5. ``tables``: the ten targets of the paper's Tables 1-2 with all five methods, and
+6. ``tables``: the ten targets of the paper's Tables 1-2 with all five methods, and
    the checks of the issue: Hyper > Rand on every task; liver, spleen and heart DSC
    against 0.7 and against copying the support mask; the ratio of Conv U-Net training
    time (to its best validation) over Hyper U-Net generation + gradient step.
@@ -55,6 +59,7 @@ from hyperkit.evaluation.baselines import channel_logits
 from hyperkit.evaluation.methods import REGISTRY, Context, OneShotMethod, one_shot_model, register
 from hyperkit.evaluation.stats import ALL_TASKS, paired_tasks
 from hyperkit.metrics import dice
+from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.seeds import torch_generator
 
@@ -214,6 +219,42 @@ def mirror(args: argparse.Namespace) -> None:
               f"{sum(round(per[t].hi, 3) < 0 for t in tasks)} of {len(tasks)}")
 
 
+class GradNorm(OneShotMethod):
+    """Diagnostic: records ``||∇θ L_seg||`` of the generated U-Net on its support (before the step)
+    and the support's foreground share in :attr:`seen`; predicts nothing (all background)."""
+
+    name = "grad_norm"
+    needs_hyper = True
+    seen: dict[str, list[tuple[float, float]]] = {}
+
+    def fit(self, ctx: Context, task: str, draw: int, images: torch.Tensor, masks: torch.Tensor):
+        unet = ctx.hyper.generate(images, masks)
+        params = [p for p in unet.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(segmentation_loss(unet(images), masks, ctx.cfg.step_bce_weight), params)
+        norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads)))
+        self.seen.setdefault(task, []).append((norm, float(masks.float().mean())))
+        return lambda query: torch.zeros_like(query, dtype=torch.bool)
+
+
+def grad_norm(args: argparse.Namespace) -> None:
+    if GradNorm.name not in REGISTRY:
+        register(GradNorm())
+    hyper, cfg, bank = _validation(args)
+    print("validation tasks, target voxels per case:",
+          {task_parts(t).class_name: [int(n) for n in bank.masks[t].flatten(1).sum(1)] for t in bank.task_ids})
+    out = args.out / "grad-norm-val.csv"
+    out.unlink(missing_ok=True)
+    evaluate(hyper, bank, protocol_for(cfg), out, methods=[GradNorm.name], progress=False)
+    out = args.out / "grad-norm-tables.csv"
+    for p in (out, out.with_suffix(".json"), out.with_suffix(".md")):
+        p.unlink(missing_ok=True)
+    run_evaluation(args.checkpoint, args.data, out, tasks=["paper"], methods=[GradNorm.name], progress=False)
+    print(f"step loss Dice + {protocol_for(cfg).step_bce_weight:g} BCE; per task, median over its draws:")
+    for task, seen in GradNorm.seen.items():
+        print(f"  {task:48s} |grad| {statistics.median(n for n, _ in seen):6.2f}   "
+              f"support foreground {statistics.median(f for _, f in seen):.4f}   ({len(seen)} draws)")
+
+
 def speed(args: argparse.Namespace) -> None:
     for name, methods in (("hyper", ["hyper_unet"]), ("one-shot-all", ["hyper_unet", "rand_unet", "copy_support"])):
         out = args.out / f"speed-{name}.csv"
@@ -261,7 +302,7 @@ def main() -> None:
                     help="adapt-lr: the step's loss Dice + W BCE ('training': the checkpoint's train.bce_weight; "
                          "default: the profile's evaluate.adapt_bce_weight)")
     ap.add_argument("--parts", nargs="+", default=["adapt-lr", "speed", "tables"],
-                    choices=["adapt-lr", "threshold", "mirror", "speed", "tables"])
+                    choices=["adapt-lr", "threshold", "mirror", "grad-norm", "speed", "tables"])
     ap.add_argument("--mirror-heldout", action="store_true",
                     help="mirror: also every held-out task (the what-if's second step, after the validation tasks)")
     args = ap.parse_args()
@@ -270,7 +311,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for part in args.parts:
         print(f"\n== {part}")
-        {"adapt-lr": adapt_lr, "threshold": threshold, "mirror": mirror, "speed": speed,
+        {"adapt-lr": adapt_lr, "threshold": threshold, "mirror": mirror, "grad-norm": grad_norm, "speed": speed,
          "tables": tables}[part](args)
 
 
