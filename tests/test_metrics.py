@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -153,3 +156,15 @@ def test_masks_and_probabilities_are_accepted() -> None:
     m = np.zeros((4, 4, 4), np.uint8)
     m[:2] = 1
     assert dice(m.astype(bool), m) == dice(m.astype(np.float32) * 0.9, m) == 1.0
+
+
+def test_nsd_does_not_pass_on_monais_own_deprecation_warning() -> None:
+    """MONAI's surface distance calls one of its functions with an argument it deprecated; that
+    FutureWarning is MONAI's, not the user's, so scoring NSD must not show it (here: not raise it)."""
+    code = ("import numpy as np\nfrom hyperkit.metrics import nsd\n"
+            "a = np.zeros((8, 8, 8), bool); a[2:6, 2:6, 2:6] = True\n"
+            "b = np.roll(a, 1, axis=0)\nprint(round(nsd(a, b, (1.0, 1.0, 1.0)), 3))")
+    done = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip()) == 1.0  # a 1 mm shift lies within 2 mm
