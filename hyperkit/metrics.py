@@ -23,7 +23,7 @@ __all__ = ["dice", "nsd", "voxel_tolerance", "as_binary_batch", "copy_support"]
 
 # MONAI 1.6's surface distance passes an argument that MONAI itself deprecated
 # (monai/metrics/utils.py calls get_mask_edges(..., always_return_as_numpy=False)); the FutureWarning
-# reached every `hyperkit evaluate` and notebook that scores NSD. The kit never passes that argument.
+# was printed by every `hyperkit evaluate` (with a site-packages path). The kit never passes that argument.
 warnings.filterwarnings("ignore", message=r".*always_return_as_numpy", category=FutureWarning, module=r"monai\.")
 
 
