@@ -258,9 +258,9 @@ class _KeepLast:
         self.calls: dict[int, int] = {}
 
     def __enter__(self) -> "_KeepLast":
-        def val_dice(net: torch.nn.Module, val: Any) -> float:
+        def val_dice(net: torch.nn.Module, val: Any, *rest: Any) -> float:  # rest: amp (current code)
             k = self.calls[id(net)] = self.calls.get(id(net), -1) + 1
-            return k + self.real(net, val)
+            return k + self.real(net, val, *rest)
         self.module._val_dice = val_dice
         return self
 

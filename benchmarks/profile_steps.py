@@ -128,7 +128,8 @@ def hyper_step() -> Callable[[], Any]:
 
 def _sphere_samples(module: ModuleType, n: int, channels: int) -> Any:
     bank = sphere_bank(48, n_tasks=1, n_cases=n)
-    return module.Samples(bank.images["t0"], bank.masks["t0"], torch.arange(n) % channels)
+    tid = bank.task_ids[0]
+    return module.Samples(bank.images[tid], bank.masks[tid], torch.arange(n) % channels)
 
 
 def supervised_run(module: ModuleType, outputs: int, steps: int) -> Callable[[], Any]:
@@ -173,7 +174,7 @@ def one_draw(data: Path | None) -> Callable[[], Any]:
         task = bank.task_ids[0]
     else:
         bank = sphere_bank(cfg["data"]["patch_size"], n_tasks=1, n_cases=5)
-        task = "t0"
+        task = bank.task_ids[0]
     images, masks = bank.images[task], bank.masks[task]
     spacing = getattr(bank, "spacing", (4.0, 4.0, 4.0))
 
