@@ -78,6 +78,18 @@ def _per_task(rows: list, bank: TaskBank, method: str) -> dict[str, float]:
     return {task_parts(t).class_name: round(s[(t, method)].dsc, 3) for t in bank.task_ids}
 
 
+def _fresh(out: Path) -> Path:
+    """``out`` with what a previous run of :func:`run_evaluation` left there removed (CSV, JSON, tables)."""
+    for p in (out, out.with_suffix(".json"), out.with_suffix(".md")):
+        p.unlink(missing_ok=True)
+    return out
+
+
+def _registered(method: OneShotMethod) -> OneShotMethod:
+    """The registered method of ``method``'s name (registered now if it is not yet)."""
+    return REGISTRY.get(method.name) or register(method)  # type: ignore[return-value]
+
+
 def adapt_lr(args: argparse.Namespace) -> None:
     hyper, cfg, bank = _validation(args)
     weight = args.adapt_bce_weight
@@ -143,10 +155,7 @@ def threshold(args: argparse.Namespace) -> None:
     hyper, cfg, bank = _validation(args)
     methods = ["hyper_unet"]
     for rule in ("dice", "volume"):
-        m = SupportThreshold(rule)
-        if m.name not in REGISTRY:
-            register(m)
-        methods.append(m.name)
+        methods.append(_registered(SupportThreshold(rule)).name)
     out = args.out / "threshold.csv"
     out.unlink(missing_ok=True)
     rows, _ = evaluate(hyper, bank, protocol_for(cfg), out, methods=methods, progress=False)
@@ -189,8 +198,7 @@ class MirroredHyper(OneShotMethod):
 
 
 def mirror(args: argparse.Namespace) -> None:
-    if MirroredHyper.name not in REGISTRY:
-        register(MirroredHyper())
+    _registered(MirroredHyper())
     methods = ["hyper_unet", MirroredHyper.name]
     hyper, cfg, bank = _validation(args)
     out = args.out / "mirror-val.csv"
@@ -199,9 +207,7 @@ def mirror(args: argparse.Namespace) -> None:
     sets = {"validation": evaluate(hyper, bank, protocol_for(cfg), out, methods=methods, progress=False)[0]}
     print(f"validation tasks: {len(bank)} ({time.perf_counter() - t0:.0f} s)")
     if args.mirror_heldout:
-        out = args.out / "mirror-heldout.csv"
-        for p in (out, out.with_suffix(".json"), out.with_suffix(".md")):
-            p.unlink(missing_ok=True)
+        out = _fresh(args.out / "mirror-heldout.csv")
         t0 = time.perf_counter()
         sets["held-out"] = run_evaluation(args.checkpoint, args.data, out, methods=methods, progress=False).rows
         print(f"held-out tasks: {len({r['task'] for r in sets['held-out']})} ({time.perf_counter() - t0:.0f} s)")
@@ -225,7 +231,9 @@ class GradNorm(OneShotMethod):
 
     name = "grad_norm"
     needs_hyper = True
-    seen: dict[str, list[tuple[float, float]]] = {}
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[tuple[float, float]]] = {}
 
     def fit(self, ctx: Context, task: str, draw: int, images: torch.Tensor, masks: torch.Tensor):
         unet = ctx.hyper.generate(images, masks)
@@ -237,29 +245,25 @@ class GradNorm(OneShotMethod):
 
 
 def grad_norm(args: argparse.Namespace) -> None:
-    if GradNorm.name not in REGISTRY:
-        register(GradNorm())
+    method = _registered(GradNorm())
     hyper, cfg, bank = _validation(args)
+    protocol = protocol_for(cfg)
     print("validation tasks, target voxels per case:",
           {task_parts(t).class_name: [int(n) for n in bank.masks[t].flatten(1).sum(1)] for t in bank.task_ids})
     out = args.out / "grad-norm-val.csv"
     out.unlink(missing_ok=True)
-    evaluate(hyper, bank, protocol_for(cfg), out, methods=[GradNorm.name], progress=False)
-    out = args.out / "grad-norm-tables.csv"
-    for p in (out, out.with_suffix(".json"), out.with_suffix(".md")):
-        p.unlink(missing_ok=True)
-    run_evaluation(args.checkpoint, args.data, out, tasks=["paper"], methods=[GradNorm.name], progress=False)
-    print(f"step loss Dice + {protocol_for(cfg).step_bce_weight:g} BCE; per task, median over its draws:")
-    for task, seen in GradNorm.seen.items():
+    evaluate(hyper, bank, protocol, out, methods=[GradNorm.name], progress=False)
+    run_evaluation(args.checkpoint, args.data, _fresh(args.out / "grad-norm-tables.csv"), tasks=["paper"],
+                   methods=[GradNorm.name], progress=False)
+    print(f"step loss Dice + {protocol.step_bce_weight:g} BCE; per task, median over its draws:")
+    for task, seen in method.seen.items():  # type: ignore[attr-defined]
         print(f"  {task:48s} |grad| {statistics.median(n for n, _ in seen):6.2f}   "
               f"support foreground {statistics.median(f for _, f in seen):.4f}   ({len(seen)} draws)")
 
 
 def speed(args: argparse.Namespace) -> None:
     for name, methods in (("hyper", ["hyper_unet"]), ("one-shot-all", ["hyper_unet", "rand_unet", "copy_support"])):
-        out = args.out / f"speed-{name}.csv"
-        for p in (out, out.with_suffix(".json"), out.with_suffix(".md")):
-            p.unlink(missing_ok=True)
+        out = _fresh(args.out / f"speed-{name}.csv")
         t0 = time.perf_counter()
         res = run_evaluation(args.checkpoint, args.data, out, methods=methods, progress=False)
         wall = time.perf_counter() - t0
