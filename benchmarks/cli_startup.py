@@ -68,8 +68,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _known(tree: Path, command: str) -> bool:
-    """Whether the checkout at ``tree`` has ``command`` (an older one may lack it)."""
-    return f'"{command}"' in (tree / "hyperkit" / "cli.py").read_text()
+    """Whether the checkout at ``tree`` has ``command`` (an older one may lack it).
+
+    The command names live in ``hyperkit/commands.py`` since the CLI was split per stage;
+    an older checkout kept them in ``hyperkit/cli.py``.
+    """
+    return any(f'"{command}"' in path.read_text() for path in (tree / "hyperkit" / "commands.py",
+                                                                  tree / "hyperkit" / "cli.py") if path.is_file())
 
 
 if __name__ == "__main__":

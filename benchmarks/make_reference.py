@@ -25,8 +25,9 @@ from pathlib import Path
 from hyperkit.config import load_profile
 from hyperkit.phantoms import ensure_phantoms
 from hyperkit.provenance import run_record
+from hyperkit.training.checkpoint import load_hypernet
 from hyperkit.training.loop import read_jsonl, run_state
-from hyperkit.training.reference import CHECK_COHORT, REFERENCE_DIR, export_reference, load_reference, reference_check
+from hyperkit.training.reference import CHECK_COHORT, REFERENCE_DIR, export_reference, reference_check
 
 
 def _facts(run: Path) -> dict:
@@ -55,7 +56,7 @@ def main() -> None:
     cmd = (f"hyperkit train --profile quick --data runs/quick/phantoms --out runs/reference "
            f"--episodes {train['episodes']}{sets}")
     out = export_reference(run, args.out, {})
-    model, cfg = load_reference("quick")
+    model, cfg = load_hypernet(out)
     with tempfile.TemporaryDirectory() as tmp:
         root = ensure_phantoms(Path(tmp) / "phantoms", **CHECK_COHORT)
         check = reference_check(model, cfg, root)

@@ -10,7 +10,7 @@ to transfer (training high, validation low). Variants already trained are reused
 
 Examples::
 
-    python benchmarks/recipe_study.py --data runs/quick/phantoms --out runs/study --variants paper kit
+    python benchmarks/recipe_study.py --data runs/quick/phantoms --out runs/study --variants paper +warmup+groups
     python benchmarks/recipe_study.py --data runs/quick/phantoms --out runs/study --report
     python benchmarks/recipe_study.py --data runs/quick/phantoms --out runs/study \
         --score runs/quick/train-quick/best.pt runs/reference/best.pt
