@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import io
+import math
 
 import pytest
 import torch
@@ -235,3 +237,54 @@ def test_bad_query_and_gradient_step_input(model):
         gradient_step(unet, images[0], masks[0] * 3, lr=0.1)
     with pytest.raises(ValueError, match="lr=0"):
         gradient_step(unet, images[0], masks[0], lr=0)
+
+
+def _soft_dice_and_bce(logits: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Written out: soft Dice loss per (case, channel) over D, H, W (MONAI's 1e-5 smoothing), mean BCE."""
+    p, g = torch.sigmoid(logits), masks.float()
+    axes = (2, 3, 4)
+    dice = 1 - (2 * (p * g).sum(axes) + 1e-5) / (p.sum(axes) + g.sum(axes) + 1e-5)
+    return dice.mean(), F.binary_cross_entropy_with_logits(logits, g)
+
+
+def test_segmentation_loss_is_dice_plus_weighted_bce():
+    """``L_seg = Dice + w · BCE``; the default ``w = 1`` (paper §4); ``w = 0`` is Dice alone; ``w < 0`` is refused."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 1, 6, 6, 6, generator=g) * 2
+    masks = (torch.rand(2, 1, 6, 6, 6, generator=g) < 0.3).float()
+    d, bce = _soft_dice_and_bce(logits, masks)
+    assert float(segmentation_loss(logits, masks)) == pytest.approx(float(d + bce), rel=1e-5)
+    for w in (0.5, 0.0, 2.0):
+        assert float(segmentation_loss(logits, masks, w)) == pytest.approx(float(d + w * bce), rel=1e-5)
+    with pytest.raises(ValueError, match="bce_weight=-0.5"):
+        segmentation_loss(logits, masks, -0.5)
+    with pytest.raises(ValueError, match="differ in shape"):
+        segmentation_loss(logits, masks[:1])
+
+
+def test_gradient_step_is_one_plain_sgd_step_on_the_trainable_parameters():
+    """``θ ← θ − η ∇θ L_seg`` exactly, for every trainable parameter and no frozen one; one ``(1, D, H, W)`` case."""
+    images, masks = support(1)
+    unet = UNet3D(base_width=8).eval()
+    frozen = unet.head.weight
+    frozen.requires_grad_(False)
+    params = [p for p in unet.parameters() if p.requires_grad]
+    fresh = copy.deepcopy(unet)
+    w, lr = 0.3, 0.1
+    loss = segmentation_loss(unet(images), masks, w)
+    grads = torch.autograd.grad(loss, params)
+    before = [p.detach().clone() for p in params]
+    frozen_before = frozen.detach().clone()
+    loss_before, loss_after = gradient_step(unet, images[0], masks[0], lr=lr, bce_weight=w)
+    assert loss_before == pytest.approx(float(loss.detach()), rel=1e-6)
+    for p, p0, grad in zip(params, before, grads):
+        torch.testing.assert_close(p.detach(), p0 - lr * grad, rtol=0, atol=1e-6)
+    assert torch.equal(frozen, frozen_before)
+    with torch.no_grad():
+        assert loss_after == pytest.approx(float(segmentation_loss(unet(images), masks, w)), rel=1e-6)
+    assert math.isnan(gradient_step(unet, images, masks, lr=lr, loss_after=False)[1])
+    with torch.no_grad():
+        default_before = float(segmentation_loss(fresh(images), masks, 1.0))
+    assert gradient_step(fresh, images, masks, lr=lr)[0] == pytest.approx(default_before, rel=1e-6)  # w = 1
+    with pytest.raises(ValueError, match=r"\(K, 1, D, H, W\) or \(1, D, H, W\)"):
+        gradient_step(unet, images[0, 0], masks[0, 0], lr=lr)

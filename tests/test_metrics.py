@@ -168,3 +168,45 @@ def test_nsd_does_not_pass_on_monais_own_deprecation_warning() -> None:
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.strip()) == 1.0  # a 1 mm shift lies within 2 mm
+
+
+def test_a_volume_one_voxel_deep_is_one_volume_and_a_slice_is_refused() -> None:
+    """Guards the squeeze of leading singleton axes: it stops at three axes, so a (1, H, W) volume stays 3-D."""
+    m = np.ones((1, 3, 3), np.uint8)
+    assert dice(m, m) == 1.0
+    assert dice(m[None, None], m) == 1.0
+    with pytest.raises(ValueError, match="one binary volume"):
+        dice(np.ones((3, 3), np.uint8), np.ones((3, 3), np.uint8))
+
+
+def test_values_below_zero_are_refused_and_exactly_one_half_is_background() -> None:
+    """Guards the [0, 1] check (any negative value, not only below -1) and the strict ``p > 0.5`` threshold."""
+    target = _box((6, 6, 6), (0, 0, 0), (3, 6, 6))
+    with pytest.raises(ValueError, match="from -0.5 to"):
+        dice(np.where(target > 0, 1.0, -0.5), target)
+    half = target * 1.0
+    half[3:] = 0.5                      # a probability of exactly 0.5 is not foreground
+    assert dice(half, target) == 1.0
+    half[3:] = 0.45
+    assert dice(half, target) == 1.0
+
+
+def test_spacing_must_have_exactly_three_values() -> None:
+    with pytest.raises(ValueError, match="three positive"):
+        voxel_tolerance((1.0, 1.0, 1.0, 1.0))
+
+
+def test_nsd_default_tolerance_is_the_papers_two_mm() -> None:
+    """A one-voxel shift at 1.5 mm is inside the paper's 2 mm and outside 1 mm, so the default must be 2 mm."""
+    a = _box((30, 30, 30), (5, 5, 5), (20, 20, 20))
+    b = _box((30, 30, 30), (6, 5, 5), (21, 20, 20))
+    spacing = (1.5, 1.5, 1.5)
+    assert nsd(a, b, spacing, tau=1.0) < 1.0
+    assert nsd(a, b, spacing) == nsd(a, b, spacing, tau=2.0) == pytest.approx(1.0)
+
+
+def test_copy_support_refuses_masks_without_the_support_axis() -> None:
+    import torch
+
+    with pytest.raises(ValueError, match=r"\(K, 1, S, S, S\)"):
+        copy_support(torch.ones(1, 4, 4, 4))
