@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,8 +17,8 @@ from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_spl
                                  evaluate, one_shot_plan, protocol_for, read_results, reading, resolve_tasks,
                                  run_evaluation, summarize, support_draws, task_split, train_supervised, what_held)
 from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
-from hyperkit.evaluation.stats import (Paired, effective_df, pair_rows, paired_difference, paired_starts, paired_tasks,
-                                       printed_above_zero)
+from hyperkit.evaluation.stats import (Paired, _strata, _two_way_means, effective_df, in_test_split, pair_rows,
+                                       paired_difference, paired_starts, paired_tasks, printed_above_zero)
 from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
 from hyperkit.model.adapt import gradient_step, segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
@@ -622,7 +623,6 @@ def test_a_second_run_without_resume_leaves_the_first_record_intact(tiny_run, tm
 # ---------------------------------------------------------------------------- paired differences (stats)
 def test_bootstrap_interval_matches_the_normal_interval_at_its_level():
     """Guards the percentile tails of ``level``: 95 % is mean +- 1.96 SE, 80 % is mean +- 1.28 SE (large n)."""
-    import numpy as np
     from scipy.stats import norm
 
     n = 400
@@ -652,7 +652,6 @@ def test_small_sample_interval_of_independent_pairs_is_a_t_interval():
     """Guards the corrections on independent pairs: resampling n - 1 of n makes the bootstrap SE
     s / sqrt(n), and t(n - 1) / z widens the normal quantile to Student's: the interval is then
     close to the textbook t-interval, where the plain percentile one is too narrow."""
-    import numpy as np
     from scipy import stats
 
     d = np.random.default_rng(3).normal(0.1, 0.2, 8)
@@ -667,8 +666,6 @@ def test_small_sample_interval_of_independent_pairs_is_a_t_interval():
 def test_effective_df_follows_the_component_that_dominates():
     """Guards the Welch-Satterthwaite degrees of freedom: a case effect alone gives cases - 1, a draw
     effect alone draws - 1, both alike about their sum; many strata add up; no spread gives inf."""
-    import numpy as np
-
     units = [("t", dr, c) for dr in range(5) for c in range(4)]
     case_only = [float(c) for _, _, c in units]
     draw_only = [float(dr) for _, dr, _ in units]
@@ -693,8 +690,6 @@ def test_paired_means_of_each_side_and_the_text():
 
 def test_bootstrap_seed_and_argument_checks():
     """Guards that ``seed`` chooses the resampling stream (same seed, same interval) and the refusals."""
-    import numpy as np
-
     d = np.random.default_rng(0).normal(0.1, 0.2, 30)
     p0, p0b, p1 = (paired_difference(d, np.zeros(30), seed=s) for s in (0, 0, 1))
     assert (p0.lo, p0.hi) == (p0b.lo, p0b.hi) and (p0.lo, p0.hi) != (p1.lo, p1.hi)
@@ -786,3 +781,130 @@ def test_above_zero_follows_the_printed_interval():
     assert not Paired(0.5, 0.4, 0.1, 0.0004, 0.2, 4).above_zero  # prints +0.000
     assert not Paired(0.5, 0.4, 0.1, -0.01, 0.2, 4).above_zero
     assert printed_above_zero(0.04, digits=1) is False and printed_above_zero(0.06, digits=1) is True
+
+
+def test_strata_list_index_draw_case_in_the_order_of_the_units():
+    """Guards ``_strata``'s documented layout ``stratum -> [(pair index, draw, case)]``, units in order."""
+    units = [("t", "d0", "c1"), ("u", "d0", "c0"), ("t", "d1", "c0")]
+    assert _strata(units) == {"t": [(0, "d0", "c1"), (2, "d1", "c0")], "u": [(1, "d0", "c0")]}
+
+
+def test_small_sample_bootstrap_draws_n_minus_1_of_n_units():
+    """Guards the (n - 1)-of-n resample: of two independent pairs d = (0, 1) a resample holds one of them
+    (twice), so its mean is 0 or 1, never the plain bootstrap's 0.5. Over d = 0..4 a resampled mean is the
+    mean of 4 draws, variance sigma^2 / 4 = 2 / 4 = 0.5 = s^2 / n (s^2 = 2.5): unbiased, where the
+    plain bootstrap (5 draws) gives 2 / 5 = 0.4 and 3 of 5 draws 2 / 3."""
+    two = [(0, 0, i) for i in range(2)]
+    kit = _two_way_means(np.array([0.0, 1.0]), two, 4000, np.random.default_rng(0))
+    plain = _two_way_means(np.array([0.0, 1.0]), two, 4000, np.random.default_rng(0), small_sample=False)
+    assert set(np.unique(kit)) == {0.0, 1.0} and abs(kit.mean() - 0.5) < 0.05  # each with probability 1/2
+    assert set(np.unique(plain)) == {0.0, 0.5, 1.0}
+    five = [(0, 0, i) for i in range(5)]
+    means = _two_way_means(np.arange(5.0), five, 20000, np.random.default_rng(1))
+    assert means.var() == pytest.approx(0.5, rel=0.04)  # sampling error about 1 %
+
+
+def test_two_way_bootstrap_keeps_each_strata_weight_when_strata_differ_in_size():
+    """Guards the n / (n - 1) scaling of the resampled counts: a stratum of 2 pairs at 1.0 pooled with
+    one of 4 pairs at 0.0 weighs 2 / 6 in every resample (unscaled, (2 - 1) / ((2 - 1) + (4 - 1)) = 1 / 4)."""
+    units = [("a", 0, c) for c in range(2)] + [("b", 0, c) for c in range(4)]
+    d = np.array([1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    for small_sample in (True, False):
+        means = _two_way_means(d, units, 500, np.random.default_rng(0), small_sample)
+        np.testing.assert_allclose(means, 2 / 6, rtol=1e-12)
+
+
+def test_two_way_bootstrap_counts_every_pair_of_a_shared_cell():
+    """Guards cells holding several pairs (one draw and case scored twice): each pair counts, so a
+    resample of case "a" alone has the mean (1 + 3) / 2 = 2 of its two pairs, one of "b" alone 0."""
+    units = [("t", 0, "a"), ("t", 0, "a"), ("t", 0, "b")]
+    means = _two_way_means(np.array([1.0, 3.0, 0.0]), units, 1000, np.random.default_rng(0))
+    assert set(np.unique(means)) == {0.0, 2.0}
+
+
+def test_two_way_bootstrap_drops_resamples_of_empty_cells():
+    """Guards the documented drop of resamples whose cells hold no pair: of a 2 x 2 grid with pairs only
+    at (draw 0, case a) and (draw 1, case b), a small-sample resample picks one draw and one case, so
+    half the resamples hit an empty cell and are left out (no NaN), the rest are 0.2 or 0.6."""
+    means = _two_way_means(np.array([0.2, 0.6]), [("t", 0, "a"), ("t", 1, "b")], 2000, np.random.default_rng(0))
+    assert np.isfinite(means).all() and set(np.unique(means)) == {0.2, 0.6}
+    assert 850 < means.size < 1150  # binomial(2000, 1/2): sd 22
+
+
+def test_effective_df_weighs_strata_of_unequal_size():
+    """Guards the Welch-Satterthwaite formula of the docstring on strata of unequal size, by hand:
+    d = (0, 1 | 0, 1, 2, 5), stratum A has 2 cases (one draw), B 4 cases (one draw); a draw factor of one
+    level adds nothing. A: w = 2/6, case means (0, 1), var 1/2, c = (1/9)(1/2)/2 = 1/36; B: w = 4/6,
+    case means (0, 1, 2, 5), var 14/3, c = (4/9)(14/3)/4 = 14/27. df = (1/36 + 14/27)^2 /
+    ((1/36)^2 / 1 + (14/27)^2 / 3) = (59/108)^2 / (3163/34992) = 10443/3163."""
+    from fractions import Fraction as F
+
+    c_a, c_b = F(1, 3) ** 2 * F(1, 2) / 2, F(2, 3) ** 2 * F(14, 3) / 4
+    expected = (c_a + c_b) ** 2 / (c_a ** 2 / 1 + c_b ** 2 / 3)
+    assert expected == F(10443, 3163)
+    units = [("A", 0, c) for c in range(2)] + [("B", 0, c) for c in range(4)]
+    assert effective_df([0, 1, 0, 1, 2, 5], units) == pytest.approx(float(expected), abs=1e-9)
+
+
+def test_interval_is_the_central_percentiles_of_the_resampled_means():
+    """Guards the plain interval: the (1 - level) / 2 and 1 - (1 - level) / 2 percentiles of the two-way
+    bootstrap means, drawn from the stream ``(seed, "bootstrap", "two-way", pairs)``, at any level."""
+    from hyperkit.seeds import numpy_rng
+
+    d = np.random.default_rng(5).normal(0.1, 0.2, 12)
+    units = [(0, 0, i) for i in range(12)]
+    for level in (0.95, 0.5):
+        p = paired_difference(d, np.zeros(12), level=level, seed=3, small_sample=False)
+        means = _two_way_means(d, units, 2000, numpy_rng(3, "bootstrap", "two-way", 12), small_sample=False)
+        tail = (1 - level) / 2 * 100
+        lo, hi = np.percentile(means, [tail, 100 - tail])
+        assert (p.lo, p.hi) == (pytest.approx(lo, rel=1e-12), pytest.approx(hi, rel=1e-12))
+
+
+def test_paired_difference_refuses_2d_scores_and_defaults_to_independent_pairs():
+    """Guards the 1-D check (a (1, n) table is not n pairs) and ``units=None``: one stratum, one draw,
+    every pair its own case."""
+    with pytest.raises(ValueError, match="1-D"):
+        paired_difference([[0.5, 0.6]], [[0.4, 0.5]])
+    a, b = [0.9, 0.1, 0.5, 0.7, 0.3], [0.2, 0.2, 0.4, 0.4, 0.6]
+    assert paired_difference(a, b) == paired_difference(a, b, units=[(0, 0, i) for i in range(5)])
+
+
+def test_a_row_without_the_split_field_counts_as_in_the_test_split():
+    """Guards ``in_test_split``'s default (rows of results files without the field) and the CSV text."""
+    assert in_test_split({}) is True
+    assert in_test_split({"in_test_split": "True"}) and in_test_split({"in_test_split": 1})
+    assert not in_test_split({"in_test_split": "False"}) and not in_test_split({"in_test_split": False})
+
+
+def test_a_test_split_is_found_over_both_sides_rows():
+    """Guards ``test_only`` reading which tasks have a test split over both sides' rows: where only b's
+    rows show the task's split, a's rows outside it are not paired, whichever side a is."""
+    def row(case: str, split: bool, method: str, v: float) -> dict:
+        return {"task": "t", "method": method, "draw": "0", "case": case, "in_test_split": split, "dsc": v}
+    a = [row("x", False, "hyper_unet", 0.9), row("y", False, "hyper_unet", 0.8)]
+    b = [row("x", False, "rand_unet", 0.5), row("y", False, "rand_unet", 0.4), row("w", True, "rand_unet", 0.3)]
+    assert pair_rows(a, b, method_a="hyper_unet", method_b="rand_unet") == {}
+    assert pair_rows(b, a, method_a="rand_unet", method_b="hyper_unet") == {}
+    assert pair_rows(a, b, method_a="hyper_unet", method_b="rand_unet", test_only=False) == \
+        {"t": ([0.9, 0.8], [0.5, 0.4])}
+
+
+def test_paired_tasks_adds_no_pool_without_pairs():
+    """Guards ``pool``'s documented case: not added (and nothing raised) when no task has pairs."""
+    rows = [{"task": "t", "method": "hyper_unet", "draw": "0", "case": "x", "in_test_split": True, "dsc": 0.5}]
+    assert paired_tasks([], [], pool="all") == {}
+    assert paired_tasks(rows, rows, "dsc", "hyper_unet", "rand_unet", pool="all") == {}  # no b side
+    assert paired_tasks(rows, rows, tasks=["other"], pool="all") == {}
+
+
+def test_fine_tuning_repeats_are_separate_draws_of_the_bootstrap():
+    """Guards paired_starts' units: the draws of a task are its (N, repeat) pairs, so two repeats of one
+    (N, case) at +0.2 and 0.0 are two draws resampled apart (the interval spans both, widened by
+    t(1) / z), not one cell of two pairs (which would give lo = hi = 0.1)."""
+    def ft(method: str, repeat: int, dsc: float) -> dict:
+        return {"task": "t", "n": "2", "repeat": str(repeat), "case": "a", "method": method, "dsc": str(dsc)}
+    rows = [ft("hyper_ft", 0, 0.6), ft("rand_ft", 0, 0.4), ft("hyper_ft", 1, 0.5), ft("rand_ft", 1, 0.5)]
+    p = paired_starts(rows, "hyper_ft", "rand_ft")
+    assert p == paired_difference([0.6, 0.5], [0.4, 0.5], units=[("t", (2, 0), "a"), ("t", (2, 1), "a")])
+    assert p is not None and p.lo < 0.0 and p.hi > 0.2

@@ -78,3 +78,33 @@ def test_episode_generator_refuses_numbers_that_are_not_whole(seed: object, epis
     with pytest.raises(ValueError, match="whole numbers"):
         seeds.episode_generator(seed, episode)  # type: ignore[arg-type]
     assert seeds.episode_generator(np.int64(3), 4.0).initial_seed() == seeds.episode_generator(3, 4).initial_seed()
+
+
+def test_episode_seeds_are_seed_times_1_000_003_plus_episode() -> None:
+    """Guards the pinned formula ``seed * 1_000_003 + episode`` (the reference checkpoint and the curves of
+    BENCHMARKS.md were made with it) and its range: seed 0, episode 0 and episode MAX_EPISODES - 1 are taken."""
+    assert seeds.MAX_EPISODES == 1_000_003
+    assert seeds.episode_generator(1, 0).initial_seed() == 1_000_003
+    assert seeds.episode_generator(3, 17).initial_seed() == 3 * 1_000_003 + 17
+    assert seeds.episode_generator(0, 0).initial_seed() == 0
+    assert seeds.episode_generator(0, 1_000_002).initial_seed() == 1_000_002
+    with pytest.raises(ValueError, match="episode=1000003"):
+        seeds.episode_generator(0, 1_000_003)
+
+
+def test_episode_seeds_wrap_modulo_2_to_the_63() -> None:
+    """Guards the 63-bit range of episode seeds: kept whole below 2**63, reduced modulo 2**63 above."""
+    whole = 2 ** 62 // 1_000_003 + 1  # whole * 1_000_003 lies in [2**62, 2**63)
+    assert 2 ** 62 <= whole * 1_000_003 + 5 < 2 ** 63
+    assert seeds.episode_generator(whole, 5).initial_seed() == whole * 1_000_003 + 5
+    wrap = 2 ** 63 // 1_000_003 + 1  # wrap * 1_000_003 lies in [2**63, 2**63 + 1_000_003)
+    assert seeds.episode_generator(wrap, 5).initial_seed() == wrap * 1_000_003 + 5 - 2 ** 63
+
+
+def test_numpy_integer_seeds_and_keys_are_taken_as_ints() -> None:
+    """Guards ``words`` taking NumPy integers (e.g. indices from an array) as the int they hold."""
+    import zlib
+    assert seeds.words(np.int64(7), np.uint32(3), "a") == [7, 3, zlib.crc32(b"a")]
+    assert seeds.derive(np.int64(7), "draw", np.int32(2)) == seeds.derive(7, "draw", 2)
+    with pytest.raises(ValueError, match="-1"):
+        seeds.words(0, np.int64(-1))
