@@ -54,7 +54,7 @@ def test_slot_order_and_boundary_fraction(n, share, expected):
     assert bool((slots[1:] >= slots[:-1]).all())  # fg, fg-boundary, bg, bg-boundary
 
 
-@pytest.mark.parametrize("n, share", [(7, 0.5), (0, 0.5), (8, 1.5)])
+@pytest.mark.parametrize("n, share", [(7, 0.5), (0, 0.5), (8, 1.5), (8, -0.5)])
 def test_slot_kinds_bad_arguments(n, share):
     with pytest.raises(ValueError):
         slot_kinds(n, share)
@@ -146,3 +146,91 @@ def test_build_context_layout_and_determinism():
     vec = a.vectors[1, 2, r * 2 + i].reshape(8, 8 * 27)[n]
     assert torch.equal(vec, ref)
     assert SLOT_KINDS[0] == "fg" and len(SLOT_KINDS) == 4
+
+
+def test_downsample_mask_dilates_only_beyond_a_factor_of_two():
+    """Eq. 2: a factor of 2 pools cells as they are; a larger factor (the largest over the axes) dilates first."""
+    m = torch.zeros(8, 8, 8)
+    m[1, 1, 1] = 1  # in cell (0, 0, 0) of a 2x pooling; its 3^3 neighbourhood reaches cell 1 on every axis
+    expected = torch.zeros(4, 4, 4)
+    expected[0, 0, 0] = 1
+    assert torch.equal(downsample_mask(m, (4, 4, 4)), expected)
+    m = torch.zeros(16, 16, 16)
+    m[3, 3, 3] = 1  # factor 4: dilated to 2..4 per axis, i.e. cells 0 and 1
+    expected = torch.zeros(4, 4, 4)
+    expected[:2, :2, :2] = 1
+    assert torch.equal(downsample_mask(m, (4, 4, 4)), expected)
+    m = torch.zeros(16, 16, 4)
+    m[3, 3, 1] = 1  # factors (4, 4, 1): dilated on every axis, kept at full resolution on the last
+    expected = torch.zeros(4, 4, 4)
+    expected[:2, :2, :3] = 1
+    assert torch.equal(downsample_mask(m, (4, 4, 4)), expected)
+
+
+def test_voxel_kinds_do_not_count_the_outside_as_a_class():
+    """The volume's border is no boundary: voxels outside the volume are neither fg nor bg."""
+    assert torch.equal(voxel_kinds(torch.ones(4, 4, 4)), torch.zeros(4, 4, 4, dtype=torch.long))
+    assert torch.equal(voxel_kinds(torch.zeros(4, 4, 4)), torch.full((4, 4, 4), 2))
+    m = torch.zeros(4, 5, 6)
+    m[:2] = 1  # x = 0, 1 foreground: x = 0 fg interior, 1 fg boundary, 2 bg boundary, 3 bg interior
+    expected = torch.tensor([0, 1, 3, 2]).view(4, 1, 1).expand(4, 5, 6)
+    assert torch.equal(voxel_kinds(m), expected)
+
+
+def test_channel_permutations_refuse_any_remainder():
+    with pytest.raises(ValueError, match="channels=17"):
+        channel_permutations(17, 8, torch.Generator())
+
+
+def test_channel_groups_are_consecutive_slices_of_each_permutation():
+    """Eq. 3: group (r, i) reads channels pi_r[i*C_base:(i+1)*C_base], not a strided subset."""
+    perms = torch.stack([torch.arange(12), torch.arange(12).flip(0), torch.arange(12).roll(5)])
+    groups = channel_groups(perms, 4)
+    for r in range(3):
+        for i in range(3):
+            assert groups[r, i].tolist() == perms[r, 4 * i : 4 * (i + 1)].tolist()
+    assert groups[1, 0].tolist() == [11, 10, 9, 8]
+
+
+def test_sample_enumerates_each_kinds_voxels_in_raster_order_across_supports():
+    """Rank j of a kind is its j-th voxel in (k, x, y, z) order, on a non-cubic volume with K = 2 supports."""
+    masks = torch.zeros(1, 2, 4, 5, 6)
+    masks[0, 0, 1:3, 1:4, 2:6] = 1
+    masks[0, 1, :2, :2, :3] = 1
+    cand = CandidateVoxels.from_mask(masks)
+    slots, uniform, expected = [], [], []
+    for q in range(4):
+        voxels = torch.nonzero(voxel_kinds(masks[0]) == q)  # (count, 4) in raster order (k, x, y, z)
+        assert len(voxels) > 0
+        slots += [q] * len(voxels)
+        uniform.append((torch.arange(len(voxels)) + 0.5) / len(voxels))
+        expected.append(voxels)
+    assert cand.counts[0].tolist() == [len(v) for v in expected]
+    pos = cand.sample(torch.tensor(slots), torch.cat(uniform)[None])
+    assert torch.equal(pos[0], torch.cat(expected))
+    assert {0, 1} <= set(pos[0, :, 0].tolist())
+
+
+def test_boundary_slots_fall_back_to_their_own_class_across_supports():
+    """No boundary voxel in any support (one all fg, one all bg): boundary slots keep their class."""
+    masks = torch.zeros(1, 2, 4, 4, 4)
+    masks[0, 0] = 1
+    cand = CandidateVoxels.from_mask(masks)
+    assert cand.counts[0].tolist() == [64, 64, 64, 64]
+    slots = slot_kinds(8, 0.5)
+    pos = cand.sample(slots, torch.rand(1, 3, 8, generator=torch.Generator().manual_seed(0)))
+    k = pos[0, ..., 0]  # support 0 is all foreground, support 1 all background
+    assert torch.equal(k, (slots >= 2).long().expand(3, 8))
+
+
+def test_samplings_and_repetitions_draw_their_own_centres():
+    """Eq. 4: every sampling s and every repetition r draws its N centres independently."""
+    masks = torch.zeros(1, 1, 12, 12, 12)
+    masks[0, 0, 2:10, 2:10, 2:10] = 1
+    cand = CandidateVoxels.from_mask(masks)
+    perms = channel_permutations(16, 8, torch.Generator().manual_seed(0))
+    ctx = build_context(torch.randn(1, 1, 16, 12, 12, 12), cand, perms, slot_kinds(8, 0.5), 2,
+                        torch.Generator().manual_seed(0))
+    pos = ctx.positions  # (B, S, G, N, 4)
+    assert not torch.equal(pos[:, 0], pos[:, 1])
+    assert not torch.equal(pos[:, :, 0], pos[:, :, 1])

@@ -12,7 +12,9 @@ import pytest
 
 from hyperkit.data.layouts import (MSDDataset, NnUNetDataset, TotalSegDataset, detect_layout, discover_datasets,
                                    open_dataset)
-from hyperkit.data.sample import write_nifti, write_sample_msd, write_sample_nnunet, write_sample_totalseg
+from hyperkit.data.preprocess import AIR_HU
+from hyperkit.data.sample import (TOTALSEG_META_COLUMNS, msd_dataset_json, sample_case, totalseg_meta_csv, write_nifti,
+                                   write_sample_msd, write_sample_nnunet, write_sample_totalseg)
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import ConfigError, DataError
 
@@ -317,3 +319,104 @@ def test_task_parts_refuses_what_is_not_a_task_id(bad):
     from hyperkit.data.tasks import task_parts
     with pytest.raises(ValueError, match="not a task id"):
         task_parts(bad)
+
+
+# ---- the sample writers: the index files and the volumes that every reader test relies on ----------------
+
+def test_msd_dataset_json_counts_tensor_size_and_format():
+    """Guards dataset.json as MSD writes it: 3D/4D by modality count, numTraining, numTest 0, indent 4 + newline."""
+    training = [{"image": f"./imagesTr/x{i}.nii.gz", "label": f"./labelsTr/x{i}.nii.gz"} for i in range(3)]
+    for modality, size in (({"0": "CT"}, "3D"), ({"0": "FLAIR", "1": "T1w"}, "4D")):
+        text = msd_dataset_json("Task09_X", "d", modality, {"0": "background", "1": "a"}, training, licence="CC")
+        meta = json.loads(text)
+        assert text == json.dumps(meta, indent=4) + "\n"
+        assert list(meta)[:3] == ["name", "description", "licence"]
+        assert meta["tensorImageSize"] == size and meta["modality"] == modality
+        assert meta["training"] == training and meta["numTraining"] == len(training) == 3
+        assert meta["numTest"] == 0 and meta["test"] == []
+
+
+@pytest.mark.parametrize("channels", [("CT",), ("T2", "ADC")])
+def test_sample_msd_image_dimensions_follow_the_channels(tmp_path, channels):
+    """Guards a single-channel MSD image being 3D and a multi-channel one 4D (X, Y, Z, C), as dataset.json says."""
+    root = write_sample_msd(tmp_path, n_cases=2, channels=channels)
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["numTraining"] == len(meta["training"]) == 2
+    images = [np.asarray(nib.load(root / t["image"]).dataobj) for t in meta["training"]]
+    expected = (24, 20, 16) if len(channels) == 1 else (24, 20, 16, len(channels))
+    assert [im.shape for im in images] == [expected] * 2
+    assert meta["tensorImageSize"] == f"{images[0].ndim}D"
+    assert not np.array_equal(images[0], images[1])  # each case its own seed
+
+
+def test_totalseg_meta_csv_is_semicolon_separated_lines():
+    """Guards meta.csv as TotalSegmentator's: a header and one ';'-separated, '\\n'-terminated line per subject."""
+    rows = [{"image_id": f"s{i:04d}", "age": 50 + i, "gender": "f", "institute": "A", "study_type": "ct abdomen",
+             "split": "train", "ignored": "x"} for i in range(2)]
+    text = totalseg_meta_csv(rows)
+    assert "\r" not in text and text.endswith("\n")
+    lines = text[:-1].split("\n")
+    assert lines[0] == ";".join(TOTALSEG_META_COLUMNS)
+    assert lines[1:] == ["s0000;50;f;A;ct abdomen;train", "s0001;51;f;A;ct abdomen;train"]
+
+
+def test_totalseg_structure_masks_are_the_blobs(tmp_path):
+    """Guards each structure's mask being its own blob inside the body (not the background), masks disjoint."""
+    root = write_sample_totalseg(tmp_path, n_cases=1, structures=("aorta", "kidney_left"))
+    image = np.asarray(nib.load(root / "s0000" / "ct.nii.gz").dataobj)
+    masks = [np.asarray(nib.load(root / "s0000" / "segmentations" / f"{s}.nii.gz").dataobj) > 0
+             for s in ("aorta", "kidney_left")]
+    for m in masks:
+        assert 0 < m.sum() < 0.05 * m.size and (image[m] > AIR_HU).all()
+    assert not (masks[0] & masks[1]).any()
+
+
+def test_sample_case_body_in_air_and_noise():
+    """Guards the sample CT: a centred ~40 HU body filling most of the view, in -1000 HU air, noise SD ~10 HU."""
+    image, label, _ = sample_case(3)
+    body = image > AIR_HU
+    assert not body[np.ix_(*[[0, n - 1] for n in image.shape])].any()  # air in the corners
+    for axis in range(3):
+        assert np.moveaxis(body, axis, 0).any(axis=(1, 2)).sum() > 0.75 * image.shape[axis]
+    np.testing.assert_allclose(np.argwhere(body).mean(0), (np.array(image.shape) - 1) / 2, atol=1.0)
+    assert abs(np.median(image[~body]) + 1000) < 5 and abs(np.median(image[body & (label == 0)]) - 40) < 5
+    assert 8 < image[~body].std() < 12
+    assert np.array_equal(sample_case(3)[0], image) and not np.array_equal(sample_case(4)[0], image)
+
+
+def test_sample_case_affine_is_spacing_centred_at_origin():
+    """Guards the affine: diag(spacing) and the volume's centre (the body's) at the world origin."""
+    shape = (24, 20, 16)
+    affine = sample_case(0, shape=shape, spacing=1.5)[2]
+    np.testing.assert_array_equal(affine[:3, :3], 1.5 * np.eye(3))
+    np.testing.assert_allclose(affine @ [*(np.array(shape) / 2), 1.0], [0, 0, 0, 1])
+
+
+def test_sample_case_class_intensity_rises_with_class():
+    """Guards each class k's blob being 60*k HU brighter than the body, so that classes differ in intensity."""
+    for seed in range(10):
+        image, label, _ = sample_case(seed)
+        body = np.median(image[(image > AIR_HU) & (label == 0)])
+        rise = [np.median(image[label == k]) - body for k in (1, 2)]
+        assert abs(rise[0] - 60) < 15 and abs(rise[1] - 120) < 15
+
+
+def test_sample_case_classes_lie_along_the_first_axis():
+    """Guards the blob layout: class k+1 beyond class k along axis 0, around the centre, not shifted on axes 1, 2."""
+    mids, offsets = [], []
+    for seed in range(60):
+        label = sample_case(seed)[1]
+        c1, c2 = (np.argwhere(label == k).mean(0) for k in (1, 2))
+        assert c2[0] > c1[0]
+        mids.append((c1[0] + c2[0]) / 2)
+        offsets.append(c2[1:] - c1[1:])
+    assert abs(np.mean(mids) - 23 / 2) < 1.0
+    np.testing.assert_allclose(np.mean(offsets, axis=0), 0, atol=0.5)
+
+
+def test_sample_case_blob_radius_is_2_to_3_5_voxels():
+    """Guards the blob size: a ball of radius 2-3.5 voxels (as equivalent-sphere radius of its voxel count)."""
+    for seed in range(30):
+        label = sample_case(seed, shape=(40, 40, 40), n_classes=1)[1]
+        radius = (3 * np.count_nonzero(label == 1) / (4 * np.pi)) ** (1 / 3)
+        assert 2.0 - 0.25 < radius < 3.5 + 0.25

@@ -16,7 +16,7 @@ from hyperkit.errors import ConfigError, HyperkitError
 from hyperkit.evaluation import (EvalConfig, Samples, SupervisedConfig, case_split, comparison_table, copy_support,
                                  evaluate, one_shot_plan, protocol_for, read_results, reading, resolve_tasks,
                                  run_evaluation, summarize, support_draws, task_split, train_supervised, what_held)
-from hyperkit.evaluation.protocol import FIELDS, one_shot_model, score
+from hyperkit.evaluation.protocol import FIELDS, _complete_pairs, one_shot_model, score
 from hyperkit.evaluation.stats import (Paired, _strata, _two_way_means, effective_df, in_test_split, pair_rows,
                                        paired_difference, paired_starts, paired_tasks, printed_above_zero)
 from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUPPORT
@@ -81,6 +81,39 @@ def test_case_split_partitions_the_cases():
         case_split(2, 0.4, 0.2, torch.Generator())
 
 
+def test_support_draws_check_the_pool_and_use_its_distinct_cases():
+    """A pool is a set of case indices: negative ones are refused, repeats count once."""
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="outside"):
+        support_draws(4, 1, 1, g, pool=[-1, 2])
+    with pytest.raises(ValueError, match="1 to draw supports from"):
+        support_draws(5, 1, 2, g, pool=[1, 1])  # one case cannot make a support of two
+    d = support_draws(5, 2, 1, torch.Generator().manual_seed(0), pool=[2, 2, 3])
+    assert sorted(s[0] for s in d) == [2, 3]  # distinct while the two cases last
+    # a pool of exactly `shots` cases: every draw is that pool
+    d = support_draws(10, 2, 2, torch.Generator().manual_seed(0), pool=[7, 3])
+    assert [sorted(s) for s in d] == [[3, 7], [3, 7]]
+
+
+def test_support_draws_follow_a_random_order():
+    """The order comes from the generator: the first support is not always the pool's smallest case."""
+    firsts = {support_draws(10, 1, 1, torch.Generator().manual_seed(s))[0][0] for s in range(20)}
+    assert len(firsts) > 3
+
+
+def test_case_split_sizes_round_and_keep_every_part():
+    """n_test = round(f_test * n), n_val = round(f_val * n), each at least 1, train keeping at least 1."""
+    def sizes(n, f_test, f_val):
+        sp = case_split(n, f_test, f_val, torch.Generator().manual_seed(0))
+        assert sorted(sp.train + sp.val + sp.test) == list(range(n))
+        return len(sp.train), len(sp.val), len(sp.test)
+
+    assert sizes(10, 0.36, 0.27) == (3, 3, 4)  # 3.6 -> 4 and 2.7 -> 3, not truncated
+    assert sizes(10, 0.01, 0.01) == (8, 1, 1)  # tiny fractions still give one case each
+    assert sizes(3, 0.8, 0.1) == (1, 1, 1)  # the test split leaves one case for validation and one for training
+    assert sizes(5, 0.2, 0.7) == (1, 3, 1)  # validation leaves one case to train on
+
+
 def test_copy_support_votes():
     m = torch.zeros(3, 1, 2, 2, 2)
     m[:2, 0, 0, 0, 0] = 1
@@ -108,6 +141,39 @@ def test_one_shot_plan_draws_supports_outside_the_test_split():
     plan = one_shot_plan(4, _cfg(shots=3), 0, LIVER)
     assert plan.split is not None and not plan.on_test_split
     assert all(len(q) == 1 and not set(q) & set(s) for s, q in zip(plan.supports, plan.queries))
+
+
+def test_task_split_from_three_cases_varies_with_seed_and_task():
+    """Three cases already get a split (one case each); the split is random, keyed by the seed and the task."""
+    cfg = _cfg()
+    sp = task_split(3, cfg, 0, LIVER)
+    assert sp is not None and (len(sp.train), len(sp.val), len(sp.test)) == (1, 1, 1)
+    assert one_shot_plan(3, cfg, 0, LIVER).on_test_split
+    tasks = [f"msd/Task0{i}/organ@CT" for i in range(6)]
+    assert len({tuple(task_split(10, cfg, s, LIVER).test) for s in range(6)}) > 1
+    assert len({tuple(task_split(10, cfg, 0, t).test) for t in tasks}) > 1
+
+
+def test_one_shot_plan_keeps_the_test_split_when_the_pool_just_holds_the_shots():
+    plan = one_shot_plan(4, _cfg(shots=2), 0, LIVER)  # 2 test cases, 1 validation, 1 train: a pool of 2
+    assert plan.on_test_split
+    pool = sorted(plan.split.train + plan.split.val)
+    assert len(pool) == 2 and all(sorted(s) == pool for s in plan.supports)
+    assert all(q == plan.split.test for q in plan.queries)
+
+
+def test_each_task_draws_its_own_supports():
+    """The support order is keyed by seed and task, on the test split and in the small-task fallback."""
+    cfg = _cfg(draws=6)
+    tasks = [f"msd/Task{i:02d}/organ@CT" for i in range(10)]
+    ranks = set()
+    for t in tasks:  # each support's place in the task's pool: the same for every task if the task were ignored
+        plan = one_shot_plan(10, cfg, 0, t)
+        pool = sorted(plan.split.train + plan.split.val)
+        ranks.add(tuple(pool.index(s[0]) for s in plan.supports))
+    assert len(ranks) > 1
+    assert len({one_shot_plan(2, cfg, 0, t).supports[0][0] for t in tasks}) == 2
+    assert len({one_shot_plan(2, cfg, s, LIVER).supports[0][0] for s in range(10)}) == 2
 
 
 def test_eval_config_checks_values():
@@ -303,6 +369,17 @@ def test_evaluate_rows_resume_and_refusal(tmp_path):
     assert again == {k: pytest.approx(v, abs=1e-6) for k, v in first.items() if k[:2] == (LIVER, "hyper_unet")}
     with open(out) as fh:
         assert tuple(next(csv.reader(fh))) == FIELDS
+
+
+def test_complete_pairs_need_every_draw_of_a_one_shot_method_and_one_row_of_a_supervised_one():
+    """Resume keeps a one-shot (task, method) with all cfg.draws draws, a supervised one with any row."""
+    rows = [{"task": t, "method": m, "draw": d, "case": c} for t, m, draws in
+            ((LIVER, "hyper_unet", (0, 1)), (LIVER, "copy_support", (0,)), ("heart", "hyper_unet", (1,)),
+             (LIVER, "conv_unet", (0,)), (LIVER, "all_unet", (0,))) for d in draws for c in ("a", "b")]
+    assert _complete_pairs(rows, _cfg()) == {(LIVER, "hyper_unet"), (LIVER, "conv_unet"), (LIVER, "all_unet")}
+    assert _complete_pairs(rows, _cfg(draws=1)) == {(LIVER, "hyper_unet"), (LIVER, "copy_support"),
+                                                    ("heart", "hyper_unet"), (LIVER, "conv_unet"), (LIVER, "all_unet")}
+    assert _complete_pairs([], _cfg()) == set()
 
 
 def test_a_task_too_small_for_a_split_falls_back(tmp_path):

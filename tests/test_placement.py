@@ -17,6 +17,7 @@ from hyperkit.errors import ConfigError
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.config.sections import TrainConfig
 from hyperkit.data.bank import TaskBank, structure_group
+from hyperkit.seeds import numpy_rng
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -44,6 +45,49 @@ def test_offsets_vary_and_are_seeded():
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(pp.patch_centre(lo, hi, 32, 0, pp.placement_rng(3, "ds", "c", "t")),
                                   pp.patch_centre(lo, hi, 32))
+
+
+def test_centred_patch_puts_an_even_box_exactly_in_the_middle():
+    """A box of even width w in a cube of side S starts (S - w) / 2 before the box (no rng, or max_shift 0)."""
+    lo, hi = np.array([4, 4, 10]), np.array([7, 13, 11])  # widths 4, 10, 2
+    for c in (pp.patch_centre(lo, hi, 16), pp.patch_centre(lo, hi, 16, 0, np.random.default_rng(0)),
+              pp.patch_centre(lo, hi, 16, 8)):  # a max_shift without a generator is centred too
+        np.testing.assert_array_equal(c - 16 // 2, lo - (16 - (hi - lo + 1)) // 2)
+
+
+def test_centre_bounds_closed_form():
+    """Per axis: centres in [hi + 1 - S + S // 2, lo + S // 2] keep the box inside the cube, intersected
+    with centre ± max_shift; a box of exactly S voxels fits (one centre), a larger one does not and keeps
+    the box's centre (the cube cut symmetrically)."""
+    c_min, c_max, fits = pp.centre_bounds([10, 10, 10], [39, 12, 10], 32, 8)
+    np.testing.assert_array_equal(c_min, [24, 3, 2])  # width 30: the box binds; widths 3, 1: the shift binds
+    np.testing.assert_array_equal(c_max, [26, 19, 18])
+    assert fits.tolist() == [True, True, True]
+    c_min, c_max, fits = pp.centre_bounds([0, 0, 0], [31, 33, 32], 32, 8)  # widths 32, 34, 33
+    assert fits.tolist() == [True, False, False]
+    np.testing.assert_array_equal(c_min, [16, 17, 16])
+    np.testing.assert_array_equal(c_max, [16, 17, 16])
+    with pytest.raises(ValueError, match="max_shift must be >= 0"):
+        pp.centre_bounds([0, 0, 0], [3, 3, 3], 32, -1)
+
+
+def test_offset_centres_take_every_allowed_value_and_no_other():
+    """The shift is uniform over the whole allowed range, both ends included: one voxel with max_shift 2 ->
+    centres 18..22; a 30-voxel box in a 32 cube -> only 24..26 keep it inside."""
+    lo, hi = np.array([20, 10, 20]), np.array([20, 39, 20])
+    seen = np.array([pp.patch_centre(lo, hi, 32, 2, np.random.default_rng(s)) for s in range(300)])
+    assert set(seen[:, 0]) == set(seen[:, 2]) == {18, 19, 20, 21, 22}
+    assert set(seen[:, 1]) == {24, 25, 26}
+
+
+def test_placement_rng_is_the_stream_of_seed_dataset_case_task():
+    """Each patch's offset stream is ``(placement_seed, dataset, case, task)``: every part, in that order, counts."""
+    draw = lambda g: g.integers(0, 2 ** 62, 4).tolist()
+    got = draw(pp.placement_rng(5, "ds", "case", "task"))
+    assert got == draw(numpy_rng(5, "ds", "case", "task"))
+    others = [pp.placement_rng(6, "ds", "case", "task"), pp.placement_rng(5, "case", "ds", "task"),
+              pp.placement_rng(5, "ds", "case", "task2")]
+    assert all(draw(g) != got for g in others)
 
 
 def test_offset_patches_cover_the_target_off_centre(tmp_path):

@@ -11,6 +11,7 @@ import hyperkit.data.preprocess as pp
 from hyperkit.config import load_profile
 from hyperkit.data.layouts import CaseData, open_dataset
 from hyperkit.data.sample import write_nifti, write_sample_msd, write_sample_totalseg
+from hyperkit.data.tasks import Task
 from hyperkit.errors import ConfigError
 
 
@@ -95,6 +96,39 @@ def test_mri_normalisation_maps_percentiles():
     assert np.mean(y == 1.0) == pytest.approx(0.01, abs=0.005)
 
 
+def test_paper_defaults_ct_window_and_mri_percentiles():
+    """The paper's constants: CT clipped to [-900, 900] HU, MRI 1st and 99th percentiles mapped to [0, 1]."""
+    cfg = pp.DataConfig()
+    assert tuple(cfg.ct_clip) == (-900.0, 900.0) and tuple(cfg.mri_percentiles) == (1.0, 99.0)
+
+
+def test_ct_normalisation_is_the_population_zscore_of_the_clipped_scan():
+    """Guards the configured window (both ends, not symmetrised), the mean subtracted and the SD with ddof 0:
+    clipping to [-100, 300] gives -100, -100, 100, 300, 300, 100 (mean 100, SD 200 sqrt(2/3))."""
+    x = np.array([-1000, -100, 100, 300, 2000, 100], np.float32).reshape(1, 2, 3)
+    y = pp.normalise_channel(x, "CT", pp.DataConfig(ct_clip=(-100.0, 300.0)))
+    r = np.sqrt(1.5)
+    np.testing.assert_allclose(y.ravel(), [-r, -r, 0, r, r, 0], atol=1e-5)
+    assert y.dtype == np.float32 and y.shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["ct", " CT "])
+def test_ct_normalisation_follows_the_channel_modality_not_its_spelling(name):
+    """A channel that :func:`modality_of` calls CT gets the CT window and z-score, however it is spelled."""
+    x = np.array([-3000, -900, 0, 900, 3000, 450], np.float32).reshape(1, 2, 3)
+    np.testing.assert_array_equal(pp.normalise_channel(x, name, pp.DataConfig()),
+                                  pp.normalise_channel(x, "CT", pp.DataConfig()))
+
+
+@pytest.mark.parametrize("percentiles", [(1.0, 99.0), (10.0, 80.0)])
+def test_mri_normalisation_is_the_increasing_map_of_the_configured_percentiles(percentiles):
+    """On the values 0..100 the p-th percentile is p: voxels map to (x - lo) / (hi - lo), clipped to [0, 1]."""
+    lo, hi = percentiles
+    x = np.arange(101, dtype=np.float32).reshape(101, 1, 1)
+    y = pp.normalise_channel(x, "T1", pp.DataConfig(mri_percentiles=percentiles))
+    np.testing.assert_allclose(y.ravel(), np.clip((np.arange(101) - lo) / (hi - lo), 0.0, 1.0), atol=1e-6)
+
+
 def test_crop_centred_pads_with_given_value_and_keeps_centre():
     vol = np.arange(10 * 10 * 10, dtype=np.float32).reshape(1, 10, 10, 10)
     cube, start = pp.crop_centred(vol, (1, 5, 8), 8, pad_value=-7.0)
@@ -102,6 +136,20 @@ def test_crop_centred_pads_with_given_value_and_keeps_centre():
     np.testing.assert_array_equal(start, [-3, 1, 4])
     assert cube[0, 4, 4, 4] == vol[0, 1, 5, 8]  # the centre voxel lands at S // 2
     assert (cube[0, :3] == -7.0).all()  # outside the volume -> pad value
+
+
+@pytest.mark.parametrize("center", [(0, 0, 0), (9, 9, 9), (5, 2, 8), (8, 5, 1), (4, 4, 4)])
+def test_crop_centred_equals_slicing_a_padded_volume(center):
+    """Against NumPy: pad every side with each channel's own value, then slice ``S`` voxels from
+    ``center - S // 2``; the start is returned as is (negative before the volume)."""
+    size, pad = 6, np.array([-1.0, 5.0], np.float32)
+    vol = np.stack([np.arange(1000, dtype=np.float32).reshape(10, 10, 10), np.full((10, 10, 10), 2.0, np.float32)])
+    cube, start = pp.crop_centred(vol, center, size, pad_value=pad)
+    big = np.stack([np.pad(vol[i], size, constant_values=pad[i]) for i in range(2)])
+    s = np.asarray(center) - size // 2
+    np.testing.assert_array_equal(start, s)
+    want = big[:, s[0] + size:s[0] + 2 * size, s[1] + size:s[1] + 2 * size, s[2] + size:s[2] + 2 * size]
+    np.testing.assert_array_equal(cube, want)
 
 
 def test_task_patch_covers_target_and_affine_is_consistent(tmp_path):
@@ -169,6 +217,58 @@ def test_patch_of_target_larger_than_patch_reports_coverage():
     task = Task("x/y/z@CT", "msd", "y", "z", 1, "CT", 0, "CT")
     p = pp.extract_patch(case, task, 32)
     assert p is not None and p.coverage == pytest.approx(32 ** 3 / 50 ** 3)
+
+
+def _two_channel_case() -> CaseData:
+    label = np.zeros((8, 10, 6), np.int32)
+    label[1:3, 3:5, 0:2] = 2  # x 1..2, y 3..4, z 0..1
+    ct = np.full((8, 10, 6), -50.0, np.float32)  # channel 0: lower values than channel 1
+    mr = 100.0 + np.arange(8 * 10 * 6, dtype=np.float32).reshape(8, 10, 6)
+    affine = np.array([[0.0, 2.0, 0.0, 10.0], [3.0, 0.0, 0.0, -20.0], [0.0, 0.0, 4.0, 5.0], [0.0, 0.0, 0.0, 1.0]])
+    return CaseData("c", np.stack([ct, mr]), label, affine, (1.0, 1.0, 1.0))
+
+
+def test_extract_patch_on_a_small_closed_form_case():
+    """The target's box x 1..2, y 3..4, z 0..1 in an 8^3 patch: centre (2, 4, 1), start (-2, 0, -3), the box at
+    3..4 on every axis (centred); the task's channel, padded with that channel's minimum; the affine's origin
+    moved to the start's world point (a non-diagonal affine); coverage 1."""
+    case = _two_channel_case()
+    task = Task("msd/d/b@T2", "msd", "d", "b", 2, "T2", 1, "MRI")
+    p = pp.extract_patch(case, task, 8)
+    start = np.array([-2, 0, -3])
+    assert p.image.shape == p.mask.shape == (1, 8, 8, 8)
+    want_mask = np.zeros((8, 8, 8), np.uint8)
+    want_mask[3:5, 3:5, 3:5] = 1
+    np.testing.assert_array_equal(p.mask[0], want_mask)
+    big = np.pad(case.image[1], 8, constant_values=100.0)  # channel 1's minimum
+    np.testing.assert_array_equal(p.image[0], big[start[0] + 8:start[0] + 16, 8:16, start[2] + 8:start[2] + 16])
+    np.testing.assert_allclose(p.affine[:3, 3], case.affine[:3, :3] @ start + case.affine[:3, 3])
+    np.testing.assert_array_equal(p.affine[:3, :3], case.affine[:3, :3])
+    np.testing.assert_allclose(p.affine[:3, 3], [10.0 + 0.0, -20.0 - 6.0, 5.0 - 12.0])
+    assert p.coverage == 1.0 and p.case_id == "c"
+    assert pp.extract_patch(case, Task("msd/d/a@T2", "msd", "d", "a", 1, "T2", 1, "MRI"), 8) is None
+
+
+def test_dataset_patches_with_a_margin_cut_cubes_of_side_s_plus_twice_the_margin(tmp_path):
+    """Training banks' cubes: side ``S + 2 * margin``, centred on the target, placement ignored."""
+    ds = open_dataset(write_sample_msd(tmp_path, n_cases=1))
+    task = ds.tasks()[0]
+    cfg = load_profile("quick", {"data": {"patch_size": 16, "placement": "offset"}})
+    (p,) = pp.dataset_patches(ds, [task], cfg, cache_dir=tmp_path / "cache", margin=4)[task.task_id]
+    assert p.image.shape == p.mask.shape == (1, 24, 24, 24)
+    idx = np.argwhere(p.mask[0])
+    assert np.all(np.abs((idx.min(0) + idx.max(0) + 1) / 2 - 12) <= 0.5)  # centred
+
+
+def test_dataset_patches_refuses_a_task_of_another_layout(tmp_path):
+    """A task with the dataset's name but another layout is not the dataset's: refused before any work."""
+    ds = open_dataset(write_sample_msd(tmp_path, n_cases=1))
+    t = ds.tasks()[0]
+    other = Task(t.task_id.replace("msd/", "nnunet/"), "nnunet", t.dataset, t.class_name, t.label_value, t.channel,
+                 t.channel_index, t.modality)
+    with pytest.raises(ValueError, match="does not belong to dataset"):
+        pp.dataset_patches(ds, [other], load_profile("quick"), cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
 
 
 def test_target_lost_to_resampling_is_reported(tmp_path):
