@@ -235,8 +235,9 @@ def centre_bounds(lo: np.ndarray, hi: np.ndarray, size: int,
     the box fits at all; an axis where it does not gets the box's centre as both bounds (the
     cube covers as much as fits).
 
-    The one rule behind every offset patch: evaluation patches (:func:`patch_centre`) and the
-    training crops of :meth:`hyperkit.data.bank.TaskBank.sample`.
+    The rule of every evaluation patch (:func:`patch_centre`). The training crops of
+    :meth:`hyperkit.data.bank.TaskBank.sample` follow the same rule at the crop's scale, written
+    out in ``TaskBank._cut`` (with its own fallback for a target larger than the crop).
     """
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     if max_shift < 0:
