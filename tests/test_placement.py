@@ -71,6 +71,19 @@ def test_centre_bounds_closed_form():
         pp.centre_bounds([0, 0, 0], [3, 3, 3], 32, -1)
 
 
+def test_centre_bounds_around_a_given_centre_inside_a_cube():
+    """TaskBank's crops: the shift counted from the stored cube's centre (``around``), and the crop kept inside
+    the cube (``extent``: starts 0..extent - S, centres S//2..extent - S + S//2). S = 8, shift 3, around
+    (10, 10, 17), extent 20: axis 0's box (2..4) lies outside 7..13 (no centre: the box's own centre 3);
+    axis 1 keeps 9..13 (the box binds below); axis 2 keeps 14..16 (the cube's far face binds, 20 without it)."""
+    lo, hi, around = [2, 10, 16], [4, 12, 16], [10, 10, 17]
+    c_min, c_max, fits = pp.centre_bounds(lo, hi, 8, 3, around=around, extent=20)
+    assert fits.tolist() == [False, True, True]
+    np.testing.assert_array_equal(c_min, [3, 9, 14])
+    np.testing.assert_array_equal(c_max, [3, 13, 16])
+    np.testing.assert_array_equal(pp.centre_bounds(lo, hi, 8, 3, around=around)[1], [3, 13, 20])
+
+
 def test_offset_centres_take_every_allowed_value_and_no_other():
     """The shift is uniform over the whole allowed range, both ends included: one voxel with max_shift 2 ->
     centres 18..22; a 30-voxel box in a 32 cube -> only 24..26 keep it inside."""

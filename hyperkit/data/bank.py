@@ -14,7 +14,7 @@ from torch import Tensor
 
 from hyperkit.config.sections import SAMPLINGS
 from hyperkit.data.layouts import Dataset
-from hyperkit.data.preprocess import dataset_patches
+from hyperkit.data.preprocess import centre_bounds, dataset_patches
 from hyperkit.data.splits import assign_roles
 from hyperkit.data.tasks import task_parts
 from hyperkit.errors import DataError
@@ -180,12 +180,12 @@ class TaskBank:
         """Case ``index`` of task ``tid`` as a model input ``(1, S, S, S)`` (``S``: ``crop`` when set).
 
         A random offset crop of the stored cube when ``margin > 0`` or ``crop > 0``. Every axis: a
-        uniform start among those that keep the crop inside the cube, its centre within
-        ``margin · S / S_patch`` voxels of the cube's centre (the profile's ``max_offset`` at the
-        crop's scale) and the target's bounding box inside the crop; where none does (the
-        target larger than the crop, or a cube off-centre at the scan's edge), the crop is centred
-        in the cube (full size) or on one voxel of the target, drawn at random (``crop``), so that
-        a curved target (a rib) is never missed.
+        uniform start among those that :func:`~hyperkit.data.preprocess.centre_bounds` allows (the
+        crop inside the cube, its centre within ``margin · S / S_patch`` voxels of the cube's centre
+        (the profile's ``max_offset`` at the crop's scale) and the target's bounding box inside the
+        crop); where none does (the target larger than the crop, or a cube off-centre at the scan's
+        edge), the crop is centred in the cube (full size) or on one voxel of the target, drawn at
+        random (``crop``), so that a curved target (a rib) is never missed.
         """
         image, mask = self.images[tid][index], self.masks[tid][index]
         if not self.margin and not self.crop:
@@ -194,19 +194,20 @@ class TaskBank:
         full = cube - 2 * self.margin
         size = self.crop or full
         middle = (cube - size) // 2  # the start that centres the crop in the cube
-        reach = self.margin * size // full
+        half = size // 2
         fg = mask[0].nonzero()
-        lo, hi = fg.min(0).values, fg.max(0).values
+        lo, hi = fg.min(0).values.numpy(), fg.max(0).values.numpy()
+        c_min, c_max, fits = centre_bounds(lo, hi, size, self.margin * size // full,
+                                           around=np.full(3, middle + half), extent=cube)
         start, voxel = [], None
         for a in range(3):
-            first = max(0, middle - reach, int(hi[a]) + 1 - size)
-            last = min(cube - size, middle + reach, int(lo[a]))
-            if first > last:
+            first, last = int(c_min[a]) - half, int(c_max[a]) - half
+            if not fits[a]:
                 fallback = middle
                 if self.crop:  # centred on one of the target's voxels, so that the crop holds some target
                     if voxel is None:
                         voxel = fg[int(torch.randint(len(fg), (1,), generator=generator))]
-                    fallback = int(voxel[a]) - size // 2
+                    fallback = int(voxel[a]) - half
                 first = last = min(max(fallback, 0), cube - size)
             start.append(first + int(torch.randint(last - first + 1, (1,), generator=generator)))
         sl = (slice(None),) + tuple(slice(s, s + size) for s in start)

@@ -228,25 +228,37 @@ def patch_centre(lo: np.ndarray, hi: np.ndarray, size: int, max_shift: int = 0,
     return np.array([rng.integers(a, b + 1) if ok else a for a, b, ok in zip(c_min, c_max, fits)], dtype=np.int64)
 
 
-def centre_bounds(lo: np.ndarray, hi: np.ndarray, size: int,
-                  max_shift: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def centre_bounds(lo: np.ndarray, hi: np.ndarray, size: int, max_shift: int, *,
+                  around: np.ndarray | None = None,
+                  extent: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per axis, the smallest and largest centre ``(3,)`` of a cube of side ``size`` that covers
-    the box ``lo..hi`` (inclusive) and lies within ``max_shift`` of the box's centre, and whether
-    the box fits at all; an axis where it does not gets the box's centre as both bounds (the
+    the box ``lo..hi`` (inclusive) and lies within ``max_shift`` of ``around``, and whether
+    such a centre exists; an axis where none does gets the box's centre as both bounds (the
     cube covers as much as fits).
 
-    The rule of every evaluation patch (:func:`patch_centre`). The training crops of
-    :meth:`hyperkit.data.bank.TaskBank.sample` follow the same rule at the crop's scale, written
-    out in ``TaskBank._cut`` (with its own fallback for a target larger than the crop).
+    The one placement rule of the kit: every evaluation patch (:func:`patch_centre`) and every
+    training crop of :meth:`hyperkit.data.bank.TaskBank.sample` (which keeps its own fallback
+    where no centre exists). A cube of centre ``c`` starts at ``c - size // 2``.
+
+    Args:
+        lo, hi: the box's first and last voxel per axis ``(3,)``.
+        size: the cube's side.
+        max_shift: how far the centre may lie from ``around`` (>= 0).
+        around: the centre the shift is counted from (default: the box's centre ``(lo + hi + 1) // 2``).
+        extent: when given, the cube must also lie inside ``[0, extent)`` on every axis (a crop of a
+            stored cube of side ``extent``); default: no such bound (the scan is padded).
     """
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     if max_shift < 0:
         raise ValueError(f"max_shift must be >= 0, got {max_shift}")
     centre = (lo + hi + 1) // 2
+    ref = centre if around is None else np.asarray(around, dtype=np.int64)
     half = size // 2
     # start = c - half must satisfy start <= lo and start + size >= hi + 1
-    c_min = np.maximum(hi + 1 - size + half, centre - max_shift)
-    c_max = np.minimum(lo + half, centre + max_shift)
+    c_min = np.maximum(hi + 1 - size + half, ref - max_shift)
+    c_max = np.minimum(lo + half, ref + max_shift)
+    if extent is not None:  # and 0 <= start <= extent - size
+        c_min, c_max = np.maximum(c_min, half), np.minimum(c_max, extent - size + half)
     fits = c_min <= c_max
     return np.where(fits, c_min, centre), np.where(fits, c_max, centre), fits
 
