@@ -75,13 +75,17 @@ def test_early_stopping_is_the_replayed_rule(data_root, cache, tmp_path):
     assert res.stopped_early and replay.stopped_at is not None  # an lr of 1e-9 changes no prediction: ties
     assert res.episodes_done == (replay.stopped_at or 12) == val[-1]["episode"]
     assert (res.best_episode, round(res.best_dice, 6)) == (replay.best_episode, replay.best_dice)
-    assert load_checkpoint(res.run_dir / "best.pt")["state"]["best_episode"] == replay.best_episode
+    kept = load_checkpoint(res.run_dir / "best.pt")["state"]
+    assert kept["best_episode"] == replay.best_episode
+    assert kept["episode"] == kept["best_episode"]  # best.pt is written at an improvement only, not at every validation
 
 
 def test_loss_falls_on_tiny_task_set(data_root, cache, tmp_path):
     res = train(tiny_cfg(episodes=40, lr=3e-3, augment=False, val_every=40), data_root, tmp_path / "run",
                 cache_dir=cache, progress=False)
-    losses = [r["loss"] for r in read_jsonl(res.run_dir / "metrics.jsonl")]
+    rows = read_jsonl(res.run_dir / "metrics.jsonl")
+    losses = [r["loss"] for r in rows]
+    assert len({tuple(r["tasks"]) for r in rows}) > 1  # every episode draws its own tasks (its own generator)
     assert sum(losses[-8:]) / 8 < 0.9 * sum(losses[:8]) / 8
 
 
@@ -90,6 +94,10 @@ def test_resume_equals_uninterrupted(data_root, cache, tmp_path):
     full = train(cfg, data_root, tmp_path / "full", cache_dir=cache, progress=False)
     part = train(cfg, data_root, tmp_path / "part", stop_at=3, cache_dir=cache, progress=False)
     assert part.episodes_done == 3  # interrupted between two checkpoints and validations
+    assert load_checkpoint(tmp_path / "part" / "last.pt")["state"]["episode"] == 3  # the stop writes its checkpoint
+    for name in ("metrics.jsonl", "validation.jsonl"):  # as a crash after episode 4 was logged, before its checkpoint
+        with open(tmp_path / "part" / name, "a") as fh:
+            fh.write(json.dumps({"episode": 4, "dice": -1.0, "loss": -1.0}) + "\n")
     resumed = train(cfg, data_root, tmp_path / "part", resume=True, cache_dir=cache, progress=False)
     assert resumed.episodes_done == 6
     for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
@@ -232,3 +240,26 @@ def test_ensure_trained_returns_the_best_eval_mode_model_both_ways(data_root, ca
     assert load_checkpoint(tmp_path / "run" / "last.pt")["config"]["evaluate"]["adapt_lr"] > 0
     other = {**cfg, "evaluate": {**cfg["evaluate"], "draws": 2}}
     assert ensure_trained(other, data_root, tmp_path / "run", cache_dir=cache, progress=False).episodes_done == 4
+
+
+def test_ensure_trained_finishes_an_interrupted_run_and_refuses_another_config(data_root, cache, tmp_path):
+    from hyperkit.training.loop import ensure_trained
+
+    cfg = tiny_cfg(episodes=3)
+    train(cfg, data_root, tmp_path / "run", stop_at=1, cache_dir=cache, progress=False)
+    assert ensure_trained(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False).episodes_done == 3
+    with pytest.raises(HyperkitError, match="holds a run with another config"):
+        ensure_trained(cfg, data_root, tmp_path / "run", seed=7, cache_dir=cache, progress=False)
+
+
+def test_augmentation_reaches_every_training_case(data_root, cache, tmp_path, monkeypatch):
+    """``train.augment``: each episode augments every task's support and query (2 B calls); off: none."""
+    from hyperkit.training import loop
+
+    calls = []
+    real = loop.augment_pair
+    monkeypatch.setattr(loop, "augment_pair", lambda *a: calls.append(a[-1]) or real(*a))
+    train(tiny_cfg(episodes=1, augment=True), data_root, tmp_path / "on", cache_dir=cache, progress=False)
+    assert len(calls) == 2 * 2
+    train(tiny_cfg(episodes=1, augment=False), data_root, tmp_path / "off", cache_dir=cache, progress=False)
+    assert len(calls) == 2 * 2
