@@ -215,9 +215,11 @@ def predict(net: nn.Module, images: Tensor, channels: Tensor | None = None, chun
     net.eval()
     if channels is None:
         channels = torch.zeros(images.shape[0], dtype=torch.long)
-    out = [channel_logits(net, images[i:i + chunk], channels[i:i + chunk]) > 0
-           for i in range(0, images.shape[0], chunk)]
-    net.train(was)
+    try:
+        out = [channel_logits(net, images[i:i + chunk], channels[i:i + chunk]) > 0
+               for i in range(0, images.shape[0], chunk)]
+    finally:  # a refused input leaves the caller's mode as it was
+        net.train(was)
     return torch.cat(out)
 
 
