@@ -76,6 +76,10 @@ def test_one_shot_validation_runs_in_eval_mode_and_restores_the_mode(training):
     one_shot_validation(model, bank({"a@CT": [1, 2]}), n_queries=1, device=torch.device("cpu"))
     assert [c[0] for c in model.calls] == [False]
     assert model.training is training
+    refusing = nn.Linear(1, 1).train(training)  # called with a support and a query: TypeError
+    with pytest.raises(TypeError):
+        one_shot_validation(refusing, bank({"a@CT": [1, 2]}), n_queries=1, device=torch.device("cpu"))
+    assert refusing.training is training  # the caller's mode is restored all the same
 
 
 class Fixed(nn.Module):

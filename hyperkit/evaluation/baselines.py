@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from hyperkit.config import SupervisedConfig
 from hyperkit.metrics import copy_support, dice
 from hyperkit.model.adapt import segmentation_loss
+from hyperkit.model.modes import eval_mode
 from hyperkit.model.precision import autocast, precision
 from hyperkit.model.unet import DOWNSAMPLING, UNet3D
 from hyperkit.data.augment import augment_pair, build_augment
@@ -211,15 +212,11 @@ def predict(net: nn.Module, images: Tensor, channels: Tensor | None = None, chun
     """
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    was = net.training
-    net.eval()
     if channels is None:
         channels = torch.zeros(images.shape[0], dtype=torch.long)
-    try:
+    with eval_mode(net):  # a refused input leaves the caller's mode as it was
         out = [channel_logits(net, images[i:i + chunk], channels[i:i + chunk]) > 0
                for i in range(0, images.shape[0], chunk)]
-    finally:  # a refused input leaves the caller's mode as it was
-        net.train(was)
     return torch.cat(out)
 
 

@@ -10,6 +10,7 @@ Modules, one idea each:
 - :mod:`~hyperkit.model.checks`: input checks (ValueError naming the value).
 - :mod:`~hyperkit.model.conv`: 3D convolution routed to the fast CPU kernels.
 - :mod:`~hyperkit.model.precision`: bf16 autocast where the hardware has bf16 (``amp`` settings).
+- :mod:`~hyperkit.model.modes`: :func:`eval_mode`, a module in eval mode for one block.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from hyperkit.data.layouts import discover_datasets
 from hyperkit.metrics import dice
 from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
+from hyperkit.model.modes import eval_mode
 from hyperkit.model.precision import autocast
 from hyperkit.provenance import write_run_record
 from hyperkit.data.augment import augment_pair, build_augment
@@ -144,22 +145,20 @@ def one_shot_validation(model: HyperUNet, bank: TaskBank, n_queries: int, device
     Returns:
         ``{"dice": mean over tasks, "per_task": {task_id: mean Dice over its supports and queries}}``.
     """
-    was_training = model.training
-    model.eval()
     per_task = {}
-    for tid in bank.task_ids:
-        imgs, msks = bank.images[tid], bank.masks[tid]
-        n = imgs.shape[0]
-        scores = []
-        for s in range(min(n_supports, n)):
-            idx = [(s + 1 + j) % n for j in range(min(n_queries, n - 1))]
-            with _autocast(device, amp):
-                _, q_logits = model(imgs[s:s + 1][None].to(device), msks[s:s + 1][None].to(device),
-                                    imgs[idx][None].to(device))
-            preds = (q_logits[0].float() > 0).cpu()
-            scores += [dice(p, m) for p, m in zip(preds, msks[idx])]
-        per_task[tid] = float(sum(scores) / len(scores))
-    model.train(was_training)
+    with eval_mode(model):
+        for tid in bank.task_ids:
+            imgs, msks = bank.images[tid], bank.masks[tid]
+            n = imgs.shape[0]
+            scores = []
+            for s in range(min(n_supports, n)):
+                idx = [(s + 1 + j) % n for j in range(min(n_queries, n - 1))]
+                with _autocast(device, amp):
+                    _, q_logits = model(imgs[s:s + 1][None].to(device), msks[s:s + 1][None].to(device),
+                                        imgs[idx][None].to(device))
+                preds = (q_logits[0].float() > 0).cpu()
+                scores += [dice(p, m) for p, m in zip(preds, msks[idx])]
+            per_task[tid] = float(sum(scores) / len(scores))
     return {"dice": sum(per_task.values()) / len(per_task), "per_task": per_task}
 
 
