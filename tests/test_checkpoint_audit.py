@@ -95,6 +95,18 @@ def test_a_key_the_checkpoint_lacks_differs_from_the_profile(tmp_path, profile):
         load_hypernet(_save(tmp_path / "best.pt", cfg), profile)
 
 
+def test_a_setting_added_since_the_checkpoint_compares_at_its_default(tmp_path, profile):
+    """``data.max_offset`` and ``placement_seed`` came after ``placement``: a checkpoint without them was trained
+    with their defaults (0.25, 0), which are quick's, so it loads against quick; one model key the same way."""
+    cfg = _cfg()
+    del cfg["data"]["max_offset"], cfg["data"]["placement_seed"], cfg["model"]["eval_seed"]
+    model, got = load_hypernet(_save(tmp_path / "old.pt", cfg), profile)
+    assert not model.training and "max_offset" not in got["data"]  # the record is returned as stored
+    cfg["data"]["placement"] = "centred"  # ...but a lacking key is read at its default, not at the profile's
+    with pytest.raises(ConfigError, match=r"\(data\.placement: checkpoint 'centred', profile 'offset'\)$"):
+        load_hypernet(_save(tmp_path / "centred.pt", cfg), profile)
+
+
 def test_the_profile_message_lists_three_differences_then_dots(tmp_path, profile):
     three = ("data.max_offset: checkpoint 0.1, profile 0.25; data.placement_seed: checkpoint 1, profile 0; "
              "data.spacing: checkpoint 3.0, profile 4.0")

@@ -180,6 +180,18 @@ def test_maml_command_pairs_both_methods_writes_table3_and_reuses_folds(
     assert main(["maml", "--checkpoint", str(ckpt), "--data", str(moved / "data"), "--out", str(moved / "maml"),
                  "--no-progress", "--resume"]) == 0
     assert all(f["reused"] for f in json.loads((moved / "maml" / "maml.json").read_text())["folds"].values())
+    # a record and folds written before data.placement_seed and evaluate.rand_adapt existed: read at their
+    # defaults (0, false: this run's), so the folds are still reused
+    record = json.loads((moved / "maml" / "maml.json").read_text())
+    del record["protocol"]["data"]["placement_seed"], record["protocol"]["evaluate"]["rand_adapt"]
+    (moved / "maml" / "maml.json").write_text(json.dumps(record))
+    for path in (moved / "maml" / "folds").glob("*.pt"):
+        fold = torch.load(path, weights_only=True)
+        del fold["key"]["data"]["placement_seed"]
+        save_atomic(fold, path)
+    assert main(["maml", "--checkpoint", str(ckpt), "--data", str(moved / "data"), "--out", str(moved / "maml"),
+                 "--no-progress", "--resume"]) == 0
+    assert all(f["reused"] for f in json.loads((moved / "maml" / "maml.json").read_text())["folds"].values())
     # another budget in the same folder is refused, not mixed in
     assert main(argv + ["--resume", "--meta-iterations", "3"]) == 2
     assert "another maml.meta_iterations; choose another --out" in capsys.readouterr().err

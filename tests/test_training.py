@@ -263,3 +263,22 @@ def test_augmentation_reaches_every_training_case(data_root, cache, tmp_path, mo
     assert len(calls) == 2 * 2
     train(tiny_cfg(episodes=1, augment=False), data_root, tmp_path / "off", cache_dir=cache, progress=False)
     assert len(calls) == 2 * 2
+
+
+def test_a_run_recorded_before_a_setting_existed_is_resumed_and_reused(data_root, cache, tmp_path):
+    """Data and model settings added since a run compare at their defaults, as train's do (``reread_config``);
+    a setting the run lacks whose default differs from this config still makes it another run."""
+    from hyperkit.training.loop import ensure_trained
+
+    cfg = tiny_cfg(episodes=2)
+    train(cfg, data_root, tmp_path / "run", stop_at=1, cache_dir=cache, progress=False)
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    old = {**last["config"], "data": dict(last["config"]["data"]), "model": dict(last["config"]["model"])}
+    del old["data"]["placement_seed"], old["model"]["eval_seed"]  # defaults 0, as this config's
+    save_atomic({**last, "config": old}, tmp_path / "run" / "last.pt")
+    assert ensure_trained(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False).episodes_done == 2
+    last = load_checkpoint(tmp_path / "run" / "last.pt")
+    del last["config"]["data"]["placement"]  # default centred; this config is offset
+    save_atomic(last, tmp_path / "run" / "last.pt")
+    with pytest.raises(HyperkitError, match="holds a run with another config"):
+        ensure_trained(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False)

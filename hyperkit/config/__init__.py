@@ -11,7 +11,9 @@ It imports only :mod:`hyperkit.errors` and :mod:`hyperkit.files`, so every layer
 from hyperkit.config.profiles import (PROFILES, combine_overrides, differences, dump_config, load_profile, merge_config,
                                       parse_assignment, parse_override, protocol_for)
 from hyperkit.config.sections import (CENTRE_PRIOR_METHODS, METHODS, ONE_SHOT_METHODS, DataConfig, EvalConfig,
-                                      ModelConfig, SupervisedConfig, TrainConfig, check_config, check_seed, reread)
+                                      ModelConfig, SupervisedConfig, TrainConfig, check_config, check_seed, reread,
+                                      reread_config)
 
 __all__ = ["PROFILES", "load_profile", "merge_config", "parse_assignment", "parse_override", "combine_overrides", "dump_config",
-           "DataConfig", "ModelConfig", "TrainConfig", "check_config", "check_seed", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS", "EvalConfig", "SupervisedConfig", "protocol_for", "differences", "reread"]
+           "DataConfig", "ModelConfig", "TrainConfig", "check_config", "check_seed", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS", "EvalConfig", "SupervisedConfig", "protocol_for", "differences", "reread",
+           "reread_config"]

@@ -18,7 +18,7 @@ from hyperkit.config.schema import _convert, check_unknown, fields_from as _fiel
 from hyperkit.errors import ConfigError
 
 __all__ = ["PLACEMENTS", "SAMPLINGS", "INTENSITIES", "SECTIONS", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS",
-           "DataConfig", "ModelConfig", "TrainConfig", "SupervisedConfig", "MamlConfig", "EvalConfig", "check_config", "check_seed", "reread"]
+           "DataConfig", "ModelConfig", "TrainConfig", "SupervisedConfig", "MamlConfig", "EvalConfig", "check_config", "check_seed", "reread", "reread_config"]
 
 #: every method the protocol knows, in table order (keys of ``paper_results/tables.yaml``)
 METHODS: tuple[str, ...] = ("rand_unet", "all_unet", "hyper_unet", "conv_unet", "copy_support")
@@ -515,6 +515,11 @@ class EvalConfig:
                               "must be in (0, 1) and sum to less than 1")
         return out
 
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "EvalConfig":
+        """From a bare ``evaluate`` section (a run record's ``protocol.evaluate``), as :meth:`from_config`."""
+        return cls.from_config({"evaluate": data})
+
     def step_lr(self, method: str) -> float | None:
         """Learning rate of the gradient step on the support for a one-shot U-Net, or ``None`` for none.
 
@@ -542,6 +547,25 @@ class EvalConfig:
         out.pop("finetune")
         out.pop("maml")
         return out
+
+
+#: today's reader of each section that a run or a checkpoint records and that is compared with today's
+RECORDED_READERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "data": DataConfig.from_mapping, "model": ModelConfig.from_mapping, "train": TrainConfig.from_mapping}
+
+
+def reread_config(cfg: Mapping[str, Any],
+                  readers: Mapping[str, Callable[[Mapping[str, Any]], Any]] | None = None) -> dict[str, Any]:
+    """A recorded config (a run's, a checkpoint's, a MAML fold's key) with its sections read again with
+    today's defaults (:func:`reread`), so that a setting added since the record compares at its default,
+    not as missing; the other keys stay as recorded.
+
+    Args:
+        cfg: the record.
+        readers: ``section -> today's reader``; default :data:`RECORDED_READERS` (``data``, ``model``, ``train``).
+    """
+    readers = RECORDED_READERS if readers is None else readers
+    return {k: reread(v, readers[k]) if k in readers else v for k, v in cfg.items()}
 
 
 def check_config(cfg: Mapping[str, Any]) -> dict[str, Any]:

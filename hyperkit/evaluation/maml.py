@@ -39,7 +39,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from hyperkit.config import EvalConfig, TrainConfig, check_seed, differences, protocol_for
+from hyperkit.config import EvalConfig, TrainConfig, check_seed, differences, protocol_for, reread_config
 from hyperkit.config.sections import MamlConfig
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.identity import comparable_on_data, data_identity
@@ -51,7 +51,8 @@ from hyperkit.evaluation.protocol import FIELDS, csv_row, evaluate, one_shot_pla
 from hyperkit.evaluation.stats import Paired, paired_tasks
 from hyperkit.evaluation.tables import paper_tables, summarize
 from hyperkit.files import sha256_file, write_text_atomic
-from hyperkit.training.maml import MetaResult, adapt, init_unet, load_fold, meta_train, save_fold, without_task
+from hyperkit.training.maml import (FOLD_READERS, MetaResult, adapt, init_unet, load_fold, meta_train, save_fold,
+                                    without_task)
 
 __all__ = ["ORGANS", "MAML_METHOD", "OrganTask", "MamlRun", "resolve_organs", "organ_bank", "check_organs",
            "maml_rows", "run_fold", "exposure", "PAPER_SAW", "table3", "table3_of_run", "read_maml", "run_maml"]
@@ -414,8 +415,9 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
                 "data": dict(cfg["data"]), "base_width": width, **data_identity(data_root, datasets, "data_root")}
     protocol = {**fold_key, "checkpoint_sha256": sha256_file(checkpoint), "evaluate": ecfg.as_dict()}
     if record_path.exists():
-        theirs, ours = comparable_on_data(json.loads(record_path.read_text()).get("protocol", {}), protocol,
-                                          "data_root")
+        readers = {**FOLD_READERS, "evaluate": EvalConfig.from_mapping}
+        theirs, ours = comparable_on_data(reread_config(json.loads(record_path.read_text()).get("protocol", {}),
+                                                        readers), reread_config(protocol, readers), "data_root")
         if theirs != ours:
             diff = differences(theirs, ours)
             raise HyperkitError(f"{out}: holds a MAML run made with another {', '.join(diff)}; choose another --out")

@@ -235,7 +235,7 @@ _ONE_SHOT_KEYS = ("draws", "shots", "adapt", "adapt_lr", "rand_adapt", "adapt_bc
 
 def _read_evaluate(evaluate: Any) -> Any:
     """A recorded ``evaluate`` section read again with today's defaults (:func:`~hyperkit.config.reread`)."""
-    return reread(evaluate, lambda section: EvalConfig.from_config({"evaluate": section}))
+    return reread(evaluate, EvalConfig.from_mapping)
 
 
 def _comparable(protocol: dict[str, Any]) -> dict[str, Any]:

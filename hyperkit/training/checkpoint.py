@@ -44,23 +44,24 @@ def load_hypernet(path: str | Path, profile: str | None = None,
     Args:
         path: a run's ``best.pt`` or ``last.pt``.
         profile: when given (``"quick"``, ``"paper"`` or a YAML path), the checkpoint's
-            ``data`` and ``model`` sections must equal that profile's.
+            ``data`` and ``model`` sections must equal that profile's (a setting the checkpoint
+            lacks counts at its default: :func:`~hyperkit.config.reread_config`).
         map_location: device to load the tensors to.
 
     Raises:
         FileNotFoundError, HyperkitError: as :func:`load_checkpoint`.
         ConfigError: the checkpoint was trained with another profile than ``profile``.
     """
-    from hyperkit.config import check_config, load_profile
+    from hyperkit.config import check_config, load_profile, reread_config
     from hyperkit.model.hypernet import HyperUNet
 
     ck = load_checkpoint(path, map_location)
     cfg = check_config(ck["config"])  # read back through the one validator
-    if profile is not None:
-        want = load_profile(profile)
-        diff = [f"{sec}.{k}: checkpoint {cfg[sec].get(k)!r}, profile {want[sec].get(k)!r}"
-                for sec in ("data", "model") for k in sorted(set(cfg[sec]) | set(want[sec]))
-                if cfg[sec].get(k) != want[sec].get(k)]
+    if profile is not None:  # a setting added since the checkpoint compares at its default
+        got, want = reread_config(cfg), reread_config(load_profile(profile))
+        diff = [f"{sec}.{k}: checkpoint {got[sec].get(k)!r}, profile {want[sec].get(k)!r}"
+                for sec in ("data", "model") for k in sorted(set(got[sec]) | set(want[sec]))
+                if got[sec].get(k) != want[sec].get(k)]
         if diff:
             raise ConfigError(f"{path}: trained with profile {cfg.get('name')!r}, not {profile!r} "
                               f"({'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''})")

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from hyperkit.config import DataConfig, TrainConfig, check_config, check_seed, dump_config, reread
+from hyperkit.config import DataConfig, TrainConfig, check_config, check_seed, dump_config, reread_config
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.metrics import dice
 from hyperkit.model.adapt import segmentation_loss
@@ -207,10 +207,8 @@ def _training_part(resolved: Mapping[str, Any], episodes: bool = True) -> dict[s
     """What makes two runs the same training: the resolved config without ``evaluate``
     (the protocol may change without retraining) and, with ``episodes=False``, without
     ``train.episodes`` (a resume may extend a run)."""
-    out = {k: v for k, v in resolved.items() if k != "evaluate"}
-    if "train" in out:  # read again: a setting added since compares at its default
-        out["train"] = reread(out["train"], TrainConfig.from_mapping)
-    if not episodes:
+    out = reread_config({k: v for k, v in resolved.items() if k != "evaluate"})  # added since: at its default
+    if not episodes and "train" in out:
         out["train"] = {k: v for k, v in out["train"].items() if k != "episodes"}
     return out
 

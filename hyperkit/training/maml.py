@@ -38,7 +38,7 @@ from torch import Tensor
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from hyperkit.config.sections import MamlConfig
+from hyperkit.config.sections import DataConfig, MamlConfig, reread_config
 from hyperkit.data.augment import augment_pair, build_augment
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.identity import comparable_on_data
@@ -48,11 +48,13 @@ from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
 
-__all__ = ["FOLD_KIND", "MetaTask", "MetaResult", "sample_meta_batch", "inner_adapt", "adapt", "meta_train",
+__all__ = ["FOLD_KIND", "FOLD_READERS", "MetaTask", "MetaResult", "sample_meta_batch", "inner_adapt", "adapt", "meta_train",
            "init_unet", "without_task", "save_fold", "load_fold"]
 
 #: ``kind`` of a fold file
 FOLD_KIND = "hyperkit-maml-fold"
+#: today's readers of the sections of a fold's key: a setting added since the fold compares at its default
+FOLD_READERS = {"data": DataConfig.from_mapping, "maml": MamlConfig.from_mapping}
 
 Params = dict[str, Tensor]
 
@@ -276,7 +278,8 @@ def load_fold(path: str | Path, key: Mapping[str, Any] | None = None) -> tuple[U
     ck = read_torch_file(path, "MAML fold")
     if not isinstance(ck, dict) or ck.get("kind") != FOLD_KIND:
         raise HyperkitError(f"{path}: not a MAML fold file")
-    theirs, ours = comparable_on_data(ck["key"], key, "data_root") if key is not None else ({}, {})
+    theirs, ours = (comparable_on_data(reread_config(ck["key"], FOLD_READERS), reread_config(key, FOLD_READERS),
+                                       "data_root") if key is not None else ({}, {}))
     if theirs != ours:  # the data by content where the fold records it
         diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         raise HyperkitError(f"{path}: a fold made with another {', '.join(diff)}; remove it or choose another --out")
