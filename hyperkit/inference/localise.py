@@ -326,14 +326,14 @@ def intersect(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 
 
 def parse_roi(text: str) -> np.ndarray:
-    """``"x0,y0,z0,x1,y1,z1"`` (mm) -> ``(2, 3)`` box.
+    """``"x0,y0,z0,x1,y1,z1"`` (mm) -> ``(2, 3)`` box; spaces around a number are allowed.
 
     Raises:
-        ValueError: not six numbers, or a low corner not below the high one (the text is quoted).
+        ValueError: not six numbers (an empty field, or ``"1 0"`` within one, is not a number), or a low
+            corner not below the high one (the text is quoted).
     """
-    parts = [p for p in str(text).replace(" ", "").split(",") if p]
     try:
-        vals = [float(p) for p in parts]
+        vals = [float(p) for p in str(text).split(",")]
     except ValueError:
         vals = []
     if len(vals) != 6 or not np.all(np.isfinite(vals)):

@@ -204,14 +204,17 @@ def _check_output(out: str | Path, inputs: dict[str, str | Path | None], *, nift
         beside: files written along with it (a sidecar), checked against ``inputs`` too.
 
     Raises:
-        HyperkitError: ``out`` is a folder, lacks the NIfTI ending, or it (or a file beside it) is one
-            of ``inputs``: writing would destroy an input.
+        HyperkitError: ``out`` (or a file beside it) is a folder, ``out`` lacks the NIfTI ending, or it
+            (or a file beside it) is one of ``inputs``: writing would destroy an input.
     """
     p = Path(out)
     if p.is_dir():
         raise HyperkitError(f"--out {p} is a folder; give the path of the file to write")
     if nifti and not is_nifti(p):
         raise HyperkitError(f"--out {p}: must end in {' or '.join(NIFTI_ENDINGS)} (the mask is written as NIfTI)")
+    for b in beside:
+        if b.is_dir():
+            raise HyperkitError(f"--out {p} would write {b}, which is a folder; choose another --out")
     for target in (p, *beside):
         for name, src in inputs.items():
             if src is not None and target.exists() and Path(src).exists() and os.path.samefile(target, src):
@@ -695,14 +698,16 @@ def segment_scan(model: Any, image: str | Path, *, roi: Any = None, margin_mm: f
     if keep not in ("all", "roi", "largest"):
         raise ValueError(f"keep must be 'all', 'roi' or 'largest', got {keep!r}")
     dev = check_device(device)
-    roi_arg = _parse_roi_arg(roi)  # malformed text fails before any work
+    roi_arg = _parse_roi_arg(roi)  # malformed text fails before any work, and so does keep='roi' without a region
+    if keep == "roi" and isinstance(roi_arg, str) and roi_arg == "none":
+        raise ValueError("keep='roi' needs a region (roi 'auto' or a box), got roi 'none'")
     unet, meta = _load_model(model, dev)
+    if keep == "roi" and roi_arg is None and not isinstance(meta.get("support"), dict):
+        raise ValueError("keep='roi' needs a region: this model file carries no support, pass roi as a box")
     data = DataConfig.from_config(meta["data"])
     case, grid = prepare_volume(image, meta["channel"], data, channel_index=channel_index)
     if meta.get("modality") in ("CT", "MRI") and grid.intensity is not None:
         check_modality(grid.intensity, meta["modality"], str(image))
-    if keep == "roi" and isinstance(roi_arg, str) and roi_arg == "none":
-        raise ValueError("keep='roi' needs a region (roi 'auto' or a box), got roi 'none'")
     t_reg = time.perf_counter()
     box, source, reg = resolve_roi(roi_arg, meta, case.image[0], case.affine, grid, margin_mm=margin_mm,
                                    what=str(image))
@@ -711,8 +716,6 @@ def segment_scan(model: Any, image: str | Path, *, roi: Any = None, margin_mm: f
                                   sw_batch_size=sw_batch_size, device=dev)
     mapped = to_input_grid(logits, case.affine, grid.affine, grid.shape)
     pred = (mapped > threshold).astype(np.uint8)
-    if keep == "roi" and box is None:
-        raise ValueError("keep='roi' needs a region: this model file carries no support, pass roi as a box")
     roi_vox = box_voxels(box, grid.affine, grid.shape) if keep == "roi" and box is not None else None
     pred, post = postprocess(pred, keep=keep, roi_voxels=roi_vox, fill_holes=fill_holes)
     voxels = int(pred.sum())
