@@ -143,7 +143,8 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Stat]:
 
 
 def _marks(values: Mapping[str, float]) -> dict[str, str]:
-    """``method -> "best" | "second" | ""`` by value (ties share a mark)."""
+    """``method -> "best" | "second" | ""`` by value as printed, 3 decimals (ties share a mark)."""
+    values = {m: round(v, 3) for m, v in values.items()}
     ranked = sorted(set(values.values()), reverse=True)
     return {m: ("best" if ranked and v == ranked[0] else "second" if len(ranked) > 1 and v == ranked[1] else "")
             for m, v in values.items()}
