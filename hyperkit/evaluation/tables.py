@@ -142,16 +142,20 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Stat]:
     return out
 
 
+#: decimals of a table cell; the marks rank the values as printed
+_DIGITS = 3
+
+
 def _marks(values: Mapping[str, float]) -> dict[str, str]:
-    """``method -> "best" | "second" | ""`` by value as printed, 3 decimals (ties share a mark)."""
-    values = {m: round(v, 3) for m, v in values.items()}
+    """``method -> "best" | "second" | ""`` by value as printed, :data:`_DIGITS` decimals (ties share a mark)."""
+    values = {m: round(v, _DIGITS) for m, v in values.items()}
     ranked = sorted(set(values.values()), reverse=True)
     return {m: ("best" if ranked and v == ranked[0] else "second" if len(ranked) > 1 and v == ranked[1] else "")
             for m, v in values.items()}
 
 
 def _fmt(mean: float, std: float, mark: str) -> str:
-    text = f"{mean:.3f}±{std:.3f}"
+    text = f"{mean:.{_DIGITS}f}±{std:.{_DIGITS}f}"
     return f"**{text}**" if mark == "best" else f"<u>{text}</u>" if mark == "second" else text
 
 
