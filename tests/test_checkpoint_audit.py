@@ -116,3 +116,18 @@ def test_the_profile_message_lists_three_differences_then_dots(tmp_path, profile
         with pytest.raises(ConfigError) as err:
             load_hypernet(path, profile)
         assert str(err.value).endswith(f"({three}{tail}")
+
+
+def test_load_hypernet_reads_on_the_cpu_and_moves_the_model(tmp_path, monkeypatch):
+    """map_location is where the model goes (the file is read on the CPU); a bad device is named as such."""
+    import hyperkit.training.checkpoint as ck
+
+    seen = []
+    real = ck.read_torch_file
+    monkeypatch.setattr(ck, "read_torch_file",
+                        lambda path, what, map_location="cpu": seen.append(map_location) or real(path, what))
+    path = _save(tmp_path / "best.pt", _cfg())
+    model, _ = load_hypernet(path, map_location="meta")
+    assert seen == ["cpu"] and {p.device.type for p in model.parameters()} == {"meta"} and not model.training
+    with pytest.raises(HyperkitError, match="map_location 'gpu0' is not a torch device"):
+        load_hypernet(path, map_location="gpu0")

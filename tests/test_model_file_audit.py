@@ -71,7 +71,7 @@ def _obj(tmp_path, **change):
     return obj
 
 
-@pytest.mark.parametrize("drop", ["unet_config", "state_dict", "data", "channel"])
+@pytest.mark.parametrize("drop", ["unet_config", "state_dict", "data", "channel", "modality"])
 def test_a_file_without_a_needed_key_is_refused_by_name(tmp_path, drop):
     obj = _obj(tmp_path)
     del obj[drop]
@@ -132,3 +132,30 @@ def test_the_mismatch_names_missing_and_unexpected_tensors(tmp_path):
     with pytest.raises(HyperkitError) as err:
         load_unet(save_atomic(obj, tmp_path / "z.pt"))
     assert f"(1 missing: {names[4]}; 4 wrong shape: " in str(err.value)
+
+
+def test_a_file_of_another_modality_is_refused_by_name(tmp_path):
+    """A file whose modality is neither CT nor MRI would skip segment's modality check: refused on loading."""
+    path = save_atomic(_obj(tmp_path, modality="PET"), tmp_path / "x.pt")
+    with pytest.raises(HyperkitError, match=r"x\.pt: the model file's modality must be one of \['CT', 'MRI'\], got 'PET'"):
+        load_unet(path)
+
+
+def test_map_location_is_where_the_unet_goes_the_file_is_read_on_the_cpu(tmp_path, monkeypatch):
+    """The file is read on the CPU and the built U-Net moved: 'meta' gives a meta U-Net (it failed with 'the
+    stored weights do not fit' when the file itself was read to meta); a bad device is named as such."""
+    import hyperkit.inference.model_file as mf
+
+    seen = []
+    real = mf.read_torch_file
+    monkeypatch.setattr(mf, "read_torch_file",
+                        lambda path, what, map_location="cpu": seen.append(map_location) or real(path, what))
+    path = _save(tmp_path / "m.pt")
+    unet, meta = load_unet(path, map_location="meta")
+    assert seen == ["cpu"] and meta["modality"] == "MRI"
+    assert {p.device.type for p in unet.parameters()} == {"meta"} and not unet.training
+    with pytest.raises(HyperkitError, match="map_location 'gpu0' is not a torch device"):
+        load_unet(path, map_location="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(HyperkitError, match="map_location 'cuda': CUDA is not available"):
+            load_unet(path, map_location="cuda")

@@ -161,6 +161,21 @@ def test_generate_records_label_channel_task_and_the_modality_given(support, tmp
         generate_model(support["ckpt"], support["image"], support["mask"], tmp_path / "p.pt", modality="PET")
 
 
+def test_generate_reads_auto_in_any_case_as_the_cli_does(support, tmp_path):
+    """'Auto' and ' AUTO ' detect the modality (as `--modality Auto` and `--roi AUTO` do), not 'must be one of'."""
+    for i, spelled in enumerate(("Auto", " AUTO ")):
+        out = generate_model(support["ckpt"], support["image"], support["mask"], tmp_path / f"a{i}.pt",
+                             modality=spelled, channel_index=0, adapt=False)
+        assert load_unet(out)[1]["source"]["modality"].startswith("the default: minimum")  # not "given"
+
+
+def test_a_label_without_a_mask_is_refused(tmp_path):
+    """--label selects a value of the mask: given without one it was ignored without a word."""
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.float32), np.eye(4)), str(tmp_path / "img.nii.gz"))
+    with pytest.raises(HyperkitError, match="--label 2 selects a value of the mask, but no mask is given"):
+        prepare_volume(tmp_path / "img.nii.gz", "CT", DataConfig(spacing=1.0, patch_size=8), label=2)
+
+
 def test_generate_without_checkpoint_asks_for_the_given_profile(tmp_path, monkeypatch):
     from hyperkit.training import reference
 
@@ -336,6 +351,15 @@ def test_segment_scan_checks_region_and_modality(tmp_path):
     for roi, words in (("none", "got roi 'none'"), (None, "carries no support")):  # before the scan is read
         with pytest.raises(ValueError, match=words):
             segment_scan((_Identity(), META), tmp_path / "missing.nii.gz", roi=roi, keep="roi")
+
+
+def test_a_model_pair_without_its_modality_is_refused_before_reading_the_scan(tmp_path):
+    """The (unet, meta) pair must carry what load_unet guarantees: a meta without its modality skipped the
+    modality check (an MRI scan was segmented by any model), one without its data failed with a KeyError."""
+    for drop in ("modality", "data"):
+        meta = {k: v for k, v in META.items() if k != drop}
+        with pytest.raises(ValueError, match=rf"lacks key\(s\) \['{drop}'\]"):
+            segment_scan((_Identity(), meta), tmp_path / "missing.nii.gz", roi="none")
 
 
 def test_segment_scan_settings_reach_the_unet_and_the_mask(tmp_path, monkeypatch):

@@ -115,3 +115,11 @@ def test_what_held_counts_a_tie_as_not_above_and_holds_when_every_target_is_abov
     above = what_held(summarize([_row("hyper_unet", "c1", 0.75), _row("rand_unet", "c1", 0.5)]))
     assert above[0] == (True, "Hyper U-Net DSC above Rand U-Net on 1 of 1 targets (aim: 1)")
     assert above[1] == (True, "liver: Hyper U-Net DSC 0.750 against the aim 0.70; paper's Hyper U-Net 0.772")
+
+
+def test_an_exact_tie_reads_level_even_with_level_zero():
+    """With level=0 an exact tie read "below" (0 < 0 is false, 0.5 > 0.5 too); equal is "level with" at any level."""
+    summary = summarize([_row("hyper_unet", "c1", 0.5), _row("rand_unet", "c1", 0.5), _row("copy_support", "c1", 0.4)])
+    line = reading(summary, level=0.0)[0]
+    assert "level with Rand U-Net (0.500, +0.000)" in line and "above Copy support mask (0.400, +0.100)" in line
+

@@ -211,7 +211,7 @@ def comparison_table(summary: Mapping[tuple[str, str], Stat], table: str, method
                       _fmt(s.nsd, s.nsd_std, marks["nsd"][m]) if s else "—",
                       _fmt(*pap[m]["nsd"], pmarks["nsd"][m]) if m in pap else "—",
                       _fmt(s.nsd_voxel, s.nsd_voxel_std, marks["nsd_voxel"][m]) if s else "—"]
-            lines.append(f"| {col} ({task.split('/', 1)[1]}) | {METHOD_LABELS[m]} | {' | '.join(cells)} |")
+            lines.append(f"| {col} ({_named(task)}) | {METHOD_LABELS[m]} | {' | '.join(cells)} |")
     notes = {SCOPE_ALL: "too few cases for a test split: one-shot methods scored on every case but the "
                         "support, Conv/All U-Net not run",
              SCOPE_TEST_ANY_SUPPORT: "fewer train + validation cases than shots: one-shot supports drawn from "
@@ -232,7 +232,14 @@ def _evaluated(summary: Mapping[tuple[str, str], Stat], tables: Sequence[str]) -
 
 
 def _compare(a: float, b: float, level: float) -> str:
-    return "level with" if abs(a - b) < level else "above" if a > b else "below"
+    """``a`` against ``b`` in words: within ``level`` (or exactly equal, whatever ``level``) "level with"."""
+    return "level with" if a == b or abs(a - b) < level else "above" if a > b else "below"
+
+
+def _named(task: str) -> str:
+    """A task id without its layout: ``Task01_BrainTumour/edema@FLAIR`` (the task map's patterns match
+    only ids with one)."""
+    return task.split("/", 1)[-1]
 
 
 def reading(summary: Mapping[tuple[str, str], Stat], paper: Mapping[str, Any] | None = None, *,
@@ -278,7 +285,7 @@ def reading(summary: Mapping[tuple[str, str], Stat], paper: Mapping[str, Any] | 
             if ph is not None:
                 parts.append(f"paper's Hyper U-Net {ph['dsc'][0]:.3f} (kit {h - ph['dsc'][0]:+.3f})")
                 counts["paper"].append(h - ph["dsc"][0])
-        lines.append(f"- **{col}** ({task.split('/', 1)[-1]}): " + "; ".join(parts) + ".")
+        lines.append(f"- **{col}** ({_named(task)}): " + "; ".join(parts) + ".")
     said = {"rand_unet": "above Rand U-Net", "copy_support": "above copying the support mask",
             "conv_unet": "below Conv U-Net", "paper": "above the paper's Hyper U-Net"}
     tally = []

@@ -35,6 +35,7 @@ from hyperkit.model.unet import UNet3D
 from hyperkit.provenance import run_record
 from hyperkit.files import read_torch_file, save_atomic
 from hyperkit.training.checkpoint import CHECKPOINT_KIND
+from hyperkit.training.device import check_device
 
 __all__ = ["MODEL_KIND", "save_unet", "load_unet", "file_kind"]
 
@@ -103,27 +104,30 @@ def load_unet(path: str | Path, map_location: str | torch.device = "cpu") -> tup
 
     Args:
         path: the model file.
-        map_location: device of the returned U-Net.
+        map_location: device of the returned U-Net (the file is read on the CPU, then moved).
 
     Returns:
         The U-Net in eval mode and the file's metadata (every key but ``state_dict``).
 
     Raises:
         FileNotFoundError: no such file.
-        HyperkitError: not a torch file, not a hyperkit U-Net model (a hypernetwork checkpoint
-            says so), or weights that do not fit the stored U-Net config.
+        HyperkitError: ``map_location`` is not a device of this machine; not a torch file, not a
+            hyperkit U-Net model (a hypernetwork checkpoint says so), a required key missing, a
+            modality other than CT or MRI, or weights that do not fit the stored U-Net config.
     """
+    device = check_device(map_location, "map_location")
     p = Path(path)
-    obj = read_torch_file(p, "hyperkit U-Net model file", map_location)
+    obj = read_torch_file(p, "hyperkit U-Net model file")
     kind = obj.get("kind") if isinstance(obj, dict) else None
     if kind == CHECKPOINT_KIND:
         raise HyperkitError(f"{p}: this is a hypernetwork checkpoint; make a model with `hyperkit generate` first")
     if kind != MODEL_KIND:
         what = f"kind {kind!r}" if isinstance(obj, dict) else f"a {type(obj).__name__}"
         raise HyperkitError(f"{p}: not a hyperkit U-Net model file ({what}, expected kind {MODEL_KIND!r})")
-    missing = [k for k in ("unet_config", "state_dict", "data", "channel") if k not in obj]
+    missing = [k for k in ("unet_config", "state_dict", "data", "channel", "modality") if k not in obj]
     if missing:
         raise HyperkitError(f"{p}: model file lacks key(s) {missing}")
+    check_modality(obj["modality"], f"{p}: the model file's modality")
     config = obj["unet_config"]
     try:
         unet = UNet3D(**config)
@@ -136,7 +140,7 @@ def load_unet(path: str | Path, map_location: str | torch.device = "cpu") -> tup
         raise HyperkitError(f"{p}: the stored weights do not fit the stored U-Net config {config!r} "
                             f"({_state_mismatch(unet, state)})") from exc
     meta = {k: v for k, v in obj.items() if k != "state_dict"}
-    return unet.to(map_location).eval(), meta
+    return unet.to(device).eval(), meta
 
 
 def file_kind(path: str | Path) -> str | None:

@@ -142,11 +142,13 @@ def prepare_volume(image_path: str | Path, channel: str, data: DataConfig, mask_
 
     Raises:
         DataError: a missing or unreadable file.
-        HyperkitError: a 4D image without ``channel_index``, a mask on another grid, or an
-            empty support mask.
+        HyperkitError: a 4D image without ``channel_index``, a mask on another grid, an
+            empty support mask, or ``label`` without a mask.
     """
     if label is not None and label < 1:
         raise HyperkitError(f"--label {label}: the target label value must be >= 1 (0 is the background)")
+    if label is not None and mask_path is None:
+        raise HyperkitError(f"--label {label} selects a value of the mask, but no mask is given")
     raw, affine = read_image(image_path)
     x = _select_channel(raw, image_path, channel_index)
     signature = intensity_signature(x)
@@ -282,7 +284,8 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
         profile: when given, the checkpoint must have been trained with this profile, and its
             ``evaluate`` section is the protocol (default:
             :func:`~hyperkit.config.protocol_for`'s order).
-        modality: ``"CT"`` or ``"MRI"`` (decides the intensity normalisation), or ``"auto"``:
+        modality: ``"CT"`` or ``"MRI"`` (decides the intensity normalisation), or ``"auto"``
+            (case and spaces ignored, as for the modalities):
             the one the support's raw intensities show
             (:func:`~hyperkit.inference.localise.detect_modality`; CT when they show neither).
         channel_index: channel of a 4D scan.
@@ -306,8 +309,7 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
     from hyperkit.model.adapt import gradient_step, segmentation_loss
     from hyperkit.training.checkpoint import load_hypernet
 
-    if modality != "auto":
-        modality = check_modality_name(modality, "--modality")
+    modality = "auto" if str(modality).strip().lower() == "auto" else check_modality_name(modality, "--modality")
     torch.set_flush_denormal(True)  # as `hyperkit evaluate`: denormal floats slow CPU convolutions 10-100x
     if checkpoint is None:
         checkpoint = default_checkpoint(profile)
@@ -647,6 +649,9 @@ def _load_model(model: Any, device: torch.device) -> tuple[torch.nn.Module, dict
     if isinstance(model, (str, Path)):
         return load_unet(model, map_location=device)
     if isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], dict):
+        missing = [k for k in ("data", "channel", "modality") if k not in model[1]]
+        if missing:
+            raise ValueError(f"the model's metadata lacks key(s) {missing} (pass the pair load_unet returns)")
         return model[0].to(device).eval(), model[1]
     raise ValueError(f"model must be a model file path or the (unet, meta) pair of load_unet, got "
                      f"{type(model).__name__}")
@@ -706,7 +711,7 @@ def segment_scan(model: Any, image: str | Path, *, roi: Any = None, margin_mm: f
         raise ValueError("keep='roi' needs a region: this model file carries no support, pass roi as a box")
     data = DataConfig.from_config(meta["data"])
     case, grid = prepare_volume(image, meta["channel"], data, channel_index=channel_index)
-    if meta.get("modality") in ("CT", "MRI") and grid.intensity is not None:
+    if grid.intensity is not None:  # load_unet checked the file's modality
         check_modality(grid.intensity, meta["modality"], str(image))
     t_reg = time.perf_counter()
     box, source, reg = resolve_roi(roi_arg, meta, case.image[0], case.affine, grid, margin_mm=margin_mm,

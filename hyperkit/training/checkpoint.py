@@ -9,6 +9,7 @@ import torch
 
 from hyperkit.errors import ConfigError, HyperkitError
 from hyperkit.files import read_torch_file
+from hyperkit.training.device import check_device
 
 if TYPE_CHECKING:
     from hyperkit.model.hypernet import HyperUNet
@@ -46,16 +47,18 @@ def load_hypernet(path: str | Path, profile: str | None = None,
         profile: when given (``"quick"``, ``"paper"`` or a YAML path), the checkpoint's
             ``data`` and ``model`` sections must equal that profile's (a setting the checkpoint
             lacks counts at its default: :func:`~hyperkit.config.reread_config`).
-        map_location: device to load the tensors to.
+        map_location: device of the returned model (the file is read on the CPU, then moved).
 
     Raises:
-        FileNotFoundError, HyperkitError: as :func:`load_checkpoint`.
+        FileNotFoundError, HyperkitError: as :func:`load_checkpoint`; ``map_location`` is not a
+            device of this machine.
         ConfigError: the checkpoint was trained with another profile than ``profile``.
     """
     from hyperkit.config import check_config, load_profile, reread_config
     from hyperkit.model.hypernet import HyperUNet
 
-    ck = load_checkpoint(path, map_location)
+    device = check_device(map_location, "map_location")
+    ck = load_checkpoint(path)
     cfg = check_config(ck["config"])  # read back through the one validator
     if profile is not None:  # a setting added since the checkpoint compares at its default
         got, want = reread_config(cfg), reread_config(load_profile(profile))
@@ -67,4 +70,4 @@ def load_hypernet(path: str | Path, profile: str | None = None,
                               f"({'; '.join(diff[:3])}{' ...' if len(diff) > 3 else ''})")
     model = HyperUNet.from_config(cfg["model"])
     model.load_state_dict(ck["model"])
-    return model.to(map_location).eval(), cfg
+    return model.to(device).eval(), cfg

@@ -9,8 +9,8 @@ from hyperkit.errors import HyperkitError
 __all__ = ["check_device"]
 
 
-def check_device(device: str | torch.device) -> torch.device:
-    """``device`` as a :class:`torch.device` this machine has.
+def check_device(device: str | torch.device, what: str = "--device") -> torch.device:
+    """``device`` as a :class:`torch.device` this machine has (``what`` names it in the message).
 
     Raises:
         HyperkitError: naming the value: not a torch device, or CUDA where CUDA is not available.
@@ -18,7 +18,7 @@ def check_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise HyperkitError(f"--device {device!r} is not a torch device (use cpu or cuda)") from exc
+        raise HyperkitError(f"{what} {device!r} is not a torch device (use cpu or cuda)") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise HyperkitError(f"--device {device!r}: CUDA is not available on this machine")
+        raise HyperkitError(f"{what} {device!r}: CUDA is not available on this machine")
     return dev
