@@ -269,3 +269,25 @@ def test_register_wraps_simpleitk_failures_and_checks_its_input(monkeypatch, blo
     bad[0, 0, 0] = np.nan
     with pytest.raises(RegistrationError, match="not finite"):
         register(ref, bad, a)
+
+
+def test_register_threads_hold_for_the_call_only(monkeypatch, blob):
+    """threads= sets SimpleITK's process-wide thread count for the optimisation and restores it after, also when
+    SimpleITK fails (before, a notebook's later SimpleITK work ran with the registration's count); < 1 refused."""
+    ref, img, a = blob
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    seen = []
+
+    def fake(fixed, moving, tx, iterations, shrink, sigmas):
+        seen.append(sitk.ProcessObject.GetGlobalDefaultNumberOfThreads())
+        return tx, -0.5
+
+    monkeypatch.setattr(loc, "_optimise", fake)
+    register(ref, img, a, threads=before + 1)
+    assert seen == [before + 1] and sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == before
+    monkeypatch.setattr(loc, "_optimise", lambda *args: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RegistrationError):
+        register(ref, img, a, threads=before + 1)
+    assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == before
+    with pytest.raises(ValueError, match="threads must be >= 1 or None, got 0"):
+        register(ref, img, a, threads=0)

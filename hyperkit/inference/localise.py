@@ -478,13 +478,14 @@ def register(reference: SupportReference, image: np.ndarray, affine: np.ndarray,
         affine: ``(4, 4)`` its voxel-to-world matrix.
         transform: one of :data:`TRANSFORMS`.
         iterations: per pyramid level and stage, >= 1.
-        threads: SimpleITK threads (default: its own choice).
+        threads: SimpleITK threads for this call (default: its own choice); the process-wide
+            default is restored afterwards.
 
     Returns:
         A :class:`Registration`.
 
     Raises:
-        ValueError: ``image`` not 3D, an unknown ``transform``, ``iterations < 1``.
+        ValueError: ``image`` not 3D, an unknown ``transform``, ``iterations < 1``, ``threads < 1``.
         RegistrationError: SimpleITK failed, or the result is implausible (volume ratio beyond
             1/4..4, or no mutual information left).
     """
@@ -497,14 +498,17 @@ def register(reference: SupportReference, image: np.ndarray, affine: np.ndarray,
         raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}")
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
-    if threads is not None:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
+    if threads is not None and int(threads) < 1:
+        raise ValueError(f"threads must be >= 1 or None, got {threads}")
     if not np.isfinite(img).all() or float(img.max()) <= float(img.min()):
         raise RegistrationError("registration of the support to the query failed: the query image is constant or "
                                 "not finite (nothing to align)")
     t0 = time.perf_counter()
     fixed = _sitk_image(reference.image, reference.affine)
     moving = _sitk_image(_unit_range(img), affine)
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    if threads is not None:  # SimpleITK's setting is process-wide: set for this call, restored after it
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
     try:
         tx = sitk.CenteredTransformInitializer(fixed, moving, sitk.Similarity3DTransform(),
                                                sitk.CenteredTransformInitializerFilter.MOMENTS)
@@ -518,6 +522,8 @@ def register(reference: SupportReference, image: np.ndarray, affine: np.ndarray,
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())[-200:]
         raise RegistrationError(f"registration of the support to the query failed in SimpleITK ({detail})") from exc
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
     m = _matrix(tx)
     det = float(np.linalg.det(m[:3, :3]))
     if not np.isfinite(det) or not 1.0 / _MAX_VOLUME_RATIO <= det <= _MAX_VOLUME_RATIO or not metric <= _MAX_METRIC:
