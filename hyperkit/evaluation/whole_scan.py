@@ -39,6 +39,7 @@ from hyperkit.data.tasks import modality_of
 from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, NoOverlapError, check_margin, image_box,
                                          intersect, make_reference, map_box, mask_box, register)
 from hyperkit.inference.segment import box_voxels, postprocess, predict_roi
+from hyperkit.metrics import dice
 from hyperkit.provenance import run_record
 from hyperkit.seeds import torch_generator
 
@@ -66,12 +67,6 @@ def whole_scan_paths(out_csv: str | Path) -> tuple[Path, Path, Path]:
     p = Path(out_csv)
     base = p.with_name(f"{p.stem}-whole-scan")
     return base.with_suffix(".csv"), base.with_suffix(".json"), base.with_suffix(".md")
-
-
-def _dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    p, g = pred > 0, gt > 0
-    denom = int(p.sum()) + int(g.sum())
-    return 1.0 if denom == 0 else 2.0 * float(np.logical_and(p, g).sum()) / denom
 
 
 def run_whole_scan(checkpoint: str | Path, data_root: str | Path, out_csv: str | Path, *,
@@ -206,7 +201,7 @@ def _whole_row(unet: torch.nn.Module, ref: Any, q_img: np.ndarray, q_lab: np.nda
     out: dict[str, Any] = {"dsc_whole_noroi": float("nan")}
     if compare_none:
         logits, _ = predict_roi(unet, q_img, q_aff, None, patch_size)
-        out["dsc_whole_noroi"] = _dice(logits > 0, q_lab)
+        out["dsc_whole_noroi"] = dice(logits > 0, q_lab)
     t0 = time.perf_counter()
     try:
         pred, box, reg = localise_and_segment(unet, ref, q_img, q_aff, patch_size, margin_mm)
@@ -222,7 +217,7 @@ def _whole_row(unet: torch.nn.Module, ref: Any, q_img: np.ndarray, q_lab: np.nda
     mapped0 = map_box(ref.box_mm, reg.matrix, 0.0)
     centre_err = float(np.linalg.norm(mapped0.mean(0) - gt_box.mean(0))) if gt_box is not None else float("nan")
     in_roi = float((q_lab.astype(bool) & roi_vox).sum() / max(1, int(q_lab.sum())))
-    return {**out, "dsc_whole": _dice(pred, q_lab), "dsc_whole_post": _dice(post, q_lab), "target_in_roi": in_roi,
+    return {**out, "dsc_whole": dice(pred, q_lab), "dsc_whole_post": dice(post, q_lab), "target_in_roi": in_roi,
             "centre_error_mm": centre_err, "registration_seconds": reg.seconds, "segmentation_seconds": t_seg}
 
 
