@@ -40,3 +40,12 @@ def test_fit_gap_tells_a_trained_model_from_an_untrained_one(cohort):
     assert trained.train_dice > 0.1 > untrained.train_dice  # the head prior keeps an untrained one at ~0
     with pytest.raises(ValueError, match="got 0 and 1"):
         fit_gap(model, cfg, cohort, n_supports=0, n_queries=1)
+
+
+def test_per_group_is_the_mean_of_the_groups_tasks_highest_first():
+    """With two tasks of a group (per_group=2) the group's Dice is their mean; it was the last task's alone."""
+    from hyperkit.training.fit_gap import FitGap
+
+    gap = FitGap(0.0, 0.0, {"totalseg/s/rib_left_1@CT": 0.2, "totalseg/s/rib_left_2@CT": 0.6,
+                            "totalseg/s/kidney_left@CT": 0.5}, {})
+    assert gap.per_group == {"rib": pytest.approx(0.4), "kidney": 0.5} and list(gap.per_group) == ["kidney", "rib"]

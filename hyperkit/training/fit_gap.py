@@ -15,6 +15,7 @@ notebook 04 read the default quick model this way.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +56,12 @@ class FitGap:
 
     @property
     def per_group(self) -> dict[str, float]:
-        """``structure group -> Dice`` of the training tasks, highest first."""
-        rows = {structure_group(t): d for t, d in self.train_per_task.items()}
+        """``structure group -> Dice`` of the training tasks (the mean of the group's tasks, for
+        ``per_group > 1``), highest first."""
+        groups: dict[str, list[float]] = {}
+        for t, d in self.train_per_task.items():
+            groups.setdefault(structure_group(t), []).append(d)
+        rows = {g: statistics.fmean(ds) for g, ds in groups.items()}
         return dict(sorted(rows.items(), key=lambda kv: -kv[1]))
 
 
