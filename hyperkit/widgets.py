@@ -11,7 +11,7 @@ import numpy as np
 from hyperkit.data.tasks import task_parts
 from hyperkit.plots import label_colormap, to_volume
 
-__all__ = ["slice_browser", "one_shot_panel"]
+__all__ = ["slice_browser", "one_shot_panel", "region_overlay"]
 
 _AXES = {"axial": 2, "coronal": 1, "sagittal": 0}
 
@@ -171,11 +171,35 @@ def _show_whole_scan(unet: Any, data_root: Any, task_id: str, support_id: str, q
     ref = make_reference(sc.image[tk.channel_index], sc.affine, sc.label == tk.label_value, modality_of(tk.channel))
     img, gt = qc.image[tk.channel_index], (qc.label == tk.label_value).astype(np.int64)
     pred, box, reg = localise_and_segment(unet, ref, img, qc.affine, data.patch_size)
-    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in img.shape], indexing="ij"), -1) @ qc.affine[:3, :3].T
-    world = ijk + qc.affine[:3, 3]
-    inside = np.all((world >= box[0]) & (world <= box[1]), -1)
-    edge = inside & ~np.all((world >= box[0] + 4) & (world <= box[1] - 4), -1)  # the region's faces
-    d = 2 * float((pred & gt).sum()) / max(1, int(pred.sum() + gt.sum()))
+    labels, d = region_overlay(pred, gt, box, qc.affine)
     print(f"whole scan {query_id}: ROI {np.round(box, 0).astype(int).tolist()} mm (registered in {reg.seconds:.1f} s), "
           f"DSC {d:.3f}")
-    display(slice_browser(img, np.where(edge & (gt + 2 * pred == 0), 4, gt + 2 * pred), title=f"{query_id} whole scan"))
+    display(slice_browser(img, labels, title=f"{query_id} whole scan"))
+
+
+#: the thickness (mm) of the region's faces that the whole-scan browser outlines
+_FACE_MM = 4.0
+
+
+def region_overlay(pred: np.ndarray, gt: np.ndarray, box_mm: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, float]:
+    """The whole-scan browser's labels and the prediction's DSC.
+
+    Args:
+        pred, gt: binary ``(X, Y, Z)`` prediction and ground truth.
+        box_mm: ``(2, 3)`` the region the U-Net ran in (world mm).
+        affine: ``(4, 4)`` the grid's voxel-to-world matrix.
+
+    Returns:
+        int64 ``(X, Y, Z)`` labels (1 ground truth only, 2 prediction only, 3 both, 4 the region's
+        faces, a 4 mm shell inside its box, where none of the others is) and
+        :func:`~hyperkit.metrics.dice` of ``pred`` against ``gt``.
+    """
+    from hyperkit.inference.segment import box_voxels
+    from hyperkit.metrics import dice
+
+    p, g = (np.asarray(v) > 0 for v in (pred, gt))
+    labels = g.astype(np.int64) + 2 * p
+    box = np.asarray(box_mm, dtype=np.float64)
+    inside = box_voxels(box, affine, g.shape)
+    core = box_voxels(np.stack([box[0] + _FACE_MM, box[1] - _FACE_MM]), affine, g.shape)
+    return np.where(inside & ~core & (labels == 0), 4, labels), dice(p, g)

@@ -54,3 +54,24 @@ def test_one_shot_panel_falls_back_to_the_reference(monkeypatch, capsys):
     assert "support a -> query b: DSC" in capsys.readouterr().out
     with pytest.raises(ValueError, match="cfg"):
         one_shot_panel(hyper, _bank())
+
+
+def test_region_overlay_labels_hits_misses_and_the_regions_faces():
+    """The whole-scan browser: 1 missed, 2 false positive, 3 hit, 4 the region's 4 mm faces where nothing else is
+    (inside the box only), and the kit's Dice (an empty prediction of an empty target is 1, not 0)."""
+    import numpy as np
+
+    from hyperkit.widgets import region_overlay
+
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])  # voxel i at 2i mm
+    gt, pred = np.zeros((12, 12, 12), np.int64), np.zeros((12, 12, 12), np.uint8)
+    gt[5:7, 5:7, 5:7], pred[6:8, 5:7, 5:7] = 1, 1
+    box = np.array([[4.0, 4.0, 4.0], [16.0, 16.0, 16.0]])  # voxels 2..8; faces: 2, 3 and 7, 8 (within 4 mm)
+    labels, d = region_overlay(pred, gt, box, affine)
+    assert d == pytest.approx(0.5)  # 4 hits of 8 + 8 voxels
+    assert labels[5, 5, 5] == 1 and labels[6, 5, 5] == 3 and labels[7, 5, 5] == 2
+    assert labels[2, 5, 5] == labels[3, 5, 5] == labels[8, 5, 5] == 4 and labels[4, 5, 5] == 0
+    assert labels[1, 5, 5] == labels[9, 5, 5] == 0  # outside the box
+    assert labels[7, 6, 6] == 2  # a prediction on a face keeps its own label
+    empty = np.zeros_like(gt)
+    assert region_overlay(empty, empty, box, affine)[1] == 1.0
