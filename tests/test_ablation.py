@@ -127,3 +127,27 @@ def test_fine_tuning_starts_are_paired_on_task_n_repeat_and_case():
     assert paired_starts(rows, "hyper_ft", "rand_ft", keep=lambda r: int(r["n"]) == 8) is None
     q = paired_starts(rows, "hyper_ft", "scratch_ft")
     assert q is not None and q.n == 1 and q.diff == pytest.approx(0.8)
+
+
+def test_a_retrained_variant_with_generation_settings_keeps_its_own_weights(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variant that is retrained and also changes generation settings is scored with its own weights under those
+    settings; the settings were written onto the base model's weights (no variant of the kit combines both yet)."""
+    import types
+
+    import hyperkit.evaluation.ablation as ab
+
+    monkeypatch.setitem(ab.VARIANTS, "both", ab.Variant("both", "retrained, one sampling",
+                                                        train={"model": {"task_norm": False}}, model={"samplings": 1}))
+    copied: list = []
+    scored: list = []
+    monkeypatch.setattr(ab, "heldout_tasks", lambda *a, **k: None)
+    monkeypatch.setattr(ab, "ensure_trained", lambda *a, **k: None)
+    monkeypatch.setattr(ab, "_with_model_settings", lambda ck, s, out: copied.append((ck, dict(s))) or out)
+    monkeypatch.setattr(ab, "run_evaluation", lambda ck, *a, **k: scored.append(ck) or types.SimpleNamespace(rows=[]))
+    monkeypatch.setattr(ab, "ablation_rows", lambda *a: [])
+    monkeypatch.setattr(ab, "ablation_tables", lambda rows: "")
+    out = tmp_path / "abl"
+    run_ablation("quick", tmp_path / "data", out, only=["both"], progress=False, log=lambda line: None)
+    assert copied == [(out / "train-both" / "best.pt", {"samplings": 1})]
+    assert scored == [out / "train-base" / "best.pt", out / "models" / "both.pt"]

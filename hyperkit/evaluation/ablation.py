@@ -18,7 +18,7 @@ variant        what changes                                 retrained?    paper
 ``seed``       the base recipe with training seed + 1       yes           (noise scale)
 ``shots2/3/5`` K supports pooled into one context           no            beyond the paper
 ``samplings1`` one context sampling instead of the profile's no           beyond the paper
-``patches8``   8 context patches per group instead of 16    yes           beyond the paper
+``patches8``   8 context patches (4 fg + 4 bg) per vector   yes           beyond the paper
 =============  ===========================================  ============  ==================
 
 Layout of ``out``::
@@ -101,7 +101,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("shots3", "3 supports pooled", shots=3),
     Variant("shots5", "5 supports pooled", shots=5),
     Variant("samplings1", "1 context sampling", model={"samplings": 1}),
-    Variant("patches8", "8 context patches per group", train={"model": {"n_patches": 8}}),
+    Variant("patches8", "8 context patches per context vector (4 fg + 4 bg)", train={"model": {"n_patches": 8}}),
 )}
 #: what ``hyperkit ablate`` runs without ``--only``
 DEFAULT_VARIANTS: tuple[str, ...] = ("step", "norm", "pe", "seed", "shots2", "shots3", "shots5", "samplings1")
@@ -213,8 +213,8 @@ def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path
         ckpt = base_ckpt
         if v.retrained:
             ckpt = train(v.name, v.train, base_seed + v.seed_offset, out / f"train-{v.name}")
-        if v.model:
-            ckpt = _with_model_settings(base_ckpt, v.model, out / "models" / f"{v.name}.pt")
+        if v.model:  # generation-time settings on the variant's own weights (the base's unless retrained)
+            ckpt = _with_model_settings(ckpt, v.model, out / "models" / f"{v.name}.pt")
         rows += ablation_rows(v, base_rows, score(v.name, ckpt, v))
     _write_csv(rows, out / "ablation.csv")
     write_text_atomic(out / "tables.md", ablation_tables(rows) + "\n")
