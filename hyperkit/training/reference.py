@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from hyperkit.errors import HyperkitError
-from hyperkit.files import save_atomic
+from hyperkit.files import save_atomic, write_text_atomic
 from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet
 
 __all__ = ["REFERENCE_DIR", "CHECK_COHORT", "reference_checkpoint", "reference_record", "load_reference",
@@ -79,13 +79,11 @@ def export_reference(run_dir: str | Path, out: str | Path, record: dict[str, Any
         out: the ``.pt`` to write (e.g. ``hyperkit/reference/quick.pt``).
         record: what to store beside it (command, training facts, the check's Dice).
     """
-    ck = load_checkpoint(Path(run_dir) / "best.pt")
-    if ck.get("kind") != CHECKPOINT_KIND:
-        raise HyperkitError(f"{run_dir}: best.pt is not a hypernetwork checkpoint")
+    ck = load_checkpoint(Path(run_dir) / "best.pt")  # refuses a file that is not a hypernetwork checkpoint
     half = {k: v.half() if torch.is_floating_point(v) else v for k, v in ck["model"].items()}
     out = Path(out)
     save_atomic({"kind": CHECKPOINT_KIND, "model": half, "state": ck["state"], "config": ck["config"]}, out)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    write_text_atomic(out.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     return out
 
 
