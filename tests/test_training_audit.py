@@ -215,3 +215,28 @@ def test_first_ctrl_c_asks_to_stop_the_second_aborts_and_the_handler_is_restored
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_resume_interrupted_while_cutting_the_logs_keeps_them(tmp_path, monkeypatch):
+    """Resuming cuts metrics.jsonl / validation.jsonl back to the checkpoint's episode by rewriting them whole; an
+    interruption during that rewrite left a cut file (the next resume then lost the history or failed on a half
+    line). The rewrite is atomic now: interrupted, the old file stays."""
+    import json
+
+    import hyperkit.files as files
+    from hyperkit.training import loop
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"episode": e}) + "\n" for e in (1, 2, 3)))
+    before = path.read_text()
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        loop._truncate_jsonl(path, 2)
+    assert path.read_text() == before and list(tmp_path.iterdir()) == [path]
+    monkeypatch.undo()
+    loop._truncate_jsonl(path, 2)
+    assert [r["episode"] for r in loop.read_jsonl(path)] == [1, 2]

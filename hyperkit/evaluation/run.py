@@ -21,7 +21,7 @@ from hyperkit.data.layouts import discover_datasets
 from hyperkit.data.identity import comparable_on_data, data_identity
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import HyperkitError
-from hyperkit.files import sha256_file
+from hyperkit.files import sha256_file, write_text_atomic
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, TrainConfig, differences, protocol_for, reread
 from hyperkit.evaluation.methods import methods_for
 from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, csv_row, evaluate, one_shot_plan, read_results
@@ -192,7 +192,7 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
         resume = resume or bool(copied)
     record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(record, indent=2, default=str))
+    write_text_atomic(json_path, json.dumps(record, indent=2, default=str))
 
     rows, info = evaluate(hyper, bank, ecfg, out, methods=methods, seed=seed, train_bank=train_bank,
                           resume=resume or (reuse and same), progress=progress,
@@ -204,9 +204,9 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     record.update(complete=True, wall_seconds=round(time.perf_counter() - start, 1), baselines=info,
                   timings=timings(rows, info), tasks_dropped=bank.dropped, nsd_voxel_mm=voxel_mm,
                   summary={f"{t}|{m}": vars(s) for (t, m), s in sorted(summary.items())})
-    json_path.write_text(json.dumps(record, indent=2, default=str))
+    write_text_atomic(json_path, json.dumps(record, indent=2, default=str))
     tables = _tables(summary, ecfg.tau, voxel_mm)
-    md_path.write_text(tables + "\n")
+    write_text_atomic(md_path, tables + "\n")
     return EvaluationResult(rows, summary, record, tables, out)
 
 

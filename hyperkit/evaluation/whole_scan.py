@@ -40,6 +40,7 @@ from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, N
                                          intersect, make_reference, map_box, mask_box, register)
 from hyperkit.inference.segment import box_voxels, postprocess, predict_roi
 from hyperkit.metrics import dice
+from hyperkit.files import write_text_atomic
 from hyperkit.provenance import run_record
 from hyperkit.seeds import torch_generator
 
@@ -157,8 +158,8 @@ def run_whole_scan(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     record = run_record(cfg, seed, checkpoint=str(checkpoint), data=str(Path(data_root).resolve()),
                         tasks=chosen, evaluate=ecfg.as_dict(), margin_mm=margin_mm,
                         wall_seconds=round(time.perf_counter() - start, 1), summary=summary)
-    json_path.write_text(json.dumps(record, indent=2, default=str))
-    md_path.write_text(table + "\n")
+    write_text_atomic(json_path, json.dumps(record, indent=2, default=str))
+    write_text_atomic(md_path, table + "\n")
     return WholeScanResult(rows, summary, table, csv_path)
 
 
