@@ -56,7 +56,8 @@ def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float,
         loss_after: also compute the support loss after the step (one more forward pass
             without gradients); when False it is returned as NaN.
         bce_weight: ``w`` of ``L_seg = Dice + w BCE`` (:func:`segmentation_loss`); the protocol
-            passes the loss the hypernetwork was trained with (``evaluate.adapt_bce_weight``).
+            passes ``evaluate.adapt_bce_weight`` (the paper's ``w = 1``; ``null`` there means the
+            training loss's ``train.bce_weight``).
 
     Returns:
         ``(loss_before, loss_after)`` on the support.
