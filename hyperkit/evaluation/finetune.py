@@ -112,8 +112,12 @@ def _start(method: str, hyper: HyperUNet, images: torch.Tensor, masks: torch.Ten
     raise ValueError(f"fine-tuning start must be one of {FT_METHODS}, got {method!r}")
 
 
-def _check(repeats: int, methods: Sequence[str], seed: int) -> None:
+def _check(repeats: int, methods: Sequence[str], seed: int, ns: Sequence[int]) -> None:
+    """The settings a fine-tuning run needs, checked before anything is read or written."""
     check_seed(seed)
+    small = [n for n in ns if n < 2]
+    if not ns or small:
+        raise ValueError(f"subset sizes N must be >= 2 (one to train on, one to test), got {list(ns)}")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     bad = [m for m in methods if m not in FT_METHODS]
@@ -154,18 +158,20 @@ def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: Supervis
         ValueError: a bad ``N``, ``repeats``, method or seed.
         HyperkitError: ``out_csv`` exists and ``resume`` is false.
     """
-    _check(repeats, methods, seed)
+    _check(repeats, methods, seed, ns)
     out = Path(out_csv)
     if out.exists() and not resume:
         raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another --out")
-    rows = read_finetune(out) if out.exists() else []
+    # an empty file is what a run killed before its header reached the disk leaves: start it afresh
+    new = not out.exists() or out.stat().st_size == 0
+    rows = [] if new else read_finetune(out)
     done = _done(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
     with open(out, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FT_FIELDS, lineterminator="\n")
         if new:
             writer.writeheader()
+            fh.flush()  # on disk before the first (long) training, so that an interrupted run can resume
         for task in bank.task_ids:  # one target at a time: its starts, then their trainings side by side
             todo = [(n, r, method, finetune_subset(len(bank.case_ids[task]), n, seed, task, r))
                     for n in ns for r in range(repeats) for method in methods if (task, n, r, method) not in done]
@@ -332,7 +338,7 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     from hyperkit.provenance import run_record
     from hyperkit.training.checkpoint import load_hypernet
 
-    _check(repeats, methods, seed)
+    _check(repeats, methods, seed, ns)
     refs = reference_lines(reference_from) if reference_from else {}  # a bad file fails before the fine-tuning
     out = Path(out_dir)
     csv_path, record_path = out / "finetune.csv", out / "finetune.json"
