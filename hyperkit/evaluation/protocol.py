@@ -25,6 +25,7 @@ what it did and ``resume`` continues it.
 from __future__ import annotations
 
 import csv
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hyperkit.errors import HyperkitError
+from hyperkit.files import write_text_atomic
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig
 from hyperkit.evaluation.methods import (REGISTRY, Context, Fitted, Method, OneShotMethod, fit_supervised,
                                          methods_for, one_shot_model)
@@ -207,15 +209,22 @@ def _parsed(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Writer:
-    """Appends rows to the CSV and flushes after each model, so an interruption loses little."""
+    """Appends rows to the CSV and flushes after each model, so an interruption loses little.
+
+    The header and the rows kept from an earlier run are written first, atomically: a run
+    interrupted as it resumes keeps the earlier file whole (it was rewritten in place).
+    """
 
     def __init__(self, path: Path, keep: Iterable[dict[str, Any]]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(path, "w", newline="")
+        stored = [csv_row(r) for r in keep]
+        buf = io.StringIO(newline="")
+        start = csv.DictWriter(buf, fieldnames=FIELDS)
+        start.writeheader()
+        start.writerows(stored)
+        write_text_atomic(path, buf.getvalue())
+        self.fh = open(path, "a", newline="")
         self.csv = csv.DictWriter(self.fh, fieldnames=FIELDS)
-        self.csv.writeheader()
-        self.rows: list[dict[str, Any]] = []
-        self.add(list(keep))
+        self.rows: list[dict[str, Any]] = [_parsed(dict(r)) for r in stored]
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         stored = [csv_row(r) for r in rows]
