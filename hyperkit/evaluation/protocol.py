@@ -47,7 +47,8 @@ from hyperkit.seeds import torch_generator
 from hyperkit.data.bank import TaskBank
 
 __all__ = ["FIELDS", "PROTOCOL_VERSION", "support_draws", "case_split", "task_split", "one_shot_plan",
-           "score", "one_shot_model", "evaluate", "read_results", "csv_row", "CaseSplit", "OneShotPlan"]
+           "score", "one_shot_model", "evaluate", "read_results", "write_results", "csv_row", "CaseSplit",
+           "OneShotPlan"]
 
 #: columns of the results CSV (``nsd``: at ``evaluate.tau`` mm; ``nsd_voxel``: at one voxel)
 FIELDS: tuple[str, ...] = ("task", "method", "draw", "support", "case", "in_test_split", "dsc", "nsd", "nsd_voxel",
@@ -208,6 +209,21 @@ def _parsed(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def write_results(path: str | Path, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write a results CSV whole and atomically: the header and ``rows`` (:func:`csv_row`).
+
+    Returns:
+        The rows as stored (floats to the CSV's digits), parsed as :func:`read_results` reads them.
+    """
+    stored = [csv_row(r) for r in rows]
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(stored)
+    write_text_atomic(path, buf.getvalue())
+    return [_parsed(dict(r)) for r in stored]
+
+
 class _Writer:
     """Appends rows to the CSV and flushes after each model, so an interruption loses little.
 
@@ -216,15 +232,9 @@ class _Writer:
     """
 
     def __init__(self, path: Path, keep: Iterable[dict[str, Any]]) -> None:
-        stored = [csv_row(r) for r in keep]
-        buf = io.StringIO(newline="")
-        start = csv.DictWriter(buf, fieldnames=FIELDS)
-        start.writeheader()
-        start.writerows(stored)
-        write_text_atomic(path, buf.getvalue())
+        self.rows = write_results(path, keep)
         self.fh = open(path, "a", newline="")
         self.csv = csv.DictWriter(self.fh, fieldnames=FIELDS)
-        self.rows: list[dict[str, Any]] = [_parsed(dict(r)) for r in stored]
 
     def add(self, rows: list[dict[str, Any]]) -> None:
         stored = [csv_row(r) for r in rows]

@@ -7,7 +7,6 @@ facts and the timings; ``results.md`` holds Tables 1-2 beside the paper's number
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import json
 import shutil
@@ -24,7 +23,7 @@ from hyperkit.errors import HyperkitError
 from hyperkit.files import sha256_file, write_text_atomic
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, TrainConfig, differences, protocol_for, reread
 from hyperkit.evaluation.methods import methods_for
-from hyperkit.evaluation.protocol import FIELDS, PROTOCOL_VERSION, csv_row, evaluate, one_shot_plan, read_results
+from hyperkit.evaluation.protocol import PROTOCOL_VERSION, evaluate, one_shot_plan, read_results, write_results
 from hyperkit.evaluation.tables import TABLES, Stat, comparison_table, summarize, task_map
 from hyperkit.metrics import voxel_tolerance
 from hyperkit.provenance import run_record
@@ -309,12 +308,7 @@ def _copy_baselines(sources: Sequence[Path], out: Path, protocol: dict[str, Any]
                 models_dir(out).mkdir(parents=True, exist_ok=True)
                 for f in models_dir(src).glob(f"{m}-*"):
                     shutil.copy2(f, models_dir(out) / f.name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=FIELDS)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(csv_row(r))
+    write_results(out, rows)  # whole or not at all: a resume reads it
     return facts
 
 
