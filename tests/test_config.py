@@ -120,3 +120,15 @@ def test_reread_fills_settings_added_since_and_keeps_a_section_that_no_longer_re
     gone = {**old, "retired_setting": 3}
     assert reread(gone, read) == gone and reread(gone, read) is not gone
     assert reread(None, read) is None
+
+
+@pytest.mark.parametrize("file, text", [("quick.yaml", "base: quick\nevaluate:\n  draws: 2\n"),
+                                        ("mine.yaml", "base: quick\nname: paper\n")])
+def test_a_profile_file_named_like_a_built_in_is_refused(tmp_path, file, text):
+    """A user file named quick.yaml (or with name: paper) trained with its own settings but was evaluated with the
+    built-in's protocol (protocol_for prefers a built-in name): draws 2 trained, 5 evaluated, without a word."""
+    (tmp_path / file).write_text(text)
+    with pytest.raises(ConfigError, match=r"cannot be named '(quick|paper)', a built-in profile's name"):
+        load_profile(tmp_path / file)
+    (tmp_path / "my_quick.yaml").write_text(text.replace("name: paper\n", ""))
+    assert load_profile(tmp_path / "my_quick.yaml")["name"] == "my_quick"

@@ -134,7 +134,8 @@ def load_profile(profile: str | Path = "quick", overrides: Mapping[str, Any] | N
         The resolved configuration (a plain dict, safe to dump to YAML).
 
     Raises:
-        ConfigError: unknown profile name, unreadable file, or unknown key.
+        ConfigError: unknown profile name, unreadable file, unknown key, or a file whose name (its
+            stem, or its ``name:``) is a built-in profile's.
     """
     name = str(profile)
     if name in PROFILES:
@@ -153,6 +154,10 @@ def load_profile(profile: str | Path = "quick", overrides: Mapping[str, Any] | N
         if base not in PROFILES:
             raise ConfigError(f"{path}: base {base!r} is not one of {list(PROFILES)}")
         cfg = merge_config(_builtin(base), {"name": path.stem, **user})
+        if cfg["name"] in PROFILES:  # its runs would be read as the built-in's: protocol_for takes that one's evaluate
+            raise ConfigError(f"{path}: a profile file cannot be named {cfg['name']!r}, a built-in profile's name "
+                              "(its runs would be evaluated with the built-in's protocol, not this file's); rename "
+                              "the file or set name: to another value")
     if overrides:
         cfg = merge_config(cfg, overrides)
     return check_config(cfg)
