@@ -370,3 +370,15 @@ def test_run_finetune_refuses_a_size_below_two_before_writing_anything(tmp_path:
         with pytest.raises(ValueError, match=r"subset sizes N must be >= 2 .*got " + re.escape(str(list(ns)))):
             run_finetune(tmp_path / "none.pt", tmp_path / "data", tmp_path / "ft", tasks=["liver"], ns=ns)
     assert not (tmp_path / "ft").exists()
+
+
+def test_a_seed_given_as_4_0_or_text_is_seed_4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_seed reads 4.0 and "4" as 4, but finetune went on with the unchecked value: 4.0 failed deep in
+    derive(), "4" drew another stream than 4 (other subsets, decoders and steps) without a word."""
+    runs = {}
+    for name, seed in (("int", 4), ("float", 4.0), ("text", "4")):
+        (tmp_path / name).mkdir()
+        rec, rows = _run(tmp_path / name, monkeypatch, ns=(4,), seed=seed)
+        runs[name] = ([_seed(j.generator) for j in rec.jobs], [s[3] for s in rec.starts],
+                      [(r["method"], r["case"]) for r in rows])
+    assert runs["float"] == runs["int"] == runs["text"]

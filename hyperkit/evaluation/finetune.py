@@ -112,9 +112,10 @@ def _start(method: str, hyper: HyperUNet, images: torch.Tensor, masks: torch.Ten
     raise ValueError(f"fine-tuning start must be one of {FT_METHODS}, got {method!r}")
 
 
-def _check(repeats: int, methods: Sequence[str], seed: int, ns: Sequence[int]) -> None:
-    """The settings a fine-tuning run needs, checked before anything is read or written."""
-    check_seed(seed)
+def _check(repeats: int, methods: Sequence[str], seed: int, ns: Sequence[int]) -> int:
+    """The settings a fine-tuning run needs, checked before anything is read or written; returns the seed
+    as the integer it is read as (``4.0`` and ``"4"``: 4, the stream of seed 4)."""
+    seed = check_seed(seed)
     small = [n for n in ns if n < 2]
     if not ns or small:
         raise ValueError(f"subset sizes N must be >= 2 (one to train on, one to test), got {list(ns)}")
@@ -123,6 +124,7 @@ def _check(repeats: int, methods: Sequence[str], seed: int, ns: Sequence[int]) -
     bad = [m for m in methods if m not in FT_METHODS]
     if bad:
         raise ValueError(f"unknown fine-tuning start(s) {bad}; known: {list(FT_METHODS)}")
+    return seed
 
 
 def _done(rows: Iterable[dict[str, Any]]) -> set[tuple[str, int, int, str]]:
@@ -158,7 +160,7 @@ def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: Supervis
         ValueError: a bad ``N``, ``repeats``, method or seed.
         HyperkitError: ``out_csv`` exists and ``resume`` is false.
     """
-    _check(repeats, methods, seed, ns)
+    seed = _check(repeats, methods, seed, ns)
     out = Path(out_csv)
     if out.exists() and not resume:
         raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another --out")
@@ -338,7 +340,7 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     from hyperkit.provenance import run_record
     from hyperkit.training.checkpoint import load_hypernet
 
-    _check(repeats, methods, seed, ns)
+    seed = _check(repeats, methods, seed, ns)
     refs = reference_lines(reference_from) if reference_from else {}  # a bad file fails before the fine-tuning
     out = Path(out_dir)
     csv_path, record_path = out / "finetune.csv", out / "finetune.json"

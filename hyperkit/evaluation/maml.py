@@ -386,7 +386,7 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
     from hyperkit.provenance import run_record
     from hyperkit.training.checkpoint import load_hypernet
 
-    check_seed(seed)
+    seed = check_seed(seed)
     if meta_iterations is not None and meta_iterations < 0:
         raise ValueError(f"meta_iterations must be >= 0, got {meta_iterations}")
     if draws is not None and draws < 1:
