@@ -40,3 +40,11 @@ def test_reference_reproduces_its_recorded_check(tmp_path):
     got = reference_check(model, cfg, root)
     assert got == pytest.approx(record["check"]["dice"], abs=TOLERANCE)
     assert got > 0.1  # a trained model: the untrained one scores ~0 here
+
+
+def test_the_reference_is_found_by_profile_name_only():
+    """A profile given as a path-like name (a user YAML, '../reference/quick') was joined onto the package's
+    reference folder and could leave it; only the built-in names are looked up."""
+    for name in ("../reference/quick", "quick.yaml", "/tmp/quick"):
+        with pytest.raises(HyperkitError, match="no reference checkpoint for profile"):
+            reference_checkpoint(name)

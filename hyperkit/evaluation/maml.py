@@ -27,7 +27,6 @@ the table again from ``maml.csv`` and ``maml.json`` alone (the reproduction repo
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import time
@@ -47,7 +46,7 @@ from hyperkit.data.layouts import Dataset, discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
-from hyperkit.evaluation.protocol import FIELDS, csv_row, evaluate, one_shot_plan, read_results, score
+from hyperkit.evaluation.protocol import evaluate, one_shot_plan, read_results, score, write_results
 from hyperkit.evaluation.stats import Paired, paired_tasks
 from hyperkit.evaluation.tables import paper_tables, summarize
 from hyperkit.files import sha256_file, write_text_atomic
@@ -166,7 +165,8 @@ def check_organs(bank: TaskBank, organs: Sequence[OrganTask], shots: int) -> Non
 def maml_rows(net: torch.nn.Module, bank: TaskBank, task: str, ecfg: EvalConfig, mcfg: MamlConfig,
               seed: int) -> list[dict[str, Any]]:
     """MAML's rows of one held-out task: per draw of the protocol, :func:`~hyperkit.training.maml.adapt`
-    on the draw's supports, scored on the draw's query cases (the protocol's columns, :data:`FIELDS`)."""
+    on the draw's supports, scored on the draw's query cases (the protocol's columns,
+    :data:`~hyperkit.evaluation.protocol.FIELDS`)."""
     images, masks, ids = bank.images[task], bank.masks[task], bank.case_ids[task]
     plan = one_shot_plan(len(ids), ecfg, seed, task)
     test = set(plan.split.test) if plan.split else set()
@@ -321,14 +321,8 @@ def read_maml(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow(csv_row(r))
-    write_text_atomic(path, buf.getvalue())
+    """``maml.csv``: the evaluation's results file, written whole (:func:`~hyperkit.evaluation.protocol.write_results`)."""
+    write_results(path, [dict(r) for r in rows])
 
 
 @dataclass

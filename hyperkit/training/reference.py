@@ -41,8 +41,10 @@ def reference_checkpoint(profile: str = "quick") -> Path:
     Raises:
         HyperkitError: the kit ships none for this profile.
     """
+    from hyperkit.config import PROFILES
+
     path = REFERENCE_DIR / f"{profile}.pt"
-    if not path.is_file():
+    if profile not in PROFILES or not path.is_file():  # a name, never a path out of the package
         raise HyperkitError(f"no reference checkpoint for profile {profile!r} (only 'quick' ships one); "
                             "train one with `hyperkit train` and pass --checkpoint")
     return path
