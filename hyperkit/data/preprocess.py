@@ -159,7 +159,8 @@ def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: 
     """Steps 1-3 for one case (all channels, all labels), cached on disk.
 
     Returns:
-        image float32 ``(C, X', Y', Z')`` normalised, label int32 ``(X', Y', Z')`` on the RAS grid,
+        image float32 ``(C, X', Y', Z')`` normalised, label ``(X', Y', Z')`` on the RAS grid (int32 when
+        computed; read back from the cache, uint8 when every value is below 256: compare it with ``==``),
         and the label values present before resampling.
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
