@@ -139,6 +139,8 @@ def channel_permutations(channels: int, c_base: int, generator: torch.Generator)
     Returns:
         ``(G, c)`` int64, ``G = c // c_base``.
     """
+    if c_base < 1 or channels < 1:
+        raise ValueError(f"channels={channels} and c_base={c_base} must both be >= 1")
     if channels % c_base:
         raise ValueError(f"channels={channels} is not a multiple of c_base={c_base}")
     groups = channels // c_base
