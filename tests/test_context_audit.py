@@ -157,16 +157,23 @@ def test_gather_patches_zero_pads_every_face_and_keeps_offset_order():
             assert patch[t].item() == (feats[0, 0, 0, i, j, k].item() if inside else 0.0)
 
 
+def _built(masks: torch.Tensor, channels: int, n_patches: int, samplings: int, seeds: tuple[int, int, int]):
+    """Candidates, permutations (C_base 4), slots (boundary share 0.5), random features ``(B, K, C, ...)`` of
+    ``masks`` ``(B, K, D, H, W)`` and their context; ``seeds``: permutations, features, sampling."""
+    cand = CandidateVoxels.from_mask(masks)
+    perms = channel_permutations(channels, 4, torch.Generator().manual_seed(seeds[0]))
+    slots = slot_kinds(n_patches, 0.5)
+    feats = torch.randn(*masks.shape[:2], channels, *masks.shape[2:], generator=torch.Generator().manual_seed(seeds[1]))
+    ctx = build_context(feats, cand, perms, slots, samplings, torch.Generator().manual_seed(seeds[2]))
+    return cand, perms, slots, feats, ctx
+
+
 def test_build_context_uses_the_generator_draws_in_b_s_g_n_order():
     """Positions equal cand.sample(slots, rand((B, S, G, N), generator)); None uses the global RNG."""
     masks = torch.zeros(2, 1, 6, 6, 6)
     masks[0, 0, 1:4, 1:5, 2:5] = 1
     masks[1, 0, 2:6, 0:3, 1:6] = 1
-    cand = CandidateVoxels.from_mask(masks)
-    perms = channel_permutations(8, 4, torch.Generator().manual_seed(0))
-    slots = slot_kinds(6, 0.5)
-    feats = torch.randn(2, 1, 8, 6, 6, 6, generator=torch.Generator().manual_seed(1))
-    ctx = build_context(feats, cand, perms, slots, 3, torch.Generator().manual_seed(5))
+    cand, perms, slots, feats, ctx = _built(masks, channels=8, n_patches=6, samplings=3, seeds=(0, 1, 5))
     u = torch.rand((2, 3, 2, 6), generator=torch.Generator().manual_seed(5))
     assert torch.equal(ctx.positions, cand.sample(slots, u))
     torch.manual_seed(11)
@@ -180,11 +187,7 @@ def test_build_context_every_row_and_patch_layout():
     masks = torch.zeros(1, 2, 5, 5, 5)
     masks[0, 0, 1:4, 1:4, 1:4] = 1
     masks[0, 1, 0:2, 2:5, 3:5] = 1
-    cand = CandidateVoxels.from_mask(masks)
-    perms = channel_permutations(12, 4, torch.Generator().manual_seed(2))
-    slots = slot_kinds(4, 0.5)
-    feats = torch.randn(1, 2, 12, 5, 5, 5, generator=torch.Generator().manual_seed(3))
-    ctx = build_context(feats, cand, perms, slots, 2, torch.Generator().manual_seed(4))
+    cand, perms, slots, feats, ctx = _built(masks, channels=12, n_patches=4, samplings=2, seeds=(2, 3, 4))
     assert ctx.vectors.shape == (1, 2, 9, 4 * 4 * 27)
     assert torch.equal(ctx.groups, channel_groups(perms, 4)) and torch.equal(ctx.slots, slots)
     padded = F.pad(feats, (1,) * 6)
