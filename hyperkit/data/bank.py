@@ -168,6 +168,8 @@ class TaskBank:
     def _pick_tasks(self, n_tasks: int, generator: torch.Generator, sampling: str) -> list[str]:
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {list(SAMPLINGS)}, got {sampling!r}")
+        if n_tasks < 1:  # a negative count sliced randperm to len - |n| tasks; 0 failed in torch.stack
+            raise ValueError(f"n_tasks must be >= 1, got {n_tasks}")
         pools = list(self.groups().values()) if sampling == "group" else [[t] for t in self.task_ids]
         if n_tasks <= len(pools):
             order = torch.randperm(len(pools), generator=generator)[:n_tasks].tolist()
@@ -227,6 +229,8 @@ class TaskBank:
         s_img, s_msk, q_img, q_msk = [], [], [], []
         for tid in chosen:
             n = self.images[tid].shape[0]
+            if n < 2:  # a support and a different query; it failed with an IndexError
+                raise ValueError(f"{tid}: {n} case, an episode needs 2 (a support and a query)")
             pair = torch.randperm(n, generator=generator)[:2].tolist()
             for index, imgs, msks in ((pair[0], s_img, s_msk), (pair[1], q_img, q_msk)):
                 image, mask = self._cut(tid, index, generator)
