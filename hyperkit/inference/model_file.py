@@ -37,10 +37,13 @@ from hyperkit.files import read_torch_file, save_atomic
 from hyperkit.training.checkpoint import CHECKPOINT_KIND
 from hyperkit.training.device import check_device
 
-__all__ = ["MODEL_KIND", "save_unet", "load_unet", "file_kind"]
+__all__ = ["MODEL_KIND", "META_KEYS", "save_unet", "load_unet", "file_kind"]
 
 #: marker stored in every standalone U-Net model file of the kit
 MODEL_KIND = "hyperkit/unet-model/v1"
+#: the metadata segmenting needs besides the weights: what every model file holds and what
+#: :func:`load_unet` returns (also required of a ``(unet, meta)`` pair given to ``segment_scan``)
+META_KEYS: tuple[str, ...] = ("data", "channel", "modality")
 
 def _plain(value: Any) -> Any:
     """Paths and tuples -> str and lists, recursively, so that ``weights_only`` loading works."""
@@ -124,7 +127,7 @@ def load_unet(path: str | Path, map_location: str | torch.device = "cpu") -> tup
     if kind != MODEL_KIND:
         what = f"kind {kind!r}" if isinstance(obj, dict) else f"a {type(obj).__name__}"
         raise HyperkitError(f"{p}: not a hyperkit U-Net model file ({what}, expected kind {MODEL_KIND!r})")
-    missing = [k for k in ("unet_config", "state_dict", "data", "channel", "modality") if k not in obj]
+    missing = [k for k in ("unet_config", "state_dict", *META_KEYS) if k not in obj]
     if missing:
         raise HyperkitError(f"{p}: model file lacks key(s) {missing}")
     check_modality(obj["modality"], f"{p}: the model file's modality")

@@ -44,7 +44,7 @@ from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, M
                                         Registration, RoiOutsideImageError, SupportReference, check_margin,
                                         check_modality, detect_modality, image_box, intensity_signature, intersect,
                                         make_reference, map_box, modality_mismatch, parse_roi, register, roi_windows)
-from hyperkit.inference.model_file import MODEL_KIND, file_kind, load_unet, save_unet
+from hyperkit.inference.model_file import META_KEYS, MODEL_KIND, file_kind, load_unet, save_unet
 from hyperkit.training.device import check_device
 
 __all__ = ["InputGrid", "box_voxels", "prepare_volume", "support_patch", "default_checkpoint", "generate_model",
@@ -649,7 +649,7 @@ def _load_model(model: Any, device: torch.device) -> tuple[torch.nn.Module, dict
     if isinstance(model, (str, Path)):
         return load_unet(model, map_location=device)
     if isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], dict):
-        missing = [k for k in ("data", "channel", "modality") if k not in model[1]]
+        missing = [k for k in META_KEYS if k not in model[1]]
         if missing:
             raise ValueError(f"the model's metadata lacks key(s) {missing} (pass the pair load_unet returns)")
         return model[0].to(device).eval(), model[1]
