@@ -415,3 +415,13 @@ def test_segment_file_refuses_a_sidecar_that_is_a_folder_before_any_work(tmp_pat
     with pytest.raises(HyperkitError, match="seg.json"):
         segment_file(model, scan, tmp_path / "seg.nii.gz", roi="none")
     assert not (tmp_path / "seg.nii.gz").exists()
+
+
+def test_a_model_pair_modality_is_checked_as_load_unet_checks_a_file(tmp_path):
+    """load_unet refuses a file whose modality is not CT or MRI; the pair path checks its meta the same way
+    (before the scan is read) and reads the value in any case, as the file path does."""
+    with pytest.raises(ValueError, match=r"the model's metadata modality must be one of \['CT', 'MRI'\], got 'PET'"):
+        segment_scan((_Identity(), {**META, "modality": "PET"}), tmp_path / "missing.nii.gz", roi="none")
+    ct = _ball(tmp_path / "ct.nii.gz", ct=True)
+    with pytest.raises(ModalityMismatchError):  # " mri " is MRI: a CT scan is still refused
+        segment_scan((_Identity(), {**META, "modality": " mri "}), ct, roi="none")

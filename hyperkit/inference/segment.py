@@ -652,7 +652,8 @@ def _load_model(model: Any, device: torch.device) -> tuple[torch.nn.Module, dict
         missing = [k for k in META_KEYS if k not in model[1]]
         if missing:
             raise ValueError(f"the model's metadata lacks key(s) {missing} (pass the pair load_unet returns)")
-        return model[0].to(device).eval(), model[1]
+        modality = check_modality_name(model[1]["modality"], "the model's metadata modality")
+        return model[0].to(device).eval(), {**model[1], "modality": modality}
     raise ValueError(f"model must be a model file path or the (unet, meta) pair of load_unet, got "
                      f"{type(model).__name__}")
 
