@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+import yaml
 
 from hyperkit.config import PROFILES, SupervisedConfig, differences, load_profile, merge_config, parse_override, reread
 from hyperkit.errors import ConfigError
@@ -132,3 +135,12 @@ def test_a_profile_file_named_like_a_built_in_is_refused(tmp_path, file, text):
         load_profile(tmp_path / file)
     (tmp_path / "my_quick.yaml").write_text(text.replace("name: paper\n", ""))
     assert load_profile(tmp_path / "my_quick.yaml")["name"] == "my_quick"
+
+
+@pytest.mark.parametrize("name", [7, None, ["a"], "  "])
+def test_a_profile_name_must_be_a_non_empty_string(tmp_path, name):
+    """Runs record the name and protocol_for looks it up as a built-in's or a file's: ``name: 7`` was kept as the
+    integer 7, ``name:`` (nothing) as None, and both reached the records."""
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"base": "quick", "name": name}))
+    with pytest.raises(ConfigError, match=r"name must be a non-empty string, got " + re.escape(repr(name))):
+        load_profile(tmp_path / "mine.yaml")

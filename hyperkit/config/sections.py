@@ -578,10 +578,12 @@ def check_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
         ``cfg`` as a plain dict, unchanged.
 
     Raises:
-        ConfigError: an unknown top-level key, a seed that is not a non-negative integer, or a section
-            with unknown, mistyped or out-of-range values.
+        ConfigError: an unknown top-level key, a name that is not a non-empty string, a seed that is not a
+            non-negative integer, or a section with unknown, mistyped or out-of-range values.
     """
     check_unknown(cfg, ("name", "seed") + SECTIONS, "the profile")
+    if "name" in cfg and not (isinstance(cfg["name"], str) and cfg["name"].strip()):
+        raise ConfigError(f"name must be a non-empty string, got {cfg['name']!r}")
     if "seed" in cfg:
         check_seed(cfg["seed"])
     if "data" in cfg:
