@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from hyperkit.config import PROFILES, SupervisedConfig, differences, load_profile, merge_config, parse_override, reread
+from hyperkit.config import PROFILES, DataConfig, SupervisedConfig, differences, load_profile, merge_config, parse_override, reread
 from hyperkit.errors import ConfigError
 
 
@@ -144,3 +144,15 @@ def test_a_profile_name_must_be_a_non_empty_string(tmp_path, name):
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"base": "quick", "name": name}))
     with pytest.raises(ConfigError, match=r"name must be a non-empty string, got " + re.escape(repr(name))):
         load_profile(tmp_path / "mine.yaml")
+
+
+@pytest.mark.parametrize("override, shown", [("data.spacing=.nan", "nan"), ("data.spacing=.inf", "inf"),
+                                             ("train.weight_decay=.nan", "nan"), ("evaluate.adapt_lr=.inf", "inf"),
+                                             ("model.boundary_share=nan", "'nan'"), ("data.ct_clip=[-.inf, 100]", "-inf")])
+def test_a_float_setting_must_be_finite(override, shown):
+    """``spacing: .nan`` passed every range check (``nan <= 0`` is false), as did a NaN weight decay, an infinite
+    gradient-step lr, a NaN boundary share (as the string "nan") and an infinite CT window."""
+    key = override.split("=")[0] + ("[0]" if "ct_clip" in override else "")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key)} must be a finite number, got {re.escape(shown)}$"):
+        load_profile("quick", parse_override(override))
+    assert DataConfig.from_mapping({"spacing": "1e1"}).spacing == 10.0  # a YAML string still parses

@@ -9,6 +9,7 @@ a nested config dataclass is built from its own mapping.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from types import UnionType
@@ -30,13 +31,21 @@ def optional_fields(cls: type) -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
 
+def _finite(number: float, value: Any, path: str) -> float:
+    """``number`` when finite: no setting means anything at NaN or infinity (``.nan`` spacing resampled nothing)."""
+    if not math.isfinite(number):
+        raise ConfigError(f"{path} must be a finite number, got {value!r}")
+    return number
+
+
 def _convert(value: Any, typ: Any, path: str) -> Any:
     """``value`` as ``typ``: ``bool``, ``int``, ``float``, ``str``, ``X | None`` or a tuple type.
 
     YAML strings such as ``1e-3`` are parsed; a list becomes a tuple of converted items.
 
     Raises:
-        ConfigError: naming ``path`` and the value, when it is not of that type.
+        ConfigError: naming ``path`` and the value, when it is not of that type (a float that is NaN
+            or infinite included).
     """
     origin, args = typing.get_origin(typ), typing.get_args(typ)
     if origin in (typing.Union, types.UnionType):
@@ -67,12 +76,14 @@ def _convert(value: Any, typ: Any, path: str) -> Any:
             if isinstance(value, float) and value.is_integer():
                 return int(value)
         elif typ is float and isinstance(value, (int, float)):
-            return float(value)
+            return _finite(float(value), value, path)
         if isinstance(value, str):
             try:
-                return typ(value)
+                parsed = typ(value)
             except ValueError:
                 pass
+            else:
+                return _finite(parsed, value, path) if typ is float else parsed
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     raise ConfigError(f"{path} must be {names.get(typ, getattr(typ, '__name__', str(typ)))}, got {value!r}")
 
