@@ -116,6 +116,14 @@ def test_an_effect_is_told_from_noise_only_beyond_the_seed_spread():
     assert seed_spread([r for r in rows if r["variant"] != "seed"]) == {}
 
 
+@pytest.mark.parametrize("lo, hi, excludes", [(0.0004, 0.1, False), (0.0006, 0.1, True), (-0.1, -0.0004, False),
+                                              (-0.1, -0.0006, True), (-0.0004, 0.0004, False)])
+def test_told_from_noise_reads_an_interval_as_the_report_prints_it(lo, hi, excludes):
+    """Notebook 06 said "CI excludes 0" for an ablation row whose interval the report prints as [+0.000, ...] and
+    calls "does not hold" (the report's rule: an end that prints as 0 touches 0)."""
+    assert told_from_noise(_arow("norm", "liver", 0.05, lo, hi), {"liver": 0.01}) == (excludes, excludes)
+
+
 def test_fine_tuning_starts_are_paired_on_task_n_repeat_and_case():
     def ft(method: str, n: int, case: str, dsc: float, repeat: int = 0) -> dict:
         return {"task": "t", "n": str(n), "repeat": str(repeat), "case": case, "method": method, "dsc": str(dsc)}

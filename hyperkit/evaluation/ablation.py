@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping, Sequence
 from hyperkit.config import load_profile, merge_config
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.run import heldout_tasks, run_evaluation
-from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks
+from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks, printed_above_zero
 from hyperkit.evaluation.centre_prior import target_name
 from hyperkit.evaluation.tables import paper_tables
 from hyperkit.files import save_atomic, write_text_atomic
@@ -280,8 +280,10 @@ def seed_spread(rows: Sequence[Mapping[str, Any]], metric: str = "dsc") -> dict[
 def told_from_noise(row: Mapping[str, Any], spread: Mapping[str, float]) -> tuple[bool, bool]:
     """``(the CI excludes 0, and also |diff| lies beyond the seed spread of its target)`` for one
     row of ``ablation.csv``; the second is False where ``spread`` has no entry for the target
-    (:func:`seed_spread`)."""
-    excludes = float(row["ci_lo"]) > 0 or float(row["ci_hi"]) < 0
+    (:func:`seed_spread`). "Excludes 0" is the report's rule
+    (:func:`~hyperkit.evaluation.stats.printed_above_zero`): an end printed as ``+0.000`` or
+    ``-0.000`` touches 0."""
+    excludes = printed_above_zero(float(row["ci_lo"])) or printed_above_zero(-float(row["ci_hi"]))
     s = spread.get(row["target"])
     return excludes, excludes and s is not None and abs(float(row["diff"])) > s
 
