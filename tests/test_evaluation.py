@@ -857,6 +857,9 @@ def test_above_zero_follows_the_printed_interval():
     assert Paired(0.5, 0.4, 0.1, 0.0006, 0.2, 4).above_zero  # prints +0.001
     assert not Paired(0.5, 0.4, 0.1, 0.0004, 0.2, 4).above_zero  # prints +0.000
     assert not Paired(0.5, 0.4, 0.1, -0.01, 0.2, 4).above_zero
+    assert Paired(0.4, 0.5, -0.1, -0.2, -0.0006, 4).below_zero  # prints -0.001
+    assert not Paired(0.4, 0.5, -0.1, -0.2, -0.0004, 4).below_zero  # prints -0.000
+    assert not Paired(0.4, 0.5, -0.1, -0.2, 0.01, 4).below_zero
     assert printed_above_zero(0.04, digits=1) is False and printed_above_zero(0.06, digits=1) is True
 
 

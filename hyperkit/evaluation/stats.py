@@ -69,6 +69,11 @@ class Paired:
         """The interval lies above 0 as :meth:`text` prints it (:func:`printed_above_zero`)."""
         return printed_above_zero(self.lo)
 
+    @property
+    def below_zero(self) -> bool:
+        """The interval lies below 0 as :meth:`text` prints it (an upper end shown as ``-0.000`` touches 0)."""
+        return printed_above_zero(-self.hi)
+
 
 def printed_above_zero(lo: float, digits: int = 3) -> bool:
     """The verdict rule of the kit: a lower end ``lo`` lies above 0 as printed with ``digits``
