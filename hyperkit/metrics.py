@@ -71,7 +71,7 @@ def dice(pred: Any, target: Any) -> float:
 
 
 def _check_spacing(spacing: Sequence[float]) -> None:
-    if len(spacing) != 3 or min(spacing) <= 0:
+    if len(spacing) != 3 or not all(0 < float(s) < float("inf") for s in spacing):  # NaN fails the comparison too
         raise ValueError(f"spacing must be three positive values in mm, got {list(spacing)}")
 
 
@@ -93,8 +93,8 @@ def nsd(pred: Any, target: Any, spacing: Sequence[float], tau: float = 2.0) -> f
         spacing: voxel size in mm, one value per axis.
         tau: tolerance in mm (paper: 2 mm).
     """
-    if tau <= 0:
-        raise ValueError(f"tau must be > 0 mm, got {tau}")
+    if not 0 < tau < float("inf"):  # NaN fails the comparison too
+        raise ValueError(f"tau must be a finite number > 0 mm, got {tau}")
     p, g = as_binary_batch(pred), as_binary_batch(target)
     if p.shape != g.shape:
         raise ValueError(f"prediction shape {tuple(p.shape[2:])} differs from target shape {tuple(g.shape[2:])}")

@@ -82,12 +82,19 @@ def test_voxel_tolerance_is_the_largest_side():
         voxel_tolerance((1.0, 0.0, 1.0))
     with pytest.raises(ValueError, match="three positive"):
         voxel_tolerance((1.0, 1.0))
+    with pytest.raises(ValueError, match="three positive"):  # max() returned 1.0 for this one
+        voxel_tolerance((1.0, float("nan"), 1.0))
 
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"spacing": (1, 1)}, "three positive"),
     ({"spacing": (1, 0, 1)}, "three positive"),
     ({"spacing": (1, 1, 1), "tau": 0}, "tau must be"),
+    # NaN and inf passed the kit's checks (nan <= 0 is false); MONAI then refused them without naming the argument
+    ({"spacing": (1, 1, 1), "tau": float("nan")}, r"tau must be a finite number > 0 mm, got nan"),
+    ({"spacing": (1, 1, 1), "tau": float("inf")}, r"tau must be a finite number > 0 mm, got inf"),
+    ({"spacing": (1, float("nan"), 1)}, r"three positive values in mm, got \[1, nan, 1\]"),
+    ({"spacing": (1, 1, float("inf"))}, "three positive"),
 ])
 def test_nsd_bad_arguments(kwargs, match):
     a = _box((8, 8, 8), (2, 2, 2), (5, 5, 5))
