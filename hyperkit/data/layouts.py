@@ -349,15 +349,20 @@ class TotalSegDataset(Dataset):
     def read(cls, root: Path) -> "TotalSegDataset":
         meta_path = root / "meta.csv"
         try:
-            text = meta_path.read_text()
+            text = meta_path.read_text(encoding="utf-8-sig")  # UTF-8, with or without a spreadsheet's BOM
         except FileNotFoundError:
             raise DataError(meta_path, "file not found") from None
+        except UnicodeDecodeError as exc:
+            raise DataError(meta_path, f"not valid UTF-8 text ({exc})") from None
         if not text.strip():
             raise DataError(meta_path, "is empty (needs an 'image_id' column and at least one row)")
         delimiter = ";" if text.splitlines()[0].count(";") >= text.splitlines()[0].count(",") else ","
         rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
         if not rows or "image_id" not in rows[0]:
             raise DataError(meta_path, "needs an 'image_id' column and at least one row")
+        for i, r in enumerate(rows, start=2):  # a short row leaves image_id None
+            if not isinstance(r["image_id"], str):
+                raise DataError(meta_path, f"row {i} has no image_id")
         listed = {r["image_id"].strip(): (r.get("split") or "").strip() or None for r in rows}
         folders = {p.name for p in root.iterdir() if p.is_dir() and (p / "ct.nii.gz").exists()}
         missing = sorted(set(listed) - folders)
