@@ -170,27 +170,47 @@ def score(preds: Tensor, masks: Tensor, spacing: Sequence[float], tau: float) ->
 
 
 # ------------------------------------------------------------------------------ results file
-def read_results(path: str | Path) -> list[dict[str, Any]]:
+def read_results(path: str | Path, *, drop_cut_row: bool = False) -> list[dict[str, Any]]:
     """Rows of a results CSV with numbers parsed; the columns must be exactly :data:`FIELDS`.
+
+    Every row the kit writes ends with a line break, so a file that does not end with one was cut
+    by an interrupted write (a hard stop, a full disk) in its last row.
+
+    Args:
+        path: the results file.
+        drop_cut_row: leave such a cut last row out (a resumed evaluation, which redoes its model:
+            :func:`evaluate`); without it the file is refused.
 
     Raises:
         FileNotFoundError: no file.
         HyperkitError: a results file of an older kit (missing columns such as ``nsd_voxel``:
-            re-run, or write to a fresh ``--out``), or not a results file at all.
+            re-run, or write to a fresh ``--out``), not a results file at all, a cut last row
+            (without ``drop_cut_row``), or a row whose values do not parse (named by its line).
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no results file")
     with open(p, newline="") as fh:
-        reader = csv.DictReader(fh)
-        columns = tuple(reader.fieldnames or ())
-        if columns != FIELDS:
-            missing = [c for c in FIELDS if c not in columns]
-            if {"task", "method", "dsc"} <= set(columns) and missing:
-                raise HyperkitError(f"{p}: results of an older hyperkit (no column(s) {missing}); re-run the "
-                                    "evaluation, or pass a fresh --out")
-            raise HyperkitError(f"{p}: not a hyperkit results file (columns {list(columns)}, expected {list(FIELDS)})")
-        rows = [_parsed(r) for r in reader]
+        lines = fh.read().splitlines(keepends=True)
+    if len(lines) > 1 and not lines[-1].endswith("\n"):
+        if not drop_cut_row:
+            raise HyperkitError(f"{p}: its last row (line {len(lines)}) was cut short by an interrupted write; resume "
+                                "the evaluation (--resume) to redo that model, or delete the line")
+        lines = lines[:-1]
+    reader = csv.DictReader(lines)
+    columns = tuple(reader.fieldnames or ())
+    if columns != FIELDS:
+        missing = [c for c in FIELDS if c not in columns]
+        if {"task", "method", "dsc"} <= set(columns) and missing:
+            raise HyperkitError(f"{p}: results of an older hyperkit (no column(s) {missing}); re-run the "
+                                "evaluation, or pass a fresh --out")
+        raise HyperkitError(f"{p}: not a hyperkit results file (columns {list(columns)}, expected {list(FIELDS)})")
+    rows = []
+    for row in reader:
+        try:
+            rows.append(_parsed(row))
+        except (TypeError, ValueError) as exc:
+            raise HyperkitError(f"{p}: line {reader.line_num} is not a results row ({exc})") from None
     return rows
 
 
@@ -295,7 +315,7 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
     splits = {t: sp for t in bank.task_ids if (sp := task_split(len(bank.case_ids[t]), cfg, seed, t)) is not None}
     ctx = Context(hyper, bank, cfg, seed, train_bank, width, splits, progress, save_model,
                   info={m.name: {} for m in REGISTRY.values() if not m.one_shot})
-    writer, done = _open_results(Path(out_csv), resume, cfg)
+    writer, done = _open_results(Path(out_csv), resume, cfg, _expected_cases(ctx, chosen))
     try:
         one_shot = [m for m in chosen if m.one_shot]
         for task in tqdm(bank.task_ids, desc="one-shot", disable=not progress or not one_shot):
@@ -326,14 +346,30 @@ def _check_inputs(chosen: Sequence[Method], hyper: HyperUNet | None, train_bank:
                          "hypernetwork is given")
 
 
-def _open_results(out: Path, resume: bool, cfg: EvalConfig) -> tuple[_Writer, set[tuple[str, str]]]:
-    """The results file to write, keeping the complete (task, method) pairs of a resumed one, and those pairs."""
+def _expected_cases(ctx: Context, chosen: Sequence[Method]) -> dict[tuple[str, str], int]:
+    """``(task, method) -> the (draw, case) rows a complete pair has``: the draws' query cases (one-shot
+    methods, :func:`one_shot_plan`) or the test cases (supervised ones, targets with a split)."""
+    out: dict[tuple[str, str], int] = {}
+    for task in ctx.bank.task_ids:
+        one_shot = [m for m in chosen if m.one_shot]
+        if one_shot:
+            queries = sum(len(q) for q in one_shot_plan(len(ctx.bank.case_ids[task]), ctx.cfg, ctx.seed, task).queries)
+            out.update({(task, m.name): queries for m in one_shot})
+        if task in ctx.splits:
+            out.update({(task, m.name): len(ctx.splits[task].test) for m in chosen if not m.one_shot})
+    return out
+
+
+def _open_results(out: Path, resume: bool, cfg: EvalConfig, expected: Mapping[tuple[str, str], int] | None = None
+                  ) -> tuple[_Writer, set[tuple[str, str]]]:
+    """The results file to write, keeping the complete (task, method) pairs of a resumed one
+    (:func:`_complete_pairs`), and those pairs."""
     kept: list[dict[str, Any]] = []
     if out.exists():
         if not resume:
             raise HyperkitError(f"{out}: exists; pass resume=True (--resume) to continue it, or choose another file")
-        kept = read_results(out)
-    done = _complete_pairs(kept, cfg)
+        kept = read_results(out, drop_cut_row=True)
+    done = _complete_pairs(kept, cfg, expected)
     return _Writer(out, [r for r in kept if (r["task"], r["method"]) in done]), done
 
 
@@ -361,10 +397,17 @@ def _supervised_rows(ctx: Context, method: str, fit: Fitted) -> list[dict[str, A
     return _rows(fit.task, method, 0, "", ctx.bank.case_ids[fit.task], test, scores, set(test), fit.seconds)
 
 
-def _complete_pairs(rows: list[dict[str, Any]], cfg: EvalConfig) -> set[tuple[str, str]]:
-    """(task, method) pairs with all their draws (one-shot methods) or any row (supervised ones)."""
+def _complete_pairs(rows: list[dict[str, Any]], cfg: EvalConfig,
+                    expected: Mapping[tuple[str, str], int] | None = None) -> set[tuple[str, str]]:
+    """(task, method) pairs with all their draws (one-shot methods) or any row (supervised ones),
+    and, for a pair in ``expected`` (:func:`_expected_cases`), exactly that many (draw, case) rows:
+    a model whose rows an interrupted write cut short is made again."""
     draws: dict[tuple[str, str], set[int]] = {}
+    cases: dict[tuple[str, str], set[tuple[int, str]]] = {}
     for r in rows:
         draws.setdefault((r["task"], r["method"]), set()).add(r["draw"])
+        cases.setdefault((r["task"], r["method"]), set()).add((r["draw"], r["case"]))
+    expected = expected or {}
     return {(t, m) for (t, m), d in draws.items()
-            if len(d) >= (cfg.draws if m in REGISTRY and REGISTRY[m].one_shot else 1)}
+            if len(d) >= (cfg.draws if m in REGISTRY and REGISTRY[m].one_shot else 1)
+            and expected.get((t, m), len(cases[t, m])) == len(cases[t, m])}
