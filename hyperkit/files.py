@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file"]
+from hyperkit.errors import HyperkitError
+
+__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file", "appended_lines"]
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -93,3 +95,28 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def appended_lines(path: str | Path, *, drop_cut_row: bool, redo: str) -> list[str]:
+    """The lines of a file written row by row (a results CSV), each with its line break.
+
+    Every row is written whole with its line break, so a file that does not end with one was cut
+    by an interrupted write (a hard stop, a full disk) inside its last row.
+
+    Args:
+        path: the file.
+        drop_cut_row: leave such a cut last row out (a resumed run, which makes it again);
+            otherwise the file is refused.
+        redo: how to make the cut row again, for the message (``"resume with --resume"``).
+
+    Raises:
+        HyperkitError: a cut last row, without ``drop_cut_row``.
+    """
+    with open(path, newline="") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    if len(lines) > 1 and not lines[-1].endswith("\n"):
+        if not drop_cut_row:
+            raise HyperkitError(f"{path}: its last row (line {len(lines)}) was cut short by an interrupted write; "
+                                f"{redo}, or delete the line")
+        lines = lines[:-1]
+    return lines

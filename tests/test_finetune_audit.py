@@ -382,3 +382,35 @@ def test_a_seed_given_as_4_0_or_text_is_seed_4(tmp_path: Path, monkeypatch: pyte
         runs[name] = ([_seed(j.generator) for j in rec.jobs], [s[3] for s in rec.starts],
                       [(r["method"], r["case"]) for r in rows])
     assert runs["float"] == runs["int"] == runs["text"]
+
+
+def test_a_row_cut_by_an_interrupted_write_is_refused_or_redone_on_resume(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hard stop inside a write left the last row cut short; --resume then appended after it, gluing the next
+    row onto the cut one. Now reading names the cut, and a resume rewrites the complete trainings and redoes it."""
+    _, first = _run(tmp_path, monkeypatch, ns=(2,), repeats=2, methods=("scratch_ft",))
+    p = tmp_path / "ft.csv"
+    whole = p.read_text()
+    p.write_text(whole[:-3])  # inside the last number: the row would still parse
+    with pytest.raises(HyperkitError, match=r"ft\.csv: its last row \(line \d+\) was cut short"):
+        read_finetune(p)
+    rec, rows = _run(tmp_path, monkeypatch, ns=(2,), repeats=2, methods=("scratch_ft",), resume=True)
+    assert [_seed(j.generator) for j in rec.jobs] == [_seed(torch_generator(0, "finetune_steps", "scratch_ft", "T", 2, 1))]
+    assert p.read_text() == whole  # the same file as an uninterrupted run
+    assert len(rows) == len(first)
+
+
+def test_a_training_with_a_missing_test_case_row_is_redone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Done-ness counted any row of a (task, N, repeat, start): one that had lost a test-case row was never
+    scored on that case. Now it needs every test case's row; the others stay done."""
+    _, first = _run(tmp_path, monkeypatch, ns=(8,), repeats=2, methods=("scratch_ft",))
+    p = tmp_path / "ft.csv"
+    whole = p.read_text()
+    lines = whole.splitlines(keepends=True)
+    assert sum(x.split(",")[2] == "0" for x in lines[1:]) == 2  # N = 8 of 10 cases: two test cases
+    first_of_repeat0 = next(i for i, x in enumerate(lines[1:], 1) if x.split(",")[2] == "0")
+    p.write_text("".join(x for i, x in enumerate(lines) if i != first_of_repeat0))
+    rec, rows = _run(tmp_path, monkeypatch, ns=(8,), repeats=2, methods=("scratch_ft",), resume=True)
+    assert [_seed(j.generator) for j in rec.jobs] == [_seed(torch_generator(0, "finetune_steps", "scratch_ft", "T", 8, 0))]
+    assert sorted(p.read_text().splitlines()) == sorted(whole.splitlines())  # every row once, repeat 0 now last
+    assert len(rows) == len(first)

@@ -31,6 +31,7 @@ Rows go to a CSV as they are made; an interrupted run resumes at the first unfin
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, SupervisedResult, predict, train_supervised_many
 from hyperkit.evaluation.methods import one_shot_model
 from hyperkit.evaluation.protocol import score
+from hyperkit.files import appended_lines, write_text_atomic
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
@@ -127,8 +129,15 @@ def _check(repeats: int, methods: Sequence[str], seed: int, ns: Sequence[int]) -
     return seed
 
 
-def _done(rows: Iterable[dict[str, Any]]) -> set[tuple[str, int, int, str]]:
-    return {(r["task"], int(r["n"]), int(r["repeat"]), r["method"]) for r in rows}
+def _done(rows: Iterable[dict[str, Any]], expected: Mapping[tuple[str, int, int, str], int] | None = None
+          ) -> set[tuple[str, int, int, str]]:
+    """The (task, N, repeat, start) fine-tunings that ``rows`` hold; for one in ``expected``, only
+    with exactly that many test-case rows (an interrupted write may have cut its rows short)."""
+    cases: dict[tuple[str, int, int, str], set[str]] = {}
+    for r in rows:
+        cases.setdefault((r["task"], int(r["n"]), int(r["repeat"]), r["method"]), set()).add(r["case"])
+    expected = expected or {}
+    return {k for k, c in cases.items() if expected.get(k, len(c)) == len(c)}
 
 
 def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: SupervisedConfig, out_csv: str | Path, *,
@@ -152,7 +161,8 @@ def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: Supervis
         repeats: random subsets per ``N``.
         methods: starts from :data:`FT_METHODS`.
         seed: subsets, random decoders and initialisations.
-        resume: keep the rows in ``out_csv`` and do only what is missing.
+        resume: keep the complete fine-tunings in ``out_csv`` (a row for each test case; a last row
+            cut by an interrupted write is dropped) and do only what is missing.
         progress: a line per finished fine-tuning.
         workers: trainings at once (default: one per torch thread).
 
@@ -166,14 +176,20 @@ def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: Supervis
         raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another --out")
     # an empty file is what a run killed before its header reached the disk leaves: start it afresh
     new = not out.exists() or out.stat().st_size == 0
-    rows = [] if new else read_finetune(out)
-    done = _done(rows)
+    rows = [] if new else read_finetune(out, drop_cut_row=True)
+    expected = {(task, n, r, method): len(finetune_subset(len(bank.case_ids[task]), n, seed, task, r).test)
+                for task in bank.task_ids for n in ns for r in range(repeats) for method in methods}
+    done = _done(rows, expected)
+    rows = [r for r in rows if (r["task"], int(r["n"]), int(r["repeat"]), r["method"]) in done]
+    # the header and the complete fine-tunings kept, written whole (a cut row or a partial training dropped)
+    buf = io.StringIO()
+    header = csv.DictWriter(buf, fieldnames=FT_FIELDS, lineterminator="\n")
+    header.writeheader()
+    header.writerows(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out, buf.getvalue())  # on disk before the first (long) training: a killed run resumes
     with open(out, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FT_FIELDS, lineterminator="\n")
-        if new:
-            writer.writeheader()
-            fh.flush()  # on disk before the first (long) training, so that an interrupted run can resume
         for task in bank.task_ids:  # one target at a time: its starts, then their trainings side by side
             todo = [(n, r, method, finetune_subset(len(bank.case_ids[task]), n, seed, task, r))
                     for n in ns for r in range(repeats) for method in methods if (task, n, r, method) not in done]
@@ -236,22 +252,34 @@ def _finish(st: _Started, res: SupervisedResult, bank: TaskBank, cfg: EvalConfig
             for i, (d, s, v), z in zip(sub.test, scores, st.zero)]
 
 
-def read_finetune(path: str | Path) -> list[dict[str, Any]]:
+def read_finetune(path: str | Path, *, drop_cut_row: bool = False) -> list[dict[str, Any]]:
     """Rows of a fine-tuning CSV with numbers parsed.
+
+    Args:
+        path: the file (:data:`FT_FIELDS`).
+        drop_cut_row: leave out a last row cut short by an interrupted write
+            (:func:`~hyperkit.files.appended_lines`; a resumed run makes it again); otherwise such
+            a file is refused.
 
     Raises:
         ValueError: not a fine-tuning results file.
+        HyperkitError: a cut last row (without ``drop_cut_row``), or a row whose values do not
+            parse (named by its line).
     """
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != FT_FIELDS:
-            raise ValueError(f"{path}: not a fine-tuning results file (columns {reader.fieldnames})")
-        rows = list(reader)
-    for r in rows:
-        r["n"], r["repeat"], r["steps"], r["best_step"] = int(r["n"]), int(r["repeat"]), int(r["steps"]), \
-            int(r["best_step"])
-        for k in ("dsc", "nsd", "nsd_voxel", "zero_shot_dsc", "seconds"):
-            r[k] = float(r[k])
+    reader = csv.DictReader(appended_lines(path, drop_cut_row=drop_cut_row,
+                                           redo="resume the fine-tuning (--resume) to redo that training"))
+    if tuple(reader.fieldnames or ()) != FT_FIELDS:
+        raise ValueError(f"{path}: not a fine-tuning results file (columns {reader.fieldnames})")
+    rows = []
+    for r in reader:
+        try:
+            r["n"], r["repeat"], r["steps"], r["best_step"] = int(r["n"]), int(r["repeat"]), int(r["steps"]), \
+                int(r["best_step"])
+            for k in ("dsc", "nsd", "nsd_voxel", "zero_shot_dsc", "seconds"):
+                r[k] = float(r[k])
+        except (TypeError, ValueError) as exc:
+            raise HyperkitError(f"{path}: line {reader.line_num} is not a fine-tuning row ({exc})") from None
+        rows.append(r)
     return rows
 
 
@@ -336,7 +364,7 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     from hyperkit.config import protocol_for
     from hyperkit.evaluation.figure import figure3
     from hyperkit.evaluation.run import heldout_bank
-    from hyperkit.files import sha256_file, write_text_atomic
+    from hyperkit.files import sha256_file
     from hyperkit.provenance import run_record
     from hyperkit.training.checkpoint import load_hypernet
 

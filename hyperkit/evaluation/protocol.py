@@ -36,7 +36,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hyperkit.errors import HyperkitError
-from hyperkit.files import write_text_atomic
+from hyperkit.files import appended_lines, write_text_atomic
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig
 from hyperkit.evaluation.methods import (REGISTRY, Context, Fitted, Method, OneShotMethod, fit_supervised,
                                          methods_for, one_shot_model)
@@ -173,8 +173,8 @@ def score(preds: Tensor, masks: Tensor, spacing: Sequence[float], tau: float) ->
 def read_results(path: str | Path, *, drop_cut_row: bool = False) -> list[dict[str, Any]]:
     """Rows of a results CSV with numbers parsed; the columns must be exactly :data:`FIELDS`.
 
-    Every row the kit writes ends with a line break, so a file that does not end with one was cut
-    by an interrupted write (a hard stop, a full disk) in its last row.
+    A last row cut short by an interrupted write (:func:`~hyperkit.files.appended_lines`) is
+    refused, or left out with ``drop_cut_row``.
 
     Args:
         path: the results file.
@@ -190,13 +190,7 @@ def read_results(path: str | Path, *, drop_cut_row: bool = False) -> list[dict[s
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no results file")
-    with open(p, newline="") as fh:
-        lines = fh.read().splitlines(keepends=True)
-    if len(lines) > 1 and not lines[-1].endswith("\n"):
-        if not drop_cut_row:
-            raise HyperkitError(f"{p}: its last row (line {len(lines)}) was cut short by an interrupted write; resume "
-                                "the evaluation (--resume) to redo that model, or delete the line")
-        lines = lines[:-1]
+    lines = appended_lines(p, drop_cut_row=drop_cut_row, redo="resume the evaluation (--resume) to redo that model")
     reader = csv.DictReader(lines)
     columns = tuple(reader.fieldnames or ())
     if columns != FIELDS:
@@ -298,8 +292,9 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
         seed: seeds the support draws, the case splits, random decoders and baseline training.
         train_bank: the training tasks (needed by ``all_unet``, which learns them beside the targets).
         base_width: U-Net width of the supervised baselines (default: the hypernetwork's).
-        resume: keep the rows of (task, method) pairs already complete in ``out_csv`` and
-            do only the rest; without it an existing file is refused.
+        resume: keep the rows of (task, method) pairs already complete in ``out_csv`` (every
+            draw's every query case; a last row cut by an interrupted write is dropped) and do
+            only the rest; without it an existing file is refused.
         progress: tqdm bars.
         save_model: called as ``save_model(method, task, unet)`` with each trained Conv U-Net
             (for figures and ``hyperkit segment``).
