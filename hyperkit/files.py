@@ -7,13 +7,14 @@ previous file at its path intact and never a half-written one under the final na
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import IO, Any, Callable
 
 from hyperkit.errors import HyperkitError
 
-__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file", "appended_lines"]
+__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file", "appended_lines", "read_jsonl"]
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -97,7 +98,7 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def appended_lines(path: str | Path, *, drop_cut_row: bool, redo: str) -> list[str]:
+def appended_lines(path: str | Path, *, drop_cut_row: bool, redo: str = "", header: bool = True) -> list[str]:
     """The lines of a file written row by row (a results CSV), each with its line break.
 
     Every row is written whole with its line break, so a file that does not end with one was cut
@@ -108,15 +109,29 @@ def appended_lines(path: str | Path, *, drop_cut_row: bool, redo: str) -> list[s
         drop_cut_row: leave such a cut last row out (a resumed run, which makes it again);
             otherwise the file is refused.
         redo: how to make the cut row again, for the message (``"resume with --resume"``).
+        header: the first line is a header written whole (a CSV): a file of one line is not cut.
 
     Raises:
         HyperkitError: a cut last row, without ``drop_cut_row``.
     """
     with open(path, newline="") as fh:
         lines = fh.read().splitlines(keepends=True)
-    if len(lines) > 1 and not lines[-1].endswith("\n"):
+    if len(lines) > int(header) and not lines[-1].endswith("\n"):
         if not drop_cut_row:
             raise HyperkitError(f"{path}: its last row (line {len(lines)}) was cut short by an interrupted write; "
                                 f"{redo}, or delete the line")
         lines = lines[:-1]
     return lines
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file written row by row (a training's ``metrics.jsonl``,
+    ``validation.jsonl``); ``[]`` when there is none.
+
+    A last line without its line break is a row still being written (a run in progress) or cut
+    by an interrupted write: it is left out (:func:`appended_lines`).
+    """
+    p = Path(path)
+    if not p.is_file():
+        return []
+    return [json.loads(line) for line in appended_lines(p, drop_cut_row=True, header=False) if line.strip()]

@@ -393,16 +393,12 @@ def plot_training_curves(run_dir: Any, smooth: int = 25, best_episode: int | Non
     Raises:
         ValueError: neither file has rows, or ``best_episode`` was not validated.
     """
-    import json
     from pathlib import Path
 
+    from hyperkit.files import read_jsonl
+
     run = Path(run_dir)
-
-    def rows(name: str) -> list[dict]:
-        p = run / name
-        return [json.loads(x) for x in p.read_text().splitlines() if x.strip()] if p.is_file() else []
-
-    train_rows, val_rows = rows("metrics.jsonl"), rows("validation.jsonl")
+    train_rows, val_rows = read_jsonl(run / "metrics.jsonl"), read_jsonl(run / "validation.jsonl")
     if not train_rows and not val_rows:
         raise ValueError(f"{run}: no metrics.jsonl or validation.jsonl to plot")
     best = None

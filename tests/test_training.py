@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import matplotlib.pyplot as plt
 import torch
 import torch.multiprocessing as mp
 
@@ -17,6 +18,7 @@ from hyperkit.training import checkpoint as ckpt_mod
 from hyperkit.files import save_atomic
 from hyperkit.training.checkpoint import load_checkpoint
 from hyperkit.config.sections import TrainConfig
+from hyperkit.plots import plot_training_curves
 from hyperkit.training.loop import read_jsonl, replay_early_stopping, train
 
 TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
@@ -103,6 +105,25 @@ def test_resume_equals_uninterrupted(data_root, cache, tmp_path):
     for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), k
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+    for name in ("metrics.jsonl", "validation.jsonl"):
+        assert strip(read_jsonl(tmp_path / "full" / name)) == strip(read_jsonl(tmp_path / "part" / name))
+
+
+def test_resume_after_a_crash_inside_a_log_write_equals_uninterrupted(data_root, cache, tmp_path):
+    """A hard stop while a row was appended left a cut last line: the resume failed in json.loads (and so did
+    plotting a run in progress). The cut row is left out; the resumed run equals an uninterrupted one."""
+    cfg = tiny_cfg(episodes=6)
+    full = train(cfg, data_root, tmp_path / "full", cache_dir=cache, progress=False)
+    train(cfg, data_root, tmp_path / "part", stop_at=3, cache_dir=cache, progress=False)
+    for name in ("metrics.jsonl", "validation.jsonl"):
+        with open(tmp_path / "part" / name, "a") as fh:
+            fh.write(json.dumps({"episode": 4, "dice": -1.0, "loss": -1.0})[:15])
+    assert [r["episode"] for r in read_jsonl(tmp_path / "part" / "metrics.jsonl")] == [1, 2, 3]
+    plt.close(plot_training_curves(tmp_path / "part"))
+    resumed = train(cfg, data_root, tmp_path / "part", resume=True, cache_dir=cache, progress=False)
+    for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), k
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]  # noqa: E731
     for name in ("metrics.jsonl", "validation.jsonl"):
         assert strip(read_jsonl(tmp_path / "full" / name)) == strip(read_jsonl(tmp_path / "part" / name))
 

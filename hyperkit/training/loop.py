@@ -41,7 +41,7 @@ from hyperkit.model.modes import eval_mode
 from hyperkit.model.precision import autocast
 from hyperkit.provenance import write_run_record
 from hyperkit.data.augment import augment_pair, build_augment
-from hyperkit.files import save_atomic, write_text_atomic
+from hyperkit.files import read_jsonl, save_atomic, write_text_atomic
 from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet
 from hyperkit.training.device import check_device
 from hyperkit.seeds import episode_generator
@@ -65,13 +65,6 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    p = Path(path)
-    if not p.is_file():
-        return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-
-
 def _truncate_jsonl(path: Path, last_episode: int) -> None:
     rows = [r for r in read_jsonl(path) if r["episode"] <= last_episode]
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))  # a resume cut short keeps the history
