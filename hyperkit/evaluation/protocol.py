@@ -345,8 +345,8 @@ def _expected_cases(ctx: Context, chosen: Sequence[Method]) -> dict[tuple[str, s
     """``(task, method) -> the (draw, case) rows a complete pair has``: the draws' query cases (one-shot
     methods, :func:`one_shot_plan`) or the test cases (supervised ones, targets with a split)."""
     out: dict[tuple[str, str], int] = {}
+    one_shot = [m for m in chosen if m.one_shot]
     for task in ctx.bank.task_ids:
-        one_shot = [m for m in chosen if m.one_shot]
         if one_shot:
             queries = sum(len(q) for q in one_shot_plan(len(ctx.bank.case_ids[task]), ctx.cfg, ctx.seed, task).queries)
             out.update({(task, m.name): queries for m in one_shot})
