@@ -14,7 +14,8 @@ from typing import IO, Any, Callable
 
 from hyperkit.errors import HyperkitError
 
-__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file", "appended_lines", "read_jsonl"]
+__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file", "appended_lines",
+           "read_jsonl"]
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -119,7 +120,7 @@ def appended_lines(path: str | Path, *, drop_cut_row: bool, redo: str = "", head
     if len(lines) > int(header) and not lines[-1].endswith("\n"):
         if not drop_cut_row:
             raise HyperkitError(f"{path}: its last row (line {len(lines)}) was cut short by an interrupted write; "
-                                f"{redo}, or delete the line")
+                                f"{redo + ', or ' if redo else ''}delete the line")
         lines = lines[:-1]
     return lines
 
