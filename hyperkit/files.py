@@ -2,7 +2,9 @@
 
 Every file the kit writes whole (checkpoints, saved U-Nets, configs, run records, cache
 entries) goes through :func:`write_atomic`, so a crash or kill during a write leaves the
-previous file at its path intact and never a half-written one under the final name.
+previous file at its path intact and never a half-written one under the final name. Files
+written row by row (results CSVs, training logs) are read through :func:`appended_lines`, which
+tells a last row cut by such a crash.
 """
 
 from __future__ import annotations
