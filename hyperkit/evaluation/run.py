@@ -189,15 +189,18 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
         sources = [baselines_from] if isinstance(baselines_from, (str, Path)) else list(baselines_from)
         copied = _copy_baselines([Path(p) for p in sources], out, protocol, cfg)
         resume = resume or bool(copied)
-    record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False)
+    # the training facts of the baselines whose rows a resume keeps (they are not trained again)
+    kept = {**((old.get("baselines") or {}) if same and out.exists() else {}), **copied}
+    record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False, baselines=kept)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json_path, json.dumps(record, indent=2, default=str))
 
     rows, info = evaluate(hyper, bank, ecfg, out, methods=methods, seed=seed, train_bank=train_bank,
                           resume=resume or (reuse and same), progress=progress,
                           save_model=_model_saver(out, cfg, checkpoint))
-    for method, facts in copied.items():
-        info[method] = info.get(method) or facts
+    for method, facts in kept.items():
+        made = info.get(method)
+        info[method] = ({**facts, **made} if method == "conv_unet" else made) if made else facts
     summary = summarize(rows)
     voxel_mm = voxel_tolerance(bank.spacing)
     record.update(complete=True, wall_seconds=round(time.perf_counter() - start, 1), baselines=info,
