@@ -137,6 +137,7 @@ class DataConfig:
         lo, hi = out.mri_percentiles
         if not 0 <= lo < hi <= 100:
             raise ConfigError(f"{where}.mri_percentiles must satisfy 0 <= low < high <= 100, got {[lo, hi]}")
+        check_seed(out.placement_seed, f"{where}.placement_seed")  # the offsets' seed stream refuses a negative one
         return out
 
     def key(self) -> dict[str, Any]:
@@ -184,13 +185,19 @@ class ModelConfig:
         """From a profile's ``model`` section (or a ``ModelConfig``), checked.
 
         Raises:
-            ConfigError: unknown or mistyped keys; a size (width, count, dimension) below 1.
+            ConfigError: unknown or mistyped keys; a size (width, count, dimension) below 1; a
+                ``boundary_share`` outside [0, 1] or a ``head_prior`` outside (0, 1).
         """
         if isinstance(data, cls):
             return data
         out = cls(**_fields_from(cls, data, where))
         _check_ranges(out, where, at_least_one=("base_width", "c_base", "n_patches", "samplings", "hidden",
                                                 "pos_dim", "zstar_hidden", "zstar_dim", "head_hidden"))
+        # the ranges HyperUNet refuses when it is built (after the training banks are made): refused here too
+        if not 0.0 <= out.boundary_share <= 1.0:
+            raise ConfigError(f"{where}.boundary_share must be in [0, 1], got {out.boundary_share}")
+        if out.head_prior is not None and not 0.0 < out.head_prior < 1.0:
+            raise ConfigError(f"{where}.head_prior must be null or a probability in (0, 1), got {out.head_prior}")
         return out
 
     @classmethod
