@@ -221,8 +221,9 @@ class TrainConfig:
         tasks_per_episode: B, tasks in one episode's mini-batch (split across DDP ranks).
         beta: weight of the support loss, ``L = β L(support) + (1 − β) L(query)``; paper: 0.2.
         lr: AdamW learning rate at episode 0.
-        lr_final_fraction: the learning rate decays exponentially to this fraction of
-            ``lr`` at the last episode (``γ = fraction ** (1 / episodes)`` per episode).
+        lr_final_fraction: the learning rate decays exponentially towards this fraction of
+            ``lr`` (``γ = fraction ** (1 / episodes)`` per episode: the last step, 0-based
+            ``episodes - 1``, runs at ``fraction ** ((episodes - 1) / episodes)``).
         weight_decay: AdamW weight decay.
         val_every: validate every this many episodes (and at episode 0 and the end).
         val_queries: query cases scored per validation support (see ``val_supports``).
