@@ -9,15 +9,17 @@ tells a last row cut by such a crash.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 
 from hyperkit.errors import HyperkitError
 
-__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file", "appended_lines",
-           "read_jsonl"]
+__all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file", "write_csv_atomic",
+           "appended_lines", "read_jsonl"]
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -43,6 +45,16 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically (:func:`write_atomic`)."""
     return write_atomic(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def write_csv_atomic(path: str | Path, fields: Sequence[str], rows: Iterable[Mapping[str, Any]],
+                     lineterminator: str = "\r\n") -> Path:
+    """A CSV written whole and atomically (:func:`write_text_atomic`): the header ``fields`` and ``rows``."""
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator=lineterminator)
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomic(path, buf.getvalue())
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:

@@ -35,7 +35,6 @@ An interrupted run resumes where it stopped: finished trainings and evaluations 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ from hyperkit.evaluation.run import heldout_tasks, run_evaluation
 from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks, printed_above_zero
 from hyperkit.evaluation.centre_prior import target_name
 from hyperkit.evaluation.tables import paper_tables
-from hyperkit.files import save_atomic, write_text_atomic
+from hyperkit.files import save_atomic, write_csv_atomic, write_text_atomic
 from hyperkit.provenance import run_record
 from hyperkit.training.checkpoint import load_checkpoint
 from hyperkit.training.loop import ensure_trained, resolve_run_config, run_state
@@ -248,11 +247,7 @@ def _row(v: Variant, target: str, metric: str, p: Paired) -> dict[str, Any]:
 def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     fields = ["variant", "label", "table", "target", "metric", "base", "variant_score", "diff", "ci_lo", "ci_hi",
               "pairs"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
+    write_csv_atomic(path, fields, rows, lineterminator="\n")
 
 
 def read_ablation(path: str | Path) -> list[dict[str, Any]]:

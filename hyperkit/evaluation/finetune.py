@@ -31,7 +31,6 @@ Rows go to a CSV as they are made; an interrupted run resumes at the first unfin
 from __future__ import annotations
 
 import csv
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, SupervisedResult, predict, train_supervised_many
 from hyperkit.evaluation.methods import one_shot_model
 from hyperkit.evaluation.protocol import score
-from hyperkit.files import appended_lines, write_text_atomic
+from hyperkit.files import appended_lines, write_csv_atomic, write_text_atomic
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
@@ -181,13 +180,10 @@ def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: Supervis
                 for task in bank.task_ids for n in ns for r in range(repeats) for method in methods}
     done = _done(rows, expected)
     rows = [r for r in rows if (r["task"], int(r["n"]), int(r["repeat"]), r["method"]) in done]
-    # the header and the complete fine-tunings kept, written whole (a cut row or a partial training dropped)
-    buf = io.StringIO()
-    header = csv.DictWriter(buf, fieldnames=FT_FIELDS, lineterminator="\n")
-    header.writeheader()
-    header.writerows(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out, buf.getvalue())  # on disk before the first (long) training: a killed run resumes
+    # the header and the complete fine-tunings kept, written whole (a cut row or a partial training dropped),
+    # on disk before the first (long) training: a killed run resumes
+    write_csv_atomic(out, FT_FIELDS, rows, lineterminator="\n")
     with open(out, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FT_FIELDS, lineterminator="\n")
         for task in bank.task_ids:  # one target at a time: its starts, then their trainings side by side

@@ -25,7 +25,6 @@ what it did and ``resume`` continues it.
 from __future__ import annotations
 
 import csv
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from hyperkit.errors import HyperkitError
-from hyperkit.files import appended_lines, write_text_atomic
+from hyperkit.files import appended_lines, write_csv_atomic
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig
 from hyperkit.evaluation.methods import (REGISTRY, Context, Fitted, Method, OneShotMethod, fit_supervised,
                                          methods_for, one_shot_model)
@@ -230,11 +229,7 @@ def write_results(path: str | Path, rows: Iterable[dict[str, Any]]) -> list[dict
         The rows as stored (floats to the CSV's digits), parsed as :func:`read_results` reads them.
     """
     stored = [csv_row(r) for r in rows]
-    buf = io.StringIO(newline="")
-    writer = csv.DictWriter(buf, fieldnames=FIELDS)
-    writer.writeheader()
-    writer.writerows(stored)
-    write_text_atomic(path, buf.getvalue())
+    write_csv_atomic(path, FIELDS, stored)
     return [_parsed(dict(r)) for r in stored]
 
 
