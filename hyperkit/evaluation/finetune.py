@@ -176,8 +176,9 @@ def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: Supervis
     # an empty file is what a run killed before its header reached the disk leaves: start it afresh
     new = not out.exists() or out.stat().st_size == 0
     rows = [] if new else read_finetune(out, drop_cut_row=True)
-    expected = {(task, n, r, method): len(finetune_subset(len(bank.case_ids[task]), n, seed, task, r).test)
-                for task in bank.task_ids for n in ns for r in range(repeats) for method in methods}
+    subsets = {(task, n, r): finetune_subset(len(bank.case_ids[task]), n, seed, task, r)
+               for task in bank.task_ids for n in ns for r in range(repeats)}
+    expected = {(task, n, r, method): len(sub.test) for (task, n, r), sub in subsets.items() for method in methods}
     done = _done(rows, expected)
     rows = [r for r in rows if (r["task"], int(r["n"]), int(r["repeat"]), r["method"]) in done]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +188,7 @@ def finetune(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, budget: Supervis
     with open(out, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FT_FIELDS, lineterminator="\n")
         for task in bank.task_ids:  # one target at a time: its starts, then their trainings side by side
-            todo = [(n, r, method, finetune_subset(len(bank.case_ids[task]), n, seed, task, r))
+            todo = [(n, r, method, subsets[task, n, r])
                     for n in ns for r in range(repeats) for method in methods if (task, n, r, method) not in done]
             started = [_prepare(hyper, bank, task, sub, method, cfg, budget, seed, (task, n, r))
                        for n, r, method, sub in todo]
