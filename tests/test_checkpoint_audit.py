@@ -12,9 +12,8 @@ from hyperkit.errors import ConfigError, HyperkitError
 from hyperkit.files import save_atomic
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.training.checkpoint import load_checkpoint, load_hypernet
+from tiny import TINY_MODEL
 
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 #: the kind every checkpoint of the kit stores: runs written before any change must keep loading
 KIND = "hyperkit/hyperunet-checkpoint/v1"
 

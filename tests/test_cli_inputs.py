@@ -21,8 +21,8 @@ from hyperkit.errors import ConfigError, HyperkitError
 from hyperkit.evaluation.finetune import run_finetune
 from hyperkit.evaluation.maml import run_maml
 from hyperkit.files import save_atomic
-from hyperkit.model.hypernet import HyperUNet
 from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint
+from tiny import untrained_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,7 @@ def kit(setup: tuple[Path, Path]) -> dict[str, Path]:
     root = profile.parent
     cfg = load_profile(profile, {"evaluate": {"draws": 1, "finetune": {"steps": 2, "val_every": 1, "patience": 1,
                                                                        "warmup": 0, "augment": False}}})
-    torch.manual_seed(0)
-    hyper = HyperUNet.from_config(cfg["model"])
-    ckpt = save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": cfg},
-                       root / "best.pt")
+    ckpt = untrained_checkpoint(cfg, root / "best.pt")
     out = {"data": data, "ckpt": ckpt, "profile": profile,
            "image": data / "Task03_Liver" / "imagesTr" / "sample_000.nii.gz",
            "mask": data / "Task03_Liver" / "labelsTr" / "sample_000.nii.gz",

@@ -23,11 +23,9 @@ from hyperkit.evaluation.tables import SCOPE_ALL, SCOPE_TEST, SCOPE_TEST_ANY_SUP
 from hyperkit.model.adapt import gradient_step, segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.files import save_atomic
-from hyperkit.training.checkpoint import CHECKPOINT_KIND
 from hyperkit.data.bank import TaskBank
+from tiny import TINY_MODEL, untrained_checkpoint
 
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 TINY_BUDGET = {"steps": 2, "batch": 2, "lr": 1e-3, "val_every": 1, "patience": 1, "augment": False, "warmup": 0}
 LIVER = "msd/Task03_Liver/liver@CT"
 
@@ -496,10 +494,7 @@ def tiny_run(tmp_path_factory):
     write_sample_msd(data, "Task03_Liver", n_cases=4, labels=("liver", "cancer"))
     write_sample_totalseg(data, n_cases=3)
     cfg = load_profile("quick", {"data": {"patch_size": 16}, "model": TINY_MODEL})
-    torch.manual_seed(0)
-    hyper = HyperUNet.from_config(cfg["model"])
-    ckpt = save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {},
-                        "config": {k: v for k, v in cfg.items() if k != "evaluate"}}, root / "best.pt")
+    ckpt = untrained_checkpoint({k: v for k, v in cfg.items() if k != "evaluate"}, root / "best.pt")
     return root, data, ckpt
 
 

@@ -14,12 +14,7 @@ from hyperkit.config import load_profile
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.finetune import curve, finetune_subset, read_finetune, run_finetune
-from hyperkit.files import save_atomic
-from hyperkit.model.hypernet import HyperUNet
-from hyperkit.training.checkpoint import CHECKPOINT_KIND
-
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
+from tiny import TINY_MODEL, untrained_checkpoint
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 10])
@@ -56,10 +51,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cfg = load_profile("quick", {"data": {"patch_size": 16}, "model": TINY_MODEL,
                                  "evaluate": {"finetune": {"steps": 4, "val_every": 2, "patience": 1, "warmup": 0,
                                                            "augment": False}}})
-    torch.manual_seed(0)
-    hyper = HyperUNet.from_config(cfg["model"])
-    ckpt = save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": cfg},
-                       root / "best.pt")
+    ckpt = untrained_checkpoint(cfg, root / "best.pt")
     return data, ckpt
 
 

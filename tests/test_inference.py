@@ -24,10 +24,8 @@ from hyperkit.metrics import dice
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.files import save_atomic
 from hyperkit.training.checkpoint import CHECKPOINT_KIND
+from tiny import TINY_MODEL
 
-# the tiny model of tests/test_training.py
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 SHAPE = (40, 36, 30)
 # x flipped, anisotropic 3.0 x 3.5 x 4.0 mm, translated
 AFFINE = np.array([[-3.0, 0.0, 0.0, 60.0],

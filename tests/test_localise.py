@@ -22,12 +22,8 @@ from hyperkit.inference.localise import (LocalisationError, ModalityMismatchErro
                                          RegistrationError, RoiOutsideImageError, SupportReference, check_modality,
                                          detect_modality, guess_modality, image_box, intensity_signature, make_reference, map_box,
                                          mask_box, parse_roi, register, roi_windows)
-from hyperkit.model.hypernet import HyperUNet
-from hyperkit.files import save_atomic
-from hyperkit.training.checkpoint import CHECKPOINT_KIND
+from tiny import TINY_MODEL, untrained_checkpoint
 
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 SPACING = 4.0
 SHAPE = (48, 40, 44)
 
@@ -165,10 +161,7 @@ def scans(tmp_path_factory) -> dict[str, Path]:
     s_img, s_mask = _body()
     q_img, q_mask = _body(shift_mm=(12.0, -8.0, 6.0), seed=1)
     cfg = load_profile("quick", {"data": {"patch_size": 32}, "model": TINY_MODEL})
-    torch.manual_seed(0)
-    hyper = HyperUNet.from_config(cfg["model"])
-    ckpt = save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": dict(cfg)},
-                       root / "best.pt")
+    ckpt = untrained_checkpoint(dict(cfg), root / "best.pt")
     out = {"ckpt": ckpt, "support": _write(root / "s.nii.gz", s_img, a),
            "support_mask": _write(root / "s_mask.nii.gz", s_mask, a),
            "query": _write(root / "q.nii.gz", q_img, a), "query_mask": _write(root / "q_mask.nii.gz", q_mask, a),

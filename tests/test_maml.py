@@ -21,13 +21,10 @@ from hyperkit.evaluation import maml as emaml
 from hyperkit.evaluation.maml import ORGANS, check_organs, read_maml, resolve_organs
 from hyperkit.files import save_atomic
 from hyperkit.model.adapt import segmentation_loss
-from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.unet import UNet3D
-from hyperkit.training.checkpoint import CHECKPOINT_KIND
 from hyperkit.training.maml import adapt, inner_adapt, meta_train, without_task
+from tiny import TINY_MODEL, untrained_checkpoint
 
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 TINY_MAML = {"shots": 2, "queries": 1, "inner_steps": 1, "inner_lr": 0.1, "meta_iterations": 2, "meta_batch": 2,
              "meta_lr": 0.001, "first_order": True, "augment": False, "bce_weight": 0.1}
 S = 16  # patch side of the tiny tests
@@ -124,9 +121,7 @@ def _checkpoint(path: Path) -> Path:
     cfg = load_profile("quick", {"data": {"patch_size": S}, "model": TINY_MODEL,
                                  "evaluate": {"draws": 2, "maml": TINY_MAML}})
     cfg["name"] = "tiny-maml"  # not a built-in profile: the checkpoint's own evaluate section is the protocol
-    torch.manual_seed(0)
-    hyper = HyperUNet.from_config(cfg["model"])
-    return save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": cfg}, path)
+    return untrained_checkpoint(cfg, path)
 
 
 @pytest.fixture(scope="module")

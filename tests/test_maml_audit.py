@@ -23,15 +23,11 @@ from hyperkit.evaluation.maml import (MAML_METHOD, PAPER_SAW, OrganTask, check_o
                                       resolve_organs, run_fold, run_maml, table3, table3_of_run)
 from hyperkit.evaluation.protocol import one_shot_plan, read_results
 from hyperkit.evaluation.tables import paper_tables
-from hyperkit.files import save_atomic
-from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.unet import UNet3D
-from hyperkit.training.checkpoint import CHECKPOINT_KIND
 from hyperkit.training.maml import MetaResult
+from tiny import TINY_MODEL, untrained_checkpoint
 
 S = 16
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 TINY_MAML = {"shots": 2, "queries": 1, "inner_steps": 3, "inner_lr": 0.25, "meta_iterations": 2, "meta_batch": 2,
              "meta_lr": 0.001, "first_order": True, "augment": False, "bce_weight": 0.1}
 
@@ -292,9 +288,7 @@ def _checkpoint(path: Path) -> Path:
     cfg = load_profile("quick", {"data": {"patch_size": S}, "model": TINY_MODEL,
                                  "evaluate": {"draws": 2, "maml": TINY_MAML}})
     cfg["name"] = "tiny-maml-audit"
-    torch.manual_seed(0)
-    hyper = HyperUNet.from_config(cfg["model"])
-    return save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": cfg}, path)
+    return untrained_checkpoint(cfg, path)
 
 
 @pytest.fixture(scope="module")

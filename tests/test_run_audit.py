@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 import hyperkit.evaluation.run as run
 from hyperkit.config import load_profile, protocol_for
@@ -19,14 +18,10 @@ from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.protocol import read_results, write_results
 from hyperkit.evaluation.run import (_baseline_protocol, _copy_baselines, _same_protocol, heldout_bank,
                                      heldout_tasks, model_path, models_dir, resolve_tasks, run_evaluation, timings)
-from hyperkit.files import save_atomic
-from hyperkit.model.hypernet import HyperUNet
-from hyperkit.training.checkpoint import CHECKPOINT_KIND
+from tiny import TINY_MODEL, untrained_checkpoint
 
 LIVER, CANCER = "msd/Task03_Liver/liver@CT", "msd/Task03_Liver/cancer@CT"
 SPLEEN = "msd/Task09_Spleen/spleen@CT"
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 
 
 def _row(task, method, draw=0, case="c0", dsc=0.5, fit=1.0):
@@ -79,10 +74,7 @@ def setup(tmp_path_factory):
     write_sample_msd(data, "Task09_Spleen", n_cases=4, labels=("spleen",))
     write_sample_totalseg(data, n_cases=3)
     cfg = load_profile("quick", {"data": {"patch_size": 16}, "model": TINY_MODEL})
-    torch.manual_seed(0)
-    hyper = HyperUNet.from_config(cfg["model"])
-    ckpt = save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {},
-                        "config": {k: v for k, v in cfg.items() if k != "evaluate"}}, root / "best.pt")
+    ckpt = untrained_checkpoint({k: v for k, v in cfg.items() if k != "evaluate"}, root / "best.pt")
     split = root / "split.yaml"  # spleen is validation here, not held out
     split.write_text('heldout: ["msd/Task03_*"]\nval: ["msd/Task09_*"]\ntrain: ["totalseg/*"]\n')
     return root, data, ckpt, split

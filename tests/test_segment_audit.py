@@ -21,14 +21,12 @@ from hyperkit.config import load_profile
 from hyperkit.data.layouts import CaseData
 from hyperkit.data.preprocess import DataConfig
 from hyperkit.errors import HyperkitError
-from hyperkit.files import save_atomic
 from hyperkit.inference.localise import ModalityMismatchError, Registration, SupportReference
 from hyperkit.inference.model_file import load_unet
 from hyperkit.inference.segment import (InputGrid, Segmentation, box_voxels, generate_model, postprocess, predict_roi,
                                         prepare_volume, resolve_roi, segment_file, segment_scan, support_patch,
                                         to_input_grid)
-from hyperkit.model.hypernet import HyperUNet
-from hyperkit.training.checkpoint import CHECKPOINT_KIND
+from tiny import TINY_MODEL, untrained_checkpoint
 
 META = {"data": {"spacing": 2.0, "patch_size": 32, "ct_clip": [-900.0, 900.0], "mri_percentiles": [1.0, 99.0]},
         "channel": "MRI", "modality": "MRI"}
@@ -36,8 +34,6 @@ META = {"data": {"spacing": 2.0, "patch_size": 32, "ct_clip": [-900.0, 900.0], "
 AFFINE = np.diag([3.0, 3.0, 3.0, 1.0])
 AFFINE[:3, 3] = -36.0
 SHAPE = (24, 24, 24)
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 
 
 class _Identity(torch.nn.Module):
@@ -138,10 +134,7 @@ def test_air_warning_is_for_more_than_seventy_percent():
 def support(tmp_path_factory):
     root = tmp_path_factory.mktemp("support")
     cfg = load_profile("quick", {"data": {"patch_size": 32}, "model": TINY_MODEL})
-    torch.manual_seed(0)
-    hyper = HyperUNet.from_config(cfg["model"])
-    ckpt = save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": dict(cfg)},
-                       root / "best.pt")
+    ckpt = untrained_checkpoint(dict(cfg), root / "best.pt")
     rng = np.random.default_rng(0)
     ijk = np.stack(np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij"), -1) - 12
     inner, outer = np.linalg.norm(ijk, axis=-1) <= 3, np.linalg.norm(ijk, axis=-1) <= 6

@@ -20,9 +20,8 @@ from hyperkit.training.checkpoint import load_checkpoint
 from hyperkit.config.sections import TrainConfig
 from hyperkit.plots import plot_training_curves
 from hyperkit.training.loop import read_jsonl, replay_early_stopping, train
+from tiny import TINY_MODEL
 
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 ALL_SPLITS = ["train", "val", "test"]
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-import torch
 
 from hyperkit.cli import main
 from hyperkit.config import load_profile
@@ -21,14 +20,10 @@ from hyperkit.data.nifti import write_nifti
 from hyperkit.data.sample import msd_dataset_json
 from hyperkit.evaluation.protocol import read_results
 from hyperkit.evaluation.whole_scan import WHOLE_FIELDS, run_whole_scan, summarize_whole_scan, whole_scan_paths
-from hyperkit.model.hypernet import HyperUNet
-from hyperkit.files import save_atomic
-from hyperkit.training.checkpoint import CHECKPOINT_KIND
+from tiny import TINY_MODEL, untrained_checkpoint
 
 matplotlib.use("Agg")
 
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 SHAPE = (44, 38, 40)
 
 
@@ -60,10 +55,7 @@ def setup(tmp_path_factory) -> dict[str, Path]:
                                                       training))
     cfg = load_profile("quick", {"data": {"patch_size": 16}, "model": TINY_MODEL,
                                  "evaluate": {"draws": 2}})
-    torch.manual_seed(0)
-    hyper = HyperUNet.from_config(cfg["model"])
-    ckpt = save_atomic({"kind": CHECKPOINT_KIND, "model": hyper.state_dict(), "state": {}, "config": dict(cfg)},
-                       root / "best.pt")
+    ckpt = untrained_checkpoint(dict(cfg), root / "best.pt")
     return {"root": root, "data": data, "ckpt": ckpt, "cache": root / "cache"}
 
 

@@ -11,11 +11,10 @@ from hyperkit.errors import ConfigError
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.data.bank import TaskBank
 from hyperkit.widgets import one_shot_panel
+from tiny import TINY_MODEL
 
 matplotlib.use("Agg")
 
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 TASK = "msd/Task03_Liver/liver@CT"
 
 
