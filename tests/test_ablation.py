@@ -11,12 +11,11 @@ import yaml
 from hyperkit.cli import main
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
 from hyperkit.errors import HyperkitError
-from hyperkit.evaluation.ablation import (VARIANTS, ablation_rows, ablation_tables, read_ablation, run_ablation,
-                                          seed_spread, told_from_noise)
+from hyperkit.evaluation.ablation import (ABLATION_FIELDS, VARIANTS, ablation_rows, ablation_tables, read_ablation,
+                                          run_ablation, seed_spread, told_from_noise)
 from hyperkit.evaluation.stats import pair_rows, paired_difference, paired_starts
+from tiny import TINY_MODEL
 
-TINY_MODEL = {"base_width": 8, "hidden": 32, "n_patches": 4, "samplings": 1, "pos_dim": 8, "zstar_hidden": 16,
-              "zstar_dim": 8, "head_hidden": 16}
 SPLITS = ["train", "val", "test"]
 
 
@@ -80,6 +79,26 @@ def test_ablate_trains_scores_and_resumes(setup: tuple[Path, Path], tmp_path: Pa
     assert main(argv + ["--resume"]) == 0
     assert (out / "train-base" / "best.pt").stat().st_mtime_ns == stamp
     assert read_ablation(out / "ablation.csv") == rows
+
+
+def test_read_ablation_refuses_a_foreign_file_and_names_a_bad_row(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text("task,method\nx,y\n")
+    with pytest.raises(HyperkitError, match=r"foreign\.csv: not an ablation\.csv \(columns \['task', 'method'\]"):
+        read_ablation(foreign)
+    header = ",".join(ABLATION_FIELDS)
+    good = "step,one step,4,liver,dsc,0.5,0.4,0.1,0.05,0.15,20"
+    bad = tmp_path / "ablation.csv"
+    bad.write_text(f"{header}\n{good}\nstep,one step,4,spleen,dsc,0.5,n/a,0.1,0.05,0.15,20\n")
+    with pytest.raises(HyperkitError, match="ablation.csv: line 3 is not an ablation row"):
+        read_ablation(bad)
+    bad.write_text(f"{header}\n{good}\nstep,one step,4,spleen,dsc,0.5\n")  # a short row
+    with pytest.raises(HyperkitError, match="line 3 is not an ablation row"):
+        read_ablation(bad)
+    bad.write_text(f"{header}\n{good}\n")
+    assert read_ablation(bad) == [{"variant": "step", "label": "one step", "table": "4", "target": "liver",
+                                   "metric": "dsc", "base": 0.5, "variant_score": 0.4, "diff": 0.1, "ci_lo": 0.05,
+                                   "ci_hi": 0.15, "pairs": 20}]
 
 
 def test_unknown_variant_is_one_line(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

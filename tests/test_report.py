@@ -449,6 +449,14 @@ def test_unreadable_results_are_named_not_fatal(tmp_path: Path) -> None:
     assert "`results.csv` could not be read" in files.markdown.read_text()
 
 
+def test_a_foreign_ablation_csv_is_named_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "ablation-quick").mkdir()
+    (tmp_path / "ablation-quick" / "ablation.csv").write_text("a,b\n1,2\n")
+    files = build_report(tmp_path)
+    assert files.counts() == {HOLDS: 0, FAILS: 0, NOT_MEASURED: 7}
+    assert "`ablation.csv` could not be read: " in files.markdown.read_text()
+
+
 REAL_RUN = Path(__file__).resolve().parents[1] / "runs" / "quick"
 
 

@@ -52,7 +52,7 @@ from hyperkit.training.checkpoint import load_checkpoint
 from hyperkit.training.loop import ensure_trained, resolve_run_config, run_state
 
 __all__ = ["Variant", "VARIANTS", "DEFAULT_VARIANTS", "ABLATION_TARGETS", "run_ablation", "ablation_rows",
-           "ablation_tables", "seed_spread", "told_from_noise"]
+           "ablation_tables", "seed_spread", "told_from_noise", "read_ablation", "ABLATION_FIELDS"]
 
 #: the six MSD targets of the paper's Appendix A
 ABLATION_TARGETS: tuple[str, ...] = ("liver", "spleen", "hepatic_vessels", "pancreas", "brain_edema_flair",
@@ -244,20 +244,36 @@ def _row(v: Variant, target: str, metric: str, p: Paired) -> dict[str, Any]:
             "ci_lo": round(p.lo, 4), "ci_hi": round(p.hi, 4), "pairs": p.n}
 
 
+#: the columns of ``ablation.csv``, in order
+ABLATION_FIELDS: tuple[str, ...] = ("variant", "label", "table", "target", "metric", "base", "variant_score", "diff",
+                                    "ci_lo", "ci_hi", "pairs")
+
+
 def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
-    fields = ["variant", "label", "table", "target", "metric", "base", "variant_score", "diff", "ci_lo", "ci_hi",
-              "pairs"]
-    write_csv_atomic(path, fields, rows, lineterminator="\n")
+    write_csv_atomic(path, ABLATION_FIELDS, rows, lineterminator="\n")
 
 
 def read_ablation(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of an ``ablation.csv`` with numbers parsed."""
+    """Rows of an ``ablation.csv`` (:data:`ABLATION_FIELDS`) with numbers parsed.
+
+    Raises:
+        HyperkitError: not an ``ablation.csv`` (other columns), or a row whose values do not parse
+            (named by its line).
+    """
     with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        for k in ("base", "variant_score", "diff", "ci_lo", "ci_hi"):
-            r[k] = float(r[k])
-        r["pairs"] = int(r["pairs"])
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != ABLATION_FIELDS:
+            raise HyperkitError(f"{path}: not an ablation.csv (columns {reader.fieldnames}, expected "
+                                f"{list(ABLATION_FIELDS)})")
+        rows = []
+        for r in reader:
+            try:
+                for k in ("base", "variant_score", "diff", "ci_lo", "ci_hi"):
+                    r[k] = float(r[k])
+                r["pairs"] = int(r["pairs"])
+            except (TypeError, ValueError) as exc:
+                raise HyperkitError(f"{path}: line {reader.line_num} is not an ablation row ({exc})") from None
+            rows.append(r)
     return rows
 
 

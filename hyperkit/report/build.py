@@ -130,7 +130,8 @@ def _read(path: Path, reader: Callable[[Path], T], notes: list[str]) -> T | None
     try:
         return reader(path)
     except (ValueError, OSError) as exc:  # HyperkitError is a ValueError: an older or foreign file
-        notes.append(f"`{path.name}` could not be read: {str(exc).splitlines()[0]}")
+        said = str(exc).strip().splitlines()
+        notes.append(f"`{path.name}` could not be read: {said[0] if said else type(exc).__name__}")
         return None
 
 
