@@ -288,7 +288,7 @@ def find_notebooks(notebooks_dir: str | Path, only: Iterable[str] | str | None =
 
     Raises:
         FileNotFoundError: the folder does not exist.
-        ValueError: no notebooks, or an ``only`` entry that matches none.
+        ValueError: no notebooks, an ``only`` that names none, or an ``only`` entry that matches none.
     """
     folder = Path(notebooks_dir)
     if not folder.is_dir():
@@ -299,6 +299,8 @@ def find_notebooks(notebooks_dir: str | Path, only: Iterable[str] | str | None =
     if only is None:
         return found
     wanted = [t.strip() for t in (only.split(",") if isinstance(only, str) else only) if t.strip()]
+    if not wanted:  # an empty selection would run nothing and overwrite the folder's index as a success
+        raise ValueError(f"--only {only!r} names no notebook; have: {', '.join(p.stem for p in found)}")
     chosen: list[Path] = []
     for token in wanted:
         stem = Path(token).name.removesuffix(".ipynb")

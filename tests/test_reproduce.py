@@ -171,6 +171,7 @@ def test_run_records_name_the_threads_and_processor(monkeypatch: pytest.MonkeyPa
     (["-p", "out_dir=/x"], "use --out"),
     (["-p", "novalue"], "key=value"),
     (["--only", "07"], "matches no notebook"),
+    (["--only", ","], "names no notebook"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], fragment: str, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -228,6 +229,13 @@ def test_parse_parameter_refuses(text: str) -> None:
 def test_find_notebooks_selection(only: object, expected: list[str], tmp_path: Path) -> None:
     found = find_notebooks(_write_notebooks(tmp_path / "nb"), only)
     assert [p.stem for p in found] == expected
+
+
+@pytest.mark.parametrize("only", ["", " , ", [], [" "]])
+def test_find_notebooks_refuses_an_empty_selection(only: object, tmp_path: Path) -> None:
+    # it would run nothing, and the run would overwrite the folder's index.json as a success
+    with pytest.raises(ValueError, match="names no notebook; have: 00_pass, 01_fail"):
+        find_notebooks(_write_notebooks(tmp_path / "nb"), only)
 
 
 def test_notebook_parameters_are_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
