@@ -195,7 +195,8 @@ def test_the_live_line_is_cut_to_the_terminal_width() -> None:
 
 
 # ------------------------------------------------------------------------------ the run
-def test_a_failure_is_never_described_from_an_earlier_runs_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_is_never_described_from_an_earlier_runs_copy(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import papermill
 
     folder = _write_notebooks(tmp_path / "nb")
