@@ -101,6 +101,37 @@ def test_read_ablation_refuses_a_foreign_file_and_names_a_bad_row(tmp_path: Path
                                    "ci_hi": 0.15, "pairs": 20}]
 
 
+def test_a_resume_with_other_settings_is_refused_before_anything_is_written(setup: tuple[Path, Path],
+                                                                           tmp_path: Path) -> None:
+    from hyperkit.config import load_profile
+    from hyperkit.provenance import run_record
+
+    data, profile = setup
+    out = tmp_path / "abl"
+    out.mkdir()
+    old = run_record(load_profile(profile), 0, episodes=None, variants=["step"], tasks=["liver"], draws=None,
+                     eval_seed=0, complete=True, base_run=None)
+    (out / "ablation.json").write_text(json.dumps(old, default=str))
+    before = (out / "ablation.json").read_text()
+    with pytest.raises(HyperkitError, match=r"abl: holds an ablation made with other settings \(draws None, now 3\); "
+                                            "resume it with the same settings, or choose another --out"):
+        run_ablation(profile, data, out, only=["step"], tasks=["liver"], draws=3, resume=True)
+    with pytest.raises(HyperkitError, match=r"\(tasks \['liver'\], now \['spleen'\]; eval_seed 0, now 1\)"):
+        run_ablation(profile, data, out, only=["step"], tasks=["spleen"], eval_seed=1, resume=True)
+    other = tmp_path / "other" / profile.name  # the same name, another learning rate
+    other.parent.mkdir()
+    other.write_text(profile.read_text().replace("episodes: 2", "episodes: 2\n  lr: 0.5"))
+    with pytest.raises(HyperkitError, match=r"\(the profile's train\)"):
+        run_ablation(other, data, out, only=["step"], tasks=["liver"], resume=True)
+    with pytest.raises(HyperkitError, match=r"\(seed 0, now 3; episodes None, now 1\)"):
+        run_ablation(profile, data, out, only=["step"], tasks=["liver"], seed=3, episodes=1, resume=True)
+    assert (out / "ablation.json").read_text() == before and sorted(p.name for p in out.iterdir()) == ["ablation.json"]
+    # the same settings (another variant may be added) pass the check and go on to the data
+    with pytest.raises(Exception) as caught:
+        run_ablation(profile, tmp_path / "no-data", out, only=["step", "seed"], tasks=["liver"], resume=True)
+    assert "other settings" not in str(caught.value)
+
+
 def test_unknown_variant_is_one_line(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data, profile = setup
     assert main(["ablate", "--profile", str(profile), "--data", str(data), "--out", str(tmp_path / "a"),

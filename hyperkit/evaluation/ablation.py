@@ -143,6 +143,39 @@ def _check_base_run(base_run: Path, cfg: Mapping[str, Any], data_root: str | Pat
     ensure_trained(cfg, data_root, base_run, episodes=episodes, seed=seed)  # a finished run: only its config is checked
 
 
+#: what a resumed ablation must share with the one in its folder (the variants may differ: a resume may add some)
+_RESUMED_SETTINGS: tuple[str, ...] = ("config", "seed", "episodes", "tasks", "draws", "eval_seed")
+
+
+def _check_resumed_settings(record_path: Path, record: Mapping[str, Any]) -> None:
+    """Refuse to resume the ablation recorded in ``record_path`` with other settings (before anything is
+    written): its models and scores would be mixed with others, and its evaluations refused one by one.
+
+    Raises:
+        HyperkitError: a setting of :data:`_RESUMED_SETTINGS` differs, named with both values (config:
+            the sections that differ), or the record cannot be read.
+    """
+    try:
+        old = json.loads(record_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise HyperkitError(f"{record_path}: not readable as an ablation record ({exc})") from None
+    if not isinstance(old, dict):
+        raise HyperkitError(f"{record_path}: not an ablation record")
+    new = json.loads(json.dumps({k: record[k] for k in _RESUMED_SETTINGS}, default=str))
+    differ = []
+    for key in _RESUMED_SETTINGS:
+        if key not in old or old[key] == new[key]:  # a record of an older kit may lack a setting
+            continue
+        if key == "config" and isinstance(old[key], dict):
+            sections = sorted(k for k in {**old[key], **new[key]} if old[key].get(k) != new[key].get(k))
+            differ.append(f"the profile's {', '.join(sections)}")
+        else:
+            differ.append(f"{key} {old[key]!r}, now {new[key]!r}")
+    if differ:
+        raise HyperkitError(f"{record_path.parent}: holds an ablation made with other settings "
+                            f"({'; '.join(differ)}); resume it with the same settings, or choose another --out")
+
+
 def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path, *,
                  only: Sequence[str] | None = None, base_run: str | Path | None = None,
                  episodes: int | None = None, seed: int | None = None,
@@ -170,8 +203,9 @@ def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path
         The rows written to ``ablation.csv``.
 
     Raises:
-        HyperkitError: ``out_dir`` holds an ablation and ``resume`` is false, a run folder holds
-            another config, or ``base_run`` holds no finished run.
+        HyperkitError: ``out_dir`` holds an ablation and ``resume`` is false, or one made with other settings
+            (profile, seed, episodes, targets, draws, evaluation seed), a run folder holds another config,
+            or ``base_run`` holds no finished run.
         ValueError: unknown variant names, a negative seed, a target that matches no held-out task.
     """
     variants = _choose(only)
@@ -181,13 +215,15 @@ def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path
     record_path = out / "ablation.json"
     if record_path.exists() and not resume:
         raise HyperkitError(f"{out}: holds an ablation; pass --resume to continue it, or choose another --out")
+    record = run_record(cfg, base_seed, episodes=episodes, variants=[v.name for v in variants],
+                        tasks=list(tasks), draws=draws, eval_seed=eval_seed, complete=False,
+                        base_run=str(base_run) if base_run else None)
+    if record_path.exists():
+        _check_resumed_settings(record_path, record)
     heldout_tasks(data_root, tasks)  # every target exists before any training
     if base_run:
         _check_base_run(Path(base_run), cfg, data_root, episodes, base_seed)
     out.mkdir(parents=True, exist_ok=True)
-    record = run_record(cfg, base_seed, episodes=episodes, variants=[v.name for v in variants],
-                        tasks=list(tasks), draws=draws, eval_seed=eval_seed, complete=False,
-                        base_run=str(base_run) if base_run else None)
     write_text_atomic(record_path, json.dumps(record, indent=2, default=str))
 
     def train(name: str, overrides: Mapping[str, Any], run_seed: int, run_dir: Path) -> Path:
