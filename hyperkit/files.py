@@ -129,8 +129,8 @@ def appended_lines(path: str | Path, *, drop_cut_row: bool, redo: str = "", head
     Raises:
         HyperkitError: a cut last row, without ``drop_cut_row``.
     """
-    with open(path, newline="") as fh:
-        lines = fh.read().splitlines(keepends=True)
+    with open(path, newline="") as fh:  # lines end at \n, \r or \r\n only (str.splitlines also splits
+        lines = fh.readlines()            # at \x0c, \x1c, \u2028, ..., which a CSV field may hold)
     if len(lines) > int(header) and not lines[-1].endswith("\n"):
         if not drop_cut_row:
             raise HyperkitError(f"{path}: its last row (line {len(lines)}) was cut short by an interrupted write; "
