@@ -419,6 +419,15 @@ def test_totalseg_meta_row_without_image_id_is_a_data_error(tmp_path):
     assert info.value.path == root / "meta.csv"
 
 
+def test_totalseg_meta_rows_end_at_line_breaks_only(tmp_path):
+    """str.splitlines also splits at \\x0c, \\x1c, \\u2028 ...: a field holding one cut its row in two."""
+    root = write_sample_totalseg(tmp_path, n_cases=3)
+    _rewrite_meta_csv(root, "image_id;study;split\r\ns0000;ct\u2028abdomen;train\r\ns0001;a\x0cb;val\r\n"
+                            's0002;"two\r\nlines";test\r\n')
+    ds = open_dataset(root)
+    assert [(c.case_id, c.split) for c in ds.cases] == [("s0000", "train"), ("s0001", "val"), ("s0002", "test")]
+
+
 def test_totalseg_meta_csv_with_a_byte_order_mark_reads(tmp_path):
     """A spreadsheet's UTF-8 export starts with a BOM; its first column read as '\\ufeffimage_id' and the file was
     refused for lacking an 'image_id' column."""

@@ -14,6 +14,7 @@ naming the file; nothing is skipped silently.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -356,8 +357,10 @@ class TotalSegDataset(Dataset):
             raise DataError(meta_path, f"not valid UTF-8 text ({exc})") from None
         if not text.strip():
             raise DataError(meta_path, "is empty (needs an 'image_id' column and at least one row)")
-        delimiter = ";" if text.splitlines()[0].count(";") >= text.splitlines()[0].count(",") else ","
-        rows = list(csv.DictReader(text.splitlines(), delimiter=delimiter))
+        header = text.split("\n", 1)[0]
+        delimiter = ";" if header.count(";") >= header.count(",") else ","
+        # rows end at line breaks only (str.splitlines also splits at \x0c, \u2028, ...; a quoted field may hold one)
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
         if not rows or "image_id" not in rows[0]:
             raise DataError(meta_path, "needs an 'image_id' column and at least one row")
         for i, r in enumerate(rows, start=2):  # a short row leaves image_id None
