@@ -311,8 +311,8 @@ def plot_centre_prior(rows: Sequence[dict[str, Any]], *, title: str | None = Non
         xs = [i + (j - (len(bars) - 1) / 2) * width for i in range(len(targets))]
         yerr = [spread.get((t, m, p), np.nan) for t in targets] if errors and spread else None
         ax.bar(xs, [value.get((t, m, p), np.nan) for t in targets], width,
-               color=colours[methods.index(m) % len(colours)], alpha=1.0 if p == placements[0] else 0.55,
-               hatch=None if p == placements[0] else "//", edgecolor="white",
+               color=colours[methods.index(m) % len(colours)], alpha=1.0 if p == "centred" else 0.55,
+               hatch=None if p == "centred" else "//", edgecolor="white",
                label=f"{CENTRE_PRIOR_METHODS[m]}, {p}", yerr=yerr,
                error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "0.25"})
     ax.set_xticks(range(len(targets)), [t.replace("_", " ") for t in targets], rotation=20, fontsize=8)
