@@ -221,3 +221,14 @@ def test_an_unreadable_file_is_noted_by_the_first_line_of_its_error(tmp_path: Pa
     _write_csv(tmp_path / "eval-quick" / "results.csv", RESULT_FIELDS, [])
     md = _md(tmp_path)
     assert "`results.csv` could not be read: first line" in md and "second line" not in md
+
+
+def test_every_link_of_report_md_has_its_anchor(tmp_path: Path) -> None:
+    """Markdown headings carry no ids: the contents line and the claims' cell links pointed nowhere in a
+    Markdown viewer until each section and cited cell got an ``<a id>``."""
+    out = make_run(tmp_path / "run")
+    _executed(out, "05_one_shot", [("results = run_evaluation(cfg)", []), ("print(table1_ct)", [])])
+    md = _md(out)
+    targets = set(re.findall(r"\]\(#([^)]+)\)", md))
+    assert {"claims", "provenance", "cells", "cell-05_one_shot-0", "cell-05_one_shot-1"} <= targets
+    assert all(f'<a id="{t}"></a>' in md for t in targets), targets - set(re.findall(r'<a id="([^"]+)"></a>', md))

@@ -85,13 +85,21 @@ def _fence(text: str) -> str:
     return f"{ticks}\n{text.rstrip()}\n{ticks}"
 
 
+def _anchor(ident: str) -> str:
+    return f'<a id="{html.escape(ident)}"></a>'
+
+
 def render_markdown(page: Page) -> str:
-    """``report.md``: the same content for a terminal (figures as links to their files)."""
+    """``report.md``: the same content for a terminal (figures as links to their files).
+
+    Each section and cited cell starts with an ``<a id>`` anchor (Markdown headings get none of their own):
+    the contents line and the claims' cell links jump to them in a Markdown viewer too.
+    """
     out = [f"# {page.title}", "", page.lead, ""]
     out.append("Contents: " + " · ".join(f"[{s.title}](#{s.id})" for s in page.sections))
     out.append("")
     for s in page.sections:
-        out += [f"## {s.title}", ""]
+        out += [_anchor(s.id), "", f"## {s.title}", ""]
         for b in s.blocks:
             if isinstance(b, str):
                 out += [b, ""]
@@ -104,7 +112,8 @@ def render_markdown(page: Page) -> str:
                 out += [b.caption, ""]
             else:
                 c = b.cell
-                out += [f"### {c.label} (`{b.href}`, In [{c.execution_count}], cell id `{c.cell_id}`)", "",
+                out += [_anchor(c.anchor), "",
+                        f"### {c.label} (`{b.href}`, In [{c.execution_count}], cell id `{c.cell_id}`)", "",
                         _fence(c.source), ""]
                 if c.text.strip():
                     out += ["Output:", "", _fence(c.text), ""]
