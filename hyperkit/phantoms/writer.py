@@ -172,7 +172,8 @@ def _read_manifest(root: Path) -> dict[str, Any] | None:
 
 
 def _ours(root: Path) -> list[Path]:
-    return [root / TOTALSEG, *(root / t.folder for t in MSD_TASKS), root / MANIFEST]
+    # the manifest first: a run stopped while removing never leaves a manifest over half-removed phantoms
+    return [root / MANIFEST, root / TOTALSEG, *(root / t.folder for t in MSD_TASKS)]
 
 
 def _default_workers() -> int:
@@ -224,10 +225,10 @@ def generate_phantoms(out: str | Path, subjects: int = 24, cases: int = 10, seed
         raise ValueError(f"{root} is not empty and holds no phantoms; use an empty folder or --force")
     if force or redo:
         for p in _ours(root):
-            if p.is_dir():
+            if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+            elif p.is_symlink() or p.exists():
+                p.unlink()  # a link is removed, never followed
     root.mkdir(parents=True, exist_ok=True)
     (root / MANIFEST).write_text(_manifest(args, complete=False))
 
