@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from hyperkit.data.tasks import task_parts
+from hyperkit.errors import HyperkitError
 from hyperkit.plots import label_colormap, to_volume
 
 __all__ = ["slice_browser", "one_shot_panel", "region_overlay"]
@@ -165,7 +166,10 @@ def _show_whole_scan(unet: Any, data_root: Any, task_id: str, support_id: str, q
     from hyperkit.evaluation.whole_scan import localise_and_segment
     from hyperkit.inference.localise import make_reference
 
-    ds, tk = next((d, t) for d in discover_datasets(data_root) for t in d.tasks() if t.task_id == task_id)
+    found = next(((d, t) for d in discover_datasets(data_root) for t in d.tasks() if t.task_id == task_id), None)
+    if found is None:  # the bank was read from another folder than data_root
+        raise HyperkitError(f"{task_id}: no such task in the data at {data_root} (pass the bank's own data folder)")
+    ds, tk = found
     data = DataConfig.from_config(cfg["data"])
     sc, qc = (preprocess_case(ds, c, data) for c in (support_id, query_id))
     ref = make_reference(sc.image[tk.channel_index], sc.affine, sc.label == tk.label_value, modality_of(tk.channel))

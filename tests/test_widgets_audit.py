@@ -5,6 +5,7 @@ A mutation audit of ``hyperkit/widgets.py`` found these unpinned by ``test_widge
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -88,3 +89,13 @@ def test_one_shot_panel_scores_the_query_with_the_supports_unet_and_overlays_hit
     expected = (msks[2] + 2 * pred)[0].long().numpy()[:, :, 8].T  # 1 missed, 2 false positive, 3 hit
     np.testing.assert_array_equal(overlay.data, expected)
     assert len(displayed) == 1
+
+
+def test_the_whole_scan_view_names_a_task_missing_from_its_data_folder(tmp_path: Path) -> None:
+    from hyperkit.data.sample import write_sample_msd
+    from hyperkit.errors import HyperkitError
+    from hyperkit.widgets import _show_whole_scan
+
+    write_sample_msd(tmp_path, "Task09_Spleen", n_cases=2, labels=("spleen",))
+    with pytest.raises(HyperkitError, match=f"{TASK}: no such task in the data at {tmp_path}"):
+        _show_whole_scan(None, tmp_path, TASK, "a", "b", {})
