@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from hyperkit.config import load_profile, merge_config
+from hyperkit.config import differences, load_profile, merge_config
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.run import heldout_tasks, run_evaluation
 from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks, printed_above_zero
@@ -166,8 +166,8 @@ def _check_resumed_settings(record_path: Path, record: Mapping[str, Any]) -> Non
     for key in _RESUMED_SETTINGS:
         if key not in old or old[key] == new[key]:  # a record of an older kit may lack a setting
             continue
-        if key == "config" and isinstance(old[key], dict):
-            sections = sorted(k for k in {**old[key], **new[key]} if old[key].get(k) != new[key].get(k))
+        if key == "config" and isinstance(old[key], dict):  # the sections that hold a difference
+            sections = sorted({where.split(".")[0] for where in differences(old[key], new[key])})
             differ.append(f"the profile's {', '.join(sections)}")
         else:
             differ.append(f"{key} {old[key]!r}, now {new[key]!r}")
