@@ -109,11 +109,11 @@ def test_a_resume_with_other_settings_is_refused_before_anything_is_written(setu
     data, profile = setup
     out = tmp_path / "abl"
     out.mkdir()
-    old = run_record(load_profile(profile), 0, episodes=None, variants=["step"], tasks=["liver"], draws=None,
-                     eval_seed=0, complete=True, base_run=None)
+    old = run_record(load_profile(profile), 0, episodes=2, variants=["step"], tasks=["liver"], draws=2,
+                     eval_seed=0, complete=True, base_run=None)  # the profile's budget and draws
     (out / "ablation.json").write_text(json.dumps(old, default=str))
     before = (out / "ablation.json").read_text()
-    with pytest.raises(HyperkitError, match=r"abl: holds an ablation made with other settings \(draws None, now 3\); "
+    with pytest.raises(HyperkitError, match=r"abl: holds an ablation made with other settings \(draws 2, now 3\); "
                                             "resume it with the same settings, or choose another --out"):
         run_ablation(profile, data, out, only=["step"], tasks=["liver"], draws=3, resume=True)
     with pytest.raises(HyperkitError, match=r"\(tasks \['liver'\], now \['spleen'\]; eval_seed 0, now 1\)"):
@@ -123,13 +123,22 @@ def test_a_resume_with_other_settings_is_refused_before_anything_is_written(setu
     other.write_text(profile.read_text().replace("episodes: 2", "episodes: 2\n  lr: 0.5"))
     with pytest.raises(HyperkitError, match=r"\(the profile's train\)"):
         run_ablation(other, data, out, only=["step"], tasks=["liver"], resume=True)
-    with pytest.raises(HyperkitError, match=r"\(seed 0, now 3; episodes None, now 1\)"):
+    with pytest.raises(HyperkitError, match=r"\(seed 0, now 3; episodes 2, now 1\)"):
         run_ablation(profile, data, out, only=["step"], tasks=["liver"], seed=3, episodes=1, resume=True)
     assert (out / "ablation.json").read_text() == before and sorted(p.name for p in out.iterdir()) == ["ablation.json"]
-    # the same settings (another variant may be added) pass the check and go on to the data
+    # the same settings (another variant may be added; the profile's budget and draws left out or spelt
+    # out; an older kit's record of "the profile's" as None) pass the check and go on to the data
+    for given in ({}, {"episodes": 2, "draws": 2}):
+        with pytest.raises(Exception) as caught:
+            run_ablation(profile, tmp_path / "no-data", out, only=["step", "seed"], tasks=["liver"], resume=True,
+                         **given)
+        assert "other settings" not in str(caught.value)
+    (out / "ablation.json").write_text(json.dumps({**old, "episodes": None, "draws": None}, default=str))
     with pytest.raises(Exception) as caught:
-        run_ablation(profile, tmp_path / "no-data", out, only=["step", "seed"], tasks=["liver"], resume=True)
+        run_ablation(profile, tmp_path / "no-data", out, only=["step"], tasks=["liver"], episodes=2, resume=True)
     assert "other settings" not in str(caught.value)
+    with pytest.raises(HyperkitError, match=r"\(seed 0, now 3\)"):
+        run_ablation(profile, data, out, only=["step"], tasks=["liver"], seed=3, resume=True)
 
 
 def test_unknown_variant_is_one_line(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

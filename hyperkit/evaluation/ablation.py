@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from hyperkit.config import differences, load_profile, merge_config
+from hyperkit.config import EvalConfig, differences, load_profile, merge_config
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.run import heldout_tasks, run_evaluation
 from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks, printed_above_zero
@@ -166,6 +166,8 @@ def _check_resumed_settings(record_path: Path, record: Mapping[str, Any]) -> Non
     for key in _RESUMED_SETTINGS:
         if key not in old or old[key] == new[key]:  # a record of an older kit may lack a setting
             continue
+        if key in ("episodes", "draws") and old[key] is None:  # an older kit's "the profile's": compared
+            continue  # through the config (the profile's value is the one now recorded when the configs agree)
         if key == "config" and isinstance(old[key], dict):  # the sections that hold a difference
             sections = sorted({where.split(".")[0] for where in differences(old[key], new[key])})
             differ.append(f"the profile's {', '.join(sections)}")
@@ -210,13 +212,15 @@ def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path
     """
     variants = _choose(only)
     cfg = load_profile(profile)
-    _, base_seed, _ = resolve_run_config(cfg, episodes, seed)  # seed and budget checked before anything is written
+    tcfg, base_seed, _ = resolve_run_config(cfg, episodes, seed)  # seed and budget checked before anything is written
     out = Path(out_dir)
     record_path = out / "ablation.json"
     if record_path.exists() and not resume:
         raise HyperkitError(f"{out}: holds an ablation; pass --resume to continue it, or choose another --out")
-    record = run_record(cfg, base_seed, episodes=episodes, variants=[v.name for v in variants],
-                        tasks=list(tasks), draws=draws, eval_seed=eval_seed, complete=False,
+    # the budget and draws resolved, so that a value spelt out equals the profile's left out
+    record = run_record(cfg, base_seed, episodes=tcfg.episodes, variants=[v.name for v in variants],
+                        tasks=list(tasks), draws=EvalConfig.from_config(cfg, draws=draws).draws,
+                        eval_seed=eval_seed, complete=False,
                         base_run=str(base_run) if base_run else None)
     if record_path.exists():
         _check_resumed_settings(record_path, record)
