@@ -245,6 +245,19 @@ def test_totalseg_non_binary_mask_and_missing_subject(tmp_path):
         open_dataset(root)
 
 
+def test_totalseg_subject_listed_twice(tmp_path: Path) -> None:
+    """A subject listed again with the same split is read once; with another split it is refused (the last row
+    used to win, silently moving a training subject into validation or the reverse)."""
+    root = write_sample_totalseg(tmp_path)
+    text = (root / "meta.csv").read_text()
+    (root / "meta.csv").write_text(text + "s0000;50;f;A;ct abdomen;train\n")
+    assert [(c.case_id, c.split) for c in open_dataset(root).cases] == [("s0000", "train"), ("s0001", "val"),
+                                                                        ("s0002", "test")]
+    (root / "meta.csv").write_text(text + "s0000;50;f;A;ct abdomen;val\n")
+    with pytest.raises(DataError, match=r"meta.csv: row 5 lists s0000 again with split 'val', after split 'train'"):
+        open_dataset(root)
+
+
 def test_not_a_dataset(tmp_path):
     with pytest.raises(DataError, match="no dataset found"):
         discover_datasets(tmp_path)

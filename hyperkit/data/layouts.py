@@ -366,7 +366,13 @@ class TotalSegDataset(Dataset):
         for i, r in enumerate(rows, start=2):  # a short row leaves image_id None
             if not isinstance(r["image_id"], str):
                 raise DataError(meta_path, f"row {i} has no image_id")
-        listed = {r["image_id"].strip(): (r.get("split") or "").strip() or None for r in rows}
+        listed: dict[str, str | None] = {}
+        for i, r in enumerate(rows, start=2):  # a subject listed twice must name one split
+            sid, split = r["image_id"].strip(), (r.get("split") or "").strip() or None
+            if sid in listed and listed[sid] != split:
+                raise DataError(meta_path, f"row {i} lists {sid} again with split {split!r}, "
+                                           f"after split {listed[sid]!r}")
+            listed[sid] = split
         folders = {p.name for p in root.iterdir() if p.is_dir() and (p / "ct.nii.gz").exists()}
         missing = sorted(set(listed) - folders)
         if missing:
