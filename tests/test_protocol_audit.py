@@ -379,3 +379,22 @@ def test_a_row_that_does_not_parse_is_named_by_its_line(tmp_path):
         fh.write("t,hyper_unet,zero,s,c,True,0.5,0.5,0.5,0.1\n")
     with pytest.raises(HyperkitError, match=r"r\.csv: line 2 is not a results row \(invalid literal"):
         read_results(out)
+
+
+@pytest.mark.parametrize("values, problem", [
+    ("True,nan,0.5,0.5,0.1", r"dsc must lie in \[0, 1\], got nan"),
+    ("True,0.5,1.2,0.5,0.1", r"nsd must lie in \[0, 1\], got 1.2"),
+    ("True,0.5,0.5,-0.1,0.1", r"nsd_voxel must lie in \[0, 1\], got -0.1"),
+    ("True,0.5,0.5,0.5,inf", r"fit_seconds must lie in \[0, inf\), got inf"),
+    ("true,0.5,0.5,0.5,0.1", r"in_test_split must be True or False, got 'true'"),
+])
+def test_a_row_with_a_score_out_of_range_is_named_by_its_line(tmp_path, values, problem):
+    """A score outside [0, 1] (NaN included) or a test-split flag other than True/False is refused where it is
+    read: it used to pass into the means and bootstrap intervals (NaN) or count as outside the test split."""
+    out = tmp_path / "r.csv"
+    write_results(out, [_row()])
+    with open(out, "a") as fh:
+        fh.write(f"t,hyper_unet,0,s,c,{values}\n")
+    with pytest.raises(HyperkitError, match=rf"r\.csv: line 3 is not a results row \({problem}\)"):
+        read_results(out)
+    assert len(write_results(tmp_path / "ok.csv", [_row(dsc=0.0, nsd=1.0, fit_seconds=0.0)])) == 1  # the ends pass

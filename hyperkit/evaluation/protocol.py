@@ -170,7 +170,7 @@ def score(preds: Tensor, masks: Tensor, spacing: Sequence[float], tau: float) ->
 
 # ------------------------------------------------------------------------------ results file
 def read_results(path: str | Path, *, drop_cut_row: bool = False) -> list[dict[str, Any]]:
-    """Rows of a results CSV with numbers parsed; the columns must be exactly :data:`FIELDS`.
+    """Rows of a results CSV with numbers parsed; the columns must be exactly :data:`FIELDS`, the scores in [0, 1].
 
     A last row cut short by an interrupted write (:func:`~hyperkit.files.appended_lines`) is
     refused, or left out with ``drop_cut_row``.
@@ -184,7 +184,7 @@ def read_results(path: str | Path, *, drop_cut_row: bool = False) -> list[dict[s
         FileNotFoundError: no file.
         HyperkitError: a results file of an older kit (missing columns such as ``nsd_voxel``:
             re-run, or write to a fresh ``--out``), not a results file at all, a cut last row
-            (without ``drop_cut_row``), or a row whose values do not parse (named by its line).
+            (without ``drop_cut_row``), or a row whose values do not parse or lie out of range (named by its line).
     """
     p = Path(path)
     if not p.is_file():
@@ -216,9 +216,13 @@ def _parsed(row: dict[str, Any]) -> dict[str, Any]:
     """A row as the CSV holds it (read back as strings, or :func:`csv_row`'s values before
     writing), with its numbers parsed (in place)."""
     row["draw"] = int(row["draw"])
+    if row["in_test_split"] not in (True, False, "True", "False"):
+        raise ValueError(f"in_test_split must be True or False, got {row['in_test_split']!r}")
     row["in_test_split"] = row["in_test_split"] in (True, "True")
     for k in ("dsc", "nsd", "nsd_voxel", "fit_seconds"):
         row[k] = float(row[k])
+        if not (0.0 <= row[k] <= 1.0 if k != "fit_seconds" else 0.0 <= row[k] < float("inf")):  # NaN fails too
+            raise ValueError(f"{k} must lie in {'[0, 1]' if k != 'fit_seconds' else '[0, inf)'}, got {row[k]}")
     return row
 
 
