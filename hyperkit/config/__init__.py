@@ -14,6 +14,7 @@ from hyperkit.config.sections import (CENTRE_PRIOR_METHODS, METHODS, ONE_SHOT_ME
                                       ModelConfig, SupervisedConfig, TrainConfig, check_config, check_seed, reread,
                                       reread_config)
 
-__all__ = ["PROFILES", "load_profile", "merge_config", "parse_assignment", "parse_override", "combine_overrides", "dump_config",
-           "DataConfig", "ModelConfig", "TrainConfig", "check_config", "check_seed", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS", "EvalConfig", "SupervisedConfig", "protocol_for", "differences", "reread",
-           "reread_config"]
+__all__ = ["PROFILES", "load_profile", "merge_config", "parse_assignment", "parse_override", "combine_overrides",
+           "dump_config", "DataConfig", "ModelConfig", "TrainConfig", "check_config", "check_seed", "METHODS",
+           "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS", "EvalConfig", "SupervisedConfig", "protocol_for", "differences",
+           "reread", "reread_config"]

@@ -18,7 +18,8 @@ from hyperkit.config.schema import _convert, check_unknown, fields_from as _fiel
 from hyperkit.errors import ConfigError
 
 __all__ = ["PLACEMENTS", "SAMPLINGS", "INTENSITIES", "SECTIONS", "METHODS", "ONE_SHOT_METHODS", "CENTRE_PRIOR_METHODS",
-           "DataConfig", "ModelConfig", "TrainConfig", "SupervisedConfig", "MamlConfig", "EvalConfig", "check_config", "check_seed", "reread", "reread_config"]
+           "DataConfig", "ModelConfig", "TrainConfig", "SupervisedConfig", "MamlConfig", "EvalConfig", "check_config",
+           "check_seed", "reread", "reread_config"]
 
 #: every method the protocol knows, in table order (keys of ``paper_results/tables.yaml``)
 METHODS: tuple[str, ...] = ("rand_unet", "all_unet", "hyper_unet", "conv_unet", "copy_support")

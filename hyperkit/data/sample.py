@@ -81,7 +81,8 @@ def sample_case(seed: int, shape: tuple[int, int, int] = (24, 20, 16), spacing: 
     image = np.where(body, 40.0, -1000.0).astype(np.float32) + rng.normal(0, 10, shape).astype(np.float32)
     label = np.zeros(shape, dtype=np.uint8)
     for k in range(1, n_classes + 1):
-        c = centre + rng.uniform(-0.2, 0.2, 3) * centre + (k - (n_classes + 1) / 2) * np.array([shape[0] / (n_classes + 2), 0, 0])
+        c = (centre + rng.uniform(-0.2, 0.2, 3) * centre
+             + (k - (n_classes + 1) / 2) * np.array([shape[0] / (n_classes + 2), 0, 0]))
         r = rng.uniform(2.0, 3.5)
         blob = ((grid - c) ** 2).sum(-1) <= r * r
         if k not in absent:
@@ -99,7 +100,8 @@ def write_sample_msd(root: str | Path, name: str = "Task90_Sample", n_cases: int
     root = Path(root) / name
     training = []
     for i in range(n_cases):
-        image, label, affine = sample_case(derive(seed, "sample_case", i), n_classes=len(labels), absent=(absent or {}).get(i, ()))
+        image, label, affine = sample_case(derive(seed, "sample_case", i), n_classes=len(labels),
+                                           absent=(absent or {}).get(i, ()))
         if len(channels) > 1:
             image = np.stack([image * (1 + 0.1 * c) for c in range(len(channels))], axis=-1)
         stem = f"sample_{i:03d}"

@@ -280,7 +280,8 @@ def read_finetune(path: str | Path, *, drop_cut_row: bool = False) -> list[dict[
     return rows
 
 
-def curve(rows: Sequence[dict[str, Any]], metric: str = "dsc") -> dict[tuple[str, str], list[tuple[int, float, float, float, int]]]:
+def curve(rows: Sequence[dict[str, Any]], metric: str = "dsc"
+          ) -> dict[tuple[str, str], list[tuple[int, float, float, float, int]]]:
     """``(task, method) -> [(N, mean, lo, hi, repeats)]``: the mean over repeats of each repeat's
     mean over its test cases, with a 95 % t-interval across repeats (``lo == hi`` for one repeat)."""
     from scipy import stats

@@ -18,7 +18,8 @@ def _run(args: argparse.Namespace) -> int:
     from hyperkit.evaluation.maml import ORGANS, run_maml
 
     run = run_maml(args.checkpoint, args.data if args.data is not None else default_data_root(), args.out,
-                   organs=_organs(args.organs) if args.organs is not None else ORGANS, meta_iterations=args.meta_iterations, draws=args.draws,
+                   organs=_organs(args.organs) if args.organs is not None else ORGANS,
+                   meta_iterations=args.meta_iterations, draws=args.draws,
                    seed=args.seed, profile=args.profile, split=args.split, resume=args.resume,
                    progress=not args.no_progress)
     print(run.table)

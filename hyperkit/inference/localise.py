@@ -31,11 +31,11 @@ import torch
 from hyperkit.data.tasks import check_modality as check_modality_name
 from hyperkit.errors import HyperkitError
 
-__all__ = ["LocalisationError", "ModalityMismatchError", "RegistrationError", "NoOverlapError",
-           "RoiOutsideImageError", "SupportReference", "Registration", "REFERENCE_SPACING", "DEFAULT_MARGIN_MM", "TRANSFORMS",
+__all__ = ["LocalisationError", "ModalityMismatchError", "RegistrationError", "NoOverlapError", "RoiOutsideImageError",
+           "SupportReference", "Registration", "REFERENCE_SPACING", "DEFAULT_MARGIN_MM", "TRANSFORMS",
            "intensity_signature", "guess_modality", "detect_modality", "check_modality", "modality_mismatch",
-           "make_reference", "register", "map_box", "mask_box",
-           "image_box", "intersect", "parse_roi", "roi_windows", "check_margin"]
+           "make_reference", "register", "map_box", "mask_box", "image_box", "intersect", "parse_roi", "roi_windows",
+           "check_margin"]
 
 #: voxel size (mm) of the support image kept in a model file and of the registration
 REFERENCE_SPACING = 5.0

@@ -408,7 +408,8 @@ class HyperUNet(nn.Module):
         masks = support_masks[:, :, 0].to(flat.dtype)  # (B, K, D, H, W)
         feats = self.unet.encode(flat)
         bottleneck = feats[-1][: k * bsz].unflatten(0, (k, bsz)).transpose(0, 1)
-        state = _GenerationState(k, bsz, masks, self.task_descriptor(bottleneck, masks), self._generator(generator), trace=trace)
+        state = _GenerationState(k, bsz, masks, self.task_descriptor(bottleneck, masks), self._generator(generator),
+                                 trace=trace)
         convs = {name: functools.partial(self._generated_conv, state, name) for name in self.conv_names}
         logits = self.unet.decode(feats, convs, functools.partial(self._generated_head, state))
         return logits.unflatten(0, (n, bsz)).transpose(0, 1), state.weights

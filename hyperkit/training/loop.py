@@ -48,7 +48,8 @@ from hyperkit.seeds import episode_generator
 from hyperkit.data.bank import Episode, TaskBank
 from hyperkit.errors import ConfigError, HyperkitError
 
-__all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "one_shot_validation", "episode_loss", "training_step", "read_jsonl", "EarlyStop", "replay_early_stopping"]
+__all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "one_shot_validation",
+           "episode_loss", "training_step", "read_jsonl", "EarlyStop", "replay_early_stopping"]
 
 
 @dataclass
