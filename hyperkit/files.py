@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import threading
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 
@@ -25,11 +26,12 @@ __all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file"
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(fh)`` on a temporary file in ``path``'s folder, fsync, then rename it over ``path``.
 
-    The folder is created when missing; the temporary file is removed when ``write`` fails.
+    The folder is created when missing; the temporary file is removed when ``write`` fails. Its name
+    is per process and thread, so that writers of one path at once each rename a whole file of their own.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as fh:
             write(fh)

@@ -115,3 +115,31 @@ def test_a_header_alone_is_not_a_cut_row_but_a_lone_json_line_is(tmp_path: Path)
     assert read_jsonl(tmp_path / "m.jsonl") == [{"episode": 0}, {"episode": 1}]
     (tmp_path / "one.jsonl").write_bytes(b'{"episode": 0}')
     assert read_jsonl(tmp_path / "one.jsonl") == [] and read_jsonl(tmp_path / "none.jsonl") == []
+
+
+def test_two_threads_writing_one_path_at_once_each_rename_a_whole_file(tmp_path: Path) -> None:
+    """The temporary name is per thread: with one name per process the second writer truncated the first one's
+    temporary file mid-write, so the first renamed a mixed file (or found none to rename)."""
+    import threading
+
+    path, started = tmp_path / "f.bin", threading.Barrier(2)
+    both_open, errors = threading.Barrier(2), []
+
+    def writer(byte: bytes) -> None:
+        def write(fh: io.BufferedWriter) -> None:
+            both_open.wait(timeout=10)  # both temporary files are open before either writes
+            fh.write(byte * 100_000)
+        try:
+            started.wait(timeout=10)
+            write_atomic(path, write)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(b,)) for b in (b"a", b"b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert path.read_bytes() in (b"a" * 100_000, b"b" * 100_000)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
