@@ -60,10 +60,10 @@ def slice_browser(image: Any, mask: Any = None, *, title: str = "") -> Any:
             ax.axis("off")
             plt.show()
 
-    def on_view(_: Any) -> None:
+    def on_view(_: Any) -> None:  # the slice kept where the new view has it, else the middle one
         size = img.shape[_AXES[view.value]]
+        index.value = index.value if index.value < size else size // 2  # before the maximum, which would clamp it
         index.max = size - 1
-        index.value = min(index.value, size - 1) if index.value < size else size // 2
 
     view.observe(on_view, names="value")
     for control in (view, index, alpha):

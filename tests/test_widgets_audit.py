@@ -53,6 +53,12 @@ def test_slice_browser_draws_the_middle_axial_slice_with_the_labels_overlaid(sho
     assert shown[-1].axes[0].get_title() == "liver sagittal slice 5"
     alpha.value = 0.8  # every control redraws
     assert shown[-1].axes[0].images[1].get_alpha() == 0.8
+    view.value = "axial"
+    index.value = 9  # a slice the sagittal view does not have: it opens at its middle, not its last slice
+    view.value = "sagittal"
+    assert (index.max, index.value) == (5, 3) and shown[-1].axes[0].get_title() == "liver sagittal slice 3"
+    view.value = "axial"  # a longer axis keeps the slice
+    assert (index.max, index.value) == (9, 3)
     with pytest.raises(ValueError, match=r"mask shape \(6, 8, 9\) does not match image shape \(6, 8, 10\)"):
         slice_browser(img, lab[:, :, :9])
 
