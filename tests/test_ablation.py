@@ -137,8 +137,8 @@ def test_a_resume_with_other_settings_is_refused_before_anything_is_written(setu
     with pytest.raises(Exception) as caught:
         run_ablation(profile, tmp_path / "no-data", out, only=["step"], tasks=["liver"], episodes=2, resume=True)
     assert "other settings" not in str(caught.value)
-    with pytest.raises(HyperkitError, match=r"\(seed 0, now 3\)"):
-        run_ablation(profile, data, out, only=["step"], tasks=["liver"], seed=3, resume=True)
+    with pytest.raises(HyperkitError, match=r"\(seed 0, now 3; episodes None, now 1\)"):  # None: the profile's 2
+        run_ablation(profile, data, out, only=["step"], tasks=["liver"], seed=3, episodes=1, resume=True)
 
 
 def test_unknown_variant_is_one_line(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

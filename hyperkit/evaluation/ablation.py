@@ -147,9 +147,10 @@ def _check_base_run(base_run: Path, cfg: Mapping[str, Any], data_root: str | Pat
 _RESUMED_SETTINGS: tuple[str, ...] = ("config", "seed", "episodes", "tasks", "draws", "eval_seed")
 
 
-def _check_resumed_settings(record_path: Path, record: Mapping[str, Any]) -> None:
+def _check_resumed_settings(record_path: Path, record: Mapping[str, Any], profile_values: Mapping[str, Any]) -> None:
     """Refuse to resume the ablation recorded in ``record_path`` with other settings (before anything is
     written): its models and scores would be mixed with others, and its evaluations refused one by one.
+    ``profile_values``: the profile's ``episodes`` and ``draws``, which an older record's ``None`` stands for.
 
     Raises:
         HyperkitError: a setting of :data:`_RESUMED_SETTINGS` differs, named with both values (config:
@@ -166,8 +167,8 @@ def _check_resumed_settings(record_path: Path, record: Mapping[str, Any]) -> Non
     for key in _RESUMED_SETTINGS:
         if key not in old or old[key] == new[key]:  # a record of an older kit may lack a setting
             continue
-        if key in ("episodes", "draws") and old[key] is None:  # an older kit's "the profile's": compared
-            continue  # through the config (the profile's value is the one now recorded when the configs agree)
+        if old[key] is None and profile_values.get(key) == new[key]:  # an older kit's record of "the profile's"
+            continue  # (a profile that differs is named with the config)
         if key == "config" and isinstance(old[key], dict):  # the sections that hold a difference
             sections = sorted({where.split(".")[0] for where in differences(old[key], new[key])})
             differ.append(f"the profile's {', '.join(sections)}")
@@ -223,7 +224,8 @@ def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path
                         eval_seed=eval_seed, complete=False,
                         base_run=str(base_run) if base_run else None)
     if record_path.exists():
-        _check_resumed_settings(record_path, record)
+        _check_resumed_settings(record_path, record, {"episodes": resolve_run_config(cfg)[0].episodes,
+                                                      "draws": EvalConfig.from_config(cfg).draws})
     heldout_tasks(data_root, tasks)  # every target exists before any training
     if base_run:
         _check_base_run(Path(base_run), cfg, data_root, episodes, base_seed)
