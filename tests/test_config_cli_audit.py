@@ -95,7 +95,7 @@ def test_fields_from_names_the_key_and_value() -> None:
 
 # --- recorders for the library functions the commands call ----------------------------------------
 
-class _Recorder:
+class Recorder:
     """A stand-in for a library function: records its arguments, returns ``result``."""
 
     def __init__(self, result: Any) -> None:
@@ -119,16 +119,16 @@ def data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # --- hyperkit train -------------------------------------------------------------------------------
 
 @pytest.fixture()
-def fake_train(monkeypatch: pytest.MonkeyPatch, data_env: Path) -> _Recorder:
+def fake_train(monkeypatch: pytest.MonkeyPatch, data_env: Path) -> Recorder:
     import hyperkit.training.loop as loop
 
-    rec = _Recorder(SimpleNamespace(run_dir="RUN", episodes_done=9, first_dice=0.125, best_dice=0.5, best_episode=6,
+    rec = Recorder(SimpleNamespace(run_dir="RUN", episodes_done=9, first_dice=0.125, best_dice=0.5, best_episode=6,
                                     stopped_early=True))
     monkeypatch.setattr(loop, "train", rec)
     return rec
 
 
-def test_train_defaults_reach_train(fake_train: _Recorder, data_env: Path, capsys: pytest.CaptureFixture) -> None:
+def test_train_defaults_reach_train(fake_train: Recorder, data_env: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["train", "--out", "o"]) == 0
     (cfg, data, out), kw = fake_train.calls[0]
     assert cfg["name"] == "quick" and data == data_env and out == "o"
@@ -137,7 +137,7 @@ def test_train_defaults_reach_train(fake_train: _Recorder, data_env: Path, capsy
                                                "0.500 (episode 6)  [early stop]")
 
 
-def test_train_flags_reach_train(fake_train: _Recorder, capsys: pytest.CaptureFixture) -> None:
+def test_train_flags_reach_train(fake_train: Recorder, capsys: pytest.CaptureFixture) -> None:
     fake_train.result.stopped_early = False
     assert main(["train", "--out", "o", "--data", "d", "--profile", "paper", "--episodes", "3", "--seed", "7",
                  "--resume", "--device", "cpu", "--no-progress", "--set", "train.lr=0.5", "--set", "seed=11"]) == 0
@@ -148,14 +148,14 @@ def test_train_flags_reach_train(fake_train: _Recorder, capsys: pytest.CaptureFi
     assert not capsys.readouterr().out.rstrip().endswith("[early stop]")
 
 
-def test_train_rank_other_than_0_prints_nothing(fake_train: _Recorder, monkeypatch: pytest.MonkeyPatch,
+def test_train_rank_other_than_0_prints_nothing(fake_train: Recorder, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setenv("RANK", "1")
     assert main(["train", "--out", "o"]) == 0 and capsys.readouterr().out == ""
 
 
 @pytest.mark.parametrize("argv", [["--episodes", "0"], ["--episodes", "2.5"], []])
-def test_train_bad_episodes_or_no_out(fake_train: _Recorder, capsys: pytest.CaptureFixture, argv: list[str]) -> None:
+def test_train_bad_episodes_or_no_out(fake_train: Recorder, capsys: pytest.CaptureFixture, argv: list[str]) -> None:
     full = ["train", *argv] + (["--out", "o"] if argv else [])
     try:
         code = main(full)
@@ -170,15 +170,15 @@ def test_train_bad_episodes_or_no_out(fake_train: _Recorder, capsys: pytest.Capt
 # --- hyperkit evaluate ----------------------------------------------------------------------------
 
 @pytest.fixture()
-def fake_eval(monkeypatch: pytest.MonkeyPatch, data_env: Path, tmp_path: Path) -> tuple[_Recorder, _Recorder]:
+def fake_eval(monkeypatch: pytest.MonkeyPatch, data_env: Path, tmp_path: Path) -> tuple[Recorder, Recorder]:
     import hyperkit.evaluation.run as run
     import hyperkit.evaluation.whole_scan as whole_scan
 
     timings = {"hyper_unet_fit_seconds_median": 1.5, "conv_unet_seconds_to_best_median": 30.0,
                "conv_over_hyper_ratio": 20.0}
-    ev = _Recorder(SimpleNamespace(tables="TABLES", record={"timings": timings, "wall_seconds": 3.0}, rows=[1, 2],
+    ev = Recorder(SimpleNamespace(tables="TABLES", record={"timings": timings, "wall_seconds": 3.0}, rows=[1, 2],
                                    csv_path=tmp_path / "e.csv"))
-    ws = _Recorder(SimpleNamespace(table="WS-TABLE", rows=[1], csv_path=tmp_path / "e-whole-scan.csv"))
+    ws = Recorder(SimpleNamespace(table="WS-TABLE", rows=[1], csv_path=tmp_path / "e-whole-scan.csv"))
     monkeypatch.setattr(run, "run_evaluation", ev)
     monkeypatch.setattr(whole_scan, "run_whole_scan", ws)
     return ev, ws
@@ -197,7 +197,7 @@ def test_methods_argument() -> None:
             _methods(bad)
 
 
-def test_evaluate_defaults(fake_eval: tuple[_Recorder, _Recorder], data_env: Path,
+def test_evaluate_defaults(fake_eval: tuple[Recorder, Recorder], data_env: Path,
                            capsys: pytest.CaptureFixture) -> None:
     ev, ws = fake_eval
     assert main(["evaluate", "--checkpoint", "c.pt", "--out", "e.csv"]) == 0
@@ -211,7 +211,7 @@ def test_evaluate_defaults(fake_eval: tuple[_Recorder, _Recorder], data_env: Pat
     assert "generate + gradient step 1.50 s (median); Conv U-Net to its best validation 30 s (x20)" in printed
 
 
-def test_evaluate_flags_reach_both_protocols(fake_eval: tuple[_Recorder, _Recorder],
+def test_evaluate_flags_reach_both_protocols(fake_eval: tuple[Recorder, Recorder],
                                              capsys: pytest.CaptureFixture) -> None:
     ev, ws = fake_eval
     assert main(["evaluate", "--checkpoint", "c.pt", "--out", "e.csv", "--data", "d", "--tasks", "liver", "heart*",
@@ -231,7 +231,7 @@ def test_evaluate_flags_reach_both_protocols(fake_eval: tuple[_Recorder, _Record
     assert "WS-TABLE" in capsys.readouterr().out
 
 
-def test_evaluate_whole_scan_default_margin(fake_eval: tuple[_Recorder, _Recorder]) -> None:
+def test_evaluate_whole_scan_default_margin(fake_eval: tuple[Recorder, Recorder]) -> None:
     _, ws = fake_eval
     assert main(["evaluate", "--checkpoint", "c.pt", "--out", "e.csv", "--whole-scan"]) == 0
     assert ws.calls[0][1]["margin_mm"] == 20.0 and ws.calls[0][1]["seed"] == 0
@@ -240,7 +240,7 @@ def test_evaluate_whole_scan_default_margin(fake_eval: tuple[_Recorder, _Recorde
 @pytest.mark.parametrize("argv, words", [(["--set", "train.lr=0.1"], "only evaluate.* keys can be set here, got "
                                                                       "['train']"),
                                          (["--whole-scan", "--margin", "-1"], "margin_mm must be >= 0, got -1.0")])
-def test_evaluate_refuses_before_evaluating(fake_eval: tuple[_Recorder, _Recorder], capsys: pytest.CaptureFixture,
+def test_evaluate_refuses_before_evaluating(fake_eval: tuple[Recorder, Recorder], capsys: pytest.CaptureFixture,
                                             argv: list[str], words: str) -> None:
     assert main(["evaluate", "--checkpoint", "c.pt", "--out", "e.csv", *argv]) == 2
     assert not fake_eval[0].calls and words in capsys.readouterr().err
@@ -257,8 +257,8 @@ def fake_generate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, 
     model.write_bytes(b"x" * 2000)
     meta = {"adaptation": {"adapted": True, "support_loss_before": 0.5, "support_loss_after": 0.25},
             "modality": "CT", "source": {"modality": "CT"}}
-    recs = {"generate": _Recorder(model), "default": _Recorder(tmp_path / "quick.pt"),
-            "load": _Recorder((None, meta)), "meta": meta}
+    recs = {"generate": Recorder(model), "default": Recorder(tmp_path / "quick.pt"),
+            "load": Recorder((None, meta)), "meta": meta}
     monkeypatch.setattr(segment, "generate_model", recs["generate"])
     monkeypatch.setattr(segment, "default_checkpoint", recs["default"])
     monkeypatch.setattr(model_file, "load_unet", recs["load"])
@@ -296,16 +296,16 @@ def test_generate_flags(fake_generate: dict[str, Any], capsys: pytest.CaptureFix
 
 
 @pytest.fixture()
-def fake_segment(monkeypatch: pytest.MonkeyPatch) -> _Recorder:
+def fake_segment(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     import hyperkit.inference.segment as segment
 
-    rec = _Recorder({"roi": {"box_mm": None, "source": "none"}, "output": "s.nii.gz", "voxels": 5, "volume_ml": 1.25,
+    rec = Recorder({"roi": {"box_mm": None, "source": "none"}, "output": "s.nii.gz", "voxels": 5, "volume_ml": 1.25,
                      "seconds": 0.5, "sidecar": "s.json"})
     monkeypatch.setattr(segment, "segment_file", rec)
     return rec
 
 
-def test_segment_defaults(fake_segment: _Recorder, capsys: pytest.CaptureFixture) -> None:
+def test_segment_defaults(fake_segment: Recorder, capsys: pytest.CaptureFixture) -> None:
     assert main(["segment", "--model", "m.pt", "--image", "i.nii", "--out", "s.nii.gz"]) == 0
     args, kw = fake_segment.calls[0]
     assert args == ("m.pt", "i.nii", "s.nii.gz")
@@ -314,7 +314,7 @@ def test_segment_defaults(fake_segment: _Recorder, capsys: pytest.CaptureFixture
     assert "5 voxels segmented  1.2 ml  [whole scan; 0.5 s]  record: s.json" in capsys.readouterr().out
 
 
-def test_segment_flags(fake_segment: _Recorder, capsys: pytest.CaptureFixture) -> None:
+def test_segment_flags(fake_segment: Recorder, capsys: pytest.CaptureFixture) -> None:
     fake_segment.result.update(roi={"box_mm": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], "source": "auto"},
                                registration={"seconds": 1.5})
     assert main(["segment", "--model", "m.pt", "--image", "i.nii", "--out", "s.nii.gz", "--roi", "auto",
@@ -328,7 +328,7 @@ def test_segment_flags(fake_segment: _Recorder, capsys: pytest.CaptureFixture) -
 
 # --- hyperkit.cli.main ----------------------------------------------------------------------------
 
-def test_main_exit_codes_and_messages(fake_train: _Recorder, monkeypatch: pytest.MonkeyPatch,
+def test_main_exit_codes_and_messages(fake_train: Recorder, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture) -> None:
     import warnings
 
