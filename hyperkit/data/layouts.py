@@ -363,13 +363,12 @@ class TotalSegDataset(Dataset):
         rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
         if not rows or "image_id" not in rows[0]:
             raise DataError(meta_path, "needs an 'image_id' column and at least one row")
-        for i, r in enumerate(rows, start=2):  # a short row leaves image_id None
-            if not isinstance(r["image_id"], str):
-                raise DataError(meta_path, f"row {i} has no image_id")
         listed: dict[str, str | None] = {}
-        for i, r in enumerate(rows, start=2):  # a subject listed twice must name one split
+        for i, r in enumerate(rows, start=2):
+            if not isinstance(r["image_id"], str):  # a short row leaves image_id None
+                raise DataError(meta_path, f"row {i} has no image_id")
             sid, split = r["image_id"].strip(), (r.get("split") or "").strip() or None
-            if sid in listed and listed[sid] != split:
+            if sid in listed and listed[sid] != split:  # a subject listed twice must name one split
                 raise DataError(meta_path, f"row {i} lists {sid} again with split {split!r}, "
                                            f"after split {listed[sid]!r}")
             listed[sid] = split

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from hyperkit.config import EvalConfig, differences, load_profile, merge_config
+from hyperkit.config import EvalConfig, TrainConfig, differences, load_profile, merge_config
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.run import heldout_tasks, run_evaluation
 from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks, printed_above_zero
@@ -224,7 +224,7 @@ def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path
                         eval_seed=eval_seed, complete=False,
                         base_run=str(base_run) if base_run else None)
     if record_path.exists():
-        _check_resumed_settings(record_path, record, {"episodes": resolve_run_config(cfg)[0].episodes,
+        _check_resumed_settings(record_path, record, {"episodes": TrainConfig.from_config(cfg).episodes,
                                                       "draws": EvalConfig.from_config(cfg).draws})
     heldout_tasks(data_root, tasks)  # every target exists before any training
     if base_run:

@@ -219,10 +219,13 @@ def _parsed(row: dict[str, Any]) -> dict[str, Any]:
     if row["in_test_split"] not in (True, False, "True", "False"):
         raise ValueError(f"in_test_split must be True or False, got {row['in_test_split']!r}")
     row["in_test_split"] = row["in_test_split"] in (True, "True")
-    for k in ("dsc", "nsd", "nsd_voxel", "fit_seconds"):
+    for k in ("dsc", "nsd", "nsd_voxel"):
         row[k] = float(row[k])
-        if not (0.0 <= row[k] <= 1.0 if k != "fit_seconds" else 0.0 <= row[k] < float("inf")):  # NaN fails too
-            raise ValueError(f"{k} must lie in {'[0, 1]' if k != 'fit_seconds' else '[0, inf)'}, got {row[k]}")
+        if not 0.0 <= row[k] <= 1.0:  # NaN fails too
+            raise ValueError(f"{k} must lie in [0, 1], got {row[k]}")
+    row["fit_seconds"] = float(row["fit_seconds"])
+    if not 0.0 <= row["fit_seconds"] < float("inf"):
+        raise ValueError(f"fit_seconds must lie in [0, inf), got {row['fit_seconds']}")
     return row
 
 
