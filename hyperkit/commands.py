@@ -7,7 +7,7 @@ importing any command module, so it starts without torch) and each module's
 
 from __future__ import annotations
 
-__all__ = ["COMMANDS", "SUMMARIES"]
+__all__ = ["COMMANDS", "SUMMARIES", "comma_list"]
 
 #: sub-command -> module with ``register(subparsers)`` (one module may add several)
 COMMANDS: dict[str, str] = {
@@ -36,3 +36,11 @@ SUMMARIES: dict[str, str] = {
     "generate": "generate a standalone U-Net from one labelled scan",
     "segment": "segment a scan with a generated U-Net",
 }
+
+
+def comma_list(text: str) -> list[str]:
+    """The items of a comma-separated option (``"liver, spleen,"`` -> ``["liver", "spleen"]``).
+
+    Items are stripped and empty ones dropped, the same way for every sub-command's list options.
+    """
+    return [item.strip() for item in text.split(",") if item.strip()]

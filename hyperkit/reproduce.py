@@ -56,7 +56,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
-from hyperkit.commands import SUMMARIES
+from hyperkit.commands import SUMMARIES, comma_list
 from hyperkit.config import PROFILES, load_profile
 from hyperkit.config.profiles import parse_assignment
 from hyperkit.files import sha256_file, write_text_atomic
@@ -298,7 +298,7 @@ def find_notebooks(notebooks_dir: str | Path, only: Iterable[str] | str | None =
         raise ValueError(f"no notebooks named {NOTEBOOK_PATTERN} in {folder}")
     if only is None:
         return found
-    wanted = [t.strip() for t in (only.split(",") if isinstance(only, str) else only) if t.strip()]
+    wanted = comma_list(only) if isinstance(only, str) else [t.strip() for t in only if t.strip()]
     if not wanted:  # an empty selection would run nothing and overwrite the folder's index as a success
         raise ValueError(f"--only {only!r} names no notebook; have: {', '.join(p.stem for p in found)}")
     chosen: list[Path] = []

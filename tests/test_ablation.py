@@ -147,6 +147,11 @@ def test_unknown_variant_is_one_line(setup: tuple[Path, Path], tmp_path: Path, c
                  "--only", "step,warp"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'warp'" in err
+    assert main(["ablate", "--profile", str(profile), "--data", str(data), "--out", str(tmp_path / "a"),
+                 "--only", " , "]) == 2  # names nothing: refused, not read as "the default variants"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown ablation variant(s) []" in err
+    assert not (tmp_path / "a").exists()
     with pytest.raises(HyperkitError, match="holds an ablation"):
         (tmp_path / "b").mkdir()
         (tmp_path / "b" / "ablation.json").write_text("{}")

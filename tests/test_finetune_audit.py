@@ -290,13 +290,17 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_run_finetune_checks_before_writing(kit: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bad seed/repeats are refused before the checkpoint is read; N > cases before any file."""
+    """Bad seed/repeats/starts are refused before the checkpoint is read; N > cases before any file."""
     Recorder(monkeypatch)
     out = tmp_path / "ft"
     with pytest.raises(ConfigError, match="seed must be >= 0, got -1"):
         run_finetune(tmp_path / "no.pt", kit["data"], out, tasks=["liver"], seed=-1, reference_from=tmp_path / "no.csv")
     with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
         run_finetune(tmp_path / "no.pt", kit["data"], out, tasks=["liver"], repeats=0)
+    with pytest.raises(ValueError, match=r"unknown fine-tuning start\(s\) \['hyper'\]"):
+        run_finetune(tmp_path / "no.pt", kit["data"], out, tasks=["liver"], methods=["hyper", "rand_ft"])
+    with pytest.raises(ValueError, match=r"unknown fine-tuning start\(s\) \[\]"):  # nothing to run
+        run_finetune(tmp_path / "no.pt", kit["data"], out, tasks=["liver"], methods=[])
     with pytest.raises(ValueError, match="N=6 exceeds the 5 cases"):
         run_finetune(kit["a"], kit["data"], out, tasks=["liver"], ns=(2, 6), progress=False)
     assert not out.exists()

@@ -282,7 +282,7 @@ def test_finetune_defaults(fake_finetune: dict[str, Recorder], data_env: Path,
 
 def test_finetune_flags(fake_finetune: dict[str, Recorder], capsys: pytest.CaptureFixture) -> None:
     assert main(["finetune", "--checkpoint", "c.pt", "--out", "o", "--tasks", "liver", "--data", "d",
-                 "--n", "8, 2,8,", "--repeats", "1", "--methods", " scratch_ft , hyper_ft", "--seed", "4",
+                 "--n", "8, 2,8,", "--repeats", "1", "--methods", " scratch_ft , hyper_ft,", "--seed", "4",
                  "--reference-from", "r.csv", "--resume", "--no-progress"]) == 0
     (_, data, _), kw = fake_finetune["run"].calls[0]
     assert data == "d"

@@ -107,9 +107,9 @@ DEFAULT_VARIANTS: tuple[str, ...] = ("step", "norm", "pe", "seed", "shots2", "sh
 
 
 def _choose(only: Sequence[str] | None) -> list[Variant]:
-    names = list(only) if only else list(DEFAULT_VARIANTS)
+    names = list(only) if only is not None else list(DEFAULT_VARIANTS)
     bad = [n for n in names if n not in VARIANTS]
-    if bad:
+    if bad or not names:  # an empty --only (",") names nothing: not the default list
         raise ValueError(f"unknown ablation variant(s) {bad}; known: {sorted(VARIANTS)}")
     return [VARIANTS[n] for n in dict.fromkeys(names)]
 

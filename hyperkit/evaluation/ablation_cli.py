@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from hyperkit.commands import SUMMARIES
+from hyperkit.commands import SUMMARIES, comma_list
 
 __all__ = ["register"]
-
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -22,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.draws is not None and args.draws <= 0:
         raise ValueError(f"--draws must be a positive integer, got {args.draws}")
     rows = run_ablation(args.profile, args.data if args.data is not None else default_data_root(), args.out,
-                        only=_names(args.only) if args.only else None, base_run=args.base, episodes=args.episodes,
+                        only=comma_list(args.only) if args.only is not None else None, base_run=args.base, episodes=args.episodes,
                         seed=args.seed, tasks=args.tasks or ABLATION_TARGETS, draws=args.draws, resume=args.resume,
                         progress=not args.no_progress)
     print(ablation_tables(rows))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hyperkit.commands import SUMMARIES
+from hyperkit.commands import SUMMARIES, comma_list
 from hyperkit.config import combine_overrides
 from hyperkit.data.layouts import default_data_root
 from hyperkit.config import METHODS, ONE_SHOT_METHODS
@@ -13,7 +13,7 @@ __all__ = ["register"]
 
 
 def _methods(text: str) -> list[str]:
-    names = list(METHODS) if text == "all" else [m.strip() for m in text.split(",") if m.strip()]
+    names = list(METHODS) if text == "all" else comma_list(text)
     bad = [m for m in names if m not in METHODS]
     if bad or not names:
         raise argparse.ArgumentTypeError(f"unknown method(s) {bad or text!r}; choose from {', '.join(METHODS)} or 'all'")

@@ -123,8 +123,8 @@ def _check(repeats: int, methods: Sequence[str], seed: int, ns: Sequence[int]) -
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     bad = [m for m in methods if m not in FT_METHODS]
-    if bad:
-        raise ValueError(f"unknown fine-tuning start(s) {bad}; known: {list(FT_METHODS)}")
+    if bad or not methods:
+        raise ValueError(f"unknown fine-tuning start(s) {bad or list(methods)}; known: {list(FT_METHODS)}")
     return seed
 
 

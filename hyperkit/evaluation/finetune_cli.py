@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from hyperkit.commands import SUMMARIES
+from hyperkit.commands import SUMMARIES, comma_list
 
 __all__ = ["register"]
 
 
 def _ints(text: str) -> list[int]:
     try:
-        out = [int(t) for t in text.split(",") if t.strip()]
+        out = [int(t) for t in comma_list(text)]
     except ValueError:
         raise ValueError(f"--n must be comma-separated integers, got {text!r}") from None
     if not out or min(out) < 2:
@@ -25,7 +25,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    methods = [m.strip() for m in args.methods.split(",")] if args.methods else list(FT_METHODS)
+    methods = comma_list(args.methods) if args.methods else list(FT_METHODS)
     rows = run_finetune(args.checkpoint, args.data if args.data is not None else default_data_root(), args.out,
                         tasks=args.tasks, ns=_ints(args.n), repeats=args.repeats, methods=methods, seed=args.seed,
                         reference_from=args.reference_from, resume=args.resume, progress=not args.no_progress)

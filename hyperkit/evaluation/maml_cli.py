@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from hyperkit.commands import SUMMARIES
+from hyperkit.commands import SUMMARIES, comma_list
 
 __all__ = ["register"]
-
-
-def _organs(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -18,7 +14,7 @@ def _run(args: argparse.Namespace) -> int:
     from hyperkit.evaluation.maml import ORGANS, run_maml
 
     run = run_maml(args.checkpoint, args.data if args.data is not None else default_data_root(), args.out,
-                   organs=_organs(args.organs) if args.organs is not None else ORGANS,
+                   organs=comma_list(args.organs) if args.organs is not None else ORGANS,
                    meta_iterations=args.meta_iterations, draws=args.draws,
                    seed=args.seed, profile=args.profile, split=args.split, resume=args.resume,
                    progress=not args.no_progress)
