@@ -303,6 +303,13 @@ def test_finetune_refuses_bad_sizes_and_repeats(fake_finetune: dict[str, Recorde
     assert words in _one_line(capsys) and fake_finetune["run"].calls == []
 
 
+@pytest.mark.parametrize("text", ["", " , "])
+def test_finetune_methods_naming_nothing_are_not_the_default(fake_finetune: dict[str, Recorder], text: str) -> None:
+    """An empty ``--methods`` reaches ``run_finetune`` as no start (which refuses it), not as every start."""
+    assert main(["finetune", "--checkpoint", "c.pt", "--out", "o", "--tasks", "liver", "--methods", text]) == 0
+    assert fake_finetune["run"].calls[0][1]["methods"] == []
+
+
 @pytest.fixture()
 def fake_maml(monkeypatch: pytest.MonkeyPatch, data_env: Path) -> Recorder:
     import hyperkit.evaluation.maml as maml

@@ -19,8 +19,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--draws must be a positive integer, got {args.draws}")
     rows = run_ablation(args.profile, args.data if args.data is not None else default_data_root(), args.out,
                         only=comma_list(args.only) if args.only is not None else None, base_run=args.base,
-                        episodes=args.episodes, seed=args.seed, tasks=args.tasks or ABLATION_TARGETS, draws=args.draws, resume=args.resume,
-                        progress=not args.no_progress)
+                        episodes=args.episodes, seed=args.seed, tasks=args.tasks or ABLATION_TARGETS, draws=args.draws,
+                        resume=args.resume, progress=not args.no_progress)
     print(ablation_tables(rows))
     return 0
 

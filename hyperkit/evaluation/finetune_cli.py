@@ -25,7 +25,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {args.repeats}")
-    methods = comma_list(args.methods) if args.methods else list(FT_METHODS)
+    methods = comma_list(args.methods) if args.methods is not None else list(FT_METHODS)
     rows = run_finetune(args.checkpoint, args.data if args.data is not None else default_data_root(), args.out,
                         tasks=args.tasks, ns=_ints(args.n), repeats=args.repeats, methods=methods, seed=args.seed,
                         reference_from=args.reference_from, resume=args.resume, progress=not args.no_progress)
