@@ -22,6 +22,7 @@ from hyperkit.phantoms.cohorts import MSD_BY_FOLDER, Case, case_rng, msd_case, s
 from hyperkit.phantoms.difficulty import best_threshold_dice, difficulty_table, mask_copy_dice, task_difficulty
 from hyperkit.phantoms.mri import Head, mri_image
 from hyperkit.phantoms.shapes import Canvas, Grid
+from test_phantom_hashes import add_arrays
 
 SPACING = 12.0
 #: (dataset, index) -> sha256 (first 16 hex digits) of a case at seed 0, 12 mm; each case takes a branch
@@ -38,9 +39,7 @@ EXTRA_DIGESTS: dict[tuple[str, int], str] = {
 
 def _digest(case: Case) -> str:
     h = hashlib.sha256()
-    for a in (case.image, case.labels, case.grid.affine):
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
+    add_arrays(h, (case.image, case.labels, case.grid.affine))
     h.update(repr(sorted(case.meta.items())).encode())
     return h.hexdigest()[:16]
 

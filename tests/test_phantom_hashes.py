@@ -16,6 +16,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import nibabel as nib
 import numpy as np
@@ -51,12 +52,16 @@ DIGESTS: dict[str, str] = {
 }
 
 
-def _digest(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        a = np.asarray(nib.load(p).dataobj)
+def add_arrays(h: hashlib._Hash, arrays: Iterable[np.ndarray]) -> None:
+    """Feed each array's dtype, shape and bytes to ``h``: what every pinned digest covers."""
+    for a in arrays:
         h.update(f"{a.dtype}{a.shape}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
+
+
+def _digest(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    add_arrays(h, (np.asarray(nib.load(p).dataobj) for p in paths))
     return h.hexdigest()[:16]
 
 
