@@ -23,7 +23,8 @@ from hyperkit.phantoms import MSD_TASKS, TOTALSEG, ensure_phantoms, generate_pha
 from hyperkit.phantoms import writer
 from hyperkit.phantoms.difficulty import (TaskDifficulty, best_threshold_dice, difficulty_table, format_markdown,
                                           mask_copy_dice, task_difficulty)
-from hyperkit.phantoms.writer import FORMAT, MANIFEST, PhantomRun, check_arguments, generator_fingerprint
+from hyperkit.phantoms.writer import (FORMAT, GENERATOR, MANIFEST, PhantomRun, check_arguments, content_digest,
+                                      generator_fingerprint)
 
 ARGS = dict(subjects=2, cases=1, seed=0, spacing=6.0)
 
@@ -103,7 +104,8 @@ def test_the_manifest_records_the_run_and_a_second_call_reuses(tmp_path: Path, f
     first = fake(out, subjects=2, cases=3)
     assert not first.reused and first.files == 2 + 3 * len(MSD_TASKS)
     meta = _manifest(out)
-    assert meta["complete"] is True and meta["format"] == FORMAT and meta["fingerprint"] == generator_fingerprint()
+    assert meta["complete"] is True and meta["format"] == FORMAT and meta["content"] == content_digest(out)
+    assert (out / GENERATOR).read_text() == generator_fingerprint() + "\n" and "fingerprint" not in meta
     assert meta["arguments"] == {"subjects": 2, "cases": 3, "seed": 0, "spacing": 6.0}
     assert meta["datasets"][TOTALSEG]["subjects"] == 2
     assert all(meta["datasets"][t.folder]["cases"] == 3 for t in MSD_TASKS)
@@ -122,20 +124,54 @@ def test_other_arguments_are_refused_and_nothing_is_touched(tmp_path: Path, fake
     assert (out / MANIFEST).read_text() == before and (out / TOTALSEG / "s0001").is_dir()
 
 
-@pytest.mark.parametrize("key, value", [("complete", False), ("format", FORMAT + 1), ("fingerprint", "0" * 16)])
+def _spoil(out: Path, how: str) -> None:
+    """Make a finished folder look unfinished, of another format, or made by other generator code."""
+    meta = _manifest(out)
+    if how in ("complete", "format"):
+        (out / MANIFEST).write_text(json.dumps({**meta, how: False if how == "complete" else FORMAT + 1}))
+    elif how == "other code":
+        (out / GENERATOR).write_text("0" * 16 + "\n")
+    elif how == "unreadable code":
+        (out / GENERATOR).write_bytes(b"\xff\xfe")
+    else:  # a folder of a kit that kept the code fingerprint in the manifest
+        (out / GENERATOR).unlink()
+        (out / MANIFEST).write_text(json.dumps({**meta, "fingerprint": generator_fingerprint()}))
+
+
+@pytest.mark.parametrize("how", ["complete", "format", "other code", "unreadable code", "older kit"])
 def test_same_arguments_but_incomplete_or_other_code_are_redone_from_scratch(
-        tmp_path: Path, fake: Callable[..., PhantomRun], key: str, value: Any) -> None:
+        tmp_path: Path, fake: Callable[..., PhantomRun], how: str) -> None:
     out = tmp_path / "ph"
     fake(out)
     meta = _manifest(out)
-    (out / MANIFEST).write_text(json.dumps({**meta, key: value}))
+    _spoil(out, how)
     stale = out / TOTALSEG / "s0099"
     stale.mkdir()
     (stale / "ct.nii.gz").write_text("left over")
     run = fake(out)
     assert not run.reused and run.files > 0
     assert not stale.exists()  # the kit's own folders are emptied first: no case of another run survives
-    assert _manifest(out) == meta
+    assert _manifest(out) == meta  # the same files again: the same content digest
+    assert (out / GENERATOR).read_text() == generator_fingerprint() + "\n"
+
+
+def test_the_content_digest_follows_every_byte_and_name_of_the_dataset_folders(
+        tmp_path: Path, fake: Callable[..., PhantomRun]) -> None:
+    """Same size, one byte changed: another digest (the data fingerprint reads case files by size only)."""
+    out = tmp_path / "ph"
+    fake(out)
+    base = content_digest(out)
+    (out / "notes.txt").write_text("mine")  # beside the datasets: not the phantoms' content
+    (out / GENERATOR).write_text("0" * 16 + "\n")
+    assert content_digest(out) == base
+    ct = out / TOTALSEG / "s0000" / "ct.nii.gz"
+    text = ct.read_text()
+    ct.write_text(("1" if text[0] != "1" else "2") + text[1:])
+    assert content_digest(out) != base
+    ct.write_text(text)
+    assert content_digest(out) == base
+    ct.rename(ct.with_name("ct2.nii.gz"))
+    assert content_digest(out) != base
 
 
 def test_force_redoes_matching_phantoms_and_removes_only_the_kits_own_files(

@@ -8,17 +8,21 @@ from __future__ import annotations
 import csv
 import filecmp
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from hyperkit.cli import main
+from hyperkit.data.identity import data_fingerprint
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.phantoms import MSD_TASKS, TOTALSEG, TOTALSEG_STRUCTURES, ensure_phantoms, generate_phantoms
 from hyperkit.phantoms.difficulty import best_threshold_dice, difficulty_table, mask_copy_dice
-from hyperkit.phantoms.writer import MANIFEST
+from hyperkit.phantoms import writer
+from hyperkit.phantoms.writer import GENERATOR, MANIFEST
 
 TINY = dict(subjects=2, cases=2, seed=0, spacing=6.0)
 # held-out targets (MSD) and their usual TotalSegmentator names: none may be a training label
@@ -168,10 +172,39 @@ def test_cli_writes_once_reuses_and_refuses_other_arguments(tmp_path: Path, caps
     assert manifest["arguments"]["seed"] == 3
     assert ensure_phantoms(out, subjects=1, cases=1, seed=3, spacing=8.0) == out
     # same arguments, but made by other generator code (edited or upgraded kit): regenerated, not reused
-    manifest["fingerprint"] = "0" * 16
-    (out / MANIFEST).write_text(json.dumps(manifest))
+    (out / GENERATOR).write_text("0" * 16 + "\n")
     assert main(base[:-1] + ["--seed", "3", "--quiet"]) == 0
     assert "wrote" in capsys.readouterr().out
+
+
+def test_regenerated_equal_bytes_keep_the_data_fingerprint_other_bytes_change_it(
+        cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stored evaluations are compared on the data fingerprint. Other generator code regenerates the folder;
+    when it writes the same bytes the fingerprint stays, when it changes one byte (same file sizes, which is
+    all the fingerprint reads of a volume) the fingerprint changes, through the manifest's content digest."""
+    root = tmp_path / "ph"
+    shutil.copytree(cohort, root)
+    base = data_fingerprint(root)
+    (root / GENERATOR).write_text("0" * 16 + "\n")
+    assert not generate_phantoms(root, **TINY, workers=1, progress=False).reused
+    assert data_fingerprint(root) == base and _files(root) == _files(cohort)
+    real = writer._make
+
+    def one_byte_off(job: tuple[str, int], *rest: Any) -> Any:
+        made = real(job, *rest)
+        if job == (TOTALSEG, 0):
+            ct = next((root / TOTALSEG).glob("*/ct.nii.gz"))
+            data = bytearray(ct.read_bytes())
+            data[-1] ^= 1
+            ct.write_bytes(bytes(data))
+        return made
+
+    monkeypatch.setattr(writer, "_make", one_byte_off)
+    (root / GENERATOR).write_text("0" * 16 + "\n")
+    assert not generate_phantoms(root, **TINY, workers=1, progress=False).reused
+    assert [(root / f).stat().st_size for f in _files(cohort) if f.name != MANIFEST] == \
+        [(cohort / f).stat().st_size for f in _files(cohort) if f.name != MANIFEST]
+    assert data_fingerprint(root) != base
 
 
 def test_cli_refuses_a_foreign_non_empty_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

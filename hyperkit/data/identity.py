@@ -40,7 +40,8 @@ def data_fingerprint(root: str | Path, datasets: Sequence[Dataset] | None = None
     """A content fingerprint of a data folder that does not change when the folder is copied or moved.
 
     It hashes the metadata files (``*.json``, ``*.csv`` at ``root`` and in each dataset folder:
-    ``dataset.json``, ``meta.csv``, the phantoms' ``phantoms.json``) by content, and every image,
+    ``dataset.json``, ``meta.csv``, the phantoms' ``phantoms.json``, which holds a digest of every
+    phantom file's content, not the generator code's hash) by content, and every image,
     label and structure file of every case by its path relative to its dataset and its size.
     Volumes are not read: hashing a TotalSegmentator copy (hundreds of GB) on every evaluation
     would cost more than the evaluation. A cohort generated with another seed or size, a dataset

@@ -7,17 +7,26 @@
   ``meta.csv`` (``image_id;age;gender;institute;study_type;split``);
 - ``TaskXX_Name/``: ``dataset.json``, ``imagesTr/<prefix>_XXX.nii.gz``,
   ``labelsTr/<prefix>_XXX.nii.gz`` (MSD layout; 4D images for multi-channel tasks);
-- ``phantoms.json``: the manifest (arguments, generator format, kit version).
+- ``phantoms.json``: the manifest (arguments, generator format, kit version and, once complete,
+  ``content``: a SHA-256 of every file written, by relative path);
+- ``phantoms.generator``: the fingerprint of the generator code that wrote the folder.
 
 Determinism: NIfTI files are serialised by nibabel to bytes and gzipped with
 ``mtime=0`` (:func:`hyperkit.data.nifti.write_nifti`, the kit's one NIfTI writer; the
 index files come from :mod:`hyperkit.data.sample`, as for the sample datasets), so the
 same arguments give byte-identical files. A second call
 with the same arguments finds the manifest and does nothing; different
-arguments into a non-empty folder are refused unless ``force=True``. The
-manifest also records a fingerprint of the generator's source: phantoms made
-with the same arguments by other generator code (an interrupted run, an
-edited or upgraded kit) are regenerated rather than silently reused.
+arguments into a non-empty folder are refused unless ``force=True``. Phantoms
+made with the same arguments by other generator code (an interrupted run, an
+edited or upgraded kit: ``phantoms.generator`` differs) are regenerated rather
+than silently reused.
+
+What the data is and what made it are kept apart on purpose: the manifest is one of
+the metadata files of the data fingerprint (:func:`hyperkit.data.identity.data_fingerprint`,
+which stored evaluations are compared on) and records the files' content, while the code
+fingerprint lies in a file that fingerprint does not read. A generator edit that leaves every
+byte of a cohort equal (a refactor, a fix that only acts on other arguments) regenerates the
+folder and keeps its data fingerprint, so the stored results made from it stay usable.
 """
 
 from __future__ import annotations
@@ -40,15 +49,20 @@ from tqdm.auto import tqdm
 from hyperkit import __version__
 from hyperkit.data.nifti import write_nifti
 from hyperkit.data.sample import msd_dataset_json, totalseg_meta_csv
+from hyperkit.files import sha256_file
 from hyperkit.phantoms.anatomy import TOTALSEG_STRUCTURES
 from hyperkit.phantoms.cohorts import MSD_BY_FOLDER, MSD_TASKS, TOTALSEG, Case, msd_case, totalseg_subject
 
-__all__ = ["DEFAULT_SPACING", "FORMAT", "MANIFEST", "PhantomRun", "generate_phantoms", "ensure_phantoms",
-           "check_arguments", "generator_fingerprint"]
+__all__ = ["DEFAULT_SPACING", "FORMAT", "GENERATOR", "MANIFEST", "PhantomRun", "generate_phantoms", "ensure_phantoms",
+           "check_arguments", "content_digest", "generator_fingerprint"]
 
 DEFAULT_SPACING = 3.0
-FORMAT = 1  # bump when the generator's output changes for the same arguments
+#: the folder layout the generator writes; bump when its files or their names change. A change of content
+#: is recorded by the manifest's ``content`` digest, a change of code by ``phantoms.generator``.
+FORMAT = 1
 MANIFEST = "phantoms.json"
+#: the generator code's fingerprint (:func:`generator_fingerprint`): not a metadata file of the data fingerprint
+GENERATOR = "phantoms.generator"
 
 
 @dataclass
@@ -137,14 +151,15 @@ def _dataset_json(task_folder: str, training: list[dict[str, str]]) -> str:
                             licence="MIT (generated data)", release=f"hyperkit {__version__}, phantom format {FORMAT}")
 
 
-def _manifest(arguments: dict[str, Any], complete: bool) -> str:
+def _manifest(arguments: dict[str, Any], content: str | None) -> str:
+    """The manifest's text; ``content``: :func:`content_digest` of the finished folder (None while writing)."""
     meta = {
         "generator": "hyperkit.phantoms",
         "format": FORMAT,
-        "fingerprint": generator_fingerprint(),
         "kit_version": __version__,
         "arguments": arguments,
-        "complete": complete,
+        "complete": content is not None,
+        "content": content,
         "datasets": {TOTALSEG: {"subjects": arguments["subjects"], "structures": list(TOTALSEG_STRUCTURES)},
                      **{t.folder: {"cases": arguments["cases"], "modality": t.modality, "labels": t.labels}
                         for t in MSD_TASKS}},
@@ -160,6 +175,24 @@ def generator_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+def content_digest(root: str | Path) -> str:
+    """``"sha256:<hex>"`` of every file in the kit's dataset folders under ``root``, by relative path and
+    content (the manifest's ``content``): equal exactly when two folders hold the same files, byte for byte."""
+    r = Path(root)
+    files = sorted((f.relative_to(r).as_posix(), f) for folder in _datasets(r) if folder.is_dir()
+                   for f in folder.rglob("*") if f.is_file())
+    entries = [[name, sha256_file(path)] for name, path in files]
+    return "sha256:" + hashlib.sha256(json.dumps(entries, separators=(",", ":")).encode("utf-8")).hexdigest()
+
+
+def _generator_of(root: Path) -> str | None:
+    """The code fingerprint recorded in ``root`` (None: none, or unreadable)."""
+    try:
+        return (root / GENERATOR).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def _read_manifest(root: Path) -> dict[str, Any] | None:
     path = root / MANIFEST
     if not path.is_file():
@@ -171,9 +204,14 @@ def _read_manifest(root: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _datasets(root: Path) -> list[Path]:
+    """The dataset folders the generator writes under ``root``."""
+    return [root / TOTALSEG, *(root / t.folder for t in MSD_TASKS)]
+
+
 def _ours(root: Path) -> list[Path]:
     # the manifest first: a run stopped while removing never leaves a manifest over half-removed phantoms
-    return [root / MANIFEST, root / TOTALSEG, *(root / t.folder for t in MSD_TASKS)]
+    return [root / MANIFEST, root / GENERATOR, *_datasets(root)]
 
 
 def _default_workers() -> int:
@@ -214,7 +252,7 @@ def generate_phantoms(out: str | Path, subjects: int = 24, cases: int = 10, seed
     start = time.perf_counter()
     found = _read_manifest(root) if root.is_dir() else None
     same = bool(found) and found.get("arguments") == args
-    current = same and found.get("format") == FORMAT and found.get("fingerprint") == generator_fingerprint()
+    current = same and found.get("format") == FORMAT and _generator_of(root) == generator_fingerprint()
     if current and found.get("complete") and not force:
         return PhantomRun(root, True, time.perf_counter() - start, 0, args)
     redo = same  # same arguments but interrupted, or made by other generator code: simply redone
@@ -230,7 +268,8 @@ def generate_phantoms(out: str | Path, subjects: int = 24, cases: int = 10, seed
             elif p.is_symlink() or p.exists():
                 p.unlink()  # a link is removed, never followed
     root.mkdir(parents=True, exist_ok=True)
-    (root / MANIFEST).write_text(_manifest(args, complete=False))
+    (root / MANIFEST).write_text(_manifest(args, None))
+    (root / GENERATOR).write_text(generator_fingerprint() + "\n")
 
     jobs = [(TOTALSEG, i) for i in range(args["subjects"])]
     jobs += [(t.folder, i) for i in range(args["cases"]) for t in MSD_TASKS]
@@ -259,7 +298,7 @@ def generate_phantoms(out: str | Path, subjects: int = 24, cases: int = 10, seed
         training = [r[2] for r in results if r[0] == task.folder]
         (root / task.folder).mkdir(parents=True, exist_ok=True)
         (root / task.folder / "dataset.json").write_text(_dataset_json(task.folder, training))
-    (root / MANIFEST).write_text(_manifest(args, complete=True))
+    (root / MANIFEST).write_text(_manifest(args, content_digest(root)))
     return PhantomRun(root, False, time.perf_counter() - start, sum(r[3] for r in results), args)
 
 
