@@ -5,8 +5,9 @@ synthesis, the writer) must not change a single voxel, and every random draw mus
 its order. One CT subject and one case per MSD task at 12 mm take a few seconds; the
 digests cover the stored arrays (dtype, shape and bytes, as ``nibabel`` reads them back).
 
-A change that is meant to alter the phantoms updates the digests below in the same commit
-(and bumps :data:`hyperkit.phantoms.writer.FORMAT`); print the new ones with
+A change that is meant to alter the phantoms updates the digests below in the same commit, and
+says which cohorts it changes (a changed file changes the manifest's content digest, so the
+data fingerprint of every folder holding it); print the new ones with
 ``python -c "from tests.test_phantom_hashes import digests; print(digests())"``.
 """
 
@@ -43,8 +44,8 @@ DIGESTS: dict[str, str] = {
     "Task06_Lung/labelsTr/lung_000": "2ff8cc385d4e0eb1",
     "Task07_Pancreas/imagesTr/pancreas_000": "783f6e0feb67afc1",
     "Task07_Pancreas/labelsTr/pancreas_000": "225cbd433fc1fcb7",
-    "Task08_HepaticVessel/imagesTr/hepaticvessel_000": "9e9c65c4de5da1ab",
-    "Task08_HepaticVessel/labelsTr/hepaticvessel_000": "af79712a389f74eb",
+    "Task08_HepaticVessel/imagesTr/hepaticvessel_000": "272da403bae19966",
+    "Task08_HepaticVessel/labelsTr/hepaticvessel_000": "8f2910403fa994bd",
     "Task09_Spleen/imagesTr/spleen_000": "b0f4f53061d58857",
     "Task09_Spleen/labelsTr/spleen_000": "731173a7738cd433",
     "Task10_Colon/imagesTr/colon_000": "6120300d7df8a51f",

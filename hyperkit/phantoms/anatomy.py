@@ -127,6 +127,8 @@ class Torso:
         self._bowel(colon_tumour)
         self._bones()
         self._lung_tumours(lung_tumours)
+        if at_least_one_liver_tumour:  # after every organ: a structure painted after the lesions may cover them
+            self._paint_later(self._keep_a_liver_lesion)
 
     # ------------------------------------------------------------------ draws
     def _normal(self, sd: float = 1.0, mean: float = 0.0) -> float:
@@ -505,7 +507,8 @@ class Torso:
         count = int(self.rng.poisson(n_tumours)) if n_tumours > 0 else 0
         if at_least_one:
             count = max(count, 1)
-        lesions = []
+        lesions: list[tuple[Blob, Blob | None]] = []
+        self._liver_lesions = lesions
         for _ in range(count):
             centre = self._inside(lobes, right.centre, tu.spread_mm)
             r = float(np.clip(math.exp(self._normal(tu.radius_log_sd, math.log(tu.median_radius_mm))),
@@ -550,6 +553,28 @@ class Torso:
             self.shapes["gallbladder"] = gall
             self._paint_later(lambda cv: cv.paint(cv.part("gallbladder", "bile", ("gallbladder",)),
                                                   gall.mask(cv.grid), only=cv.ids("visceral_fat", "liver")))
+
+    def _keep_a_liver_lesion(self, cv: Canvas) -> None:
+        """Keep ``at_least_one_liver_tumour``'s promise on the canvas, after every organ is painted.
+
+        A lesion is drawn inside the liver lobes' blobs, but the liver is painted only where the lobes
+        lie in the body cavity and no organ painted before it is, and vessels painted after it can cover
+        a small lesion, so a drawn lesion can leave no voxel. Then the first lesion's shape is painted
+        again, centred on the liver voxel nearest to its centre (one voxel when the shape is smaller
+        than a voxel). No random draw: every other voxel of the subject stays as drawn.
+        """
+        if not self._liver_lesions or np.isin(cv.parts, cv.ids("liver_tumour")).any():
+            return
+        liver = np.argwhere(np.isin(cv.parts, cv.ids("liver")))  # the liver and its vessels
+        if not len(liver):
+            return  # no liver in this field of view
+        b = self._liver_lesions[0][0]
+        world = np.asarray(cv.grid.origin) + cv.grid.spacing * liver  # voxel centres (mm)
+        nearest = int(np.argmin(((world - b.centre) ** 2).sum(1)))
+        moved = Blob(world[nearest], b.radii, b.rot, wobble=b.wobble)
+        tumour = cv.part("liver_tumour", "liver_tumour", ("liver_tumour",))
+        if not cv.paint(tumour, moved.mask(cv.grid), only=cv.ids("liver")):
+            cv.parts[tuple(liver[nearest])] = tumour
 
     def _inside(self, blobs: list[Blob], centre: np.ndarray, spread: float) -> np.ndarray:
         """A random point inside the union of ``blobs`` (rejection sampling around ``centre``)."""
