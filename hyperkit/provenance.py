@@ -67,7 +67,8 @@ def compute_environment() -> dict[str, Any]:
         memory: str | None = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2 ** 30:.1f} GiB"
     except (AttributeError, ValueError, OSError):
         memory = None
-    return {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "memory": memory, "torch_threads": torch.get_num_threads(),
+    return {"cpu": _cpu_model(), "cpu_count": os.cpu_count(), "memory": memory,
+            "torch_threads": torch.get_num_threads(),
             "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
                     if k in os.environ},
             # only a CUDA context the run already made: naming a device must not start one on GPU 0

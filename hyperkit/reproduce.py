@@ -304,7 +304,8 @@ def find_notebooks(notebooks_dir: str | Path, only: Iterable[str] | str | None =
     chosen: list[Path] = []
     for token in wanted:
         stem = Path(token).name.removesuffix(".ipynb")
-        hits = [p for p in found if p.stem == stem or p.stem.split("_", 1)[0] == stem or p.stem.split("_", 1)[1] == stem]
+        hits = [p for p in found
+                if p.stem == stem or p.stem.split("_", 1)[0] == stem or p.stem.split("_", 1)[1] == stem]
         if not hits:
             raise ValueError(f"--only {token!r} matches no notebook; have: {', '.join(p.stem for p in found)}")
         chosen.extend(h for h in hits if h not in chosen)

@@ -185,7 +185,8 @@ def _show_whole_scan(unet: Any, data_root: Any, task_id: str, support_id: str, q
 _FACE_MM = 4.0
 
 
-def region_overlay(pred: np.ndarray, gt: np.ndarray, box_mm: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, float]:
+def region_overlay(pred: np.ndarray, gt: np.ndarray, box_mm: np.ndarray, affine: np.ndarray
+                   ) -> tuple[np.ndarray, float]:
     """The whole-scan browser's labels and the prediction's DSC.
 
     Args:

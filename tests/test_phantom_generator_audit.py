@@ -257,6 +257,26 @@ def test_at_least_one_liver_tumour_always_paints_a_lesion(seed: int) -> None:
     assert _voxels(_render(t, 4.0), "liver_tumour") > 0
 
 
+def test_the_kept_liver_lesion_is_the_drawn_shape_painted_over_the_liver_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seed 0's only lesion lies outside the body cavity: painted again, whole, inside the liver; nothing else moves."""
+    t = Torso(np.random.default_rng(0), liver_tumours=0.0, at_least_one_liver_tumour=True)
+    fixed = _render(t, 4.0)
+    monkeypatch.setattr(Torso, "_keep_a_liver_lesion", lambda self, cv: None)
+    drawn = _render(Torso(np.random.default_rng(0), liver_tumours=0.0, at_least_one_liver_tumour=True), 4.0)
+    changed = fixed.parts != drawn.parts
+    assert _voxels(drawn, "liver_tumour") == 0 and changed.sum() > 1  # more than the voxel it is centred on
+    assert np.isin(fixed.parts[changed], fixed.ids("liver_tumour")).all()
+    assert np.isin(drawn.parts[changed], drawn.ids("liver")).all()  # the liver or its vessels, nothing else
+
+
+def test_a_field_of_view_without_liver_gets_no_lesion() -> None:
+    """A canvas below the liver (the thighs) has nowhere to keep the lesion: nothing is painted, nothing fails."""
+    t = Torso(np.random.default_rng(0), liver_tumours=0.0, at_least_one_liver_tumour=True)
+    g = Grid.around((-200, -200, t.z["fem"] - 100), (200, 200, t.z["fem"]), 8.0)
+    cv = t.render(Canvas(g))
+    assert cv.parts.any() and _voxels(cv, "liver") == 0 and _voxels(cv, "liver_tumour") == 0
+
+
 def test_torso_render_paints_nothing_outside_the_body_and_puts_organs_on_their_side() -> None:
     """After ``render`` no part lies outside the body outline; ``_right`` structures have x > 0 (RAS)."""
     cv = _render(Torso(np.random.default_rng(2)))

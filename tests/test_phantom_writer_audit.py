@@ -172,6 +172,23 @@ def test_the_content_digest_follows_every_byte_and_name_of_the_dataset_folders(
     assert content_digest(out) == base
     ct.rename(ct.with_name("ct2.nii.gz"))
     assert content_digest(out) != base
+    (out / TOTALSEG / "s0099").mkdir()
+    ct.with_name("ct2.nii.gz").rename(out / TOTALSEG / "s0099" / "ct.nii.gz")  # same name and bytes, another folder
+    assert content_digest(out) != base
+
+
+def test_every_file_of_the_folder_enters_the_content_digest(tmp_path: Path, fake: Callable[..., PhantomRun]) -> None:
+    out = tmp_path / "ph"
+    fake(out)
+    base = content_digest(out)
+    files = [f for f in out.rglob("*") if f.is_file() and f.parent != out]
+    assert len(files) == ARGS["subjects"] + 1 + len(MSD_TASKS) * (ARGS["cases"] + 1)  # cases and index files
+    for f in files:
+        data = f.read_bytes()
+        f.write_bytes(data + b" ")
+        assert content_digest(out) != base, f
+        f.write_bytes(data)
+    assert content_digest(out) == base
 
 
 def test_force_redoes_matching_phantoms_and_removes_only_the_kits_own_files(
@@ -204,6 +221,18 @@ def test_force_removes_a_linked_kit_folder_but_not_what_it_points_to(tmp_path: P
     assert not run.reused and (outside / "keep.txt").read_text() == "not the kit's"
     assert sorted(p.name for p in outside.iterdir()) == ["keep.txt"]
     assert not (out / TOTALSEG).is_symlink() and (out / TOTALSEG / "s0000" / "ct.nii.gz").is_file()
+
+
+def test_a_linked_code_file_is_removed_not_written_through(tmp_path: Path, fake: Callable[..., PhantomRun]) -> None:
+    out = tmp_path / "ph"
+    fake(out)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the kit's")
+    (out / GENERATOR).unlink()
+    (out / GENERATOR).symlink_to(outside)
+    assert not fake(out).reused  # the link is no code fingerprint: regenerated
+    assert outside.read_text() == "not the kit's"
+    assert not (out / GENERATOR).is_symlink() and (out / GENERATOR).read_text() == generator_fingerprint() + "\n"
 
 
 def test_an_interrupted_run_leaves_an_incomplete_manifest_and_is_redone(

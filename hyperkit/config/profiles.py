@@ -24,8 +24,8 @@ from hyperkit.config.sections import EvalConfig, TrainConfig, check_config
 from hyperkit.errors import ConfigError
 from hyperkit.files import write_text_atomic
 
-__all__ = ["PROFILES", "load_profile", "merge_config", "parse_override", "combine_overrides", "dump_config", "protocol_for",
-           "parse_assignment", "differences"]
+__all__ = ["PROFILES", "load_profile", "merge_config", "parse_override", "combine_overrides", "dump_config",
+           "protocol_for", "parse_assignment", "differences"]
 
 PROFILES: tuple[str, ...] = ("quick", "paper")
 

@@ -93,9 +93,9 @@ def sample_case(seed: int, shape: tuple[int, int, int] = (24, 20, 16), spacing: 
     return image, label, affine
 
 
-def write_sample_msd(root: str | Path, name: str = "Task90_Sample", n_cases: int = 3, channels: tuple[str, ...] = ("CT",),
-                     labels: tuple[str, ...] = ("organ", "tumour"), absent: dict[int, tuple[int, ...]] | None = None,
-                     seed: int = 0) -> Path:
+def write_sample_msd(root: str | Path, name: str = "Task90_Sample", n_cases: int = 3,
+                     channels: tuple[str, ...] = ("CT",), labels: tuple[str, ...] = ("organ", "tumour"),
+                     absent: dict[int, tuple[int, ...]] | None = None, seed: int = 0) -> Path:
     """Write an MSD task folder; multi-channel images are 4D ``(X, Y, Z, C)``."""
     root = Path(root) / name
     training = []

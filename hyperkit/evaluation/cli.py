@@ -16,7 +16,8 @@ def _methods(text: str) -> list[str]:
     names = list(METHODS) if text == "all" else comma_list(text)
     bad = [m for m in names if m not in METHODS]
     if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown method(s) {bad or text!r}; choose from {', '.join(METHODS)} or 'all'")
+        raise argparse.ArgumentTypeError(f"unknown method(s) {bad or text!r}; "
+                                         f"choose from {', '.join(METHODS)} or 'all'")
     return names
 
 

@@ -371,7 +371,8 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     out = Path(out_dir)
     csv_path, record_path = out / "finetune.csv", out / "finetune.json"
     if csv_path.exists() and not resume:
-        raise HyperkitError(f"{out}: holds fine-tuning results; pass --resume to continue them, or choose another --out")
+        raise HyperkitError(f"{out}: holds fine-tuning results; pass --resume to continue them, "
+                            "or choose another --out")
     hyper, cfg = load_hypernet(checkpoint)
     ecfg = protocol_for(cfg, overrides={"finetune": dict(budget)} if budget else None)
     one_shot = ecfg.as_dict()

@@ -272,13 +272,16 @@ def table3(rows: Sequence[Mapping[str, Any]], organs: Sequence[OrganTask], saw: 
 
     order = "first" if mcfg.first_order else "second"
     k = mcfg.shots
-    lines += [kit(MAML_METHOD, f"**MAML {k}-shot, kit** ({order}-order, k = {mcfg.inner_steps}, α = {mcfg.inner_lr:g})"),
+    lines += [kit(MAML_METHOD,
+                  f"**MAML {k}-shot, kit** ({order}-order, k = {mcfg.inner_steps}, α = {mcfg.inner_lr:g})"),
               kit("hyper_unet", f"**Hyper U-Net {k}-shot, kit**"),
-              quoted("maml_alsaleh2024", "MAML 5-shot, Alsaleh et al. 2024 (quoted by the paper, not run)", "paper_maml"),
+              quoted("maml_alsaleh2024", "MAML 5-shot, Alsaleh et al. 2024 (quoted by the paper, not run)",
+                     "paper_maml"),
               quoted("hyper_unet", "Hyper U-Net 5-shot, paper", "paper_hyper")]
     cells = [f"{paired[o.task].text()} ({paired[o.task].n})" if o.task in paired else "—" for o in organs]
     pooled = f"all organs: {paired['all'].text()} ({paired['all'].n} pairs)" if "all" in paired else ""
-    lines.append("| kit Hyper U-Net − kit MAML, paired DSC [95 % CI] (pairs) | " + " | ".join(cells) + f" | {pooled} |")
+    lines.append("| kit Hyper U-Net − kit MAML, paired DSC [95 % CI] (pairs) | " + " | ".join(cells)
+                 + f" | {pooled} |")
     nsd = []
     for method, label in ((MAML_METHOD, "MAML"), ("hyper_unet", "Hyper U-Net")):
         vals = [f"{o.organ} {summary[(o.task, method)].nsd:.3f}" for o in organs if (o.task, method) in summary]
@@ -321,7 +324,8 @@ def read_maml(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """``maml.csv``: the evaluation's results file, written whole (:func:`~hyperkit.evaluation.protocol.write_results`)."""
+    """``maml.csv``: the evaluation's results file, written whole
+    (:func:`~hyperkit.evaluation.protocol.write_results`)."""
     write_results(path, [dict(r) for r in rows])
 
 
@@ -447,7 +451,8 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
     table = table3(rows, chosen, saw, mcfg, ecfg.tau)
     write_text_atomic(out / "table3.md", table + "\n")
     record.update(complete=True, wall_seconds=round(time.perf_counter() - start, 1), exposure=saw,
-                  organs={o.organ: {"task": o.task, "role": o.role, "cases": len(bank.case_ids[o.task])} for o in chosen},
+                  organs={o.organ: {"task": o.task, "role": o.role, "cases": len(bank.case_ids[o.task])}
+                          for o in chosen},
                   folds={k: {kk: vv for kk, vv in v.items() if kk != "curve"} for k, v in folds.items()})
     write_text_atomic(record_path, json.dumps(record, indent=2, default=str))
     return MamlRun(rows, table, record, chosen, folds, out)

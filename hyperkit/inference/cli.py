@@ -97,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--threshold", type=float, default=0.0, help="logit threshold (default 0: probability 0.5)")
     s.add_argument("--roi", default=None, metavar="auto|none|x0,y0,z0,x1,y1,z1",
                    help="where to segment: 'auto' registers the model's support scan to this scan (SimpleITK, "
-                        "a similarity transform) and segments around the support's target mapped there; 'none' the whole scan; "
+                        "a similarity transform) and segments around the support's target mapped there; "
+                        "'none' the whole scan; "
                         "or a box in mm, world (RAS) coordinates of this image; write --roi=-10,... when the first "
                         "value is negative (default: auto when the model file carries its support, else none)")
     s.add_argument("--margin", type=float, default=20.0, metavar="MM",

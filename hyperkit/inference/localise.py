@@ -340,7 +340,8 @@ def parse_roi(text: str) -> np.ndarray:
         raise ValueError(f"--roi must be auto, none or six numbers x0,y0,z0,x1,y1,z1 (mm), got {text!r}")
     box = np.array([vals[:3], vals[3:]], dtype=np.float64)
     if np.any(box[0] >= box[1]):
-        raise ValueError(f"--roi {text!r}: each low corner value must be below the high one (x0 < x1, y0 < y1, z0 < z1)")
+        raise ValueError(f"--roi {text!r}: each low corner value must be below the high one "
+                         "(x0 < x1, y0 < y1, z0 < z1)")
     return box
 
 

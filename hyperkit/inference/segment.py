@@ -164,8 +164,9 @@ def prepare_volume(image_path: str | Path, channel: str, data: DataConfig, mask_
     res = resample_case(case, data.spacing, with_label=mask_path is not None)
     image = normalise_channel(res.image[0], channel, data)[None]
     out = CaseData(case.case_id, image, res.label, res.affine, res.spacing, case.present_before_resampling)
-    return out, InputGrid(np.asarray(affine, dtype=np.float64), tuple(int(s) for s in x.shape[:3]),  # type: ignore[arg-type]
-                          signature, channel, air)
+    shape = tuple(int(s) for s in x.shape[:3])
+    grid = InputGrid(np.asarray(affine, dtype=np.float64), shape, signature, channel, air)  # type: ignore[arg-type]
+    return out, grid
 
 
 def support_patch(case: CaseData, data: DataConfig, channel: str = "CT") -> tuple[torch.Tensor, torch.Tensor]:

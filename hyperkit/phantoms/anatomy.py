@@ -337,7 +337,8 @@ class Torso:
             x, y, z = cv.grid.axes(box)
             zz = z[0, 0, :]
             ca, cb, cyc = self.cavity_section(zz)
-            taper = np.clip((self.z["top"] + lu.apex_margin_mm - zz) / (self.z["top"] - self.z["T3"] + lu.apex_margin_mm),
+            taper = np.clip((self.z["top"] + lu.apex_margin_mm - zz)
+                            / (self.z["top"] - self.z["T3"] + lu.apex_margin_mm),
                             lu.apex_min_taper, 1.0) ** 0.5
             ca = (ca * taper).astype(np.float32).reshape(1, 1, -1)
             cb = (cb * np.clip(taper, lu.apex_min_depth_taper, 1)).astype(np.float32).reshape(1, 1, -1)
@@ -560,8 +561,8 @@ class Torso:
         A lesion is drawn inside the liver lobes' blobs, but the liver is painted only where the lobes
         lie in the body cavity and no organ painted before it is, and vessels painted after it can cover
         a small lesion, so a drawn lesion can leave no voxel. Then the first lesion's shape is painted
-        again, centred on the liver voxel nearest to its centre (one voxel when the shape is smaller
-        than a voxel). No random draw: every other voxel of the subject stays as drawn.
+        again over the liver, centred on the liver voxel nearest to its centre (so at least that voxel).
+        No random draw: every other voxel of the subject stays as drawn.
         """
         if not self._liver_lesions or np.isin(cv.parts, cv.ids("liver_tumour")).any():
             return
@@ -572,9 +573,7 @@ class Torso:
         world = np.asarray(cv.grid.origin) + cv.grid.spacing * liver  # voxel centres (mm)
         nearest = int(np.argmin(((world - b.centre) ** 2).sum(1)))
         moved = Blob(world[nearest], b.radii, b.rot, wobble=b.wobble)
-        tumour = cv.part("liver_tumour", "liver_tumour", ("liver_tumour",))
-        if not cv.paint(tumour, moved.mask(cv.grid), only=cv.ids("liver")):
-            cv.parts[tuple(liver[nearest])] = tumour
+        cv.paint(cv.part("liver_tumour", "liver_tumour", ("liver_tumour",)), moved.mask(cv.grid), only=cv.ids("liver"))
 
     def _inside(self, blobs: list[Blob], centre: np.ndarray, spread: float) -> np.ndarray:
         """A random point inside the union of ``blobs`` (rejection sampling around ``centre``)."""
@@ -632,18 +631,21 @@ class Torso:
         # lateral to the left kidney's upper pole, well below the left dome
         zs = zl - spl.below_left_dome_mm + self._normal(spl.height_sd_mm)
         ca = float(self.cavity_section(np.array([zs]))[0][0])
-        spleen = Blob.random(self.rng, self.spine_point(zs, -spl.lateral_fraction * ca + self._normal(spl.offset_x_sd_mm),
-                                                        spl.offset_y_mm + self._normal(spl.offset_y_sd_mm)),
+        spleen = Blob.random(self.rng,
+                             self.spine_point(zs, -spl.lateral_fraction * ca + self._normal(spl.offset_x_sd_mm),
+                                              spl.offset_y_mm + self._normal(spl.offset_y_sd_mm)),
                              np.array(spl.radii_mm) * s ** np.array(spl.size_exponents), size_sd=0.0,
                              axis_sd=spl.axis_sd, angle_sd=spl.angle_sd_deg,
-                             rot=rotation(self._normal(spl.tilt_sd_deg), 0, spl.turn_deg + self._normal(spl.turn_sd_deg)),
+                             rot=rotation(self._normal(spl.tilt_sd_deg), 0,
+                                          spl.turn_deg + self._normal(spl.turn_sd_deg)),
                              wobble_sd=spl.wobble_sd, bend_sd=spl.bend_sd, taper=self._normal(spl.taper_sd))
         self.centres["spleen"] = spleen.centre
         self.shapes["spleen"] = spleen
         # adrenals: inverted-V plates above and medial to the kidneys
         adrenals = []
         for sgn, k, _, _ in kidneys:
-            top = self.spine_point(self.z[_side("kidney", sgn)] + kd.adrenal_above_mm + self._normal(kd.adrenal_height_sd_mm),
+            top = self.spine_point(self.z[_side("kidney", sgn)] + kd.adrenal_above_mm
+                                   + self._normal(kd.adrenal_height_sd_mm),
                                    sgn * (kd.adrenal_offset_x_mm + self._normal(kd.adrenal_offset_x_sd_mm)),
                                    kd.adrenal_offset_y_mm + self._normal(kd.adrenal_offset_y_sd_mm))
             step = kd.adrenal_limb_step_mm
@@ -674,12 +676,14 @@ class Torso:
         self._pancreas_ctrl = ctrl
         ptum = None
         if pancreas_tumour:
-            idx = int(self.rng.integers(0, len(pancreas.points) * 2 // 3)) if self.rng.random() < pc.tumour_head_probability \
-                else int(self.rng.integers(0, len(pancreas.points)))
+            idx = (int(self.rng.integers(0, len(pancreas.points) * 2 // 3))
+                   if self.rng.random() < pc.tumour_head_probability
+                   else int(self.rng.integers(0, len(pancreas.points))))
             r = float(np.clip(math.exp(self._normal(pc.tumour_radius_log_sd, math.log(pc.tumour_median_radius_mm))),
                               *pc.tumour_radius_range_mm))
-            ptum = Blob.random(self.rng, pancreas.points[idx] + self.rng.normal(0, pc.tumour_shift_sd_mm, 3), (r, r, r),
-                               axis_sd=pc.tumour_axis_sd, wobble_sd=pc.tumour_wobble_sd, angle_sd=pc.tumour_angle_sd_deg)
+            ptum = Blob.random(self.rng, pancreas.points[idx] + self.rng.normal(0, pc.tumour_shift_sd_mm, 3),
+                               (r, r, r), axis_sd=pc.tumour_axis_sd, wobble_sd=pc.tumour_wobble_sd,
+                               angle_sd=pc.tumour_angle_sd_deg)
         # stomach: J-shaped, fundus under the left dome, antrum across to the pylorus
         dist = math.exp(self._normal(st.size_log_sd))
         fundus = self.cavity_point(zl + st.fundus[0], *st.fundus[1:])
@@ -712,7 +716,8 @@ class Torso:
                 box, m = shaped
                 x, y, z = cv.grid.axes(box)
                 m &= z < self.diaphragm_z(x, y) - spl.below_diaphragm_mm
-                cv.paint(cv.part("spleen", "spleen", ("spleen",)), (box, m), only=cv.ids("visceral_fat", "lung", "liver"))
+                cv.paint(cv.part("spleen", "spleen", ("spleen",)), (box, m),
+                         only=cv.ids("visceral_fat", "lung", "liver"))
             for sgn, limbs in adrenals:
                 name = _side("adrenal_gland", sgn)
                 for b in limbs:
@@ -846,7 +851,8 @@ class Torso:
         for s in _SIDES:
             kz = self.z[_side("kidney", s)]
             dz, dx, dy = vs.renal_artery_origin
-            renal.append(Tube.smooth([sp(kz + dz, dx, dy), sp(kz, s * vs.renal_artery_end_x_mm, vs.renal_artery_end_y_mm)],
+            renal.append(Tube.smooth([sp(kz + dz, dx, dy),
+                                      sp(kz, s * vs.renal_artery_end_x_mm, vs.renal_artery_end_y_mm)],
                                      vs.renal_artery_radius_mm, _STEP))
             ez, ex, ey = vs.renal_vein_end
             renal.append(Tube.smooth([sp(kz, vs.renal_vein_origin_x_mm[0] if s > 0 else vs.renal_vein_origin_x_mm[1],
@@ -869,7 +875,8 @@ class Torso:
             pv = cv.part("portal_vein_and_splenic_vein", "blood_portal", ("portal_vein_and_splenic_vein",))
             for t in (portal, splenic):
                 cv.paint(pv, t.mask(cv.grid), never=hard + cv.ids("aorta", "inferior_vena_cava", "spleen"))
-            cv.paint(cv.part("mesenteric_vein", "blood_portal"), smv.mask(cv.grid), only=cv.ids("visceral_fat", "pancreas"))
+            cv.paint(cv.part("mesenteric_vein", "blood_portal"), smv.mask(cv.grid),
+                     only=cv.ids("visceral_fat", "pancreas"))
             cv.paint(cv.part("mesenteric_artery", "blood_arterial"), sma.mask(cv.grid), only=cv.ids("visceral_fat"))
             for t in renal:
                 cv.paint(cv.part("renal_vessel", "blood_venous"), t.mask(cv.grid), only=cv.ids("visceral_fat"))
@@ -898,8 +905,8 @@ class Torso:
             cv.paint(cv.part("esophagus", "bowel_wall", ("esophagus",)), eso.mask(cv.grid),
                      only=soft + cv.ids("stomach", "liver"))
             if air:
-                cv.paint(cv.part("esophagus_air", "air_lumen", ("esophagus",)), eso.mask(cv.grid, -aw.esophagus_lumen_mm),
-                         only=cv.ids("esophagus"))
+                cv.paint(cv.part("esophagus_air", "air_lumen", ("esophagus",)),
+                         eso.mask(cv.grid, -aw.esophagus_lumen_mm), only=cv.ids("esophagus"))
             tr = cv.part("trachea", "airway_wall", ("trachea",))
             cv.paint(tr, trachea.mask(cv.grid), never=cv.ids("aorta", "bone"))
             cv.paint(cv.part("trachea_air", "air_lumen", ("trachea",)), trachea.mask(cv.grid, -aw.trachea_wall_mm),
@@ -1078,7 +1085,8 @@ class Torso:
                                 np.array([s * (fx + bx), fy + by, zf + bz])], hp.body_radii_mm, _STEP)
             (p1x, p1y, p1z), (p2x, p2y, p2z) = hp.pubic_path
             qx, qy, qz = hp.pubic_symphysis
-            pubic = Tube.smooth([np.array([s * (fx + p1x), fy + p1y, zf + p1z]), np.array([s * p2x, fy + p2y, zf + p2z]),
+            pubic = Tube.smooth([np.array([s * (fx + p1x), fy + p1y, zf + p1z]),
+                                 np.array([s * p2x, fy + p2y, zf + p2z]),
                                  np.array([s * qx, self._pubis_y + qy, zf + qz])], hp.pubic_radii_mm, _STEP)
             (i1x, i1y, i1z), *rest = hp.ischial_path
             isch = Tube.smooth([np.array([s * (fx + i1x), fy + i1y, zf + i1z]),

@@ -159,7 +159,8 @@ class Blob:
         r = r if rot is None else rot @ r
         decay = np.array([1.0] * 3 + [0.7] * 5 + [0.45] * 7)  # smoother shapes: less high degree
         return cls(np.asarray(centre, float) + rng.normal(0, shift_sd, 3), radii, r,
-                   tuple(np.asarray(bend, float) + rng.normal(0, bend_sd, 2)), rng.normal(0, wobble_sd, N_WOBBLE) * decay, taper)
+                   tuple(np.asarray(bend, float) + rng.normal(0, bend_sd, 2)),
+                   rng.normal(0, wobble_sd, N_WOBBLE) * decay, taper)
 
     def extent(self) -> np.ndarray:
         """Half-size (mm) of an axis-aligned box that surely contains the blob."""

@@ -23,8 +23,8 @@ from hyperkit.evaluation.stats import (ALL_TASKS, Paired, compared, paired_diffe
 from hyperkit.evaluation.tables import TABLES, paper_tables, table_tasks
 
 __all__ = ["HOLDS", "FAILS", "NOT_MEASURED", "VERDICTS", "RULE", "Verdict", "ORGANS", "TUMOURS_VESSELS",
-           "ABLATION_CLAIMS", "FINETUNE_NS", "FINETUNE_BASELINES", "hyper_above_rand", "organs_above_tumours", "ct_to_mri",
-           "ablation_effect", "hyper_init_beats_random", "all_claims"]
+           "ABLATION_CLAIMS", "FINETUNE_NS", "FINETUNE_BASELINES", "hyper_above_rand", "organs_above_tumours",
+           "ct_to_mri", "ablation_effect", "hyper_init_beats_random", "all_claims"]
 
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
 VERDICTS: tuple[str, ...] = (HOLDS, FAILS, NOT_MEASURED)

@@ -6,7 +6,8 @@ Per episode e (paper Algorithm 1):
     sample a mini-batch of B training tasks
     for each task T: support (x_s, y_s) and an independent query (x_q, y_q)
         F_T = Hypernetwork(x_s, y_s);  ŷ_s = F_T(x_s);  ŷ_q = F_T(x_q)
-        L_T = β L_seg(ŷ_s, y_s) + (1 − β) L_seg(ŷ_q, y_q),   L_seg = Dice + w·BCE (w = train.bce_weight; paper: 1)
+        L_T = β L_seg(ŷ_s, y_s) + (1 − β) L_seg(ŷ_q, y_q)
+        L_seg = Dice + w·BCE   (w = train.bce_weight; paper: 1)
     update E, H and the shared decoder parts with AdamW on mean_T L_T;  lr ← γ lr
 
 The B tasks are generated in one batched pass (:meth:`HyperUNet.forward_episode`).
@@ -125,7 +126,8 @@ def episode_loss(model: nn.Module, ep: Episode, beta: float, generator: torch.Ge
     loss_s = segmentation_loss(s_logits.flatten(0, 1), s_msk.flatten(0, 1), bce_weight)
     loss_q = segmentation_loss(q_logits.flatten(0, 1), q_msk.flatten(0, 1), bce_weight)
     loss = beta * loss_s + (1 - beta) * loss_q
-    return loss, {"loss": float(loss.detach()), "loss_support": float(loss_s.detach()), "loss_query": float(loss_q.detach())}
+    return loss, {"loss": float(loss.detach()), "loss_support": float(loss_s.detach()),
+                  "loss_query": float(loss_q.detach())}
 
 
 @torch.no_grad()

@@ -48,8 +48,8 @@ from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
 
-__all__ = ["FOLD_KIND", "FOLD_READERS", "MetaTask", "MetaResult", "sample_meta_batch", "inner_adapt", "adapt", "meta_train",
-           "init_unet", "without_task", "save_fold", "load_fold"]
+__all__ = ["FOLD_KIND", "FOLD_READERS", "MetaTask", "MetaResult", "sample_meta_batch", "inner_adapt", "adapt",
+           "meta_train", "init_unet", "without_task", "save_fold", "load_fold"]
 
 #: ``kind`` of a fold file
 FOLD_KIND = "hyperkit-maml-fold"
