@@ -52,7 +52,7 @@ import shutil
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
@@ -133,7 +133,10 @@ class NotebookResult:
         error: ``"ExceptionType: message"`` (colour codes stripped; no traceback).
         fingerprint: what this notebook ran with (:func:`notebook_fingerprint`); ``--resume``
             compares it.
-        reused: passed in an earlier run and skipped by ``--resume`` (``seconds`` are that run's).
+        reused: the row is the folder's earlier run's (``seconds`` are that run's): a notebook that
+            passed there and that ``--resume`` skipped, or one that ``--only`` left out.
+        selected: run (or skipped by ``--resume``) in this run; ``False`` for a row kept from the
+            folder's earlier run because ``--only`` left the notebook out.
     """
 
     notebook: str
@@ -147,6 +150,7 @@ class NotebookResult:
     error: str | None = None
     fingerprint: str | None = None
     reused: bool = False
+    selected: bool = True
 
     @property
     def failing_cell(self) -> str:
@@ -169,7 +173,9 @@ class Report:
         config: the resolved profile configuration.
         kernel: the kernelspec the notebooks ran in.
         parameters: the parameters injected into every notebook.
-        results: one entry per selected notebook, in run order.
+        results: one entry per notebook, in name order: the selected ones and, after ``--only``, the
+            rows of the folder's earlier run for the others (``selected=False``), so the index
+            always describes the whole folder.
         interrupted: the run was stopped with Ctrl-C.
         report: the reproduction report (``report.html``) once written.
         report_error: why it was not written.
@@ -187,14 +193,19 @@ class Report:
     report_error: str | None = None
 
     @property
+    def selected(self) -> list[NotebookResult]:
+        """The rows of the notebooks this run was asked to run (rows kept by ``--only`` left out)."""
+        return [r for r in self.results if r.selected]
+
+    @property
     def ok(self) -> bool:
-        """Every notebook ran and passed."""
-        return not self.interrupted and all(r.status == PASSED for r in self.results)
+        """Every selected notebook ran and passed (rows kept from an earlier run do not count)."""
+        return not self.interrupted and all(r.status == PASSED for r in self.selected)
 
     @property
     def failed(self) -> list[NotebookResult]:
-        """The notebooks that failed."""
-        return [r for r in self.results if r.status == FAILED]
+        """The selected notebooks that failed."""
+        return [r for r in self.selected if r.status == FAILED]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (without the run record)."""
@@ -214,14 +225,17 @@ class Report:
 
     def to_markdown(self) -> str:
         """The ``index.md`` text: a header and one table row per notebook."""
-        passed = sum(r.status == PASSED for r in self.results)
+        passed = sum(r.status == PASSED for r in self.selected)
         state = "interrupted" if self.interrupted else ("all passed" if self.ok else f"{len(self.failed)} failed")
+        kept = len(self.results) - len(self.selected)
         lines = [
             "# hyperkit reproduce",
             "",
             f"Profile `{self.profile}`, kernel `{self.kernel}`, "
-            f"{passed}/{len(self.results)} notebooks passed ({state}), "
-            f"{sum(r.seconds for r in self.results):.1f} s in all.",
+            f"{passed}/{len(self.selected)} notebooks passed ({state}), "
+            f"{sum(r.seconds for r in self.results):.1f} s in all"
+            + (f"; {kept} row{'s' if kept != 1 else ''} kept from the folder's earlier run (not in --only)."
+               if kept else "."),
             "",
             "| notebook | status | seconds | failing cell | error |",
             "|---|---|---:|---|---|",
@@ -246,12 +260,12 @@ class Report:
             if r.status != NOT_RUN:
                 text += f" {r.seconds:7.1f} s"
             if r.reused:
-                text += "  (earlier run, skipped by --resume)"
+                text += "  (earlier run, skipped by --resume)" if r.selected else "  (earlier run, not in --only)"
             if r.error:
                 text += f"  {r.failing_cell}  ->  {_first_line(r.error, 160)}"
             lines.append(text.rstrip())
-        passed = sum(r.status == PASSED for r in self.results)
-        lines.append(f"{passed}/{len(self.results)} notebooks passed; index: {self.out_dir / 'index.md'}")
+        passed = sum(r.status == PASSED for r in self.selected)
+        lines.append(f"{passed}/{len(self.selected)} notebooks passed; index: {self.out_dir / 'index.md'}")
         if self.report is not None:
             lines.append(f"report: {self.report} (open it in a browser; report.md beside it for a terminal)")
         elif self.report_error:
@@ -499,6 +513,29 @@ def _read_index(out: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _kept_rows(previous: Mapping[str, Any] | None, folder: Path, selected: Sequence[Path], profile: str,
+               out: Path) -> list[NotebookResult]:
+    """After ``--only``: the rows of the folder's earlier run (same profile, same notebooks folder)
+    for the notebooks this run leaves out, marked ``reused`` and not ``selected``, so a partial
+    run does not erase what the index says about the rest of the folder."""
+    if not previous or previous.get("profile") != profile or previous.get("notebooks_dir") != str(folder):
+        return []
+    names = {p.stem for p in selected}
+    present = {p.stem for p in folder.glob(NOTEBOOK_PATTERN)}
+    known = {f.name for f in fields(NotebookResult)}
+    kept: list[NotebookResult] = []
+    for row in previous.get("notebooks", []):
+        stem = row.get("notebook") if isinstance(row, dict) else None
+        if stem in names or stem not in present or any(r.notebook == stem for r in kept):
+            continue
+        result = NotebookResult(**{k: v for k, v in row.items() if k in known})
+        result.reused, result.selected = True, False
+        if result.output and not (out / result.output).is_file():
+            result.output = None
+        kept.append(result)
+    return kept
 
 
 def _why_not_skipped(row: Mapping[str, Any] | None, fingerprint: str, out: Path) -> str | None:
@@ -859,7 +896,8 @@ def run_notebooks(
         out_dir: shared output folder; the executed copies go to ``out_dir/notebooks``.
         profile: ``"quick"``, ``"paper"`` or a YAML profile (checked here).
         timeout: seconds allowed per cell.
-        only: restrict to some notebooks (see :func:`find_notebooks`).
+        only: restrict to some notebooks (see :func:`find_notebooks`); the index keeps the rows of
+            ``out_dir``'s earlier run (same profile and notebooks folder) for the others.
         parameters: extra parameters injected into every notebook.
         kernel_name: kernelspec to use (default: :func:`hyperkit.kernels.ensure_kernel`).
         echo: where the plain progress lines go (``None``: silent); with ``print`` on a
@@ -896,11 +934,13 @@ def run_notebooks(
 
     kernel = kernel_name or ensure_kernel()
     injected = notebook_parameters(profile, out, parameters)
+    previous = _read_index(out)
+    results = [NotebookResult(notebook=p.stem) for p in notebooks]
+    kept = _kept_rows(previous, folder, notebooks, str(profile), out) if only is not None else []
     report = Report(out_dir=out, notebooks_dir=folder, profile=str(profile), config=config,
                     kernel=kernel, parameters=injected,
-                    results=[NotebookResult(notebook=p.stem) for p in notebooks])
+                    results=sorted(results + kept, key=lambda r: r.notebook))
     show = progress or Progress(echo=echo)
-    previous = _read_index(out)
     earlier = {str(r.get("notebook")): r for r in (previous or {}).get("notebooks", []) if isinstance(r, dict)}
     code = code_version()
     profile_key = str(injected["profile"])
@@ -913,7 +953,7 @@ def run_notebooks(
         skipping = False
     engine = _register_engine()
     try:
-        for number, (path, result) in enumerate(zip(notebooks, report.results), start=1):
+        for number, (path, result) in enumerate(zip(notebooks, results), start=1):
             own = parameters_for(path, injected, parameters)
             result.fingerprint = notebook_fingerprint(path, own, config, code)
             if skipping:
@@ -1036,7 +1076,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=3600, metavar="SECONDS",
                         help="time allowed per cell (default: 3600; notebook 05 trains the baselines in one cell)")
     parser.add_argument("--only", default=None, metavar="LIST",
-                        help="comma-separated notebooks to run: numbers (00,01) or names")
+                        help="comma-separated notebooks to run: numbers (00,01) or names; the index keeps "
+                             "the other notebooks' rows of OUT's earlier run (same profile)")
     parser.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE",
                         help="extra notebook parameter, value read as YAML (repeatable)")
     parser.add_argument("--notebooks", type=Path, default=None, metavar="DIR",

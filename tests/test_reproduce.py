@@ -21,6 +21,7 @@ from hyperkit.reproduce import (
     SHIPPED_SECONDS,
     Estimate,
     Progress,
+    Report,
     _describe_failure,
     code_version,
     count_code_cells,
@@ -255,7 +256,8 @@ def test_failure_description_strips_colour_and_finds_the_raising_line() -> None:
         traceback=["\x1b[0;31m----------\x1b[0m", "Cell \x1b[0;32mIn[7], line 2\x1b[0m\n      1 a = 1\n"
                    "\x1b[0;32m----> 2\x1b[0m b \x1b[38;5;241m=\x1b[39m helper(a)\n", "KeyError: 'liver'"])]
     info = _describe_failure(nb, None)
-    assert info == {"cell": 7, "cell_index": 2, "source": "a = 1", "line": "b = helper(a)", "error": "KeyError: 'liver'"}
+    assert info == {"cell": 7, "cell_index": 2, "source": "a = 1", "line": "b = helper(a)",
+                    "error": "KeyError: 'liver'"}
 
 
 def test_ensure_kernel_is_idempotent(jupyter_data_dir: Path) -> None:
@@ -381,16 +383,21 @@ def test_progress_from_a_real_kernel(tmp_path: Path, jupyter_data_dir: Path) -> 
     assert any("episodes" in t and "3/3" in t for t in said), said[-5:]
 
 
-def _fake_papermill(calls: list[str], interrupt_at: str | None = None) -> Callable[..., None]:
+def _fake_papermill(calls: list[str], interrupt_at: str | None = None,
+                    fail_at: str | None = None) -> Callable[..., None]:
     def execute(input_path: str, output_path: str, **kwargs: object) -> None:
         calls.append(Path(input_path).stem)
         if Path(input_path).stem == interrupt_at:
             raise KeyboardInterrupt
         Path(output_path).write_text(Path(input_path).read_text())
+        if Path(input_path).stem == fail_at:
+            raise ValueError("boom")
     return execute
 
 
-def test_ctrl_c_then_resume_continues_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Callable[..., Report], Path]:
+    """Three one-line notebooks and ``run_with(calls, interrupt_at=, fail_at=, **run_notebooks options)``
+    over them with a fake papermill; returns it and the output folder."""
     import papermill
 
     folder = tmp_path / "nb"
@@ -399,9 +406,16 @@ def test_ctrl_c_then_resume_continues_where_it_stopped(tmp_path: Path, monkeypat
         nbformat.write(_notebook(f"print('{stem}')"), folder / f"{stem}.ipynb")
     out = tmp_path / "out"
 
-    def run_with(calls: list[str], interrupt_at: str | None = None, **kw: object):
-        monkeypatch.setattr(papermill, "execute_notebook", _fake_papermill(calls, interrupt_at))
+    def run_with(calls: list[str], interrupt_at: str | None = None, fail_at: str | None = None,
+                 **kw: object) -> Report:
+        monkeypatch.setattr(papermill, "execute_notebook", _fake_papermill(calls, interrupt_at, fail_at))
         return run_notebooks(folder, out, kernel_name="python3", echo=None, **kw)
+    return run_with, out
+
+
+def test_ctrl_c_then_resume_continues_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_with, out = _runner(tmp_path, monkeypatch)
+    folder = tmp_path / "nb"
 
     first: list[str] = []
     report = run_with(first, "01_b")
@@ -424,6 +438,33 @@ def test_ctrl_c_then_resume_continues_where_it_stopped(tmp_path: Path, monkeypat
     sixth: list[str] = []
     run_with(sixth)
     assert sixth == ["00_a", "01_b", "02_c"]  # without --resume everything runs
+
+
+def test_only_keeps_the_earlier_rows_of_the_other_notebooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--only 01`` after a whole run: the index still lists 00 and 02 (from the earlier run), a later
+    ``--resume`` skips them, and the exit status is this run's."""
+    run_with, out = _runner(tmp_path, monkeypatch)
+    first: list[str] = []
+    assert not run_with(first, fail_at="02_c").ok
+    second: list[str] = []
+    report = run_with(second, only="01")
+    assert second == ["01_b"] and report.ok  # 02's earlier failure is not this run's
+    assert [(r.notebook, r.status, r.selected, r.reused) for r in report.results] == [
+        ("00_a", "passed", False, True), ("01_b", "passed", True, False), ("02_c", "failed", False, True)]
+    index = json.loads((out / "index.json").read_text())
+    assert [n["notebook"] for n in index["notebooks"]] == ["00_a", "01_b", "02_c"] and index["ok"] is True
+    assert index["notebooks"][2]["error"] == "ValueError: boom" and index["notebooks"][0]["output"]
+    assert "1/1 notebooks passed" in report.to_markdown() and "2 rows kept from the folder's earlier run" \
+        in report.to_markdown()
+    assert "(earlier run, not in --only)" in report.summary()
+    from hyperkit.report import build_report
+
+    assert "kept from an earlier run (not in `--only`)" in build_report(out).markdown.read_text()
+    third: list[str] = []
+    assert run_with(third, resume=True).ok and third == ["02_c"]  # 00 and 01 passed: skipped
+    fourth: list[str] = []
+    report = run_with(fourth, only="01", profile="paper")  # another profile: the earlier rows are not its own
+    assert fourth == ["01_b"] and [r.notebook for r in report.results] == ["01_b"]
 
 
 def test_resume_without_an_earlier_run_runs_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

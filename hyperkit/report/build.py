@@ -322,8 +322,12 @@ def _provenance(files: RunFiles, index: Mapping[str, Any] | None, record: Mappin
         lines = ["| notebook | status | wall time | note |", "|---|---|---:|---|"]
         for n in index["notebooks"]:
             seconds = float(n.get("seconds") or 0.0)
-            note = "passed in an earlier run (skipped by --resume)" if n.get("reused") else \
-                _md_cell(n.get("error") or "")
+            if n.get("selected", True) is False:
+                note = "kept from an earlier run (not in `--only`)"
+            elif n.get("reused"):
+                note = "passed in an earlier run (skipped by --resume)"
+            else:
+                note = _md_cell(n.get("error") or "")
             lines.append(f"| {n['notebook']} | {n.get('status', '—')} | "
                          f"{_clock(seconds) if n.get('status') != 'not run' else ''} | {note} |")
         total = sum(float(n.get("seconds") or 0.0) for n in index["notebooks"])
