@@ -78,6 +78,12 @@ def _side(name: str, sign: float) -> str:
     return f"{name}_{'right' if sign > 0 else 'left'}"
 
 
+def _liver_lesion_part(cv: Canvas) -> int:
+    """The liver lesion's part id on ``cv`` (registered at first use): one definition for the liver's
+    paint step and :meth:`Torso._keep_a_liver_lesion`."""
+    return cv.part("liver_tumour", "liver_tumour", ("liver_tumour",))
+
+
 class Torso:
     """One procedural subject: thorax, abdomen and pelvis.
 
@@ -535,7 +541,7 @@ class Torso:
             vessel = cv.part("hepatic_vessel", "blood_portal", ("hepatic_vessel", "liver"))
             for t in tree:
                 cv.paint(vessel, t.mask(cv.grid), only=inside)
-            tumour = cv.part("liver_tumour", "liver_tumour", ("liver_tumour",))
+            tumour = _liver_lesion_part(cv)
             necrosis = cv.part("liver_tumour_necrosis", "necrosis", ("liver_tumour",))
             for b, core in lesions:
                 cv.paint(tumour, b.mask(cv.grid), only=inside + [vessel])
@@ -573,7 +579,7 @@ class Torso:
         world = np.asarray(cv.grid.origin) + cv.grid.spacing * liver  # voxel centres (mm)
         nearest = int(np.argmin(((world - b.centre) ** 2).sum(1)))
         moved = Blob(world[nearest], b.radii, b.rot, wobble=b.wobble)
-        cv.paint(cv.part("liver_tumour", "liver_tumour", ("liver_tumour",)), moved.mask(cv.grid), only=cv.ids("liver"))
+        cv.paint(_liver_lesion_part(cv), moved.mask(cv.grid), only=cv.ids("liver"))
 
     def _inside(self, blobs: list[Blob], centre: np.ndarray, spread: float) -> np.ndarray:
         """A random point inside the union of ``blobs`` (rejection sampling around ``centre``)."""
