@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -396,7 +397,8 @@ def _fake_papermill(calls: list[str], interrupt_at: str | None = None,
 
 
 def _runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Callable[..., Report], Path]:
-    """Three one-line notebooks and ``run_with(calls, interrupt_at=, fail_at=, **run_notebooks options)``
+    """Three one-line notebooks in ``tmp_path / "nb"`` and
+    ``run_with(calls, interrupt_at=, fail_at=, notebooks=, **run_notebooks options)``
     over them with a fake papermill; returns it and the output folder."""
     import papermill
 
@@ -407,9 +409,9 @@ def _runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Callable[.
     out = tmp_path / "out"
 
     def run_with(calls: list[str], interrupt_at: str | None = None, fail_at: str | None = None,
-                 **kw: object) -> Report:
+                 notebooks: Path = folder, **kw: object) -> Report:
         monkeypatch.setattr(papermill, "execute_notebook", _fake_papermill(calls, interrupt_at, fail_at))
-        return run_notebooks(folder, out, kernel_name="python3", echo=None, **kw)
+        return run_notebooks(notebooks, out, kernel_name="python3", echo=None, **kw)
     return run_with, out
 
 
@@ -460,11 +462,22 @@ def test_only_keeps_the_earlier_rows_of_the_other_notebooks(tmp_path: Path, monk
     from hyperkit.report import build_report
 
     assert "kept from an earlier run (not in `--only`)" in build_report(out).markdown.read_text()
+    failing: list[str] = []
+    report = run_with(failing, fail_at="01_b", only="01")  # a kept failure (02) is not counted as this run's
+    assert not report.ok and [r.notebook for r in report.failed] == ["01_b"]
+    assert "0/1 notebooks passed (1 failed)" in report.to_markdown()
     third: list[str] = []
-    assert run_with(third, resume=True).ok and third == ["02_c"]  # 00 and 01 passed: skipped
+    assert run_with(third, resume=True).ok and third == ["01_b", "02_c"]  # 00 passed: skipped
+    (out / "notebooks" / "00_a.ipynb").unlink()  # a kept row does not link a copy that is gone
+    (tmp_path / "nb" / "02_c.ipynb").unlink()  # nor is a notebook that is gone kept
+    report = run_with([], only="01")
+    assert [(r.notebook, r.output) for r in report.results] == [("00_a", None), ("01_b", "notebooks/01_b.ipynb")]
     fourth: list[str] = []
     report = run_with(fourth, only="01", profile="paper")  # another profile: the earlier rows are not its own
     assert fourth == ["01_b"] and [r.notebook for r in report.results] == ["01_b"]
+    assert run_with([]).ok  # the quick profile's rows again, for both notebooks
+    shutil.copytree(tmp_path / "nb", tmp_path / "nb2")  # another notebooks folder: the earlier rows are not its own
+    assert [r.notebook for r in run_with([], only="01", notebooks=tmp_path / "nb2").results] == ["01_b"]
 
 
 def test_resume_without_an_earlier_run_runs_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
