@@ -138,7 +138,8 @@ def train_all(module: ModuleType, data: Data, cfg: SupervisedConfig) -> Any:
     every = [t for t in data.bank.task_ids if data.splits[t] is not None]
     names = list(data.train_bank.task_ids) + [t for t in every if t not in data.train_bank.images]
     channel = {t: i for i, t in enumerate(names)}
-    train = module.Samples.cat([_samples(module, data.train_bank, t, range(len(data.train_bank.case_ids[t])), channel[t])
+    train = module.Samples.cat([_samples(module, data.train_bank, t, range(len(data.train_bank.case_ids[t])),
+                                         channel[t])
                                 for t in data.train_bank.task_ids]
                                + [_samples(module, data.bank, t, data.splits[t].train, channel[t]) for t in every])
     val = module.Samples.cat([_samples(module, data.bank, t, data.splits[t].val, channel[t]) for t in every])
@@ -165,7 +166,8 @@ def run_after(data: Data, conv: SupervisedConfig, allc: SupervisedConfig) -> Non
     ctx = Context(None, data.bank, ecfg, data.seed, data.train_bank, 8,
                   {t: sp for t, sp in data.splits.items() if sp is not None}, info={})
     targets = list(ctx.splits)
-    for _ in fit_supervised(ctx, [(REGISTRY["conv_unet"], targets), (REGISTRY["all_unet"], targets)]):  # type: ignore[list-item]
+    for _ in fit_supervised(
+            ctx, [(REGISTRY["conv_unet"], targets), (REGISTRY["all_unet"], targets)]):  # type: ignore[list-item]
         pass
 
 
@@ -185,7 +187,8 @@ def speed(before: ModuleType, data: Data, args: argparse.Namespace) -> None:
     print(f"\n{torch.get_num_threads()} torch threads, {args.rounds} rounds (ABBA); {n} Conv U-Nets x {args.steps} "
           f"steps (validation every {args.val_every}) + the All U-Net, {args.all_steps} steps (validation every "
           f"{args.all_val_every}): the protocol's step budgets / {args.scale:g}, no early stopping\n")
-    print("| notebook 05's baselines | before: median s | after: median s | before / after | rounds before | rounds after |")
+    print("| notebook 05's baselines | before: median s | after: median s | before / after | rounds before "
+          "| rounds after |")
     print("|---|---:|---:|---:|---|---|")
     print(f"| {n} Conv U-Nets + All U-Net | {b:.1f} | {a:.1f} | {b / a:.2f} | "
           f"{', '.join(f'{x:.0f}' for x in times['before'])} | {', '.join(f'{x:.0f}' for x in times['after'])} |")

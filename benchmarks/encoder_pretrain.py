@@ -102,7 +102,8 @@ def main() -> None:
 
     with mock.patch.object(loop.HyperUNet, "from_config", staticmethod(warm_started)):
         result = loop.train(cfg, args.data, out / "run", episodes=args.episodes)
-    record |= {"shared": args.shared, "best_dice": result.best_dice, "best_episode": result.best_episode, "tasks": len(tasks)}
+    record |= {"shared": args.shared, "best_dice": result.best_dice, "best_episode": result.best_episode,
+               "tasks": len(tasks)}
     (out / "pretrain.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(record))
 

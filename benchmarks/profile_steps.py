@@ -189,7 +189,8 @@ def part_one_image(args: argparse.Namespace) -> None:
     import torch.nn.functional as F
     import hyperkit.model.conv as conv
     routed = conv._one_image_on_cpu
-    print("\n**3³ convolutions of one image** (median ms of 5): PyTorch's choice against `hyperkit.model.conv.conv3d`\n")
+    print("\n**3³ convolutions of one image** (median ms of 5): PyTorch's choice against "
+          "`hyperkit.model.conv.conv3d`\n")
     print("| convolution | PyTorch's choice | routed | ratio |")
     print("|---|---:|---:|---:|")
     for cin, cout, side, stride, grad in ((8, 8, 48, 1, False), (1, 8, 48, 1, False), (8, 8, 48, 2, False),
@@ -267,7 +268,8 @@ def part_kernels(args: argparse.Namespace) -> None:
     print(f"\nGroupNorm (1 group) of (2, 8, 48³) values ~ N(0.3, 0.05²), max abs error against float64: "
           f"default layout {errs[0]:.1e}, channels-last {errs[1]:.1e}")
     w8 = torch.randn(8, 8, 3, 3, 3)
-    per = {n: 1e3 * median_seconds(lambda: F.conv3d(torch.randn(n, 8, 48, 48, 48), w8, padding=1), 3) / n for n in (1, 2)}
+    per = {n: 1e3 * median_seconds(lambda: F.conv3d(torch.randn(n, 8, 48, 48, 48), w8, padding=1), 3) / n
+           for n in (1, 2)}
     print(f"\n8 → 8 3³ convolution at 48³, forward, ms per image: batch 1 {per[1]:.1f}, batch 2 {per[2]:.1f} "
           "(batch 1 runs `aten::slow_conv3d_forward`)")
     models = 10
@@ -276,7 +278,8 @@ def part_kernels(args: argparse.Namespace) -> None:
     xg = torch.randn(2, 8 * models, 48, 48, 48)
     wg = torch.randn(8 * models, 8, 3, 3, 3, requires_grad=True)
     sep = [models * 1e3 * median_seconds(lambda: fwd_bwd(v, w1), 3) for v in (xs, xs.contiguous(memory_format=cl))]
-    grp = [1e3 * median_seconds(lambda: fwd_bwd(v, wg, groups=models), 3) for v in (xg, xg.contiguous(memory_format=cl))]
+    grp = [1e3 * median_seconds(lambda: fwd_bwd(v, wg, groups=models), 3)
+           for v in (xg, xg.contiguous(memory_format=cl))]
     print(f"\nten U-Nets' 8 → 8 convolutions at 48³ (batch 2), forward + backward, ms: ten separate "
           f"{sep[0]:.0f} (default layout) / {sep[1]:.0f} (channels-last); one grouped convolution (groups = 10) "
           f"{grp[0]:.0f} / {grp[1]:.0f}")

@@ -154,7 +154,8 @@ def main() -> None:
     if not args.report:
         for name in args.variants:
             s = run_variant(name, args)
-            print(f"{name}: best val {s['best_val_dice']:.3f} at {s['best_episode']}, train tasks {s['train_task_dice']:.3f}")
+            print(f"{name}: best val {s['best_val_dice']:.3f} at {s['best_episode']}, "
+                  f"train tasks {s['train_task_dice']:.3f}")
     report(Path(args.out))
 
 

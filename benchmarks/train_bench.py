@@ -207,7 +207,8 @@ def main() -> None:
     dev_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     print(f"torch {torch.__version__}, {dev_name}, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.1f}\n")
-    print("| profile | device | patch | B | amp | compiled | median s / episode | task-episodes / s | peak MiB | episodes |")
+    print("| profile | device | patch | B | amp | compiled | median s / episode | task-episodes / s | peak MiB "
+          "| episodes |")
     print("|---|---|---:|---:|---|---|---:|---:|---:|---:|")
     for p in args.profiles:
         r = measure(p, args.device, args.episodes, args.warmup, args.tasks, False if args.no_amp else None,

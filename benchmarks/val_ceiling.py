@@ -82,7 +82,8 @@ def main() -> None:
               f"({len(job.train)} training cases, best step {res.best_step})", flush=True)
     mean = sum(v["test_dice"] for v in out.values()) / len(out)
     print(f"mean over {len(out)} validation tasks: {mean:.3f}  ({time.perf_counter() - start:.0f} s)")
-    record = run_record(cfg, args.seed, data=str(Path(args.data).resolve()), val_share=args.val_share, overrides=args.set)
+    record = run_record(cfg, args.seed, data=str(Path(args.data).resolve()), val_share=args.val_share,
+                        overrides=args.set)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"mean_test_dice": mean, "tasks": out, "record": record}, indent=1,
                                          default=str))

@@ -160,7 +160,8 @@ def test_unknown_variant_is_one_line(setup: tuple[Path, Path], tmp_path: Path, c
 
 def test_tables_put_the_paper_beside_the_kit() -> None:
     rows = [{"variant": "norm", "label": VARIANTS["norm"].label, "table": "table5_task_norm", "target": "liver",
-             "metric": "dsc", "base": 0.4, "variant_score": 0.3, "diff": 0.1, "ci_lo": 0.05, "ci_hi": 0.15, "pairs": 20}]
+             "metric": "dsc", "base": 0.4, "variant_score": 0.3, "diff": 0.1, "ci_lo": 0.05, "ci_hi": 0.15,
+             "pairs": 20}]
     md = ablation_tables(rows)
     assert "| liver | 0.400 | 0.300 | +0.100 [+0.050, +0.150] | 0.772 | 0.844 | -0.072 |" in md
 

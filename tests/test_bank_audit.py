@@ -211,6 +211,7 @@ def test_sample_refuses_fewer_than_one_task_and_a_task_of_one_case():
     for n in (0, -1):
         with pytest.raises(ValueError, match=f"n_tasks must be >= 1, got {n}"):
             bank.sample(n, torch.Generator().manual_seed(0))
-    one = TaskBank({"t/x/o@CT": torch.zeros(1, 1, 2, 2, 2)}, {"t/x/o@CT": torch.zeros(1, 1, 2, 2, 2)}, {"t/x/o@CT": ["a"]})
+    one = TaskBank({"t/x/o@CT": torch.zeros(1, 1, 2, 2, 2)}, {"t/x/o@CT": torch.zeros(1, 1, 2, 2, 2)},
+                   {"t/x/o@CT": ["a"]})
     with pytest.raises(ValueError, match="t/x/o@CT: 1 case, an episode needs 2"):
         one.sample(1, torch.Generator().manual_seed(0))

@@ -84,7 +84,8 @@ def test_generate_with_the_wrong_modality_names_the_flag(kit, tmp_path, capsys):
     assert main(["generate", "--checkpoint", str(kit["ckpt"]), "--image", str(mri_like), "--mask", str(kit["mask"]),
                  "--out", str(tmp_path / "m.pt"), "--modality", "CT"]) == 2
     err = _one_line(capsys)
-    assert "read as --modality CT, but the support looks like MRI" in err and err.rstrip().endswith("pass --modality MRI")
+    assert "read as --modality CT, but the support looks like MRI" in err and \
+        err.rstrip().endswith("pass --modality MRI")
     assert not (tmp_path / "m.pt").exists()
 
 

@@ -7,7 +7,8 @@ import re
 import pytest
 import yaml
 
-from hyperkit.config import PROFILES, DataConfig, SupervisedConfig, differences, load_profile, merge_config, parse_override, reread
+from hyperkit.config import (PROFILES, DataConfig, SupervisedConfig, differences, load_profile, merge_config,
+                             parse_override, reread)
 from hyperkit.errors import ConfigError
 
 
@@ -148,7 +149,8 @@ def test_a_profile_name_must_be_a_non_empty_string(tmp_path, name):
 
 @pytest.mark.parametrize("override, shown", [("data.spacing=.nan", "nan"), ("data.spacing=.inf", "inf"),
                                              ("train.weight_decay=.nan", "nan"), ("evaluate.adapt_lr=.inf", "inf"),
-                                             ("model.boundary_share=nan", "'nan'"), ("data.ct_clip=[-.inf, 100]", "-inf")])
+                                             ("model.boundary_share=nan", "'nan'"),
+                                             ("data.ct_clip=[-.inf, 100]", "-inf")])
 def test_a_float_setting_must_be_finite(override, shown):
     """``spacing: .nan`` passed every range check (``nan <= 0`` is false), as did a NaN weight decay, an infinite
     gradient-step lr, a NaN boundary share (as the string "nan") and an infinite CT window."""

@@ -72,7 +72,8 @@ def test_every_model_size_must_be_at_least_one(name):
 
 
 @pytest.mark.parametrize("changes, key", [({"head_prior": 0.0}, "head_prior"), ({"head_prior": 1.0}, "head_prior"),
-                                          ({"head_prior": 1.5}, "head_prior"), ({"boundary_share": 1.2}, "boundary_share"),
+                                          ({"head_prior": 1.5}, "head_prior"),
+                                          ({"boundary_share": 1.2}, "boundary_share"),
                                           ({"boundary_share": -0.1}, "boundary_share")])
 def test_a_head_prior_or_boundary_share_out_of_range_is_refused_when_loaded(changes, key):
     """Both loaded and the hypernetwork refused them with a ValueError when it was built, after the training
@@ -150,7 +151,8 @@ def test_maml_ranges():
     assert MamlConfig.from_mapping(MAML).meta_iterations == 0  # zero outer steps: the random start, allowed
     for bad, key in [({"queries": 0}, "queries"), ({"shots": 0}, "shots"), ({"inner_steps": 0}, "inner_steps"),
                      ({"meta_batch": 0}, "meta_batch"), ({"meta_iterations": -1}, "meta_iterations"),
-                     ({"meta_lr": 0.0}, "meta_lr"), ({"inner_lr": 0.0}, "inner_lr"), ({"bce_weight": -1}, "bce_weight")]:
+                     ({"meta_lr": 0.0}, "meta_lr"), ({"inner_lr": 0.0}, "inner_lr"),
+                     ({"bce_weight": -1}, "bce_weight")]:
         with pytest.raises(ConfigError, match=rf"evaluate\.maml\.{key} must be"):
             MamlConfig.from_mapping({**MAML, **bad})
 

@@ -219,7 +219,8 @@ def test_protocol_for_reads_the_checkpoints_recorded_section():
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['drawz'\] in evaluate"):
         protocol_for(cfg, overrides={"drawz": 1})
     # a checkpoint of a built-in profile takes the kit's current protocol for it, not its record
-    assert protocol_for({"name": "quick", "evaluate": section}).adapt_lr == load_profile("quick")["evaluate"]["adapt_lr"]
+    assert protocol_for({"name": "quick", "evaluate": section}).adapt_lr == \
+        load_profile("quick")["evaluate"]["adapt_lr"]
 
 
 def test_the_steps_loss_is_the_profiles_or_the_training_loss():
@@ -593,7 +594,8 @@ def test_baselines_are_reused_across_checkpoints_and_refused_across_protocols(ti
     assert conv(second) == conv(first) and conv(first)
     assert any(r["method"] == "hyper_unet" for r in read_results(second))
     record = json.loads(second.with_suffix(".json").read_text())
-    assert record["baselines"]["conv_unet"] == json.loads(first.with_suffix(".json").read_text())["baselines"]["conv_unet"]
+    assert record["baselines"]["conv_unet"] == \
+        json.loads(first.with_suffix(".json").read_text())["baselines"]["conv_unet"]
     third = tmp_path / "c" / "results.csv"
     code = main(["evaluate", "--checkpoint", str(other), "--out", str(third), "--methods", "conv_unet",
                  "--baselines-from", str(first), *common, "--set", "evaluate.conv.steps=3"])

@@ -151,7 +151,8 @@ def test_starts_are_generated_from_all_non_test_cases_with_their_own_seeds(tmp_p
     assert [s[0] for s in rec.starts] == [k[2] for k in keys]
     for (method, images, masks, seed), (n, r, _) in zip(rec.starts, keys):
         sub = finetune_subset(N_CASES, n, 0, "T", r)
-        assert torch.equal(images, bank.images["T"][sub.generate_from]) and torch.equal(masks, bank.masks["T"][sub.generate_from])
+        assert torch.equal(images, bank.images["T"][sub.generate_from]) and \
+            torch.equal(masks, bank.masks["T"][sub.generate_from])
         assert seed == _seed(torch_generator(0, "finetune_rand", "T", n, r))
 
 
@@ -254,7 +255,7 @@ def test_reference_lines_take_conv_and_hyper_dsc(monkeypatch: pytest.MonkeyPatch
     st = lambda d: SimpleNamespace(dsc=d, nsd=d / 10)  # noqa: E731
     monkeypatch.setattr(protocol, "read_results", lambda path: ["rows of " + str(path)])
     monkeypatch.setattr(tables, "summarize", lambda rows: {("a", "conv_unet"): st(0.9), ("a", "hyper_unet"): st(0.6),
-                                                            ("a", "rand_unet"): st(0.2), ("b", "copy_support"): st(0.1)})
+                                                           ("a", "rand_unet"): st(0.2), ("b", "copy_support"): st(0.1)})
     assert reference_lines("r.csv") == {"a": {"conv_unet": 0.9, "hyper_unet": 0.6}}
 
 
@@ -289,7 +290,8 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-def test_run_finetune_checks_before_writing(kit: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_finetune_checks_before_writing(kit: dict[str, Path], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Bad seed/repeats/starts are refused before the checkpoint is read; N > cases before any file."""
     Recorder(monkeypatch)
     out = tmp_path / "ft"
@@ -335,7 +337,8 @@ def test_resume_redoes_an_earlier_repeat_missing_behind_a_later_one(tmp_path: Pa
     lines = p.read_text().splitlines()
     p.write_text("\n".join([lines[0]] + [x for x in lines[1:] if x.split(",")[2] == "1"]) + "\n")
     rec, rows = _run(tmp_path, monkeypatch, ns=(2,), repeats=2, methods=("scratch_ft",), resume=True)
-    assert [_seed(j.generator) for j in rec.jobs] == [_seed(torch_generator(0, "finetune_steps", "scratch_ft", "T", 2, 0))]
+    assert [_seed(j.generator) for j in rec.jobs] == \
+        [_seed(torch_generator(0, "finetune_steps", "scratch_ft", "T", 2, 0))]
     assert sorted(r["repeat"] for r in rows) == [0, 1]
 
 
@@ -407,7 +410,8 @@ def test_a_row_cut_by_an_interrupted_write_is_refused_or_redone_on_resume(tmp_pa
     with pytest.raises(HyperkitError, match=r"ft\.csv: its last row \(line \d+\) was cut short"):
         read_finetune(p)
     rec, rows = _run(tmp_path, monkeypatch, ns=(2,), repeats=2, methods=("scratch_ft",), resume=True)
-    assert [_seed(j.generator) for j in rec.jobs] == [_seed(torch_generator(0, "finetune_steps", "scratch_ft", "T", 2, 1))]
+    assert [_seed(j.generator) for j in rec.jobs] == \
+        [_seed(torch_generator(0, "finetune_steps", "scratch_ft", "T", 2, 1))]
     assert _timeless(p.read_text()) == _timeless(whole)  # the same file as an uninterrupted run
     assert len(rows) == len(first)
 
@@ -423,6 +427,7 @@ def test_a_training_with_a_missing_test_case_row_is_redone(tmp_path: Path, monke
     first_of_repeat0 = next(i for i, x in enumerate(lines[1:], 1) if x.split(",")[2] == "0")
     p.write_text("".join(x for i, x in enumerate(lines) if i != first_of_repeat0))
     rec, rows = _run(tmp_path, monkeypatch, ns=(8,), repeats=2, methods=("scratch_ft",), resume=True)
-    assert [_seed(j.generator) for j in rec.jobs] == [_seed(torch_generator(0, "finetune_steps", "scratch_ft", "T", 8, 0))]
+    assert [_seed(j.generator) for j in rec.jobs] == \
+        [_seed(torch_generator(0, "finetune_steps", "scratch_ft", "T", 8, 0))]
     assert sorted(_timeless(p.read_text())) == sorted(_timeless(whole))  # every row once, repeat 0 now last
     assert len(rows) == len(first)

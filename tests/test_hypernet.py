@@ -263,7 +263,8 @@ def test_segmentation_loss_is_dice_plus_weighted_bce():
 
 
 def test_gradient_step_is_one_plain_sgd_step_on_the_trainable_parameters():
-    """``θ ← θ − η ∇θ L_seg`` exactly, for every trainable parameter and no frozen one; one ``(1, D, H, W)`` case."""
+    """``θ ← θ − η ∇θ L_seg`` exactly, for every trainable parameter and no frozen one; one ``(1, D, H, W)``
+    case."""
     images, masks = support(1)
     unet = UNet3D(base_width=8).eval()
     frozen = unet.head.weight

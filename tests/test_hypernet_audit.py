@@ -41,7 +41,8 @@ def balls(lead: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Ten
 
 
 def tile_by_hand(filters: torch.Tensor, perms: torch.Tensor) -> torch.Tensor:
-    """docs/design.md §3.5: base filter (r, i) fills W[r·Cb:(r+1)·Cb, π_r[i·Cb:(i+1)·Cb]]; filters (G, G, Cb, Cb, 27)."""
+    """docs/design.md §3.5: base filter (r, i) fills W[r·Cb:(r+1)·Cb, π_r[i·Cb:(i+1)·Cb]]; filters
+    (G, G, Cb, Cb, 27)."""
     g, _, cb = filters.shape[:3]
     w = torch.full((g * cb, g * cb, 27), float("nan"))
     rows = torch.arange(cb)[:, None]
@@ -157,7 +158,8 @@ def test_from_profile_defaults_to_quick_and_applies_overrides():
 
 
 def test_random_unet_uses_pytorchs_default_bounds():
-    """kaiming_uniform_(a=√5) is U(±1/√fan_in) (fan_in = c_in·k³); the head bias U(±1/√c0); draws from the generator."""
+    """kaiming_uniform_(a=√5) is U(±1/√fan_in) (fan_in = c_in·k³); the head bias U(±1/√c0); draws from the
+    generator."""
     model = tiny()
     rand = model.random_unet(torch.Generator().manual_seed(4)).state_dict()
     gen = torch.Generator().manual_seed(4)
@@ -180,7 +182,8 @@ def test_instantiate_names_missing_weights():
 
 
 def test_parameter_table_closed_forms():
-    """Generated = Σ 2·27·c_l² + c0 + 1; encoder = encoder.* + down.*; pos codes Σ 2·G_l²·pos_dim; the parts add up."""
+    """Generated = Σ 2·27·c_l² + c0 + 1; encoder = encoder.* + down.*; pos codes Σ 2·G_l²·pos_dim; the parts add
+    up."""
     for kw, scales in (({}, 4), ({"bound_kernels": False}, 0)):
         model = tiny(**kw)
         table = parameter_table(model)

@@ -20,8 +20,8 @@ from hyperkit.config import load_profile
 from hyperkit.inference import load_unet
 from hyperkit.inference.localise import (LocalisationError, ModalityMismatchError, NoOverlapError, Registration,
                                          RegistrationError, RoiOutsideImageError, SupportReference, check_modality,
-                                         detect_modality, guess_modality, image_box, intensity_signature, make_reference, map_box,
-                                         mask_box, parse_roi, register, roi_windows)
+                                         detect_modality, guess_modality, image_box, intensity_signature,
+                                         make_reference, map_box, mask_box, parse_roi, register, roi_windows)
 from tiny import TINY_MODEL, untrained_checkpoint
 
 SPACING = 4.0

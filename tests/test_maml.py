@@ -131,7 +131,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_maml_command_pairs_both_methods_writes_table3_and_reuses_folds(
-        tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+        tiny: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
     data, ckpt = tiny
     out = tmp_path / "maml"
     argv = ["maml", "--checkpoint", str(ckpt), "--data", str(data), "--out", str(out), "--no-progress"]
@@ -208,7 +209,8 @@ def test_bad_input_ends_with_one_line(tiny: tuple[Path, Path], tmp_path: Path, c
         resolve_organs([d for d in datasets if d.layout == "msd"], ORGANS)
     organs = resolve_organs(datasets, ORGANS)
     bank = emaml.organ_bank(datasets, organs, load_profile("quick", {"data": {"patch_size": S}}))
-    with pytest.raises(ValueError, match=r"'spleen' .*9 labelled case\(s\); 9 supports and a test case need at least 10"):
+    with pytest.raises(ValueError,
+                       match=r"'spleen' .*9 labelled case\(s\); 9 supports and a test case need at least 10"):
         check_organs(bank, organs, 9)
 
 

@@ -66,7 +66,8 @@ def test_resolve_organs_roles_and_seen_cases(data: Path) -> None:
     """A training task's seen cases are its training-split subjects; any other role sees none."""
     datasets = discover_datasets(data)
     split = {"train": ["totalseg/TotalSegmentator/liver@CT", "msd/Task09_Spleen/spleen@CT"],
-             "val": ["totalseg/TotalSegmentator/kidney_left@CT"], "heldout": ["totalseg/TotalSegmentator/kidney_right@CT"]}
+             "val": ["totalseg/TotalSegmentator/kidney_left@CT"],
+             "heldout": ["totalseg/TotalSegmentator/kidney_right@CT"]}
     organs = {o.organ: o for o in resolve_organs(datasets, ["spleen", "liver", "kidney_left", "kidney_right"], split)}
     assert organs["liver"].role == "train" and organs["kidney_left"].role == "val"
     assert organs["kidney_right"].role == "heldout"
@@ -253,8 +254,8 @@ def test_table3_cells() -> None:
     lines = text.splitlines()
     assert lines[0] == "| model | spleen | liver | kidney_left | what it saw in training |"
     assert lines[1] == "|---|---:|---:|---:|---|"
-    assert lines[2] == ("| **MAML 2-shot, kit** (first-order, k = 3, α = 0.25) | 0.650 ± 0.112 | 0.200 ± 0.000 | — "
-                        "| SAW-M |")
+    assert lines[2] == ("| **MAML 2-shot, kit** (first-order, k = 3, α = 0.25) | 0.650 ± 0.112 | 0.200 ± 0.000 "
+                        "| — | SAW-M |")
     assert lines[3] == "| **Hyper U-Net 2-shot, kit** | 0.750 ± 0.112 | 0.500 ± 0.000 | — | SAW-H |"
     paper = paper_tables()["table3_five_shot"]
     assert lines[4].startswith("| MAML 5-shot, Alsaleh") and lines[5].startswith("| Hyper U-Net 5-shot, paper")
@@ -340,7 +341,8 @@ def test_run_maml_wiring_record_and_resume(monkeypatch: pytest.MonkeyPatch, data
     assert all("curve" not in f and f["reused"] is False and f["iterations"] == 3 for f in record["folds"].values())
     assert run.folds["spleen"]["curve"] and run.folds["spleen"]["tasks_seen"] == sorted(set(tasks.values()) -
                                                                                        {tasks["spleen"]})
-    assert record["exposure"]["hyper_unet"].startswith("the hypernetwork's 3 training tasks; of these organs: liver ") and (out / "table3.md").read_text() == run.table + "\n"
+    assert record["exposure"]["hyper_unet"].startswith("the hypernetwork's 3 training tasks; of these organs: liver ") \
+        and (out / "table3.md").read_text() == run.table + "\n"
     assert run.paired()["spleen"].diff == pytest.approx(
         sum(0.9 - r["dsc"] for r in maml if r["task"] == tasks["spleen"] and r["in_test_split"]) /
         sum(r["task"] == tasks["spleen"] and r["in_test_split"] for r in maml))
@@ -378,7 +380,8 @@ def test_run_maml_refuses_an_organ_with_only_shots_cases(monkeypatch: pytest.Mon
     root = tmp_path / "data"
     write_sample_msd(root, "Task03_Liver", n_cases=3, labels=("liver", "cancer"))
     write_sample_msd(root, "Task09_Spleen", n_cases=2, labels=("spleen",))
-    with pytest.raises(ValueError, match=r"'spleen' .*: 2 labelled case\(s\); 2 supports and a test case need at least 3"):
+    with pytest.raises(ValueError,
+                       match=r"'spleen' .*: 2 labelled case\(s\); 2 supports and a test case need at least 3"):
         run_maml(ckpt, root, tmp_path / "out", organs=("liver", "spleen"), progress=False)
     assert not (tmp_path / "out").exists()
 
@@ -391,7 +394,8 @@ def _key(r: dict) -> tuple:
     return r["task"], r["method"], r["draw"], r["case"], round(r["dsc"], 6)
 
 
-def test_run_maml_uses_the_checked_seed(monkeypatch: pytest.MonkeyPatch, data: Path, ckpt: Path, tmp_path: Path) -> None:
+def test_run_maml_uses_the_checked_seed(monkeypatch: pytest.MonkeyPatch, data: Path, ckpt: Path,
+                                        tmp_path: Path) -> None:
     """A seed check_seed accepts as 4 (4.0) runs and records as the integer 4, the draws of seed 4."""
     fakes = _Fakes(monkeypatch)
     run = run_maml(ckpt, data, tmp_path / "f", organs=("spleen", "liver"), draws=2, seed=4.0, progress=False)

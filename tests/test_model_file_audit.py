@@ -137,7 +137,8 @@ def test_the_mismatch_names_missing_and_unexpected_tensors(tmp_path):
 def test_a_file_of_another_modality_is_refused_by_name(tmp_path):
     """A file whose modality is neither CT nor MRI would skip segment's modality check: refused on loading."""
     path = save_atomic(_obj(tmp_path, modality="PET"), tmp_path / "x.pt")
-    with pytest.raises(HyperkitError, match=r"x\.pt: the model file's modality must be one of \['CT', 'MRI'\], got 'PET'"):
+    with pytest.raises(HyperkitError,
+                       match=r"x\.pt: the model file's modality must be one of \['CT', 'MRI'\], got 'PET'"):
         load_unet(path)
 
 

@@ -89,7 +89,8 @@ def test_resample_interpolates_the_image_linearly_but_keeps_label_values():
 # -- normalise_channel -----------------------------------------------------------------------------------------
 
 def test_ct_zscore_uses_float64_statistics_bit_for_bit():
-    """The z-score divides by the float64 mean/SD of the clipped scan (not float32 ones), exactly as torch applies them."""
+    """The z-score divides by the float64 mean/SD of the clipped scan (not float32 ones), exactly as torch applies
+    them."""
     rng = np.random.default_rng(1)
     x = (np.round(rng.uniform(-1000, 1000, (12, 12, 12)) * 64) / 64).astype(np.float32)  # exact in the window
     y = pp.normalise_channel(x, "CT", pp.DataConfig(ct_clip=(-1024.0, 1024.0)))
@@ -111,7 +112,8 @@ def test_mri_normalisation_maps_to_zero_one_not_minus_one_one():
 # -- preprocess_case and its cache -----------------------------------------------------------------------------
 
 def test_preprocess_case_resamples_to_the_configured_spacing_and_normalises_each_channel(tmp_path):
-    """Spacing 1.0 from 2 mm: 8 voxels become 15 (centres 0..14 mm); each channel is normalised on its own (CT z-score, MRI [0, 1])."""
+    """Spacing 1.0 from 2 mm: 8 voxels become 15 (centres 0..14 mm); each channel is normalised on its own (CT
+    z-score, MRI [0, 1])."""
     data = _case(channels=2)
     ds = _StubDataset(tmp_path / "ds", data, channels=("CT", "T2"))
     cfg = pp.DataConfig(spacing=1.0)
@@ -305,4 +307,5 @@ def test_case_ids_restrict_the_cases_and_an_empty_list_gives_none(msd):
     cfg = pp.DataConfig(spacing=4.0, patch_size=16)
     task = ds.tasks()[0]
     assert pp.dataset_patches(ds, [task], cfg, cache_dir=cache, case_ids=[]) == {task.task_id: []}
-    assert [p.case_id for p in pp.task_patches(ds, task, cfg, cache_dir=cache, case_ids=["sample_001"])] == ["sample_001"]
+    assert [p.case_id for p in pp.task_patches(ds, task, cfg, cache_dir=cache, case_ids=["sample_001"])] == \
+        ["sample_001"]

@@ -85,7 +85,8 @@ def test_one_shot_plan_replays_the_seeded_split_and_support_streams(task, seed, 
     assert (sp.train, sp.val, sp.test) == (train, val, test)
     plan = one_shot_plan(n, cfg, seed, task)
     assert plan.split == sp and plan.on_test_split
-    assert plan.supports == _supports_by_hand(sorted(train + val), draws, shots, torch_generator(seed, "supports", task))
+    assert plan.supports == _supports_by_hand(sorted(train + val), draws, shots,
+                                              torch_generator(seed, "supports", task))
     assert plan.queries == [test] * draws
 
 
@@ -202,7 +203,8 @@ def test_one_shot_methods_fit_each_draws_support_and_are_scored_on_the_test_case
                               for c in test]
     assert recorder.fits == expected_fits
     assert recorder.predicted == [tests[f[0]] for f in expected_fits]
-    assert [(r["task"], r["draw"], r["support"], r["case"], r["in_test_split"], r["dsc"]) for r in rows] == expected_rows
+    assert [(r["task"], r["draw"], r["support"], r["case"], r["in_test_split"], r["dsc"]) for r in rows] == \
+        expected_rows
     assert len({r["dsc"] for r in rows}) > 1  # the scores tell supports apart
 
 

@@ -97,8 +97,8 @@ def test_reading_at_exactly_level_is_above_and_counts_as_clear():
     line, tally = reading(summary, level=0.25)
     assert line == ("- **liver** (Task03_Liver/liver@CT): best: Hyper U-Net (0.750); above Rand U-Net (0.500, +0.250); "
                     "paper's Hyper U-Net 0.772 (kit -0.022).")
-    assert tally == "- **Hyper U-Net, all targets**: above Rand U-Net on 1 of 1; above the paper's Hyper U-Net on 0 of 1 " \
-                    "targets (DSC)."
+    assert tally == "- **Hyper U-Net, all targets**: above Rand U-Net on 1 of 1; above the paper's Hyper U-Net on 0 " \
+                    "of 1 targets (DSC)."
 
 
 def test_reading_of_an_exact_tie():
