@@ -41,7 +41,7 @@ import nbformat
 import pytest
 
 from hyperkit.kernels import KERNEL_ENV
-from hyperkit.reproduce import NOTEBOOK_PATTERN, notebook_parameters
+from hyperkit.reproduce import NOTEBOOK_PATTERN, SHIPPED_SECONDS, notebook_parameters
 
 #: Tiny settings per notebook (file stem -> parameters), applied on top of
 #: profile="quick". A long-running notebook exposes its knobs as parameters
@@ -196,6 +196,32 @@ def test_committed_with_outputs_of_a_real_run(path: Path) -> None:
     errors = [i for i, c in enumerate(nb.cells) for o in c.get("outputs", [])
               if o.get("output_type") == "error" and not _raises_on_purpose(c)]
     assert not errors, f"{path.name}: committed with errors in cells {errors}"
+
+
+def _about(seconds: float) -> str:
+    """How a notebook's header rounds a time: ``about 25 s`` (to 5 s) under 90 s, else ``about 16 min``."""
+    return f"about {5 * round(seconds / 5)} s" if seconds < 90 else f"about {round(seconds / 60)} min"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_runtime_paragraph_follows_the_kits_timing_table(path: Path) -> None:
+    """The header's **Runtime** paragraph quotes the from-scratch time of ``SHIPPED_SECONDS`` (the one measured
+    source ``hyperkit reproduce`` estimates from), rounded, and no dated measurement that goes stale."""
+    nb = nbformat.read(str(path), as_version=4)
+    heads = [c.source for c in nb.cells[:3] if c.cell_type == "markdown" and "**Runtime" in c.source]
+    assert heads, f"{path.name}: no **Runtime** paragraph in the first cells"
+    runtime = heads[0][heads[0].index("**Runtime"):].split("\n\n")[0]
+    shipped = SHIPPED_SECONDS["quick"].get(path.stem)
+    if shipped is not None:
+        assert _about(shipped) in runtime.lower().replace("\n", " "), \
+            f"{path.name}: the runtime paragraph does not say {_about(shipped)!r} (SHIPPED_SECONDS: {shipped} s)"
+    assert not re.search(r"20\d\d-\d\d-\d\d", runtime), f"{path.name}: a dated measurement in the runtime paragraph"
+
+
+@pytest.mark.parametrize("path", [NOTEBOOKS_DIR / f"{stem}.ipynb" for stem in SHIPPED_SECONDS["quick"]],
+                         ids=list(SHIPPED_SECONDS["quick"]))
+def test_timing_table_names_existing_notebooks(path: Path) -> None:
+    assert path.is_file(), f"SHIPPED_SECONDS names {path.name}, which is not in {NOTEBOOKS_DIR}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))

@@ -1,12 +1,14 @@
 """How hard are the held-out tasks? Two trivial baselines on the kit's own preprocessing.
 
-For every binary task of the held-out datasets, on the task patches that
-:func:`hyperkit.data.preprocess.task_patches` makes (RAS, isotropic spacing,
-normalised, one cube centred on the target):
+For every binary task of the held-out datasets, on the patches that the profile's
+preprocessing makes (:func:`hyperkit.data.preprocess.dataset_patches`: RAS, isotropic
+spacing, normalised, one cube covering the target, placed as ``data.placement`` says: at a
+seeded offset from the target's centre in the quick and paper profiles, or centred on it):
 
 - **mask copy**: the Dice of pasting one case's mask onto another case
-  (mean over all ordered support/query pairs). Because every patch is centred
-  on its target, this measures how much shape and size vary between cases.
+  (mean over all ordered support/query pairs). It measures how much the target's place,
+  shape and size vary between patches; with centred patches only shape and size remain, and
+  copying becomes an aligned atlas (notebook 05, the centre prior).
   A one-shot method must beat it to have learnt anything from the image.
 - **best global threshold**: the best mean Dice that any intensity interval
   ``[lo, hi]`` reaches when applied to every case of the task (an oracle: the
