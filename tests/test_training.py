@@ -19,7 +19,9 @@ from hyperkit.files import save_atomic
 from hyperkit.training.checkpoint import load_checkpoint
 from hyperkit.config.sections import TrainConfig
 from hyperkit.plots import plot_training_curves
-from hyperkit.training.loop import read_jsonl, replay_early_stopping, train
+from hyperkit.model import HyperUNet
+from hyperkit.training import loop
+from hyperkit.training.loop import fresh_start, read_jsonl, replay_early_stopping, resolve_run_config, train
 from tiny import TINY_MODEL
 
 ALL_SPLITS = ["train", "val", "test"]
@@ -56,6 +58,24 @@ def test_one_episode_smoke(data_root, cache, tmp_path):
     assert [r["episode"] for r in read_jsonl(tmp_path / "run" / "validation.jsonl")] == [0, 1]
     ck = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ck["state"]["episode"] == 1
+
+
+def test_fresh_start_is_where_train_starts(data_root, cache, tmp_path, monkeypatch):
+    """The seeded model, AdamW and the schedule (what notebook 04 takes apart); ``train`` starts there."""
+    cfg = tiny_cfg(episodes=1)
+    tcfg, seed, _ = resolve_run_config(cfg, None)
+    model, opt, sched = fresh_start(cfg["model"], tcfg, seed)
+    torch.manual_seed(seed)
+    by_hand = HyperUNet.from_config(cfg["model"])
+    assert model.training and all(torch.equal(a, b) for a, b in zip(model.parameters(), by_hand.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(model.parameters(), fresh_start(cfg["model"], tcfg, seed + 1)[0]
+                                                     .parameters()))
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["weight_decay"] == tcfg.weight_decay
+    assert opt.param_groups[0]["lr"] == pytest.approx(tcfg.lr * tcfg.lr_factor(0)) and sched.last_epoch == 0
+    calls = []
+    monkeypatch.setattr(loop, "fresh_start", lambda *a: calls.append(a[2]) or fresh_start(*a))
+    train(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False)
+    assert calls == [seed]
 
 
 def test_replay_early_stopping_rule():

@@ -50,7 +50,7 @@ from hyperkit.data.bank import Episode, TaskBank
 from hyperkit.errors import ConfigError, HyperkitError
 
 __all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "one_shot_validation",
-           "episode_loss", "training_step", "read_jsonl", "EarlyStop", "replay_early_stopping"]
+           "episode_loss", "training_step", "fresh_start", "read_jsonl", "EarlyStop", "replay_early_stopping"]
 
 
 @dataclass
@@ -156,6 +156,21 @@ def one_shot_validation(model: HyperUNet, bank: TaskBank, n_queries: int, device
                 scores += [dice(p, m) for p, m in zip(preds, msks[idx])]
             per_task[tid] = float(sum(scores) / len(scores))
     return {"dice": sum(per_task.values()) / len(per_task), "per_task": per_task}
+
+
+def fresh_start(model_cfg: Mapping[str, Any], tcfg: TrainConfig, seed: int,
+                dev: torch.device | None = None) -> tuple[HyperUNet, torch.optim.Optimizer, Any]:
+    """Where a fresh run of :func:`train` starts: ``torch.manual_seed(seed)``, then the model of
+    ``model_cfg`` (its initial weights follow from the seed), AdamW at ``tcfg.lr`` with
+    ``tcfg.weight_decay``, and the learning-rate schedule (warm-up, then the decay of Algorithm 1).
+
+    Returns:
+        ``(model, optimiser, scheduler)``; the model in train mode on ``dev`` (default: CPU).
+    """
+    torch.manual_seed(seed)
+    model = HyperUNet.from_config(model_cfg).to(dev or torch.device("cpu")).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    return model, opt, torch.optim.lr_scheduler.LambdaLR(opt, tcfg.lr_factor)
 
 
 def training_step(net: nn.Module, opt: torch.optim.Optimizer, sched: Any, bank: TaskBank, tcfg: TrainConfig,
@@ -334,10 +349,7 @@ class _Run:
         self.train_bank, self.val_bank = banks
         self.dev, self.rank, self.world = dev, rank, world
         self.metrics_path, self.val_path = run / "metrics.jsonl", run / "validation.jsonl"
-        torch.manual_seed(seed)
-        self.model = HyperUNet.from_config(cfg["model"]).to(dev)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, tcfg.lr_factor)
+        self.model, self.opt, self.sched = fresh_start(cfg["model"], tcfg, seed, dev)
         self.state = RunState()
         self.net: nn.Module = self.model
         self.augment: Any = None
