@@ -25,8 +25,9 @@ Two parts:
 - ``amp-step``: one training step of the Conv and of the All U-Net in fp32 and in bf16 autocast
   (``evaluate.conv.amp``), interleaved, medians (the cost of the validations subtracted).
 
-``--amp on`` (default) runs "after" as the quick profile does, with bf16 autocast where the CPU has
-bf16 (``--amp off``: fp32, the measurement of the fp32 speed-ups).
+``--amp off`` (default) runs "after" as the quick profile does, in fp32 (``evaluate.conv.amp`` and
+``evaluate.all.amp`` are false there): the measurement of the speed-ups at the same results. ``--amp on``:
+bf16 autocast where the CPU has bf16, faster but with other results (BENCHMARKS.md, mixed precision).
 
     OMP_NUM_THREADS=2 python benchmarks/baseline_speed.py --data runs/quick/phantoms --parts speed equal full
 """
@@ -350,8 +351,9 @@ def main() -> None:
     ap.add_argument("--full-runs", nargs="+", default=["before", "after"], choices=["before", "after"],
                     help="which of the two the full part trains")
     ap.add_argument("--step-reps", type=int, default=10, help="amp-step part: steps timed per measurement")
-    ap.add_argument("--amp", choices=["on", "off"], default="on",
-                    help="after: bf16 autocast of the training steps where the CPU has bf16 (evaluate.conv.amp)")
+    ap.add_argument("--amp", choices=["on", "off"], default="off",
+                    help="after: bf16 autocast of the training steps where the CPU has bf16 (evaluate.conv.amp); "
+                         "default off, as the quick profile")
     args = ap.parse_args()
     args.amp = args.amp == "on"
     args.steps, args.all_steps = max(1, round(600 / args.scale)), max(1, round(2500 / args.scale))
