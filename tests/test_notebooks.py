@@ -218,10 +218,11 @@ def test_runtime_paragraph_follows_the_kits_timing_table(path: Path) -> None:
     assert not re.search(r"20\d\d-\d\d-\d\d", runtime), f"{path.name}: a dated measurement in the runtime paragraph"
 
 
-@pytest.mark.parametrize("path", [NOTEBOOKS_DIR / f"{stem}.ipynb" for stem in SHIPPED_SECONDS["quick"]],
+@pytest.mark.parametrize("path", [REPO / "notebooks" / f"{stem}.ipynb" for stem in SHIPPED_SECONDS["quick"]],
                          ids=list(SHIPPED_SECONDS["quick"]))
 def test_timing_table_names_existing_notebooks(path: Path) -> None:
-    assert path.is_file(), f"SHIPPED_SECONDS names {path.name}, which is not in {NOTEBOOKS_DIR}"
+    """The kit's own notebooks (not a folder given by HYPERKIT_NOTEBOOKS_DIR) are the ones the table times."""
+    assert path.is_file(), f"SHIPPED_SECONDS names {path.name}, which is not in the kit's notebooks/"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
