@@ -59,6 +59,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 from hyperkit.commands import SUMMARIES, comma_list
 from hyperkit.config import PROFILES, load_profile
 from hyperkit.config.profiles import parse_assignment
+from hyperkit.durations import clock
 from hyperkit.files import sha256_file, write_text_atomic
 from hyperkit.provenance import git_commit, run_record, write_run_record
 
@@ -615,14 +616,6 @@ def estimate_for(stem: str, profile: str, total_cells: int, *, previous_copy: st
     return Estimate(float(shipped), "the kit's timing table") if shipped else None
 
 
-def _clock(seconds: float) -> str:
-    """``47 s``, ``3 min 05 s``, ``2 h 10 min``."""
-    s = int(round(max(seconds, 0.0)))
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
-
-
 # ------------------------------------------------------------------------------ progress
 class Progress:
     """What ``hyperkit reproduce`` shows while it runs.
@@ -677,7 +670,7 @@ class Progress:
         if known:
             missing = len(estimates) - len(known)
             plural = "s" if len(estimates) != 1 else ""
-            self.say(f"{len(estimates)} notebook{plural}; about {_clock(sum(e.seconds for e in known))} in all "
+            self.say(f"{len(estimates)} notebook{plural}; about {clock(sum(e.seconds for e in known))} in all "
                      f"(estimate from {known[0].source}" + (f"; {missing} without one)" if missing else ")"))
 
     def start_notebook(self, number: int, total: int, stem: str, cells: int, estimate: Estimate | None) -> None:
@@ -687,7 +680,7 @@ class Progress:
             self.number, self.total, self.stem, self.cells, self.estimate = number, total, stem, cells, estimate
             self._later = self._later[1:] if self._later else []
         if not self.live:
-            expect = f" (about {_clock(estimate.seconds)}, from {estimate.source})" if estimate else ""
+            expect = f" (about {clock(estimate.seconds)}, from {estimate.source})" if estimate else ""
             self.say(f"[{number}/{total}] {stem} ...{expect}")
         self._start_ticker()
 
@@ -736,15 +729,15 @@ class Progress:
             if self.cells:
                 parts.append(f"cell {min(self.cell_no, self.cells)}/{self.cells}" if self.cell_no else
                              "starting its kernel")
-            parts.append(_clock(elapsed))
+            parts.append(clock(elapsed))
             if self.estimate is not None:
                 left = self.estimate.remaining(elapsed, self.cell_no, now - self.cell_started)
                 if left >= 1:
                     total = left + sum(self._later)
-                    in_all = f" ({_clock(total)} in all)" if any(self._later) else ""
-                    parts.append(f"about {_clock(left)} left{in_all}")
+                    in_all = f" ({clock(total)} in all)" if any(self._later) else ""
+                    parts.append(f"about {clock(left)} left{in_all}")
                 else:
-                    parts.append(f"longer than {self.estimate.source} ({_clock(self.estimate.seconds)})")
+                    parts.append(f"longer than {self.estimate.source} ({clock(self.estimate.seconds)})")
             else:
                 parts.append("no estimate yet")
             if self.last_output:
@@ -997,7 +990,7 @@ def run_notebooks(
                     executed = None
                 for key, value in _describe_failure(executed, error, timeout).items():
                     setattr(result, key, value)
-            took = f"{result.seconds:.1f} s" if result.seconds < 60 else _clock(result.seconds)
+            took = f"{result.seconds:.1f} s" if result.seconds < 60 else clock(result.seconds)
             show.end_notebook(f"[{number}/{len(notebooks)}] {path.stem}: {result.status} in {took}"
                               + (f" ({_first_line(result.error, 160)})" if result.error else ""))
             if not target.exists():

@@ -19,7 +19,8 @@ PACKAGE = Path(hyperkit.__file__).parent
 
 #: lowest first; a part may import parts of its own layer or of a lower one (never a cycle)
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("hyperkit", "errors", "files", "seeds", "config", "provenance", "metrics", "kernels", "plots", "commands"),  # base
+    ("hyperkit", "errors", "files", "seeds", "config", "provenance", "metrics", "kernels", "plots", "commands",
+     "durations"),  # base
     ("data",),
     ("phantoms",),     # difficulty.py reads patches through data
     ("model",),

@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from hyperkit.durations import clock
 from hyperkit.reproduce import (
     FAILED,
     INTERRUPTED,
@@ -20,7 +21,6 @@ from hyperkit.reproduce import (
     NotebookResult,
     Progress,
     Report,
-    _clock,
     _describe_failure,
     _first_line,
     _md_cell,
@@ -58,7 +58,7 @@ def test_source_line_skips_nbval_markers() -> None:
 @pytest.mark.parametrize("seconds, shown", [(-5, "0 s"), (59.4, "59 s"), (60, "1 min 00 s"), (3599, "59 min 59 s"),
                                             (3600, "1 h 00 min"), (7325, "2 h 02 min")])
 def test_clock(seconds: float, shown: str) -> None:
-    assert _clock(seconds) == shown
+    assert clock(seconds) == shown
 
 
 # ------------------------------------------------------------------------------ failures

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
+from hyperkit.durations import clock
 from hyperkit.files import write_atomic, write_text_atomic
 from hyperkit.report.cells import CellRef, find_cell
 from hyperkit.report.claims import (ABLATION_CLAIMS, FAILS, HOLDS, NOT_MEASURED, RULE, Verdict, all_claims)
@@ -329,9 +330,9 @@ def _provenance(files: RunFiles, index: Mapping[str, Any] | None, record: Mappin
             else:
                 note = _md_cell(n.get("error") or "")
             lines.append(f"| {n['notebook']} | {n.get('status', '—')} | "
-                         f"{_clock(seconds) if n.get('status') != 'not run' else ''} | {note} |")
+                         f"{clock(seconds) if n.get('status') != 'not run' else ''} | {note} |")
         total = sum(float(n.get("seconds") or 0.0) for n in index["notebooks"])
-        blocks.append("\n".join(lines) + f"\n\nWall time in all: {_clock(total)}.")
+        blocks.append("\n".join(lines) + f"\n\nWall time in all: {clock(total)}.")
         ids.append("provenance-notebooks")
     made = []
     for label, path in (("one-shot evaluation", files.results.with_suffix(".json")),
@@ -345,18 +346,12 @@ def _provenance(files: RunFiles, index: Mapping[str, Any] | None, record: Mappin
             wall = rec.get("wall_seconds")
             made.append(f"| {label} | `{files.rel(path)}` | {rec.get('created', '—')} | "
                         f"`{rec.get('commit', '—')}` | "
-                        f"{_clock(float(wall)) if wall else '—'} |")
+                        f"{clock(float(wall)) if wall else '—'} |")
     if made:
         blocks.append("Each result file's own record:\n\n| result | record | created | commit | wall time |\n"
                       "|---|---|---|---|---:|\n" + "\n".join(made))
         ids.append("provenance-files")
     return Section("provenance", "Provenance", blocks, ids)
-
-
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    h, m, s = s // 3600, s % 3600 // 60, s % 60
-    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s" if m else f"{s} s"
 
 
 def build_report(out_dir: str | Path, dest: str | Path | None = None, *, profile: str | None = None) -> ReportFiles:
