@@ -55,9 +55,9 @@ from hyperkit.data.augment import build_augment  # noqa: E402
 from hyperkit.evaluation import baselines as after  # noqa: E402
 from hyperkit.evaluation.methods import one_shot_model  # noqa: E402
 from hyperkit.evaluation.protocol import score  # noqa: E402
-from hyperkit.model import HyperUNet, UNet3D, segmentation_loss  # noqa: E402
+from hyperkit.model import UNet3D, segmentation_loss  # noqa: E402
 from hyperkit.seeds import episode_generator  # noqa: E402
-from hyperkit.training.loop import training_step  # noqa: E402
+from hyperkit.training.loop import fresh_start, training_step  # noqa: E402
 from hyperkit.training.reference import load_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,10 +112,7 @@ def hyper_step() -> Callable[[], Any]:
     """One quick-profile training step (``training_step``) per call, episode after episode."""
     cfg = load_profile("quick")
     tcfg = TrainConfig.from_config(cfg)
-    torch.manual_seed(0)
-    model = HyperUNet.from_config(cfg["model"]).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, tcfg.lr_factor)
+    model, opt, sched = fresh_start(cfg["model"], tcfg, 0)  # where `train` starts, seed 0
     bank = sphere_bank(cfg["data"]["patch_size"], n_tasks=4)
     augment = build_augment(tcfg.intensity) if tcfg.augment else None
     episode = [0]

@@ -33,12 +33,11 @@ from pathlib import Path
 import torch
 
 from hyperkit.config import load_profile
-from hyperkit.model import HyperUNet
 from hyperkit.data.augment import build_augment
 from hyperkit.config import TrainConfig
 from hyperkit.seeds import episode_generator
 from hyperkit.data.bank import TaskBank
-from hyperkit.training.loop import training_step
+from hyperkit.training.loop import fresh_start, training_step
 
 
 def sphere_bank(side: int, n_tasks: int = 4, n_cases: int = 3) -> TaskBank:
@@ -79,12 +78,9 @@ def measure(profile: str, device: str, episodes: int, warmup: int, tasks: int | 
     cfg = load_profile(profile)
     tcfg = TrainConfig.from_config(cfg, tasks_per_episode=tasks, amp=amp)
     side = cfg["data"]["patch_size"]
-    torch.manual_seed(0)
-    model = HyperUNet.from_config(cfg["model"]).to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    model, opt, sched = fresh_start(cfg["model"], tcfg, 0, dev)  # where `train` starts, seed 0
     if compile_model:
         model = torch.compile(model)  # type: ignore[assignment]
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, tcfg.lr_factor)
     bank = sphere_bank(side, n_tasks=max(4, tcfg.tasks_per_episode))
     augment = build_augment() if tcfg.augment else None
     times = []
