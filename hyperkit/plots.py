@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,7 +10,8 @@ from matplotlib.colors import ListedColormap
 
 __all__ = ["to_volume", "mask_centre", "show_triplanar", "show_contours", "label_colormap", "label_colours",
            "mark_orientation", "label_key", "kernel_mosaic", "plot_training_curves", "best_validation",
-           "plot_method_bars", "plot_centre_prior", "plot_fit_gap", "FIGURE2_COLOURS", "VIEW_LETTERS"]
+           "plot_method_bars", "plot_centre_prior", "plot_fit_gap", "plot_ablation_effects", "plot_kshot",
+           "FIGURE2_COLOURS", "VIEW_LETTERS"]
 
 #: the paper's Figure 2 colours: ground truth red, Hyper U-Net blue, Conv U-Net green
 FIGURE2_COLOURS = {"ground truth": "red", "Hyper U-Net": "blue", "Conv U-Net": "lime"}
@@ -356,6 +357,104 @@ def plot_fit_gap(per_group: dict[str, float], val_per_task: dict[str, float], *,
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_ablation_effects(rows: Sequence[Mapping[str, Any]], seed_band: Mapping[str, float],
+                          paper: Mapping[str, Mapping[str, Any]],
+                          variants: Mapping[str, tuple[str, str]]) -> plt.Figure:
+    """The ablation effects as a picture: one panel per variant (all but ``seed``), one line per target.
+
+    On each line: the paired difference base − variant of the DSC with its 95 % CI (blue), the seed
+    spread of the target as a grey band around 0 (an effect inside it is not told from retraining
+    noise), and the paper's "with − without" (black ×) where the variant has a paper table.
+
+    Args:
+        rows: rows of ``ablation.csv`` (:func:`hyperkit.evaluation.ablation.read_ablation`): ``variant``,
+            ``target``, ``metric``, ``diff``, ``ci_lo``, ``ci_hi``; the ``dsc`` rows are drawn. Panels and
+            lines follow the order in which variants and targets first appear.
+        seed_band: ``target -> half-width`` of the grey band
+            (:func:`hyperkit.evaluation.ablation.seed_spread`); targets without one get no band.
+        paper: the paper's tables (:func:`hyperkit.evaluation.tables.paper_tables`):
+            ``table -> target -> {"with"|"without": {"dsc": [mean, std]}}``.
+        variants: ``variant -> (label, paper table name)`` for every variant in ``rows`` but ``seed``
+            (table ``""``: beyond the paper); the label titles the panel.
+
+    Raises:
+        ValueError: no variant but ``seed`` in ``rows``, or a variant missing from ``variants``.
+    """
+    by = {(r["variant"], r["target"], r["metric"]): r for r in rows}
+    effects = [v for v in dict.fromkeys(r["variant"] for r in rows) if v != "seed"]
+    shown = list(dict.fromkeys(r["target"] for r in rows))
+    if not effects:
+        raise ValueError("no ablation variant but 'seed' in the rows: nothing to draw")
+    missing = [v for v in effects if v not in variants]
+    if missing:
+        raise ValueError(f"variants without a (label, table) in 'variants': {missing}")
+    ncols = min(4, len(effects))
+    nrows = -(-len(effects) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols + 1.4, (0.4 * len(shown) + 1.1) * nrows + 0.4),
+                             sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat[len(effects):]:
+        ax.set_visible(False)
+    for ax, v in zip(axes.flat, effects):
+        label, table = variants[v]
+        for y, t in enumerate(shown):
+            if t in seed_band:
+                ax.plot([-seed_band[t], seed_band[t]], [y, y], color="0.85", lw=9, solid_capstyle="butt")
+            r = by.get((v, t, "dsc"))
+            if r:
+                ax.errorbar(r["diff"], y, xerr=[[r["diff"] - r["ci_lo"]], [r["ci_hi"] - r["diff"]]], fmt="o",
+                            color="tab:blue", ms=4, capsize=2)
+            ref = paper.get(table, {}).get(t) if table else None
+            if ref:
+                ax.plot(ref["with"]["dsc"][0] - ref["without"]["dsc"][0], y, "kx")
+        ax.axvline(0, color="k", lw=0.7)
+        ax.set_title(label, fontsize=8)
+        ax.set_xlabel("ΔDSC base − variant", fontsize=8)
+    axes[0][0].set_yticks(range(len(shown)), shown)
+    axes[0][0].invert_yaxis()
+    for ax in axes.flat[len(effects) - ncols:len(effects)]:
+        ax.xaxis.set_tick_params(labelbottom=True)
+    fig.legend(handles=[plt.Line2D([], [], color="0.85", lw=8, label="seed spread"),
+                        plt.Line2D([], [], color="tab:blue", marker="o", label="kit: base − variant, 95 % CI"),
+                        plt.Line2D([], [], color="k", marker="x", ls="", label="paper: with − without")],
+               loc="lower center", ncol=3, fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def plot_kshot(rows: Sequence[Mapping[str, Any]], *, log: Callable[[str], None] | None = print) -> plt.Figure:
+    """K-shot generation: the DSC on the test cases against the number K of supports pooled into one
+    context, one line per target (``"all"``, the targets pooled, in thick black).
+
+    K = 1 is the base model (its ``base`` score); K > 1 are the ``shotsK`` variants (their
+    ``variant_score``), at the x positions of the K that the rows hold, sorted.
+
+    Args:
+        rows: rows of ``ablation.csv`` (:func:`hyperkit.evaluation.ablation.read_ablation`): ``variant``,
+            ``target``, ``metric``, ``base``, ``variant_score``; the ``dsc`` rows are drawn, targets in the
+            order they first appear.
+        log: where the line saying that the rows hold no ``shotsK`` variant (K = 1 alone) goes
+            (``None``: nowhere).
+    """
+    by = {(r["variant"], r["target"], r["metric"]): r for r in rows}
+    shown = list(dict.fromkeys(r["target"] for r in rows))
+    kshot: dict[int, str | None] = {1: None, **{int(v[5:]): v for v in dict.fromkeys(r["variant"] for r in rows)
+                                                if v.startswith("shots")}}
+    if len(kshot) == 1 and log is not None:
+        log("no shotsK variant in this run (only): K = 1 alone")
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    for t in shown:
+        pts = [(k, by[(v, t, "dsc")]["variant_score"] if v else
+                next(r["base"] for r in rows if r["target"] == t and r["metric"] == "dsc"))
+               for k, v in sorted(kshot.items()) if v is None or (v, t, "dsc") in by]
+        ax.plot(*zip(*pts), marker="o", label=t, **({"color": "k", "lw": 2.5} if t == "all" else {}))
+    ax.set_xticks(sorted(kshot))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("supports pooled K")
+    ax.set_ylabel("DSC on the test cases")
+    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     return fig
 
 

@@ -11,8 +11,8 @@ import yaml
 from hyperkit.cli import main
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
 from hyperkit.errors import HyperkitError
-from hyperkit.evaluation.ablation import (ABLATION_FIELDS, VARIANTS, ablation_rows, ablation_tables, read_ablation,
-                                          run_ablation, seed_spread, told_from_noise)
+from hyperkit.evaluation.ablation import (ABLATION_FIELDS, VARIANTS, ablation_reading, ablation_rows, ablation_tables,
+                                          read_ablation, run_ablation, seed_spread, told_from_noise)
 from hyperkit.evaluation.stats import pair_rows, paired_difference, paired_starts
 from tiny import TINY_MODEL
 
@@ -164,6 +164,56 @@ def test_tables_put_the_paper_beside_the_kit() -> None:
              "pairs": 20}]
     md = ablation_tables(rows)
     assert "| liver | 0.400 | 0.300 | +0.100 [+0.050, +0.150] | 0.772 | 0.844 | -0.072 |" in md
+
+
+def test_tables_of_chosen_variants_only() -> None:
+    rows = [{"variant": v, "label": VARIANTS[v].label, "table": VARIANTS[v].table, "target": "liver", "metric": "dsc",
+             "base": 0.4, "variant_score": 0.3, "diff": 0.1, "ci_lo": 0.05, "ci_hi": 0.15, "pairs": 20}
+            for v in ("step", "norm", "seed", "shots2")]
+    everything = ablation_tables(rows)
+    assert ablation_tables(rows, variants=None) == everything
+    assert everything.count("\n**") + everything.startswith("**") == 4  # one table per variant
+    md = ablation_tables(rows, variants=["step"])
+    assert md.startswith("**Ablation: with and without the gradient step (paper Table 4)**")
+    assert md.count("**") == 2 and "Table 5" not in md and "Beyond the paper" not in md
+    assert "seed spread (seed 0 − seed 1)" in md and md.endswith("not told from noise.")  # the column and the note
+    three = ablation_tables(rows, variants=["pe", "norm", "step"])  # pe has no rows: no table; VARIANTS' order
+    assert three.index("Table 4") < three.index("Table 5") and "Table 6" not in three and "Beyond" not in three
+    with pytest.raises(ValueError, match=r"unknown ablation variant\(s\) \['warp'\]"):
+        ablation_tables(rows, variants=["step", "warp"])
+
+
+def test_the_reading_names_what_is_told_from_noise_and_the_sign_agreement() -> None:
+    paper = {"table4_gradient_step": {"caption": "T4", "liver": {"with": {"dsc": [0.6, 0.1]},
+                                                                 "without": {"dsc": [0.5, 0.1]}}},
+             "table5_task_norm": {"caption": "T5",
+                                  "liver": {"with": {"dsc": [0.8, 0.1]}, "without": {"dsc": [0.7, 0.1]}},
+                                  "spleen": {"with": {"dsc": [0.5, 0.1]}, "without": {"dsc": [0.6, 0.1]}},
+                                  "pancreas": {"with": {"dsc": [0.2, 0.1]}, "without": {"dsc": [0.1, 0.1]}}}}
+    rows = [_arow("norm", "liver", 0.1, 0.05, 0.15), _arow("norm", "spleen", 0.04, 0.01, 0.07),
+            _arow("norm", "pancreas", 0.0, -0.02, 0.02), _arow("norm", "all", 0.07, 0.04, 0.10),
+            _arow("norm", "all", 0.5, 0.4, 0.6, metric="nsd"),  # not read: DSC only
+            _arow("seed", "liver", 0.01, -0.02, 0.03), _arow("seed", "spleen", -0.02, -0.05, 0.01),
+            _arow("seed", "pancreas", 0.0, -0.01, 0.01), _arow("seed", "all", -0.01, -0.02, 0.03),
+            _arow("step", "liver", -0.02, -0.03, -0.01), _arow("step", "all", -0.02, -0.025, -0.015),
+            _arow("shots2", "liver", -0.1, -0.2, -0.05), _arow("shots2", "all", 0.01, -0.01, 0.03)]
+    assert ablation_reading(rows, paper).split("\n") == [
+        "- **Seed spread**: two base models that differ only in their training seed differ by -0.010 "
+        "[-0.020, +0.030] DSC over all targets (per target up to ±0.050).",
+        "- **z_task without LayerNorm** (`norm`): base − variant +0.070 [+0.040, +0.100] over all targets, told from "
+        "noise; CI excludes 0 on 2/3 targets (liver, spleen), beyond the seed spread on 1 (liver); same sign as the "
+        "paper on 1/3 targets (opposite on spleen; zero on pancreas).",
+        "- **without the gradient step** (`step`): base − variant -0.020 [-0.025, -0.015] over all targets, CI "
+        "excludes 0 but inside the seed spread; CI excludes 0 on 1/1 targets (liver), beyond the seed spread on 0 "
+        "(none); same sign as the paper on 0/1 targets (opposite on liver; zero on none).",
+        "- **2 supports pooled** (`shots2`): base − variant +0.010 [-0.010, +0.030] over all targets, not told "
+        "from 0; CI excludes 0 on 1/1 targets (liver), beyond the seed spread on 1 (liver)."]
+    alone = ablation_reading([r for r in rows if r["variant"] != "seed"], paper).split("\n")
+    assert alone[0].startswith("- **No seed spread** in this run (variant `seed` not run)")
+    assert alone[1].startswith("- **z_task without LayerNorm** (`norm`): base − variant +0.070 [+0.040, +0.100] over "
+                               "all targets, CI excludes 0; CI excludes 0 on 2/3 targets (liver, spleen); same sign")
+    assert "beyond the seed spread" not in "\n".join(alone)
+    assert "paper" not in alone[3]  # shots2: no paper table
 
 
 def _arow(variant: str, target: str, diff: float, lo: float, hi: float, metric: str = "dsc") -> dict:

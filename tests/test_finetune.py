@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,8 @@ from hyperkit.cli import main
 from hyperkit.config import load_profile
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
 from hyperkit.errors import HyperkitError
-from hyperkit.evaluation.finetune import curve, finetune_subset, read_finetune, run_finetune
+from hyperkit.evaluation.finetune import curve, finetune_reading, finetune_subset, read_finetune, run_finetune
+from hyperkit.report.claims import hyper_init_beats_random
 from tiny import TINY_MODEL, untrained_checkpoint
 
 
@@ -40,6 +42,58 @@ def test_curve_intervals_span_the_repeats() -> None:
     rows = [{"task": "t", "method": "hyper_ft", "n": 2, "repeat": r, "dsc": d} for r, d in enumerate([0.2, 0.4, 0.6])]
     [(n, mean, lo, hi, reps)] = curve(rows)[("t", "hyper_ft")]
     assert (n, reps) == (2, 3) and mean == pytest.approx(0.4) and lo < 0.2 and hi > 0.6
+
+
+LIVER = "msd/Task03_Liver/liver@CT"
+
+
+def _reading_rows(scratch_shift: float) -> list[dict]:
+    """Hand-made rows of one target: N = 2, 4, 8, two repeats; hyper_ft 0.2 DSC above rand_ft on every test
+    case, scratch_ft ``scratch_shift`` above rand_ft; hyper_ft kept its start (best step 0) in two of its
+    six fine-tunings, one of them with two test-case rows."""
+    rows = []
+    for n in (2, 4, 8):
+        for rep in range(2):
+            for method, shift in (("hyper_ft", 0.2), ("rand_ft", 0.0), ("scratch_ft", scratch_shift)):
+                best = 0 if method == "hyper_ft" and (n, rep) in ((8, 0), (2, 1)) else 10
+                for case in range(max(1, round(0.2 * n))):
+                    rows.append({"task": LIVER, "n": n, "repeat": rep, "method": method, "case": f"case{rep}{case}",
+                                 "dsc": 0.25 + 0.1 * rep + shift, "best_step": best,
+                                 "stop_on": "train" if n == 2 else f"case{rep}9"})
+    return rows
+
+
+def test_finetune_reading_counts_pairs_verdicts_and_kept_starts() -> None:
+    rows = _reading_rows(0.3)  # scratch_ft ahead of hyper_ft: the claim against both baselines fails
+    claim = hyper_init_beats_random(rows, baselines=("rand_ft", "scratch_ft"))
+    text = finetune_reading(rows, claim, {LIVER: {"conv_unet": 0.9, "hyper_unet": 0.1}})
+    lines = text.split("\n")
+    assert lines[:4] == [
+        f"- **{name}**: the fine-tuned Hyper U-Net is +0.200 [+0.200, +0.200] DSC above the Rand U-Net (trained "
+        f"encoder) ({k} pairs); -0.100 [-0.100, -0.100] DSC above a U-Net from scratch ({k} pairs)."
+        for name, k in (("N ≤ 4", 4), ("N = 2", 2), ("N = 4", 2), ("N = 8", 4))]
+    assert lines[4].startswith(f"- The claim *{claim.claim}* **does not hold** on the phantoms (")
+    assert "(best step 0) in 2 of 6 Hyper fine-tunings" in lines[5] and "(`stop_on` = train)" in lines[5]
+    # the mean over the two repeats of hyper_ft at the largest N: (0.45 + 0.55) / 2
+    assert lines[6] == ("- liver@CT: at N = 8 the fine-tuned Hyper U-Net reaches 0.500 DSC; the Conv U-Net trained "
+                        "on the full split (black) 0.900.")
+    assert len(lines) == 7
+
+    rows = _reading_rows(0.0)  # hyper_ft ahead of both: the claim holds; no reference, no last line
+    text = finetune_reading(rows, hyper_init_beats_random(rows, baselines=("rand_ft", "scratch_ft")))
+    assert "**holds** on the phantoms" in text and "+0.200 [+0.200, +0.200] DSC above a U-Net from scratch (4 pairs)" \
+        in text and "Conv U-Net" not in text and len(text.split("\n")) == 6
+    no_n2 = [r for r in rows if r["n"] != 2]
+    assert "(`stop_on` = —)" in finetune_reading(no_n2, hyper_init_beats_random(no_n2))
+
+
+def test_finetune_reading_refuses_no_rows_and_another_claim() -> None:
+    rows = _reading_rows(0.0)
+    claim = hyper_init_beats_random(rows)
+    with pytest.raises(ValueError, match=r"got \[\]"):
+        finetune_reading([], claim)
+    with pytest.raises(ValueError, match="'hyper_above_rand'"):
+        finetune_reading(rows, dataclasses.replace(claim, key="hyper_above_rand"))
 
 
 @pytest.fixture(scope="module")

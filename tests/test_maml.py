@@ -18,7 +18,9 @@ from hyperkit.data.bank import TaskBank
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
 from hyperkit.evaluation import maml as emaml
-from hyperkit.evaluation.maml import ORGANS, check_organs, read_maml, resolve_organs
+from hyperkit.evaluation.maml import (ORGANS, MamlRun, OrganTask, check_organs, five_shot_reading, five_shot_table,
+                                     maml_reading, read_maml, resolve_organs)
+from hyperkit.evaluation.tables import Stat
 from hyperkit.files import save_atomic
 from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.unet import UNet3D
@@ -191,6 +193,90 @@ def test_maml_command_pairs_both_methods_writes_table3_and_reuses_folds(
     # another budget in the same folder is refused, not mixed in
     assert main(argv + ["--resume", "--meta-iterations", "3"]) == 2
     assert "another maml.meta_iterations; choose another --out" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ the readings of notebook 07
+LIVER, SPLEEN = "msd/Task03_Liver/liver@CT", "msd/Task09_Spleen/spleen@CT"
+KIDNEY = "totalseg/TotalSegmentator/kidney_left@CT"
+
+
+def _stat(dsc: float) -> Stat:
+    return Stat(dsc, 0.1, 0.5, 0.1, 0.6, 0.1, 10, 5, "test split")
+
+
+def _row_cells(text: str, label: str) -> list[str]:
+    """The organ columns (spleen, liver, kidney_right, kidney_left) of the table row that starts with ``label``."""
+    [row] = [line for line in text.split("\n") if line.startswith(f"| {label} |")]
+    return row.split(" | ")[1:5]
+
+
+def test_five_shot_table_puts_the_kits_numbers_under_their_organs() -> None:
+    five = {(LIVER, "hyper_unet"): _stat(0.4123), (SPLEEN, "hyper_unet"): _stat(0.3), (LIVER, "conv_unet"): _stat(0.9),
+            (KIDNEY, "hyper_unet"): _stat(0.8)}  # a kidney is no held-out target of the kit: never read
+    one = {(LIVER, "hyper_unet"): _stat(0.2), (SPLEEN, "rand_unet"): _stat(0.7)}
+    table = five_shot_table(five, one)
+    assert table.split("\n")[0] == "| model | spleen | liver | kidney_right | kidney_left | what it saw in training |"
+    assert _row_cells(table, "**Hyper U-Net 5-shot, kit** (phantoms)") == ["0.300", "0.412", "—", "—"]
+    assert _row_cells(table, "Hyper U-Net 1-shot, kit (notebook 05)") == ["—", "0.200", "—", "—"]
+    assert _row_cells(table, "Hyper U-Net 5-shot, paper") == ["0.821", "0.865", "0.753", "0.801"]
+    assert _row_cells(table, "MAML 5-shot (Alsaleh et al. 2024; quoted by the paper)") == \
+        ["0.839", "0.903", "0.775", "0.870"]
+    assert "1-shot" not in five_shot_table(five) and "1-shot" not in five_shot_table(five, {})
+    assert table.endswith("— : not a held-out target of the kit.")
+
+    text = five_shot_reading(five, one, 4.0)
+    assert text.split("\n")[:2] == [
+        "- **liver**: the kit's 5-shot Hyper U-Net scores 0.412 DSC (its 1-shot one 0.200); the paper's 5-shot "
+        "Hyper U-Net 0.865, MAML 0.903.",
+        "- **spleen**: the kit's 5-shot Hyper U-Net scores 0.300 DSC; the paper's 5-shot Hyper U-Net 0.821, "
+        "MAML 0.839."]
+    assert "phantoms at 4 mm against real CT" in text and "phantoms at 1.5 mm" in five_shot_reading({}, None, 1.5)
+    assert "scores — DSC;" in five_shot_reading({}, None, 1.5)
+    for bad in (0, -1.5, "4", None):
+        with pytest.raises(ValueError, match=repr(bad)):
+            five_shot_reading(five, one, bad)  # type: ignore[arg-type]
+
+
+def _maml_run() -> MamlRun:
+    """spleen: Hyper U-Net 0.2 ahead on every pair; liver: MAML 0.2 ahead; kidney_left (a training task of the
+    hypernetwork): +0.1 and -0.1 alternating; kidney_right: no rows."""
+    organs = [OrganTask("spleen", SPLEEN, "heldout", frozenset()), OrganTask("liver", LIVER, "heldout", frozenset()),
+              OrganTask("kidney_right", KIDNEY.replace("left", "right"), "train", frozenset()),
+              OrganTask("kidney_left", KIDNEY, "train", frozenset())]
+    rows = []
+    for o, shift in (("spleen", 0.2), ("liver", -0.2), ("kidney_left", None)):
+        task = next(x.task for x in organs if x.organ == o)
+        for draw in range(3):
+            for case in range(4):
+                base = 0.3 + 0.05 * case
+                d = shift if shift is not None else 0.1 if (draw + case) % 2 else -0.1
+                rows += [{"task": task, "method": "hyper_unet", "draw": draw, "case": f"c{case}", "dsc": base + d},
+                         {"task": task, "method": "maml", "draw": draw, "case": f"c{case}", "dsc": base}]
+    folds = {o.organ: {"iterations": 5 if o.organ == "liver" else 3} for o in organs}
+    return MamlRun(rows, "", {}, organs, folds, Path("."))
+
+
+def test_maml_reading_says_who_is_ahead_from_the_interval() -> None:
+    lines = maml_reading(_maml_run()).split("\n")
+    assert lines[0].startswith("- **spleen** (never seen by the hypernetwork): Hyper U-Net 0.575, MAML 0.375 DSC; "
+                               "Hyper − MAML +0.200 [+0.200, +0.200] over 12 (draw, case) pairs: "
+                               "the Hyper U-Net is ahead. Paper: Hyper 0.821, MAML (quoted) 0.839.")
+    assert "-0.200 [-0.200, -0.200] over 12 (draw, case) pairs: MAML is ahead." in lines[1]
+    assert lines[2] == "- **kidney_right** (a training task of the hypernetwork): no paired test cases."
+    assert lines[3].startswith("- **kidney_left** (a training task of the hypernetwork)")
+    assert "over 12 (draw, case) pairs: the interval includes 0: no difference resolved." in lines[3]
+    assert lines[4].startswith("- **All organs pooled**: Hyper − MAML ") and lines[4].endswith(" over 36 pairs.")
+    assert lines[5] == "- The paper quotes MAML ahead on 4 of 4 organs."
+    assert lines[6].startswith("- Read kidney_right, kidney_left with care: the hypernetwork trained on them ")
+    assert lines[7].startswith("- Each MAML fold had 3 or 5 outer step(s) from a random start")
+    paper = {"caption": "x", "spleen": {"maml_alsaleh2024": 0.5, "hyper_unet": 0.6},
+             "liver": {"maml_alsaleh2024": 0.5, "hyper_unet": 0.4}}
+    run = _maml_run()
+    run.organs = run.organs[:2]
+    text = maml_reading(run, paper)
+    assert "MAML ahead on 1 of 2 organs" in text and "with care" not in text and "Paper: Hyper 0.600, MAML" in text
+    with pytest.raises(ValueError, match="'kidney_right'"):
+        maml_reading(_maml_run(), paper)
 
 
 # ------------------------------------------------------------------------------ bad input

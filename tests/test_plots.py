@@ -171,3 +171,71 @@ def test_fit_gap_plot_has_a_bar_per_group_and_the_validation_lines() -> None:
     plt.close(fig)
     with pytest.raises(ValueError, match="per_group is empty"):
         plot_fit_gap({}, {})
+
+
+# ------------------------------------------------------------------ notebook 06: ablation effects and K shots
+
+
+def _abl(variant: str, target: str, diff: float, lo: float, hi: float, base: float = 0.5,
+         metric: str = "dsc") -> dict:
+    """One row of ``ablation.csv`` as ``read_ablation`` returns it (the fields the plots read)."""
+    return {"variant": variant, "target": target, "metric": metric, "base": base, "variant_score": base - diff,
+            "diff": diff, "ci_lo": lo, "ci_hi": hi, "pairs": 20}
+
+
+def test_ablation_effects_have_a_panel_per_variant_the_seed_band_and_the_paper_cross() -> None:
+    from hyperkit.plots import plot_ablation_effects
+    targets = ["liver", "spleen", "all"]
+    rows = [_abl("seed", "liver", 0.01, -0.02, 0.04), _abl("seed", "spleen", -0.03, -0.06, 0.01),
+            _abl("seed", "all", 0.0, -0.01, 0.02)]
+    effects = ["step", "norm", "pe", "shots2", "samplings1"]
+    rows += [_abl(v, t, 0.1 * (i + 1), 0.1 * (i + 1) - 0.05, 0.1 * (i + 1) + 0.02) for i, v in enumerate(effects)
+             for t in targets]
+    rows += [_abl("step", "liver", 0.9, 0.8, 1.0, metric="nsd")]  # not drawn: DSC only
+    paper = {"t4": {"caption": "Table 4", "liver": {"with": {"dsc": [0.8, 0.1]}, "without": {"dsc": [0.65, 0.1]}}}}
+    names = {v: (f"label {v}", "t4" if v == "step" else "") for v in ["seed", *effects]}
+    fig = plot_ablation_effects(rows, {"liver": 0.04, "spleen": 0.06, "all": 0.02}, paper, names)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == [f"label {v}" for v in effects]  # no panel for the seed
+    assert len(fig.axes) == 8  # 2 rows of 4, the last three hidden
+    assert [t.get_text() for t in visible[0].get_yticklabels()] == targets
+    for i, ax in enumerate(visible):
+        bands = [line for line in ax.lines if line.get_color() == "0.85"]
+        assert [(list(b.get_xdata()), list(b.get_ydata())) for b in bands] == \
+            [([-0.04, 0.04], [0, 0]), ([-0.06, 0.06], [1, 1]), ([-0.02, 0.02], [2, 2])]
+        points = [line for line in ax.lines if line.get_marker() == "o"]  # the errorbars' centres
+        assert [(round(float(p.get_xdata()[0]), 6), float(p.get_ydata()[0])) for p in points] == \
+            [(round(0.1 * (i + 1), 6), y) for y in range(3)]
+        crosses = [line for line in ax.lines if line.get_marker() == "x"]
+        if effects[i] == "step":  # the paper's with - without at the liver's line
+            assert [(float(c.get_xdata()[0]), float(c.get_ydata()[0])) for c in crosses] == [(pytest.approx(0.15), 0)]
+        else:
+            assert not crosses
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["seed spread", "kit: base − variant, 95 % CI",
+                                                                  "paper: with − without"]
+    np.testing.assert_allclose(fig.get_size_inches(), (2.9 * 4 + 1.4, (0.4 * 3 + 1.1) * 2 + 0.4))
+    with pytest.raises(ValueError, match=r"\['pe'\]"):
+        plot_ablation_effects(rows, {}, paper, {v: n for v, n in names.items() if v != "pe"})
+    with pytest.raises(ValueError, match="nothing to draw"):
+        plot_ablation_effects(rows[:3], {}, paper, names)
+
+
+def test_kshot_draws_one_line_per_target_over_the_sorted_k() -> None:
+    from hyperkit.plots import plot_kshot
+    rows = [_abl(v, t, d, d - 0.1, d + 0.1, base=b) for v, d in (("shots5", -0.2), ("seed", 0.0), ("shots2", -0.1),
+                                                                 ("step", 0.05))
+            for t, b in (("liver", 0.5), ("all", 0.4))]
+    rows.append(_abl("shots3", "all", -0.15, -0.2, -0.1, base=0.4))  # K = 3 for the pooled targets only
+    logged: list[str] = []
+    ax = plot_kshot(rows, log=logged.append).axes[0]
+    assert not logged
+    assert [line.get_label() for line in ax.lines] == ["liver", "all"]
+    liver, pooled = ax.lines
+    assert list(liver.get_xdata()) == [1, 2, 5] and list(liver.get_ydata()) == pytest.approx([0.5, 0.6, 0.7])
+    assert list(pooled.get_xdata()) == [1, 2, 3, 5]
+    assert list(pooled.get_ydata()) == pytest.approx([0.4, 0.5, 0.55, 0.6])
+    assert pooled.get_color() == "k" and pooled.get_lw() == 2.5 and liver.get_color() != "k"
+    assert list(ax.get_xticks()) == [1, 2, 3, 5] and ax.get_ylim()[0] == 0
+    ax = plot_kshot([r for r in rows if not r["variant"].startswith("shots")], log=logged.append).axes[0]
+    assert logged == ["no shotsK variant in this run (only): K = 1 alone"]
+    assert [list(line.get_xdata()) for line in ax.lines] == [[1], [1]]

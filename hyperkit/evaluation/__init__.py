@@ -22,7 +22,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(("EvaluationResult", "resolve_tasks", "run_evaluation"), "run"),
     **dict.fromkeys(("comparison_table", "paper_tables", "reading", "summarize", "table_tasks", "what_held"),
                     "tables"),
-    **dict.fromkeys(("run_ablation", "ablation_tables"), "ablation"),
+    **dict.fromkeys(("run_ablation", "ablation_tables", "ablation_reading"), "ablation"),
     **dict.fromkeys(("run_finetune", "finetune_table"), "finetune"),
     **dict.fromkeys(("paired_difference", "paired_tasks"), "stats"),
 }

@@ -52,7 +52,7 @@ from hyperkit.training.checkpoint import load_checkpoint
 from hyperkit.training.loop import ensure_trained, resolve_run_config, run_state
 
 __all__ = ["Variant", "VARIANTS", "DEFAULT_VARIANTS", "ABLATION_TARGETS", "run_ablation", "ablation_rows",
-           "ablation_tables", "seed_spread", "told_from_noise", "read_ablation", "ABLATION_FIELDS"]
+           "ablation_tables", "ablation_reading", "seed_spread", "told_from_noise", "read_ablation", "ABLATION_FIELDS"]
 
 #: the six MSD targets of the paper's Appendix A
 ABLATION_TARGETS: tuple[str, ...] = ("liver", "spleen", "hepatic_vessels", "pancreas", "brain_edema_flair",
@@ -345,9 +345,25 @@ def _ci(r: Mapping[str, Any]) -> str:
     return f"{r['diff']:+.3f} [{r['ci_lo']:+.3f}, {r['ci_hi']:+.3f}]"
 
 
-def ablation_tables(rows: Sequence[Mapping[str, Any]], metric: str = "dsc") -> str:
+def ablation_tables(rows: Sequence[Mapping[str, Any]], metric: str = "dsc",
+                    variants: Sequence[str] | None = None) -> str:
     """Markdown: Tables 4-6 beside the paper's (mean of the paper's "with"/"without"), then the
-    seed-to-seed spread and the variants beyond the paper."""
+    seed-to-seed spread and the variants beyond the paper.
+
+    Args:
+        rows: rows of ``ablation.csv`` (:func:`read_ablation`).
+        metric: ``dsc``, ``nsd`` or ``nsd_voxel``.
+        variants: the variants whose tables are shown, in the order of :data:`VARIANTS` (e.g. those with
+            a paper table, ``step``, ``norm`` and ``pe``); a named variant without rows has no table.
+            ``None``: every variant in ``rows``. The seed spread column and the closing note stay.
+
+    Raises:
+        ValueError: ``variants`` names a variant that :data:`VARIANTS` does not know.
+    """
+    if variants is not None:
+        bad = [v for v in variants if v not in VARIANTS]
+        if bad:
+            raise ValueError(f"unknown ablation variant(s) {bad}; known: {sorted(VARIANTS)}")
     paper = paper_tables()
     by = {(r["variant"], r["target"], r["metric"]): r for r in rows}
     seed = {t: r for (v, t, m), r in by.items() if v == "seed" and m == metric}
@@ -355,7 +371,7 @@ def ablation_tables(rows: Sequence[Mapping[str, Any]], metric: str = "dsc") -> s
     parts = []
     for v in VARIANTS.values():
         mine = [r for r in rows if r["variant"] == v.name and r["metric"] == metric]
-        if not mine:
+        if not mine or (variants is not None and v.name not in variants):
             continue
         ref = paper.get(v.table, {}) if v.table else {}
         title = (f"**{ref.get('caption', v.table)}** — kit base vs {v.label}" if ref
@@ -385,3 +401,64 @@ def ablation_tables(rows: Sequence[Mapping[str, Any]], metric: str = "dsc") -> s
             + (" The seed spread is the same paired difference between two base models that differ only in their "
                "training seed: an effect inside it is not told from noise." if seed else ""))
     return "\n\n".join(parts + [note])
+
+
+def ablation_reading(rows: Sequence[Mapping[str, Any]], paper: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """Markdown: the results of an ablation read out, DSC only, one bullet for the seed spread and one per
+    variant (all but ``seed``, in the order of ``rows``).
+
+    The seed bullet gives the seed variant's pooled difference with its CI and the largest per-target
+    spread (:func:`seed_spread`), or says that the run has none. Each variant's bullet gives its pooled
+    difference base − variant with its CI and whether it is told from noise (:func:`told_from_noise`),
+    the targets on which the CI excludes 0, those on which the effect is also beyond the seed spread,
+    and, for a variant with a paper table, on how many targets the sign agrees with the paper's
+    "with − without" (and the targets of opposite or zero sign).
+
+    Args:
+        rows: rows of ``ablation.csv`` (:func:`read_ablation`) of variants in :data:`VARIANTS`; every
+            variant (and ``seed``, when run) has a row for ``"all"`` targets pooled.
+        paper: the paper's tables (:func:`~hyperkit.evaluation.tables.paper_tables`, the default):
+            ``table -> target -> {"with"|"without": {"dsc": [mean, std]}}``.
+    """
+    paper = paper_tables() if paper is None else paper
+    by = {(r["variant"], r["target"], r["metric"]): r for r in rows}
+    effects = [v for v in dict.fromkeys(r["variant"] for r in rows) if v != "seed"]
+    seed_band = seed_spread(rows)
+    lines = []
+    if seed_band:
+        s = by[("seed", "all", "dsc")]
+        lines.append(f"- **Seed spread**: two base models that differ only in their training seed differ by "
+                     f"{s['diff']:+.3f} [{s['ci_lo']:+.3f}, {s['ci_hi']:+.3f}] DSC over all targets "
+                     f"(per target up to ±{max(v for t, v in seed_band.items() if t != 'all'):.3f}).")
+    else:
+        lines.append("- **No seed spread** in this run (variant `seed` not run): CIs alone cannot separate an "
+                     "effect from retraining noise.")
+    for v in effects:
+        mine = [r for r in rows if r["variant"] == v and r["metric"] == "dsc" and r["target"] != "all"]
+        ref = paper.get(VARIANTS[v].table, {}) if VARIANTS[v].table else {}
+        excl = [r["target"] for r in mine if told_from_noise(r, seed_band)[0]]
+        beyond = [r["target"] for r in mine if told_from_noise(r, seed_band)[1]]
+        pooled = by[(v, "all", "dsc")]
+        excludes, told = told_from_noise(pooled, seed_band)
+        if told:
+            verdict = ", told from noise"
+        elif excludes:
+            verdict = ", CI excludes 0 but inside the seed spread" if seed_band else ", CI excludes 0"
+        else:
+            verdict = ", not told from 0"
+        text = (f"- **{VARIANTS[v].label}** (`{v}`): base − variant {_ci(pooled)} over all targets{verdict}; "
+                f"CI excludes 0 on {len(excl)}/{len(mine)} targets ({', '.join(excl) or 'none'})"
+                + (f", beyond the seed spread on {len(beyond)} ({', '.join(beyond) or 'none'})" if seed_band else ""))
+        signs = {r["target"]: _sign(r["diff"]) * _sign(ref[r["target"]]["with"]["dsc"][0]
+                                                      - ref[r["target"]]["without"]["dsc"][0])
+                 for r in mine if r["target"] in ref}
+        if signs:
+            text += (f"; same sign as the paper on {sum(s > 0 for s in signs.values())}/{len(signs)} targets "
+                     f"(opposite on {', '.join(t for t, s in signs.items() if s < 0) or 'none'}; "
+                     f"zero on {', '.join(t for t, s in signs.items() if s == 0) or 'none'})")
+        lines.append(text + ".")
+    return "\n".join(lines)
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)

@@ -35,7 +35,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import torch
 
@@ -47,13 +47,14 @@ from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, SupervisedResult, predict, train_supervised_many
 from hyperkit.evaluation.methods import one_shot_model
 from hyperkit.evaluation.protocol import score
+from hyperkit.evaluation.stats import paired_starts
 from hyperkit.files import appended_lines, write_csv_atomic, write_text_atomic
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
 
 __all__ = ["FT_METHODS", "FT_FIELDS", "FinetuneSubset", "finetune_subset", "finetune", "read_finetune", "curve",
-           "reference_lines", "finetune_table", "run_finetune"]
+           "reference_lines", "finetune_table", "run_finetune", "finetune_reading"]
 
 #: starting points, each fine-tuned the same way
 FT_METHODS: tuple[str, ...] = ("hyper_ft", "rand_ft", "scratch_ft")
@@ -423,4 +424,74 @@ def finetune_table(rows: Sequence[dict[str, Any]], refs: dict[str, dict[str, flo
                 cells += [f"{r['hyper_unet']:.3f}" if "hyper_unet" in r else "—",
                           f"{r['conv_unet']:.3f}" if "conv_unet" in r else "—"]
             lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+class _Claim(Protocol):
+    """What :func:`finetune_reading` quotes of a claim's verdict (a :class:`hyperkit.report.claims.Verdict`,
+    passed in: the report's layer sits above this one)."""
+
+    key: str
+    claim: str
+    verdict: str
+    kit: str
+
+
+#: the baselines of the reading, in its order, and how it names them
+_READ_AGAINST: tuple[tuple[str, str], ...] = (("rand_ft", "the Rand U-Net (trained encoder)"),
+                                              ("scratch_ft", "a U-Net from scratch"))
+
+
+def finetune_reading(rows: Sequence[dict[str, Any]], claim: _Claim,
+                     refs: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """Markdown bullets: does the Hyper initialisation win at N = 2-4 (notebook 07, section 4)?
+
+    One bullet per group of sizes (N <= 4 pooled, then each N of ``rows``): the fine-tuned Hyper
+    U-Net's paired DSC difference with its 95 % CI (:func:`~hyperkit.evaluation.stats.paired_starts`)
+    against the Rand U-Net and against a U-Net from scratch, with the pairs; then the claim's verdict
+    as the report decides it; then how often early stopping kept the generated start itself (best
+    step 0) among the Hyper fine-tunings, and the stopping cases at N = 2; then, per target with a
+    Conv U-Net reference, the fine-tuned Hyper U-Net's mean DSC at the largest N beside it.
+
+    Args:
+        rows: ``read_finetune`` rows (one per test case; each fine-tuning's ``best_step`` is read
+            from its rows).
+        claim: :func:`hyperkit.report.claims.hyper_init_beats_random` of ``rows`` (its ``claim``,
+            ``verdict`` and ``kit`` are quoted); notebook 07 passes ``baselines=("rand_ft", "scratch_ft")``.
+        refs: :func:`reference_lines` (``task -> {"conv_unet": DSC, ...}``); ``None``: no reference.
+
+    Raises:
+        ValueError: ``rows`` empty, or ``claim`` the verdict of another claim than ``hyper_init``.
+    """
+    if not rows:
+        raise ValueError(f"finetune_reading needs fine-tuning rows, got {list(rows)!r}")
+    if claim.key != "hyper_init":
+        raise ValueError(f"claim must be the verdict of hyper_init_beats_random, got {claim.key!r}")
+    refs = refs or {}
+    lines = []
+    groups = [("N ≤ 4", lambda r: r["n"] <= 4)] + [(f"N = {n}", lambda r, n=n: r["n"] == n)
+                                                  for n in sorted({r["n"] for r in rows})]
+    for name, keep in groups:
+        parts = []
+        for other, label in _READ_AGAINST:
+            p = paired_starts(rows, "hyper_ft", other, keep=keep)
+            if p:
+                parts.append(f"{p.text()} DSC above {label} ({p.n} pairs)")
+        lines.append(f"- **{name}**: the fine-tuned Hyper U-Net is " + "; ".join(parts) + ".")
+    lines.append(f"- The claim *{claim.claim}* **{claim.verdict}** on the phantoms ({claim.kit}; the report's rule).")
+    runs = {(r["task"], r["n"], r["repeat"], r["method"]): r for r in rows}  # one row per fine-tuning
+    hyp = [r for r in runs.values() if r["method"] == "hyper_ft"]
+    kept = sum(r["best_step"] == 0 for r in hyp)
+    lines.append(f"- Early stopping kept the generated start itself (best step 0) in {kept} of {len(hyp)} Hyper "
+                 f"fine-tunings; at N = 2 stopping followed the training case's fit (`stop_on` = "
+                 f"{', '.join(sorted({r['stop_on'] for r in rows if r['n'] == 2})) or '—'}).")
+    top = max(r["n"] for r in rows)  # every target of a run has every N (run_finetune)
+    c = curve(rows)
+    for t in sorted({r["task"] for r in rows}):
+        pt = {m: next((p for p in points if p[0] == top), None) for (tt, m), points in c.items() if tt == t}
+        ref = refs.get(t, {})
+        if pt.get("hyper_ft") and "conv_unet" in ref:
+            lines.append(f"- {task_parts(t).short}: at N = {top} the fine-tuned Hyper U-Net reaches "
+                         f"{pt['hyper_ft'][1]:.3f} DSC; the Conv U-Net trained on the full split (black) "
+                         f"{ref['conv_unet']:.3f}.")
     return "\n".join(lines)

@@ -32,6 +32,7 @@ import json
 import time
 import warnings
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -48,13 +49,14 @@ from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
 from hyperkit.evaluation.protocol import evaluate, one_shot_plan, read_results, score, write_results
 from hyperkit.evaluation.stats import Paired, paired_tasks
-from hyperkit.evaluation.tables import paper_tables, summarize
+from hyperkit.evaluation.tables import Stat, paper_tables, summarize, task_map
 from hyperkit.files import sha256_file, write_text_atomic
 from hyperkit.training.maml import (FOLD_READERS, MetaResult, adapt, init_unet, load_fold, meta_train, save_fold,
                                     without_task)
 
 __all__ = ["ORGANS", "MAML_METHOD", "OrganTask", "MamlRun", "resolve_organs", "organ_bank", "check_organs",
-           "maml_rows", "run_fold", "exposure", "PAPER_SAW", "table3", "table3_of_run", "read_maml", "run_maml"]
+           "maml_rows", "run_fold", "exposure", "PAPER_SAW", "table3", "table3_of_run", "read_maml", "run_maml",
+           "FIVE_SHOT_SAW", "five_shot_table", "five_shot_reading", "maml_reading"]
 
 #: Table 3's organs, in the paper's column order (names as TotalSegmentator's structures)
 ORGANS: tuple[str, ...] = ("spleen", "liver", "kidney_right", "kidney_left")
@@ -317,6 +319,76 @@ def table3_of_run(rows: Sequence[Mapping[str, Any]], record: Mapping[str, Any]) 
     return table3(rows, organs, saw, mcfg, tau)
 
 
+#: what each model of :func:`five_shot_table` saw in training (MAML and the paper quoted, the kit on the phantoms)
+FIVE_SHOT_SAW: dict[str, str] = {
+    "maml": "meta-trained on three of the four organs, tested on the fourth (real CT)",
+    "paper": "> 100 heterogeneous TotalSegmentator CT tasks (the paper does not say whether these four were held out)",
+    "kit": "phantom TotalSegmentator CT structures, kidneys included; MSD liver and spleen never"}
+
+
+def _kit_dsc(summary: Mapping[tuple[str, str], Stat], organ: str, names: Mapping[str, str]) -> str:
+    """The Hyper U-Net's mean DSC on the kit task that plays ``organ`` (task map ``names``), ``—`` without one."""
+    hits = [st.dsc for (t, m), st in summary.items()
+            if m == "hyper_unet" and organ in names and fnmatch(t, names[organ])]
+    return f"{hits[0]:.3f}" if hits else "—"
+
+
+def five_shot_table(five: Mapping[tuple[str, str], Stat], one: Mapping[tuple[str, str], Stat] | None = None) -> str:
+    """Markdown: Table 3's organs with MAML 5-shot as the paper quotes it (Alsaleh et al. 2024), the paper's
+    5-shot Hyper U-Net, the kit's 5-shot Hyper U-Net and, given ``one``, the kit's 1-shot one (mean DSC),
+    each with what it saw in training (:data:`FIVE_SHOT_SAW`), and a note. An organ without a kit
+    task in the task map (:func:`~hyperkit.evaluation.tables.task_map`: the kidneys) reads ``—``.
+
+    Args:
+        five: :func:`~hyperkit.evaluation.tables.summarize` of a 5-shot evaluation (``(task, method) -> Stat``;
+            its ``hyper_unet`` rows are read).
+        one: the same of a one-shot evaluation (notebook 05); ``None`` or empty: no 1-shot row.
+    """
+    t3, names = paper_tables()[_PAPER], task_map()
+    cols = list(ORGANS)
+    saw = FIVE_SHOT_SAW
+    table = ["| model | " + " | ".join(cols) + " | what it saw in training |", "|---|" + "---:|" * len(cols) + "---|",
+             "| MAML 5-shot (Alsaleh et al. 2024; quoted by the paper) | "
+             + " | ".join(f"{t3[c]['maml_alsaleh2024']:.3f}" for c in cols) + f" | {saw['maml']} |",
+             "| Hyper U-Net 5-shot, paper | " + " | ".join(f"{t3[c]['hyper_unet']:.3f}" for c in cols)
+             + f" | {saw['paper']} |",
+             "| **Hyper U-Net 5-shot, kit** (phantoms) | " + " | ".join(_kit_dsc(five, c, names) for c in cols)
+             + f" | {saw['kit']} |"]
+    if one:
+        table.append("| Hyper U-Net 1-shot, kit (notebook 05) | " + " | ".join(_kit_dsc(one, c, names) for c in cols)
+                     + f" | {saw['kit']} |")
+    return "\n".join(table) + "\n\nKit: mean DSC over test cases × draws; — : not a held-out target of the kit."
+
+
+def five_shot_reading(five: Mapping[tuple[str, str], Stat], one: Mapping[tuple[str, str], Stat] | None,
+                      spacing: float) -> str:
+    """Markdown: :func:`five_shot_table` read for liver and spleen (the kit's 5-shot Hyper U-Net, its 1-shot
+    one where given, the paper's 5-shot Hyper U-Net and quoted MAML, DSC), and why the comparison is
+    indicative only.
+
+    Args:
+        five, one: as :func:`five_shot_table`.
+        spacing: the kit's voxel spacing in mm (the profile's ``data.spacing``).
+
+    Raises:
+        ValueError: ``spacing`` not a positive number.
+    """
+    if not isinstance(spacing, (int, float)) or isinstance(spacing, bool) or not spacing > 0:
+        raise ValueError(f"spacing must be a positive number of mm, got {spacing!r}")
+    t3, names = paper_tables()[_PAPER], task_map()
+    lines = []
+    for organ in ("liver", "spleen"):
+        k5, k1 = _kit_dsc(five, organ, names), _kit_dsc(one, organ, names) if one else "—"
+        lines.append(f"- **{organ}**: the kit's 5-shot Hyper U-Net scores {k5} DSC"
+                     + (f" (its 1-shot one {k1})" if k1 != "—" else "")
+                     + f"; the paper's 5-shot Hyper U-Net {t3[organ]['hyper_unet']:.3f}, "
+                       f"MAML {t3[organ]['maml_alsaleh2024']:.3f}.")
+    return ("\n".join(lines) + "\n\nIndicative only: other data (phantoms at "
+            f"{spacing:g} mm against real CT), other targets (MSD, not TotalSegmentator), and MAML "
+            "quoted from other data. The kit's row says how much pooling five supports helps this hypernetwork; "
+            "section 6 runs MAML in the kit's own harness.")
+
+
 # ------------------------------------------------------------------------------ files
 def read_maml(path: str | Path) -> list[dict[str, Any]]:
     """Rows of a ``maml.csv`` (the protocol's columns, :func:`~hyperkit.evaluation.protocol.read_results`)."""
@@ -456,3 +528,54 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
                   folds={k: {kk: vv for kk, vv in v.items() if kk != "curve"} for k, v in folds.items()})
     write_text_atomic(record_path, json.dumps(record, indent=2, default=str))
     return MamlRun(rows, table, record, chosen, folds, out)
+
+
+def maml_reading(run: MamlRun, paper: Mapping[str, Any] | None = None) -> str:
+    """Markdown bullets: a MAML run read organ by organ (notebook 07, section 6).
+
+    Per organ: whether the hypernetwork trained on its task, the kit's Hyper U-Net and MAML mean DSC,
+    their paired difference with its 95 % CI over the (draw, case) pairs and what it says (the Hyper
+    U-Net ahead, MAML ahead, or no difference resolved), and the paper's numbers; then all organs
+    pooled; how many organs the paper quotes MAML ahead on; a caution for the organs the hypernetwork
+    trained on; and the meta-iterations of the folds.
+
+    Args:
+        run: from :func:`run_maml` (its rows, organs and folds' ``iterations`` are read).
+        paper: Table 3 as stored (``organ -> {"maml_alsaleh2024", "hyper_unet"}``, and a caption);
+            default: the paper's (:func:`~hyperkit.evaluation.tables.paper_tables`).
+
+    Raises:
+        ValueError: an organ of ``run`` that ``paper`` has no numbers for.
+    """
+    paper3 = paper_tables()[_PAPER] if paper is None else paper
+    missing = [o.organ for o in run.organs if not isinstance(paper3.get(o.organ), dict)]
+    if missing:
+        raise ValueError(f"paper has no Table 3 numbers for organ {missing[0]!r}")
+    pairs = run.paired()
+    lines = []
+    for o in run.organs:
+        p = pairs.get(o.organ)
+        seen = "a training task of the hypernetwork" if o.role == "train" else "never seen by the hypernetwork"
+        if p is None:
+            lines.append(f"- **{o.organ}** ({seen}): no paired test cases.")
+            continue
+        verdict = ("the Hyper U-Net is ahead" if p.above_zero else "MAML is ahead" if p.below_zero
+                   else "the interval includes 0: no difference resolved")
+        lines.append(f"- **{o.organ}** ({seen}): Hyper U-Net {p.a:.3f}, MAML {p.b:.3f} DSC; Hyper − MAML {p.text()} "
+                     f"over {p.n} (draw, case) pairs: {verdict}. Paper: Hyper {paper3[o.organ]['hyper_unet']:.3f}, "
+                     f"MAML (quoted) {paper3[o.organ]['maml_alsaleh2024']:.3f}.")
+    if "all" in pairs:
+        lines.append(f"- **All organs pooled**: Hyper − MAML {pairs['all'].text()} over {pairs['all'].n} pairs.")
+    ahead = [c for c in paper3 if isinstance(paper3[c], dict)
+             and paper3[c]["maml_alsaleh2024"] > paper3[c]["hyper_unet"]]
+    lines.append(f"- The paper quotes MAML ahead on {len(ahead)} of "
+                 f"{sum(isinstance(v, dict) for v in paper3.values())} organs.")
+    trained = [o.organ for o in run.organs if o.role == "train"]
+    if trained:
+        lines.append(f"- Read {', '.join(trained)} with care: the hypernetwork trained on "
+                     f"{'it' if len(trained) == 1 else 'them'} (see the table's last column), while each MAML fold "
+                     "never saw its organ: there the comparison is tilted towards the Hyper U-Net.")
+    iters = sorted({f["iterations"] for f in run.folds.values()})
+    lines.append(f"- Each MAML fold had {' or '.join(map(str, iters))} outer step(s) from a random start — a CPU "
+                 "budget: the query-loss curves above say whether it was still learning when it stopped.")
+    return "\n".join(lines)
