@@ -198,6 +198,19 @@ def test_committed_with_outputs_of_a_real_run(path: Path) -> None:
     assert not errors, f"{path.name}: committed with errors in cells {errors}"
 
 
+KIT_NOTEBOOKS = sorted((REPO / "notebooks").glob(NOTEBOOK_PATTERN))
+
+
+@pytest.mark.parametrize("path", KIT_NOTEBOOKS, ids=_ids(KIT_NOTEBOOKS))
+def test_committed_without_injected_parameters(path: Path) -> None:
+    """papermill adds an ``injected-parameters`` cell to a run given ``-p`` (``hyperkit reproduce`` gives them): a
+    committed copy of such a run shows a student a second parameters cell that overrides the first. The kit's
+    notebooks are committed from a run without ``-p``, the parameters cell's own values."""
+    nb = nbformat.read(str(path), as_version=4)
+    injected = [i for i, c in enumerate(nb.cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    assert not injected, f"{path.name}: cells {injected} are papermill's injected parameters; delete them and " \
+                         f"re-execute (cd notebooks && papermill {path.name} {path.name} -k python3)"
+
 def _about(seconds: float) -> str:
     """How a notebook's header rounds a time: ``about 25 s`` (to 5 s) under 90 s, else ``about 16 min``."""
     return f"about {5 * round(seconds / 5)} s" if seconds < 90 else f"about {round(seconds / 60)} min"
