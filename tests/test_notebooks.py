@@ -61,7 +61,8 @@ NOTEBOOK_TEST_PARAMETERS: dict[str, dict[str, Any]] = {
 }
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOKS_DIR = Path(os.environ.get("HYPERKIT_NOTEBOOKS_DIR", REPO / "notebooks")).resolve()
+KIT_NOTEBOOKS_DIR = REPO / "notebooks"   # the kit's own, whatever HYPERKIT_NOTEBOOKS_DIR says
+NOTEBOOKS_DIR = Path(os.environ.get("HYPERKIT_NOTEBOOKS_DIR", KIT_NOTEBOOKS_DIR)).resolve()
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob(NOTEBOOK_PATTERN))
 SANITIZE = Path(__file__).resolve().with_name("nbval_sanitize.cfg")
 #: Seconds each notebook took under nbval with the test parameters, in one full test session
@@ -198,7 +199,6 @@ def test_committed_with_outputs_of_a_real_run(path: Path) -> None:
     assert not errors, f"{path.name}: committed with errors in cells {errors}"
 
 
-KIT_NOTEBOOKS_DIR = REPO / "notebooks"   # the kit's own, whatever HYPERKIT_NOTEBOOKS_DIR says
 KIT_NOTEBOOKS = sorted(KIT_NOTEBOOKS_DIR.glob(NOTEBOOK_PATTERN))
 
 
