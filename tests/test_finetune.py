@@ -14,7 +14,8 @@ from hyperkit.cli import main
 from hyperkit.config import load_profile
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
 from hyperkit.errors import HyperkitError
-from hyperkit.evaluation.finetune import curve, finetune_reading, finetune_subset, read_finetune, run_finetune
+from hyperkit.evaluation.finetune import (curve, finetune_reading, finetune_subset, paired_reading, read_finetune,
+                                         run_finetune)
 from hyperkit.report.claims import hyper_init_beats_random
 from tiny import TINY_MODEL, untrained_checkpoint
 
@@ -85,6 +86,15 @@ def test_finetune_reading_counts_pairs_verdicts_and_kept_starts() -> None:
         in text and "Conv U-Net" not in text and len(text.split("\n")) == 6
     no_n2 = [r for r in rows if r["n"] != 2]
     assert "(`stop_on` = —)" in finetune_reading(no_n2, hyper_init_beats_random(no_n2))
+
+
+def test_paired_reading_is_one_group_line_of_the_reading() -> None:
+    rows = _reading_rows(0.3)
+    assert paired_reading(rows, "N = 16") == (  # keep=None: every row, 8 pairs per baseline
+        "- **N = 16**: the fine-tuned Hyper U-Net is +0.200 [+0.200, +0.200] DSC above the Rand U-Net (trained "
+        "encoder) (8 pairs); -0.100 [-0.100, -0.100] DSC above a U-Net from scratch (8 pairs).")
+    reading = finetune_reading(rows, hyper_init_beats_random(rows, baselines=("rand_ft", "scratch_ft")))
+    assert paired_reading(rows, "N = 8", lambda r: r["n"] == 8) == reading.split("\n")[3]
 
 
 def test_finetune_reading_refuses_no_rows_and_another_claim() -> None:

@@ -35,7 +35,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import torch
 
@@ -54,7 +54,7 @@ from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
 
 __all__ = ["FT_METHODS", "FT_FIELDS", "FinetuneSubset", "finetune_subset", "finetune", "read_finetune", "curve",
-           "reference_lines", "finetune_table", "run_finetune", "finetune_reading"]
+           "reference_lines", "finetune_table", "run_finetune", "paired_reading", "finetune_reading"]
 
 #: starting points, each fine-tuned the same way
 FT_METHODS: tuple[str, ...] = ("hyper_ft", "rand_ft", "scratch_ft")
@@ -442,13 +442,25 @@ _READ_AGAINST: tuple[tuple[str, str], ...] = (("rand_ft", "the Rand U-Net (train
                                               ("scratch_ft", "a U-Net from scratch"))
 
 
+def paired_reading(rows: Sequence[dict[str, Any]], name: str,
+                   keep: Callable[[Mapping[str, Any]], bool] | None = None) -> str:
+    """One Markdown bullet, ``- **name**: the fine-tuned Hyper U-Net is ...``: its paired DSC difference with
+    the 95 % CI (:func:`~hyperkit.evaluation.stats.paired_starts`) against the Rand U-Net and against a U-Net
+    from scratch, with the pairs, over the rows ``keep`` accepts (all when ``None``)."""
+    parts = []
+    for other, label in _READ_AGAINST:
+        p = paired_starts(rows, "hyper_ft", other, keep=keep)
+        if p:
+            parts.append(f"{p.text()} DSC above {label} ({p.n} pairs)")
+    return f"- **{name}**: the fine-tuned Hyper U-Net is " + "; ".join(parts) + "."
+
+
 def finetune_reading(rows: Sequence[dict[str, Any]], claim: _Claim,
                      refs: Mapping[str, Mapping[str, float]] | None = None) -> str:
     """Markdown bullets: does the Hyper initialisation win at N = 2-4 (notebook 07, section 4)?
 
-    One bullet per group of sizes (N <= 4 pooled, then each N of ``rows``): the fine-tuned Hyper
-    U-Net's paired DSC difference with its 95 % CI (:func:`~hyperkit.evaluation.stats.paired_starts`)
-    against the Rand U-Net and against a U-Net from scratch, with the pairs; then the claim's verdict
+    One bullet per group of sizes (N <= 4 pooled, then each N of ``rows``; :func:`paired_reading`);
+    then the claim's verdict
     as the report decides it; then how often early stopping kept the generated start itself (best
     step 0) among the Hyper fine-tunings, and the stopping cases at N = 2; then, per target with a
     Conv U-Net reference, the fine-tuned Hyper U-Net's mean DSC at the largest N beside it.
@@ -468,16 +480,9 @@ def finetune_reading(rows: Sequence[dict[str, Any]], claim: _Claim,
     if claim.key != "hyper_init":
         raise ValueError(f"claim must be the verdict of hyper_init_beats_random, got {claim.key!r}")
     refs = refs or {}
-    lines = []
     groups = [("N ≤ 4", lambda r: r["n"] <= 4)] + [(f"N = {n}", lambda r, n=n: r["n"] == n)
                                                   for n in sorted({r["n"] for r in rows})]
-    for name, keep in groups:
-        parts = []
-        for other, label in _READ_AGAINST:
-            p = paired_starts(rows, "hyper_ft", other, keep=keep)
-            if p:
-                parts.append(f"{p.text()} DSC above {label} ({p.n} pairs)")
-        lines.append(f"- **{name}**: the fine-tuned Hyper U-Net is " + "; ".join(parts) + ".")
+    lines = [paired_reading(rows, name, keep) for name, keep in groups]
     lines.append(f"- The claim *{claim.claim}* **{claim.verdict}** on the phantoms ({claim.kit}; the report's rule).")
     runs = {(r["task"], r["n"], r["repeat"], r["method"]): r for r in rows}  # one row per fine-tuning
     hyp = [r for r in runs.values() if r["method"] == "hyper_ft"]
