@@ -10,8 +10,8 @@ import math
 
 import pytest
 
-from hyperkit.evaluation.tables import (SCOPE_TEST, _marks, comparison_table, reading, summarize, table_tasks,
-                                        what_held)
+from hyperkit.evaluation.tables import (SCOPE_TEST, _marks, comparison_table, kit_task, reading, summarize,
+                                        table_tasks, what_held)
 
 LIVER = "msd/Task03_Liver/liver@CT"
 PREFIX = "| liver (Task03_Liver/liver@CT) | "
@@ -29,6 +29,13 @@ def test_table_tasks_refuses_an_unknown_table_and_takes_the_first_sorted_match()
     cols = table_tasks("table1_ct", ["b/Task03_Liver/liver@CT", "a/Task03_Liver/liver@CT"])
     assert cols["liver"] == "a/Task03_Liver/liver@CT" and cols["spleen"] is None
     assert "caption" not in cols and list(cols)[0] == "liver"
+
+
+def test_kit_task_takes_the_first_sorted_match_and_none_for_a_column_without_a_kit_task():
+    ids = ["b/Task03_Liver/liver@CT", "a/Task03_Liver/liver@CT", "totalseg/TotalSegmentator/kidney_left@CT"]
+    assert kit_task("liver", ids) == "a/Task03_Liver/liver@CT"
+    assert kit_task("spleen", ids) is None  # a column of the task map that no task plays
+    assert kit_task("kidney_left", ids) is None  # Table 3's kidneys have no pattern: a task of that name is not one
 
 
 def test_a_supervised_row_outside_the_test_split_does_not_change_the_scope():

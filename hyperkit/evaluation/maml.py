@@ -32,7 +32,6 @@ import json
 import time
 import warnings
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -49,7 +48,7 @@ from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
 from hyperkit.evaluation.protocol import evaluate, one_shot_plan, read_results, score, write_results
 from hyperkit.evaluation.stats import Paired, paired_tasks
-from hyperkit.evaluation.tables import Stat, paper_tables, summarize, task_map
+from hyperkit.evaluation.tables import Stat, kit_task, paper_tables, summarize
 from hyperkit.files import sha256_file, write_text_atomic
 from hyperkit.training.maml import (FOLD_READERS, MetaResult, adapt, init_unet, load_fold, meta_train, save_fold,
                                     without_task)
@@ -326,25 +325,25 @@ FIVE_SHOT_SAW: dict[str, str] = {
     "kit": "phantom TotalSegmentator CT structures, kidneys included; MSD liver and spleen never"}
 
 
-def _kit_dsc(summary: Mapping[tuple[str, str], Stat], organ: str, names: Mapping[str, str]) -> str:
-    """The Hyper U-Net's mean DSC on the kit task that plays ``organ`` (task map ``names``), ``—`` without one."""
-    hits = [st.dsc for (t, m), st in summary.items()
-            if m == "hyper_unet" and organ in names and fnmatch(t, names[organ])]
-    return f"{hits[0]:.3f}" if hits else "—"
+def _kit_dsc(summary: Mapping[tuple[str, str], Stat], organ: str) -> str:
+    """The Hyper U-Net's mean DSC on the kit task that plays ``organ``
+    (:func:`~hyperkit.evaluation.tables.kit_task`), ``—`` without one."""
+    task = kit_task(organ, {t for t, m in summary if m == "hyper_unet"})
+    return f"{summary[(task, 'hyper_unet')].dsc:.3f}" if task is not None else "—"
 
 
 def five_shot_table(five: Mapping[tuple[str, str], Stat], one: Mapping[tuple[str, str], Stat] | None = None) -> str:
     """Markdown: Table 3's organs with MAML 5-shot as the paper quotes it (Alsaleh et al. 2024), the paper's
     5-shot Hyper U-Net, the kit's 5-shot Hyper U-Net and, given ``one``, the kit's 1-shot one (mean DSC),
     each with what it saw in training (:data:`FIVE_SHOT_SAW`), and a note. An organ without a kit
-    task in the task map (:func:`~hyperkit.evaluation.tables.task_map`: the kidneys) reads ``—``.
+    task (:func:`~hyperkit.evaluation.tables.kit_task`: the kidneys) reads ``—``.
 
     Args:
         five: :func:`~hyperkit.evaluation.tables.summarize` of a 5-shot evaluation (``(task, method) -> Stat``;
             its ``hyper_unet`` rows are read).
         one: the same of a one-shot evaluation (notebook 05); ``None`` or empty: no 1-shot row.
     """
-    t3, names = paper_tables()[_PAPER], task_map()
+    t3 = paper_tables()[_PAPER]
     cols = list(ORGANS)
     saw = FIVE_SHOT_SAW
     table = ["| model | " + " | ".join(cols) + " | what it saw in training |", "|---|" + "---:|" * len(cols) + "---|",
@@ -352,10 +351,10 @@ def five_shot_table(five: Mapping[tuple[str, str], Stat], one: Mapping[tuple[str
              + " | ".join(f"{t3[c]['maml_alsaleh2024']:.3f}" for c in cols) + f" | {saw['maml']} |",
              "| Hyper U-Net 5-shot, paper | " + " | ".join(f"{t3[c]['hyper_unet']:.3f}" for c in cols)
              + f" | {saw['paper']} |",
-             "| **Hyper U-Net 5-shot, kit** (phantoms) | " + " | ".join(_kit_dsc(five, c, names) for c in cols)
+             "| **Hyper U-Net 5-shot, kit** (phantoms) | " + " | ".join(_kit_dsc(five, c) for c in cols)
              + f" | {saw['kit']} |"]
     if one:
-        table.append("| Hyper U-Net 1-shot, kit (notebook 05) | " + " | ".join(_kit_dsc(one, c, names) for c in cols)
+        table.append("| Hyper U-Net 1-shot, kit (notebook 05) | " + " | ".join(_kit_dsc(one, c) for c in cols)
                      + f" | {saw['kit']} |")
     return "\n".join(table) + "\n\nKit: mean DSC over test cases × draws; — : not a held-out target of the kit."
 
@@ -375,10 +374,10 @@ def five_shot_reading(five: Mapping[tuple[str, str], Stat], one: Mapping[tuple[s
     """
     if not isinstance(spacing, (int, float)) or isinstance(spacing, bool) or not spacing > 0:
         raise ValueError(f"spacing must be a positive number of mm, got {spacing!r}")
-    t3, names = paper_tables()[_PAPER], task_map()
+    t3 = paper_tables()[_PAPER]
     lines = []
     for organ in ("liver", "spleen"):
-        k5, k1 = _kit_dsc(five, organ, names), _kit_dsc(one, organ, names) if one else "—"
+        k5, k1 = _kit_dsc(five, organ), _kit_dsc(one, organ) if one else "—"
         lines.append(f"- **{organ}**: the kit's 5-shot Hyper U-Net scores {k5} DSC"
                      + (f" (its 1-shot one {k1})" if k1 != "—" else "")
                      + f"; the paper's 5-shot Hyper U-Net {t3[organ]['hyper_unet']:.3f}, "

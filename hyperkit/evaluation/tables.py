@@ -26,7 +26,7 @@ import yaml
 from hyperkit.config import METHODS, ONE_SHOT_METHODS
 from hyperkit.evaluation.stats import compared, in_test_split
 
-__all__ = ["Stat", "paper_tables", "task_map", "table_tasks", "summarize", "comparison_table", "reading",
+__all__ = ["Stat", "paper_tables", "task_map", "kit_task", "table_tasks", "summarize", "comparison_table", "reading",
            "what_held", "METHOD_LABELS", "TABLES", "AIMS", "SCOPE_TEST", "SCOPE_TEST_ANY_SUPPORT", "SCOPE_ALL"]
 
 #: the paper's tables this module can rebuild
@@ -91,17 +91,21 @@ def task_map() -> dict[str, str]:
     return dict(_yaml("task_map.yaml"))
 
 
+def kit_task(column: str, task_ids: Iterable[str]) -> str | None:
+    """The kit task that plays the paper's ``column`` (``liver``): the first of ``task_ids``, in sorted order,
+    that matches the column's pattern in ``task_map.yaml``; ``None`` when none matches or the column has no
+    kit task (Table 3's kidneys, training tasks of the kit's hypernetwork)."""
+    pattern = task_map().get(column)
+    hits = fnmatch.filter(sorted(task_ids), pattern) if pattern is not None else []
+    return hits[0] if hits else None
+
+
 def table_tasks(table: str, task_ids: Iterable[str]) -> dict[str, str | None]:
-    """For each column of ``table``, the kit task that plays it (``None`` when absent)."""
+    """For each column of ``table``, the kit task that plays it (:func:`kit_task`; ``None`` when absent)."""
     if table not in TABLES:
         raise ValueError(f"table must be one of {list(TABLES)}, got {table!r}")
     ids = sorted(task_ids)
-    cols = [k for k in paper_tables()[table] if k != "caption"]
-    out: dict[str, str | None] = {}
-    for col in cols:
-        hits = fnmatch.filter(ids, task_map()[col])
-        out[col] = hits[0] if hits else None
-    return out
+    return {col: kit_task(col, ids) for col in paper_tables()[table] if col != "caption"}
 
 
 def _scope(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -21,7 +21,6 @@ Tables and intervals are made by the evaluation package's own functions
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 from dataclasses import dataclass
@@ -215,7 +214,7 @@ def _table_3(five: list[dict[str, Any]] | None, one: list[dict[str, Any]] | None
              maml: str | None = None, maml_file: str = "maml/maml.csv") -> str:
     """Table 3: the kit's MAML run (``maml``, :func:`~hyperkit.evaluation.maml.table3_of_run`) when there is
     one, else the 5-shot (and 1-shot) Hyper U-Net rows beside the paper's numbers."""
-    from hyperkit.evaluation.tables import paper_tables, summarize, task_map
+    from hyperkit.evaluation.tables import kit_task, paper_tables, summarize
 
     paper = paper_tables()["table3_five_shot"]
     if maml is not None:
@@ -231,13 +230,11 @@ def _table_3(five: list[dict[str, Any]] | None, one: list[dict[str, Any]] | None
         return head + f"\n\nNot measured — {why}."
     s5, s1 = summarize(five), summarize(one) if one else {}
     tasks = {t for t, _ in s5} | {t for t, _ in s1}
-    tmap = task_map()
     lines = ["| organ | kit task | kit 5-shot Hyper U-Net DSC | kit 1-shot Hyper U-Net DSC | paper MAML DSC | "
              "paper 5-shot Hyper U-Net DSC |", "|---|---|---:|---:|---:|---:|"]
     absent = []
     for organ, ref in ((k, v) for k, v in paper.items() if k != "caption"):
-        pattern = tmap.get(organ, f"*/{organ}@CT")
-        task = next(iter(sorted(fnmatch.filter(tasks, pattern))), None)
+        task = kit_task(organ, tasks)
         k5 = s5.get((task, "hyper_unet")) if task else None
         k1 = s1.get((task, "hyper_unet")) if task else None
         if k5 is None:
