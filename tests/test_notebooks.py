@@ -213,6 +213,28 @@ def test_committed_without_injected_parameters(path: Path) -> None:
                          f"re-execute (cd notebooks && papermill {path.name} {path.name} -k python3)"
 
 
+#: the longest line of the kit's code: its modules, tests and scripts keep to it, and so do the notebooks' code cells
+MAX_LINE = 120
+
+
+@pytest.mark.parametrize("path", KIT_NOTEBOOKS, ids=_ids(KIT_NOTEBOOKS))
+def test_code_cells_keep_the_packages_line_length(path: Path) -> None:
+    """A student reads the code cells in a browser beside the package's modules: no line longer than theirs."""
+    nb = nbformat.read(str(path), as_version=4)
+    long = [(i, len(line)) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            for line in c.source.splitlines() if len(line) > MAX_LINE]
+    assert not long, f"{path.name}: (cell, length) of lines over {MAX_LINE} characters: {long}"
+
+
+def test_python_files_keep_the_packages_line_length() -> None:
+    """The same for the Python files of the package, the tests and the benchmarks."""
+    files = sorted(f for d in ("hyperkit", "tests", "benchmarks") for f in (REPO / d).rglob("*.py"))
+    assert len(files) > 50, f"expected the kit's Python files under {REPO}, found {len(files)}"
+    long = [(str(f.relative_to(REPO)), n) for f in files for n, line in enumerate(f.read_text().splitlines(), 1)
+            if len(line) > MAX_LINE]
+    assert not long, f"(file, line) over {MAX_LINE} characters: {long[:20]}"
+
+
 def _about(seconds: float) -> str:
     """How a notebook's header rounds a time: ``about 25 s`` (to 5 s) under 90 s, else ``about 16 min``."""
     return f"about {5 * round(seconds / 5)} s" if seconds < 90 else f"about {round(seconds / 60)} min"
