@@ -83,6 +83,39 @@ def test_quoted_benchmark_command_lines_exist(name: str, text: str) -> None:
     assert not wrong, f"{name} quotes benchmark command lines that do not run: {sorted(set(wrong))}"
 
 
+@lru_cache(maxsize=None)
+def _profiles() -> tuple[dict, ...]:
+    from hyperkit.config import load_profile
+
+    return load_profile("quick"), load_profile("paper")
+
+
+def _setting_exists(key: str) -> bool:
+    """``train.bce_weight`` is a setting of the quick or the paper profile."""
+    for cfg in _profiles():
+        node: object = cfg
+        for part in key.split("."):
+            node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
+        if node is not KeyError:
+            return True
+    return False
+
+
+def _settings_quoted(text: str) -> set[str]:
+    """The keys of ``--set KEY=VALUE`` and of quoted settings (`` `train.bce_weight` ``, `` `data.spacing: 4` ``)."""
+    sections = "|".join(sorted({k for cfg in _profiles() for k in cfg}))
+    quoted = re.findall(rf"`((?:{sections})(?:\.\w+)+)(?::[^`]*)?`", text)
+    return (set(re.findall(r"--set[ =]([a-z_]+(?:\.\w+)+)=", text)) | set(quoted)) - {"section.key"}
+
+
+@pytest.mark.parametrize("name, text", TEXTS, ids=[n for n, _ in TEXTS])
+def test_quoted_settings_exist(name: str, text: str) -> None:
+    """A setting named in the text (``--set train.patience=100``, `` `evaluate.adapt_lr` ``) is one of the
+    profiles' settings (``section.key`` is the documents' placeholder)."""
+    wrong = sorted(k for k in _settings_quoted(text) if not _setting_exists(k))
+    assert not wrong, f"{name} names settings that no profile has: {wrong}"
+
+
 def test_the_checks_find_what_they_look_for() -> None:
     """The patterns match the forms the documents use (else the tests above would pass on anything)."""
     text = ("`hyperkit/profiles/quick.yaml` `runs/quick/best.pt` `hyperkit train --profile quick --bogus` "
@@ -91,3 +124,7 @@ def test_the_checks_find_what_they_look_for() -> None:
     assert COMMAND.findall(text)[0] == ("train", " --profile quick --bogus")
     assert [o for o in OPTION.findall(COMMAND.findall(text)[0][1]) if o not in (_options("train") or ())] == ["--bogus"]
     assert SCRIPT.findall(text) == [("benchmarks/recipe_study.py", " --out X")]
+    settings = _settings_quoted("`hyperkit train --set train.patience=100 --set=train.bogus=1` `evaluate.adapt_lr` "
+                                "`data.spacing: 4` `section.key`")
+    assert settings == {"train.patience", "train.bogus", "evaluate.adapt_lr", "data.spacing"}
+    assert [k for k in sorted(settings) if not _setting_exists(k)] == ["train.bogus"]
