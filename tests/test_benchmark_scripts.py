@@ -281,3 +281,32 @@ def test_train_bench_times_the_quick_profile_step() -> None:
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("| quick"))
     assert float(row.split("|")[7]) > 0  # seconds per step
+
+
+def test_target_curves_reads_one_evaluation_per_snapshot(tmp_path: Path) -> None:
+    """``--report`` on two snapshots' evaluations: one row per episode with the validation DSC of that episode,
+    each target's Hyper U-Net mean over its rows, the mean over the targets, and the paper's row."""
+    liver, heart = "msd/Task03_Liver/liver@CT", "msd/Task02_Heart/left_atrium@MRI"
+    out = tmp_path / "curves"
+    for ep, shift in ((100, 0.0), (200, 0.1)):
+        rows = [{"task": task, "method": "hyper_unet", "draw": d, "support": f"s{d}", "case": f"c{c}",
+                 "in_test_split": True, "dsc": base + shift + 0.01 * c, "nsd": 0.5, "nsd_voxel": 0.6,
+                 "fit_seconds": 0.1}
+                for task, base in ((liver, 0.30), (heart, 0.10)) for d in range(2) for c in range(3)]
+        _write(out / "eval" / f"ep{ep:04d}.csv", rows)
+    (out / "train").mkdir()
+    (out / "train" / "validation.jsonl").write_text("".join(json.dumps({"episode": e, "dice": d}) + "\n"
+                                                            for e, d in ((0, 0.0), (100, 0.12), (200, 0.15))))
+    done = _run("target_curves.py", "--data", str(tmp_path), "--out", str(out), "--report")
+    assert done.returncode == 0, done.stderr
+    lines = (out / "curves.md").read_text().splitlines()
+    assert lines[0] == "| episode | validation DSC | mean of the targets | liver | left atrium |"
+    assert lines[2:4] == ["| 100 | 0.120 | 0.210 | 0.310 | 0.110 |", "| 200 | 0.150 | 0.310 | 0.410 | 0.210 |"]
+    assert lines[4] == "| paper | | 0.636 | 0.772 | 0.500 |"
+    assert json.loads((out / "curves.json").read_text())["episodes"] == [100, 200]
+    assert (out / "curves.png").stat().st_size > 0
+
+
+def test_target_curves_refuses_a_bad_interval() -> None:
+    done = _run("target_curves.py", "--data", "x", "--out", "y", "--every", "0")
+    assert done.returncode == 2 and "--every must be a positive number of episodes, got 0" in done.stderr
