@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from hyperkit.config import combine_overrides, load_profile
+from hyperkit.evaluation.protocol import read_results
 from hyperkit.evaluation.run import run_evaluation
 from hyperkit.evaluation.tables import AIMS, TABLES, paper_tables, summarize, table_tasks
+from hyperkit.files import read_jsonl
 from hyperkit.provenance import run_record
 from hyperkit.training.loop import resolve_run_config, run_state, train
 
@@ -101,14 +103,10 @@ def evaluate_snapshots(out: Path, data: Path, episodes: list[int], tasks: list[s
 def curves(out: Path) -> dict[str, Any]:
     """``{"episodes", "validation", "targets": {column: [DSC per episode]}, "mean", "best_episode"}`` from the
     evaluations and the run's ``validation.jsonl``."""
-    from hyperkit.evaluation.protocol import read_results
-
     files = sorted((out / "eval").glob("ep*.csv"))
     if not files:
         raise SystemExit(f"{out / 'eval'}: no evaluations yet; run without --report first")
-    vfile = out / "train" / "validation.jsonl"
-    rows = [json.loads(line) for line in vfile.read_text().splitlines() if line] if vfile.exists() else []
-    val = {r["episode"]: r["dice"] for r in rows}
+    val = {r["episode"]: r["dice"] for r in read_jsonl(out / "train" / "validation.jsonl")}
     eps, targets = [], {}  # type: ignore[var-annotated]
     for f in files:
         ep = int(f.stem[2:])
