@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from hyperkit.cli import build_parser
+from hyperkit.reproduce import NOTEBOOK_PATTERN
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", "docs/design.md", "data/README.md", "BENCHMARKS.md"]
-NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((REPO / "notebooks").glob(NOTEBOOK_PATTERN))
 #: a quoted path: one folder at least and a file suffix
 PATH = re.compile(r"`([\w.-]+(?:/[\w.-]+)+\.(?:py|ya?ml|md|json|ipynb|sh|txt|pt|toml|cfg))`")
 NOT_CHECKED = ("runs/", "OUT", "RUN", "/", "~", "../")
@@ -41,10 +42,14 @@ TEXTS = _texts()
 
 
 @lru_cache(maxsize=None)
+def _commands() -> dict[str, frozenset[str]]:
+    """Each ``hyperkit`` command -> the option strings it accepts (the whole parser built once)."""
+    return {name: frozenset(parser._option_string_actions) for name, parser in build_parser("*").commands.items()}
+
+
 def _options(command: str) -> frozenset[str] | None:
     """The option strings ``hyperkit command`` accepts; None for a word that is not a command."""
-    parser = build_parser("*").commands.get(command)
-    return None if parser is None else frozenset(parser._option_string_actions)
+    return _commands().get(command)
 
 
 def test_the_documents_are_there() -> None:
