@@ -50,7 +50,7 @@ from hyperkit.data.layouts import discover_datasets
 from hyperkit.evaluation import METHODS, evaluate, summarize
 from hyperkit.config import protocol_for
 from hyperkit.evaluation.run import run_evaluation
-from hyperkit.evaluation.tables import table_tasks
+from hyperkit.evaluation.tables import paper_columns
 from hyperkit.training.checkpoint import load_hypernet
 from hyperkit.config import TrainConfig
 from hyperkit.data.bank import TaskBank
@@ -281,12 +281,11 @@ def tables(args: argparse.Namespace) -> None:
           f"({res.record['wall_seconds']:.0f} s when computed)")
     print(res.tables)
     s = res.summary
-    ids = {c: t for tab in ("table1_ct", "table2_mri") for c, t in table_tasks(tab, {t for t, _ in s}).items()}
+    ids = paper_columns({t for t, _ in s})
     print("\nHyper U-Net > Rand U-Net:")
     for c, t in ids.items():
-        if t:
-            h, r = s[(t, "hyper_unet")].dsc, s[(t, "rand_unet")].dsc
-            print(f"  {c:20s} {h:.3f} vs {r:.3f}  {'yes' if h > r else 'NO'}")
+        h, r = s[(t, "hyper_unet")].dsc, s[(t, "rand_unet")].dsc
+        print(f"  {c:20s} {h:.3f} vs {r:.3f}  {'yes' if h > r else 'NO'}")
     print("large homogeneous targets (aim: DSC >= 0.7 and above copying the support mask):")
     for c in ("liver", "spleen", "heart_bssfp"):
         t = ids.get(c)

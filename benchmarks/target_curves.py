@@ -32,7 +32,7 @@ from typing import Any
 from hyperkit.config import combine_overrides, load_profile
 from hyperkit.evaluation.protocol import read_results
 from hyperkit.evaluation.run import run_evaluation
-from hyperkit.evaluation.tables import AIMS, TABLES, paper_tables, summarize, table_tasks
+from hyperkit.evaluation.tables import AIMS, paper_columns, paper_tables, summarize
 from hyperkit.files import read_jsonl
 from hyperkit.provenance import run_record
 from hyperkit.training.loop import resolve_run_config, run_state, train
@@ -111,7 +111,7 @@ def curves(out: Path) -> dict[str, Any]:
     for f in files:
         ep = int(f.stem[2:])
         summary = summarize(read_results(f))
-        cols = {c: t for table in TABLES for c, t in table_tasks(table, {t for t, _ in summary}).items() if t}
+        cols = paper_columns({t for t, _ in summary})
         eps.append(ep)
         for col, task in cols.items():
             targets.setdefault(col, []).append(summary[(task, METHOD)].dsc)

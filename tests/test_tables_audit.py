@@ -10,8 +10,8 @@ import math
 
 import pytest
 
-from hyperkit.evaluation.tables import (SCOPE_TEST, _marks, comparison_table, kit_task, reading, summarize,
-                                        table_tasks, what_held)
+from hyperkit.evaluation.tables import (SCOPE_TEST, _marks, comparison_table, kit_task, paper_columns, reading,
+                                        summarize, table_tasks, what_held)
 
 LIVER = "msd/Task03_Liver/liver@CT"
 PREFIX = "| liver (Task03_Liver/liver@CT) | "
@@ -36,6 +36,16 @@ def test_kit_task_takes_the_first_sorted_match_and_none_for_a_column_without_a_k
     assert kit_task("liver", ids) == "a/Task03_Liver/liver@CT"
     assert kit_task("spleen", ids) is None  # a column of the task map that no task plays
     assert kit_task("kidney_left", ids) is None  # Table 3's kidneys have no pattern: a task of that name is not one
+
+
+def test_paper_columns_keeps_the_played_columns_of_the_asked_tables_in_their_order():
+    heart, liver = "msd/Task02_Heart/left_atrium@MRI", "b/Task03_Liver/liver@CT"
+    ids = [heart, liver, "a/Task03_Liver/liver@CT", "totalseg/TotalSegmentator/rib_left_1@CT"]
+    assert paper_columns(ids) == {"liver": "a/Task03_Liver/liver@CT", "heart_bssfp": heart}
+    assert paper_columns(ids, ["table2_mri"]) == {"heart_bssfp": heart}
+    assert paper_columns(["totalseg/TotalSegmentator/rib_left_1@CT"]) == {}
+    with pytest.raises(ValueError, match="table must be one of"):
+        paper_columns(ids, ["table3_five_shot"])
 
 
 def test_a_supervised_row_outside_the_test_split_does_not_change_the_scope():

@@ -20,7 +20,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(("case_split", "evaluate", "one_shot_plan", "read_results", "score", "support_draws",
                      "task_split"), "protocol"),
     **dict.fromkeys(("EvaluationResult", "resolve_tasks", "run_evaluation"), "run"),
-    **dict.fromkeys(("comparison_table", "paper_tables", "reading", "summarize", "table_tasks", "what_held"),
+    **dict.fromkeys(("comparison_table", "paper_tables", "reading", "paper_columns", "summarize", "table_tasks", "what_held"),
                     "tables"),
     **dict.fromkeys(("run_ablation", "ablation_tables", "ablation_reading"), "ablation"),
     **dict.fromkeys(("run_finetune", "finetune_table"), "finetune"),

@@ -10,7 +10,7 @@ import torch
 
 from hyperkit.config import EvalConfig
 from hyperkit.evaluation.protocol import one_shot_model, one_shot_plan
-from hyperkit.evaluation.tables import TABLES, table_tasks
+from hyperkit.evaluation.tables import paper_columns
 from hyperkit.metrics import dice
 from hyperkit.model.hypernet import HyperUNet
 from hyperkit.plots import show_contours
@@ -43,7 +43,7 @@ def figure2(hyper: HyperUNet, bank: TaskBank, cfg: EvalConfig, conv_models: dict
     Raises:
         ValueError: none of ``targets`` can be drawn, or a target has no test split.
     """
-    cols = {c: t for tab in TABLES for c, t in table_tasks(tab, bank.task_ids).items()}
+    cols = paper_columns(bank.task_ids)
     shown = [c for c in targets if cols.get(c) in conv_models]
     if not shown:
         raise ValueError(f"none of {list(targets)} has a held-out task with a trained Conv U-Net")

@@ -108,6 +108,13 @@ def table_tasks(table: str, task_ids: Iterable[str]) -> dict[str, str | None]:
     return {col: kit_task(col, ids) for col in paper_tables()[table] if col != "caption"}
 
 
+def paper_columns(task_ids: Iterable[str], tables: Sequence[str] = TABLES) -> dict[str, str]:
+    """Paper column -> kit task, for the columns of ``tables`` (Tables 1-2 by default) that one of ``task_ids``
+    plays (:func:`table_tasks`); columns without a kit task are left out, in the tables' column order."""
+    ids = sorted(task_ids)
+    return {col: task for table in tables for col, task in table_tasks(table, ids).items() if task is not None}
+
+
 def _scope(rows: Sequence[Mapping[str, Any]]) -> str:
     """Which cases the rows of one task are summarised over (see :data:`SCOPE_TEST` ...)."""
     if not any(in_test_split(r) for r in rows):
@@ -231,8 +238,7 @@ def comparison_table(summary: Mapping[tuple[str, str], Stat], table: str, method
 def _evaluated(summary: Mapping[tuple[str, str], Stat], tables: Sequence[str]) -> list[tuple[str, str, str]]:
     """``(table, paper column, kit task)`` of every column of ``tables`` that ``summary`` holds."""
     tasks = {t for t, _ in summary}
-    return [(table, col, task) for table in tables for col, task in table_tasks(table, tasks).items()
-            if task is not None]
+    return [(table, col, task) for table in tables for col, task in paper_columns(tasks, [table]).items()]
 
 
 def _compare(a: float, b: float, level: float) -> str:

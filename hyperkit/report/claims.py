@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from hyperkit.evaluation.stats import (ALL_TASKS, Paired, compared, paired_difference, paired_starts, paired_tasks,
                                        printed_above_zero)
-from hyperkit.evaluation.tables import TABLES, paper_tables, table_tasks
+from hyperkit.evaluation.tables import TABLES, paper_columns, paper_tables
 
 __all__ = ["HOLDS", "FAILS", "NOT_MEASURED", "VERDICTS", "RULE", "Verdict", "ORGANS", "TUMOURS_VESSELS",
            "ABLATION_CLAIMS", "FINETUNE_NS", "FINETUNE_BASELINES", "hyper_above_rand", "organs_above_tumours",
@@ -90,8 +90,7 @@ def _decide(lo: float) -> str:
 
 def _columns(rows: Sequence[Mapping[str, Any]], tables: Sequence[str]) -> dict[str, str]:
     """Paper column -> kit task, for the columns of ``tables`` that ``rows`` hold."""
-    tasks = {r["task"] for r in rows}
-    return {col: task for table in tables for col, task in table_tasks(table, tasks).items() if task is not None}
+    return paper_columns({r["task"] for r in rows}, tables)
 
 
 def _paper_columns(tables: Sequence[str]) -> list[str]:
