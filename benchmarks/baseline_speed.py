@@ -22,6 +22,7 @@ Two parts:
   are bit-identical only at the same thread count) is the reference spread.
 - ``full``: the same targets with the profile's whole Conv U-Net budget (early stopping, best
   weights), before (at ``--full-threads``) and after: steps, best step, validation and test DSC.
+- ``compile-step``: one Conv U-Net training step eager (as the kit runs it) and with ``torch.compile``.
 - ``amp-step``: one training step of the Conv and of the All U-Net in fp32 and in bf16 autocast
   (``evaluate.conv.amp``), interleaved, medians (the cost of the validations subtracted).
 
@@ -57,6 +58,7 @@ from hyperkit.evaluation.methods import REGISTRY, Context, fit_supervised
 from hyperkit.evaluation.protocol import score, task_split
 from hyperkit.evaluation.run import heldout_bank
 from hyperkit.model.conv import conv3d
+from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.precision import precision
 from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
@@ -238,6 +240,52 @@ def amp_step(data: Data, args: argparse.Namespace) -> None:
         print(f"| {name} | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
 
 
+def compile_step(data: Data, args: argparse.Namespace) -> None:
+    """One Conv U-Net training step (forward, Dice + BCE, backward, AdamW; two liver patches, no augmentation)
+    as ``train_supervised`` runs it (eager, its full-resolution convolutions in channels-last) against the same
+    step with the forward pass through ``torch.compile`` (inductor, default mode), the kit's channels-last
+    convolutions traced into its graph. Two U-Nets of the same start, steps alternated ABBA; medians of
+    ``--step-reps`` steps each after two warm-up steps. (One compiled function per process: dynamo does not guard
+    on module hooks, so a second compiled U-Net with other hooks could reuse the first one's graph.)"""
+    task = next(t for t in data.bank.task_ids if t.endswith("liver@CT"))
+    s = _samples(after, data.bank, task, data.splits[task].train, 0)
+    cfg = _protocol().conv
+    x, m, ch = s.images[:2], s.masks[:2], s.channels[:2]
+    rows = {"eager": "eager, channels-last convolutions (the kit)",
+            "compiled": "`torch.compile` forward, channels-last convolutions"}
+    nets = {}
+    for name in rows:
+        torch.manual_seed(0)
+        net = UNet3D(8, out_channels=1).train()
+        fwd = (lambda t, n=net: after.channel_logits(n, t, ch))
+        nets[name] = (net, torch.optim.AdamW(net.parameters(), lr=cfg.lr),
+                      fwd if name == "eager" else torch.compile(fwd))
+
+    def step(name: str) -> float:
+        net, opt, fwd = nets[name]
+        t0 = time.perf_counter()
+        loss = segmentation_loss(fwd(x).float(), m, cfg.bce_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - t0
+
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    with after.channels_last_convs(nets["eager"][0]), after.channels_last_convs(nets["compiled"][0]):
+        first = step("compiled")
+        for name in ("eager", "eager", "compiled"):
+            step(name)
+        for r in range(args.step_reps):
+            for name in ("eager", "compiled") if r % 2 == 0 else ("compiled", "eager"):
+                times[name].append(step(name))
+    base = statistics.median(times["eager"])
+    print(f"\n{torch.get_num_threads()} thread(s); torch.compile's first step (compilation) {first:.1f} s\n")
+    print("| Conv U-Net step | median ms | eager / this |\n|---|---:|---:|")
+    for name, label in rows.items():
+        med = statistics.median(times[name])
+        print(f"| {label} | {med * 1000:.0f} | {base / med:.2f} |", flush=True)
+
+
 # ------------------------------------------------------------------------------ same results
 def _flat(net: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in net.parameters()])
@@ -338,7 +386,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "runs/quick/phantoms")
     ap.add_argument("--before", default=BEFORE, help="git revision of the 'before' baselines.py")
-    ap.add_argument("--parts", nargs="+", default=["speed", "equal"], choices=["speed", "equal", "full", "amp-step"])
+    ap.add_argument("--parts", nargs="+", default=["speed", "equal"],
+                    choices=["speed", "equal", "full", "amp-step", "compile-step"])
     ap.add_argument("--scale", type=float, default=50.0,
                     help="speed part: the protocol's step budgets divided by this (Conv: about 600 steps per U-Net "
                          "with early stopping, All: at most 2500)")
@@ -350,7 +399,8 @@ def main() -> None:
                     help="threads of 'before' in the full part (one is faster than two on a shared machine)")
     ap.add_argument("--full-runs", nargs="+", default=["before", "after"], choices=["before", "after"],
                     help="which of the two the full part trains")
-    ap.add_argument("--step-reps", type=int, default=10, help="amp-step part: steps timed per measurement")
+    ap.add_argument("--step-reps", type=int, default=10,
+                    help="amp-step and compile-step parts: steps timed per measurement")
     ap.add_argument("--amp", choices=["on", "off"], default="off",
                     help="after: bf16 autocast of the training steps where the CPU has bf16 (evaluate.conv.amp); "
                          "default off, as the quick profile")
@@ -371,6 +421,8 @@ def main() -> None:
         full(before, data, args)
     if "amp-step" in args.parts:
         amp_step(data, args)
+    if "compile-step" in args.parts:
+        compile_step(data, args)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
