@@ -32,7 +32,7 @@ from typing import Any
 from hyperkit.config import combine_overrides, load_profile
 from hyperkit.evaluation.protocol import read_results
 from hyperkit.evaluation.run import run_evaluation
-from hyperkit.evaluation.tables import AIMS, paper_columns, paper_tables, summarize
+from hyperkit.evaluation.tables import AIMS, TABLES, paper_columns, paper_tables, summarize
 from hyperkit.files import read_jsonl
 from hyperkit.provenance import run_record
 from hyperkit.training.loop import resolve_run_config, run_state, train
@@ -134,7 +134,7 @@ def table(c: dict[str, Any]) -> str:
         mark = " (best.pt)" if ep == c["best_episode"] else ""
         cells = [f"{ep}{mark}", "—" if v is None else f"{v:.3f}", f"{c['mean'][i]:.3f}"]
         lines.append("| " + " | ".join(cells + [f"{c['targets'][k][i]:.3f}" for k in cols]) + " |")
-    paper = {**paper_tables()["table1_ct"], **paper_tables()["table2_mri"]}
+    paper = {col: cell for t in TABLES for col, cell in paper_tables()[t].items()}  # the tables paper_columns reads
     lines.append("| paper | | " + f"{sum(paper[k]['hyper_unet']['dsc'][0] for k in cols) / len(cols):.3f} | "
                  + " | ".join(f"{paper[k]['hyper_unet']['dsc'][0]:.3f}" for k in cols) + " |")
     return "\n".join(lines)
