@@ -310,3 +310,49 @@ def test_target_curves_reads_one_evaluation_per_snapshot(tmp_path: Path) -> None
 def test_target_curves_refuses_a_bad_interval() -> None:
     done = _run("target_curves.py", "--data", "x", "--out", "y", "--every", "0")
     assert done.returncode == 2 and "--every must be a positive number of episodes, got 0" in done.stderr
+
+
+def _train_run(folder: Path, tasks_per_episode: int, dice: list[float], every: int = 50) -> Path:
+    """A ``hyperkit train`` folder as budget_curves reads it: the config's tasks per episode, validations."""
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(f"train:\n  tasks_per_episode: {tasks_per_episode}\n")
+    rows = [{"episode": 0, "dice": 0.0, "wall_seconds": 0.0}]
+    rows += [{"episode": every * (i + 1), "dice": d, "wall_seconds": 60.0 * (i + 1)} for i, d in enumerate(dice)]
+    (folder / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_budget_curves_budgets_means_and_the_doubling_fit(tmp_path: Path) -> None:
+    """Task-episodes are episodes x tasks per episode; the best keeps the first of equal maxima; the last-k mean and
+    the line over log2(task-episodes) follow from the validations (a gain of exactly 0.05 per doubling here)."""
+    a = _train_run(tmp_path / "a", 2, [0.10, 0.20, 0.10, 0.10])          # 200 episodes x 2 = 400, last-2 mean 0.10
+    b = _train_run(tmp_path / "b", 4, [0.10, 0.15, 0.15, 0.15])          # 200 x 4 = 800: 0.15
+    c = _train_run(tmp_path / "c", 4, [0.10, 0.20] + [0.20] * 6)         # 400 x 4 = 1600: 0.20
+    done = _run("budget_curves.py", f"short:s0={a}", f"mid:s0={b}", f"long:s0={c}", "--last", "2",
+                "--aim", "0.30", "--out", str(tmp_path / "b.png"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[2] == "| short:s0 | 200 | 2 | 400 | 4.0 | 0.200 (100) | 0.100 |"
+    assert lines[3] == "| mid:s0 | 200 | 4 | 800 | 4.0 | 0.150 (100) | 0.150 |"
+    assert lines[4] == "| long:s0 | 400 | 4 | 1,600 | 8.0 | 0.200 (100) | 0.200 |"
+    fit = next(line for line in lines if line.startswith("fit over 3 runs"))
+    assert fit.startswith("fit over 3 runs: +0.050 DSC per doubling of the task-episodes [95 % CI +0.050, +0.050]")
+    assert "reaches 0.30 at about 6,400 task-episodes (4x the longest run: an extrapolation)" in fit
+    assert (tmp_path / "b.png").stat().st_size > 0
+
+
+def test_budget_curves_reads_no_budget_off_a_line_whose_interval_includes_zero(tmp_path: Path) -> None:
+    runs = [_train_run(tmp_path / name, k, [d] * 5) for name, k, d in (("a", 2, 0.10), ("b", 4, 0.20), ("c", 8, 0.10))]
+    done = _run("budget_curves.py", *(f"r:{i}={r}" for i, r in enumerate(runs)))
+    assert done.returncode == 0, done.stderr
+    fit = next(line for line in done.stdout.splitlines() if line.startswith("fit over 3 runs"))
+    assert fit.startswith("fit over 3 runs: +0.000 DSC per doubling")
+    assert fit.endswith("the interval includes 0 (no gain resolved), so no budget is read off the line")
+
+
+def test_budget_curves_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    done = _run("budget_curves.py", f"x:s0={tmp_path}")
+    assert done.returncode == 2 and f"{tmp_path}: no config.yaml (not a hyperkit train run folder)" in done.stderr
+    short = _train_run(tmp_path / "short", 2, [0.1])
+    done = _run("budget_curves.py", f"x:s0={short}")
+    assert done.returncode == 2 and "1 validations after episode 0, fewer than --last 5" in done.stderr
