@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from model_runs import arm_of  # noqa: E402  (the arm of a label, a sibling script)
 from hyperkit.files import read_jsonl  # noqa: E402
 from hyperkit.plots import best_validation  # noqa: E402
 
@@ -58,7 +59,7 @@ def budget(label: str, run: Path, last: int) -> dict[str, Any]:
         raise ValueError(f"{run}: {len(rows)} validations after episode 0, fewer than --last {last}")
     episode, best = best_validation(rows)
     tail = [r["dice"] for r in rows[-last:]]
-    return {"label": label, "arm": label.split(":")[0], "tasks_per_episode": per_episode,
+    return {"label": label, "arm": arm_of(label), "tasks_per_episode": per_episode,
             "episodes": rows[-1]["episode"], "task_episodes": rows[-1]["episode"] * per_episode,
             "minutes": rows[-1].get("wall_seconds", math.nan) / 60, "best": best, "best_episode": episode,
             "last_mean": sum(tail) / len(tail), "rows": rows}
