@@ -7,7 +7,8 @@ resume ends with the same parameters and metrics as an uninterrupted run, ``test
 ``last.pt`` after every chunk, and scores each copy with ``hyperkit evaluate``'s protocol: Hyper U-Net only, the same
 support draws and test cases for every copy. So the training folder equals a plain ``hyperkit train`` run of the same
 seed on the same machine and thread count, and each point of the curves is what Tables 1-2 would show for a model
-stopped there.
+stopped there. Below the table, the Spearman rank correlation of the validation DSC with the targets' mean over the
+snapshots says how well the signal that chooses ``best.pt`` orders them.
 
 Writes ``OUT/train/`` (the run), ``OUT/snapshots/epNNNN.pt``, ``OUT/eval/epNNNN.csv`` (+ ``.json``, ``.md``),
 ``OUT/curves.json``, ``OUT/curves.md`` (the table printed at the end) and ``OUT/curves.png``. A second call continues
@@ -140,6 +141,19 @@ def table(c: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def agreement(c: dict[str, Any]) -> str:
+    """How well the validation DSC, which chooses ``best.pt``, orders the snapshots as the targets' mean does: the
+    Spearman rank correlation over the snapshots with a validation (at least three)."""
+    pairs = [(v, m) for v, m in zip(c["validation"], c["mean"]) if v is not None]
+    if len(pairs) < 3:
+        return f"validation against the mean of the targets: {len(pairs)} snapshots, at least 3 needed"
+    from scipy import stats
+
+    r = stats.spearmanr(*zip(*pairs))
+    return (f"validation against the mean of the targets over {len(pairs)} snapshots: Spearman rank correlation "
+            f"{r.statistic:+.2f} (p = {r.pvalue:.2f})")
+
+
 def figure(c: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -186,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     (out / "curves.md").write_text(md + "\n")
     figure(c, out / "curves.png")
     print(md)
+    print(f"\n{agreement(c)}")
     print(f"\n{out / 'curves.md'}, {out / 'curves.json'}, {out / 'curves.png'}")
 
 

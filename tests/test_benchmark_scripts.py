@@ -305,6 +305,19 @@ def test_target_curves_reads_one_evaluation_per_snapshot(tmp_path: Path) -> None
     assert lines[4] == "| paper | | 0.636 | 0.772 | 0.500 |"
     assert json.loads((out / "curves.json").read_text())["episodes"] == [100, 200]
     assert (out / "curves.png").stat().st_size > 0
+    assert "validation against the mean of the targets: 2 snapshots, at least 3 needed" in done.stdout
+
+
+def test_target_curves_ranks_the_validation_against_the_targets() -> None:
+    """Spearman over the snapshots with a validation: a validation that orders them against the targets gives -1."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from target_curves import agreement
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    c = {"validation": [0.10, 0.20, None, 0.30], "mean": [0.30, 0.20, 0.50, 0.10]}
+    assert agreement(c).startswith("validation against the mean of the targets over 3 snapshots: Spearman rank "
+                                   "correlation -1.00")
 
 
 def test_target_curves_refuses_a_bad_interval() -> None:
