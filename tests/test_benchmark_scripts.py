@@ -11,6 +11,7 @@ quotes; here they read results files written in the kit's own format (the column
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import re
 import subprocess
@@ -55,6 +56,15 @@ def _write(path: Path, rows: list[dict[str, Any]], shift: float = 0.0) -> Path:
         for r in rows:
             w.writerow(csv_row({**r, "dsc": r["dsc"] + shift}))
     return path
+
+
+def _benchmark(name: str) -> Any:
+    """A script of ``benchmarks/`` imported as a module (its folder on ``sys.path`` only while it is imported)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -194,11 +204,7 @@ def test_segment_memory_builds_clinical_grids(tmp_path: Path) -> None:
     (air in the scan, 0 in the label); a pad smaller than the scan is refused."""
     import numpy as np
     import SimpleITK as sitk
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from segment_memory import clinical_grid
-    finally:
-        sys.path.pop(0)
+    clinical_grid = _benchmark("segment_memory").clinical_grid
     scan = sitk.GetImageFromArray(np.full((10, 12, 8), 40, dtype=np.int16))  # (z, y, x): 8 x 12 x 10 voxels
     scan.SetSpacing((3.0, 3.0, 3.0))
     label = sitk.GetImageFromArray((np.arange(960).reshape(10, 12, 8) % 2).astype(np.uint8))
@@ -224,11 +230,8 @@ def test_support_air_pads_to_the_asked_air_fraction(tmp_path: Path) -> None:
     factor with the fill value and refuses to shrink."""
     import numpy as np
     import SimpleITK as sitk
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from support_air import pad_to_air, pad_xy
-    finally:
-        sys.path.pop(0)
+    support_air = _benchmark("support_air")
+    pad_to_air, pad_xy = support_air.pad_to_air, support_air.pad_xy
     body = np.full((6, 20, 20), 40, dtype=np.int16)  # (z, y, x)
     body[:, :, :5] = -1000  # a quarter air
     label = np.zeros(body.shape, np.uint8)
@@ -260,11 +263,8 @@ def test_interval_coverage_ranks_the_three_intervals() -> None:
     """coverage() of benchmarks/interval_coverage.py on a protocol whose test cases differ a lot:
     the interval over rows misses the effect often, the plain two-way one less, the kit's (with
     the small-sample corrections) least (seeded simulations: the same fractions every run)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from interval_coverage import coverage, effects
-    finally:
-        sys.path.pop(0)
+    interval_coverage = _benchmark("interval_coverage")
+    coverage, effects = interval_coverage.coverage, interval_coverage.effects
     rows, plain, kit = coverage(4, 5, (0.10, 0.0, 0.05), sims=60, resamples=300)
     assert rows < 0.75 < plain < kit and kit >= 0.9
     import numpy as np
@@ -310,11 +310,7 @@ def test_target_curves_reads_one_evaluation_per_snapshot(tmp_path: Path) -> None
 
 def test_target_curves_ranks_the_validation_against_the_targets() -> None:
     """Spearman over the snapshots with a validation: a validation that orders them against the targets gives -1."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        from target_curves import agreement
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    agreement = _benchmark("target_curves").agreement
     c = {"validation": [0.10, 0.20, None, 0.30], "mean": [0.30, 0.20, 0.50, 0.10]}
     assert agreement(c).startswith("validation against the mean of the targets over 3 snapshots: Spearman rank "
                                    "correlation -1.00")
