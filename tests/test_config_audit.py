@@ -212,7 +212,9 @@ def test_check_config_checks_each_section_and_the_crop():
     for bad, match in [({"seed": -1}, "seed must be >= 0"), ({"name": " "}, "name must be"),
                        ({"model": {**cfg["model"], "c_base": 0}}, "model.c_base"),
                        ({"evaluate": {**cfg["evaluate"], "draws": 0}}, "evaluate.draws"),
-                       ({"train": {**cfg["train"], "crop_size": 64}}, r"crop_size must be <= data.patch_size \(48\)")]:
+                       ({"train": {**cfg["train"], "crop_size": 64}}, r"crop_size must be <= data.patch_size \(48\)"),
+                       ({"train": {**cfg["train"], "intensity_remap": 1.5}},
+                        r"train.intensity_remap must be a probability in \[0, 1\], got 1.5")]:
         with pytest.raises(ConfigError, match=match):
             check_config({**cfg, **bad})
     assert check_config({**cfg, "train": {**cfg["train"], "crop_size": 48}})["train"]["crop_size"] == 48

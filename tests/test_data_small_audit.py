@@ -372,3 +372,36 @@ def test_augment_pair_returns_the_input_when_the_target_vanishes() -> None:
     shrink = Compose([Lambdad(keys="mask", func=lambda m: m * 0.4)])  # every voxel below the 0.5 threshold
     image_out, mask_out = augment_pair(shrink, image, mask, 0)
     assert image_out is image and mask_out is mask
+
+
+def test_rescale_percentiles_maps_each_patch_to_unit_range_whatever_its_scale() -> None:
+    from hyperkit.data.augment import rescale_percentiles
+
+    ramp = torch.linspace(-3.0, 5.0, 1000).view(1, 1, 10, 10, 10)
+    x = torch.cat([ramp, 100.0 * ramp + 7.0])
+    r = rescale_percentiles(x)
+    assert torch.allclose(r[0], r[1], atol=1e-5) and float(r.min()) == 0.0 and float(r.max()) == 1.0
+    assert float((r == 0.0).float().mean()) == pytest.approx(0.01, abs=0.002)   # below the 1st percentile
+    with pytest.raises(ValueError, match=r"x must be \(N, 1, D, H, W\), got shape \(10, 10, 10\)"):
+        rescale_percentiles(ramp[0, 0])
+    with pytest.raises(ValueError, match="need 0 <= low < high <= 1, got low=0.5, high=0.5"):
+        rescale_percentiles(x, 0.5, 0.5)
+
+
+def test_remap_intensity_is_piecewise_linear_through_the_curve() -> None:
+    """An identity curve leaves the rescaled patch, a falling one reverses it, a V folds it; bad curves refused."""
+    from hyperkit.data.augment import random_curve, remap_intensity, rescale_percentiles
+
+    x = torch.randn(2, 1, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    r = rescale_percentiles(x)
+    assert torch.allclose(remap_intensity(x, torch.linspace(0.0, 1.0, 5)), r, atol=1e-6)
+    assert torch.allclose(remap_intensity(x, torch.tensor([1.0, 0.0])), 1.0 - r, atol=1e-6)
+    assert torch.allclose(remap_intensity(x, torch.tensor([1.0, 0.0, 1.0])), (2 * r - 1).abs(), atol=1e-6)
+    curve = random_curve(torch.Generator().manual_seed(1))
+    assert curve.shape == (5,) and torch.equal(curve, random_curve(torch.Generator().manual_seed(1)))
+    y = remap_intensity(x, curve)
+    assert float(y.min()) >= float(curve.min()) - 1e-6 and float(y.max()) <= float(curve.max()) + 1e-6
+    with pytest.raises(ValueError, match=r"curve must be 1-D with at least 2 values, got shape \(1,\)"):
+        remap_intensity(x, torch.tensor([0.5]))
+    with pytest.raises(ValueError, match="a curve needs at least 2 points, got 1"):
+        random_curve(torch.Generator(), 1)

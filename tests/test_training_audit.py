@@ -115,7 +115,7 @@ def test_episode_loss_is_beta_support_plus_one_minus_beta_query_with_the_bce_wei
 
 class _Cfg:
     """The train settings :func:`training_step` reads."""
-    tasks_per_episode, task_sampling, beta, amp, bce_weight = 2, "uniform", 0.5, False, 0.5
+    tasks_per_episode, task_sampling, beta, amp, bce_weight, intensity_remap = 2, "uniform", 0.5, False, 0.5, 0.0
 
 
 def test_training_step_reports_the_lr_it_used_and_carries_no_gradient_over():
@@ -175,6 +175,42 @@ def test_training_step_augments_support_and_query_with_their_own_seeds(monkeypat
     tb.sample(2, replay)
     expected = torch.randint(2 ** 31, (2, 2), generator=replay).tolist()
     assert seen == [s for pair in expected for s in pair]  # task 0: support, query; task 1: support, query
+
+
+def test_training_step_remaps_a_tasks_support_and_query_through_one_curve(monkeypatch):
+    """``train.intensity_remap``: per task a draw decides, then one random curve maps support and query together
+    (one call on the stacked pair); at 0 the step draws nothing more than the episode (the paper's stream)."""
+    from hyperkit.data.augment import random_curve
+    from hyperkit.training import loop
+
+    calls = []
+
+    def record(x, curve):
+        calls.append((tuple(x.shape), curve.clone()))
+        return x + 1.0
+
+    monkeypatch.setattr(loop, "remap_intensity", record)
+    tb = bank({"a@CT": [5, 9, 13], "b@CT": [20, 3, 7]})
+
+    class Remap(_Cfg):
+        intensity_remap = 1.0
+
+    for cfg, expect_calls in ((_Cfg, 0), (Remap, 2)):
+        calls.clear()
+        model = Fixed()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        g = torch.Generator().manual_seed(3)
+        training_step(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0), tb, cfg, g, None,
+                      torch.device("cpu"))
+        replay = torch.Generator().manual_seed(3)
+        tb.sample(2, replay)
+        curves = []
+        for _ in range(expect_calls):
+            assert float(torch.rand((), generator=replay)) < 1.0
+            curves.append(random_curve(replay))
+        assert len(calls) == expect_calls and all(shape[0] == 2 for shape, _ in calls)
+        assert all(torch.equal(c, want) for (_, c), want in zip(calls, curves))
+        assert torch.equal(g.get_state(), replay.get_state())  # nothing drawn beyond these
 
 
 def test_training_step_computes_its_rank_share_and_samples_as_the_profile_says():

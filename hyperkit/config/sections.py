@@ -246,6 +246,9 @@ class TrainConfig:
         intensity: the intensity augmentation, ``"paper"`` (noise, smoothing, gamma 0.7-1.5)
             or ``"wide"`` (also random intensity scale/shift, histogram shift, gamma 0.5-2):
             the lever that lets CT-trained U-Nets read MRI.
+        intensity_remap: probability that a training task's support and query pass through one
+            random non-monotone intensity curve (:func:`hyperkit.data.augment.remap_intensity`),
+            after the augmentation (0: never, the paper).
         crop_size: side of the training patches in voxels, cut from the training bank's cubes
             with the same offset rule (``None``: ``data.patch_size``, the paper). Smaller crops
             make a task-episode cheaper; validation and evaluation keep ``data.patch_size``.
@@ -274,6 +277,7 @@ class TrainConfig:
     bce_weight: float = 1.0
     ema: float = 0.0
     crop_size: int | None = None
+    intensity_remap: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], **overrides: Any) -> "TrainConfig":
@@ -316,6 +320,8 @@ class TrainConfig:
             raise ConfigError(f"train.bce_weight must be >= 0, got {self.bce_weight}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"train.ema must be in [0, 1) (0: no averaging), got {self.ema}")
+        if not 0.0 <= self.intensity_remap <= 1.0:
+            raise ConfigError(f"train.intensity_remap must be a probability in [0, 1], got {self.intensity_remap}")
         if self.weight_decay < 0:
             raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
         if self.crop_size is not None and (self.crop_size <= 0 or self.crop_size % 16):

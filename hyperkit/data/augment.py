@@ -1,5 +1,9 @@
 """On-the-fly augmentation with MONAI (paper section 4): flips, 90-degree rotations, affine;
-Gaussian noise, smoothing and contrast. Support and query are augmented independently."""
+Gaussian noise, smoothing and contrast. Support and query are augmented independently.
+
+Not in the paper: :func:`remap_intensity`, one random non-monotone intensity curve shared by a
+task's support and query (``train.intensity_remap``), so that a CT-trained encoder meets tissue
+orders other than CT's, as on MRI, where fat and blood can be the brightest tissues."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from monai.transforms import (Compose, RandAdjustContrastd, RandAffined, RandFli
                               RandShiftIntensityd)
 from torch import Tensor
 
-__all__ = ["build_augment", "augment_pair"]
+__all__ = ["build_augment", "augment_pair", "rescale_percentiles", "random_curve", "remap_intensity"]
 
 _KEYS = ("image", "mask")
 
@@ -65,3 +69,55 @@ def augment_pair(transform: Compose, image: Tensor, mask: Tensor, seed: int) -> 
     if not bool(new_mask.any()):
         return image, mask
     return torch.as_tensor(out["image"]).as_subclass(Tensor).to(image.dtype), new_mask.as_subclass(Tensor)
+
+
+#: control points of a random intensity curve (evenly spaced over the rescaled intensities [0, 1])
+CURVE_POINTS = 5
+
+
+def rescale_percentiles(x: Tensor, low: float = 0.01, high: float = 0.99) -> Tensor:
+    """Each patch's ``low``-``high`` quantiles (nearest rank) mapped to [0, 1] and clipped (the kit's
+    MRI normalisation, applied per patch).
+
+    Args:
+        x: ``(N, 1, D, H, W)`` float patches.
+
+    Raises:
+        ValueError: ``x`` is not 5-D, or not ``0 <= low < high <= 1``.
+    """
+    if x.ndim != 5:
+        raise ValueError(f"x must be (N, 1, D, H, W), got shape {tuple(x.shape)}")
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"need 0 <= low < high <= 1, got low={low}, high={high}")
+    flat = x.flatten(1).float()
+    n = flat.shape[1]
+    lo, hi = (flat.kthvalue(round(q * (n - 1)) + 1, dim=1).values.view(-1, 1, 1, 1, 1) for q in (low, high))
+    return ((x - lo) / (hi - lo).clamp_min(1e-6)).clamp(0.0, 1.0).to(x.dtype)
+
+
+def random_curve(generator: torch.Generator, points: int = CURVE_POINTS) -> Tensor:
+    """``(points,)`` values drawn uniformly in [0, 1]: a random, in general non-monotone, intensity curve."""
+    if points < 2:
+        raise ValueError(f"a curve needs at least 2 points, got {points}")
+    return torch.rand(points, generator=generator)
+
+
+def remap_intensity(x: Tensor, curve: Tensor) -> Tensor:
+    """Rescale each patch (:func:`rescale_percentiles`), then map it through the piecewise-linear
+    ``curve`` (its values at evenly spaced points of [0, 1]).
+
+    Args:
+        x: ``(N, 1, D, H, W)`` patches; a task's support and query pass together, so that they
+            share one curve as the support and query of an MRI target share a sequence.
+        curve: ``(K,)``, K >= 2, from :func:`random_curve`.
+
+    Returns:
+        ``(N, 1, D, H, W)`` in [min(curve), max(curve)].
+    """
+    if curve.ndim != 1 or curve.numel() < 2:
+        raise ValueError(f"curve must be 1-D with at least 2 values, got shape {tuple(curve.shape)}")
+    t = rescale_percentiles(x) * (curve.numel() - 1)
+    i = t.floor().clamp(max=curve.numel() - 2).long()
+    w = t - i
+    c = curve.to(x.dtype)
+    return c[i] * (1 - w) + c[i + 1] * w

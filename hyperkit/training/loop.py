@@ -41,7 +41,7 @@ from hyperkit.model.hypernet import HyperUNet
 from hyperkit.model.modes import eval_mode
 from hyperkit.model.precision import autocast
 from hyperkit.provenance import write_run_record
-from hyperkit.data.augment import augment_pair, build_augment
+from hyperkit.data.augment import augment_pair, build_augment, random_curve, remap_intensity
 from hyperkit.files import read_jsonl, save_atomic, write_text_atomic
 from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet
 from hyperkit.training.device import check_device
@@ -192,6 +192,11 @@ def training_step(net: nn.Module, opt: torch.optim.Optimizer, sched: Any, bank: 
                 augment, ep.support_images[i, 0], ep.support_masks[i, 0], s1)
             ep.query_images[i, 0], ep.query_masks[i, 0] = augment_pair(
                 augment, ep.query_images[i, 0], ep.query_masks[i, 0], s2)
+    if tcfg.intensity_remap > 0:  # draws nothing when off: the paper's stream of random numbers is kept
+        for i in range(len(ep.task_ids)):
+            if float(torch.rand((), generator=generator)) < tcfg.intensity_remap:
+                pair = remap_intensity(torch.cat([ep.support_images[i], ep.query_images[i]]), random_curve(generator))
+                ep.support_images[i], ep.query_images[i] = pair[:1], pair[1:]
     loss, parts = episode_loss(net, ep.shard(rank, world), tcfg.beta, generator, device, tcfg.amp, tcfg.bce_weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
