@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,17 +143,27 @@ def table(c: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Spearman's rank correlation of two series and its p-value; nan for a constant series (no order to compare)."""
+    if len(set(xs)) < 2 or len(set(ys)) < 2:
+        return math.nan, math.nan
+    from scipy import stats
+
+    r = stats.spearmanr(xs, ys)
+    return float(r.statistic), float(r.pvalue)
+
+
 def agreement(c: dict[str, Any]) -> str:
     """How well the validation DSC, which chooses ``best.pt``, orders the snapshots as the targets' mean does: the
     Spearman rank correlation over the snapshots with a validation (at least three)."""
     pairs = [(v, m) for v, m in zip(c["validation"], c["mean"]) if v is not None]
     if len(pairs) < 3:
         return f"validation against the mean of the targets: {len(pairs)} snapshots, at least 3 needed"
-    from scipy import stats
-
-    r = stats.spearmanr(*zip(*pairs))
-    return (f"validation against the mean of the targets over {len(pairs)} snapshots: Spearman rank correlation "
-            f"{r.statistic:+.2f} (p = {r.pvalue:.2f})")
+    r, p = spearman(*zip(*pairs))
+    head = f"validation against the mean of the targets over {len(pairs)} snapshots: "
+    if math.isnan(r):
+        return head + "no rank correlation (one of the two is constant)"
+    return head + f"Spearman rank correlation {r:+.2f} (p = {p:.2f})"
 
 
 def figure(c: dict[str, Any], path: Path) -> None:

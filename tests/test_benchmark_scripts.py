@@ -314,6 +314,8 @@ def test_target_curves_ranks_the_validation_against_the_targets() -> None:
     c = {"validation": [0.10, 0.20, None, 0.30], "mean": [0.30, 0.20, 0.50, 0.10]}
     assert agreement(c).startswith("validation against the mean of the targets over 3 snapshots: Spearman rank "
                                    "correlation -1.00")
+    flat = {"validation": [0.15, 0.15, 0.15], "mean": [0.30, 0.20, 0.10]}
+    assert agreement(flat).endswith("over 3 snapshots: no rank correlation (one of the two is constant)")
 
 
 def test_target_curves_refuses_a_bad_interval() -> None:
@@ -365,3 +367,58 @@ def test_budget_curves_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> Non
     short = _train_run(tmp_path / "short", 2, [0.1])
     done = _run("budget_curves.py", f"x:s0={short}")
     assert done.returncode == 2 and "1 validations after episode 0, fewer than --last 5" in done.stderr
+
+
+def test_validation_signals_remap_each_patch_as_a_modality_change() -> None:
+    """Each patch's 1st-99th percentiles go to [0, 1] (clipped) whatever its scale; inverted swaps dark and bright;
+    folded sends both ends to 1 and the middle to 0."""
+    import torch
+
+    vs = _benchmark("validation_signals")
+    ramp = torch.linspace(-3.0, 5.0, 1000).view(1, 1, 10, 10, 10)
+    x = torch.cat([ramp, 100.0 * ramp + 7.0])                            # two patches, scales 100x apart
+    r = vs.REMAPS["rescaled"](x)
+    assert r.shape == x.shape and torch.allclose(r[0], r[1], atol=1e-5)
+    assert float(r.min()) == 0.0 and float(r.max()) == 1.0
+    assert float((r == 0.0).float().mean()) == pytest.approx(0.01, abs=0.002)   # below the 1st percentile
+    assert torch.allclose(vs.REMAPS["inverted"](x), 1.0 - r)
+    folded = vs.REMAPS["folded"](x)
+    assert float(folded[0, 0, 0, 0, 0]) == 1.0 and float(folded[0, 0, -1, -1, -1]) == 1.0
+    assert float(folded[0].min()) < 0.01
+
+
+def test_validation_signals_report_ranks_each_signal_against_the_target_groups(tmp_path: Path) -> None:
+    """``--report``: per signal the Spearman rank correlation with the mean of all, the MRI and the CT targets over
+    the snapshots, the episode the signal would choose and the targets' mean there; the plain signal is checked
+    against the run's logged validation."""
+    vs = _benchmark("validation_signals")
+    run = tmp_path / "curves"
+    (run / "train").mkdir(parents=True)
+    eps = [100, 200, 300, 400]
+    liver, heart = [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]          # CT rises, MRI falls
+    (run / "curves.json").write_text(json.dumps({"episodes": eps, "targets": {"liver": liver, "heart_bssfp": heart}}))
+    signals = {str(e): {s: 0.0 for s in vs.SIGNALS} for e in eps}
+    for i, e in enumerate(eps):
+        signals[str(e)].update(plain=0.1 * (i + 1), seen=[0.3, 0.1, 0.2, 0.0][i])
+    (run / "signals.json").write_text(json.dumps(signals))
+    (run / "train" / "validation.jsonl").write_text("".join(json.dumps({"episode": e, "dice": 0.1 * (i + 1) + 1e-3})
+                                                            + "\n" for i, e in enumerate(eps)))
+    done = _run("validation_signals.py", "--data", str(tmp_path), "--runs", str(run), "--report")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "**curves** (4 snapshots; plain signal within 1.0e-03 of the run's validation.jsonl)"
+    plain = next(x for x in lines if x.startswith("| plain |")).split(" | ")
+    assert plain[1] == "— (a constant series)"                               # the mean of the two is 0.25 throughout
+    assert plain[2].startswith("-1.00") and plain[3].startswith("+1.00")   # against MRI, with CT
+    assert plain[4:] == ["400", "0.250 (0.100, 0.400) |"]
+    seen = next(x for x in lines if x.startswith("| seen |")).split(" | ")
+    assert seen[4] == "100" and seen[3].startswith("-0.80")
+
+
+def test_validation_signals_refuses_a_report_of_an_unscored_run_and_bad_checkpoints(tmp_path: Path) -> None:
+    done = _run("validation_signals.py", "--data", str(tmp_path), "--runs", str(tmp_path), "--report")
+    assert done.returncode != 0 and "not scored yet" in done.stderr
+    done = _run("validation_signals.py", "--data", str(tmp_path))
+    assert done.returncode == 2 and "give --runs, --checkpoints or both" in done.stderr
+    done = _run("validation_signals.py", "--data", str(tmp_path), "--checkpoints", f"a={tmp_path / 'none.pt'}")
+    assert done.returncode == 2 and "--checkpoints takes LABEL=PATH to a checkpoint file, got 'a=" in done.stderr
