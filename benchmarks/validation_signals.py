@@ -55,12 +55,11 @@ from hyperkit.training.loop import one_shot_validation
 from target_curves import spearman
 
 #: intensity maps of a (N, 1, S, S, S) stack of CT patches, applied patch by patch
-REMAPS: dict[str, Callable[[Tensor], Tensor]] = {}
-
-
-REMAPS["rescaled"] = rescale_percentiles
-REMAPS["inverted"] = lambda x: 1.0 - rescale_percentiles(x)
-REMAPS["folded"] = lambda x: (2.0 * rescale_percentiles(x) - 1.0).abs()
+REMAPS: dict[str, Callable[[Tensor], Tensor]] = {
+    "rescaled": rescale_percentiles,
+    "inverted": lambda x: 1.0 - rescale_percentiles(x),
+    "folded": lambda x: (2.0 * rescale_percentiles(x) - 1.0).abs(),
+}
 SIGNALS = ("plain", *REMAPS, "shifted", "all cases", "seen")
 
 
@@ -74,6 +73,8 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if not args.runs and not args.checkpoints:
         ap.error("give --runs, --checkpoints or both")
+    if args.report and args.checkpoints:
+        ap.error("--report reads the stored signals of --runs; --checkpoints are always scored")
     for item in args.checkpoints:
         label, _, path = item.partition("=")
         if not label or not Path(path).is_file():

@@ -422,3 +422,6 @@ def test_validation_signals_refuses_a_report_of_an_unscored_run_and_bad_checkpoi
     assert done.returncode == 2 and "give --runs, --checkpoints or both" in done.stderr
     done = _run("validation_signals.py", "--data", str(tmp_path), "--checkpoints", f"a={tmp_path / 'none.pt'}")
     assert done.returncode == 2 and "--checkpoints takes LABEL=PATH to a checkpoint file, got 'a=" in done.stderr
+    done = _run("validation_signals.py", "--data", str(tmp_path), "--runs", str(tmp_path), "--report",
+                "--checkpoints", f"a={tmp_path / 'none.pt'}")
+    assert done.returncode == 2 and "--report reads the stored signals of --runs" in done.stderr

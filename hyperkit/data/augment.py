@@ -119,5 +119,5 @@ def remap_intensity(x: Tensor, curve: Tensor) -> Tensor:
     t = rescale_percentiles(x) * (curve.numel() - 1)
     i = t.floor().clamp(max=curve.numel() - 2).long()
     w = t - i
-    c = curve.to(x.dtype)
+    c = curve.to(device=x.device, dtype=x.dtype)
     return c[i] * (1 - w) + c[i + 1] * w
