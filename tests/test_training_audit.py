@@ -189,7 +189,15 @@ def test_training_step_remaps_a_tasks_support_and_query_through_one_curve(monkey
         calls.append((tuple(x.shape), curve.clone()))
         return x + 1.0
 
+    seen = []
+    real_loss = loop.episode_loss
+
+    def loss_of(net, ep, *args):
+        seen.append(ep)
+        return real_loss(net, ep, *args)
+
     monkeypatch.setattr(loop, "remap_intensity", record)
+    monkeypatch.setattr(loop, "episode_loss", loss_of)
     tb = bank({"a@CT": [5, 9, 13], "b@CT": [20, 3, 7]})
 
     class Remap(_Cfg):
@@ -197,6 +205,7 @@ def test_training_step_remaps_a_tasks_support_and_query_through_one_curve(monkey
 
     for cfg, expect_calls in ((_Cfg, 0), (Remap, 2)):
         calls.clear()
+        seen.clear()
         model = Fixed()
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         g = torch.Generator().manual_seed(3)
@@ -211,6 +220,10 @@ def test_training_step_remaps_a_tasks_support_and_query_through_one_curve(monkey
         assert len(calls) == expect_calls and all(shape[0] == 2 for shape, _ in calls)
         assert all(torch.equal(c, want) for (_, c), want in zip(calls, curves))
         assert torch.equal(g.get_state(), replay.get_state())  # nothing drawn beyond these
+        plain = tb.sample(2, torch.Generator().manual_seed(3))
+        shift = 1.0 if expect_calls else 0.0                   # the loss sees the remapped support and query
+        assert torch.equal(seen[0].support_images, plain.support_images + shift)
+        assert torch.equal(seen[0].query_images, plain.query_images + shift)
 
 
 def test_training_step_computes_its_rank_share_and_samples_as_the_profile_says():
