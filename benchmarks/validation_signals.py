@@ -50,7 +50,8 @@ from hyperkit.data.bank import TaskBank
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.evaluation.tables import paper_tables
 from hyperkit.files import read_jsonl
-from hyperkit.training.checkpoint import load_checkpoint, load_hypernet
+from hyperkit.model.hypernet import HyperUNet
+from hyperkit.training.checkpoint import load_hypernet
 from hyperkit.training.loop import one_shot_validation
 from target_curves import spearman
 
@@ -100,10 +101,9 @@ def banks(data: Path, cfg: dict[str, Any]) -> dict[str, TaskBank]:
     return {"val": val, "all cases": every, "seen": seen}
 
 
-def score_snapshot(path: Path, bank: dict[str, TaskBank], cfg: dict[str, Any], seen_queries: int,
+def score_snapshot(model: HyperUNet, bank: dict[str, TaskBank], cfg: dict[str, Any], seen_queries: int,
                    have: dict[str, float]) -> dict[str, float]:
-    """The signals of one snapshot that ``have`` lacks, added to a copy of it."""
-    model, _ = load_hypernet(path)
+    """The signals of one loaded snapshot that ``have`` lacks, added to a copy of it."""
     dev = torch.device("cpu")
     tcfg = cfg["train"]
     out = dict(have)
@@ -117,13 +117,15 @@ def score_snapshot(path: Path, bank: dict[str, TaskBank], cfg: dict[str, Any], s
 
 
 def cached_banks(cache: dict[str, Any], data: Path, cfg: dict[str, Any]) -> dict[str, TaskBank]:
-    """:func:`banks` and the remapped validation banks, loaded once (every run and checkpoint shares the data)."""
-    if "bank" not in cache:
+    """:func:`banks` and the remapped validation banks, loaded once per preprocessing (``data`` section) and
+    validation subjects: runs and checkpoints of one profile share them, another profile's get their own."""
+    key = json.dumps([cfg["data"], cfg["train"]["val_splits"]], sort_keys=True, default=str)
+    if key not in cache:
         t0 = time.perf_counter()
-        cache["bank"] = banks(data, cfg)
-        cache["bank"].update({n: remapped(cache["bank"]["val"], f) for n, f in REMAPS.items()})
+        cache[key] = banks(data, cfg)
+        cache[key].update({n: remapped(cache[key]["val"], f) for n, f in REMAPS.items()})
         print(f"[signals] banks loaded ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return cache["bank"]
+    return cache[key]
 
 
 def score_checkpoints(items: list[str], data: Path, seen_queries: int, cache: dict[str, Any]) -> str:
@@ -131,9 +133,9 @@ def score_checkpoints(items: list[str], data: Path, seen_queries: int, cache: di
     lines = ["| checkpoint | " + " | ".join(SIGNALS) + " |", "|---|" + "---:|" * len(SIGNALS)]
     for item in items:
         label, _, path = item.partition("=")
-        cfg = load_checkpoint(path)["config"]
+        model, cfg = load_hypernet(path)
         t0 = time.perf_counter()
-        got = score_snapshot(Path(path), cached_banks(cache, data, cfg), cfg, seen_queries, {})
+        got = score_snapshot(model, cached_banks(cache, data, cfg), cfg, seen_queries, {})
         print(f"[signals] {label} ({time.perf_counter() - t0:.0f} s)", flush=True)
         lines.append(f"| {label} | " + " | ".join(f"{got[k]:.3f}" for k in SIGNALS) + " |")
     return "\n".join(lines)
@@ -146,13 +148,13 @@ def score_run(run: Path, data: Path, seen_queries: int, cache: dict[str, Any]) -
     snaps = sorted((run / "snapshots").glob("ep*.pt"))
     if not snaps:
         raise SystemExit(f"{run / 'snapshots'}: no snapshots; run benchmarks/target_curves.py first")
-    cfg = load_checkpoint(snaps[0])["config"]
     for snap in snaps:
         ep = str(int(snap.stem[2:]))
         if ep in done and set(done[ep]) == set(SIGNALS):
             continue
+        model, cfg = load_hypernet(snap)
         t0 = time.perf_counter()
-        done[ep] = score_snapshot(snap, cached_banks(cache, data, cfg), cfg, seen_queries, done.get(ep, {}))
+        done[ep] = score_snapshot(model, cached_banks(cache, data, cfg), cfg, seen_queries, done.get(ep, {}))
         store.write_text(json.dumps(done, indent=1) + "\n")
         print(f"[signals] {run.name} episode {ep}: "
               + ", ".join(f"{k} {v:.3f}" for k, v in done[ep].items()) + f" ({time.perf_counter() - t0:.0f} s)",
