@@ -425,3 +425,30 @@ def test_validation_signals_refuses_a_report_of_an_unscored_run_and_bad_checkpoi
     done = _run("validation_signals.py", "--data", str(tmp_path), "--runs", str(tmp_path), "--report",
                 "--checkpoints", f"a={tmp_path / 'none.pt'}")
     assert done.returncode == 2 and "--report reads the stored signals of --runs" in done.stderr
+
+
+def test_maml_speed_times_both_ways_and_side_by_side_equals_one_thread(tmp_path: Path) -> None:
+    """benchmarks/maml_speed.py on four tiny organs: both timings, a ratio, and the side-by-side weights equal
+    to the folds one after the other at one thread (0), which a test of the kit also asserts."""
+    from hyperkit.config import load_profile
+    from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
+    from tiny import TINY_MODEL, untrained_checkpoint
+
+    data = tmp_path / "data"
+    write_sample_msd(data, "Task03_Liver", n_cases=4, labels=("liver", "cancer"))
+    write_sample_msd(data, "Task09_Spleen", n_cases=4, labels=("spleen",))
+    write_sample_totalseg(data, n_cases=4, structures=("kidney_right", "kidney_left"))
+    maml = {"shots": 2, "queries": 1, "inner_steps": 1, "inner_lr": 0.1, "meta_iterations": 2, "meta_batch": 2,
+            "meta_lr": 0.001, "first_order": True, "augment": True, "bce_weight": 0.1}
+    cfg = load_profile("quick", {"data": {"patch_size": 16}, "model": TINY_MODEL, "evaluate": {"maml": maml}})
+    cfg["name"] = "tiny-maml"
+    ckpt = untrained_checkpoint(cfg, tmp_path / "best.pt")
+    done = _run("maml_speed.py", "--data", str(data), "--checkpoint", str(ckpt), "--iterations", "2", "--rounds", "1")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("4 folds of 2 outer steps; torch threads ")
+    assert re.fullmatch(r"median: one after the other [\d.]+ s, side by side [\d.]+ s; speed-up [\d.]+x", lines[-2])
+    assert re.fullmatch(r"weights, max \|difference\| of side by side to the folds one after the other at one "
+                        r"thread: 0; at \d+ threads: \S+", lines[-1])
+    bad = _run("maml_speed.py", "--data", str(data), "--checkpoint", str(ckpt), "--iterations", "0")
+    assert bad.returncode != 0 and "--iterations and --rounds must be >= 1, got 0, 2" in bad.stderr

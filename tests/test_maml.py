@@ -19,7 +19,7 @@ from hyperkit.data.layouts import discover_datasets
 from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
 from hyperkit.evaluation import maml as emaml
 from hyperkit.evaluation.maml import (ORGANS, MamlRun, OrganTask, check_organs, five_shot_reading, five_shot_table,
-                                     maml_reading, read_maml, resolve_organs)
+                                     maml_reading, read_maml, resolve_organs, run_maml)
 from hyperkit.evaluation.tables import Stat
 from hyperkit.files import save_atomic
 from hyperkit.model.adapt import segmentation_loss
@@ -193,6 +193,35 @@ def test_maml_command_pairs_both_methods_writes_table3_and_reuses_folds(
     # another budget in the same folder is refused, not mixed in
     assert main(argv + ["--resume", "--meta-iterations", "3"]) == 2
     assert "another maml.meta_iterations; choose another --out" in capsys.readouterr().err
+
+
+def test_folds_side_by_side_compute_what_one_thread_computes_one_after_the_other(
+        tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """Two folds at once (one torch thread each) give the weights, rows and table of the folds run one
+    after the other at one thread: a fold's results do not depend on how many run beside it."""
+    data, ckpt = tiny
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = run_maml(ckpt, data, tmp_path / "serial", workers=1, progress=False)
+        torch.set_num_threads(2)
+        pair = run_maml(ckpt, data, tmp_path / "pair", workers=2, progress=False)
+        assert torch.get_num_threads() == 2  # restored after the pool
+    finally:
+        torch.set_num_threads(threads)
+
+    def cells(rows: list[dict]) -> list[tuple]:
+        return [tuple(v for k, v in r.items() if k != "fit_seconds") for r in rows]
+
+    assert cells(pair.rows) == cells(serial.rows) and pair.table == serial.table
+    assert [(f["threads"], f["tasks_seen"], f["curve"]) for f in pair.folds.values()] == \
+        [(1, f["tasks_seen"], f["curve"]) for f in serial.folds.values()]
+    for organ in ORGANS:
+        a, b = (torch.load(run.out_dir / "folds" / f"{organ}.pt", weights_only=True)["state_dict"]
+                for run in (serial, pair))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        run_maml(ckpt, data, tmp_path / "none", workers=0, progress=False)
 
 
 # ------------------------------------------------------------------------------ the readings of notebook 07

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -52,6 +52,7 @@ from hyperkit.model.modes import eval_mode
 from hyperkit.model.precision import autocast, precision
 from hyperkit.model.unet import DOWNSAMPLING, UNet3D
 from hyperkit.data.augment import augment_pair, build_augment
+from hyperkit.evaluation.side_by_side import side_by_side
 
 __all__ = ["Samples", "SupervisedResult", "SupervisedJob", "train_supervised", "train_supervised_many", "predict",
            "channel_logits", "channels_last_convs", "copy_support", "central_blob"]
@@ -298,14 +299,11 @@ def train_supervised_many(jobs: Sequence[SupervisedJob], workers: int | None = N
                           progress: bool = False) -> Iterator[tuple[int, SupervisedResult]]:
     """Run independent :func:`train_supervised` jobs, ``workers`` at a time, one torch thread each.
 
-    With ``workers`` > 1 the process runs at one torch thread while the jobs train (restored
-    afterwards): each job then computes exactly what :func:`train_supervised` computes at one
-    thread, whatever else runs beside it, so the results do not depend on ``workers`` or on the
-    order in which the jobs finish, and equal a one-thread run of the jobs one after the other.
-    With ``workers == 1`` the jobs run one after the other in the calling thread at the current
-    thread count. Jobs start in the order given (put the longest first). Worker threads flush
-    denormal floats to zero (as :func:`~hyperkit.evaluation.protocol.evaluate` does), which
-    would otherwise slow CPU convolutions by orders of magnitude.
+    Through :func:`~hyperkit.evaluation.side_by_side.side_by_side`: with ``workers`` > 1 each job
+    computes exactly what :func:`train_supervised` computes alone at one thread, so the results do
+    not depend on ``workers`` or on the order in which the jobs finish, and equal a one-thread run
+    of the jobs one after the other; with ``workers == 1`` the jobs run one after the other at the
+    current thread count. Jobs start in the order given (put the longest first).
 
     Args:
         jobs: the trainings; each ``job.net`` is trained in place.
@@ -318,27 +316,9 @@ def train_supervised_many(jobs: Sequence[SupervisedJob], workers: int | None = N
     Raises:
         ValueError: ``workers`` < 1.
     """
-    workers = torch.get_num_threads() if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    workers = min(workers, len(jobs))
-    if workers <= 1:
-        for i, job in enumerate(jobs):
-            yield i, train_supervised(job.net, job.train, job.val, job.cfg, job.generator, progress, job.desc,
-                                      job.balance)
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # before the pool's threads exist: each starts at one thread
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="train_supervised",
-                              initializer=torch.set_flush_denormal, initargs=(True,))
-    try:
-        futures = {pool.submit(train_supervised, job.net, job.train, job.val, job.cfg, job.generator, progress,
-                               job.desc, job.balance): i for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        torch.set_num_threads(threads)
+    return side_by_side([functools.partial(train_supervised, job.net, job.train, job.val, job.cfg, job.generator,
+                                           progress, job.desc, job.balance) for job in jobs],
+                        workers, name="train_supervised")
 
 
 def central_blob(support_masks: Tensor) -> Tensor:

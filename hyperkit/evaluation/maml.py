@@ -28,6 +28,7 @@ the table again from ``maml.csv`` and ``maml.json`` alone (the reproduction repo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 import warnings
@@ -46,10 +47,12 @@ from hyperkit.data.layouts import Dataset, discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
+from hyperkit.evaluation.side_by_side import side_by_side
 from hyperkit.evaluation.protocol import evaluate, one_shot_plan, read_results, score, write_results
 from hyperkit.evaluation.stats import Paired, paired_tasks
 from hyperkit.evaluation.tables import Stat, kit_task, paper_tables, summarize
 from hyperkit.files import sha256_file, write_text_atomic
+from hyperkit.model.unet import UNet3D
 from hyperkit.training.maml import (FOLD_READERS, MetaResult, adapt, init_unet, load_fold, meta_train, save_fold,
                                     without_task)
 
@@ -184,9 +187,14 @@ def maml_rows(net: torch.nn.Module, bank: TaskBank, task: str, ecfg: EvalConfig,
 
 
 def run_fold(bank: TaskBank, organ: OrganTask, mcfg: MamlConfig, base_width: int, seed: int, path: Path,
-             key: Mapping[str, Any], progress: bool = False) -> tuple[torch.nn.Module, MetaResult, bool]:
+             key: Mapping[str, Any], progress: bool = False, start: UNet3D | None = None
+             ) -> tuple[torch.nn.Module, MetaResult, bool]:
     """The meta-learnt U-Net of one fold: read from ``path`` when a finished fold with ``key`` is there,
     else meta-trained on every task of ``bank`` but ``organ``'s and saved to ``path`` (with a JSON record).
+
+    ``start`` is the U-Net it starts from, :func:`~hyperkit.training.maml.init_unet`'s (made here when
+    not given; it seeds torch's global generator, so folds that run side by side get theirs made
+    beforehand, in one thread).
 
     Returns:
         ``(unet, result, reused)``.
@@ -197,7 +205,7 @@ def run_fold(bank: TaskBank, organ: OrganTask, mcfg: MamlConfig, base_width: int
     if path.is_file():
         net, result = load_fold(path, key)
         return net, result, True
-    net = init_unet(base_width, seed, organ.organ)
+    net = init_unet(base_width, seed, organ.organ) if start is None else start
     result = meta_train(net, without_task(bank, organ.task), mcfg, seed, organ.organ, progress=progress,
                         desc=f"MAML, {organ.organ} held out")
     write_text_atomic(path.with_suffix(".json"), json.dumps({"key": dict(key), **dataclasses.asdict(result)},
@@ -409,7 +417,8 @@ class MamlRun:
         table: ``table3.md``.
         record: ``maml.json`` (run record).
         organs: the organs and their tasks.
-        folds: ``organ -> {"iterations", "seconds", "tasks_seen", "curve", "reused"}``.
+        folds: ``organ -> {"iterations", "seconds", "tasks_seen", "curve", "threads", "reused"}``, in the
+            organs' order.
         out_dir: the run folder.
     """
 
@@ -429,7 +438,8 @@ class MamlRun:
 def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path, *,
              organs: Sequence[str] = ORGANS, meta_iterations: int | None = None, draws: int | None = None,
              seed: int = 0, profile: str | None = None, split: str | Path | None = None,
-             cache_dir: str | Path | None = None, resume: bool = False, progress: bool = True) -> MamlRun:
+             cache_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+             workers: int | None = None) -> MamlRun:
     """``hyperkit maml``: Table 3 with the kit's MAML and 5-shot Hyper U-Net (module docstring).
 
     Args:
@@ -446,6 +456,9 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
         cache_dir: preprocessing cache.
         resume: continue a run in ``out_dir`` (finished folds are reused).
         progress: tqdm bars and a line per fold.
+        workers: folds at once, each at one torch thread
+            (:func:`~hyperkit.evaluation.side_by_side.side_by_side`; default: one per torch thread); a
+            fold's weights and rows do not depend on it (1: one after the other at the current thread count).
 
     Raises:
         ValueError: an unknown organ, an organ without labels or with fewer than ``shots + 1`` cases,
@@ -500,19 +513,39 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
     csv_path = out / "maml.csv"
     kept = [r for r in read_results(csv_path) if r["method"] == MAML_METHOD] if csv_path.is_file() else []
     maml_done = {t for t in {r["task"] for r in kept} if len({r["draw"] for r in kept if r["task"] == t}) >= ecfg.draws}
-    maml = [r for r in kept if r["task"] in maml_done]
+    made = {t: [r for r in kept if r["task"] == t] for t in maml_done}
+
+    paths = {o.organ: out / "folds" / f"{o.organ}.pt" for o in chosen}
+    # the starts of the folds to train, made here: init_unet seeds torch's global generator
+    starts = {o.organ: init_unet(width, seed, o.organ) for o in chosen if not paths[o.organ].is_file()}
+
+    def fold(o: OrganTask) -> tuple[MetaResult, bool, list[dict[str, Any]]]:
+        net, result, reused = run_fold(bank, o, mcfg, width, seed, paths[o.organ], fold_key, progress,
+                                       starts.get(o.organ))
+        return result, reused, made[o.task] if o.task in maml_done else maml_rows(net, bank, o.task, ecfg, mcfg, seed)
+
+    def in_order() -> list[dict[str, Any]]:  # the folds' rows in the organs' order, whatever order they finish in
+        return [r for o in chosen for r in made.get(o.task, [])]
+
+    # the folds side by side, one torch thread each: each computes what it computes alone at one thread
     folds: dict[str, dict[str, Any]] = {}
-    for o in tqdm(chosen, desc="MAML folds", disable=not progress):
-        net, result, reused = run_fold(bank, o, mcfg, width, seed, out / "folds" / f"{o.organ}.pt", fold_key,
-                                       progress)
+    bar = tqdm(total=len(chosen), desc="MAML folds", disable=not progress)
+    for k, (result, reused, fold_rows) in side_by_side([functools.partial(fold, o) for o in chosen], workers,
+                                                       name="maml_fold"):
+        o = chosen[k]
         folds[o.organ] = {**dataclasses.asdict(result), "reused": reused}
-        if o.task not in maml_done:
-            maml += maml_rows(net, bank, o.task, ecfg, mcfg, seed)
-            _write_rows(csv_path, hyper_rows + maml)
+        if o.task not in made:
+            made[o.task] = fold_rows
+            _write_rows(csv_path, hyper_rows + in_order())
+        bar.update()
         if progress:
-            mean = [r["dsc"] for r in maml if r["task"] == o.task]
+            mean = [r["dsc"] for r in fold_rows]
             tqdm.write(f"[maml] {o.organ} held out: {'reused' if reused else 'meta-trained'} "
-                       f"({result.iterations} iterations, {result.seconds:.0f} s); DSC {sum(mean) / len(mean):.3f}")
+                       f"({result.iterations} iterations, {result.seconds:.0f} s, {result.threads or '?'} "
+                       f"thread(s)); DSC {sum(mean) / len(mean):.3f}")
+    bar.close()
+    folds = {o.organ: folds[o.organ] for o in chosen}
+    maml = in_order()
     rows = hyper_rows + maml
     _write_rows(csv_path, rows)
     roles = assign_roles([t.task_id for ds in datasets for t in ds.tasks()], split_map)

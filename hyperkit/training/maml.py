@@ -87,12 +87,14 @@ class MetaResult:
             support loss at ``θ`` (before the inner loop) and the query loss at ``θ'_k`` (after it),
             each averaged over the batch's tasks.
         tasks_seen: every task id that entered a meta-batch, sorted.
+        threads: torch threads it computed at (0: not recorded, a fold saved before they were).
     """
 
     iterations: int
     seconds: float
     curve: list[dict[str, Any]] = field(default_factory=list)
     tasks_seen: list[str] = field(default_factory=list)
+    threads: int = 0
 
 
 def init_unet(base_width: int, seed: int, fold: str) -> UNet3D:
@@ -222,7 +224,7 @@ def meta_train(net: UNet3D, bank: TaskBank, cfg: MamlConfig, seed: int, fold: st
     torch.set_flush_denormal(True)  # denormal floats slow CPU convolutions by orders of magnitude
     augment = build_augment() if cfg.augment else None
     opt = torch.optim.Adam(net.parameters(), lr=cfg.meta_lr)
-    result = MetaResult(0, 0.0)
+    result = MetaResult(0, 0.0, threads=torch.get_num_threads())
     seen: set[str] = set()
     start = time.perf_counter()
     net.train()
@@ -261,7 +263,8 @@ def save_fold(path: str | Path, net: UNet3D, key: Mapping[str, Any], result: Met
     return save_atomic({"kind": FOLD_KIND, "key": dict(key), "state_dict": net.state_dict(),
                         "base_width": net.config["base_width"],
                         "result": {"iterations": result.iterations, "seconds": result.seconds,
-                                   "curve": result.curve, "tasks_seen": result.tasks_seen}}, path)
+                                   "curve": result.curve, "tasks_seen": result.tasks_seen,
+                                   "threads": result.threads}}, path)
 
 
 def load_fold(path: str | Path, key: Mapping[str, Any] | None = None) -> tuple[UNet3D, MetaResult]:
@@ -286,4 +289,5 @@ def load_fold(path: str | Path, key: Mapping[str, Any] | None = None) -> tuple[U
     net = UNet3D(int(ck["base_width"]))
     net.load_state_dict(ck["state_dict"])
     r = ck["result"]
-    return net.eval(), MetaResult(int(r["iterations"]), float(r["seconds"]), list(r["curve"]), list(r["tasks_seen"]))
+    return net.eval(), MetaResult(int(r["iterations"]), float(r["seconds"]), list(r["curve"]), list(r["tasks_seen"]),
+                                  int(r.get("threads", 0)))
