@@ -8,7 +8,11 @@ how train_supervised_many runs its jobs, and the central blob by hand."""
 from __future__ import annotations
 
 import copy
+import functools
+import os
+import signal
 import threading
+import time
 
 import pytest
 import torch
@@ -18,6 +22,8 @@ from hyperkit.config import SupervisedConfig
 from hyperkit.evaluation import baselines
 from hyperkit.evaluation.baselines import (Samples, SupervisedJob, SupervisedResult, central_blob, channel_logits,
                                            channels_last_convs, predict, train_supervised, train_supervised_many)
+from hyperkit.evaluation.side_by_side import side_by_side
+from hyperkit.stopping import Stopped, stop_point
 from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.unet import UNet3D
 
@@ -285,6 +291,63 @@ def test_one_worker_or_one_job_runs_in_the_calling_thread(recorded, workers, n_j
     assert [i for i, _ in train_supervised_many(jobs, workers=workers)] == list(range(n_jobs))
     assert [(c["desc"], c["balance"], c["threads"]) for c in recorded] == [("a", True, 2), ("b", False, 2)][:n_jobs]
     assert all(c["thread"] is threading.main_thread() for c in recorded)
+
+
+def test_side_by_side_hands_a_failing_job_to_the_caller_and_restores_the_thread_count():
+    threads = torch.get_num_threads()
+
+    def boom() -> int:
+        raise RuntimeError("job 1 failed")
+
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(RuntimeError, match="job 1 failed"):
+            list(side_by_side([lambda: torch.get_num_threads(), boom], workers=2))
+        assert torch.get_num_threads() == 2
+        assert sorted(side_by_side([lambda: torch.get_num_threads()] * 3, workers=2)) == [(0, 1), (1, 1), (2, 1)]
+        with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+            list(side_by_side([lambda: 1], workers=0))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_side_by_side_stops_running_jobs_at_their_next_stop_point_when_the_caller_leaves():
+    """A caller that leaves (an interrupt, an error, an early close) does not wait for the running jobs to end:
+    they raise Stopped at their next stop_point; a job not started yet never starts."""
+    outcome: dict[str, str] = {}
+    started = threading.Barrier(2, timeout=10)
+
+    def slow(name: str) -> str:
+        started.wait()  # both jobs run before the caller leaves
+        for _ in range(3000):  # 30 s if nobody stops it
+            try:
+                stop_point()
+            except Stopped:
+                outcome[name] = "stopped"
+                raise
+            time.sleep(0.01)
+        outcome[name] = "ran to its end"
+        return name
+
+    def boom() -> str:
+        started.wait()
+        raise RuntimeError("job failed")
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(RuntimeError, match="job failed"):  # an error in one job: the other stops
+            list(side_by_side([functools.partial(slow, "a"), boom, functools.partial(slow, "never")], workers=2))
+        assert outcome == {"a": "stopped"}
+        started.reset()
+        interrupt = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl-C while the caller waits
+        interrupt.start()
+        with pytest.raises(KeyboardInterrupt):
+            list(side_by_side([functools.partial(slow, "b"), functools.partial(slow, "c"), lambda: "d"], workers=2))
+        assert outcome == {"a": "stopped", "b": "stopped", "c": "stopped"}
+    finally:
+        torch.set_num_threads(threads)
+    stop_point()  # outside a pool: nothing happens
 
 
 # ---------------------------------------------------------------------------- central blob

@@ -205,7 +205,7 @@ def test_folds_side_by_side_compute_what_one_thread_computes_one_after_the_other
         torch.set_num_threads(1)
         serial = run_maml(ckpt, data, tmp_path / "serial", workers=1, progress=False)
         torch.set_num_threads(2)
-        pair = run_maml(ckpt, data, tmp_path / "pair", workers=2, progress=False)
+        pair = run_maml(ckpt, data, tmp_path / "pair", workers=2, progress=True)  # bars built in the threads
         assert torch.get_num_threads() == 2  # restored after the pool
     finally:
         torch.set_num_threads(threads)

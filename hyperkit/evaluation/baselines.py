@@ -53,6 +53,7 @@ from hyperkit.model.precision import autocast, precision
 from hyperkit.model.unet import DOWNSAMPLING, UNet3D
 from hyperkit.data.augment import augment_pair, build_augment
 from hyperkit.evaluation.side_by_side import side_by_side
+from hyperkit.stopping import stop_point
 
 __all__ = ["Samples", "SupervisedResult", "SupervisedJob", "train_supervised", "train_supervised_many", "predict",
            "channel_logits", "channels_last_convs", "copy_support", "central_blob"]
@@ -265,6 +266,7 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
         net.train()
         bar = tqdm(total=cfg.steps, desc=desc, disable=not progress, leave=False)
         for step in range(1, cfg.steps + 1):
+            stop_point()  # in a pool the caller has left (an interrupt): end here
             idx = torch.multinomial(weights, cfg.batch, replacement=True, generator=generator)
             imgs, msks = train.images[idx].clone(), train.masks[idx].clone()
             if augment is not None:

@@ -47,8 +47,8 @@ from hyperkit.data.layouts import Dataset, discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
-from hyperkit.evaluation.side_by_side import side_by_side
 from hyperkit.evaluation.protocol import evaluate, one_shot_plan, read_results, score, write_results
+from hyperkit.evaluation.side_by_side import side_by_side
 from hyperkit.evaluation.stats import Paired, paired_tasks
 from hyperkit.evaluation.tables import Stat, kit_task, paper_tables, summarize
 from hyperkit.files import sha256_file, write_text_atomic
@@ -540,9 +540,11 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
         bar.update()
         if progress:
             mean = [r["dsc"] for r in fold_rows]
-            tqdm.write(f"[maml] {o.organ} held out: {'reused' if reused else 'meta-trained'} "
-                       f"({result.iterations} iterations, {result.seconds:.0f} s, {result.threads or '?'} "
-                       f"thread(s)); DSC {sum(mean) / len(mean):.3f}")
+            # print, not tqdm.write: tqdm.write redraws every bar, also one a worker thread is still building
+            # (a notebook bar without its widget yet: AttributeError), as finetune's lines do
+            print(f"[maml] {o.organ} held out: {'reused' if reused else 'meta-trained'} ({result.iterations} "
+                  f"iterations, {result.seconds:.0f} s, {result.threads or '?'} thread(s)); "
+                  f"DSC {sum(mean) / len(mean):.3f}", flush=True)
     bar.close()
     folds = {o.organ: folds[o.organ] for o in chosen}
     maml = in_order()

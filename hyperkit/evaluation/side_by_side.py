@@ -10,30 +10,17 @@ thread, whatever runs beside it and in whatever order the jobs finish.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
 
-__all__ = ["side_by_side", "job_threads"]
+from hyperkit.stopping import stop_on
+
+__all__ = ["side_by_side"]
 
 T = TypeVar("T")
-
-
-def job_threads(n_jobs: int, workers: int | None = None) -> int:
-    """The torch threads each of ``n_jobs`` jobs computes at under :func:`side_by_side`.
-
-    Raises:
-        ValueError: ``workers`` < 1.
-    """
-    return 1 if _workers(n_jobs, workers) > 1 else torch.get_num_threads()
-
-
-def _workers(n_jobs: int, workers: int | None) -> int:
-    workers = torch.get_num_threads() if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    return min(workers, n_jobs)
 
 
 def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
@@ -44,11 +31,14 @@ def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
     afterwards, also when a job fails or the caller stops early). With ``workers == 1`` the jobs
     run one after the other in the calling thread at the current thread count. Jobs start in the
     order given (put the longest first). Worker threads flush denormal floats to zero, which
-    would otherwise slow CPU convolutions by orders of magnitude.
+    would otherwise slow CPU convolutions by orders of magnitude. When the caller stops early (an
+    interrupt, an error, a failed job), the jobs still running end at their next
+    :func:`~hyperkit.stopping.stop_point` (one training step) instead of running to their end.
 
     Args:
         jobs: functions without arguments; they must not share mutable state (each its own model,
-            optimiser, generator and augmentation).
+            optimiser, generator and augmentation) nor draw from torch's global generator (make
+            random starts before, in the calling thread).
         workers: jobs at once (default: ``torch.get_num_threads()``, one per core torch uses).
         name: the worker threads' name prefix.
 
@@ -58,7 +48,10 @@ def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
     Raises:
         ValueError: ``workers`` < 1.
     """
-    workers = _workers(len(jobs), workers)
+    workers = torch.get_num_threads() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = min(workers, len(jobs))
     if workers <= 1:
         for i, job in enumerate(jobs):
             yield i, job()
@@ -67,10 +60,19 @@ def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
     torch.set_num_threads(1)  # before the pool's threads exist: each starts at one thread
     pool = ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=torch.set_flush_denormal,
                               initargs=(True,))
+    stop = threading.Event()
+
+    def run(job: Callable[[], T]) -> T:
+        with stop_on(stop):
+            return job()
+
     try:
-        futures = {pool.submit(job): i for i, job in enumerate(jobs)}
+        futures = {pool.submit(run, job): i for i, job in enumerate(jobs)}
         for future in as_completed(futures):
             yield futures[future], future.result()
     finally:
+        # the caller stopped early (an interrupt, an error, a job that failed): the jobs still running leave at
+        # their next stop point, the ones not started are dropped; after a normal end nothing runs any more
+        stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(threads)

@@ -47,6 +47,7 @@ from hyperkit.files import read_torch_file, save_atomic
 from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.unet import UNet3D
 from hyperkit.seeds import derive, torch_generator
+from hyperkit.stopping import stop_point
 
 __all__ = ["FOLD_KIND", "FOLD_READERS", "MetaTask", "MetaResult", "sample_meta_batch", "inner_adapt", "adapt",
            "meta_train", "init_unet", "without_task", "save_fold", "load_fold"]
@@ -230,6 +231,7 @@ def meta_train(net: UNet3D, bank: TaskBank, cfg: MamlConfig, seed: int, fold: st
     net.train()
     bar = tqdm(range(cfg.meta_iterations), desc=desc, disable=not progress, leave=False)
     for it in bar:
+        stop_point()  # in a pool the caller has left (an interrupt): end here
         batch = sample_meta_batch(bank, cfg, torch_generator(seed, "maml_batch", fold, it), augment)
         opt.zero_grad(set_to_none=True)
         params = dict(net.named_parameters())
