@@ -340,10 +340,18 @@ def test_side_by_side_stops_running_jobs_at_their_next_stop_point_when_the_calle
             list(side_by_side([functools.partial(slow, "a"), boom, functools.partial(slow, "never")], workers=2))
         assert outcome == {"a": "stopped"}
         started.reset()
-        interrupt = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))  # Ctrl-C while the caller waits
+        # Ctrl-C while the caller waits; Python's own handler, whatever the test process inherited (a shell
+        # starts background jobs with SIGINT ignored)
+        handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+        interrupt = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
         interrupt.start()
-        with pytest.raises(KeyboardInterrupt):
-            list(side_by_side([functools.partial(slow, "b"), functools.partial(slow, "c"), lambda: "d"], workers=2))
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                list(side_by_side([functools.partial(slow, "b"), functools.partial(slow, "c"), lambda: "d"],
+                                  workers=2))
+        finally:
+            interrupt.cancel()
+            signal.signal(signal.SIGINT, handler)
         assert outcome == {"a": "stopped", "b": "stopped", "c": "stopped"}
     finally:
         torch.set_num_threads(threads)
