@@ -301,12 +301,14 @@ ORGANS3 = ("spleen", "liver", "kidney_left")
 
 
 def test_run_maml_argument_checks(data: Path, ckpt: Path, tmp_path: Path) -> None:
-    """Negative meta_iterations and draws < 1 are refused with the value, before anything is written."""
+    """Negative meta_iterations, draws < 1 and workers < 1 are refused with the value, before anything is written."""
     with pytest.raises(ValueError, match="meta_iterations must be >= 0, got -1"):
         run_maml(ckpt, data, tmp_path / "a", meta_iterations=-1, progress=False)
     with pytest.raises(ValueError, match="draws must be >= 1, got 0"):
         run_maml(ckpt, data, tmp_path / "b", draws=0, progress=False)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        run_maml(ckpt, data, tmp_path / "c", workers=0, progress=False)
+    assert not any((tmp_path / x).exists() for x in "abc")
 
 
 def test_run_maml_wiring_record_and_resume(monkeypatch: pytest.MonkeyPatch, data: Path, ckpt: Path,

@@ -462,7 +462,7 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
 
     Raises:
         ValueError: an unknown organ, an organ without labels or with fewer than ``shots + 1`` cases,
-            a negative ``meta_iterations`` or ``seed``, a profile without ``evaluate.maml``.
+            a negative ``meta_iterations`` or ``seed``, ``workers`` < 1, a profile without ``evaluate.maml``.
         HyperkitError: ``out_dir`` holds a run and ``resume`` is false, or a run made otherwise.
     """
     from hyperkit.provenance import run_record
@@ -473,6 +473,8 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
         raise ValueError(f"meta_iterations must be >= 0, got {meta_iterations}")
     if draws is not None and draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     out = Path(out_dir)
     record_path = out / "maml.json"
     if record_path.exists() and not resume:

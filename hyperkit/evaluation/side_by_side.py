@@ -71,8 +71,9 @@ def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
         for future in as_completed(futures):
             yield futures[future], future.result()
     finally:
-        # the caller stopped early (an interrupt, an error, a job that failed): the jobs still running leave at
-        # their next stop point, the ones not started are dropped; after a normal end nothing runs any more
+        # the caller stopped early (an interrupt, an error, a job that failed): the jobs not started are dropped,
+        # then the running ones leave at their next stop point; after a normal end nothing runs any more
+        pool.shutdown(wait=False, cancel_futures=True)
         stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)
         torch.set_num_threads(threads)
