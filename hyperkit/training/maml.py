@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -264,9 +264,7 @@ def save_fold(path: str | Path, net: UNet3D, key: Mapping[str, Any], result: Met
     """Write a finished fold atomically: the meta-learnt weights, what made them (``key``) and the run's facts."""
     return save_atomic({"kind": FOLD_KIND, "key": dict(key), "state_dict": net.state_dict(),
                         "base_width": net.config["base_width"],
-                        "result": {"iterations": result.iterations, "seconds": result.seconds,
-                                   "curve": result.curve, "tasks_seen": result.tasks_seen,
-                                   "threads": result.threads}}, path)
+                        "result": asdict(result)}, path)
 
 
 def load_fold(path: str | Path, key: Mapping[str, Any] | None = None) -> tuple[UNet3D, MetaResult]:
