@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from hyperkit.evaluation.protocol import read_results
+from hyperkit.evaluation.results_file import read_results
 from hyperkit.evaluation.stats import paired_difference
 
 METHODS = ("conv_unet", "all_unet")

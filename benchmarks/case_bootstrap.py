@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from hyperkit.evaluation.protocol import read_results
+from hyperkit.evaluation.results_file import read_results
 from hyperkit.evaluation.stats import pair_rows, pair_units, paired_difference
 
 

@@ -33,7 +33,7 @@ from scipy import stats
 
 from baseline_runs import results_arg  # the same label=results.csv argument (a sibling script)
 from hyperkit.data.tasks import modality_of, task_parts
-from hyperkit.evaluation.protocol import read_results
+from hyperkit.evaluation.results_file import read_results
 from hyperkit.evaluation.stats import ALL_TASKS, paired_tasks
 
 

@@ -25,7 +25,7 @@ import fnmatch
 from pathlib import Path
 
 from hyperkit.data.tasks import task_parts
-from hyperkit.evaluation.protocol import read_results
+from hyperkit.evaluation.results_file import read_results
 from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks
 from hyperkit.evaluation.tables import task_map
 

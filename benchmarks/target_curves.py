@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hyperkit.config import combine_overrides, load_profile
-from hyperkit.evaluation.protocol import read_results
+from hyperkit.evaluation.results_file import read_results
 from hyperkit.evaluation.run import run_evaluation
 from hyperkit.evaluation.tables import AIMS, TABLES, paper_columns, paper_tables, summarize
 from hyperkit.files import read_jsonl

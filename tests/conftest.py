@@ -32,6 +32,16 @@ def notebook_out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("reproduce-out")
 
 
+@pytest.fixture(scope="session")
+def check_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference checkpoint's check cohort (``CHECK_COHORT``), generated once per session for the tests that
+    score a model on it (read only)."""
+    from hyperkit.phantoms import ensure_phantoms
+    from hyperkit.training.reference import CHECK_COHORT
+
+    return ensure_phantoms(tmp_path_factory.mktemp("check-cohort") / "phantoms", **CHECK_COHORT)
+
+
 @pytest.fixture()
 def jupyter_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private ``$JUPYTER_DATA_DIR``: kernelspecs installed by a test stay in ``tmp_path``."""

@@ -4,7 +4,7 @@
 ``benchmarks/baseline_runs.py`` (Conv / All U-Net runs) and ``benchmarks/case_bootstrap.py`` (intervals
 over rows and over test cases) print the numbers that BENCHMARKS.md
 quotes; here they read results files written in the kit's own format (the columns of
-:data:`hyperkit.evaluation.protocol.FIELDS`) with chosen scores, run as BENCHMARKS.md runs them
+:data:`hyperkit.evaluation.results_file.FIELDS`) with chosen scores, run as BENCHMARKS.md runs them
 (``python benchmarks/...`` from the repository root).
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from hyperkit.evaluation.protocol import FIELDS, csv_row
+from hyperkit.evaluation.results_file import FIELDS, csv_row
 
 ROOT = Path(__file__).resolve().parents[1]
 CT_TASK = "totalsegmentator/ct/liver@CT"

@@ -990,15 +990,15 @@ def test_fine_tuning_repeats_are_separate_draws_of_the_bootstrap():
 def test_a_resume_interrupted_while_rewriting_the_results_keeps_them(tmp_path, monkeypatch):
     """Resuming rewrote results.csv in place (truncate, header, kept rows): interrupted in between, the earlier
     results were lost. The header and kept rows are written atomically now, then rows are appended."""
-    from hyperkit.evaluation import protocol
+    from hyperkit.evaluation import results_file
 
     row = {"task": "l/d/t@CT", "method": "hyper_unet", "draw": 0, "support": "a", "case": "b", "in_test_split": True,
            "dsc": 0.5, "nsd": 0.25, "nsd_voxel": 0.75, "fit_seconds": 1.0}
     path = tmp_path / "results.csv"
-    protocol._Writer(path, [row, dict(row, case="c")]).close()
+    results_file.ResultsWriter(path, [row, dict(row, case="c")]).close()
     before = path.read_bytes()
     assert before.startswith(b"task,method,draw,") and before.count(b"\r\n") == 3
-    real, calls = protocol.csv_row, []
+    real, calls = results_file.csv_row, []
 
     def interrupted(r):
         calls.append(r)
@@ -1006,12 +1006,12 @@ def test_a_resume_interrupted_while_rewriting_the_results_keeps_them(tmp_path, m
             raise KeyboardInterrupt
         return real(r)
 
-    monkeypatch.setattr(protocol, "csv_row", interrupted)
+    monkeypatch.setattr(results_file, "csv_row", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        protocol._Writer(path, [row, dict(row, case="c")])
+        results_file.ResultsWriter(path, [row, dict(row, case="c")])
     assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
     monkeypatch.undo()
-    w = protocol._Writer(path, [row])
+    w = results_file.ResultsWriter(path, [row])
     w.add([dict(row, case="d")])
     w.close()
-    assert [r["case"] for r in protocol.read_results(path)] == ["b", "d"] and len(w.rows) == 2
+    assert [r["case"] for r in results_file.read_results(path)] == ["b", "d"] and len(w.rows) == 2

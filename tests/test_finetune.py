@@ -115,7 +115,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cfg = load_profile("quick", {"data": {"patch_size": 16}, "model": TINY_MODEL,
                                  "evaluate": {"finetune": {"steps": 4, "val_every": 2, "patience": 1, "warmup": 0,
                                                            "augment": False}}})
-    ckpt = untrained_checkpoint(cfg, root / "best.pt")
+    cfg["name"] = "tiny-ft"  # not a built-in profile: the checkpoint's own evaluate section (the budget above) is
+    ckpt = untrained_checkpoint(cfg, root / "best.pt")  # the protocol, not the quick profile's 100 steps
     return data, ckpt
 
 

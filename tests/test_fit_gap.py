@@ -7,14 +7,13 @@ import pytest
 from hyperkit.config import load_profile
 from hyperkit.data.bank import structure_group
 from hyperkit.model.hypernet import HyperUNet
-from hyperkit.phantoms import ensure_phantoms
 from hyperkit.training.fit_gap import fit_gap, group_bank, one_task_per_group
-from hyperkit.training.reference import CHECK_COHORT, load_reference
+from hyperkit.training.reference import load_reference
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    return ensure_phantoms(tmp_path_factory.mktemp("fitgap") / "phantoms", **CHECK_COHORT)
+def cohort(check_cohort):
+    return check_cohort
 
 
 def test_one_task_per_group_is_the_first_of_each_group(cohort):

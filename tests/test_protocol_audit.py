@@ -9,6 +9,8 @@ trainings are replaced by a stub, so nothing here trains a network.
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -17,6 +19,8 @@ from hyperkit.config import protocol_for
 from hyperkit.data.bank import TaskBank
 from hyperkit.errors import HyperkitError
 from hyperkit.evaluation import protocol
+from hyperkit.evaluation import results_file
+from hyperkit.evaluation.results_file import ResultsWriter
 from hyperkit.evaluation.methods import REGISTRY, Fitted, OneShotMethod, register
 from hyperkit.evaluation.protocol import (FIELDS, _complete_pairs, case_split, evaluate, one_shot_plan, read_results,
                                           support_draws, task_split, write_results)
@@ -143,7 +147,7 @@ def test_read_results_refuses_the_columns_in_another_order(tmp_path):
 
 def test_writer_flushes_each_model_and_keeps_the_rows_as_stored(tmp_path):
     path = tmp_path / "r.csv"
-    w = protocol._Writer(path, [_row(case="kept")])
+    w = ResultsWriter(path, [_row(case="kept")])
     try:
         w.add([_row(case="new", dsc=0.9876543)])
         on_disk = read_results(path)  # before close: an interruption now keeps the model's rows
@@ -400,3 +404,16 @@ def test_a_row_with_a_score_out_of_range_is_named_by_its_line(tmp_path, values, 
     with pytest.raises(HyperkitError, match=rf"r\.csv: line 3 is not a results row \({problem}\)"):
         read_results(out)
     assert len(write_results(tmp_path / "ok.csv", [_row(dsc=0.0, nsd=1.0, fit_seconds=0.0)])) == 1  # the ends pass
+
+
+def test_reading_results_imports_neither_torch_nor_monai() -> None:
+    """The results file's reader, the tables and the statistics load without torch or MONAI (several seconds of
+    start-up on a 2-core machine), so the analysis scripts over results files start at once; the protocol
+    re-exports the same functions."""
+    code = ("import sys; from hyperkit.evaluation.results_file import read_results; "
+            "import hyperkit.evaluation.tables, hyperkit.evaluation.stats; "
+            "heavy = [m for m in ('torch', 'monai') if m in sys.modules]; sys.exit(str(heavy) if heavy else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for name in results_file.__all__:
+        assert getattr(protocol, name) is getattr(results_file, name), name

@@ -8,7 +8,6 @@ import torch
 
 from hyperkit.config import load_profile
 from hyperkit.errors import HyperkitError
-from hyperkit.phantoms import ensure_phantoms
 from hyperkit.training.reference import (CHECK_COHORT, load_reference, reference_check, reference_checkpoint,
                                          reference_record)
 
@@ -32,10 +31,10 @@ def test_reference_is_small_safe_and_of_the_quick_profile():
         reference_checkpoint("paper")
 
 
-def test_reference_reproduces_its_recorded_check(tmp_path):
+def test_reference_reproduces_its_recorded_check(check_cohort):
     record = reference_record("quick")
     assert record["check"]["cohort"] == CHECK_COHORT
-    root = ensure_phantoms(tmp_path / "phantoms", **CHECK_COHORT)
+    root = check_cohort
     model, cfg = load_reference("quick")
     with pytest.warns(UserWarning, match="urinary_bladder@CT .present in 1 case.s., needs 2"):  # the tiny cohort
         got = reference_check(model, cfg, root)

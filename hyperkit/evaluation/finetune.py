@@ -307,7 +307,7 @@ def reference_lines(results_csv: str | Path) -> dict[str, dict[str, float]]:
     black (a U-Net trained on the target's whole training split) and green (one-shot Hyper
     U-Net) lines of Figure 3. They were scored on that evaluation's test split, not on each
     subset's test cases: reference levels, not paired comparisons."""
-    from hyperkit.evaluation.protocol import read_results
+    from hyperkit.evaluation.results_file import read_results
     from hyperkit.evaluation.tables import summarize
 
     out: dict[str, dict[str, float]] = {}

@@ -47,7 +47,8 @@ from hyperkit.data.layouts import Dataset, discover_datasets
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
-from hyperkit.evaluation.protocol import evaluate, one_shot_plan, read_results, score, write_results
+from hyperkit.evaluation.protocol import evaluate, one_shot_plan, score
+from hyperkit.evaluation.results_file import read_results, write_results
 from hyperkit.evaluation.side_by_side import side_by_side
 from hyperkit.evaluation.stats import Paired, paired_tasks
 from hyperkit.evaluation.tables import Stat, kit_task, paper_tables, summarize
@@ -170,7 +171,7 @@ def maml_rows(net: torch.nn.Module, bank: TaskBank, task: str, ecfg: EvalConfig,
               seed: int) -> list[dict[str, Any]]:
     """MAML's rows of one held-out task: per draw of the protocol, :func:`~hyperkit.training.maml.adapt`
     on the draw's supports, scored on the draw's query cases (the protocol's columns,
-    :data:`~hyperkit.evaluation.protocol.FIELDS`)."""
+    :data:`~hyperkit.evaluation.results_file.FIELDS`)."""
     images, masks, ids = bank.images[task], bank.masks[task], bank.case_ids[task]
     plan = one_shot_plan(len(ids), ecfg, seed, task)
     test = set(plan.split.test) if plan.split else set()
@@ -398,13 +399,13 @@ def five_shot_reading(five: Mapping[tuple[str, str], Stat], one: Mapping[tuple[s
 
 # ------------------------------------------------------------------------------ files
 def read_maml(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a ``maml.csv`` (the protocol's columns, :func:`~hyperkit.evaluation.protocol.read_results`)."""
+    """Rows of a ``maml.csv`` (the protocol's columns, :func:`~hyperkit.evaluation.results_file.read_results`)."""
     return read_results(path)
 
 
 def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """``maml.csv``: the evaluation's results file, written whole
-    (:func:`~hyperkit.evaluation.protocol.write_results`)."""
+    (:func:`~hyperkit.evaluation.results_file.write_results`)."""
     write_results(path, [dict(r) for r in rows])
 
 

@@ -23,7 +23,8 @@ from hyperkit.errors import HyperkitError
 from hyperkit.files import sha256_file, write_text_atomic
 from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, TrainConfig, differences, protocol_for, reread
 from hyperkit.evaluation.methods import methods_for
-from hyperkit.evaluation.protocol import PROTOCOL_VERSION, evaluate, one_shot_plan, read_results, write_results
+from hyperkit.evaluation.protocol import PROTOCOL_VERSION, evaluate, one_shot_plan
+from hyperkit.evaluation.results_file import read_results, write_results
 from hyperkit.evaluation.tables import TABLES, Stat, comparison_table, summarize, task_map
 from hyperkit.metrics import voxel_tolerance
 from hyperkit.provenance import run_record

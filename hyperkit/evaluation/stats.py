@@ -247,7 +247,7 @@ def pair_rows(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str,
     """``task -> (scores of a, scores of b)`` over the (draw, case) pairs both have, sorted by (draw, case).
 
     Args:
-        a_rows, b_rows: results rows (:func:`~hyperkit.evaluation.protocol.read_results`).
+        a_rows, b_rows: results rows (:func:`~hyperkit.evaluation.results_file.read_results`).
         metric: ``dsc``, ``nsd`` or ``nsd_voxel``.
         method_a, method_b: the method of each side (the same results file may hold both).
         test_only: only the rows :func:`compared` keeps (over both sides' rows): a task's

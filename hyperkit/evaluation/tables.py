@@ -132,7 +132,7 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Stat]:
     than 3 cases) over all its rows.
 
     Args:
-        rows: results rows (:func:`~hyperkit.evaluation.protocol.read_results`): ``task``,
+        rows: results rows (:func:`~hyperkit.evaluation.results_file.read_results`): ``task``,
             ``method``, ``case``, ``in_test_split``, ``dsc``, ``nsd``, ``nsd_voxel``.
     """
     by_task: dict[str, list[Mapping[str, Any]]] = {}

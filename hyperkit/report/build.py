@@ -136,7 +136,7 @@ def _read(path: Path, reader: Callable[[Path], T], notes: list[str]) -> T | None
 
 
 def _read_results(path: Path) -> list[dict[str, Any]]:
-    from hyperkit.evaluation.protocol import read_results
+    from hyperkit.evaluation.results_file import read_results
 
     return read_results(path)
 
