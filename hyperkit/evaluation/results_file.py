@@ -30,7 +30,7 @@ def read_results(path: str | Path, *, drop_cut_row: bool = False) -> list[dict[s
     Args:
         path: the results file.
         drop_cut_row: leave such a cut last row out (a resumed evaluation, which redoes its model:
-            :func:`evaluate`); without it the file is refused.
+            :func:`~hyperkit.evaluation.protocol.evaluate`); without it the file is refused.
 
     Raises:
         FileNotFoundError: no file.
