@@ -249,11 +249,11 @@ def test_curve_is_the_mean_of_repeat_means_with_a_t_interval() -> None:
 
 def test_reference_lines_take_conv_and_hyper_dsc(monkeypatch: pytest.MonkeyPatch) -> None:
     """The black and green lines: each target's conv_unet and hyper_unet mean DSC, nothing else."""
-    import hyperkit.evaluation.protocol as protocol
+    import hyperkit.evaluation.results_file as results_file
     import hyperkit.evaluation.tables as tables
 
     st = lambda d: SimpleNamespace(dsc=d, nsd=d / 10)  # noqa: E731
-    monkeypatch.setattr(protocol, "read_results", lambda path: ["rows of " + str(path)])
+    monkeypatch.setattr(results_file, "read_results", lambda path: ["rows of " + str(path)])
     monkeypatch.setattr(tables, "summarize", lambda rows: {("a", "conv_unet"): st(0.9), ("a", "hyper_unet"): st(0.6),
                                                            ("a", "rand_unet"): st(0.2), ("b", "copy_support"): st(0.1)})
     assert reference_lines("r.csv") == {"a": {"conv_unet": 0.9, "hyper_unet": 0.6}}
