@@ -49,7 +49,7 @@ from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
 from hyperkit.evaluation.protocol import evaluate, one_shot_plan, score
 from hyperkit.evaluation.results_file import read_results, write_results
-from hyperkit.evaluation.side_by_side import side_by_side
+from hyperkit.evaluation.side_by_side import check_workers, side_by_side
 from hyperkit.evaluation.stats import Paired, paired_tasks
 from hyperkit.evaluation.tables import Stat, kit_task, paper_tables, summarize
 from hyperkit.files import sha256_file, write_text_atomic
@@ -474,8 +474,7 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
         raise ValueError(f"meta_iterations must be >= 0, got {meta_iterations}")
     if draws is not None and draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    check_workers(workers)
     out = Path(out_dir)
     record_path = out / "maml.json"
     if record_path.exists() and not resume:

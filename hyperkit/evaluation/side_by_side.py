@@ -18,9 +18,19 @@ import torch
 
 from hyperkit.stopping import stop_on
 
-__all__ = ["side_by_side"]
+__all__ = ["check_workers", "side_by_side"]
 
 T = TypeVar("T")
+
+
+def check_workers(workers: int | None) -> None:
+    """Refuse a number of jobs at once below 1 (``None``: one per torch thread), for callers that check it up front.
+
+    Raises:
+        ValueError: ``workers`` < 1.
+    """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
 
 
 def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
@@ -48,10 +58,8 @@ def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
     Raises:
         ValueError: ``workers`` < 1.
     """
-    workers = torch.get_num_threads() if workers is None else workers
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    workers = min(workers, len(jobs))
+    check_workers(workers)
+    workers = min(torch.get_num_threads() if workers is None else workers, len(jobs))
     if workers <= 1:
         for i, job in enumerate(jobs):
             yield i, job()
