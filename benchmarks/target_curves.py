@@ -34,11 +34,13 @@ from typing import Any
 
 from hyperkit.config import combine_overrides, load_profile
 from hyperkit.evaluation.results_file import read_results
-from hyperkit.evaluation.run import run_evaluation
 from hyperkit.evaluation.tables import AIMS, TABLES, paper_columns, paper_tables, summarize
 from hyperkit.files import read_jsonl
 from hyperkit.provenance import run_record
-from hyperkit.training.loop import resolve_run_config, run_state, train
+
+# torch and MONAI (through hyperkit.training and hyperkit.evaluation.run) are imported where a model is trained or
+# scored, so that --help, a refused argument and validation_signals.py's use of `spearman` start in a fraction of
+# a second
 
 METHOD = "hyper_unet"
 
@@ -70,6 +72,8 @@ def train_in_chunks(cfg: dict[str, Any], data: Path, out: Path, episodes: int, e
                     seed: int | None) -> list[int]:
     """Train ``out/train`` to ``episodes`` in chunks of ``every``, copying ``last.pt`` after each: the snapshot
     episodes (the last one where the run stopped, earlier than ``episodes`` when its patience ran out)."""
+    from hyperkit.training.loop import run_state, train
+
     run_dir = out / "train"
     done: list[int] = []
     for stop in [*range(every, episodes, every), episodes]:
@@ -96,6 +100,8 @@ def train_in_chunks(cfg: dict[str, Any], data: Path, out: Path, episodes: int, e
 
 def evaluate_snapshots(out: Path, data: Path, episodes: list[int], tasks: list[str]) -> None:
     """``hyperkit evaluate`` of each snapshot, Hyper U-Net only (reused when finished)."""
+    from hyperkit.evaluation.run import run_evaluation
+
     for ep in episodes:
         t0 = time.perf_counter()
         run_evaluation(_snapshot(out, ep), data, out / "eval" / f"ep{ep:04d}.csv", tasks=tasks, methods=[METHOD],
@@ -106,6 +112,8 @@ def evaluate_snapshots(out: Path, data: Path, episodes: list[int], tasks: list[s
 def curves(out: Path) -> dict[str, Any]:
     """``{"episodes", "validation", "targets": {column: [DSC per episode]}, "mean", "best_episode"}`` from the
     evaluations and the run's ``validation.jsonl``."""
+    from hyperkit.training.loop import run_state
+
     files = sorted((out / "eval").glob("ep*.csv"))
     if not files:
         raise SystemExit(f"{out / 'eval'}: no evaluations yet; run without --report first")
@@ -195,6 +203,8 @@ def figure(c: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
+    from hyperkit.training.loop import resolve_run_config
+
     out, data = Path(args.out), Path(args.data)
     cfg = load_profile(args.profile, combine_overrides(args.set))
     tcfg, seed, _ = resolve_run_config(cfg, args.episodes, args.seed)

@@ -40,26 +40,30 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
-
-from hyperkit.data.augment import rescale_percentiles
-from hyperkit.data.bank import TaskBank
-from hyperkit.data.layouts import discover_datasets
 from hyperkit.evaluation.tables import paper_tables
 from hyperkit.files import read_jsonl
-from hyperkit.model.hypernet import HyperUNet
-from hyperkit.training.checkpoint import load_hypernet
-from hyperkit.training.loop import one_shot_validation
 from target_curves import spearman
+
+if TYPE_CHECKING:  # torch and MONAI are imported where snapshots are scored: --report and refusals start at once
+    from torch import Tensor
+
+    from hyperkit.data.bank import TaskBank
+    from hyperkit.model.hypernet import HyperUNet
+
+
+def _rescaled(x: Tensor) -> Tensor:
+    from hyperkit.data.augment import rescale_percentiles
+
+    return rescale_percentiles(x)
+
 
 #: intensity maps of a (N, 1, S, S, S) stack of CT patches, applied patch by patch
 REMAPS: dict[str, Callable[[Tensor], Tensor]] = {
-    "rescaled": rescale_percentiles,
-    "inverted": lambda x: 1.0 - rescale_percentiles(x),
-    "folded": lambda x: (2.0 * rescale_percentiles(x) - 1.0).abs(),
+    "rescaled": _rescaled,
+    "inverted": lambda x: 1.0 - _rescaled(x),
+    "folded": lambda x: (2.0 * _rescaled(x) - 1.0).abs(),
 }
 SIGNALS = ("plain", *REMAPS, "shifted", "all cases", "seen")
 
@@ -87,12 +91,17 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def remapped(bank: TaskBank, fn: Callable[[Tensor], Tensor]) -> TaskBank:
     """The bank with every image stack passed through ``fn`` (masks and case ids shared)."""
+    from hyperkit.data.bank import TaskBank
+
     return TaskBank({t: fn(v) for t, v in bank.images.items()}, bank.masks, bank.case_ids, bank.spacing)
 
 
 def banks(data: Path, cfg: dict[str, Any]) -> dict[str, TaskBank]:
     """The validation bank as training builds it, the validation structures on every subject's cases, and the
     training structures on the validation subjects."""
+    from hyperkit.data.bank import TaskBank
+    from hyperkit.data.layouts import discover_datasets
+
     datasets = discover_datasets(data)
     splits = cfg["train"]["val_splits"]
     val = TaskBank.from_datasets(datasets, "val", cfg, case_splits=splits, progress=True)
@@ -104,6 +113,10 @@ def banks(data: Path, cfg: dict[str, Any]) -> dict[str, TaskBank]:
 def score_snapshot(model: HyperUNet, bank: dict[str, TaskBank], cfg: dict[str, Any], seen_queries: int,
                    have: dict[str, float]) -> dict[str, float]:
     """The signals of one loaded snapshot that ``have`` lacks, added to a copy of it."""
+    import torch
+
+    from hyperkit.training.loop import one_shot_validation
+
     dev = torch.device("cpu")
     tcfg = cfg["train"]
     out = dict(have)
@@ -130,6 +143,8 @@ def cached_banks(cache: dict[str, Any], data: Path, cfg: dict[str, Any]) -> dict
 
 def score_checkpoints(items: list[str], data: Path, seen_queries: int, cache: dict[str, Any]) -> str:
     """Markdown: one row of signals per ``label=path`` checkpoint."""
+    from hyperkit.training.checkpoint import load_hypernet
+
     lines = ["| checkpoint | " + " | ".join(SIGNALS) + " |", "|---|" + "---:|" * len(SIGNALS)]
     for item in items:
         label, _, path = item.partition("=")
@@ -143,6 +158,8 @@ def score_checkpoints(items: list[str], data: Path, seen_queries: int, cache: di
 
 def score_run(run: Path, data: Path, seen_queries: int, cache: dict[str, Any]) -> dict[str, Any]:
     """``{episode: {signal: DSC}}`` for every snapshot of ``run``, stored in ``run/signals.json`` and reused."""
+    from hyperkit.training.checkpoint import load_hypernet
+
     store = run / "signals.json"
     done: dict[str, Any] = json.loads(store.read_text()) if store.exists() else {}
     snaps = sorted((run / "snapshots").glob("ep*.pt"))
@@ -205,7 +222,10 @@ def report(run: Path, signals: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
-    torch.set_grad_enabled(False)
+    if not args.report:
+        import torch
+
+        torch.set_grad_enabled(False)
     cache: dict[str, Any] = {}
     for run in map(Path, args.runs):
         if args.report:
