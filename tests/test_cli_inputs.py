@@ -318,6 +318,9 @@ def test_negative_seed_is_refused_before_any_record(kit, tmp_path, capsys):
         run_maml(missing, kit["data"], tmp_path / "mm", seed=-1, progress=False)
     with pytest.raises(ConfigError, match="seed must be >= 0, got -1"):
         run_finetune(missing, kit["data"], tmp_path / "ft2", tasks=["liver"], seed=-1, progress=False)
+    # so is the number of fine-tunings at once (before, it was met only after finetune.json was written)
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        run_finetune(missing, kit["data"], tmp_path / "ft2", tasks=["liver"], workers=0, progress=False)
     assert not (tmp_path / "mm").exists() and not (tmp_path / "ft2").exists()
 
 

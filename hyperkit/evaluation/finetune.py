@@ -47,6 +47,7 @@ from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, SupervisedResult, predict, train_supervised_many
 from hyperkit.evaluation.methods import one_shot_model
 from hyperkit.evaluation.protocol import score
+from hyperkit.evaluation.side_by_side import check_workers
 from hyperkit.evaluation.stats import paired_starts
 from hyperkit.files import appended_lines, write_csv_atomic, write_text_atomic
 from hyperkit.model.hypernet import HyperUNet
@@ -355,7 +356,8 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
         HyperkitError: ``out_dir`` holds results and ``resume`` is false, or results made with
             another checkpoint, data folder, seed, budget or one-shot step (the rows of two such
             runs would mix in one figure).
-        ValueError: bad ``ns``/``repeats``/methods/seed, or an ``N`` larger than a target's cases.
+        ValueError: bad ``ns``/``repeats``/methods/seed/``workers`` (checked before anything is read or
+            written), or an ``N`` larger than a target's cases.
         FileNotFoundError, ValueError: ``reference_from`` is not a results file (checked first).
     """
     import matplotlib.pyplot as plt
@@ -368,6 +370,7 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     from hyperkit.training.checkpoint import load_hypernet
 
     seed = _check(repeats, methods, seed, ns)
+    check_workers(workers)
     refs = reference_lines(reference_from) if reference_from else {}  # a bad file fails before the fine-tuning
     out = Path(out_dir)
     csv_path, record_path = out / "finetune.csv", out / "finetune.json"
