@@ -181,7 +181,18 @@ def test_model_file_carries_a_small_support_reference(scans):
     assert SupportReference.from_dict(meta["support"]).image.shape == tuple(sup["image_u8"].shape)
 
 
-def test_segment_roi_auto_writes_mask_and_sidecar(scans, tmp_path, capsys):
+class _Everywhere(torch.nn.Module):
+    """Stand-in U-Net that marks every voxel it is given (logit +1), so that where a mask lies shows where it ran."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(x[:, :1])
+
+
+def test_segment_roi_auto_writes_mask_and_sidecar(scans, tmp_path, capsys, monkeypatch):
+    import hyperkit.inference.segment as seg_mod
+
+    load = seg_mod._load_model  # the model file's metadata and support, a U-Net that marks all it sees
+    monkeypatch.setattr(seg_mod, "_load_model", lambda model, device: (_Everywhere(), load(model, device)[1]))
     out = tmp_path / "pred.nii.gz"
     capsys.readouterr()
     assert main(["segment", "--model", str(scans["model"]), "--image", str(scans["query"]), "--out", str(out),
@@ -197,11 +208,11 @@ def test_segment_roi_auto_writes_mask_and_sidecar(scans, tmp_path, capsys):
     assert np.all(hi - lo >= 32)
     pred = nib.load(str(out))
     assert pred.shape == SHAPE and np.allclose(pred.affine, _affine())
-    # outside the segmented windows nothing is marked
+    # the U-Net marks all it sees, so the mask is the segmented windows: something, and nothing outside them
     arr = np.asarray(pred.dataobj)
     ijk = np.argwhere(arr > 0)
-    if len(ijk):
-        assert np.all(ijk.min(0) >= lo - 1) and np.all(ijk.max(0) <= hi)
+    assert len(ijk) > 0
+    assert np.all(ijk.min(0) >= lo - 1) and np.all(ijk.max(0) <= hi)
 
 
 def test_segment_roi_none_and_box(scans, tmp_path):

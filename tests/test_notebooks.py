@@ -202,6 +202,12 @@ def test_committed_with_outputs_of_a_real_run(path: Path) -> None:
 KIT_NOTEBOOKS = sorted(KIT_NOTEBOOKS_DIR.glob(NOTEBOOK_PATTERN))
 
 
+def test_the_notebook_folder_holds_notebooks() -> None:
+    """Every test above is parametrized over the folder's notebooks; a folder without any (a mistyped
+    HYPERKIT_NOTEBOOKS_DIR) would leave them empty and pytest would skip them all without a failure."""
+    assert NOTEBOOKS, f"{NOTEBOOKS_DIR}: no notebook matching {NOTEBOOK_PATTERN} (HYPERKIT_NOTEBOOKS_DIR?)"
+
+
 @pytest.mark.parametrize("path", KIT_NOTEBOOKS, ids=_ids(KIT_NOTEBOOKS))
 def test_committed_without_injected_parameters(path: Path) -> None:
     """papermill adds an ``injected-parameters`` cell to a run given ``-p`` (``hyperkit reproduce`` gives them): a

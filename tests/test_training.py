@@ -147,7 +147,11 @@ def test_resume_after_a_crash_inside_a_log_write_equals_uninterrupted(data_root,
         assert strip(read_jsonl(tmp_path / "full" / name)) == strip(read_jsonl(tmp_path / "part" / name))
 
 
-def test_weight_average_resumes_exactly_and_is_what_best_holds(data_root, cache, tmp_path):
+def test_weight_average_resumes_exactly_and_is_what_best_holds(data_root, cache, tmp_path, monkeypatch):
+    # a validation that rises with every call, so that the last one (episode 6) is the best: an untrained tiny
+    # model scores 0 at episodes 0 and 6, and best.pt would keep episode 0 (the weights do not depend on it)
+    calls = iter(range(1, 100))
+    monkeypatch.setattr(loop, "one_shot_validation", lambda *a: {"dice": next(calls) / 100, "per_task": {}})
     cfg = tiny_cfg(episodes=6, ema=0.5, val_every=6)
     full = train(cfg, data_root, tmp_path / "full", cache_dir=cache, progress=False)
     train(cfg, data_root, tmp_path / "part", stop_at=3, cache_dir=cache, progress=False)
@@ -160,8 +164,8 @@ def test_weight_average_resumes_exactly_and_is_what_best_holds(data_root, cache,
     trained, kept = last["model"], load_checkpoint(tmp_path / "full" / "best.pt")["model"]
     name = "hyper.0.weight"
     assert not torch.equal(trained[name], averaged[name])  # the average lags the trained weights
-    if load_checkpoint(tmp_path / "full" / "best.pt")["state"]["best_episode"] == 6:
-        assert torch.equal(kept[name], averaged[name])
+    assert load_checkpoint(tmp_path / "full" / "best.pt")["state"]["best_episode"] == 6
+    assert torch.equal(kept[name], averaged[name])  # best.pt holds the average, not the trained weights
     assert torch.equal(full.model.state_dict()[name], averaged[name])  # what training returns
 
 

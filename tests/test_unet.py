@@ -63,8 +63,11 @@ def test_resdoubleconv_shortcut_and_replacement_convs():
     block = ResDoubleConv(8, 16)
     assert isinstance(block.shortcut, torch.nn.Conv3d) and block.shortcut.kernel_size == (1, 1, 1)
     x = torch.randn(2, 8, 8, 8, 8)
-    # passing the block's own convolutions as replacements changes nothing
+    # passing the block's own convolutions as replacements changes nothing; another block's are used
     assert torch.equal(block(x), block(x, block.conv1, block.conv2))
+    other = ResDoubleConv(8, 16)
+    assert not torch.equal(block(x), block(x, other.conv1, block.conv2))
+    assert not torch.equal(block(x), block(x, block.conv1, other.conv2))
 
 
 @pytest.mark.parametrize(
