@@ -35,13 +35,17 @@ def as_binary_batch(x: Any) -> torch.Tensor:
 
     Raises:
         ValueError: not one volume, or values outside [0, 1] (a multi-class label map, logits):
-            those would be scored as one merged mask.
+            those would be scored as one merged mask; or NaN values (a diverged model's output),
+            which would be scored as background.
     """
     t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().cpu()
     while t.dim() > 3 and t.shape[0] == 1:
         t = t[0]
     if t.dim() != 3:
         raise ValueError(f"expected one binary volume (D, H, W), got shape {tuple(t.shape)}")
+    if t.is_floating_point() and bool(t.isnan().any()):
+        raise ValueError(f"expected a binary mask or probabilities in [0, 1], got {int(t.isnan().sum())} NaN "
+                         f"value(s) of {t.numel()}")
     if t.dtype != torch.bool and t.numel():
         lo, hi = (float(v) for v in torch.aminmax(t))
         if lo < 0 or hi > 1:
@@ -118,8 +122,13 @@ def copy_support(support_masks: torch.Tensor) -> torch.Tensor:
     every layer scores it: the evaluation's baseline and the phantoms' difficulty table.
 
     Raises:
-        ValueError: ``support_masks`` is not 5-D.
+        ValueError: ``support_masks`` is not 5-D, holds no support (K = 0), or is not binary (a 0/255
+            mask would win every vote it takes part in).
     """
-    if support_masks.dim() != 5:
-        raise ValueError(f"support masks must be (K, 1, S, S, S), got shape {tuple(support_masks.shape)}")
+    if support_masks.dim() != 5 or not len(support_masks):
+        raise ValueError(f"support masks must be (K, 1, S, S, S) with K >= 1, got shape {tuple(support_masks.shape)}")
+    if support_masks.dtype != torch.bool and not bool(((support_masks == 0) | (support_masks == 1)).all()):
+        values = support_masks.unique()
+        shown = ", ".join(f"{float(v):g}" for v in values[:5]) + (", ..." if len(values) > 5 else "")
+        raise ValueError(f"support masks must be binary (0 / 1), got values {shown}")
     return support_masks.float().mean(0) > 0.5

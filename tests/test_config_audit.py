@@ -68,7 +68,20 @@ def test_data_bare_section_max_shift_and_key():
 def test_every_model_size_must_be_at_least_one(name):
     with pytest.raises(ConfigError, match=rf"model\.{name} must be >= 1, got 0"):
         ModelConfig.from_mapping({name: 0})
-    assert getattr(ModelConfig.from_mapping({name: 1}), name) == 1
+    # the smallest value the model accepts (the width a multiple of c_base, the patches half fg, half bg)
+    smallest = {"base_width": {"base_width": 1, "c_base": 1}, "n_patches": {"n_patches": 2}}.get(name, {name: 1})
+    assert getattr(ModelConfig.from_mapping(smallest), name) == smallest[name]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"base_width": 12}, r"base_width=12 must be a multiple of model\.c_base=8"),
+    ({"base_width": 16, "c_base": 3}, "base_width=16 must be a multiple"),
+    ({"n_patches": 3}, "n_patches=3 must be even")])
+def test_sizes_the_hypernetwork_refuses_are_refused_when_loaded(changes, message):
+    """The hypernetwork refused these only when it was built, after the training banks had been made."""
+    with pytest.raises(ConfigError, match=rf"model\.{message}"):
+        load_profile("quick", {"model": changes})
+    assert ModelConfig.from_mapping({"base_width": 16, "c_base": 4, "n_patches": 6}).c_base == 4
 
 
 @pytest.mark.parametrize("changes, key", [({"head_prior": 0.0}, "head_prior"), ({"head_prior": 1.0}, "head_prior"),

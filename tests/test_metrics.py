@@ -148,6 +148,21 @@ def test_copy_support_is_a_strict_majority_vote():
     assert out.shape == (1, 2, 2, 2) and out.dtype == torch.bool
     assert not out[0, 0, 0, 0] and out[0, 1, 1, 1] and int(out.sum()) == 1
     assert torch.equal(copy_support(m[:1]), m[0] > 0)  # one support: its own mask
+    assert torch.equal(copy_support(m.bool()), out)
+    with pytest.raises(ValueError, match=r"K >= 1, got shape \(0, 1, 2, 2, 2\)"):
+        copy_support(m[:0])
+    with pytest.raises(ValueError, match="must be binary .0 / 1., got values 0, 255"):  # would win every vote
+        copy_support(255 * m)
+
+
+def test_nan_is_refused_not_scored_as_background() -> None:
+    """A diverged model's NaN probabilities: ``NaN > 0.5`` is False, so they would count as an empty mask."""
+    x = np.zeros((4, 4, 4), np.float32)
+    x[0, 0, :2] = np.nan
+    with pytest.raises(ValueError, match=r"got 2 NaN value\(s\) of 64"):
+        dice(x, np.zeros((4, 4, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        nsd(np.zeros((4, 4, 4)), x, (1.0, 1.0, 1.0))
 
 
 @pytest.mark.parametrize("volume", [np.array([0, 1, 2]), np.array([0.0, 0.4, 3.0]), np.array([-2.0, 0.1, 0.9])])

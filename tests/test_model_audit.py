@@ -52,6 +52,32 @@ def test_gradient_step_refuses_six_dimensional_input() -> None:
         gradient_step(UNet3D(base_width=8), images[None], masks[None], lr=0.1)
 
 
+def test_gradient_step_refuses_what_would_leave_nan_weights() -> None:
+    """An infinite or NaN step, a NaN in the support image, or no support at all: each gave NaN weights or a
+    NaN loss without a word."""
+    images, masks = _support()
+    net = UNet3D(base_width=8)
+    for lr in (float("inf"), float("nan"), 0.0, -0.1):
+        with pytest.raises(ValueError, match=rf"lr={lr} must be a finite number > 0"):
+            gradient_step(net, images, masks, lr=lr)
+    with pytest.raises(ValueError, match=r"at least one support, got shape \(0, 1, 16, 16, 16\)"):
+        gradient_step(net, images[:0], masks[:0], lr=0.1)
+    bad = images.clone()
+    bad[0, 0, 0, 0, :3] = float("nan")
+    with pytest.raises(ValueError, match=r"holds 3 non-finite value\(s\)"):
+        gradient_step(net, bad, masks, lr=0.1)
+    assert all(bool(torch.isfinite(p).all()) for p in net.parameters())
+
+
+def test_segmentation_loss_refuses_a_volume_without_batch_and_channel_axes_and_a_nan_weight() -> None:
+    """A ``(D, H, W)`` pair was averaged as D one-channel images (another loss than the ``(1, 1, D, H, W)`` one)."""
+    logits, masks = torch.zeros(4, 4, 4), torch.zeros(4, 4, 4)
+    with pytest.raises(ValueError, match=r"must be \(N, 1, D, H, W\), got shape \(4, 4, 4\)"):
+        segmentation_loss(logits, masks)
+    with pytest.raises(ValueError, match="bce_weight=nan must be >= 0"):
+        segmentation_loss(logits[None, None], masks[None, None], float("nan"))
+
+
 @pytest.mark.parametrize("dtype", [torch.bool, torch.uint8, torch.float64])
 def test_segmentation_loss_takes_masks_of_any_dtype(dtype: torch.dtype) -> None:
     """Masks are cast to the logits' dtype: a bool/uint8/float64 mask gives the float mask's loss, for w = 1 too."""

@@ -138,6 +138,25 @@ def test_crop_centred_pads_with_given_value_and_keeps_centre():
     assert (cube[0, :3] == -7.0).all()  # outside the volume -> pad value
 
 
+def test_empty_cubes_and_grids_are_refused_with_the_value():
+    """A side of 0 voxels would give an empty (1, 0, 0, 0) patch, a spacing of 0 or NaN a case MONAI leaves on its
+    grid while recording the bad spacing: both are refused, naming the value."""
+    vol = np.zeros((1, 10, 10, 10), np.float32)
+    for size in (0, -4):
+        with pytest.raises(ValueError, match=f"size must be a positive number of voxels, got {size}"):
+            pp.crop_centred(vol, (5, 5, 5), size)
+        with pytest.raises(ValueError, match=f"size must be a positive number of voxels, got {size}"):
+            pp.patch_centre(np.array([2, 2, 2]), np.array([4, 4, 4]), size)
+    with pytest.raises(ValueError, match=r"center must be three voxel indices, got \[5, 5\]"):
+        pp.crop_centred(vol, (5, 5), 4)
+    with pytest.raises(ValueError, match=r"lo <= hi on every axis, got lo \[2, 5, 2\], hi \[4, 4, 4\]"):
+        pp.patch_centre(np.array([2, 5, 2]), np.array([4, 4, 4]), 8)
+    case, _ = _lps_case()
+    for spacing in (0.0, -2.0, float("nan")):
+        with pytest.raises(ValueError, match=f"spacing must be a finite number of mm > 0, got {spacing}"):
+            pp.resample_case(case, spacing)
+
+
 @pytest.mark.parametrize("center", [(0, 0, 0), (9, 9, 9), (5, 2, 8), (8, 5, 1), (4, 4, 4)])
 def test_crop_centred_equals_slicing_a_padded_volume(center):
     """Against NumPy: pad every side with each channel's own value, then slice ``S`` voxels from

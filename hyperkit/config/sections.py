@@ -187,6 +187,7 @@ class ModelConfig:
 
         Raises:
             ConfigError: unknown or mistyped keys; a size (width, count, dimension) below 1; a
+                ``base_width`` that is not a multiple of ``c_base``, an odd ``n_patches``; a
                 ``boundary_share`` outside [0, 1] or a ``head_prior`` outside (0, 1).
         """
         if isinstance(data, cls):
@@ -195,6 +196,10 @@ class ModelConfig:
         _check_ranges(out, where, at_least_one=("base_width", "c_base", "n_patches", "samplings", "hidden",
                                                 "pos_dim", "zstar_hidden", "zstar_dim", "head_hidden"))
         # the ranges HyperUNet refuses when it is built (after the training banks are made): refused here too
+        if out.base_width % out.c_base:
+            raise ConfigError(f"{where}.base_width={out.base_width} must be a multiple of {where}.c_base={out.c_base}")
+        if out.n_patches % 2:
+            raise ConfigError(f"{where}.n_patches={out.n_patches} must be even (half foreground, half background)")
         if not 0.0 <= out.boundary_share <= 1.0:
             raise ConfigError(f"{where}.boundary_share must be in [0, 1], got {out.boundary_share}")
         if out.head_prior is not None and not 0.0 < out.head_prior < 1.0:

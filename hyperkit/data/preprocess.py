@@ -92,7 +92,12 @@ def resample_case(case: CaseData, spacing: float, with_label: bool = True) -> Ca
 
     Returns:
         The same case on the RAS grid with isotropic spacing (label stays integer).
+
+    Raises:
+        ValueError: ``spacing`` is not a finite number > 0 (MONAI would keep the grid and record it).
     """
+    if not 0 < spacing < float("inf"):  # NaN fails the comparison too
+        raise ValueError(f"spacing must be a finite number of mm > 0, got {spacing}")
     affine = torch.as_tensor(case.affine, dtype=torch.float64)
     data = {"image": MetaTensor(torch.from_numpy(np.ascontiguousarray(case.image)), affine=affine)}
     if with_label:
@@ -196,8 +201,15 @@ def crop_centred(image: np.ndarray, center: Iterable[int], size: int, pad_value:
 
     Returns:
         the cube ``(C, S, S, S)`` and its start index ``(3,)`` in the input grid (may be negative).
+
+    Raises:
+        ValueError: ``size`` < 1 (an empty cube), or ``center`` is not three indices.
     """
+    if size < 1:
+        raise ValueError(f"size must be a positive number of voxels, got {size}")
     c = np.asarray(list(center), dtype=np.int64)
+    if c.shape != (3,):
+        raise ValueError(f"center must be three voxel indices, got {c.tolist()}")
     start = c - size // 2
     end = start + size
     shape = np.asarray(image.shape[1:])
@@ -248,10 +260,17 @@ def centre_bounds(lo: np.ndarray, hi: np.ndarray, size: int, max_shift: int, *,
         around: the centre the shift is counted from (default: the box's centre ``(lo + hi + 1) // 2``).
         extent: when given, the cube must also lie inside ``[0, extent)`` on every axis (a crop of a
             stored cube of side ``extent``); default: no such bound (the scan is padded).
+
+    Raises:
+        ValueError: ``max_shift`` < 0, ``size`` < 1, or a box with ``hi < lo`` on an axis.
     """
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     if max_shift < 0:
         raise ValueError(f"max_shift must be >= 0, got {max_shift}")
+    if size < 1:
+        raise ValueError(f"size must be a positive number of voxels, got {size}")
+    if (hi < lo).any():
+        raise ValueError(f"the box must have lo <= hi on every axis, got lo {lo.tolist()}, hi {hi.tolist()}")
     centre = (lo + hi + 1) // 2
     ref = centre if around is None else np.asarray(around, dtype=np.int64)
     half = size // 2

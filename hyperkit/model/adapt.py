@@ -30,12 +30,18 @@ def segmentation_loss(logits: Tensor, masks: Tensor, bce_weight: float = 1.0) ->
 
     Returns:
         A scalar tensor.
+
+    Raises:
+        ValueError: shapes that differ or are not ``(N, 1, D, H, W)`` (a volume without its batch and
+            channel axes would be averaged as N = D images of one channel each); ``bce_weight`` < 0 or NaN.
     """
     if logits.shape != masks.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and masks {tuple(masks.shape)} differ in shape")
+    if logits.dim() != 5:
+        raise ValueError(f"logits and masks must be (N, 1, D, H, W), got shape {tuple(logits.shape)}")
     if bce_weight == 1.0:
         return _LOSS(logits, masks.to(logits.dtype))
-    if bce_weight < 0:
+    if not bce_weight >= 0:  # NaN fails the comparison too
         raise ValueError(f"bce_weight={bce_weight} must be >= 0")
     target = masks.to(logits.dtype)
     return _LOSS.dice(logits, target) + bce_weight * _LOSS.bce(logits, target)
@@ -62,6 +68,10 @@ def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float,
     Returns:
         ``(loss_before, loss_after)`` on the support.
 
+    Raises:
+        ValueError: a bad shape, no support (K = 0), a mask that is not binary, a non-finite image
+            value, or ``lr`` not a finite number > 0 (an infinite step leaves NaN weights).
+
     Examples:
         >>> before, after = gradient_step(unet, image, mask, lr=0.1)
     """
@@ -70,9 +80,14 @@ def gradient_step(unet: nn.Module, image: Tensor, mask: Tensor, lr: float,
     if image.dim() != 5:
         raise ValueError(f"image must be (K, 1, D, H, W) or (1, D, H, W), got shape {tuple(image.shape)}")
     check_same_shape(image, mask, "gradient_step")
+    if not len(image):
+        raise ValueError(f"gradient_step needs at least one support, got shape {tuple(image.shape)}")
     check_binary_mask(mask, "gradient_step")
-    if not lr > 0:
-        raise ValueError(f"lr={lr} must be > 0")
+    if not bool(torch.isfinite(image).all()):
+        raise ValueError(f"gradient_step: the support image holds {int((~torch.isfinite(image)).sum())} non-finite "
+                         "value(s) (NaN or inf)")
+    if not 0 < lr < float("inf"):  # NaN fails the comparison too
+        raise ValueError(f"lr={lr} must be a finite number > 0")
     params = [p for p in unet.parameters() if p.requires_grad]
     with torch.enable_grad():
         loss = segmentation_loss(unet(image), mask, bce_weight)
