@@ -189,6 +189,14 @@ def test_from_datasets_bounds_on_crop():
             TaskBank.from_datasets([], "train", cfg, crop=bad)
 
 
+def test_from_datasets_refuses_a_split_missing_roles_before_reading_data():
+    """A split without every role is a ConfigError naming the missing roles, even with no dataset to read."""
+    from hyperkit.errors import ConfigError
+    cfg = load_profile("quick", {"data": {"patch_size": 16}})
+    with pytest.raises(ConfigError, match=r"roles \['heldout', 'val', 'train'\].*missing \['heldout', 'val'\]"):
+        TaskBank.from_datasets([], "train", cfg, {"train": ["*"]})
+
+
 def test_from_datasets_keeps_a_task_with_exactly_min_cases(tmp_path):
     """A task present in exactly min_cases cases is kept; one more required drops it (recorded in dropped)."""
     from hyperkit.data.layouts import discover_datasets

@@ -237,6 +237,28 @@ def test_split_patterns_are_case_sensitive_globs() -> None:
         "msd/T/a@CT": "heldout", "MSD/T/a@ct": "unused", "MSD/T/a@CT": "train"}
 
 
+@pytest.mark.parametrize("split, match", [
+    ({"train": ["*"]}, r"missing \['heldout', 'val'\]"),
+    ({"heldout": [], "val": [], "train": ["*"], "test": ["x"]}, r"unknown \['test'\]"),
+    ({"heldout": "msd/*", "val": [], "train": []}, r"role 'heldout' must be a list of pattern strings, got 'msd/\*'"),
+    (["heldout", "val", "train"], r"split must be a mapping of role -> list of patterns, got list")])
+def test_assign_roles_refuses_a_split_it_cannot_read_naming_what(split: object, match: str) -> None:
+    from hyperkit.data.splits import assign_roles
+    from hyperkit.errors import ConfigError
+    with pytest.raises(ConfigError, match=match) as info:
+        assign_roles(["msd/T/a@CT"], split)  # type: ignore[arg-type]
+    if "missing" in match:
+        assert "['heldout', 'val', 'train']" in str(info.value)
+
+
+def test_assign_roles_refuses_one_task_id_as_a_string() -> None:
+    from hyperkit.data.splits import assign_roles
+    split = {"heldout": ["msd/*"], "val": [], "train": []}
+    with pytest.raises(ValueError, match=r"task_ids must be a list of task ids, got the string 'msd/T/x@CT'"):
+        assign_roles("msd/T/x@CT", split)
+    assert assign_roles(["msd/T/x@CT"], split) == {"msd/T/x@CT": "heldout"}
+
+
 # -- hyperkit.data.tasks ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("given, expected", [("CT", "CT"), (" ct ", "CT"), ("mri", "MRI"), ("Mri\n", "MRI")])

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats as sps
 
 from hyperkit.evaluation.stats import (Unit, _two_way_means, effective_df, pair_rows, pair_units, paired_difference,
-                                       paired_starts)
+                                       paired_starts, paired_tasks)
 from hyperkit.seeds import numpy_rng
 
 
@@ -151,3 +151,53 @@ def test_paired_starts_keeps_each_task_a_stratum() -> None:
     p = paired_starts(rows, "hyper_ft", "rand_ft")
     assert p is not None and p.n == 6
     assert (p.lo, p.diff, p.hi) == (pytest.approx(0.2 / 3), pytest.approx(0.2 / 3), pytest.approx(0.2 / 3))
+
+
+# -- bad arguments are refused, naming the value -----------------------------------------------------------------
+
+@pytest.mark.parametrize("a, b, match", [([1.0, float("nan")], [0.0, 0.0], r"a\[1\] = nan"),
+                                         ([1.0, 2.0], [0.0, -float("inf")], r"b\[1\] = -inf"),
+                                         ([float("inf"), 2.0], [0.0, 0.0], r"a\[0\] = inf")])
+def test_paired_difference_refuses_non_finite_scores_naming_side_and_index(a: list, b: list, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        paired_difference(a, b)
+
+
+def _rows() -> list[dict]:
+    return [{"task": "t", "method": m, "draw": d, "case": c, "in_test_split": True, "dsc": v + 0.01 * d}
+            for m, v in (("hyper_unet", 0.8), ("rand_unet", 0.5)) for d in (0, 1) for c in ("x", "y", "z")]
+
+
+@pytest.mark.parametrize("metric", ["DSC", "bogus"])
+def test_pairing_refuses_a_metric_that_is_not_a_column_naming_it_and_the_columns(metric: str) -> None:
+    rows = _rows()
+    for f in (pair_rows, pair_units, paired_tasks):
+        with pytest.raises(ValueError, match=rf"metric '{metric}' is not a column.*'dsc'"):
+            f(rows, rows, metric, "hyper_unet", "rand_unet")
+    ft = [_ft("t", "hyper_ft", "a", 0.9, 0.3), _ft("t", "rand_ft", "a", 0.1, 0.2)]
+    with pytest.raises(ValueError, match=rf"metric '{metric}' is not a column.*'dsc', 'method', 'n'"):
+        paired_starts(ft, "hyper_ft", "rand_ft", metric=metric)
+
+
+def test_paired_tasks_refuses_one_task_id_as_a_string() -> None:
+    rows = _rows()
+    with pytest.raises(ValueError, match=r"tasks must be a list of task ids, got the string 't' \(pass \['t'\]\)"):
+        paired_tasks(rows, rows, "dsc", "hyper_unet", "rand_unet", tasks="t")
+    assert set(paired_tasks(rows, rows, "dsc", "hyper_unet", "rand_unet", tasks=["t"])) == {"t"}
+
+
+def test_pairing_refuses_a_non_finite_score_naming_task_draw_and_case() -> None:
+    rows = _rows()
+    rows[4]["dsc"] = float("nan")  # hyper_unet, draw 1, case y
+    with pytest.raises(ValueError, match=r"dsc of hyper_unet is not finite \(nan\) at task 't', draw 1, case 'y'"):
+        paired_tasks(rows, rows, "dsc", "hyper_unet", "rand_unet")
+    ft = [_ft("t", "hyper_ft", "a", 0.9, 0.3), _ft("t", "rand_ft", "a", float("inf"), 0.2)]
+    with pytest.raises(ValueError, match=r"dsc of rand_ft is not finite \(inf\) at task 't', n 2, repeat 0, case 'a'"):
+        paired_starts(ft, "hyper_ft", "rand_ft")
+
+
+def test_a_method_without_rows_gives_no_pairs_not_an_error() -> None:
+    """Kept on purpose: the report reads ``{}`` / None as "not evaluated" (``hyperkit evaluate --methods``)."""
+    rows = [r for r in _rows() if r["method"] == "hyper_unet"]
+    assert paired_tasks(rows, rows, "dsc", "hyper_unet", "rand_unet", pool="all") == {}
+    assert paired_starts([_ft("t", "hyper_ft", "a", 0.9, 0.3)], "hyper_ft", "scratch_ft") is None

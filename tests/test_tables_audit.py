@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from hyperkit.evaluation.tables import (SCOPE_TEST, _marks, comparison_table, kit_task, paper_columns, reading,
+from hyperkit.evaluation.tables import (SCOPE_TEST, Stat, _marks, comparison_table, kit_task, paper_columns, reading,
                                         summarize, table_tasks, what_held)
 
 LIVER = "msd/Task03_Liver/liver@CT"
@@ -140,3 +140,35 @@ def test_an_exact_tie_reads_level_even_with_level_zero():
     line = reading(summary, level=0.0)[0]
     assert "level with Rand U-Net (0.500, +0.000)" in line and "above Copy support mask (0.400, +0.100)" in line
 
+
+# -- bad arguments are refused, naming the value -----------------------------------------------------------------
+
+@pytest.mark.parametrize("column", ["dsc", "nsd", "nsd_voxel"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_summarize_refuses_a_non_finite_score_naming_task_method_column_draw_and_case(column: str,
+                                                                                        bad: float) -> None:
+    rows = [_row("hyper_unet", "a", 0.5), _row("hyper_unet", "b", 0.6, draw=3), _row("rand_unet", "a", 0.2)]
+    rows[1][column] = bad
+    with pytest.raises(ValueError, match=rf"{column} of task '{LIVER}', method 'hyper_unet' is not finite "
+                                         rf"\({bad}\) at draw 3, case 'b'"):
+        summarize(rows)
+
+
+def test_summarize_refuses_a_row_without_a_score_column_naming_it() -> None:
+    rows = [_row("hyper_unet", "a", 0.5), {"task": LIVER, "method": "rand_unet", "case": "a", "dsc": 0.2}]
+    with pytest.raises(ValueError, match=r"results row 1 has no column\(s\) \['nsd', 'nsd_voxel'\]"):
+        summarize(rows)
+
+
+def test_tables_refuse_a_summary_with_a_non_finite_number_naming_it() -> None:
+    good = Stat(0.3, 0.1, 0.5, 0.1, 0.5, 0.1, 3, 3, SCOPE_TEST)
+    summary = {(LIVER, "hyper_unet"): Stat(math.nan, math.nan, 0.5, 0.1, 0.5, 0.1, 3, 3, SCOPE_TEST),
+               (LIVER, "rand_unet"): good}
+    for f in (lambda: comparison_table(summary, "table1_ct"), lambda: what_held(summary), lambda: reading(summary)):
+        with pytest.raises(ValueError, match=rf"task '{LIVER}', method 'hyper_unet': dsc is not finite \(nan\)"):
+            f()
+
+
+def test_comparison_table_refuses_an_unknown_table_naming_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match=r"table must be one of \['table1_ct', 'table2_mri'\], got 'bogus'"):
+        comparison_table({}, "bogus")

@@ -123,10 +123,14 @@ class TaskBank:
 
         Raises:
             ValueError: ``crop`` is negative or larger than the profile's patch size.
+            ConfigError: ``split`` lacks a role of :data:`~hyperkit.data.splits.ROLES`, has another, or
+                a role's patterns are not a list of strings (:func:`~hyperkit.data.splits.assign_roles`).
         """
         size = int(cfg["data"]["patch_size"])
         if not 0 <= crop <= size:
             raise ValueError(f"crop must be in [0, {size}] (0: the patch size), got {crop}")
+        if split is not None:
+            assign_roles([], split)  # checks the split before any dataset is read
         images: dict[str, Tensor] = {}
         masks: dict[str, Tensor] = {}
         mask_dtype = np.uint8 if margin else np.float32  # cubes are only read through _cut, which casts

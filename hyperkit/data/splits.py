@@ -5,7 +5,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import yaml
 
@@ -51,10 +51,40 @@ def load_split(path: str | Path | None = None) -> dict[str, list[str]]:
     return out
 
 
-def assign_roles(task_ids: Iterable[str], split: dict[str, list[str]] | None = None) -> dict[str, str]:
-    """Map each task id to ``"heldout"``, ``"val"``, ``"train"`` or ``"unused"``."""
+def assign_roles(task_ids: Iterable[str], split: Mapping[str, list[str]] | None = None) -> dict[str, str]:
+    """Map each task id to ``"heldout"``, ``"val"``, ``"train"`` or ``"unused"``.
+
+    Args:
+        task_ids: task ids (a list, not one id as a string).
+        split: role -> glob patterns, every role of :data:`ROLES` (:func:`load_split`, which fills
+            a role a file leaves out with ``[]``); the kit's default split when omitted.
+
+    Raises:
+        ValueError: ``task_ids`` is one string.
+        ConfigError: ``split`` is not a mapping of every role of :data:`ROLES` (and no other) to a
+            list of pattern strings (the missing or unknown roles named).
+    """
+    if isinstance(task_ids, str):
+        raise ValueError(f"task_ids must be a list of task ids, got the string {task_ids!r} (pass [{task_ids!r}])")
     split = split if split is not None else load_split()
+    _check_split(split)
     roles = {}
     for tid in task_ids:
         roles[tid] = next((r for r in ROLES if any(fnmatchcase(tid, p) for p in split[r])), "unused")
     return roles
+
+
+def _check_split(split: object) -> None:
+    """Refuse a split mapping :func:`assign_roles` cannot read (see its Raises)."""
+    if not isinstance(split, Mapping):
+        raise ConfigError(f"split must be a mapping of role -> list of patterns, got {type(split).__name__}")
+    missing = [r for r in ROLES if r not in split]
+    unknown = sorted((str(k) for k in split if k not in ROLES))
+    if missing or unknown:
+        raise ConfigError(f"split must have the roles {list(ROLES)} (an empty list for a role without tasks): "
+                          + "; ".join(([f"missing {missing}"] if missing else [])
+                                      + ([f"unknown {unknown}"] if unknown else [])))
+    for role in ROLES:
+        patterns = split[role]
+        if not isinstance(patterns, (list, tuple)) or not all(isinstance(x, str) for x in patterns):
+            raise ConfigError(f"split role {role!r} must be a list of pattern strings, got {patterns!r}")

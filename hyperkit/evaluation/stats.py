@@ -178,8 +178,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float], *, units: Sequence
             2026-12-04 evening; kept for ``benchmarks/interval_coverage.py``).
 
     Raises:
-        ValueError: lengths differ, no pairs, ``resamples < 1``, ``level`` outside (0, 1), or
-            ``units`` not one ``(stratum, draw, case)`` per pair.
+        ValueError: lengths differ, no pairs, a score that is not finite (NaN or inf: named by its
+            side and index), ``resamples < 1``, ``level`` outside (0, 1), or ``units`` not one
+            ``(stratum, draw, case)`` per pair.
     """
     from scipy import stats as sps
 
@@ -188,6 +189,11 @@ def paired_difference(a: Sequence[float], b: Sequence[float], *, units: Sequence
         raise ValueError(f"paired scores need two 1-D arrays of one length, got {x.shape} and {y.shape}")
     if x.size == 0:
         raise ValueError("paired_difference needs at least one pair, got 0")
+    for side, v in (("a", x), ("b", y)):
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            raise ValueError(f"paired scores must be finite: {side}[{bad[0]}] = {v[bad[0]]} "
+                             f"({bad.size} non-finite of {v.size})")
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
     if not 0.0 < level < 1.0:
@@ -227,15 +233,35 @@ def compared(rows: Iterable[Mapping[str, Any]]) -> Callable[[Mapping[str, Any]],
     return lambda r: in_test_split(r) or r["task"] not in split_tasks
 
 
+def _check_metric(rows: Iterable[tuple[int, Mapping[str, Any]]], metric: str, side: str = "rows") -> None:
+    """Each of the ``(index, row)`` has the column ``metric``, else a ValueError naming it and the row's columns."""
+    for i, r in rows:
+        if metric not in r:
+            raise ValueError(f"metric {metric!r} is not a column of the {side} (row {i} has columns "
+                             f"{sorted(map(str, r))})")
+
+
 def _matched(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str, Any]], metric: str,
              method_a: str, method_b: str, test_only: bool) -> list[tuple[tuple[str, int, str], float, float]]:
-    """``[((task, draw, case), score of a, score of b)]`` over the triples both sides have, sorted."""
+    """``[((task, draw, case), score of a, score of b)]`` over the triples both sides have, sorted.
+
+    Raises:
+        ValueError: a row without the column ``metric``, or a score that is not finite (named by
+            task, draw and case).
+    """
     a_list, b_list = list(a_rows), list(b_rows)
+    _check_metric(enumerate(a_list), metric, "a rows")
+    _check_metric(enumerate(b_list), metric, "b rows")
     keep = compared([*a_list, *b_list]) if test_only else (lambda r: True)
 
     def index(rows: list[Mapping[str, Any]], method: str) -> dict[tuple[str, int, str], float]:
-        return {(r["task"], int(r["draw"]), r["case"]): float(r[metric]) for r in rows
-                if r["method"] == method and keep(r)}
+        out = {(r["task"], int(r["draw"]), r["case"]): float(r[metric]) for r in rows
+               if r["method"] == method and keep(r)}
+        bad = next((k for k, v in out.items() if not np.isfinite(v)), None)
+        if bad is not None:
+            raise ValueError(f"{metric} of {method} is not finite ({out[bad]}) at task {bad[0]!r}, draw {bad[1]}, "
+                             f"case {bad[2]!r}")
+        return out
 
     ia, ib = index(a_list, method_a), index(b_list, method_b)
     return [(key, ia[key], ib[key]) for key in sorted(set(ia) & set(ib))]
@@ -252,6 +278,13 @@ def pair_rows(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str,
         method_a, method_b: the method of each side (the same results file may hold both).
         test_only: only the rows :func:`compared` keeps (over both sides' rows): a task's
             test-split cases where it has a test split, all its cases where it has none.
+
+    A method without rows on its side gives no pairs (``{}``), not an error: the report reads
+    that as "not evaluated" (``hyperkit evaluate --methods`` may leave a method out).
+
+    Raises:
+        ValueError: a row without the column ``metric`` (named with the columns the row has), or a
+            score that is not finite (named by task, draw and case).
     """
     out: dict[str, tuple[list[float], list[float]]] = {}
     for key, x, y in _matched(a_rows, b_rows, metric, method_a, method_b, test_only):
@@ -265,7 +298,11 @@ def pair_units(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[str
                method_a: str = "hyper_unet", method_b: str = "hyper_unet",
                test_only: bool = True) -> dict[str, list[Unit]]:
     """``task -> [(task, draw, case)]`` of the pairs of :func:`pair_rows` (same arguments), in its
-    order: the ``units`` of :func:`paired_difference` (:func:`paired_tasks` does both steps)."""
+    order: the ``units`` of :func:`paired_difference` (:func:`paired_tasks` does both steps).
+
+    Raises:
+        ValueError: a row without the column ``metric``, or a score that is not finite.
+    """
     out: dict[str, list[Unit]] = {}
     for key, _, _ in _matched(a_rows, b_rows, metric, method_a, method_b, test_only):
         out.setdefault(key[0], []).append(key)
@@ -279,13 +316,17 @@ def paired_tasks(a_rows: Iterable[Mapping[str, Any]], b_rows: Iterable[Mapping[s
 
     Args:
         a_rows, b_rows, metric, method_a, method_b, test_only: as :func:`pair_rows`.
-        tasks: only these tasks (those without pairs are left out); all when omitted.
+        tasks: only these tasks, an iterable of task ids (those without pairs are left out); all
+            when omitted.
         pool: when given, the key under which every task's pairs pooled are added (each task
             a stratum of the bootstrap); not added when no task has pairs.
 
     Raises:
-        ValueError: ``pool`` is the name of a task that has pairs.
+        ValueError: ``pool`` is the name of a task that has pairs, ``tasks`` is one string (not a
+            list of task ids), a row without the column ``metric``, or a score that is not finite.
     """
+    if isinstance(tasks, str):
+        raise ValueError(f"tasks must be a list of task ids, got the string {tasks!r} (pass [{tasks!r}])")
     wanted = None if tasks is None else set(tasks)
     matched = [m for m in _matched(a_rows, b_rows, metric, method_a, method_b, test_only)
                if wanted is None or m[0][0] in wanted]
@@ -320,15 +361,25 @@ def paired_starts(rows: Iterable[Mapping[str, Any]], method_a: str, method_b: st
         keep: which rows take part (e.g. ``lambda r: int(r["n"]) <= 4``); all when omitted.
 
     Returns:
-        The comparison, or None when no pair exists.
+        The comparison, or None when no pair exists (also when a method has no rows: the report
+        reads that as "not run").
+
+    Raises:
+        ValueError: a row ``keep`` accepts has no column ``metric``, or a compared score is not
+            finite (named by task, n, repeat and case).
     """
     score: dict[tuple[Any, ...], float] = {}
-    for r in rows:
+    for i, r in enumerate(rows):
         if keep is None or keep(r):
+            _check_metric([(i, r)], metric)
             key = (r["task"], int(r["n"]), int(r["repeat"]), r["case"])
             score[key + (r["method"],)] = float(r[metric])
     keys = sorted({k[:4] for k in score if k[:4] + (method_a,) in score and k[:4] + (method_b,) in score})
     if not keys:
         return None
+    bad = next((k + (m,) for k in keys for m in (method_a, method_b) if not np.isfinite(score[k + (m,)])), None)
+    if bad is not None:
+        raise ValueError(f"{metric} of {bad[4]} is not finite ({score[bad]}) at task {bad[0]!r}, n {bad[1]}, "
+                         f"repeat {bad[2]}, case {bad[3]!r}")
     return paired_difference([score[k + (method_a,)] for k in keys], [score[k + (method_b,)] for k in keys],
                              units=[(k[0], k[1:3], k[3]) for k in keys])

@@ -101,7 +101,11 @@ def kit_task(column: str, task_ids: Iterable[str]) -> str | None:
 
 
 def table_tasks(table: str, task_ids: Iterable[str]) -> dict[str, str | None]:
-    """For each column of ``table``, the kit task that plays it (:func:`kit_task`; ``None`` when absent)."""
+    """For each column of ``table``, the kit task that plays it (:func:`kit_task`; ``None`` when absent).
+
+    Raises:
+        ValueError: ``table`` is not one of :data:`TABLES`.
+    """
     if table not in TABLES:
         raise ValueError(f"table must be one of {list(TABLES)}, got {table!r}")
     ids = sorted(task_ids)
@@ -134,9 +138,18 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Stat]:
     Args:
         rows: results rows (:func:`~hyperkit.evaluation.results_file.read_results`): ``task``,
             ``method``, ``case``, ``in_test_split``, ``dsc``, ``nsd``, ``nsd_voxel``.
+
+    Raises:
+        ValueError: a row without one of the columns above but ``in_test_split`` (named), or a
+            summarised score is not finite (NaN or inf), named by task, method, column,
+            draw and case. The kit never writes one: its metrics score empty masks by a fixed
+            convention (:mod:`hyperkit.metrics`) and ``read_results`` refuses scores outside [0, 1].
     """
     by_task: dict[str, list[Mapping[str, Any]]] = {}
-    for r in rows:
+    for i, r in enumerate(rows):
+        missing = [k for k in ("task", "method", "case", "dsc", "nsd", "nsd_voxel") if k not in r]
+        if missing:
+            raise ValueError(f"results row {i} has no column(s) {missing} (its columns: {sorted(map(str, r))})")
         by_task.setdefault(r["task"], []).append(r)
     out = {}
     for task, task_rows in by_task.items():
@@ -147,6 +160,11 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Stat]:
                 groups.setdefault(r["method"], []).append(r)
         for method, rs in groups.items():
             d, s, v = ([float(r[k]) for r in rs] for k in ("dsc", "nsd", "nsd_voxel"))
+            for k, values in (("dsc", d), ("nsd", s), ("nsd_voxel", v)):
+                bad = next((i for i, x in enumerate(values) if not math.isfinite(x)), None)
+                if bad is not None:
+                    raise ValueError(f"{k} of task {task!r}, method {method!r} is not finite ({values[bad]}) at draw "
+                                     f"{rs[bad].get('draw', '?')}, case {rs[bad]['case']!r}")
             out[(task, method)] = Stat(statistics.fmean(d), statistics.pstdev(d), statistics.fmean(s),
                                        statistics.pstdev(s), statistics.fmean(v), statistics.pstdev(v), len(rs),
                                        len({r["case"] for r in rs}), scope)
@@ -163,6 +181,14 @@ def _marks(values: Mapping[str, float]) -> dict[str, str]:
     ranked = sorted(set(values.values()), reverse=True)
     return {m: ("best" if ranked and v == ranked[0] else "second" if len(ranked) > 1 and v == ranked[1] else "")
             for m, v in values.items()}
+
+
+def _check_summary(summary: Mapping[tuple[str, str], Stat]) -> None:
+    """Refuse a :class:`Stat` with a number that is not finite (a summary not made by :func:`summarize`)."""
+    for (task, method), st in summary.items():
+        for k in ("dsc", "dsc_std", "nsd", "nsd_std", "nsd_voxel", "nsd_voxel_std"):
+            if not math.isfinite(getattr(st, k)):
+                raise ValueError(f"summary of task {task!r}, method {method!r}: {k} is not finite ({getattr(st, k)})")
 
 
 def _fmt(mean: float, std: float, mark: str) -> str:
@@ -187,7 +213,14 @@ def comparison_table(summary: Mapping[tuple[str, str], Stat], table: str, method
         methods: rows per target, in this order.
         tau: the run's ``evaluate.tau`` in mm, and ``voxel_mm`` its one-voxel tolerance, for
             the headers (unnamed values are written τ and "1 voxel").
+
+    Raises:
+        ValueError: ``table`` is not one of :data:`TABLES` (named with them), or a number of
+            ``summary`` is not finite (named by task, method and field).
     """
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {list(TABLES)}, got {table!r}")
+    _check_summary(summary)
     paper = paper_tables()[table]
     cols = table_tasks(table, {t for t, _ in summary})
     t_kit = f"{tau:g} mm" if tau is not None else "τ"
@@ -269,7 +302,11 @@ def reading(summary: Mapping[tuple[str, str], Stat], paper: Mapping[str, Any] | 
         tables: which of :data:`TABLES`.
         level: differences below this DSC read "level with" (the counts use strict ``>`` and say
             how many of them are level).
+
+    Raises:
+        ValueError: a table not in :data:`TABLES`, or a number of ``summary`` that is not finite.
     """
+    _check_summary(summary)
     paper = paper_tables() if paper is None else paper
     lines: list[str] = []
     # per comparison, the signed margins (positive: the way the tally counts)
@@ -322,7 +359,11 @@ def what_held(summary: Mapping[tuple[str, str], Stat], aims: Mapping[str, float]
         aims: paper column -> DSC (default :data:`AIMS`).
         paper: the paper's tables (default :func:`paper_tables`).
         tables: which of :data:`TABLES`.
+
+    Raises:
+        ValueError: a table not in :data:`TABLES`, or a number of ``summary`` that is not finite.
     """
+    _check_summary(summary)
     aims = AIMS if aims is None else aims
     paper = paper_tables() if paper is None else paper
     out: list[tuple[bool, str]] = []
