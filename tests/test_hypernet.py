@@ -218,6 +218,8 @@ def test_profiles_and_config():
         (lambda i, m: (i[0], m[0]), "5 dims"),
         (lambda i, m: (i[..., :24], m[..., :24]), "multiple of 16"),
         (lambda i, m: (torch.cat([i, i], 1), torch.cat([m, m], 1)), "1 channel"),
+        (lambda i, m: (i[:0], m[:0]), r"no support \(K = 0\)"),  # an IndexError deep in the context before
+        (lambda i, m: (i.double(), m), "support images dtype torch.float64 differs from the model's torch.float32"),
     ],
 )
 def test_bad_support_input(model, make, match):
@@ -230,6 +232,8 @@ def test_bad_query_and_gradient_step_input(model):
     images, masks = support(1, b=1)
     with pytest.raises(ValueError, match="query images"):
         model.forward_episode(images, masks, images[:, :, :, :16])
+    with pytest.raises(ValueError, match="query images dtype torch.float64 differs"):
+        model.forward_episode(images, masks, images.double())
     unet = UNet3D(base_width=8)
     with pytest.raises(ValueError, match="shape mismatch"):
         gradient_step(unet, images[0], masks[0, ..., :16], lr=0.1)

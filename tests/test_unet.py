@@ -85,6 +85,14 @@ def test_bad_input(shape):
         UNet3D(base_width=8)(torch.zeros(shape))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.int16, torch.uint8])
+def test_input_of_another_dtype_is_refused_naming_both(dtype):
+    """A NumPy float64 volume (``torch.from_numpy``) or an integer scan failed deep in a convolution."""
+    net = UNet3D(base_width=8)
+    with pytest.raises(ValueError, match=rf"input dtype {dtype} differs from the model's torch.float32"):
+        net(torch.zeros(1, 1, 16, 16, 16, dtype=dtype))
+
+
 @pytest.mark.parametrize("stride,groups", [(1, 1), (2, 1), (1, 2)])
 def test_one_image_conv3d_equals_pytorch_forward_and_backward(stride: int, groups: int) -> None:
     """The oneDNN route of a one-image CPU convolution gives F.conv3d's numbers and gradients."""

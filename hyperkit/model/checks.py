@@ -7,7 +7,7 @@ from torch import Tensor
 
 from hyperkit.model.unet import DOWNSAMPLING
 
-__all__ = ["check_volume_shape", "check_same_shape", "check_binary_mask"]
+__all__ = ["check_volume_shape", "check_same_shape", "check_binary_mask", "check_dtype"]
 
 
 def check_volume_shape(shape: tuple[int, ...] | torch.Size, what: str = "image") -> None:
@@ -30,3 +30,13 @@ def check_binary_mask(mask: Tensor, what: str = "support") -> None:
     """Raise unless every value of ``mask`` is 0 or 1."""
     if not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError(f"{what} mask must be binary (0/1), found values {torch.unique(mask)[:5].tolist()}")
+
+
+def check_dtype(x: Tensor, dtype: torch.dtype, what: str = "image") -> None:
+    """Raise unless ``x`` has the model's parameter ``dtype`` (under autocast the ops cast: no check then).
+
+    A float64 array from NumPy (``torch.from_numpy``) or an integer image would otherwise fail deep in a
+    convolution ("expected scalar type Double but found Float").
+    """
+    if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise ValueError(f"{what} dtype {x.dtype} differs from the model's {dtype}; convert it first (x.to({dtype}))")

@@ -43,7 +43,7 @@ from hyperkit.model.context import (
     slot_kinds,
 )
 from hyperkit.model.functional import task_conv3d
-from hyperkit.model.checks import check_binary_mask, check_same_shape, check_volume_shape
+from hyperkit.model.checks import check_binary_mask, check_dtype, check_same_shape, check_volume_shape
 from hyperkit.model.unet import UNet3D
 
 __all__ = ["HyperUNet", "ConvTrace", "tile_filters", "parameter_table"]
@@ -255,6 +255,7 @@ class HyperUNet(nn.Module):
             A :class:`UNet3D` that owns all its weights (no link to the hypernetwork).
         """
         _check_volumes(images, masks, ndim=5, what="support")
+        check_dtype(images, self.unet.encoder[0].conv1.weight.dtype, "support images")
         _, weights = self._generate_and_decode(images[None], masks[None], None, generator, trace)
         return self.instantiate({k: v[0] for k, v in weights.items()})
 
@@ -282,8 +283,10 @@ class HyperUNet(nn.Module):
             ``(support_logits (B, K, 1, D, H, W), query_logits (B, Q, 1, D, H, W) or None)``.
         """
         _check_volumes(support_images, support_masks, ndim=6, what="support")
+        check_dtype(support_images, self.unet.encoder[0].conv1.weight.dtype, "support images")
         if query_images is not None:
             _check_query(query_images, support_images)
+            check_dtype(query_images, support_images.dtype, "query images")
         logits, _ = self._generate_and_decode(support_images, support_masks, query_images, generator)
         k = support_images.shape[1]
         return logits[:, :k], (logits[:, k:] if query_images is not None else None)
@@ -474,6 +477,8 @@ def _check_volumes(images: Tensor, masks: Tensor, ndim: int, what: str) -> None:
             raise ValueError(f"{what} {name} must have {ndim} dims {layout}, got shape {tuple(t.shape)}")
     if images.shape[-4] != 1:
         raise ValueError(f"{what} images must have 1 channel (one task per channel), got shape {tuple(images.shape)}")
+    if 0 in images.shape[:-4]:
+        raise ValueError(f"{what} images hold no support (K = 0) or no task, got shape {tuple(images.shape)}")
     check_same_shape(images, masks, what)
     check_volume_shape(images.shape, f"{what} images")
     if not torch.is_floating_point(images):

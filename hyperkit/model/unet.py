@@ -182,6 +182,9 @@ class UNet3D(nn.Module):
             raise ValueError(
                 f"UNet3D expects input (N, {self.config['in_channels']}, D, H, W), got shape {tuple(x.shape)}"
             )
+        from hyperkit.model.checks import check_dtype  # here: that module imports this one
+
+        check_dtype(x, self.encoder[0].conv1.weight.dtype, "UNet3D input")
         sides = x.shape[-3:]
         pad = [(-s) % DOWNSAMPLING for s in sides]
         if any(pad):
