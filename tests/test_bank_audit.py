@@ -187,6 +187,8 @@ def test_from_datasets_bounds_on_crop():
     for bad in (-1, 17):
         with pytest.raises(ValueError, match="crop must be in"):
             TaskBank.from_datasets([], "train", cfg, crop=bad)
+    with pytest.raises(ValueError, match="margin must be >= 0 voxels, got -4"):  # failed only when sampled
+        TaskBank.from_datasets([], "train", cfg, margin=-4)
 
 
 def test_from_datasets_refuses_a_split_missing_roles_before_reading_data():

@@ -194,6 +194,20 @@ def test_sample_case_label_is_uint8_and_absent_classes_are_left_out() -> None:
     np.testing.assert_array_equal(image_absent, image)  # the blob is still drawn in the image
 
 
+def test_sample_writers_refuse_no_cases_and_a_bad_spacing(tmp_path: Path) -> None:
+    """n_cases=0 ended in a FileNotFoundError for dataset.json; spacing 0 wrote a singular affine."""
+    from hyperkit.data.sample import sample_case, write_sample_msd, write_sample_nnunet, write_sample_totalseg
+
+    for write in (write_sample_msd, write_sample_totalseg, write_sample_nnunet):
+        with pytest.raises(ValueError, match="n_cases must be >= 1, got 0"):
+            write(tmp_path, n_cases=0)
+    for spacing in (0.0, -2.0):
+        with pytest.raises(ValueError, match=f"spacing must be a finite number of mm > 0, got {spacing}"):
+            sample_case(0, spacing=spacing)
+    with pytest.raises(ValueError, match="n_classes must be in 1..255"):
+        sample_case(0, n_classes=300)
+
+
 def test_sample_msd_absent_classes_per_case(tmp_path: Path) -> None:
     from hyperkit.data.sample import write_sample_msd
     root = write_sample_msd(tmp_path, n_cases=2, absent={1: (2,)})
@@ -404,8 +418,12 @@ def test_rescale_percentiles_maps_each_patch_to_unit_range_whatever_its_scale() 
     r = rescale_percentiles(x)
     assert torch.allclose(r[0], r[1], atol=1e-5) and float(r.min()) == 0.0 and float(r.max()) == 1.0
     assert float((r == 0.0).float().mean()) == pytest.approx(0.01, abs=0.002)   # below the 1st percentile
-    with pytest.raises(ValueError, match=r"x must be \(N, 1, D, H, W\), got shape \(10, 10, 10\)"):
+    with pytest.raises(ValueError, match=r"x must be \(N, 1, D, H, W\) with voxels, got shape \(10, 10, 10\)"):
         rescale_percentiles(ramp[0, 0])
+    with pytest.raises(ValueError, match=r"with voxels, got shape \(1, 1, 0, 10, 10\)"):  # kthvalue's IndexError
+        rescale_percentiles(ramp[:, :, :0])
+    with pytest.raises(ValueError, match="x must be floating point .* got dtype torch.int64"):  # cast back to 0 / 1
+        rescale_percentiles(x.long())
     with pytest.raises(ValueError, match="need 0 <= low < high <= 1, got low=0.5, high=0.5"):
         rescale_percentiles(x, 0.5, 0.5)
 

@@ -133,6 +133,11 @@ def test_construction_seeds_and_validation():
     assert not any(name in own for name in UNet3D.generated_names())
     for bad, match in [({"c_base": 0}, "c_base=0"), ({"c_base": 3}, "base_width=8 must be a multiple of c_base=3"),
                        ({"samplings": 0}, "samplings=0"),
+                       # sizes the config checks for a profile, refused in a direct call too (hidden=0 built a
+                       # model that generated degenerate weights; -1 failed deep in torch)
+                       ({"hidden": 0}, "hidden=0 must be >= 1"), ({"hidden": -1}, "hidden=-1 must be >= 1"),
+                       ({"pos_dim": 0}, "pos_dim=0"), ({"zstar_dim": 0}, "zstar_dim=0"),
+                       ({"zstar_hidden": -4}, "zstar_hidden=-4"), ({"head_hidden": 0}, "head_hidden=0"),
                        ({"head_prior": 0.0}, "head_prior=0.0"), ({"head_prior": 1.0}, "head_prior=1.0")]:
         with pytest.raises(ValueError, match=match):
             HyperUNet(**{**TINY, **bad})

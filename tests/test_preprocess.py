@@ -152,6 +152,8 @@ def test_empty_cubes_and_grids_are_refused_with_the_value():
     with pytest.raises(ValueError, match=r"lo <= hi on every axis, got lo \[2, 5, 2\], hi \[4, 4, 4\]"):
         pp.patch_centre(np.array([2, 5, 2]), np.array([4, 4, 4]), 8)
     case, _ = _lps_case()
+    with pytest.raises(ValueError, match=r"task msd/d/b@T2 reads channel 1, but case c has 1 channel\(s\)"):
+        pp.extract_patch(case, Task("msd/d/b@T2", "msd", "d", "b", 1, "T2", 1, "MRI"), 8)  # an IndexError before
     for spacing in (0.0, -2.0, float("nan")):
         with pytest.raises(ValueError, match=f"spacing must be a finite number of mm > 0, got {spacing}"):
             pp.resample_case(case, spacing)

@@ -188,8 +188,15 @@ def test_generate_names_a_missing_mask_before_reading_the_checkpoint(support, tm
 def test_to_input_grid_refuses_bad_shapes_and_clamps_at_the_border():
     with pytest.raises(ValueError, match=r"logits must be \(X, Y, Z\) or \(1, X, Y, Z\)"):
         to_input_grid(np.zeros((2, 4, 4, 4)), np.eye(4), np.eye(4), (4, 4, 4))
-    with pytest.raises(ValueError, match="input_shape must have 3 sides"):
+    with pytest.raises(ValueError, match="input_shape must have 3 positive sides"):
         to_input_grid(np.zeros((4, 4, 4)), np.eye(4), np.eye(4), (4, 4))
+    with pytest.raises(ValueError, match=r"input_shape must have 3 positive sides, got \(4, 0, 4\)"):
+        to_input_grid(np.zeros((4, 4, 4)), np.eye(4), np.eye(4), (4, 0, 4))
+    # a (3, 3) affine was read as a 2-D transform and resampled wrongly without a word; a singular one too
+    with pytest.raises(ValueError, match=r"resampled_affine must be an invertible \(4, 4\) .* got shape \(3, 3\)"):
+        to_input_grid(np.zeros((4, 4, 4)), np.diag([4.0, 4.0, 1.0]), np.eye(4), (4, 4, 4))
+    with pytest.raises(ValueError, match=r"input_affine must be an invertible \(4, 4\)"):
+        to_input_grid(np.zeros((4, 4, 4)), np.eye(4), np.diag([1.0, 0.0, 1.0, 1.0]), (4, 4, 4))
     # voxel centres 0, 2, 4, 6 mm; the input grid's at -0.5 .. 6.5 mm reach past both ends
     dst = np.eye(4)
     dst[:3, 3] = -0.5

@@ -59,6 +59,14 @@ def test_skips_are_added_and_groupnorm_groups():
     assert net.decoder[0].conv1.in_channels == 16
 
 
+@pytest.mark.parametrize("args, match", [((1, 0), "out_channels=0 must be a positive multiple of 8"),
+                                         ((1, -8), "out_channels=-8"), ((0, 8), "in_channels=0 must be >= 1")])
+def test_resdoubleconv_refuses_sizes_naming_them(args, match):
+    """(1, 0) raised a ZeroDivisionError, (1, -8) a torch error, (0, 8) was accepted."""
+    with pytest.raises(ValueError, match=match):
+        ResDoubleConv(*args)
+
+
 def test_resdoubleconv_shortcut_and_replacement_convs():
     block = ResDoubleConv(8, 16)
     assert isinstance(block.shortcut, torch.nn.Conv3d) and block.shortcut.kernel_size == (1, 1, 1)

@@ -83,10 +83,13 @@ def rescale_percentiles(x: Tensor, low: float = 0.01, high: float = 0.99) -> Ten
         x: ``(N, 1, D, H, W)`` float patches.
 
     Raises:
-        ValueError: ``x`` is not 5-D, or not ``0 <= low < high <= 1``.
+        ValueError: ``x`` is not 5-D float patches with voxels (an integer stack would be cast back to
+            {0, 1}), or not ``0 <= low < high <= 1``.
     """
-    if x.ndim != 5:
-        raise ValueError(f"x must be (N, 1, D, H, W), got shape {tuple(x.shape)}")
+    if x.ndim != 5 or 0 in x.shape:
+        raise ValueError(f"x must be (N, 1, D, H, W) with voxels, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be floating point (the result lies in [0, 1]), got dtype {x.dtype}")
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"need 0 <= low < high <= 1, got low={low}, high={high}")
     flat = x.flatten(1).float()

@@ -122,13 +122,16 @@ class TaskBank:
             crop: see the class attribute (training banks: ``TrainConfig.crop_size``).
 
         Raises:
-            ValueError: ``crop`` is negative or larger than the profile's patch size.
+            ValueError: ``crop`` is negative or larger than the profile's patch size, or ``margin``
+                is negative (it failed only when the bank was sampled).
             ConfigError: ``split`` lacks a role of :data:`~hyperkit.data.splits.ROLES`, has another, or
                 a role's patterns are not a list of strings (:func:`~hyperkit.data.splits.assign_roles`).
         """
         size = int(cfg["data"]["patch_size"])
         if not 0 <= crop <= size:
             raise ValueError(f"crop must be in [0, {size}] (0: the patch size), got {crop}")
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0 voxels, got {margin}")
         if split is not None:
             assign_roles([], split)  # checks the split before any dataset is read
         images: dict[str, Tensor] = {}

@@ -300,7 +300,13 @@ def extract_patch(case: CaseData, task: Task, size: int, max_shift: int = 0,
 
     Returns:
         A :class:`TaskPatch` with image and mask ``(1, S, S, S)``.
+
+    Raises:
+        ValueError: the task reads a channel the case does not have, or ``size`` < 1.
     """
+    if not 0 <= task.channel_index < case.image.shape[0]:
+        raise ValueError(f"task {task.task_id} reads channel {task.channel_index}, but case {case.case_id} has "
+                         f"{case.image.shape[0]} channel(s)")
     target = case.label == task.label_value
     if not target.any():
         return None

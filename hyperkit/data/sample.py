@@ -66,6 +66,12 @@ def totalseg_meta_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def _check_cases(n_cases: int) -> None:
+    """A sample dataset holds at least one case (with none, its dataset.json was never written)."""
+    if n_cases < 1:
+        raise ValueError(f"n_cases must be >= 1, got {n_cases}")
+
+
 def sample_case(seed: int, shape: tuple[int, int, int] = (24, 20, 16), spacing: float = 2.0,
                 n_classes: int = 2, absent: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A small image, an integer label map and an affine.
@@ -73,7 +79,15 @@ def sample_case(seed: int, shape: tuple[int, int, int] = (24, 20, 16), spacing: 
     Returns:
         image float32 ``(X, Y, Z)``, label uint8 ``(X, Y, Z)`` with values ``0..n_classes``
         (classes in ``absent`` left out), affine ``(4, 4)`` with the given spacing.
+
+    Raises:
+        ValueError: ``spacing`` not a finite number > 0 (a singular or mirrored affine), or
+            ``n_classes`` outside 1..255 (the label is uint8).
     """
+    if not 0 < spacing < float("inf"):
+        raise ValueError(f"spacing must be a finite number of mm > 0, got {spacing}")
+    if not 1 <= n_classes <= 255:
+        raise ValueError(f"n_classes must be in 1..255 (a uint8 label), got {n_classes}")
     rng = np.random.default_rng(seed)
     grid = np.stack(np.meshgrid(*[np.arange(s) for s in shape], indexing="ij"), axis=-1).astype(np.float32)
     centre = np.array(shape, dtype=np.float32) / 2
@@ -97,6 +111,7 @@ def write_sample_msd(root: str | Path, name: str = "Task90_Sample", n_cases: int
                      channels: tuple[str, ...] = ("CT",), labels: tuple[str, ...] = ("organ", "tumour"),
                      absent: dict[int, tuple[int, ...]] | None = None, seed: int = 0) -> Path:
     """Write an MSD task folder; multi-channel images are 4D ``(X, Y, Z, C)``."""
+    _check_cases(n_cases)
     root = Path(root) / name
     training = []
     for i in range(n_cases):
@@ -117,6 +132,7 @@ def write_sample_msd(root: str | Path, name: str = "Task90_Sample", n_cases: int
 def write_sample_totalseg(root: str | Path, name: str = "TotalSegmentator", n_cases: int = 3,
                           structures: tuple[str, ...] = ("aorta", "kidney_left"), seed: int = 0) -> Path:
     """Write a TotalSegmentator folder with ``meta.csv`` (``;``-separated, as the real one)."""
+    _check_cases(n_cases)
     root = Path(root) / name
     rows = []
     splits = ["train", "val", "test"]
@@ -136,6 +152,7 @@ def write_sample_nnunet(root: str | Path, name: str = "Dataset901_Sample", n_cas
                         channels: tuple[str, ...] = ("T2", "ADC"), labels: tuple[str, ...] = ("zone_a", "zone_b"),
                         seed: int = 0) -> Path:
     """Write an nnU-Net v2 raw folder: one file per channel, ``case_XXXX.nii.gz``."""
+    _check_cases(n_cases)
     root = Path(root) / name
     for i in range(n_cases):
         cid = f"case_{i:03d}"

@@ -383,16 +383,26 @@ def to_input_grid(logits: np.ndarray | torch.Tensor, resampled_affine: np.ndarra
 
     Returns:
         float32 ``(X, Y, Z)`` on the input grid.
+
+    Raises:
+        ValueError: bad ``slab_voxels``, logits shape, ``input_shape`` (not 3 positive sides) or an
+            affine that is not an invertible ``(4, 4)`` matrix (MONAI would read a ``(3, 3)`` one as a
+            2-D transform and resample wrongly without a word).
     """
     if slab_voxels < 1:
         raise ValueError(f"slab_voxels must be >= 1, got {slab_voxels}")
+    for name, a in (("resampled_affine", resampled_affine), ("input_affine", input_affine)):
+        m = np.asarray(a, dtype=np.float64)
+        if m.shape != (4, 4) or not np.isfinite(m).all() or abs(np.linalg.det(m[:3, :3])) < 1e-12:
+            raise ValueError(f"{name} must be an invertible (4, 4) voxel-to-world matrix, got shape {m.shape}"
+                             + (f": {m.tolist()}" if m.size <= 16 else ""))
     t = torch.as_tensor(np.asarray(logits) if not isinstance(logits, torch.Tensor) else logits).float()
     if t.dim() == 3:
         t = t[None]
     if t.dim() != 4 or t.shape[0] != 1:
         raise ValueError(f"logits must be (X, Y, Z) or (1, X, Y, Z), got shape {tuple(t.shape)}")
-    if len(input_shape) != 3:
-        raise ValueError(f"input_shape must have 3 sides, got {input_shape}")
+    if len(input_shape) != 3 or min(int(v) for v in input_shape) < 1:
+        raise ValueError(f"input_shape must have 3 positive sides, got {input_shape}")
     src = MetaTensor(t.detach().cpu(), affine=torch.as_tensor(np.asarray(resampled_affine), dtype=torch.float64))
     shape = tuple(int(s) for s in input_shape)
     dst = np.asarray(input_affine, dtype=np.float64)

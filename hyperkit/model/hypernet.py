@@ -174,10 +174,14 @@ class HyperUNet(nn.Module):
         head_prior: float | None = None,
     ) -> None:
         super().__init__()
-        if c_base <= 0 or base_width % c_base:
+        sizes = {"base_width": base_width, "c_base": c_base, "n_patches": n_patches, "samplings": samplings,
+                 "hidden": hidden, "pos_dim": pos_dim, "zstar_hidden": zstar_hidden, "zstar_dim": zstar_dim,
+                 "head_hidden": head_hidden}  # ModelConfig checks the same for a profile; this is the direct call
+        for name, v in sizes.items():
+            if v < 1:
+                raise ValueError(f"{name}={v} must be >= 1")
+        if base_width % c_base:
             raise ValueError(f"base_width={base_width} must be a multiple of c_base={c_base}")
-        if samplings < 1:
-            raise ValueError(f"samplings={samplings} must be >= 1")
         self.c_base, self.samplings = c_base, samplings
         self.eval_seed = eval_seed
         self.register_buffer("slots", slot_kinds(n_patches, boundary_share), persistent=False)

@@ -51,8 +51,11 @@ class ResDoubleConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.01) -> None:
         super().__init__()
-        if out_channels % NORM_GROUP_SIZE:
-            raise ValueError(f"out_channels={out_channels} must be a multiple of {NORM_GROUP_SIZE} (GroupNorm groups)")
+        if in_channels < 1:
+            raise ValueError(f"in_channels={in_channels} must be >= 1")
+        if out_channels < 1 or out_channels % NORM_GROUP_SIZE:
+            raise ValueError(f"out_channels={out_channels} must be a positive multiple of {NORM_GROUP_SIZE} "
+                             "(GroupNorm groups)")
         groups = out_channels // NORM_GROUP_SIZE
         self.conv1 = Conv3d(in_channels, out_channels, 3, padding=1, bias=False)
         self.norm1 = nn.GroupNorm(groups, out_channels)
