@@ -219,6 +219,7 @@ def test_profiles_and_config():
         (lambda i, m: (i[..., :24], m[..., :24]), "multiple of 16"),
         (lambda i, m: (torch.cat([i, i], 1), torch.cat([m, m], 1)), "1 channel"),
         (lambda i, m: (i[:0], m[:0]), r"no support \(K = 0\)"),  # an IndexError deep in the context before
+        (lambda i, m: (i.masked_fill(m.bool(), float("nan")), m), r"hold \d+ non-finite value"),  # NaN weights before
         (lambda i, m: (i.double(), m), "support images dtype torch.float64 differs from the model's torch.float32"),
     ],
 )

@@ -487,6 +487,8 @@ def _check_volumes(images: Tensor, masks: Tensor, ndim: int, what: str) -> None:
     check_volume_shape(images.shape, f"{what} images")
     if not torch.is_floating_point(images):
         raise ValueError(f"{what} images must be floating point, got dtype {images.dtype}")
+    if not bool(torch.isfinite(images).all()):  # NaN in, NaN weights out, without a word
+        raise ValueError(f"{what} images hold {int((~torch.isfinite(images)).sum())} non-finite value(s) (NaN or inf)")
     check_binary_mask(masks, what)
     fg = masks.flatten(start_dim=-4).sum(-1).reshape(-1)
     if bool((fg == 0).any()):
