@@ -191,6 +191,19 @@ def test_from_datasets_bounds_on_crop():
         TaskBank.from_datasets([], "train", cfg, margin=-4)
 
 
+def test_no_task_of_a_role_names_the_data_folder_not_one_dataset(tmp_path):
+    """The validation tasks are TotalSegmentator's; a folder with an MSD dataset only named that dataset."""
+    from hyperkit.data.layouts import discover_datasets
+    from hyperkit.data.sample import write_sample_msd
+
+    write_sample_msd(tmp_path / "data", n_cases=2)
+    cfg = load_profile("quick", {"data": {"patch_size": 16}})
+    with pytest.raises(DataError, match="no val task with at least 2 cases") as caught:
+        TaskBank.from_datasets(discover_datasets(tmp_path / "data"), "val", cfg, cache_dir=tmp_path / "cache",
+                               progress=False)
+    assert str(caught.value).startswith(f"{tmp_path / 'data'}:") and "Task90_Sample" not in str(caught.value)
+
+
 def test_from_datasets_refuses_a_split_missing_roles_before_reading_data():
     """A split without every role is a ConfigError naming the missing roles, even with no dataset to read."""
     from hyperkit.errors import ConfigError

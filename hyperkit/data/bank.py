@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -161,8 +162,10 @@ class TaskBank:
         if dropped:
             warnings.warn(f"{len(dropped)} {role} task(s) left out: " +
                           "; ".join(f"{k} ({v})" for k, v in sorted(dropped.items())), stacklevel=2)
-        if not images:
-            raise DataError(datasets[0].root if datasets else ".", f"no {role} task with at least {min_cases} cases")
+        if not images:  # named by the folder that holds the datasets, not one dataset (it may not hold the role)
+            where = os.path.commonpath([str(Path(d.root).parent) for d in datasets]) if datasets else "."
+            raise DataError(where, f"no {role} task with at least {min_cases} cases"
+                            + (f" ({len(dropped)} had fewer)" if dropped else ""))
         return cls(images, masks, ids, spacing, dropped, margin, crop)
 
     def groups(self) -> dict[str, list[str]]:
