@@ -109,6 +109,17 @@ def _message(exc: BaseException) -> str:
     return str(exc)
 
 
+def _interrupted(exc: KeyboardInterrupt, command: str | None, args: argparse.Namespace) -> str:
+    """The line for a Ctrl-C: what the command said when it stopped (``train``: the episode and ``--resume``);
+    else, for a command that keeps what it finished and has ``--resume``, how to continue."""
+    said = str(exc.args[0]) if exc.args else ""
+    if said:
+        return f"hyperkit: interrupted: {said}"
+    if command != "train" and getattr(args, "resume", None) is not None:  # train says it itself once it has a run
+        return "hyperkit: interrupted; what finished is kept: the same command with --resume goes on from there"
+    return "hyperkit: interrupted"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
@@ -128,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = " ".join(_message(exc).split()) or type(exc).__name__  # every line of it, on one line
         print(f"hyperkit: error: {msg}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hyperkit: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(_interrupted(exc, command, args), file=sys.stderr)
         return 130
     finally:
         warnings.formatwarning = previous

@@ -345,7 +345,20 @@ def test_main_exit_codes_and_messages(fake_train: Recorder, monkeypatch: pytest.
     monkeypatch.setattr(loop, "train", interrupted)
     assert main(["train", "--out", "o"]) == 130
     captured = capsys.readouterr()
-    assert captured.err == "hyperkit: interrupted\n" and captured.out == ""
+    assert captured.err == "hyperkit: interrupted\n" and captured.out == ""  # before a checkpoint: no --resume hint
+
+    def stopped(*args: Any, **kwargs: Any) -> None:  # what the training loop raises once it saved last.pt
+        raise KeyboardInterrupt("stopped after episode 12; continue with --resume")
+
+    monkeypatch.setattr(loop, "train", stopped)
+    assert main(["train", "--out", "o"]) == 130
+    assert capsys.readouterr().err == "hyperkit: interrupted: stopped after episode 12; continue with --resume\n"
+    import hyperkit.evaluation.run as run_mod
+
+    monkeypatch.setattr(run_mod, "run_evaluation", interrupted)  # a command that keeps its finished rows
+    assert main(["evaluate", "--checkpoint", "c.pt", "--out", "r.csv"]) == 130
+    assert capsys.readouterr().err == ("hyperkit: interrupted; what finished is kept: the same command with "
+                                       "--resume goes on from there\n")
 
     def missing(*args: Any, **kwargs: Any) -> None:
         raise FileNotFoundError(2, "No such file or directory", "a.pt", None, "b.pt")

@@ -109,9 +109,10 @@ INTERRUPT = {"on": False}
 @pytest.fixture()
 def fake(monkeypatch):
     monkeypatch.setitem(INTERRUPT, "on", False)
+    monkeypatch.setitem(INTERRUPT, "after_model", False)
     calls = []
 
-    def evaluate(hyper, bank, ecfg, out, *, methods, seed, train_bank, resume, progress, save_model):
+    def evaluate(hyper, bank, ecfg, out, *, methods, seed, train_bank, resume, progress, save_model, on_facts):
         calls.append({"methods": list(methods), "train_bank": train_bank, "resume": resume})
         if INTERRUPT["on"]:
             raise KeyboardInterrupt
@@ -135,6 +136,10 @@ def fake(monkeypatch):
                         info[m][t] = {"seconds_to_best": 8.0 * len(calls), "made_by": len(calls)}
                     else:
                         info[m] = {"seconds_to_best": 9.0, "made_by": len(calls)}
+                    write_results(out, rows)  # as the protocol's writer: the model's rows on disk, then its facts
+                    on_facts(info)
+                    if INTERRUPT["after_model"]:
+                        raise KeyboardInterrupt
                 else:
                     rows += [_row(t, m, d, "c0", dsc=0.75, fit=float(len(calls))) for d in range(ecfg.draws)]
         return write_results(out, rows), info
@@ -348,6 +353,23 @@ def test_resuming_a_finished_run_keeps_its_baselines_facts_and_timings(setup, fa
     assert third["baselines"]["conv_unet"] == {LIVER: {"seconds_to_best": 8.0, "made_by": 1},
                                                SPLEEN: {"seconds_to_best": 24.0, "made_by": 3}}
     assert third["timings"]["conv_unet_seconds_to_best_median"] == 16.0
+
+
+def test_an_interrupted_run_keeps_the_facts_of_the_models_whose_rows_it_wrote(setup, fake, tmp_path):
+    """Ctrl-C after the liver's Conv U-Net: its rows were kept and not trained again on resume, but its facts
+    (best step, curve, seconds) reached results.json only at the end of a run, so the resumed record lacked them."""
+    out = tmp_path / "r.csv"
+    INTERRUPT["after_model"] = True
+    with pytest.raises(KeyboardInterrupt):
+        _ev(setup, out, tasks=["liver", "spleen"], methods=["conv_unet"])
+    INTERRUPT["after_model"] = False
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert not record["complete"] and record["baselines"]["conv_unet"] == {LIVER: {"seconds_to_best": 8.0,
+                                                                                  "made_by": 1}}
+    res = _ev(setup, out, tasks=["liver", "spleen"], methods=["conv_unet"], resume=True)
+    assert res.record["baselines"]["conv_unet"] == {LIVER: {"seconds_to_best": 8.0, "made_by": 1},
+                                                    SPLEEN: {"seconds_to_best": 16.0, "made_by": 2}}
+    assert res.record["timings"]["conv_unet_seconds_to_best_median"] == 12.0
 
 
 def test_resuming_an_interrupted_run_keeps_the_facts_of_its_copied_baselines(setup, fake, tmp_path):

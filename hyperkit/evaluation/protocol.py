@@ -176,6 +176,7 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
              methods: Sequence[str] = ONE_SHOT_METHODS, seed: int = 0, train_bank: TaskBank | None = None,
              base_width: int | None = None, resume: bool = False, progress: bool = True,
              save_model: Callable[[str, str, UNet3D], None] | None = None,
+             on_facts: Callable[[dict[str, Any]], None] | None = None,
              ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run the protocol on every task of ``bank`` and write one CSV row per task × method × draw × case.
 
@@ -200,6 +201,9 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
         progress: tqdm bars.
         save_model: called as ``save_model(method, task, unet)`` with each trained Conv U-Net
             (for figures and ``hyperkit segment``).
+        on_facts: called with the training facts so far (the second value returned) each time a
+            supervised model's rows are written, so that a caller can keep them on disk: a resume
+            does not train again what has rows, and an interrupted run would otherwise lose them.
 
     Returns:
         ``(rows, info)``: all rows, and per-task training facts of the supervised baselines
@@ -224,6 +228,8 @@ def evaluate(hyper: HyperUNet | None, bank: TaskBank, cfg: EvalConfig, out_csv: 
                       for m in chosen if not m.one_shot]
         for name, fit in fit_supervised(ctx, [(m, ts) for m, ts in supervised if ts]):  # type: ignore[misc]
             writer.add(_supervised_rows(ctx, name, fit))
+            if on_facts is not None:
+                on_facts(ctx.info)
     finally:
         writer.close()
     return writer.rows, ctx.info

@@ -196,12 +196,14 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     json_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json_path, json.dumps(record, indent=2, default=str))
 
+    def keep_facts(made: dict[str, Any]) -> None:  # on disk as each baseline's rows are: nothing lost to Ctrl-C
+        record["baselines"] = _with_kept(kept, made)
+        write_text_atomic(json_path, json.dumps(record, indent=2, default=str))
+
     rows, info = evaluate(hyper, bank, ecfg, out, methods=methods, seed=seed, train_bank=train_bank,
                           resume=resume or (reuse and same), progress=progress,
-                          save_model=_model_saver(out, cfg, checkpoint))
-    for method, facts in kept.items():
-        made = info.get(method)
-        info[method] = ({**facts, **made} if method == "conv_unet" else made) if made else facts
+                          save_model=_model_saver(out, cfg, checkpoint), on_facts=keep_facts)
+    info = _with_kept(kept, info)
     summary = summarize(rows)
     voxel_mm = voxel_tolerance(bank.spacing)
     record.update(complete=True, wall_seconds=round(time.perf_counter() - start, 1), baselines=info,
@@ -211,6 +213,16 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     tables = _tables(summary, ecfg.tau, voxel_mm)
     write_text_atomic(md_path, tables + "\n")
     return EvaluationResult(rows, summary, record, tables, out)
+
+
+def _with_kept(kept: dict[str, Any], made: dict[str, Any]) -> dict[str, Any]:
+    """The training facts of this run (``made``) over those of the baselines a resume kept (per Conv U-Net
+    target; the All U-Net's as a whole)."""
+    info = dict(made)
+    for method, facts in kept.items():
+        new = info.get(method)
+        info[method] = ({**facts, **new} if method == "conv_unet" else new) if new else facts
+    return info
 
 
 def _check_plans(bank: TaskBank, ecfg: EvalConfig, seed: int, methods: Sequence[str]) -> None:

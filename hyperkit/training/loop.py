@@ -320,7 +320,8 @@ def _check_run_dir(run: Path, resume: bool) -> None:
         raise HyperkitError(f"{run}: already holds a training run; pass --resume to continue it "
                             "or choose another --out")
     if resume and not (run / "last.pt").exists():
-        raise HyperkitError(f"{run}: nothing to resume (no last.pt)")
+        raise HyperkitError(f"{run}: nothing to resume (no last.pt: no training started there, or it was stopped "
+                            "before its first checkpoint); run the same command without --resume")
 
 
 def _load_banks(cfg: Mapping[str, Any], tcfg: TrainConfig, data_root: str | Path, cache_dir: str | Path | None,
