@@ -15,7 +15,7 @@ from hyperkit.files import write_text_atomic
 
 __all__ = ["package_versions", "git_commit", "compute_environment", "run_record", "write_run_record"]
 
-_PACKAGES = ("hyperkit", "torch", "monai", "numpy", "nibabel", "scipy", "papermill", "nbval")
+_PACKAGES = ("hyperkit", "torch", "monai", "numpy", "nibabel", "scipy", "SimpleITK", "papermill", "nbval")
 
 
 def package_versions() -> dict[str, str]:

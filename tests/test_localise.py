@@ -201,6 +201,11 @@ def test_segment_roi_auto_writes_mask_and_sidecar(scans, tmp_path, capsys, monke
     rec = json.loads((tmp_path / "pred.json").read_text())
     assert rec["roi"]["source"] == "auto" and rec["registration"]["library"] == "SimpleITK"
     assert rec["postprocessing"]["keep"] == "roi" and rec["postprocessing"]["fill_holes"] is True
+    # what the mask depends on besides the two files, and the run's provenance (the settings change the mask)
+    assert rec["settings"] == {"roi": None, "margin_mm": 20.0, "channel_index": None, "overlap": 0.25,
+                               "sw_batch_size": 1, "device": "cpu", "threshold": 0.0}
+    assert len(rec["model_sha256"]) == 64 and {"command", "compute", "commit"} <= set(rec["provenance"])
+    assert "SimpleITK" in rec["provenance"]["versions"]
     box = np.asarray(rec["roi"]["box_mm"])
     q_box = mask_box(nib.load(str(scans["query_mask"])).get_fdata(), _affine())
     assert np.all(box[0] <= q_box[0] + 4) and np.all(box[1] >= q_box[1] - 4)  # the target inside the ROI

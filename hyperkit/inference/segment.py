@@ -794,9 +794,17 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
     out_img = nib.Nifti2Image(seg.mask, seg.affine, header=header) if isinstance(src, nib.Nifti2Image) \
         else nib.Nifti1Image(seg.mask, seg.affine, header=header)  # Nifti2Image subclasses Nifti1Image
     out_img.header["cal_min"], out_img.header["cal_max"] = 0, 1
-    rec = {"output": str(out), "sidecar": str(sidecar), "model": str(model_path), "image": str(image_path),
+    from hyperkit.files import sha256_file
+
+    # what the mask depends on besides the two files: a rerun with these settings gives the same mask
+    settings = {"roi": roi if roi is None or isinstance(roi, str) else np.asarray(roi).tolist(),
+                "margin_mm": margin_mm, "channel_index": channel_index, "overlap": overlap,
+                "sw_batch_size": sw_batch_size, "device": str(device), "threshold": threshold}
+    rec = {"output": str(out), "sidecar": str(sidecar), "model": str(model_path),
+           "model_sha256": sha256_file(model_path), "image": str(image_path), "settings": settings,
            **seg.record(),
-           "provenance": {k: v for k, v in run_record().items() if k in ("created", "versions", "commit")}}
+           "provenance": {k: v for k, v in run_record().items()
+                          if k in ("created", "versions", "commit", "command", "compute")}}
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if out.name.endswith(".gz") else ".nii"
     fd, tmp_img = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=suffix)
