@@ -65,6 +65,36 @@ def test_nnunet_label_symlinked_out_of_the_root_is_refused(tmp_path):
         open_dataset(root)
 
 
+@pytest.mark.parametrize("layout", ["msd", "nnunet", "totalseg"])
+def test_metadata_symlinked_out_of_the_root_is_refused_unread(tmp_path, layout):
+    """dataset.json / meta.csv linked to a file outside: it was read (its content could reach an error message)."""
+    write = {"msd": write_sample_msd, "nnunet": write_sample_nnunet, "totalseg": write_sample_totalseg}[layout]
+    root = write(tmp_path / "data", n_cases=2)
+    meta = root / ("meta.csv" if layout == "totalseg" else "dataset.json")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    meta.rename(outside / meta.name)
+    os.symlink(outside / meta.name, meta)
+    with pytest.raises(DataError, match="leaves the dataset root") as info:
+        open_dataset(root)
+    assert info.value.path == meta
+
+
+def test_the_fingerprint_hashes_regular_metadata_files_inside_the_folder_only(tmp_path):
+    """A FIFO named notes.json hung the fingerprint (every evaluate); a link to a file outside was read."""
+    from hyperkit.data.identity import data_fingerprint
+
+    write_sample_msd(tmp_path / "data", n_cases=2)
+    before = data_fingerprint(tmp_path / "data")
+    outside = tmp_path / "secret.json"
+    outside.write_text("{}")
+    os.symlink(outside, tmp_path / "data" / "notes.json")
+    os.mkfifo(tmp_path / "data" / "pipe.json")
+    assert data_fingerprint(tmp_path / "data") == before
+    outside.write_text('{"changed": 1}')
+    assert data_fingerprint(tmp_path / "data") == before
+
+
 @pytest.mark.parametrize("key", ["image", "label"])
 def test_msd_paths_climbing_out_of_the_root_are_refused(tmp_path, key):
     root = write_sample_msd(tmp_path / "data", n_cases=2)

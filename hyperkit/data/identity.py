@@ -63,9 +63,12 @@ def data_fingerprint(root: str | Path, datasets: Sequence[Dataset] | None = None
     entries: list[list[Any]] = []
     folders = [(".", r)] + [(ds.name, ds.root) for ds in found if Path(ds.root).resolve() != r.resolve()]
     for name, folder in folders:
+        inside = Path(folder).resolve()
         for pattern in _METADATA:
             for meta in sorted(Path(folder).glob(pattern)):
-                entries.append([f"{name}/{meta.name}", sha256_file(meta)])
+                # regular files in the folder only: a FIFO would hang the read, a link may point anywhere
+                if meta.is_file() and meta.resolve().is_relative_to(inside):
+                    entries.append([f"{name}/{meta.name}", sha256_file(meta)])
     for ds in found:
         for path in (f for case in ds.cases for f in case.files):
             entries.append([f"{ds.name}/{_relative(path, Path(ds.root))}", path.stat().st_size])

@@ -189,6 +189,9 @@ class Dataset:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A dataset's ``dataset.json`` (in the dataset's root; a symlink pointing outside it is refused unread)."""
+    if path.is_symlink():
+        _refuse_outside(path.parent, [path])
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -350,6 +353,7 @@ class TotalSegDataset(Dataset):
     def read(cls, root: Path) -> "TotalSegDataset":
         meta_path = root / "meta.csv"
         try:
+            _refuse_outside(root, [meta_path])  # a symlink pointing outside the dataset: refused unread
             text = meta_path.read_text(encoding="utf-8-sig")  # UTF-8, with or without a spreadsheet's BOM
         except FileNotFoundError:
             raise DataError(meta_path, "file not found") from None
