@@ -40,6 +40,7 @@ from hyperkit.data.preprocess import DataConfig, ct_air_fraction, extract_patch,
 from hyperkit.data.tasks import Task, modality_of
 from hyperkit.data.tasks import check_modality as check_modality_name
 from hyperkit.errors import HyperkitError
+from hyperkit.files import sha256_file
 from hyperkit.inference.localise import (DEFAULT_MARGIN_MM, LocalisationError, ModalityMismatchError, NoOverlapError,
                                         Registration, RoiOutsideImageError, SupportReference, check_margin,
                                         check_modality, detect_modality, image_box, intensity_signature, intersect,
@@ -794,8 +795,6 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
     out_img = nib.Nifti2Image(seg.mask, seg.affine, header=header) if isinstance(src, nib.Nifti2Image) \
         else nib.Nifti1Image(seg.mask, seg.affine, header=header)  # Nifti2Image subclasses Nifti1Image
     out_img.header["cal_min"], out_img.header["cal_max"] = 0, 1
-    from hyperkit.files import sha256_file
-
     # what the mask depends on besides the two files: a rerun with these settings gives the same mask
     settings = {"roi": roi if roi is None or isinstance(roi, str) else np.asarray(roi).tolist(),
                 "margin_mm": margin_mm, "channel_index": channel_index, "overlap": overlap,
