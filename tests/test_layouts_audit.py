@@ -80,6 +80,25 @@ def test_metadata_symlinked_out_of_the_root_is_refused_unread(tmp_path, layout):
     assert info.value.path == meta
 
 
+@pytest.mark.parametrize("layout", ["nnunet", "totalseg"])
+def test_a_folder_symlinked_outside_is_refused_before_it_is_listed(tmp_path, layout):
+    """A labelsTr / segmentations folder linked outside: its file names (e.g. a patient's) reached an error
+    message before the containment check refused the dataset."""
+    if layout == "nnunet":
+        root = write_sample_nnunet(tmp_path / "data", channels=("CT",), n_cases=2)
+        folder = root / "labelsTr"
+    else:
+        root = write_sample_totalseg(tmp_path / "data", n_cases=2)
+        folder = root / "s0001" / "segmentations"
+    outside = tmp_path / "outside"
+    folder.rename(outside)
+    write_nifti(outside / "patient_JaneRoe_1980.nii.gz", np.zeros((2, 2, 2), np.uint8), np.eye(4))
+    os.symlink(outside, folder)
+    with pytest.raises(DataError, match="leaves the dataset root") as info:
+        open_dataset(root)
+    assert "JaneRoe" not in str(info.value)
+
+
 def test_the_fingerprint_hashes_regular_metadata_files_inside_the_folder_only(tmp_path):
     """A FIFO named notes.json hung the fingerprint (every evaluate); a link to a file outside was read."""
     from hyperkit.data.identity import data_fingerprint

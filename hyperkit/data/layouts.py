@@ -323,6 +323,7 @@ class NnUNetDataset(Dataset):
             labels_dir = root / "labelsTr"
             if not labels_dir.is_dir():
                 raise DataError(labels_dir, "folder not found")
+            _refuse_outside(root, [labels_dir])  # before it is listed: an outside folder's names reach no message
             for lpath in sorted(labels_dir.iterdir()):
                 if not lpath.name.endswith(ending) or lpath.name.startswith("."):
                     continue
@@ -393,6 +394,7 @@ class TotalSegDataset(Dataset):
             seg_dir = root / sid / "segmentations"
             if not seg_dir.is_dir():
                 raise DataError(seg_dir, "folder not found")
+            _refuse_outside(root, [seg_dir])  # before it is listed: an outside folder's names reach no message
             masks = [p for p in seg_dir.iterdir() if p.name.endswith(NIFTI_ENDINGS) and not p.name.startswith(".")]
             files = {strip_nifti(p.name): p for p in masks}
             if len(files) != len(masks):
