@@ -258,8 +258,7 @@ class HyperUNet(nn.Module):
         Returns:
             A :class:`UNet3D` that owns all its weights (no link to the hypernetwork).
         """
-        _check_volumes(images, masks, ndim=5, what="support")
-        check_dtype(images, self.unet.encoder[0].conv1.weight.dtype, "support images")
+        _check_volumes(images, masks, ndim=5, what="support", dtype=self.unet.dtype)
         _, weights = self._generate_and_decode(images[None], masks[None], None, generator, trace)
         return self.instantiate({k: v[0] for k, v in weights.items()})
 
@@ -286,11 +285,9 @@ class HyperUNet(nn.Module):
         Returns:
             ``(support_logits (B, K, 1, D, H, W), query_logits (B, Q, 1, D, H, W) or None)``.
         """
-        _check_volumes(support_images, support_masks, ndim=6, what="support")
-        check_dtype(support_images, self.unet.encoder[0].conv1.weight.dtype, "support images")
+        _check_volumes(support_images, support_masks, ndim=6, what="support", dtype=self.unet.dtype)
         if query_images is not None:
             _check_query(query_images, support_images)
-            check_dtype(query_images, support_images.dtype, "query images")
         logits, _ = self._generate_and_decode(support_images, support_masks, query_images, generator)
         k = support_images.shape[1]
         return logits[:, :k], (logits[:, k:] if query_images is not None else None)
@@ -471,8 +468,8 @@ def _key(name: str) -> str:
     return name.replace(".", "_")
 
 
-def _check_volumes(images: Tensor, masks: Tensor, ndim: int, what: str) -> None:
-    """Validate support images and masks (see :meth:`HyperUNet.generate`)."""
+def _check_volumes(images: Tensor, masks: Tensor, ndim: int, what: str, dtype: torch.dtype) -> None:
+    """Validate support images and masks (see :meth:`HyperUNet.generate`); ``dtype``: the model's."""
     layout = "(K, 1, D, H, W)" if ndim == 5 else "(B, K, 1, D, H, W)"
     for name, t in (("images", images), ("masks", masks)):
         if not isinstance(t, Tensor):
@@ -487,6 +484,7 @@ def _check_volumes(images: Tensor, masks: Tensor, ndim: int, what: str) -> None:
     check_volume_shape(images.shape, f"{what} images")
     if not torch.is_floating_point(images):
         raise ValueError(f"{what} images must be floating point, got dtype {images.dtype}")
+    check_dtype(images, dtype, f"{what} images")
     if not bool(torch.isfinite(images).all()):  # NaN in, NaN weights out, without a word
         raise ValueError(f"{what} images hold {int((~torch.isfinite(images)).sum())} non-finite value(s) (NaN or inf)")
     check_binary_mask(masks, what)
@@ -505,3 +503,4 @@ def _check_query(query: Tensor, support: Tensor) -> None:
             f"query images {tuple(query.shape)} do not match support images {tuple(support.shape)} "
             f"(same B, channel and D, H, W required)"
         )
+    check_dtype(query, support.dtype, "query images")

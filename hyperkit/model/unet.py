@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -179,6 +180,11 @@ class UNet3D(nn.Module):
             )
         return (head or self.head)(h)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the shared weights: what :meth:`forward` takes (the generated ones follow it)."""
+        return self.encoder[0].conv1.weight.dtype
+
     def forward(self, x: Tensor) -> Tensor:
         """Segment a batch: ``(N, in_channels, D, H, W) -> (N, out_channels, D, H, W)`` logits."""
         if x.dim() != 5 or x.shape[1] != self.config["in_channels"]:
@@ -187,7 +193,7 @@ class UNet3D(nn.Module):
             )
         from hyperkit.model.checks import check_dtype  # here: that module imports this one
 
-        check_dtype(x, self.encoder[0].conv1.weight.dtype, "UNet3D input")
+        check_dtype(x, self.dtype, "UNet3D input")
         sides = x.shape[-3:]
         pad = [(-s) % DOWNSAMPLING for s in sides]
         if any(pad):
