@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 from hyperkit.files import write_text_atomic
 
-__all__ = ["package_versions", "git_commit", "compute_environment", "run_record", "write_run_record"]
+__all__ = ["SESSION_KEYS", "package_versions", "git_commit", "compute_environment", "earlier_sessions", "run_record",
+           "write_run_record"]
 
 _PACKAGES = ("hyperkit", "torch", "monai", "numpy", "nibabel", "scipy", "SimpleITK", "papermill", "nbval")
 
@@ -30,15 +31,22 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit(path: str | Path | None = None) -> str:
-    """The commit of the kit's checkout (``+dirty`` when it has changes), or ``"unknown"``."""
+    """The commit of the kit's checkout, or ``"unknown"``.
+
+    ``+dirty`` is appended when a tracked file has changes or an untracked, not ignored ``*.py`` file lies
+    under ``path`` (default: the installed package's folder), i.e. code the run may have imported; other
+    untracked files (notes, outputs) do not count."""
     where = Path(path) if path else Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                                 capture_output=True, text=True, timeout=10)
+        # a new, unversioned module under the kit's folder is code the run may have imported
+        added = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "--", "*.py"], cwd=where,
                                capture_output=True, text=True, timeout=10)
-        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+        return sha.stdout.strip() + ("+dirty" if changed.stdout.strip() or added.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -76,8 +84,31 @@ def compute_environment() -> dict[str, Any]:
                      if torch.cuda.is_available() and torch.cuda.is_initialized() else None)}
 
 
-def run_record(config: Mapping[str, Any] | None = None, seed: int | None = None, **extra: Any) -> dict[str, Any]:
-    """A JSON-serialisable record of one run."""
+#: what one session of a run records about itself; a resumed run keeps its earlier sessions' (:func:`earlier_sessions`)
+SESSION_KEYS = ("created", "command", "commit", "versions", "platform", "compute")
+
+
+def earlier_sessions(record_path: str | Path) -> list[dict[str, Any]]:
+    """The sessions before this one of a run that is resumed, from the record it left at ``record_path``.
+
+    A resumed run writes its record again, with this session's commit, versions and machine; what the
+    earlier sessions ran with stays under ``earlier_sessions`` (oldest first), so a run made partly on
+    other code or another machine says so. ``[]`` when there is no readable record (a new run).
+    """
+    try:
+        old = json.loads(Path(record_path).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict):
+        return []
+    before = old.get("earlier_sessions")
+    return [*(before if isinstance(before, list) else []), {k: old.get(k) for k in SESSION_KEYS}]
+
+
+def run_record(config: Mapping[str, Any] | None = None, seed: int | None = None, *,
+               earlier: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    """A JSON-serialisable record of one run; ``earlier``: :func:`earlier_sessions` of a resumed run
+    (stored under ``earlier_sessions`` when not empty)."""
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": sys.argv,
@@ -87,13 +118,17 @@ def run_record(config: Mapping[str, Any] | None = None, seed: int | None = None,
         "commit": git_commit(),
         "platform": platform.platform(),
         "compute": compute_environment(),
+        **({"earlier_sessions": list(earlier)} if earlier else {}),
         **extra,
     }
 
 
 def write_run_record(out_dir: str | Path, config: Mapping[str, Any] | None = None, seed: int | None = None,
-                     **extra: Any) -> Path:
-    """Write ``run.json`` into ``out_dir`` and return its path."""
+                     *, resumed: bool = False, **extra: Any) -> Path:
+    """Write ``run.json`` into ``out_dir`` and return its path; ``resumed``: keep the sessions of the record
+    already there (:func:`earlier_sessions`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(out / "run.json", json.dumps(run_record(config, seed, **extra), indent=2, default=str))
+    earlier = earlier_sessions(out / "run.json") if resumed else None
+    return write_text_atomic(out / "run.json", json.dumps(run_record(config, seed, earlier=earlier, **extra),
+                                                          indent=2, default=str))

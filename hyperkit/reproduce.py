@@ -61,7 +61,7 @@ from hyperkit.config import PROFILES, load_profile
 from hyperkit.config.profiles import parse_assignment
 from hyperkit.durations import clock
 from hyperkit.files import sha256_file, write_text_atomic
-from hyperkit.provenance import git_commit, run_record, write_run_record
+from hyperkit.provenance import earlier_sessions, git_commit, run_record, write_run_record
 
 __all__ = [
     "NOTEBOOK_PATTERN",
@@ -1000,11 +1000,14 @@ def run_notebooks(
                 break
     finally:
         show.close()
+    # the sessions whose notebooks this folder keeps: skipped by --resume, or left out by --only
+    keeps = previous is not None and (resume or bool(kept))
     record = run_record(config, seed=config.get("seed"), kernel=kernel, parameters=injected,
-                        notebooks=[asdict(r) for r in report.results], code=code)
+                        notebooks=[asdict(r) for r in report.results], code=code,
+                        earlier=earlier_sessions(out / "run.json") if keeps else None)
     write_index(report, record)
-    write_run_record(out, config, seed=config.get("seed"), kernel=kernel, parameters=injected,
-                     notebooks=[asdict(r) for r in report.results], ok=report.ok, code=code)
+    write_run_record(out, config, seed=config.get("seed"), resumed=keeps, kernel=kernel,
+                     parameters=injected, notebooks=[asdict(r) for r in report.results], ok=report.ok, code=code)
     if write_report:
         _write_report(report, profile_key, show.say, record)
     return report

@@ -76,7 +76,10 @@ def test_ablate_trains_scores_and_resumes(setup: tuple[Path, Path], tmp_path: Pa
     assert main(argv) == 2
     assert "--resume" in capsys.readouterr().err
     stamp = (out / "train-base" / "best.pt").stat().st_mtime_ns
+    first = json.loads((out / "ablation.json").read_text())
     assert main(argv + ["--resume"]) == 0
+    resumed = json.loads((out / "ablation.json").read_text())  # the first session's code and machine kept
+    assert [s["created"] for s in resumed["earlier_sessions"]] == [first["created"]]
     assert (out / "train-base" / "best.pt").stat().st_mtime_ns == stamp
     assert read_ablation(out / "ablation.csv") == rows
 

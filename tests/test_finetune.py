@@ -136,8 +136,11 @@ def test_finetune_command_writes_rows_figure_and_resumes(tiny: tuple[Path, Path]
     assert (out / "figure3.png").stat().st_size > 0 and "| liver@CT |" in (out / "finetune.md").read_text()
     assert json.loads((out / "finetune.json").read_text())["complete"]
     assert main(argv) == 2 and "--resume" in capsys.readouterr().err
+    first = json.loads((out / "finetune.json").read_text())
     assert main(argv + ["--resume"]) == 0
     assert read_finetune(out / "finetune.csv") == rows  # nothing redone
+    resumed = json.loads((out / "finetune.json").read_text())  # the first session's code and machine kept
+    assert [s["created"] for s in resumed["earlier_sessions"]] == [first["created"]]
     # a call for fewer sizes reports those only; the CSV keeps everything
     part = run_finetune(ckpt, data, out, tasks=["liver"], ns=(2,), repeats=1, resume=True, progress=False)
     assert part and {(r["n"], r["repeat"]) for r in part} == {(2, 0)}

@@ -22,7 +22,7 @@ from hyperkit.errors import HyperkitError
 from hyperkit.inference import MODEL_KIND, load_unet, prepare_volume, to_input_grid
 from hyperkit.metrics import dice
 from hyperkit.model.hypernet import HyperUNet
-from hyperkit.files import save_atomic
+from hyperkit.files import save_atomic, sha256_file
 from hyperkit.training.checkpoint import CHECKPOINT_KIND
 from tiny import TINY_MODEL
 
@@ -110,6 +110,10 @@ def test_generate_segment_round_trip(files, tmp_path, capsys):
     # the quick profile's protocol: the gradient step at evaluate.adapt_lr
     assert meta["adaptation"]["adapted"] and meta["adaptation"]["lr"] == load_profile("quick")["evaluate"]["adapt_lr"]
     assert "versions" in meta["provenance"] and "commit" in meta["provenance"]
+    # the inputs by content and the machine (a path may later name another file; threads change the numbers)
+    assert [meta["source"][f"{k}_sha256"] for k in ("checkpoint", "image", "mask")] == \
+        [sha256_file(files[k]) for k in ("ckpt", "image", "mask")]
+    assert meta["provenance"]["compute"]["torch_threads"] >= 1
 
 
 def test_generate_warns_about_a_support_that_is_mostly_air(files, tmp_path):

@@ -364,10 +364,12 @@ def test_run_maml_wiring_record_and_resume(monkeypatch: pytest.MonkeyPatch, data
             r["dsc"] = 0.123  # a kept row is kept as it is
     emaml._write_rows(out / "maml.csv", cut)
     fakes.meta.clear(), fakes.adapt.clear()
+    first = record["created"]
     again = run_maml(ckpt, data, out, organs=ORGANS3, meta_iterations=3, draws=3, seed=4, split=split, resume=True,
                      progress=False)
     assert fakes.meta == [] and all(f["reused"] for f in again.folds.values())
     assert all(f["reused"] for f in json.loads((out / "maml.json").read_text())["folds"].values())
+    assert [s["created"] for s in json.loads((out / "maml.json").read_text())["earlier_sessions"]] == [first]
     assert len(fakes.adapt) == 3  # liver's three draws only
     assert len(again.rows) == n
     assert sorted((r["task"], r["method"], r["draw"], r["case"]) for r in again.rows) == \

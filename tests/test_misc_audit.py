@@ -50,8 +50,8 @@ def test_a_package_that_is_not_installed_is_recorded_as_such(monkeypatch: pytest
 
 
 def test_git_commit_reads_the_given_checkout_and_marks_tracked_changes(tmp_path: Path) -> None:
-    """Guards ``git_commit(path)``: the HEAD sha of that checkout (no newline), ``+dirty`` only for changes
-    to tracked files, ``"unknown"`` outside a repository."""
+    """Guards ``git_commit(path)``: the HEAD sha of that checkout (no newline), ``+dirty`` for changes
+    to tracked files (not for untracked notes), ``"unknown"`` outside a repository."""
     outside = tmp_path / "plain"
     outside.mkdir()
     assert provenance.git_commit(outside) == "unknown"
@@ -68,6 +68,51 @@ def test_git_commit_reads_the_given_checkout_and_marks_tracked_changes(tmp_path:
     assert provenance.git_commit(repo) == sha  # untracked files do not make a checkout dirty
     (repo / "a.txt").write_text("two\n")
     assert provenance.git_commit(repo) == sha + "+dirty"
+
+
+def test_git_commit_marks_an_untracked_module_as_dirty_but_not_an_ignored_one(tmp_path: Path) -> None:
+    """An unversioned ``*.py`` under the package folder is code a run may have imported, so the commit alone
+    does not name the code (it was recorded clean before); an ignored one (a build copy) and one outside the
+    folder asked about do not count."""
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / "pkg" / "a.py").write_text("A = 1\n")
+    (repo / ".gitignore").write_text("build/\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "first")
+    sha = _git(repo, "rev-parse", "HEAD").strip()
+    (repo / "pkg" / "build").mkdir()
+    (repo / "pkg" / "build" / "copy.py").write_text("A = 2\n")
+    (repo / "script.py").write_text("print(1)\n")  # outside the package folder
+    assert provenance.git_commit(repo / "pkg") == sha
+    (repo / "pkg" / "sub").mkdir()
+    (repo / "pkg" / "sub" / "new.py").write_text("B = 2\n")
+    assert provenance.git_commit(repo / "pkg") == sha + "+dirty"
+
+
+def test_a_resumed_record_keeps_the_earlier_sessions_commit_and_machine(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume rewrites ``run.json`` with this session's commit, versions and machine; the earlier sessions'
+    stay under ``earlier_sessions``, oldest first (before, a run made partly on other code said nothing of it).
+    A run that is not resumed starts without them."""
+    monkeypatch.setattr(provenance, "git_commit", lambda path=None: "aaa")
+    provenance.write_run_record(tmp_path, {"x": 1}, 0)
+    assert "earlier_sessions" not in json.loads((tmp_path / "run.json").read_text())
+    monkeypatch.setattr(provenance, "git_commit", lambda path=None: "bbb")
+    provenance.write_run_record(tmp_path, {"x": 1}, 0, resumed=True)
+    monkeypatch.setattr(provenance, "git_commit", lambda path=None: "ccc")
+    provenance.write_run_record(tmp_path, {"x": 1}, 0, resumed=True)
+    got = json.loads((tmp_path / "run.json").read_text())
+    assert got["commit"] == "ccc"
+    assert [s["commit"] for s in got["earlier_sessions"]] == ["aaa", "bbb"]
+    assert set(got["earlier_sessions"][0]) == set(provenance.SESSION_KEYS)
+    assert got["earlier_sessions"][0]["compute"] == got["compute"]  # the same machine, recorded each time
+    provenance.write_run_record(tmp_path, {"x": 1}, 0)  # a new run in the folder: no history
+    assert "earlier_sessions" not in json.loads((tmp_path / "run.json").read_text())
+    (tmp_path / "run.json").write_text("{cut")  # an unreadable record: the resumed run records itself alone
+    provenance.write_run_record(tmp_path, {"x": 1}, 0, resumed=True)
+    assert "earlier_sessions" not in json.loads((tmp_path / "run.json").read_text())
 
 
 def test_git_commit_is_unknown_when_git_times_out(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

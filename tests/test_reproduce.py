@@ -422,12 +422,16 @@ def test_ctrl_c_then_resume_continues_where_it_stopped(tmp_path: Path, monkeypat
     first: list[str] = []
     report = run_with(first, "01_b")
     assert first == ["00_a", "01_b"] and [r.status for r in report.results] == ["passed", "interrupted", "not run"]
+    started = json.loads((out / "run.json").read_text())["created"]
     second: list[str] = []
     report = run_with(second, resume=True)
     assert second == ["01_b", "02_c"] and report.ok
     assert [r.reused for r in report.results] == [True, False, False]
     index = json.loads((out / "index.json").read_text())
     assert [n["reused"] for n in index["notebooks"]] == [True, False, False]
+    # 00_a's output is the first session's: its code and machine stay in the record
+    assert [s["created"] for s in json.loads((out / "run.json").read_text())["earlier_sessions"]] == [started]
+    assert [s["created"] for s in index["run"]["earlier_sessions"]] == [started]
     third: list[str] = []
     assert run_with(third, resume=True).ok and third == []  # everything passed: nothing to run
     fourth: list[str] = []

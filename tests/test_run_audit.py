@@ -198,6 +198,8 @@ def test_reuse_refuses_another_protocol_and_resumes_an_unfinished_run(setup, fak
     write_results(out, read_results(out)[:1])
     res = _ev(setup, out, draws=2, reuse=True)
     assert fake[-1]["resume"] is True and len(res.rows) == 2  # the cut pair made again, both draws
+    resumed = json.loads(out.with_suffix(".json").read_text())  # the first session's code and machine kept
+    assert [s["created"] for s in resumed["earlier_sessions"]] == [record["created"]]
     # a finished one is returned without computing
     n = len(fake)
     assert len(_ev(setup, out, draws=2, reuse=True).rows) == len(res.rows) and len(fake) == n

@@ -126,6 +126,10 @@ def test_resume_equals_uninterrupted(data_root, cache, tmp_path):
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
     for name in ("metrics.jsonl", "validation.jsonl"):
         assert strip(read_jsonl(tmp_path / "full" / name)) == strip(read_jsonl(tmp_path / "part" / name))
+    # the record names both sessions' code and machine (the resume's own, and the first under earlier_sessions)
+    assert "earlier_sessions" not in json.loads((tmp_path / "full" / "run.json").read_text())
+    record = json.loads((tmp_path / "part" / "run.json").read_text())
+    assert [s["commit"] for s in record["earlier_sessions"]] == [record["commit"]]
 
 
 def test_resume_after_a_crash_inside_a_log_write_equals_uninterrupted(data_root, cache, tmp_path):

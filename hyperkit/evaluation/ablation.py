@@ -47,7 +47,7 @@ from hyperkit.evaluation.stats import ALL_TASKS, Paired, paired_tasks, printed_a
 from hyperkit.evaluation.centre_prior import target_name
 from hyperkit.evaluation.tables import paper_tables
 from hyperkit.files import save_atomic, write_csv_atomic, write_text_atomic
-from hyperkit.provenance import run_record
+from hyperkit.provenance import earlier_sessions, run_record
 from hyperkit.training.checkpoint import load_checkpoint
 from hyperkit.training.loop import ensure_trained, resolve_run_config, run_state
 
@@ -222,7 +222,7 @@ def run_ablation(profile: str | Path, data_root: str | Path, out_dir: str | Path
     record = run_record(cfg, base_seed, episodes=tcfg.episodes, variants=[v.name for v in variants],
                         tasks=list(tasks), draws=EvalConfig.from_config(cfg, draws=draws).draws,
                         eval_seed=eval_seed, complete=False,
-                        base_run=str(base_run) if base_run else None)
+                        base_run=str(base_run) if base_run else None, earlier=earlier_sessions(record_path))
     if record_path.exists():
         _check_resumed_settings(record_path, record, {"episodes": TrainConfig.from_config(cfg).episodes,
                                                       "draws": EvalConfig.from_config(cfg).draws})

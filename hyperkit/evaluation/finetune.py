@@ -366,7 +366,7 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
     from hyperkit.evaluation.figure import figure3
     from hyperkit.evaluation.run import heldout_bank
     from hyperkit.files import sha256_file
-    from hyperkit.provenance import run_record
+    from hyperkit.provenance import earlier_sessions, run_record
     from hyperkit.training.checkpoint import load_hypernet
 
     seed = _check(repeats, methods, seed, ns)
@@ -392,7 +392,8 @@ def run_finetune(checkpoint: str | Path, data_root: str | Path, out_dir: str | P
             raise ValueError(f"N={max(ns)} exceeds the {len(bank.case_ids[t])} cases of {t}")
     out.mkdir(parents=True, exist_ok=True)
     record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), tasks=bank.task_ids, ns=list(ns),
-                        repeats=repeats, methods=list(methods), budget=protocol["budget"], complete=False)
+                        repeats=repeats, methods=list(methods), budget=protocol["budget"], complete=False,
+                        earlier=earlier_sessions(record_path) if csv_path.exists() else None)
     write_text_atomic(record_path, json.dumps(record, indent=2, default=str))
     t0 = time.perf_counter()
     rows = finetune(hyper, bank, ecfg, ecfg.finetune, csv_path, ns=ns, repeats=repeats, methods=methods, seed=seed,

@@ -466,7 +466,7 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
             a negative ``meta_iterations`` or ``seed``, ``workers`` < 1, a profile without ``evaluate.maml``.
         HyperkitError: ``out_dir`` holds a run and ``resume`` is false, or a run made otherwise.
     """
-    from hyperkit.provenance import run_record
+    from hyperkit.provenance import earlier_sessions, run_record
     from hyperkit.training.checkpoint import load_hypernet
 
     seed = check_seed(seed)
@@ -506,7 +506,8 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
             diff = differences(theirs, ours)
             raise HyperkitError(f"{out}: holds a MAML run made with another {', '.join(diff)}; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False)
+    record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False,
+                        earlier=earlier_sessions(record_path))  # same protocol (checked above): its folds go on
     write_text_atomic(record_path, json.dumps(record, indent=2, default=str))
 
     # the 5-shot Hyper U-Net: the protocol itself, on the same bank (its own file, resumable)

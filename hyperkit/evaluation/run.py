@@ -27,7 +27,7 @@ from hyperkit.evaluation.protocol import PROTOCOL_VERSION, evaluate, one_shot_pl
 from hyperkit.evaluation.results_file import read_results, write_results
 from hyperkit.evaluation.tables import TABLES, Stat, comparison_table, summarize, task_map
 from hyperkit.metrics import voxel_tolerance
-from hyperkit.provenance import run_record
+from hyperkit.provenance import earlier_sessions, run_record
 from hyperkit.training.checkpoint import load_hypernet
 from hyperkit.data.bank import TaskBank
 
@@ -192,7 +192,8 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
         resume = resume or bool(copied)
     # the training facts of the baselines whose rows a resume keeps (they are not trained again)
     kept = {**((old.get("baselines") or {}) if same and out.exists() else {}), **copied}
-    record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False, baselines=kept)
+    record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False, baselines=kept,
+                        earlier=earlier_sessions(json_path) if same and out.exists() else None)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json_path, json.dumps(record, indent=2, default=str))
 

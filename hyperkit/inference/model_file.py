@@ -95,7 +95,8 @@ def save_unet(unet: UNet3D, path: str | Path, *, data: DataConfig, channel: str,
         "task": None if task is None else str(task),
         "source": {str(k): (None if v is None else str(v)) for k, v in source.items()},
         "adaptation": _plain(dict(adaptation)) if adaptation is not None else None,
-        "provenance": _plain({k: record[k] for k in ("created", "command", "versions", "commit", "platform")}),
+        "provenance": _plain({k: record[k] for k in ("created", "command", "versions", "commit", "platform",
+                                                      "compute")}),
     }
     if support is not None:
         obj["support"] = _plain(dict(support))

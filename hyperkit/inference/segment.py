@@ -1,8 +1,8 @@
 """One-shot segmentation of NIfTI files: generate a U-Net from one labelled scan, apply it to others.
 
 - :func:`generate_model`: hypernetwork checkpoint + one support scan and mask -> a standalone
-  U-Net file (paper §3: the hypernetwork generates the decoder; §4 / A.1: one gradient step
-  on the support).
+  U-Net file (paper §3: the hypernetwork generates the decoder; §3 "Reference-based weight update" /
+  Appendix A.1: one gradient step on the support).
 - :func:`segment_scan` (also ``hyperkit.inference.segment(...)``) and :func:`segment_file`:
   U-Net file + a new whole scan -> a binary mask on the scan's own grid. By default the model
   file's support is registered to the scan and the U-Net runs only around the support's target
@@ -350,7 +350,10 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
         with torch.no_grad():
             before = after = float(segmentation_loss(unet(img), msk, protocol.step_bce_weight))
     adaptation.update(support_loss_before=float(before), support_loss_after=float(after))
+    # the inputs by content as well as by path: a path names a file that may be replaced later
     source = {"checkpoint": Path(checkpoint), "image": Path(image), "mask": Path(mask),
+              "checkpoint_sha256": sha256_file(checkpoint), "image_sha256": sha256_file(image),
+              "mask_sha256": sha256_file(mask),
               "label": label, "channel_index": channel_index, "modality": how,
               "air_fraction": None if grid.air_fraction is None else round(grid.air_fraction, 4)}
     reference = make_reference(case.image[0], case.affine, case.label, modality)

@@ -7,7 +7,7 @@ Per episode e (paper Algorithm 1):
     for each task T: support (x_s, y_s) and an independent query (x_q, y_q)
         F_T = Hypernetwork(x_s, y_s);  ŷ_s = F_T(x_s);  ŷ_q = F_T(x_q)
         L_T = β L_seg(ŷ_s, y_s) + (1 − β) L_seg(ŷ_q, y_q)
-        L_seg = Dice + w·BCE   (w = train.bce_weight; paper: 1)
+        L_seg = Dice + w·BCE   (w = train.bce_weight; paper: the plain sum, w = 1)
     update E, H and the shared decoder parts with AdamW on mean_T L_T;  lr ← γ lr
 
 The B tasks are generated in one batched pass (:meth:`HyperUNet.forward_episode`).
@@ -114,6 +114,12 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
 def episode_loss(model: nn.Module, ep: Episode, beta: float, generator: torch.Generator,
                  device: torch.device, amp: bool, bce_weight: float = 1.0) -> tuple[Tensor, dict[str, float]]:
     """Algorithm 1, lines 4-11 for one (shard of an) episode (``L_seg = Dice + bce_weight · BCE``).
+
+    Args:
+        model: the :class:`~hyperkit.model.hypernet.HyperUNet` (or its DDP wrapper).
+        ep: B tasks' support and query, each ``(B, 1, 1, S, S, S)`` (:class:`~hyperkit.data.bank.Episode`).
+        beta: β, the support's share of each task's loss.
+        generator: draws the context patches of the generation.
 
     Returns:
         The scalar loss ``mean_T [β L(support) + (1 − β) L(query)]`` and its parts.
@@ -391,8 +397,9 @@ class _Run:
                 p.write_text("")
         if self.rank == 0:
             dump_config(self.resolved, self.dir / "config.yaml")
-            write_run_record(self.dir, self.resolved, self.seed, data_root=str(data_root), world_size=self.world,
-                             device=str(self.dev), train_tasks=len(self.train_bank), val_tasks=len(self.val_bank),
+            write_run_record(self.dir, self.resolved, self.seed, resumed=resume, data_root=str(data_root),
+                             world_size=self.world, device=str(self.dev), train_tasks=len(self.train_bank),
+                             val_tasks=len(self.val_bank),
                              dropped_tasks=self.train_bank.dropped | self.val_bank.dropped)
         if self.world > 1:
             self.net = nn.parallel.DistributedDataParallel(
