@@ -64,7 +64,12 @@ def _empty_convention(p: torch.Tensor, g: torch.Tensor) -> float | None:
 
 
 def dice(pred: Any, target: Any) -> float:
-    """Dice of two binary volumes (MONAI ``compute_dice``)."""
+    """Dice of two binary volumes (MONAI ``compute_dice``).
+
+    Args:
+        pred, target: one volume each on the same grid, ``(D, H, W)``, ``(1, D, H, W)`` or ``(1, 1, D, H, W)``
+            (:func:`as_binary_batch`).
+    """
     p, g = as_binary_batch(pred), as_binary_batch(target)
     if p.shape != g.shape:
         raise ValueError(f"prediction shape {tuple(p.shape[2:])} differs from target shape {tuple(g.shape[2:])}")
@@ -93,7 +98,7 @@ def nsd(pred: Any, target: Any, spacing: Sequence[float], tau: float = 2.0) -> f
     """Normalised surface Dice at tolerance ``tau`` mm (MONAI ``compute_surface_dice``).
 
     Args:
-        pred, target: binary volumes on the same grid.
+        pred, target: binary volumes on the same grid, ``(D, H, W)``, ``(1, D, H, W)`` or ``(1, 1, D, H, W)``.
         spacing: voxel size in mm, one value per axis.
         tau: tolerance in mm (paper: 2 mm).
     """

@@ -233,7 +233,8 @@ def train_supervised(net: nn.Module, train: Samples, val: Samples, cfg: Supervis
                      balance: bool = False) -> SupervisedResult:
     """Train ``net`` in place on ``train`` with early stopping on ``val``; the best weights are kept.
 
-    Each step draws ``cfg.batch`` patches uniformly (with the sample's augmentation seeded
+    Each step draws ``cfg.batch`` patches uniformly (``balance``: each patch weighted by 1 / its output
+    channel's patch count, so every channel is drawn equally often; the sample's augmentation seeded
     from ``generator``) and minimises Dice + ``cfg.bce_weight`` BCE of each patch's own output channel
     (:func:`channel_logits`), its forward passes (steps and validations) in bf16 autocast where
     ``cfg.amp`` asks for it and the hardware has bf16 (:mod:`hyperkit.model.precision`; the loss

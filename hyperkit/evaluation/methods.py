@@ -106,6 +106,9 @@ class Method:
 
 
 class OneShotMethod(Method):
+    """A method that segments from the supports of one draw alone: :meth:`fit` takes them and returns a
+    predictor, ``(N, 1, S, S, S)`` query images -> ``(N, 1, S, S, S)`` boolean masks."""
+
     one_shot = True
 
     def fit(self, ctx: Context, task: str, draw: int, images: Tensor, masks: Tensor) -> Predictor:
@@ -224,6 +227,8 @@ class CopySupportMethod(OneShotMethod):
     name = "copy_support"
 
     def fit(self, ctx: Context, task: str, draw: int, images: Tensor, masks: Tensor) -> Predictor:
+        """The supports' majority vote (:func:`copy_support` of ``masks`` ``(K, 1, S, S, S)``) for every query:
+        ``(N, 1, S, S, S)`` images -> the ``(1, S, S, S)`` vote repeated N times (the images are not read)."""
         mask = copy_support(masks)
         return lambda query: mask[None].expand(len(query), -1, -1, -1, -1)
 

@@ -1,4 +1,5 @@
-"""The model layer: target U-Net (§2), context construction (§3.3), hypernetwork (§3.4–3.7), gradient step (§4).
+"""The model layer (paper §3): target U-Net, context construction (eqs. 2–5), hypernetwork (eqs. 1, 6, 7),
+the gradient step on the support (§3 "Reference-based weight update", Appendix A.1).
 
 Modules, one idea each:
 

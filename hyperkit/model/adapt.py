@@ -1,4 +1,4 @@
-"""Reference-based weight update: one gradient step on the support (paper §3, §4; ablation A.1).
+"""Reference-based weight update: one gradient step on the support (paper §3; ablation Appendix A.1).
 
 After generation, the U-Net takes one plain SGD step with a small learning rate
 on the segmentation loss of its own support pair. Only the U-Net changes; the
@@ -20,7 +20,8 @@ _LOSS = DiceCELoss(sigmoid=True)
 
 
 def segmentation_loss(logits: Tensor, masks: Tensor, bce_weight: float = 1.0) -> Tensor:
-    """``L_seg = Dice + w · BCE`` (paper §4: ``w = 1``), averaged over the batch.
+    """``L_seg = Dice + w · BCE``, averaged over the batch (paper §4: "a combined Dice and binary cross-entropy
+    loss", no weight given; ``w = 1`` is the plain sum).
 
     Args:
         logits: ``(N, 1, D, H, W)``.
@@ -32,7 +33,7 @@ def segmentation_loss(logits: Tensor, masks: Tensor, bce_weight: float = 1.0) ->
         A scalar tensor.
 
     Raises:
-        ValueError: shapes that differ or are not ``(N, 1, D, H, W)`` (a volume without its batch and
+        ValueError: shapes that differ or are not 5-D ``(N, C, D, H, W)`` (a volume without its batch and
             channel axes would be averaged as N = D images of one channel each); ``bce_weight`` < 0 or NaN.
     """
     if logits.shape != masks.shape:

@@ -69,10 +69,10 @@ def downsample_mask(mask: Tensor, size: tuple[int, int, int] | torch.Size) -> Te
 
     Args:
         mask: ``(..., D, H, W)`` binary (any float or integer type).
-        size: target ``(h, w, d)``.
+        size: target ``(d, h, w)``.
 
     Returns:
-        ``(..., h, w, d)`` float tensor of 0/1.
+        ``(..., d, h, w)`` float tensor of 0/1.
     """
     size = tuple(int(s) for s in size)
     lead = mask.shape[:-3]
@@ -92,10 +92,10 @@ def voxel_kinds(mask_down: Tensor) -> Tensor:
     classes; voxels outside the volume do not count as either class.
 
     Args:
-        mask_down: ``(..., h, w, d)`` binary.
+        mask_down: ``(..., d, h, w)`` binary.
 
     Returns:
-        ``(..., h, w, d)`` int64 kinds (indices into :data:`SLOT_KINDS`).
+        ``(..., d, h, w)`` int64 kinds (indices into :data:`SLOT_KINDS`).
     """
     m = mask_down.reshape(-1, 1, *mask_down.shape[-3:]).float()
     has_fg = F.max_pool3d(m, 3, stride=1, padding=1) > 0  # patch contains foreground
@@ -172,7 +172,7 @@ class CandidateVoxels:
     class is absent at this resolution, to any voxel.
 
     Attributes:
-        kinds: ``(B, K, h, w, d)`` voxel kinds.
+        kinds: ``(B, K, d, h, w)`` voxel kinds.
         cumsum: ``(B, 4·(M+1))`` with ``M = K·h·w·d``: for slot kind q, the running
             count of its candidates over the flattened voxels, shifted by ``q·(M+1)``
             so that the four runs form one sorted sequence per task.
@@ -185,7 +185,7 @@ class CandidateVoxels:
 
     @classmethod
     def from_mask(cls, mask_down: Tensor) -> "CandidateVoxels":
-        """Args: mask_down ``(B, K, h, w, d)`` binary at the feature resolution."""
+        """Args: mask_down ``(B, K, d, h, w)`` binary at the feature resolution."""
         kinds = voxel_kinds(mask_down)
         flat = kinds.flatten(1)  # (B, M)
         per_kind = torch.stack([flat == q for q in range(4)], dim=1)  # (B, 4, M)
@@ -219,8 +219,8 @@ class CandidateVoxels:
         target = slots * m1 + rank + 1
         where = torch.searchsorted(self.cumsum, target.reshape(bsz, -1)).reshape(target.shape)
         flat = where - slots * m1 - 1
-        h, w, d = self.kinds.shape[-3:]
-        return torch.stack([flat // (h * w * d), flat // (w * d) % h, flat // d % w, flat % d], dim=-1)
+        d, h, w = self.kinds.shape[-3:]
+        return torch.stack([flat // (d * h * w), flat // (h * w) % d, flat // w % h, flat % w], dim=-1)
 
 
 def gather_patches(features: Tensor, positions: Tensor, perms: Tensor) -> Tensor:
@@ -229,7 +229,7 @@ def gather_patches(features: Tensor, positions: Tensor, perms: Tensor) -> Tensor
     Neighbours outside the volume read as zero (the convolution's zero padding).
 
     Args:
-        features: ``(B, K, c, h, w, d)`` support feature maps (any strides; not copied).
+        features: ``(B, K, c, d, h, w)`` support feature maps (any strides; not copied).
         positions: ``(B, S, G, N, 4)`` centres per repetition r (from :meth:`CandidateVoxels.sample`).
         perms: ``(G, c)`` channel permutations.
 
@@ -282,8 +282,8 @@ def build_context(
     """Eqs. 3–5 for one convolution: sample patches and flatten them into context vectors.
 
     Args:
-        features: ``(B, K, c, h, w, d)`` the convolution's input ``F_in`` on the supports.
-        candidates: :class:`CandidateVoxels` of the supports at resolution ``(h, w, d)``.
+        features: ``(B, K, c, d, h, w)`` the convolution's input ``F_in`` on the supports.
+        candidates: :class:`CandidateVoxels` of the supports at resolution ``(d, h, w)``.
         perms: ``(G, c)`` the convolution's fixed channel permutations.
         slots: ``(N,)`` slot kinds (:func:`slot_kinds`).
         samplings: S, independent draws (their generated filters are averaged later).

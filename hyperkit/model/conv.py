@@ -72,7 +72,8 @@ def conv3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | 
 
 
 class Conv3d(nn.Conv3d):
-    """``nn.Conv3d`` whose one-image CPU forward takes oneDNN (:func:`conv3d`); same parameters.
+    """``nn.Conv3d`` whose one-image CPU forward takes oneDNN (:func:`conv3d`); same parameters and shapes,
+    ``(N, C_in, D, H, W) -> (N, C_out, D', H', W')``.
 
     Only zero padding and dilation 1 are rerouted; anything else runs as ``nn.Conv3d``.
     """

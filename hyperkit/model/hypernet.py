@@ -88,10 +88,11 @@ class ConvTrace:
     """What went into one generated convolution (for the notebooks).
 
     Attributes:
-        features: ``(B, K, c, h, w, d)`` the convolution's input ``F_in`` on the supports.
-        mask_down: ``(B, K, h, w, d)`` ``y_down`` (eq. 2).
+        features: ``(B, K, c, d, h, w)`` the convolution's input ``F_in`` on the supports.
+        mask_down: ``(B, K, d, h, w)`` ``y_down`` (eq. 2).
         context: the :class:`~hyperkit.model.context.ContextSample` (patches, classes, positions).
-        z_star: ``(B, G·G, zstar_dim)`` the task-aware positional codes ``z*`` (eq. 6).
+        z_star: ``(B, G·G, zstar_dim)`` the task-aware positional codes ``z*`` (eq. 6); ``(B, G·G, pos_dim)``
+            (``z_pos``) when ``task_pe`` is off.
         weight: ``(B, c, c, 3, 3, 3)`` the generated kernel.
     """
 
@@ -125,11 +126,13 @@ class HyperUNet(nn.Module):
 
     Args:
         base_width: b of the target U-Net (multiple of ``c_base``).
-        c_base: channels per group and side of a base filter (paper: 8).
+        c_base: channels per group and side of a base filter (reference: 8; the paper names ``C_base`` without a
+            value).
         n_patches: N patches per context vector, half fg, half bg (reference: 64, 32 + 32).
         boundary_share: fraction of boundary patches in each half (reference: 0.7).
         samplings: independent context draws whose filters are averaged (reference: 3).
-        hidden: width of the two hidden layers of H (paper: 2048).
+        hidden: width of the two hidden layers of H (paper: 2048; its "three-layer MLP with one hidden layer"
+            has LayerNorm after the first two linear layers, which needs two hidden layers, as built here).
         pos_dim: length of a positional code ``z_pos`` (reference: 256).
         zstar_hidden: hidden width of the ``z*`` MLP of eq. 6 (reference: 512).
         zstar_dim: length of ``z*`` (reference: 256).
@@ -324,7 +327,8 @@ class HyperUNet(nn.Module):
 
     # ----------------------------------------------------------------- the equations
     def task_descriptor(self, bottleneck: Tensor, masks: Tensor) -> Tensor:
-        """Eq. 1: ``z_task = LayerNorm(MAP(Upsample(F_enc) ⊙ y))``, pooled over K supports.
+        """Eq. 1: ``z_task = MAP(Upsample(F_enc) ⊙ y)``, pooled over K supports, then LayerNorm (Appendix A.2;
+        the identity when ``task_norm`` is off).
 
         With nearest up-sampling by the integer factor f, the mean of the up-sampled
         features over the foreground equals a weighted mean of the low-resolution
@@ -340,7 +344,7 @@ class HyperUNet(nn.Module):
         """
         factor = tuple(m // f for m, f in zip(masks.shape[-3:], bottleneck.shape[-3:]))
         area = F.avg_pool3d(masks.flatten(0, 1)[:, None].to(bottleneck.dtype), factor)
-        area = area.reshape(*masks.shape[:2], 1, *bottleneck.shape[-3:])  # (B, K, 1, h, w, d)
+        area = area.reshape(*masks.shape[:2], 1, *bottleneck.shape[-3:])  # (B, K, 1, d, h, w)
         pooled = (bottleneck * area).sum(dim=(1, 3, 4, 5)) / area.sum(dim=(1, 3, 4, 5))
         return self.task_norm(pooled)
 
@@ -351,7 +355,7 @@ class HyperUNet(nn.Module):
             z_task: ``(B, C)``; z_pos: ``(P, pos_dim)``.
 
         Returns:
-            ``(B, P, zstar_dim)``.
+            ``(B, P, zstar_dim)``; ``(B, P, pos_dim)`` (``z_pos`` itself) when ``task_pe`` is off.
         """
         z_pos = z_pos[None].expand(z_task.shape[0], -1, -1)
         if self.zstar is None:
@@ -364,7 +368,7 @@ class HyperUNet(nn.Module):
         level = _level(name)
         code = self.codes[_key(name)]
         k, bsz = state.n_support, state.n_tasks
-        feats = x[: k * bsz].unflatten(0, (k, bsz)).transpose(0, 1)  # (B, K, c, h, w, d), a view
+        feats = x[: k * bsz].unflatten(0, (k, bsz)).transpose(0, 1)  # (B, K, c, d, h, w), a view
         if level not in state.candidates:  # eq. 2, once per level
             mask_down = downsample_mask(state.masks, feats.shape[-3:])
             state.candidates[level] = CandidateVoxels.from_mask(mask_down)
