@@ -327,8 +327,11 @@ class HyperUNet(nn.Module):
 
     # ----------------------------------------------------------------- the equations
     def task_descriptor(self, bottleneck: Tensor, masks: Tensor) -> Tensor:
-        """Eq. 1: ``z_task = MAP(Upsample(F_enc) ⊙ y)``, pooled over K supports, then LayerNorm (Appendix A.2;
-        the identity when ``task_norm`` is off).
+        """Eq. 1: ``z_task = LayerNorm(MAP(Upsample(F_enc) ⊙ y))``, pooled over K supports.
+
+        The paper's Eq. 1 is the masked average pool alone; the LayerNorm is its Appendix A.2, whose normalised
+        variant is the paper's model (``task_norm``; the identity when that is off; notebook 06 prints this
+        docstring's first line).
 
         With nearest up-sampling by the integer factor f, the mean of the up-sampled
         features over the foreground equals a weighted mean of the low-resolution
