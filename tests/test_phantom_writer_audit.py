@@ -250,6 +250,11 @@ def test_an_interrupted_run_leaves_an_incomplete_manifest_and_is_redone(
     with pytest.raises(KeyboardInterrupt):
         fake(out)
     assert _manifest(out)["complete"] is False
+    # a command given the stopped folder says what happened and how to finish it (it said "no dataset found")
+    from hyperkit.data.layouts import PHANTOMS_MANIFEST, DataError, discover_datasets
+    assert PHANTOMS_MANIFEST == MANIFEST
+    with pytest.raises(DataError, match=r"generation did not finish .*`hyperkit phantoms --out .*ph`"):
+        discover_datasets(out)
     monkeypatch.setattr(writer, "_make", _fake_make)
     run = fake(out)  # same arguments: redone without --force, not reused
     assert not run.reused and _manifest(out)["complete"] is True

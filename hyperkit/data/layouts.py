@@ -483,8 +483,28 @@ def discover_datasets(root: str | Path) -> list[Dataset]:
         return [open_dataset(r)]
     found = [open_dataset(p) for p in sorted(r.iterdir()) if p.is_dir() and detect_layout(p) is not None]
     if not found:
+        if _unfinished_phantoms(r):
+            raise DataError(r, "holds phantoms whose generation did not finish (interrupted?); run "
+                               f"`hyperkit phantoms --out {r}` with the same arguments again to complete them")
         raise DataError(r, "no dataset found (expected MSD, TotalSegmentator or nnU-Net v2 folders)")
     return found
+
+
+#: the manifest ``hyperkit phantoms`` writes first and marks complete last (``hyperkit.phantoms.writer.MANIFEST``;
+#: named here because the data layer does not import the phantoms)
+PHANTOMS_MANIFEST = "phantoms.json"
+
+
+def _unfinished_phantoms(root: Path) -> bool:
+    """Whether ``root`` holds a phantoms manifest that is not marked complete (a stopped ``hyperkit phantoms``)."""
+    path = root / PHANTOMS_MANIFEST
+    if not path.is_file() or path.is_symlink():
+        return False
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("complete") is False
 
 
 def default_data_root() -> Path:
