@@ -54,6 +54,22 @@ def test_resample_without_the_label_gives_the_same_image():
     assert image_only.label.shape == both.label.shape and image_only.label.dtype == np.int32
     assert not image_only.label.any() and both.label.any()
 
+def test_a_voxel_size_far_off_is_refused_before_resampling():
+    """A header with voxels of 300 mm (a scan whose spacing was stored in the wrong unit): resampling a 40³
+    scan to 1.5 mm asked MONAI for 800 GB and failed with a deep RuntimeError; it is refused first, with the
+    field of view, the grid it would make and the question to ask. A whole body at 1.5 mm still passes."""
+    image = np.zeros((1, 40, 40, 40), np.float32)
+    case = CaseData("huge", image, np.zeros((40, 40, 40), np.int32), np.diag([300.0, 300.0, 300.0, 1.0]),
+                    (300.0,) * 3)
+    with pytest.raises(ValueError, match=r"huge: its field of view, 12000 x 12000 x 12000 mm \(40 x 40 x 40 voxels "
+                                         r"of 300 x 300 x 300 mm\), would be 8000 x 8000 x 8000 voxels at 1.5 mm, "
+                                         r"more than the 1,073,741,824 .*voxel size in the file's header right\?"):
+        pp.resample_case(case, 1.5)
+    body = CaseData("body", np.zeros((1, 2, 2, 2), np.float32), np.zeros((2, 2, 2), np.int32),
+                    np.diag([500.0, 500.0, 1000.0, 1.0]), (500.0, 500.0, 1000.0))  # 1 x 1 x 2 m
+    pp._check_resampled_size(body, 1.5)  # 667 x 667 x 1334 voxels: allowed
+
+
 def test_ct_normalisation_clips_then_zscores():
     cfg = pp.DataConfig()
     x = np.array([-3000, -900, 0, 900, 3000] * 20, np.float32).reshape(10, 10, 1)

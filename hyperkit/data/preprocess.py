@@ -45,7 +45,7 @@ from hyperkit.seeds import numpy_rng
 
 __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
            "preprocess_case", "ct_air_fraction", "AIR_HU", "crop_centred", "patch_centre", "centre_bounds",
-           "placement_rng", "extract_patch", "dataset_patches", "task_patches"]
+           "placement_rng", "extract_patch", "dataset_patches", "task_patches", "MAX_RESAMPLED_VOXELS"]
 
 
 _CACHE_VERSION = 3  # 3: thread-independent z-score statistics (normalise_channel)
@@ -80,6 +80,24 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HYPERKIT_CACHE", Path.home() / ".cache" / "hyperkit"))
 
 
+#: the most voxels a resampled case may have (4 GiB as float32 per channel; MONAI computes in float64): a field of
+#: view of 1.5 m per side at 1.5 mm is 10^9 voxels; more means a header's voxel size is off, not a body
+MAX_RESAMPLED_VOXELS = 2 ** 30
+
+
+def _check_resampled_size(case: CaseData, spacing: float) -> None:
+    """Refuse a case whose grid at ``spacing`` would exceed :data:`MAX_RESAMPLED_VOXELS`, before MONAI allocates it."""
+    shape = np.asarray(case.image.shape[-3:], dtype=np.float64)
+    voxel = np.linalg.norm(np.asarray(case.affine, dtype=np.float64)[:3, :3], axis=0)  # mm per voxel, each axis
+    grid = np.ceil(shape * voxel / spacing)
+    if float(np.prod(grid)) > MAX_RESAMPLED_VOXELS:
+        raise ValueError(
+            f"{case.case_id}: its field of view, {' x '.join(f'{v:.0f}' for v in shape * voxel)} mm "
+            f"({' x '.join(str(int(s)) for s in shape)} voxels of {' x '.join(f'{v:g}' for v in voxel)} mm), would "
+            f"be {' x '.join(str(int(g)) for g in grid)} voxels at {spacing:g} mm, more than the "
+            f"{MAX_RESAMPLED_VOXELS:,} a case may have; is the voxel size in the file's header right?")
+
+
 def resample_case(case: CaseData, spacing: float, with_label: bool = True) -> CaseData:
     """Reorient to RAS and resample to isotropic ``spacing`` (MONAI ``Orientationd``, ``Spacingd``).
 
@@ -94,10 +112,13 @@ def resample_case(case: CaseData, spacing: float, with_label: bool = True) -> Ca
         The same case on the RAS grid with isotropic spacing (label stays integer).
 
     Raises:
-        ValueError: ``spacing`` is not a finite number > 0 (MONAI would keep the grid and record it).
+        ValueError: ``spacing`` is not a finite number > 0 (MONAI would keep the grid and record it); the
+            resampled grid would exceed :data:`MAX_RESAMPLED_VOXELS` (a voxel size in the header far off,
+            e.g. in cm or 100x: MONAI tried to allocate hundreds of GB and failed with a deep traceback).
     """
     if not 0 < spacing < float("inf"):  # NaN fails the comparison too
         raise ValueError(f"spacing must be a finite number of mm > 0, got {spacing}")
+    _check_resampled_size(case, spacing)
     affine = torch.as_tensor(case.affine, dtype=torch.float64)
     data = {"image": MetaTensor(torch.from_numpy(np.ascontiguousarray(case.image)), affine=affine)}
     if with_label:
