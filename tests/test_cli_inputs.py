@@ -7,6 +7,8 @@ A tiny untrained hypernetwork and the sample datasets keep every test to a few s
 
 from __future__ import annotations
 
+import json
+
 import hashlib
 from pathlib import Path
 
@@ -136,6 +138,29 @@ def test_out_that_is_an_input_is_refused_and_left_intact(kit, tmp_path, capsys, 
     assert main(argv + ["--out", str(target.parent / ".." / target.parent.name / target.name)]) == 2
     assert f"the {name} it reads" in _one_line(capsys)
     assert _digest(target) == before
+
+
+def test_an_existing_file_is_replaced_only_when_the_command_wrote_it(kit, tmp_path, capsys):
+    """``generate --out`` replaced a training checkpoint or a results table, and ``segment --out`` a label map,
+    without a word (exit 0): an existing file is now replaced only when it is the command's own output (a model
+    file; a mask with its segment record), and anything else is kept with a one-line refusal."""
+    gen = ["generate", "--checkpoint", str(kit["ckpt"]), "--image", str(kit["image"]), "--mask", str(kit["mask"])]
+    seg = ["segment", "--model", str(kit["model"]), "--image", str(kit["image"]), "--roi", "none"]
+    checkpoint, table, label = tmp_path / "last.pt", tmp_path / "results.csv", tmp_path / "label.nii.gz"
+    checkpoint.write_bytes(kit["ckpt"].read_bytes())
+    table.write_text("task,method,dsc\n")
+    label.write_bytes(kit["mask"].read_bytes())
+    for argv, target, what in ((gen, checkpoint, "not a model file of `hyperkit generate`"),
+                               (gen, table, "not a model file"), (seg, label, "not a mask of `hyperkit segment`")):
+        before = _digest(target)
+        capsys.readouterr()
+        assert main(argv + ["--out", str(target)]) == 2
+        assert f"exists and is {what}" in _one_line(capsys) and _digest(target) == before
+    # the command's own outputs are replaced, as a second run with other settings does
+    model, mask = tmp_path / "model.pt", tmp_path / "mask.nii.gz"
+    assert main(gen + ["--out", str(model)]) == 0 and main(gen + ["--out", str(model), "--no-adapt"]) == 0
+    assert main(seg + ["--out", str(mask)]) == 0 and main(seg + ["--out", str(mask), "--threshold", "1"]) == 0
+    assert json.loads((tmp_path / "mask.json").read_text())["settings"]["threshold"] == 1
 
 
 def test_segment_sidecar_that_is_an_input_is_refused(kit, tmp_path, capsys):

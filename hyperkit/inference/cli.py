@@ -65,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of the quick profile, hyperkit/reference/quick.pt)")
     g.add_argument("--image", required=True, help="support scan (NIfTI, 3D or 4D)")
     g.add_argument("--mask", required=True, help="its label map on the same grid (target: values > 0)")
-    g.add_argument("--out", required=True, help="model file to write (e.g. spleen.pt)")
+    g.add_argument("--out", required=True,
+                   help="model file to write (e.g. spleen.pt); an existing file is replaced only if it is a model file")
     g.add_argument("--profile", default=None,
                    help="check that the checkpoint was trained with this profile and take its evaluate section "
                         "(default: the built-in profile the checkpoint names, else the section it records)")
@@ -90,7 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "and post-processing were used.")
     s.add_argument("--model", required=True, help="model file from `hyperkit generate`")
     s.add_argument("--image", required=True, help="scan to segment (NIfTI, 3D or 4D)")
-    s.add_argument("--out", required=True, help="mask to write (.nii or .nii.gz, uint8; never the model or the scan)")
+    s.add_argument("--out", required=True,
+                   help="mask to write (.nii or .nii.gz, uint8; never the model or the scan); an existing file is "
+                        "replaced only if it is a mask of segment (with its .json record)")
     s.add_argument("--channel-index", type=int, default=None, help="channel of a 4D image")
     s.add_argument("--overlap", type=float, default=0.25, help="sliding-window overlap in [0, 1) (default 0.25)")
     s.add_argument("--sw-batch-size", type=int, default=1, help="windows per forward pass (default 1)")

@@ -23,7 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -198,7 +198,7 @@ def support_patch(case: CaseData, data: DataConfig, channel: str = "CT") -> tupl
 
 
 def _check_output(out: str | Path, inputs: dict[str, str | Path | None], *, nifti: bool = False,
-                  beside: tuple[Path, ...] = ()) -> Path:
+                  beside: tuple[Path, ...] = (), ours: tuple[Callable[[Path], bool], str] | None = None) -> Path:
     """``out`` as a path, refused before any work when it cannot be the file to write.
 
     Args:
@@ -206,10 +206,13 @@ def _check_output(out: str | Path, inputs: dict[str, str | Path | None], *, nift
         inputs: what the command reads, by name (``{"image": ..., "model": ...}``; ``None`` ignored).
         nifti: ``out`` must end in ``.nii`` or ``.nii.gz``.
         beside: files written along with it (a sidecar), checked against ``inputs`` too.
+        ours: ``(test, what)``: an existing ``out`` is replaced only when ``test(out)`` says the command
+            wrote it (``what`` names such a file); a checkpoint, a results table or a label map is kept.
 
     Raises:
-        HyperkitError: ``out`` (or a file beside it) is a folder, ``out`` lacks the NIfTI ending, or it
-            (or a file beside it) is one of ``inputs``: writing would destroy an input.
+        HyperkitError: ``out`` (or a file beside it) is a folder, ``out`` lacks the NIfTI ending, it (or a file
+            beside it) is one of ``inputs``: writing would destroy an input, or an existing ``out`` that ``ours``
+            does not recognise.
     """
     p = Path(out)
     if p.is_dir():
@@ -224,7 +227,21 @@ def _check_output(out: str | Path, inputs: dict[str, str | Path | None], *, nift
             if src is not None and target.exists() and Path(src).exists() and os.path.samefile(target, src):
                 what = "is" if target == p else f"would write {target}, which is"
                 raise HyperkitError(f"--out {p} {what} the {name} it reads ({src}); choose another --out")
+    if ours is not None and p.is_file() and not ours[0](p):
+        raise HyperkitError(f"--out {p} exists and is not {ours[1]}; it is kept: choose another --out, or delete "
+                            "it first")
     return p
+
+
+def _is_segment_sidecar(path: Path) -> bool:
+    """Whether ``path`` is the record ``hyperkit segment`` writes beside a mask (so the mask may be replaced)."""
+    import json
+
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(rec, dict) and {"output", "model"} <= set(rec)
 
 
 def default_checkpoint(profile: str | Path | None = None) -> Path:
@@ -315,7 +332,8 @@ def generate_model(checkpoint: str | Path | None, image: str | Path, mask: str |
     torch.set_flush_denormal(True)  # as `hyperkit evaluate`: denormal floats slow CPU convolutions 10-100x
     if checkpoint is None:
         checkpoint = default_checkpoint(profile)
-    out = _check_output(out, {"checkpoint": checkpoint, "image": image, "mask": mask})
+    out = _check_output(out, {"checkpoint": checkpoint, "image": image, "mask": mask},
+                        ours=(lambda p: file_kind(p) == MODEL_KIND, "a model file of `hyperkit generate`"))
     for scan in (image, mask):  # a missing or non-NIfTI input is named before the checkpoint loads
         load_header(scan)
     try:
@@ -782,7 +800,9 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
 
     out = Path(out_path)
     sidecar = out.with_name(strip_nifti(out.name) + ".json")
-    _check_output(out, {"model": model_path, "image": image_path}, nifti=True, beside=(sidecar,))
+    _check_output(out, {"model": model_path, "image": image_path}, nifti=True, beside=(sidecar,),
+                  ours=(lambda _: _is_segment_sidecar(sidecar),
+                        f"a mask of `hyperkit segment` (with its record {sidecar.name})"))
     load_header(image_path)  # a missing or non-NIfTI scan is named before the model loads
     if largest_component:
         if keep not in ("all", "largest"):
