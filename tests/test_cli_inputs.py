@@ -310,6 +310,34 @@ def test_evaluate_too_many_shots_leaves_nothing_and_the_rerun_works(kit, tmp_pat
     assert main(argv + ["--shots", "1"]) == 0
 
 
+def test_evaluate_writes_only_beside_a_csv_and_keeps_files_it_did_not_write(kit, tmp_path, capsys):
+    """``--out newdir/`` wrote a file ``newdir`` and ``newdir.json`` into the parent folder, ``--out e1.txt`` a
+    table named .txt; a ``foo.json`` / ``foo.md`` of something else beside ``--out foo.csv`` was replaced; a CSV
+    that is not a results file got a ``.json`` before ``--resume`` refused it; a damaged record was named by the
+    parser's complaint alone. Each is now a one-line refusal that leaves every file as it was."""
+    argv = ["evaluate", "--checkpoint", str(kit["ckpt"]), "--data", str(kit["data"]), "--tasks", "liver",
+            "--methods", "copy_support", "--draws", "1", "--no-progress"]
+    folder = tmp_path / "newdir"
+    for out, words in ((f"{folder}/", "is a folder; give the results file to write"),
+                       (str(tmp_path / "e1.txt"), "must end in .csv")):
+        capsys.readouterr()
+        assert main(argv + ["--out", out]) == 2 and words in _one_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+    foo = tmp_path / "foo.csv"
+    for name, text, words in (("foo.json", '{"mine": 1}', "foo.json exists and is not the record of an evaluation"),
+                              ("foo.json", "{cut", "foo.json: not readable as an evaluation record (Expecting"),
+                              ("foo.md", "# my notes\n", "foo.md exists beside no evaluation record")):
+        (tmp_path / name).write_text(text)
+        capsys.readouterr()
+        assert main(argv + ["--out", str(foo)]) == 2 and words in _one_line(capsys)
+        assert (tmp_path / name).read_text() == text and not foo.exists()
+        (tmp_path / name).unlink()
+    foo.write_text("a,b\n1,2\n")  # a CSV of something else, given to --resume
+    capsys.readouterr()
+    assert main(argv + ["--out", str(foo), "--resume"]) == 2 and "not a hyperkit results file" in _one_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foo.csv"]
+
+
 def test_evaluate_whole_scan_margin_fails_before_the_patch_evaluation(kit, tmp_path, capsys):
     out = tmp_path / "r.csv"
     assert main(["evaluate", "--checkpoint", str(kit["ckpt"]), "--data", str(kit["data"]), "--out", str(out),

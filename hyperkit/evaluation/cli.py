@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "beside it.")
     p.add_argument("--checkpoint", required=True, help="hypernetwork checkpoint (a run's best.pt)")
     p.add_argument("--data", default=None, help="data folder (default: $HYPERKIT_DATA or data/)")
-    p.add_argument("--out", required=True, help="results CSV")
+    p.add_argument("--out", required=True, help="results CSV (.csv; its record .json and tables .md go beside it)")
     p.add_argument("--tasks", nargs="+", default=None, metavar="PATTERN",
                    help="held-out tasks: glob patterns on task ids, paper names (liver, heart_bssfp...) "
                         "or 'paper' for the ten of Tables 1-2 (default: every held-out task)")

@@ -165,9 +165,15 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     protocol = {"version": PROTOCOL_VERSION, "checkpoint_sha256": sha256_file(checkpoint),
                 **data_identity(data_root, datasets), "profile": cfg.get("name"),
                 "tasks": chosen, "methods": list(methods), "seed": seed, "evaluate": ecfg.as_dict()}
-    out = Path(out_csv)
+    out = _check_results_path(out_csv)
     json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
-    old = json.loads(json_path.read_text()) if json_path.is_file() else None
+    old = _read_record(json_path)
+    if old is not None and "protocol" not in old:
+        raise HyperkitError(f"{json_path} exists and is not the record of an evaluation; it is kept: choose another "
+                            "--out, or delete it first")
+    if old is None and md_path.exists():
+        raise HyperkitError(f"{md_path} exists beside no evaluation record ({json_path.name}); it is kept: choose "
+                            "another --out, or delete it first")
     same = old is not None and "protocol" in old and _same_protocol(old["protocol"], protocol)
     if out.exists() and old is not None and not same and (resume or reuse):
         raise HyperkitError(f"{out}: holds results of another protocol; remove it or choose another --out")
@@ -177,6 +183,8 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
         return EvaluationResult(rows, summary, old, _tables(summary, ecfg.tau, old["nsd_voxel_mm"]), out)
     if out.exists() and not (resume or reuse):  # before the record below replaces its .json
         raise HyperkitError(f"{out}: exists; pass --resume to continue it, or choose another file")
+    if out.exists():
+        read_results(out, drop_cut_row=True)  # a file of something else is refused before the record is written
     bank = TaskBank.from_datasets(datasets, "heldout", cfg, split_map, cache_dir=cache_dir, progress=progress,
                                   keep=set(chosen).__contains__)
     _check_plans(bank, ecfg, seed, methods)  # before anything is written: a failed check leaves no results file
@@ -268,6 +276,41 @@ def _comparable(protocol: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_results_path(out_csv: str | Path) -> Path:
+    """``--out`` as the results CSV to write: a ``.csv`` file name (its ``.json`` and ``.md`` go beside it).
+
+    Raises:
+        HyperkitError: a folder (or a name ending in a slash, which named a file ``newdir`` and its record
+            ``newdir.json`` in the parent folder), or another ending.
+    """
+    out = Path(out_csv)
+    if str(out_csv).endswith(("/", "\\")) or out.is_dir():
+        raise HyperkitError(f"--out {out_csv} is a folder; give the results file to write, e.g. {out / 'results.csv'}")
+    if out.suffix.lower() != ".csv":
+        raise HyperkitError(f"--out {out_csv}: must end in .csv (the results table; its record and tables are "
+                            "written beside it as .json and .md)")
+    return out
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    """The JSON record at ``path`` (``None`` when there is none).
+
+    Raises:
+        HyperkitError: a file that is not a JSON object, named with the parser's complaint (it was a bare
+            ``Expecting property name ...`` without the file).
+    """
+    if not path.is_file():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise HyperkitError(f"{path}: not readable as an evaluation record ({exc}); move it away or choose "
+                            "another --out") from None
+    if not isinstance(rec, dict):
+        raise HyperkitError(f"{path}: not an evaluation record (a JSON {type(rec).__name__})")
+    return rec
+
+
 def _same_protocol(old: dict[str, Any], new: dict[str, Any]) -> bool:
     """Whether a stored protocol is the new one (:func:`_comparable`, the data by content:
     :func:`~hyperkit.data.identity.comparable_on_data`)."""
@@ -303,7 +346,7 @@ def _copy_baselines(sources: Sequence[Path], out: Path, protocol: dict[str, Any]
     facts: dict[str, Any] = {}
     for src in sources:
         src_json = src.with_suffix(".json")
-        old = json.loads(src_json.read_text()) if src_json.is_file() else None
+        old = _read_record(src_json)
         if not old or not old.get("complete"):
             raise HyperkitError(f"{src}: not a finished evaluation (no complete {src_json.name})")
         if old.get("config", {}).get("model", {}).get("base_width") != cfg["model"]["base_width"]:
