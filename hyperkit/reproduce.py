@@ -70,6 +70,7 @@ __all__ = [
     "NotebookResult",
     "Progress",
     "Report",
+    "check_parameters",
     "code_version",
     "declared_parameters",
     "default_notebooks_dir",
@@ -92,6 +93,8 @@ RESERVED_PARAMETERS = ("profile", "out_dir")
 #: Runner parameters a notebook may leave out of its parameters cell (papermill would warn
 #: "Passed unknown parameter" for each): injected only where the notebook declares them.
 OPTIONAL_PARAMETERS = ("progress",)
+#: Seconds allowed per cell when ``--timeout`` is not given.
+DEFAULT_TIMEOUT = 3600
 
 # the kernel's own start-up log (e.g. ipykernel 7's "running over TCP without
 # encryption" warning, its shutdown race after an interrupt) is noise on a local,
@@ -466,11 +469,37 @@ def declared_parameters(path: str | Path) -> set[str]:
     return set()
 
 
+def check_parameters(notebooks: Sequence[str | Path], parameters: Mapping[str, Any] | None) -> None:
+    """Refuse a ``-p`` name that none of ``notebooks`` (the ones that will run) declares in its
+    ``parameters`` cell and the runner does not set (:func:`notebook_parameters`). Papermill only
+    warns about such a name, and every notebook would then run its whole budget without it.
+    A name declared by some of the notebooks is accepted (see :func:`parameters_for`).
+
+    Raises:
+        ValueError: names the parameter, the declared names and the closest of them.
+    """
+    import difflib
+
+    runner = set(notebook_parameters())
+    declared = set().union(*(declared_parameters(p) for p in notebooks))
+    unknown = [key for key in (parameters or {}) if key not in declared and key not in runner]
+    if not unknown:
+        return
+    names = sorted((declared | runner) - set(RESERVED_PARAMETERS))  # profile, out_dir: --profile, --out
+    hints = [f"{close[0]!r}" + (f" for {key!r}" if len(unknown) > 1 else "") for key in unknown
+             if (close := difflib.get_close_matches(key, names, n=1, cutoff=0.6))]
+    which = "the notebook" if len(notebooks) == 1 else f"any of the {len(notebooks)} notebooks"
+    raise ValueError(f"{', '.join(f'-p {key!r}' for key in unknown)}: not declared by {which} to run; "
+                     f"declared: {', '.join(sorted(declared - set(RESERVED_PARAMETERS))) or 'none'}"
+                     + (f"; did you mean {', '.join(hints)}?" if hints else ""))
+
+
 def parameters_for(path: str | Path, injected: Mapping[str, Any], user: Mapping[str, Any] | None = None,
                    ) -> dict[str, Any]:
     """The parameters one notebook receives: ``injected`` less the runner's optional ones
     (:data:`OPTIONAL_PARAMETERS`) that its ``parameters`` cell does not declare. A parameter the
-    user passed (``-p``) is always injected, so that papermill names a misspelt one."""
+    user passed (``-p``) is injected into every notebook, also one that does not declare it (papermill
+    warns there); :func:`check_parameters` has refused one that no notebook to run declares."""
     declared = declared_parameters(path)
     return {key: value for key, value in injected.items()
             if key not in OPTIONAL_PARAMETERS or key in declared or key in (user or {})}
@@ -871,7 +900,7 @@ def run_notebooks(
     notebooks_dir: str | Path | None,
     out_dir: str | Path,
     profile: str | Path = "quick",
-    timeout: float = 3600,
+    timeout: float = DEFAULT_TIMEOUT,
     only: Iterable[str] | str | None = None,
     parameters: Mapping[str, Any] | None = None,
     *,
@@ -891,7 +920,8 @@ def run_notebooks(
         timeout: seconds allowed per cell.
         only: restrict to some notebooks (see :func:`find_notebooks`); the index keeps the rows of
             ``out_dir``'s earlier run (same profile and notebooks folder) for the others.
-        parameters: extra parameters injected into every notebook.
+        parameters: extra parameters injected into every notebook; each must be declared by one
+            of the notebooks to run or be one the runner sets (:func:`check_parameters`).
         kernel_name: kernelspec to use (default: :func:`hyperkit.kernels.ensure_kernel`).
         echo: where the plain progress lines go (``None``: silent); with ``print`` on a
             terminal a live status line is drawn instead (:class:`Progress`).
@@ -906,8 +936,8 @@ def run_notebooks(
 
     Raises:
         ConfigError: unknown profile. FileNotFoundError / ValueError: no notebooks,
-            bad ``only``, a reserved name in ``parameters`` or a ``timeout`` that is not a positive
-            whole number of seconds.
+            bad ``only``, a reserved name in ``parameters``, a name no notebook to run declares or a
+            ``timeout`` that is not a positive whole number of seconds.
     """
     config = load_profile(profile)  # an unknown profile fails before anything runs
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0 \
@@ -916,6 +946,7 @@ def run_notebooks(
     timeout = int(timeout)
     folder = Path(notebooks_dir).resolve() if notebooks_dir is not None else default_notebooks_dir()
     notebooks = find_notebooks(folder, only)
+    check_parameters(notebooks, parameters)  # a misspelt -p fails here, before hours of runs without it
     out = Path(out_dir).resolve()
     copies = out / "notebooks"
     copies.mkdir(parents=True, exist_ok=True)
@@ -1030,21 +1061,42 @@ def _write_report(report: Report, profile: str, say: Callable[[str], None], reco
         f"{counts['not measured']} not measured")
 
 
+def _report_only_conflicts(args: argparse.Namespace) -> None:
+    """Refuse the options that ``--report-only`` (which runs nothing) would ignore.
+
+    Raises:
+        ValueError: names the first such option given.
+    """
+    given = {"--only": args.only is not None, "-p/--parameter": bool(args.parameter),
+             "--timeout": args.timeout is not None, "--resume": args.resume}
+    for option, used in given.items():
+        if used:
+            raise ValueError(f"--report-only runs no notebook, so {option} would be ignored; "
+                             f"drop {option}, or drop --report-only to run the notebooks")
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.report_only:
+        _report_only_conflicts(args)
     extras = dict(parse_parameter(p) for p in args.parameter or [])
     load_profile(args.profile)  # fail fast, one line, before choosing the output folder
     out = args.out or Path("runs") / f"reproduce-{Path(str(args.profile)).stem}"
     if args.report_only:
         from hyperkit.report import build_report
 
-        index = _read_index(Path(out).resolve()) if Path(out).is_dir() else None
-        files = build_report(out, profile=None if index else str(notebook_parameters(args.profile, out)["profile"]))
+        # only a run's own folder: elsewhere it would write a report of "nothing measured" (over one there)
+        if _read_index(Path(out).resolve()) is None:
+            state = "has no readable index.json" if (Path(out) / "index.json").exists() else "has no index.json"
+            raise ValueError(f"--report-only: {out} holds no `hyperkit reproduce` run ({state}); run "
+                             f"`hyperkit reproduce --profile {args.profile} --out {out}` to make one and its report")
+        files = build_report(out, profile=None)
         counts = files.counts()
         print(f"report: {files.html} ({counts['holds']} claims hold, {counts['does not hold']} do not, "
               f"{counts['not measured']} not measured); {files.markdown.name} beside it")
         return 0
     live = {"auto": None, "live": True, "plain": False}[args.progress]
-    report = run_notebooks(args.notebooks, out, profile=args.profile, timeout=args.timeout,
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    report = run_notebooks(args.notebooks, out, profile=args.profile, timeout=timeout,
                            only=args.only, parameters=extras, resume=args.resume,
                            progress=Progress(live=live))
     print(report.summary())
@@ -1069,20 +1121,23 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="quick (default), paper, or a YAML profile file")
     parser.add_argument("--out", type=Path, default=None,
                         help="shared output folder (default: runs/reproduce-<profile>)")
-    parser.add_argument("--timeout", type=float, default=3600, metavar="SECONDS",
-                        help="time allowed per cell (default: 3600; notebook 05 trains the baselines in one cell)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help=f"time allowed per cell (default: {DEFAULT_TIMEOUT}; notebook 05 trains the baselines "
+                             "in one cell)")
     parser.add_argument("--only", default=None, metavar="LIST",
                         help="comma-separated notebooks to run: numbers (00,01) or names; the index keeps "
                              "the other notebooks' rows of OUT's earlier run (same profile)")
     parser.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE",
-                        help="extra notebook parameter, value read as YAML (repeatable)")
+                        help="extra notebook parameter, value read as YAML (repeatable); KEY must be declared "
+                             "in the parameters cell of one of the notebooks to run, or be interactive or progress")
     parser.add_argument("--notebooks", type=Path, default=None, metavar="DIR",
                         help="folder of notebooks (default: the repository's notebooks/)")
     parser.add_argument("--resume", action="store_true",
                         help="skip the notebooks that passed in OUT's last run with the same notebook, parameters, "
                              "profile and code; continue from the first that did not (e.g. after Ctrl-C)")
     parser.add_argument("--report-only", action="store_true",
-                        help="run nothing: rebuild OUT/report.html and OUT/report.md from OUT's results")
+                        help="run nothing: rebuild OUT/report.html and OUT/report.md from the results of the "
+                             "run in OUT (OUT must hold its index.json); not with --only, -p, --timeout or --resume")
     parser.add_argument("--progress", choices=("auto", "live", "plain"), default="auto",
                         help="live: one status line redrawn every second; plain: a line per notebook and a "
                              "heartbeat every 5 min; auto (default): live on a terminal, plain otherwise")

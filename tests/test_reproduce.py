@@ -538,9 +538,11 @@ def test_estimates_in_order_of_preference(tmp_path: Path) -> None:
 
 def test_report_only_rebuilds_the_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture) -> None:
+    """``--report-only`` rebuilds the report of the run in ``--out`` (its ``index.json``) and runs nothing."""
     monkeypatch.setattr(cli, "COMMANDS", {"reproduce": "hyperkit.reproduce"})
     out = tmp_path / "run"
     out.mkdir()
+    (out / "index.json").write_text(json.dumps({"profile": "quick", "notebooks": []}))  # a run that measured nothing
     assert cli.main(["reproduce", "--out", str(out), "--report-only"]) == 0
     said = capsys.readouterr().out
     assert said.startswith(f"report: {out / 'report.html'} (0 claims hold, 0 do not, 7 not measured)")

@@ -246,3 +246,66 @@ def test_a_report_that_cannot_be_built_is_said_and_fails_the_command(tmp_path: P
     # every notebook passed, but without its report the command did not do its job
     assert cli.main(["reproduce", "--notebooks", str(folder), "--out", str(tmp_path / "out2")]) == 1
     assert "report not written" in capsys.readouterr().out
+
+
+def test_a_parameter_no_notebook_to_run_declares_is_refused_before_anything_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, jupyter_data_dir: Path) -> None:
+    """A misspelt ``-p`` (``epsiodes=50``) is refused, naming the closest declared name, before a notebook runs
+    or the output folder is made: papermill only warns about it, and every notebook would run its whole budget.
+    Declared by one notebook to run is enough (after ``--only``); the runner's own names stay accepted."""
+    import papermill
+
+    import hyperkit.cli as cli
+
+    calls: list[str] = []
+    monkeypatch.setattr(papermill, "execute_notebook",
+                        lambda i, o, **kw: calls.append(Path(i).stem) or Path(o).write_text(Path(i).read_text()))
+    monkeypatch.setattr(cli, "COMMANDS", {"reproduce": "hyperkit.reproduce"})
+    folder = _write_notebooks(tmp_path / "nb")
+    nb = _notebook("pass")
+    nb.cells[1].source += "\nepisodes = 10"
+    nbformat.write(nb, folder / "02_train.ipynb")  # the only notebook that declares `episodes`
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=r"-p 'epsiodes': not declared by any of the 3 notebooks to run; "
+                                         r"declared: episodes, greeting, interactive; did you mean 'episodes'\?"):
+        run_notebooks(folder, out, kernel_name="python3", echo=None, parameters={"epsiodes": 50})
+    with pytest.raises(ValueError, match=r"-p 'episodes': not declared by the notebook to run; declared: greeting"):
+        run_notebooks(folder, out, only="00", kernel_name="python3", echo=None, parameters={"episodes": 50})
+    assert cli.main(["reproduce", "--notebooks", str(folder), "--out", str(out), "-p", "greting=hi"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hyperkit: error: -p 'greting'") and "'greeting'?" in err
+    assert calls == [] and not out.exists()
+    report = run_notebooks(folder, out, kernel_name="python3", echo=None, write_report=False,
+                           parameters={"episodes": 50, "progress": False, "interactive": False})
+    assert calls == ["00_pass", "01_fail", "02_train"] and report.ok
+
+
+def test_report_only_needs_a_run_folder_and_refuses_the_options_it_would_ignore(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """``--report-only`` on a folder with no run's ``index.json`` is refused (it wrote a "nothing measured"
+    report there, over a ``report.md`` already there); so are ``--only``, ``-p``, ``--timeout`` and ``--resume``
+    beside it, which it ignored without a word. A folder with a run's index still gets its report."""
+    import hyperkit.cli as cli
+
+    monkeypatch.setattr(cli, "COMMANDS", {"reproduce": "hyperkit.reproduce"})
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "report.md").write_text("my own notes")
+    assert cli.main(["reproduce", "--out", str(out), "--report-only"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{out} holds no `hyperkit reproduce` run (has no index.json)" in err
+    assert f"run `hyperkit reproduce --profile quick --out {out}`" in err
+    assert (out / "report.md").read_text() == "my own notes" and not (out / "report.html").exists()
+    (out / "index.json").write_text("not json")
+    assert cli.main(["reproduce", "--out", str(out), "--report-only"]) == 2
+    assert "(has no readable index.json)" in capsys.readouterr().err
+    (out / "index.json").write_text('{"profile": "quick", "notebooks": []}')
+    for argv, option in ((["--only", "00"], "--only"), (["-p", "episodes=5"], "-p/--parameter"),
+                         (["--timeout", "3600"], "--timeout"), (["--resume"], "--resume")):
+        assert cli.main(["reproduce", "--out", str(out), "--report-only", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"so {option} would be ignored; drop {option}" in err, err
+    assert (out / "report.md").read_text() == "my own notes"
+    assert cli.main(["reproduce", "--out", str(out), "--report-only", "--progress", "plain"]) == 0
+    assert capsys.readouterr().out.startswith(f"report: {out / 'report.html'} (0 claims hold")
+    assert (out / "report.md").read_text() != "my own notes"
