@@ -103,6 +103,11 @@ def build_parser(command: str | None = None) -> KitParser:
 def _message(exc: BaseException) -> str:
     """An error's text; an OS error in the kit's form ``PATH: problem`` instead of
     ``[Errno 2] No such file or directory: 'PATH'``."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename is not None:
+        # a folder to write into is a file ("afile: file exists" for --out afile/x.pt): name the file
+        for part in (Path(str(exc.filename)), *Path(str(exc.filename)).parents):
+            if part.is_file():
+                return f"{part}: is a file, where a folder is needed"
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
         return f"{where}: {exc.strerror[0].lower()}{exc.strerror[1:]}"

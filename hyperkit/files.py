@@ -100,7 +100,8 @@ def _unreadable(path: Path, exc: Exception) -> str:
         return "not a torch file"
     if isinstance(exc, pickle.UnpicklingError):
         return "a torch file holding objects other than tensors and plain containers, or a damaged one"
-    detail = " ".join(str(exc).split())[:160]
+    detail = " ".join(str(exc).split()).split(". ")[0]  # its first sentence, not a cut in the middle of its advice
+    detail = detail if len(detail) <= 160 else detail[:159] + "…"
     return f"a truncated or damaged torch file: {type(exc).__name__}: {detail}"
 
 
@@ -129,10 +130,14 @@ def appended_lines(path: str | Path, *, drop_cut_row: bool, redo: str = "", head
         header: the first line is a header written whole (a CSV): a file of one line is not cut.
 
     Raises:
-        HyperkitError: a cut last row, without ``drop_cut_row``.
+        HyperkitError: a cut last row, without ``drop_cut_row``; a file that is not text (a binary file
+            given for a table: the bare "'utf-8' codec can't decode byte" named no file).
     """
-    with open(path, newline="") as fh:  # lines end at \n, \r or \r\n only (str.splitlines also splits
-        lines = fh.readlines()            # at \x0c, \x1c, \u2028, ..., which a CSV field may hold)
+    try:
+        with open(path, newline="") as fh:  # lines end at \n, \r or \r\n only (str.splitlines also splits
+            lines = fh.readlines()            # at \x0c, \x1c, \u2028, ..., which a CSV field may hold)
+    except UnicodeDecodeError as exc:  # the writers' encoding is the locale's, as here
+        raise HyperkitError(f"{path}: not a text file of rows (byte {exc.start} is not {exc.encoding} text)") from None
     if len(lines) > int(header) and not lines[-1].endswith("\n"):
         if not drop_cut_row:
             raise HyperkitError(f"{path}: its last row (line {len(lines)}) was cut short by an interrupted write; "

@@ -177,7 +177,8 @@ def test_segment_sidecar_that_is_an_input_is_refused(kit, tmp_path, capsys):
     (["--out", "{tmp}"], "is a folder"),
     (["--out", "{tmp}/mask.txt"], "must end in .nii.gz or .nii"),
     (["--out", "{tmp}/m.nii.gz", "--threshold", "nan"], "--threshold must be a finite logit, got nan"),
-    (["--out", "{tmp}/m.nii.gz", "--margin", "nan"], "margin_mm must be >= 0, got nan"),
+    # --roi none (every row here) maps no box: a margin given with it was ignored without a word
+    (["--out", "{tmp}/m.nii.gz", "--margin", "5"], "--margin 5 applies to --roi auto only"),
 ])
 def test_segment_bad_output_or_values(kit, tmp_path, capsys, extra, words):
     capsys.readouterr()
@@ -227,6 +228,19 @@ def test_os_errors_and_multi_line_messages_are_one_line(monkeypatch, capsys):
     monkeypatch.setattr("hyperkit.phantoms.cli.generate_phantoms", two_lines)
     assert main(["phantoms", "--out", "x"]) == 2
     assert "first line second line, column 7" in _one_line(capsys)
+
+
+def test_a_file_where_a_folder_is_needed_is_named_as_such(kit, tmp_path, capsys):
+    """``--out afile/x.pt`` with ``afile`` a file said "afile: file exists" (generate, train, finetune ...): the
+    message now says the file stands where a folder is needed, also for a path below it."""
+    afile = tmp_path / "afile"
+    afile.write_text("notes\n")
+    gen = ["generate", "--checkpoint", str(kit["ckpt"]), "--image", str(kit["image"]), "--mask", str(kit["mask"])]
+    for out in (afile / "x.pt", afile / "sub" / "x.pt"):
+        capsys.readouterr()
+        assert main(gen + ["--out", str(out)]) == 2
+        assert _one_line(capsys) == f"hyperkit: error: {afile}: is a file, where a folder is needed\n"
+    assert afile.read_text() == "notes\n"
 
 
 @pytest.mark.parametrize("device,words", [("foo", "--device 'foo' is not a torch device"),
@@ -336,6 +350,15 @@ def test_evaluate_writes_only_beside_a_csv_and_keeps_files_it_did_not_write(kit,
     capsys.readouterr()
     assert main(argv + ["--out", str(foo), "--resume"]) == 2 and "not a hyperkit results file" in _one_line(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foo.csv"]
+
+
+def test_evaluate_margin_without_whole_scan_is_refused(kit, tmp_path, capsys):
+    """``--margin`` acts on ``--whole-scan`` only; without it, it was ignored without a word."""
+    out = tmp_path / "r.csv"
+    assert main(["evaluate", "--checkpoint", str(kit["ckpt"]), "--data", str(kit["data"]), "--out", str(out),
+                 "--tasks", "liver", "--methods", "copy_support", "--margin", "5", "--no-progress"]) == 2
+    assert "--margin 5 applies to --whole-scan only" in _one_line(capsys)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_evaluate_whole_scan_margin_fails_before_the_patch_evaluation(kit, tmp_path, capsys):

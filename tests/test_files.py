@@ -76,6 +76,8 @@ def test_read_torch_file_reads_tensors_and_names_what_it_cannot(tmp_path: Path) 
     assert re.search(r"cut.pt: not a checkpoint \(a truncated or damaged torch file: \w+: ", said)
     detail = said.split("damaged torch file: ", 1)[1].split(": ", 1)[1]
     assert len(detail) <= 161 and "\n" not in detail  # torch's message, cut to 160 characters and a ")"
+    # its first sentence only: the message was cut mid-sentence ("If you are seeing this error, there is a high)")
+    assert detail.endswith(")") and ". " not in detail and "If you are seeing" not in detail
     (tmp_path / "legacy.pt").write_bytes(pickle.dumps(object(), protocol=2))  # a legacy (non-zip) torch pickle
     with pytest.raises(HyperkitError, match="legacy.pt: not a checkpoint \\(a torch file holding objects other"):
         read_torch_file(tmp_path / "legacy.pt", "checkpoint")
@@ -103,6 +105,15 @@ def test_a_cut_last_row_is_refused_or_dropped(tail: str, tmp_path: Path) -> None
     with pytest.raises(HyperkitError, match=r"interrupted write; delete the line$"):
         appended_lines(path, drop_cut_row=False)
     assert _rows(path, drop_cut_row=True) == [{"task": "t", "case": "one"}]
+
+
+def test_a_binary_file_given_as_a_table_is_named(tmp_path: Path) -> None:
+    """``finetune --reference-from`` a binary file said only "'utf-8' codec can't decode byte 0x80 in position 64":
+    the file is now named, with the byte where its text ends."""
+    binary = tmp_path / "weights.csv"
+    binary.write_bytes(b"task,method\n" + bytes(range(0x80, 0x90)) + b"\n")
+    with pytest.raises(HyperkitError, match=r"weights\.csv: not a text file of rows \(byte 12 is not"):
+        appended_lines(binary, drop_cut_row=False)
 
 
 def test_a_header_alone_is_not_a_cut_row_but_a_lone_json_line_is(tmp_path: Path) -> None:

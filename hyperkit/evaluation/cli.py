@@ -28,10 +28,13 @@ def _run(args: argparse.Namespace) -> int:
     if set(combined) - {"evaluate"}:
         raise ValueError(f"--set: only evaluate.* keys can be set here, got {sorted(set(combined) - {'evaluate'})}")
     overrides = combined.get("evaluate", {})
-    if args.whole_scan:  # before the patch evaluation, not after it
-        from hyperkit.inference.localise import check_margin
+    from hyperkit.inference.localise import DEFAULT_MARGIN_MM, check_margin
 
-        check_margin(args.margin)
+    if args.margin is not None and not args.whole_scan:
+        raise ValueError(f"--margin {args.margin:g} applies to --whole-scan only; without it, it would be ignored")
+    margin = DEFAULT_MARGIN_MM if args.margin is None else args.margin
+    if args.whole_scan:  # before the patch evaluation, not after it
+        check_margin(margin)
     res = run_evaluation(args.checkpoint, args.data if args.data is not None else default_data_root(), args.out,
                          tasks=args.tasks, methods=args.methods, draws=args.draws, shots=args.shots,
                          seed=args.seed, profile=args.profile, split=args.split, overrides=overrides or None,
@@ -52,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         ws = run_whole_scan(args.checkpoint, args.data if args.data is not None else default_data_root(), args.out,
                             tasks=args.tasks, draws=args.draws, shots=args.shots, seed=args.seed,
                             profile=args.profile, split=args.split, overrides=overrides or None,
-                            margin_mm=args.margin, compare_none=False, progress=not args.no_progress)
+                            margin_mm=margin, compare_none=False, progress=not args.no_progress)
         print(f"\n{ws.table}\n\n{len(ws.rows)} rows -> {ws.csv_path}")
     return 0
 
@@ -91,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also score the Hyper U-Nets on whole query scans: the support registered to each query, "
                         "segmentation around the mapped target (no ground truth used to place it), beside the "
                         "patch protocol; writes <out stem>-whole-scan.csv/.json/.md")
-    p.add_argument("--margin", type=float, default=20.0, metavar="MM",
+    p.add_argument("--margin", type=float, default=None, metavar="MM",
                    help="--whole-scan: margin around the support's target box (default 20 mm)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)

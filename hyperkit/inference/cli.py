@@ -34,8 +34,14 @@ def _generate(args: argparse.Namespace) -> int:
 def _segment(args: argparse.Namespace) -> int:
     from hyperkit.inference.segment import segment_file
 
+    from hyperkit.inference.localise import DEFAULT_MARGIN_MM
+
+    if args.margin is not None and args.roi is not None and str(args.roi).strip().lower() != "auto":
+        raise ValueError(f"--margin {args.margin:g} applies to --roi auto only (the support's target box mapped onto "
+                         f"the scan); with --roi {args.roi} it would be ignored: drop one of them")
     keep = "roi" if args.keep_roi_components else "all"
-    res = segment_file(args.model, args.image, args.out, roi=args.roi, margin_mm=args.margin,
+    margin = DEFAULT_MARGIN_MM if args.margin is None else args.margin
+    res = segment_file(args.model, args.image, args.out, roi=args.roi, margin_mm=margin,
                        channel_index=args.channel_index, overlap=args.overlap, sw_batch_size=args.sw_batch_size,
                        device=args.device, threshold=args.threshold, largest_component=args.largest_component,
                        keep=keep, fill_holes=args.fill_holes)
@@ -104,8 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "'none' the whole scan; "
                         "or a box in mm, world (RAS) coordinates of this image; write --roi=-10,... when the first "
                         "value is negative (default: auto when the model file carries its support, else none)")
-    s.add_argument("--margin", type=float, default=20.0, metavar="MM",
-                   help="margin around the support's target box before it is mapped (--roi auto; default 20 mm)")
+    s.add_argument("--margin", type=float, default=None, metavar="MM",
+                   help="margin around the support's target box before it is mapped (--roi auto only; default 20 mm)")
     s.add_argument("--keep-roi-components", action="store_true",
                    help="post-processing: keep only the connected regions that overlap the ROI")
     s.add_argument("--fill-holes", action="store_true", help="post-processing: fill enclosed holes")
