@@ -176,7 +176,9 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
                             "another --out, or delete it first")
     same = old is not None and "protocol" in old and _same_protocol(old["protocol"], protocol)
     if out.exists() and old is not None and not same and (resume or reuse):
-        raise HyperkitError(f"{out}: holds results of another protocol; remove it or choose another --out")
+        other = ", ".join(_protocol_differences(old, protocol))
+        raise HyperkitError(f"{out}: holds results of another protocol (other {other}); remove it or choose "
+                            "another --out")
     if reuse and same and old.get("complete"):
         rows = read_results(out)
         summary = summarize(rows)
@@ -316,6 +318,12 @@ def _same_protocol(old: dict[str, Any], new: dict[str, Any]) -> bool:
     :func:`~hyperkit.data.identity.comparable_on_data`)."""
     theirs, ours = comparable_on_data(old, new)
     return _comparable(theirs) == _comparable(ours)
+
+
+def _protocol_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The dotted keys at which a stored protocol differs from the new one (``evaluate.draws``, ``seed``)."""
+    theirs, ours = comparable_on_data(old.get("protocol") or {}, new)
+    return differences(_comparable(theirs), _comparable(ours)) or ["settings"]
 
 
 def _baseline_protocol(protocol: dict[str, Any], method: str) -> dict[str, Any]:
