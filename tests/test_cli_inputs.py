@@ -478,3 +478,61 @@ def test_cli_formats_only_the_kits_own_warnings() -> None:
     theirs = cli._format_warning("x", UserWarning, "/elsewhere/monai/utils.py", 7)
     assert "UserWarning" in theirs and "utils.py:7" in theirs
     assert "FutureWarning" in cli._format_warning("y", FutureWarning, str(Path(cli.__file__)), 1)
+
+
+def _last_error(capsys: pytest.CaptureFixture) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("hyperkit: error: ")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_train_with_no_case_of_its_splits_names_the_splits_and_the_data_folder(kit, tmp_path, capsys):
+    """A case split no subject carries (or none at all) was blamed on tasks with too few cases; now the splits asked
+    for and those the subjects carry are named. One dataset given as --data was named by its parent folder."""
+    data = kit["data"]
+    argv = ["train", "--profile", str(kit["profile"]), "--device", "cpu", "--no-progress"]
+    with pytest.warns(UserWarning, match="left out"):
+        assert main(argv + ["--data", str(data), "--out", str(tmp_path / "a"), "--set",
+                            "train.val_splits=[nosuch]"]) == 2
+    err = _last_error(capsys)
+    assert err.startswith(f"hyperkit: error: {data}: no val task with at least 2 cases (")
+    assert err.endswith(": the case splits ['nosuch'] match 0 of the 4 cases with a split "
+                        "(their splits: train 2, val 1, test 1)")
+    with pytest.warns(UserWarning, match="left out"):
+        assert main(argv + ["--data", str(data), "--out", str(tmp_path / "b"), "--set", "train.train_splits=[]"]) == 2
+    err = _last_error(capsys)
+    assert "no train task with at least 2 cases" in err and "the case splits [] match 0 of the 4 cases" in err
+    one = data / "Task03_Liver"  # one dataset, no training task: named itself, not the folder above it
+    assert main(argv + ["--data", str(one), "--out", str(tmp_path / "c")]) == 2
+    assert _last_error(capsys) == f"hyperkit: error: {one}: no train task with at least 2 cases"
+
+
+def test_ablate_base_of_another_config_or_budget_names_it_and_never_says_remove(kit, tmp_path, capsys):
+    """A --base trained with other settings was called "a run with another config; remove it"; one that finished
+    its own smaller budget was called unfinished (episode 1 of 2). Both now say what differs and what to pass."""
+    from hyperkit.evaluation.ablation import _check_base_run
+
+    train = ["train", "--profile", str(kit["profile"]), "--data", str(kit["data"]), "--device", "cpu",
+             "--no-progress"]
+    ablate = ["ablate", "--profile", str(kit["profile"]), "--data", str(kit["data"]), "--out", str(tmp_path / "abl"),
+              "--tasks", "liver", "--only", "step", "--no-progress", "--base"]
+    short = tmp_path / "short"
+    assert main(train + ["--out", str(short), "--episodes", "1"]) == 0
+    capsys.readouterr()
+    assert main(ablate + [str(short)]) == 2
+    assert _last_error(capsys) == (
+        f"hyperkit: error: --base {short}: its training run stopped at its own budget of 1 episodes, this ablation "
+        f"trains 2; pass --episodes 1 to ablate against it, or finish it (hyperkit train --out {short} --resume "
+        "--episodes 2)")
+    _check_base_run(short, load_profile(kit["profile"]), kit["data"], 1, None)  # --episodes 1: accepted
+    assert main(train + ["--out", str(short), "--resume", "--episodes", "2"]) == 0  # or finished, as advised
+    _check_base_run(short, load_profile(kit["profile"]), kit["data"], None, None)
+    other = tmp_path / "other"
+    assert main(train + ["--out", str(other), "--seed", "3", "--set", "train.val_every=1"]) == 0
+    capsys.readouterr()
+    assert main(ablate + [str(other)]) == 2
+    err = _last_error(capsys)
+    assert err == (f"hyperkit: error: --base {other}: its training run was made with other settings (seed: 3 there, "
+                   "0 here; train.val_every: 1 there, 2 here); ablate with its settings (--seed 3 and a --profile "
+                   "YAML with its settings) or leave --base out")
+    assert "remove" not in err and not (tmp_path / "abl").exists()

@@ -251,3 +251,20 @@ def test_difficulty_table_runs_on_the_kit_preprocessing(cohort: Path, tmp_path: 
         assert 0 <= r.threshold_dice <= 1 and r.cases <= TINY["cases"]
         if r.cases >= 2:
             assert 0 <= r.copy_dice <= 1
+
+
+def test_cli_warns_when_too_few_subjects_for_validation(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Subjects s0008 (val) and s0009 (test) are the first validation cases: fewer than 10 subjects left
+    `hyperkit train` to fail later with "no val task"; the CLI says so (one line on stderr) and --help the minimum."""
+    from hyperkit.phantoms.cli import min_subjects
+    from hyperkit.phantoms.cohorts import split_of
+
+    assert min_subjects() == 10 and [split_of(i) for i in (7, 8, 9)] == ["train", "val", "test"]
+    assert main(["phantoms", "--out", str(tmp_path / "p"), "--subjects", "9", "--cases", "1", "--spacing", "8",
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err == ("hyperkit: warning: --subjects 9 gives 1 val/test subject(s) (s0008, s0018, ... are val; s0009, "
+                   "s0019, ... test) and `hyperkit train` validates on 2: use --subjects 10 or more\n")
+    with pytest.raises(SystemExit):
+        main(["phantoms", "--help"])
+    assert "needs at least 10" in " ".join(capsys.readouterr().out.split())

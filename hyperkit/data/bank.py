@@ -40,6 +40,20 @@ def structure_group(task_id: str) -> str:
     return "_".join(words) or name
 
 
+def _split_note(case_splits: Sequence[str] | None, splits: Mapping[str, int], unsplit: int) -> str:
+    """Why a case-split filter may have left no task: the splits asked for and how many cases carry each."""
+    if case_splits is None or not splits:
+        return ""
+    asked = list(case_splits)
+    matched = sum(n for s, n in splits.items() if s in asked)
+    have = ", ".join(f"{s} {n}" for s, n in splits.items())
+    note = (f": the case splits {asked} match {matched} of the {sum(splits.values())} cases with a split "
+            f"(their splits: {have})")
+    if unsplit:
+        note += f"; {unsplit} case(s) without a split are kept by every filter"
+    return note
+
+
 @dataclass
 class Episode:
     """One episode's mini-batch: B tasks with one support and one query case each.
@@ -105,7 +119,7 @@ class TaskBank:
                       split: dict[str, list[str]] | None = None, case_splits: Sequence[str] | None = None,
                       cache_dir: str | Path | None = None, progress: bool = False,
                       min_cases: int = 2, keep: Callable[[str], bool] | None = None,
-                      margin: int = 0, crop: int = 0) -> "TaskBank":
+                      margin: int = 0, crop: int = 0, root: str | Path | None = None) -> "TaskBank":
         """Load every task of ``role`` (``"train"``, ``"val"`` or ``"heldout"``).
 
         Args:
@@ -121,6 +135,8 @@ class TaskBank:
             keep: load only the tasks of ``role`` whose id it accepts (default: all).
             margin: see the class attribute (training banks: ``DataConfig.max_shift``).
             crop: see the class attribute (training banks: ``TrainConfig.crop_size``).
+            root: the folder the datasets were found in (``--data``), named when no task is left
+                (default: the folder above the datasets).
 
         Raises:
             ValueError: ``crop`` is negative or larger than the profile's patch size, or ``margin``
@@ -141,6 +157,8 @@ class TaskBank:
         ids: dict[str, list[str]] = {}
         dropped: dict[str, str] = {}
         spacing = (1.0, 1.0, 1.0)
+        splits: dict[str, int] = {}  # case split value -> cases, in the datasets that hold tasks of the role
+        unsplit = 0
         for ds in datasets:
             tasks = ds.tasks()
             roles = assign_roles([t.task_id for t in tasks], split)
@@ -149,6 +167,11 @@ class TaskBank:
                 continue
             cases = [c.case_id for c in ds.cases
                      if case_splits is None or c.split is None or c.split in case_splits]
+            for c in ds.cases:
+                if c.split is None:
+                    unsplit += 1
+                else:
+                    splits[c.split] = splits.get(c.split, 0) + 1
             patches = dataset_patches(ds, chosen, cfg, cache_dir, cases, progress, margin=margin)
             for tid in list(patches):
                 plist = patches.pop(tid)  # each task's patches are freed once stacked: no second copy of the bank
@@ -163,9 +186,11 @@ class TaskBank:
             warnings.warn(f"{len(dropped)} {role} task(s) left out: " +
                           "; ".join(f"{k} ({v})" for k, v in sorted(dropped.items())), stacklevel=2)
         if not images:  # named by the folder that holds the datasets, not one dataset (it may not hold the role)
-            where = os.path.commonpath([str(Path(d.root).parent) for d in datasets]) if datasets else "."
+            where = root if root is not None else (
+                os.path.commonpath([str(Path(d.root).parent) for d in datasets]) if datasets else ".")
             raise DataError(where, f"no {role} task with at least {min_cases} cases"
-                            + (f" ({len(dropped)} had fewer)" if dropped else ""))
+                            + (f" ({len(dropped)} had fewer)" if dropped else "")
+                            + _split_note(case_splits, splits, unsplit))
         return cls(images, masks, ids, spacing, dropped, margin, crop)
 
     def groups(self) -> dict[str, list[str]]:

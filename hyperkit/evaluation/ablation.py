@@ -49,7 +49,7 @@ from hyperkit.evaluation.tables import paper_tables
 from hyperkit.files import save_atomic, write_csv_atomic, write_text_atomic
 from hyperkit.provenance import earlier_sessions, run_record
 from hyperkit.training.checkpoint import load_checkpoint
-from hyperkit.training.loop import ensure_trained, resolve_run_config, run_state
+from hyperkit.training.loop import ensure_trained, resolve_run_config, run_state, training_differences
 
 __all__ = ["Variant", "VARIANTS", "DEFAULT_VARIANTS", "ABLATION_TARGETS", "run_ablation", "ablation_rows",
            "ablation_tables", "ablation_reading", "seed_spread", "told_from_noise", "read_ablation", "ABLATION_FIELDS"]
@@ -130,16 +130,34 @@ def _check_base_run(base_run: Path, cfg: Mapping[str, Any], data_root: str | Pat
     """Refuse a ``--base`` that is not a finished training run of this recipe (nothing is trained into it).
 
     Raises:
-        HyperkitError: no run there, an unfinished one, or one with another config.
+        HyperkitError: no run there, an unfinished one, one with another budget (``--episodes``: named with the
+            run's own) or one trained with other settings (named with both values).
     """
-    tcfg, _, _ = resolve_run_config(cfg, episodes, seed)
+    tcfg, _, resolved = resolve_run_config(cfg, episodes, seed)
     state = run_state(base_run)
     if state is None:
         raise HyperkitError(f"--base {base_run}: holds no training run (no last.pt); train one there first "
                             "(hyperkit train --out DIR) or leave --base out")
-    if state["episode"] < tcfg.episodes and not state["stopped_early"]:
-        raise HyperkitError(f"--base {base_run}: its training run is unfinished (episode {state['episode']} of "
-                            f"{tcfg.episodes}); finish it (hyperkit train --resume) or leave --base out")
+    differ = training_differences(state["config"], resolved, episodes=False)
+    if differ:  # the user's own run: never advise removing it (ensure_trained's message for its own folders)
+        named = "; ".join(f"{where}: {theirs!r} there, {ours!r} here" for where, theirs, ours in differ)
+        hint = [f"--seed {theirs}" for where, theirs, _ in differ if where == "seed"]
+        hint += ["a --profile YAML with its settings"] if any(where != "seed" for where, _, _ in differ) else []
+        raise HyperkitError(f"--base {base_run}: its training run was made with other settings ({named}); "
+                            f"ablate with its settings ({' and '.join(hint)}) or leave --base out")
+    episode, budget = state["episode"], (state["config"].get("train") or {}).get("episodes", tcfg.episodes)
+    done = episode >= budget or state["stopped_early"]
+    if budget != tcfg.episodes and done:
+        how = (f"stopped early at episode {episode} of its own budget of {budget} episodes" if state["stopped_early"]
+               else f"stopped at its own budget of {budget} episodes")
+        more = (f", or finish it (hyperkit train --out {base_run} --resume --episodes {tcfg.episodes})"
+                if tcfg.episodes > budget and not state["stopped_early"] else "")
+        raise HyperkitError(f"--base {base_run}: its training run {how}, this ablation trains {tcfg.episodes}; "
+                            f"pass --episodes {budget} to ablate against it{more}")
+    if not done:
+        also = f" and pass --episodes {budget}" if budget != tcfg.episodes else ""
+        raise HyperkitError(f"--base {base_run}: its training run is unfinished (episode {episode} of "
+                            f"{budget}); finish it (hyperkit train --resume){also} or leave --base out")
     ensure_trained(cfg, data_root, base_run, episodes=episodes, seed=seed)  # a finished run: only its config is checked
 
 

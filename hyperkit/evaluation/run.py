@@ -117,7 +117,7 @@ def heldout_bank(data_root: str | Path, cfg: dict[str, Any], tasks: Sequence[str
     split_map = load_split(split) if split else None
     chosen = _heldout_ids(datasets, split_map, tasks)
     return TaskBank.from_datasets(datasets, "heldout", cfg, split_map, cache_dir=cache_dir, progress=progress,
-                                  keep=set(chosen).__contains__)
+                                  keep=set(chosen).__contains__, root=data_root)
 
 
 def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str | Path, *,
@@ -188,13 +188,13 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     if out.exists():
         read_results(out, drop_cut_row=True)  # a file of something else is refused before the record is written
     bank = TaskBank.from_datasets(datasets, "heldout", cfg, split_map, cache_dir=cache_dir, progress=progress,
-                                  keep=set(chosen).__contains__)
+                                  keep=set(chosen).__contains__, root=data_root)
     _check_plans(bank, ecfg, seed, methods)  # before anything is written: a failed check leaves no results file
     train_bank = None
     if "all_unet" in methods:
         tcfg = TrainConfig.from_config(cfg)
         train_bank = TaskBank.from_datasets(datasets, "train", cfg, split_map, case_splits=tcfg.train_splits,
-                                            cache_dir=cache_dir, progress=progress)
+                                            cache_dir=cache_dir, progress=progress, root=data_root)
     copied: dict[str, Any] = {}
     if baselines_from and not out.exists():
         sources = [baselines_from] if isinstance(baselines_from, (str, Path)) else list(baselines_from)

@@ -117,7 +117,7 @@ def run_whole_scan(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     roles = assign_roles(list(all_tasks), split_map)
     chosen = resolve_tasks(tasks, [t for t in all_tasks if roles[t] == "heldout"])
     bank = TaskBank.from_datasets(datasets, "heldout", cfg, split_map, cache_dir=cache_dir, progress=progress,
-                                  keep=set(chosen).__contains__)
+                                  keep=set(chosen).__contains__, root=data_root)
     csv_path, json_path, md_path = whole_scan_paths(out_csv)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []

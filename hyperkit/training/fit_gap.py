@@ -128,7 +128,7 @@ def fit_gap(model: HyperUNet, cfg: Mapping[str, Any], data_root: str | Path, n_s
     datasets = discover_datasets(data_root)
     train_bank = _group_bank(datasets, cfg, per_group, cache_dir)
     val_bank = TaskBank.from_datasets(datasets, "val", cfg, case_splits=TrainConfig.from_config(cfg).val_splits,
-                                      cache_dir=cache_dir)
+                                      cache_dir=cache_dir, root=data_root)
     cpu = torch.device("cpu")
     on_train = one_shot_validation(model, train_bank, n_queries, cpu, n_supports=n_supports)
     on_val = one_shot_validation(model, val_bank, n_queries, cpu, n_supports=n_supports)

@@ -33,7 +33,8 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from hyperkit.config import DataConfig, TrainConfig, check_config, check_seed, dump_config, reread_config
+from hyperkit.config import (DataConfig, TrainConfig, check_config, check_seed, differences, dump_config,
+                             reread_config)
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.metrics import dice
 from hyperkit.model.adapt import segmentation_loss
@@ -49,8 +50,9 @@ from hyperkit.seeds import episode_generator
 from hyperkit.data.bank import Episode, TaskBank
 from hyperkit.errors import ConfigError, HyperkitError
 
-__all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "one_shot_validation",
-           "episode_loss", "training_step", "fresh_start", "read_jsonl", "EarlyStop", "replay_early_stopping"]
+__all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "training_differences",
+           "one_shot_validation", "episode_loss", "training_step", "fresh_start", "read_jsonl", "EarlyStop",
+           "replay_early_stopping"]
 
 
 @dataclass
@@ -235,6 +237,20 @@ def _training_part(resolved: Mapping[str, Any], episodes: bool = True) -> dict[s
     return out
 
 
+def training_differences(saved: Mapping[str, Any], resolved: Mapping[str, Any],
+                         episodes: bool = True) -> list[tuple[str, Any, Any]]:
+    """The settings at which a saved run's training differs from a resolved config's (:func:`_training_part`):
+    ``(dotted key, saved value, resolved value)``, ``None`` where a side lacks the key."""
+    old, new = _training_part(saved, episodes), _training_part(resolved, episodes)
+
+    def at(tree: Any, where: str) -> Any:
+        for key in where.split("."):
+            tree = tree.get(key) if isinstance(tree, Mapping) else None
+        return tree
+
+    return [(where, at(old, where), at(new, where)) for where in differences(old, new)]
+
+
 # ---------------------------------------------------------------------------------- the loop
 @dataclass
 class RunState:
@@ -340,9 +356,10 @@ def _load_banks(cfg: Mapping[str, Any], tcfg: TrainConfig, data_root: str | Path
         if (rank == 0) == (turn == 0):
             banks["train"] = TaskBank.from_datasets(datasets, "train", cfg, case_splits=tcfg.train_splits,
                                                     cache_dir=cache_dir, progress=progress and rank == 0,
-                                                    margin=margin, crop=tcfg.crop_size or 0)
+                                                    margin=margin, crop=tcfg.crop_size or 0, root=data_root)
             banks["val"] = TaskBank.from_datasets(datasets, "val", cfg, case_splits=tcfg.val_splits,
-                                                  cache_dir=cache_dir, progress=progress and rank == 0)
+                                                  cache_dir=cache_dir, progress=progress and rank == 0,
+                                                  root=data_root)
         if world > 1:
             dist.barrier()
     return banks["train"], banks["val"]

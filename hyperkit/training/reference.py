@@ -68,7 +68,8 @@ def reference_check(model: Any, cfg: dict[str, Any], data_root: str | Path) -> f
     from hyperkit.data.bank import TaskBank
     from hyperkit.training.loop import one_shot_validation
 
-    bank = TaskBank.from_datasets(discover_datasets(data_root), "val", cfg, case_splits=cfg["train"]["val_splits"])
+    bank = TaskBank.from_datasets(discover_datasets(data_root), "val", cfg, case_splits=cfg["train"]["val_splits"],
+                                  root=data_root)
     n = max(len(v) for v in bank.case_ids.values())
     return one_shot_validation(model, bank, n - 1, torch.device("cpu"), n_supports=n)["dice"]
 
