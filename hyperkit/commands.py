@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
 
 #: one line per sub-command, for ``hyperkit --help`` and the sub-command's own parser
 SUMMARIES: dict[str, str] = {
-    "tasks": "list the binary tasks of a data folder (and validate every case)",
+    "tasks": "list the binary tasks of a data folder (and check every case's headers and label values)",
     "phantoms": "write the procedural CT/MRI phantoms in the real datasets' layouts (TotalSegmentator + MSD)",
     "reproduce": "run the notebooks headlessly, index their results and write the reproduction report",
     "train": "episodic meta-training of the hypernetwork (Algorithm 1)",

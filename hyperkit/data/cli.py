@@ -1,4 +1,4 @@
-"""``hyperkit tasks ROOT [--json]``: list binary tasks and validate every case."""
+"""``hyperkit tasks ROOT [--json]``: list binary tasks and check every case's headers and label values."""
 
 from __future__ import annotations
 
@@ -75,7 +75,8 @@ def _run(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tasks", help=SUMMARIES["tasks"],
                        description="List one row per binary task (dataset x class x channel) and check every "
-                                   "case: image/label headers and label values.")
+                                   "case: image/label headers and label values (the image voxels are read by "
+                                   "the commands that use them).")
     p.add_argument("root", nargs="?", default=None,
                    help="dataset folder or a folder of datasets (default: $HYPERKIT_DATA or data/)")
     p.add_argument("--data", default=None, metavar="ROOT",
