@@ -130,10 +130,10 @@ def test_fit_gap_pairs_training_and_validation_banks_and_counts(monkeypatch) -> 
     banks: list[dict[str, Any]] = []
     calls: list[tuple[str, int, int]] = []
 
-    def from_datasets(datasets, role, cfg, case_splits, cache_dir=None, keep=None):
+    def from_datasets(datasets, role, cfg, case_splits, cache_dir=None, keep=None, root=None):
         chosen = sorted(t for t in TASK_IDS if keep is None or keep(t))
         banks.append({"role": role, "case_splits": tuple(case_splits), "tasks": chosen,
-                      "cache_dir": cache_dir})
+                      "cache_dir": cache_dir, "root": root})
         return SimpleNamespace(name=role)
 
     def validation(model, bank, n_queries, device, amp=False, n_supports=1):
@@ -148,6 +148,7 @@ def test_fit_gap_pairs_training_and_validation_banks_and_counts(monkeypatch) -> 
     gap = fit_gap(torch.nn.Identity(), cfg, "root", n_supports=2, n_queries=4, per_group=2, cache_dir="c")
     assert [(b["role"], b["case_splits"]) for b in banks] == [("train", ("train",)), ("val", ("val", "test"))]
     assert banks[0]["tasks"] == one_task_per_group("root", per_group=2) and banks[0]["cache_dir"] == "c"
+    assert [b["root"] for b in banks] == ["root", "root"]  # an empty bank names the --data folder given
     assert calls == [("train", 4, 2), ("val", 4, 2)]
     assert gap == FitGap(0.8, 0.3, {"train-task": 0.8}, {"val-task": 0.3})
     assert gap.gap == pytest.approx(0.5)

@@ -307,7 +307,7 @@ def test_reference_check_asks_the_validation_tasks_with_every_case_a_support(mon
     monkeypatch.setattr(loop, "one_shot_validation", validation)
     cfg = {"train": {"val_splits": ["v"]}}
     assert reference.reference_check("model", cfg, "root") == 0.42
-    assert from_datasets.calls == [((["ds"], "val", cfg), {"case_splits": ["v"]})]
+    assert from_datasets.calls == [((["ds"], "val", cfg), {"case_splits": ["v"], "root": "root"})]
     assert validation.calls == [(("model", bank, 2, torch.device("cpu")), {"n_supports": 3})]
 
 

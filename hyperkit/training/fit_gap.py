@@ -86,10 +86,10 @@ def one_task_per_group(data_root: str | Path, per_group: int = 1) -> list[str]:
 
 
 def _group_bank(datasets: Sequence[Dataset], cfg: Mapping[str, Any], per_group: int,
-                cache_dir: str | Path | None) -> TaskBank:
+                cache_dir: str | Path | None, root: str | Path) -> TaskBank:
     chosen = set(_first_per_group(datasets, per_group))
     return TaskBank.from_datasets(datasets, "train", cfg, case_splits=TrainConfig.from_config(cfg).train_splits,
-                                  cache_dir=cache_dir, keep=chosen.__contains__)
+                                  cache_dir=cache_dir, keep=chosen.__contains__, root=root)
 
 
 def group_bank(data_root: str | Path, cfg: Mapping[str, Any], per_group: int = 1,
@@ -100,7 +100,7 @@ def group_bank(data_root: str | Path, cfg: Mapping[str, Any], per_group: int = 1
     Raises:
         ValueError: ``per_group < 1``.
     """
-    return _group_bank(discover_datasets(data_root), cfg, per_group, cache_dir)
+    return _group_bank(discover_datasets(data_root), cfg, per_group, cache_dir, data_root)
 
 
 def fit_gap(model: HyperUNet, cfg: Mapping[str, Any], data_root: str | Path, n_supports: int = 3,
@@ -126,7 +126,7 @@ def fit_gap(model: HyperUNet, cfg: Mapping[str, Any], data_root: str | Path, n_s
     if n_supports < 1 or n_queries < 1:
         raise ValueError(f"n_supports and n_queries must be >= 1, got {n_supports} and {n_queries}")
     datasets = discover_datasets(data_root)
-    train_bank = _group_bank(datasets, cfg, per_group, cache_dir)
+    train_bank = _group_bank(datasets, cfg, per_group, cache_dir, data_root)
     val_bank = TaskBank.from_datasets(datasets, "val", cfg, case_splits=TrainConfig.from_config(cfg).val_splits,
                                       cache_dir=cache_dir, root=data_root)
     cpu = torch.device("cpu")
