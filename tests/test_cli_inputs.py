@@ -388,6 +388,13 @@ def test_negative_seed_is_refused_before_any_record(kit, tmp_path, capsys):
         assert main(argv + ["--data", str(kit["data"]), "--out", str(out), "--seed", "-1", "--no-progress"]) == 2
         assert "seed must be >= 0, got -1" in _one_line(capsys)
         assert not (out / record).exists()
+    # evaluate too, before the checkpoint and the data are read (it failed after, naming a task and "keys")
+    for whole in ([], ["--whole-scan"]):
+        out = tmp_path / "ev" / "r.csv"
+        assert main(["evaluate", "--checkpoint", str(tmp_path / "no.pt"), "--data", str(kit["data"]), "--out",
+                     str(out), "--tasks", "liver", "--seed", "-1", "--no-progress", *whole]) == 2
+        assert "seed must be >= 0, got -1" in _one_line(capsys)
+        assert not (tmp_path / "ev").exists()
     # the seed is checked before the checkpoint is even read (maml.json comes after it)
     missing = tmp_path / "no.pt"
     with pytest.raises(ConfigError, match="seed must be >= 0, got -1"):

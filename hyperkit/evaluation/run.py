@@ -21,7 +21,8 @@ from hyperkit.data.identity import comparable_on_data, data_identity
 from hyperkit.data.splits import assign_roles, load_split
 from hyperkit.errors import HyperkitError
 from hyperkit.files import sha256_file, write_text_atomic
-from hyperkit.config import ONE_SHOT_METHODS, EvalConfig, TrainConfig, differences, protocol_for, reread
+from hyperkit.config import (ONE_SHOT_METHODS, EvalConfig, TrainConfig, check_seed, differences, protocol_for,
+                             reread)
 from hyperkit.evaluation.methods import methods_for
 from hyperkit.evaluation.protocol import PROTOCOL_VERSION, evaluate, one_shot_plan
 from hyperkit.evaluation.results_file import read_results, write_results
@@ -154,6 +155,7 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
         HyperkitError: results of another protocol in the way, a bad checkpoint, or
         ``baselines_from`` made with another protocol.
     """
+    seed = check_seed(seed)  # a negative seed failed only after the data was read, named by a task and "keys"
     start = time.perf_counter()
     hyper, cfg = load_hypernet(checkpoint, profile)
     ecfg = protocol_for(cfg, profile, overrides, draws=draws, shots=shots)

@@ -99,13 +99,14 @@ def run_whole_scan(checkpoint: str | Path, data_root: str | Path, out_csv: str |
         ValueError: ``margin_mm < 0``, or a task pattern that matches no held-out task.
         HyperkitError: a bad checkpoint.
     """
-    from hyperkit.config import protocol_for
+    from hyperkit.config import check_seed, protocol_for
     from hyperkit.data.bank import TaskBank
     from hyperkit.evaluation.protocol import one_shot_model, one_shot_plan, score
     from hyperkit.evaluation.run import resolve_tasks
     from hyperkit.training.checkpoint import load_hypernet
 
     check_margin(margin_mm)
+    seed = check_seed(seed)  # before the checkpoint and the data are read
     start = time.perf_counter()
     torch.set_flush_denormal(True)
     hyper, cfg = load_hypernet(checkpoint, profile)
