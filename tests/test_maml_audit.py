@@ -380,6 +380,10 @@ def test_run_maml_wiring_record_and_resume(monkeypatch: pytest.MonkeyPatch, data
         run_maml(ckpt, data, out, organs=ORGANS3, meta_iterations=3, draws=3, seed=5, resume=True, progress=False)
     with pytest.raises(HyperkitError, match="holds a MAML run made with another evaluate.draws"):
         run_maml(ckpt, data, out, organs=ORGANS3, meta_iterations=3, draws=2, seed=4, resume=True, progress=False)
+    # other organs are named once, as organs (it said "another organs.kidney_left, organs.liver")
+    with pytest.raises(HyperkitError, match=r"made with another set of organs \(\w+ differ\); choose"):
+        run_maml(ckpt, data, out, organs=ORGANS3[:2], meta_iterations=3, draws=3, seed=4, split=split, resume=True,
+                 progress=False)
 
 
 def test_run_maml_refuses_an_organ_with_only_shots_cases(monkeypatch: pytest.MonkeyPatch, ckpt: Path,

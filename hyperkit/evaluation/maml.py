@@ -504,7 +504,10 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
                                                         readers), reread_config(protocol, readers), "data_root")
         if theirs != ours:
             diff = differences(theirs, ours)
-            raise HyperkitError(f"{out}: holds a MAML run made with another {', '.join(diff)}; choose another --out")
+            organs = [d.split(".", 1)[1] for d in diff if d.startswith("organs.")]  # one key per organ: say it once
+            named = [d for d in diff if not d.startswith("organs.")] + \
+                ([f"set of organs ({', '.join(organs)} differ)"] if organs else [])
+            raise HyperkitError(f"{out}: holds a MAML run made with another {', '.join(named)}; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False,
                         earlier=earlier_sessions(record_path))  # same protocol (checked above): its folds go on
