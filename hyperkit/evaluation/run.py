@@ -156,6 +156,7 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
         ``baselines_from`` made with another protocol.
     """
     seed = check_seed(seed)  # a negative seed failed only after the data was read, named by a task and "keys"
+    out = _check_results_path(out_csv)  # before the checkpoint and the data are read
     start = time.perf_counter()
     hyper, cfg = load_hypernet(checkpoint, profile)
     ecfg = protocol_for(cfg, profile, overrides, draws=draws, shots=shots)
@@ -167,7 +168,6 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     protocol = {"version": PROTOCOL_VERSION, "checkpoint_sha256": sha256_file(checkpoint),
                 **data_identity(data_root, datasets), "profile": cfg.get("name"),
                 "tasks": chosen, "methods": list(methods), "seed": seed, "evaluate": ecfg.as_dict()}
-    out = _check_results_path(out_csv)
     json_path, md_path = out.with_suffix(".json"), out.with_suffix(".md")
     old = _read_record(json_path)
     if old is not None and "protocol" not in old:
