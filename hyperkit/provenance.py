@@ -88,18 +88,21 @@ def compute_environment() -> dict[str, Any]:
 SESSION_KEYS = ("created", "command", "commit", "versions", "platform", "compute")
 
 
-def earlier_sessions(record_path: str | Path) -> list[dict[str, Any]]:
-    """The sessions before this one of a run that is resumed, from the record it left at ``record_path``.
+def earlier_sessions(record: str | Path | Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The sessions before this one of a run that is resumed, from the record it left (its path, or the record
+    already read).
 
     A resumed run writes its record again, with this session's commit, versions and machine; what the
     earlier sessions ran with stays under ``earlier_sessions`` (oldest first), so a run made partly on
     other code or another machine says so. ``[]`` when there is no readable record (a new run).
     """
-    try:
-        old = json.loads(Path(record_path).read_text())
-    except (OSError, ValueError):
-        return []
-    if not isinstance(old, dict):
+    old: Any = record
+    if not isinstance(record, Mapping):
+        try:
+            old = json.loads(Path(record).read_text())
+        except (OSError, ValueError):
+            return []
+    if not isinstance(old, Mapping):
         return []
     before = old.get("earlier_sessions")
     return [*(before if isinstance(before, list) else []), {k: old.get(k) for k in SESSION_KEYS}]
@@ -124,11 +127,12 @@ def run_record(config: Mapping[str, Any] | None = None, seed: int | None = None,
 
 
 def write_run_record(out_dir: str | Path, config: Mapping[str, Any] | None = None, seed: int | None = None,
-                     *, resumed: bool = False, **extra: Any) -> Path:
+                     *, resumed: bool = False, earlier: list[dict[str, Any]] | None = None, **extra: Any) -> Path:
     """Write ``run.json`` into ``out_dir`` and return its path; ``resumed``: keep the sessions of the record
-    already there (:func:`earlier_sessions`)."""
+    already there (:func:`earlier_sessions`), or ``earlier``, those sessions already read."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    earlier = earlier_sessions(out / "run.json") if resumed else None
+    if resumed and earlier is None:
+        earlier = earlier_sessions(out / "run.json")
     return write_text_atomic(out / "run.json", json.dumps(run_record(config, seed, earlier=earlier, **extra),
                                                           indent=2, default=str))

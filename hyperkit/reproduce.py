@@ -1033,11 +1033,11 @@ def run_notebooks(
         show.close()
     # the sessions whose notebooks this folder keeps: skipped by --resume, or left out by --only
     keeps = previous is not None and (resume or bool(kept))
+    sessions = earlier_sessions(out / "run.json") if keeps else None  # read once, for the index and run.json
     record = run_record(config, seed=config.get("seed"), kernel=kernel, parameters=injected,
-                        notebooks=[asdict(r) for r in report.results], code=code,
-                        earlier=earlier_sessions(out / "run.json") if keeps else None)
+                        notebooks=[asdict(r) for r in report.results], code=code, earlier=sessions)
     write_index(report, record)
-    write_run_record(out, config, seed=config.get("seed"), resumed=keeps, kernel=kernel,
+    write_run_record(out, config, seed=config.get("seed"), earlier=sessions, kernel=kernel,
                      parameters=injected, notebooks=[asdict(r) for r in report.results], ok=report.ok, code=code)
     if write_report:
         _write_report(report, profile_key, show.say, record)

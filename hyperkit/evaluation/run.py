@@ -205,7 +205,7 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     # the training facts of the baselines whose rows a resume keeps (they are not trained again)
     kept = {**((old.get("baselines") or {}) if same and out.exists() else {}), **copied}
     record = run_record(cfg, seed, protocol=protocol, checkpoint=str(checkpoint), complete=False, baselines=kept,
-                        earlier=earlier_sessions(json_path) if same and out.exists() else None)
+                        earlier=earlier_sessions(old) if same and out.exists() else None)  # the record read above
     json_path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(json_path, json.dumps(record, indent=2, default=str))
 
