@@ -1068,7 +1068,7 @@ def _report_only_conflicts(args: argparse.Namespace) -> None:
         ValueError: names the first such option given.
     """
     given = {"--only": args.only is not None, "-p/--parameter": bool(args.parameter),
-             "--timeout": args.timeout is not None, "--resume": args.resume}
+             "--timeout": args.timeout is not None, "--resume": args.resume, "--notebooks": args.notebooks is not None}
     for option, used in given.items():
         if used:
             raise ValueError(f"--report-only runs no notebook, so {option} would be ignored; "
@@ -1137,7 +1137,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                              "profile and code; continue from the first that did not (e.g. after Ctrl-C)")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: rebuild OUT/report.html and OUT/report.md from the results of the "
-                             "run in OUT (OUT must hold its index.json); not with --only, -p, --timeout or --resume")
+                             "run in OUT (OUT must hold its index.json); not with --only, -p, --timeout, --resume or "
+                             "--notebooks")
     parser.add_argument("--progress", choices=("auto", "live", "plain"), default="auto",
                         help="live: one status line redrawn every second; plain: a line per notebook and a "
                              "heartbeat every 5 min; auto (default): live on a terminal, plain otherwise")

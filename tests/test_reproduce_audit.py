@@ -301,7 +301,8 @@ def test_report_only_needs_a_run_folder_and_refuses_the_options_it_would_ignore(
     assert "(has no readable index.json)" in capsys.readouterr().err
     (out / "index.json").write_text('{"profile": "quick", "notebooks": []}')
     for argv, option in ((["--only", "00"], "--only"), (["-p", "episodes=5"], "-p/--parameter"),
-                         (["--timeout", "3600"], "--timeout"), (["--resume"], "--resume")):
+                         (["--timeout", "3600"], "--timeout"), (["--resume"], "--resume"),
+                         (["--notebooks", str(tmp_path)], "--notebooks")):
         assert cli.main(["reproduce", "--out", str(out), "--report-only", *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"so {option} would be ignored; drop {option}" in err, err
