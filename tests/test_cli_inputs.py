@@ -366,7 +366,7 @@ def test_evaluate_whole_scan_margin_fails_before_the_patch_evaluation(kit, tmp_p
     assert main(["evaluate", "--checkpoint", str(kit["ckpt"]), "--data", str(kit["data"]), "--out", str(out),
                  "--tasks", "liver", "--methods", "copy_support", "--whole-scan", "--margin", "-50",
                  "--no-progress"]) == 2
-    assert "margin_mm must be >= 0, got -50" in _one_line(capsys)
+    assert "--margin must be a finite number of mm >= 0, got -50" in _one_line(capsys)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -239,7 +239,8 @@ def test_evaluate_whole_scan_default_margin(fake_eval: tuple[Recorder, Recorder]
 
 @pytest.mark.parametrize("argv, words", [(["--set", "train.lr=0.1"], "only evaluate.* keys can be set here, got "
                                                                       "['train']"),
-                                         (["--whole-scan", "--margin", "-1"], "margin_mm must be >= 0, got -1.0")])
+                                         (["--whole-scan", "--margin", "-1"],
+                                          "--margin must be a finite number of mm >= 0, got -1.0")])
 def test_evaluate_refuses_before_evaluating(fake_eval: tuple[Recorder, Recorder], capsys: pytest.CaptureFixture,
                                             argv: list[str], words: str) -> None:
     assert main(["evaluate", "--checkpoint", "c.pt", "--out", "e.csv", *argv]) == 2

@@ -77,7 +77,7 @@ def test_boxes_map_with_margin_and_windows_cover_a_patch():
     assert np.all(end - start >= 16) and np.all(end - start == np.maximum([5, 3, 10], 16))
     centre = (start + end) / 2
     assert np.allclose(centre, [12.5, 6.5, 25], atol=0.5)  # the box's centre
-    with pytest.raises(ValueError, match="margin_mm must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="--margin must be a finite number of mm >= 0, got -1"):
         map_box(box, shift, -1)
     with pytest.raises(ValueError, match="patch_size must be >= 1, got 0"):
         roi_windows(box, a, SHAPE, 0)

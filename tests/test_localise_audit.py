@@ -145,7 +145,7 @@ def test_parse_roi_allows_spaces_around_numbers_only():
 def test_check_margin_refuses_nan_and_infinity():
     assert check_margin(0) == 0.0 and isinstance(check_margin(3), float)
     for bad in (float("nan"), float("inf"), -0.5):
-        with pytest.raises(ValueError, match="margin_mm must be >= 0"):
+        with pytest.raises(ValueError, match="--margin must be a finite number of mm >= 0"):
             check_margin(bad)
 
 

@@ -230,7 +230,7 @@ def test_roi_text_and_boxes_are_read_and_checked():
     for bad in ([[1, 2, 3], [1, 6, 7]], [[1, 2, float("nan")], [5, 6, 7]]):  # empty along x; not finite
         with pytest.raises(ValueError, match="low < high"):
             resolve_roi(bad, {}, vol, np.eye(4), grid)
-    with pytest.raises(ValueError, match="margin_mm must be >= 0"):
+    with pytest.raises(ValueError, match="--margin must be a finite number of mm >= 0"):
         resolve_roi("none", {}, vol, np.eye(4), grid, margin_mm=-1.0)
 
 
@@ -333,7 +333,7 @@ def test_box_voxels_includes_centres_on_the_faces():
 
 # ----------------------------------------------------------------------------- segment_scan
 def test_segment_scan_refuses_bad_settings_before_any_work(tmp_path):
-    for kw, words in (({"overlap": 1.0}, "--overlap must be in"), ({"sw_batch_size": 0}, "sw_batch_size must be")):
+    for kw, words in (({"overlap": 1.0}, "--overlap must be in"), ({"sw_batch_size": 0}, "--sw-batch-size must be")):
         with pytest.raises(HyperkitError, match=words):
             segment_scan(tmp_path / "none.pt", tmp_path / "none.nii.gz", **kw)
     with pytest.raises(ValueError, match="model must be a model file path"):

@@ -97,7 +97,7 @@ def test_whole_scan_summary_and_bad_margin(setup):
     s = summarize_whole_scan(rows)["t"]
     assert s["dsc_patch"] == 0.4 and s["dsc_whole"] == 0.2 and s["dsc_whole_over_patch"] == 0.5
     assert s["failures"] == 1 and s["dsc_whole_noroi"] != s["dsc_whole_noroi"]  # NaN: not measured
-    with pytest.raises(ValueError, match="margin_mm must be >= 0, got -5"):
+    with pytest.raises(ValueError, match="--margin must be a finite number of mm >= 0, got -5"):
         run_whole_scan(setup["ckpt"], setup["data"], setup["root"] / "x.csv", margin_mm=-5)
 
 

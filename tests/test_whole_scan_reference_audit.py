@@ -252,7 +252,7 @@ def test_bad_margin_fails_before_anything_is_loaded_or_replaced(tmp_path: Path,
     monkeypatch.setattr(checkpoint, "load_hypernet", load)
     csv_path = ws.whole_scan_paths(tmp_path / "results.csv")[0]
     csv_path.write_text("earlier results\n")
-    with pytest.raises(ValueError, match="margin_mm must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="--margin must be a finite number of mm >= 0, got -1"):
         ws.run_whole_scan(tmp_path / "best.pt", tmp_path, tmp_path / "results.csv", margin_mm=-1.0)
     assert csv_path.read_text() == "earlier results\n"
 

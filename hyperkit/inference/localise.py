@@ -290,7 +290,7 @@ def check_margin(margin_mm: float) -> float:
         ValueError: naming the value.
     """
     if not margin_mm >= 0 or not np.isfinite(margin_mm):  # also NaN
-        raise ValueError(f"margin_mm must be >= 0, got {margin_mm}")
+        raise ValueError(f"--margin must be a finite number of mm >= 0, got {margin_mm}")
     return float(margin_mm)
 
 

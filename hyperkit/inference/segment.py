@@ -730,7 +730,7 @@ def segment_scan(model: Any, image: str | Path, *, roi: Any = None, margin_mm: f
     if not 0 <= overlap < 1:
         raise HyperkitError(f"--overlap must be in [0, 1), got {overlap}")
     if sw_batch_size < 1:
-        raise HyperkitError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
+        raise HyperkitError(f"--sw-batch-size must be >= 1, got {sw_batch_size}")
     if not np.isfinite(threshold):
         raise HyperkitError(f"--threshold must be a finite logit, got {threshold}")
     check_margin(margin_mm)
