@@ -285,12 +285,21 @@ def test_many_runs_jobs_side_by_side_in_order_at_one_thread_each(recorded):
     assert torch.get_num_threads() == 2
 
 
-@pytest.mark.parametrize("workers, n_jobs", [(1, 2), (4, 1)])
-def test_one_worker_or_one_job_runs_in_the_calling_thread(recorded, workers, n_jobs):
-    jobs = [_job("a", balance=True), _job("b")][:n_jobs]
-    assert [i for i, _ in train_supervised_many(jobs, workers=workers)] == list(range(n_jobs))
-    assert [(c["desc"], c["balance"], c["threads"]) for c in recorded] == [("a", True, 2), ("b", False, 2)][:n_jobs]
+def test_one_worker_runs_the_jobs_in_the_calling_thread_at_its_thread_count(recorded):
+    jobs = [_job("a", balance=True), _job("b")]
+    assert [i for i, _ in train_supervised_many(jobs, workers=1)] == [0, 1]
+    assert [(c["desc"], c["balance"], c["threads"]) for c in recorded] == [("a", True, 2), ("b", False, 2)]
     assert all(c["thread"] is threading.main_thread() for c in recorded)
+
+
+@pytest.mark.parametrize("workers", [None, 4])
+def test_a_lone_job_runs_as_it_would_beside_others(recorded, workers):
+    """One job (what a resumed evaluation has left, or one target asked for alone) trains at one torch thread
+    with denormals flushed, as each job of a pool does, so that it computes the numbers of the full run."""
+    assert [i for i, _ in train_supervised_many([_job("alone", balance=True)], workers=workers)] == [0]
+    assert [(c["desc"], c["balance"], c["threads"], c["flush"]) for c in recorded] == [("alone", True, 1, True)]
+    assert recorded[0]["thread"] is not threading.main_thread() and torch.get_num_threads() == 2
+    assert list(side_by_side([], workers=workers)) == []
 
 
 def test_side_by_side_hands_a_failing_job_to_the_caller_and_restores_the_thread_count():

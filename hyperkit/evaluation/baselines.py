@@ -302,11 +302,11 @@ def train_supervised_many(jobs: Sequence[SupervisedJob], workers: int | None = N
                           progress: bool = False) -> Iterator[tuple[int, SupervisedResult]]:
     """Run independent :func:`train_supervised` jobs, ``workers`` at a time, one torch thread each.
 
-    Through :func:`~hyperkit.evaluation.side_by_side.side_by_side`: with ``workers`` > 1 each job
-    computes exactly what :func:`train_supervised` computes alone at one thread, so the results do
-    not depend on ``workers`` or on the order in which the jobs finish, and equal a one-thread run
-    of the jobs one after the other; with ``workers == 1`` the jobs run one after the other at the
-    current thread count. Jobs start in the order given (put the longest first).
+    Through :func:`~hyperkit.evaluation.side_by_side.side_by_side`: unless ``workers == 1``, each
+    job (also a lone one) computes exactly what :func:`train_supervised` computes alone at one
+    thread, so the results do not depend on ``workers``, on which other jobs came with it or on the
+    order in which the jobs finish, and equal a one-thread run of the jobs one after the other; with
+    ``workers == 1`` the jobs run one after the other at the current thread count. Jobs start in the order given (put the longest first).
 
     Args:
         jobs: the trainings; each ``job.net`` is trained in place.

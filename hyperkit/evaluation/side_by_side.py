@@ -37,9 +37,12 @@ def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
                  name: str = "side_by_side") -> Iterator[tuple[int, T]]:
     """Run independent jobs, ``workers`` at a time, one torch thread each; yield each result as it ends.
 
-    With ``workers`` > 1 the process computes at one torch thread while the jobs run (restored
-    afterwards, also when a job fails or the caller stops early). With ``workers == 1`` the jobs
-    run one after the other in the calling thread at the current thread count. Jobs start in the
+    Unless ``workers == 1``, the jobs run in worker threads and the process computes at one torch
+    thread while they run (restored afterwards, also when a job fails or the caller stops early),
+    also when there is only one job or one torch thread: a job computes the same numbers whether it
+    runs beside others or alone (the one job a resumed run has left, one target asked for alone).
+    With ``workers == 1`` the jobs run one after the other in the calling thread at the current
+    thread count (a lone job then uses every core, and its numbers are those of that count). Jobs start in the
     order given (put the longest first). Worker threads flush denormal floats to zero, which
     would otherwise slow CPU convolutions by orders of magnitude. When the caller stops early (an
     interrupt, an error, a failed job), the jobs still running end at their next
@@ -59,11 +62,13 @@ def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
         ValueError: ``workers`` < 1.
     """
     check_workers(workers)
-    workers = min(torch.get_num_threads() if workers is None else workers, len(jobs))
-    if workers <= 1:
+    if workers == 1:
         for i, job in enumerate(jobs):
             yield i, job()
         return
+    if not jobs:
+        return
+    workers = min(torch.get_num_threads() if workers is None else workers, len(jobs))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # before the pool's threads exist: each starts at one thread
     pool = ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=torch.set_flush_denormal,
