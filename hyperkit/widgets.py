@@ -135,19 +135,28 @@ def one_shot_panel(hyper: Any, bank: Any, cfg: Mapping[str, Any] | None = None, 
         imgs, msks = bank.images[t], bank.masks[t]
         with out:
             out.clear_output(wait=True)
-            unet = one_shot_model("hyper_unet", hyper, imgs[s:s + 1], msks[s:s + 1], protocol, None)
-            with torch.no_grad():
-                pred = (unet(imgs[q:q + 1])[0] > 0).float()
-            if whole.value:
-                _show_whole_scan(unet, data_root, t, bank.case_ids[t][s], bank.case_ids[t][q], cfg)
-                return
-            gt = msks[q]
-            (d, n_tau, n_voxel), = score(pred[None], gt[None], bank.spacing, protocol.tau)
-            print(f"support {bank.case_ids[t][s]} -> query {bank.case_ids[t][q]}: DSC {d:.3f}, "
-                  f"NSD@{protocol.tau:g}mm {n_tau:.3f}, NSD@1 voxel {n_voxel:.3f}")
-            from IPython.display import display
+            button.disabled, button.description = True, "generating …"  # seconds; the whole scan up to a minute
+            try:
+                if s == q:
+                    print(f"the query is the support ({bank.case_ids[t][s]}): this scores how well the U-Net fits "
+                          "the case it was made from, not a one-shot prediction; pick another query")
+                unet = one_shot_model("hyper_unet", hyper, imgs[s:s + 1], msks[s:s + 1], protocol, None)
+                with torch.no_grad():
+                    pred = (unet(imgs[q:q + 1])[0] > 0).float()
+                if whole.value:
+                    print("registering the support's scan to the query's whole scan, then segmenting around the "
+                          "mapped target …")
+                    _show_whole_scan(unet, data_root, t, bank.case_ids[t][s], bank.case_ids[t][q], cfg)
+                    return
+                gt = msks[q]
+                (d, n_tau, n_voxel), = score(pred[None], gt[None], bank.spacing, protocol.tau)
+                print(f"support {bank.case_ids[t][s]} -> query {bank.case_ids[t][q]}: DSC {d:.3f}, "
+                      f"NSD@{protocol.tau:g}mm {n_tau:.3f}, NSD@1 voxel {n_voxel:.3f}")
+                from IPython.display import display
 
-            display(slice_browser(imgs[q], (gt + 2 * pred).long(), title=task_parts(t).short))
+                display(slice_browser(imgs[q], (gt + 2 * pred).long(), title=task_parts(t).short))
+            finally:
+                button.disabled, button.description = False, "generate U-Net"
 
     task.observe(on_task, names="value")
     button.on_click(on_generate)

@@ -74,3 +74,27 @@ def test_region_overlay_labels_hits_misses_and_the_regions_faces():
     assert labels[7, 6, 6] == 2  # a prediction on a face keeps its own label
     empty = np.zeros_like(gt)
     assert region_overlay(empty, empty, box, affine)[1] == 1.0
+
+
+def test_one_shot_panel_says_when_the_query_is_the_support_and_frees_its_button(capsys):
+    """Support = query scores the U-Net's fit to its own case: the panel says so (a student's easy slip); the
+    button is disabled while it works and ready again after, also when generation fails."""
+    torch.manual_seed(0)
+    hyper = HyperUNet.from_config(TINY_MODEL).eval()
+    cfg = {"name": "mine", "evaluate": load_profile("quick")["evaluate"]}
+    panel = one_shot_panel(hyper, _bank(), cfg)
+    support, query, button, _ = panel.children[1].children
+    query.value = support.value
+    states = []
+    original = hyper.generate
+    hyper.generate = lambda *a, **k: (states.append((button.disabled, button.description)), original(*a, **k))[1]
+    button.click()
+    out = capsys.readouterr().out
+    assert "the query is the support (a): this scores how well the U-Net fits" in out
+    assert "support a -> query a: DSC" in out
+    assert states == [(True, "generating …")] and (button.disabled, button.description) == (False, "generate U-Net")
+    query.value = 1
+    hyper.generate = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("generation failed"))
+    button.click()  # the Output widget shows the error; the button is ready for another try
+    assert "the query is the support" not in capsys.readouterr().out
+    assert (button.disabled, button.description) == (False, "generate U-Net")
