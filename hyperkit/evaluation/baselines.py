@@ -306,7 +306,8 @@ def train_supervised_many(jobs: Sequence[SupervisedJob], workers: int | None = N
     job (also a lone one) computes exactly what :func:`train_supervised` computes alone at one
     thread, so the results do not depend on ``workers``, on which other jobs came with it or on the
     order in which the jobs finish, and equal a one-thread run of the jobs one after the other; with
-    ``workers == 1`` the jobs run one after the other at the current thread count. Jobs start in the order given (put the longest first).
+    ``workers == 1`` the jobs run one after the other at the current thread count. Jobs start in the
+    order given (put the longest first).
 
     Args:
         jobs: the trainings; each ``job.net`` is trained in place.
