@@ -417,17 +417,33 @@ def test_totalseg_structure_masks_are_checked(tmp_path, make, match):
         assert info.value.path == p
 
 
-def test_totalseg_present_labels_and_overlap_names_the_other_structure(tmp_path):
-    root = write_sample_totalseg(tmp_path, n_cases=1, structures=("aorta", "kidney_left", "sternum"))
+def test_totalseg_present_labels_and_overlaps_go_to_the_smaller_structure(tmp_path):
+    """TotalSegmentator v2's masks overlap in places (they were refused, so no real subject could be read): a
+    shared voxel goes to the smaller structure of the subject, whichever comes first; reported once per dataset."""
+    root = write_sample_totalseg(tmp_path, n_cases=2, structures=("aorta", "kidney_left", "sternum"))
     ds = open_dataset(root)
     assert isinstance(ds, TotalSegDataset) and ds.present_labels(ds.cases[0]) == {1, 2, 3}
+    for sid in ("s0000", "s0001"):
+        seg = root / sid / "segmentations"
+        aorta, aff = _load(seg / "aorta.nii.gz")
+        sternum, _ = _load(seg / "sternum.nii.gz")
+        write_nifti(seg / "sternum.nii.gz", ((sternum > 0) | (aorta > 0)).astype(np.uint8), aff)  # after, larger
+        kidney, _ = _load(seg / "kidney_left.nii.gz")
+        part = np.zeros_like(kidney, dtype=bool)
+        part[np.argwhere(kidney > 0)[0][0]] = True  # one slab of the kidney, larger than the kidney
+        write_nifti(seg / "aorta.nii.gz", ((aorta > 0) | (part & (kidney > 0))).astype(np.uint8), aff)
     seg = root / "s0000" / "segmentations"
-    aorta, aff = _load(seg / "aorta.nii.gz")
-    sternum, _ = _load(seg / "sternum.nii.gz")
-    write_nifti(seg / "sternum.nii.gz", ((sternum > 0) | (aorta > 0)).astype(np.uint8), aff)
-    with pytest.raises(DataError, match="overlaps the mask of 'aorta'") as info:
-        ds.load_case("s0000")
-    assert info.value.path == seg / "sternum.nii.gz"
+    aorta, kidney, sternum = ((_load(seg / f"{n}.nii.gz")[0] > 0) for n in ("aorta", "kidney_left", "sternum"))
+    assert kidney.sum() < aorta.sum() < sternum.sum() and (aorta & kidney).any() and (aorta & sternum).any()
+    with pytest.warns(UserWarning, match=r"s0000/segmentations: 2 pair\(s\) of structure masks overlap "
+                                         r"\(aorta/sternum \d+ voxel\(s\), aorta/kidney_left \d+ voxel\(s\)\); "
+                                         "each shared voxel goes to the smaller structure"):
+        label = ds.load_case("s0000").label
+    expected = np.where(kidney, 2, np.where(aorta, 1, np.where(sternum, 3, 0)))
+    np.testing.assert_array_equal(label, expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported once: the second subject's overlaps are resolved silently
+        assert set(np.unique(ds.load_case("s0001").label)) == {0, 1, 2, 3}
 
 
 # ---- detection, discovery, default root ---------------------------------------------------------------

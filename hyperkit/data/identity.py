@@ -39,7 +39,7 @@ def _relative(path: Path, root: Path) -> str:
 def data_fingerprint(root: str | Path, datasets: Sequence[Dataset] | None = None) -> str:
     """A content fingerprint of a data folder that does not change when the folder is copied or moved.
 
-    It hashes the metadata files (``*.json``, ``*.csv`` at ``root`` and in each dataset folder:
+    It hashes the metadata files (``*.json``, ``*.csv`` at ``root`` and in each dataset folder, hidden ones aside:
     ``dataset.json``, ``meta.csv``, the phantoms' ``phantoms.json``, which holds a digest of every
     phantom file's content, not the generator code's hash) by content, and every image,
     label and structure file of every case by its path relative to its dataset and its size.
@@ -66,8 +66,9 @@ def data_fingerprint(root: str | Path, datasets: Sequence[Dataset] | None = None
         inside = Path(folder).resolve()
         for pattern in _METADATA:
             for meta in sorted(Path(folder).glob(pattern)):
-                # regular files in the folder only: a FIFO would hang the read, a link may point anywhere
-                if meta.is_file() and meta.resolve().is_relative_to(inside):
+                # regular files in the folder only: a FIFO would hang the read, a link may point anywhere; hidden
+                # files are no metadata (a tarball made on macOS carries ._dataset.json beside dataset.json)
+                if not meta.name.startswith(".") and meta.is_file() and meta.resolve().is_relative_to(inside):
                     entries.append([f"{name}/{meta.name}", sha256_file(meta)])
     for ds in found:
         for path in (f for case in ds.cases for f in case.files):

@@ -189,11 +189,15 @@ class Dataset:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    """A dataset's ``dataset.json`` (in the dataset's root; a symlink pointing outside it is refused unread)."""
+    """A dataset's ``dataset.json`` (in the dataset's root; a symlink pointing outside it is refused unread).
+
+    Read as UTF-8 (JSON's encoding), with or without a BOM, whatever the locale: a class name such as
+    ``"Gewebe_ä"`` must not become another task id under another locale's encoding (cp1252, ASCII).
+    """
     if path.is_symlink():
         _refuse_outside(path.parent, [path])
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -270,6 +274,10 @@ class MSDDataset(Dataset):
         return cls(root, root.name, channels, labels, cases)
 
 
+#: the label name nnU-Net v2 reserves for unannotated voxels (sparse annotations; ``documentation/ignore_label.md``)
+NNUNET_IGNORE = "ignore"
+
+
 class NnUNetDataset(Dataset):
     """nnU-Net v2 raw dataset folder (``dataset.json`` with ``channel_names``)."""
 
@@ -285,6 +293,9 @@ class NnUNetDataset(Dataset):
             raise DataError(meta_path, "'labels' must be a non-empty object {name: value}")
         labels: dict[int, str] = {}
         for name, value in raw_labels.items():
+            if name == NNUNET_IGNORE:  # nnU-Net's sparse-annotation marker: unlabelled voxels, not a class
+                raise DataError(meta_path, f"label 'ignore' ({value!r}) is nnU-Net's ignore label: its voxels are "
+                                           "unannotated, not a class, and this kit needs dense labels")
             if isinstance(value, (list, tuple)):
                 raise DataError(meta_path, f"region-based label {name!r}: {value} is not supported; "
                                            "use one integer per class")
@@ -345,10 +356,12 @@ class TotalSegDataset(Dataset):
     """TotalSegmentator folder: ``meta.csv`` + ``sXXXX/ct.nii.gz`` + ``sXXXX/segmentations/*.nii.gz``.
 
     The per-structure binary masks of a subject are merged into one integer label map
-    whose values follow the sorted structure names (value = index + 1).
+    whose values follow the sorted structure names (value = index + 1); a voxel in two masks
+    goes to the smaller structure (:meth:`_merged`).
     """
 
     layout = "totalseg"
+    _overlap_reported: bool = False  # set on the instance when the first subject with overlaps is reported
 
     @classmethod
     def read(cls, root: Path) -> "TotalSegDataset":
@@ -389,6 +402,7 @@ class TotalSegDataset(Dataset):
                           "split and are kept by every split filter (training and validation); list them "
                           "with their split, or move them out of the folder", stacklevel=2)
         structures: list[str] | None = None
+        first = ""  # the subject whose structures the others must have
         cases = []
         for sid in sorted(set(listed) | folders):
             seg_dir = root / sid / "segmentations"
@@ -403,10 +417,9 @@ class TotalSegDataset(Dataset):
             if not names:
                 raise DataError(seg_dir, "holds no structure masks")
             if structures is None:
-                structures = names
+                structures, first = names, sid
             elif names != structures:
-                diff = sorted(set(structures) ^ set(names))
-                raise DataError(seg_dir, f"structure masks differ from the first subject's: {diff[:5]}")
+                raise DataError(seg_dir, _structures_differ(first, structures, names))
             cases.append(Case(sid, (root / sid / "ct.nii.gz",), None,
                               tuple((n, files[n]) for n in names), listed.get(sid)))
         assert structures is not None
@@ -422,16 +435,37 @@ class TotalSegDataset(Dataset):
         return mask
 
     def _merged(self, case: Case, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
-        """The structure masks as one label map; overlapping masks are refused (no voxel is lost)."""
+        """The structure masks as one label map ``(X, Y, Z)``.
+
+        TotalSegmentator v2's masks overlap in places (its issues #8, #440: e.g. ``hip_left`` and
+        ``urinary_bladder`` in ``s0000``). A voxel in two masks goes to the structure with fewer voxels in
+        this subject, whose share of the voxel is the larger (equal sizes: the earlier name), so that a
+        small structure is not eaten by a large neighbour; each binary task loses only its shared voxels.
+        The first subject with overlaps is reported once per dataset (:class:`UserWarning`), with the pairs.
+        """
         label = np.zeros(shape, dtype=np.int32)
-        for value, (_, path) in enumerate(case.structures, start=1):
+        sizes = np.zeros(len(case.structures) + 1, dtype=np.int64)
+        clashes: dict[tuple[str, str], int] = {}
+        for value, (name, path) in enumerate(case.structures, start=1):
             mask = self._read_structure(path, shape, affine) > 0
-            clash = mask & (label > 0)
-            if clash.any():
-                other = case.structures[int(label[clash][0]) - 1][0]
-                raise DataError(path, f"overlaps the mask of {other!r} in {int(clash.sum())} voxel(s); "
-                                      "structure masks must not overlap")
-            label[mask] = value
+            sizes[value] = int(mask.sum())
+            owners = label[mask]
+            taken = owners > 0
+            if taken.any():
+                for other, n in zip(*np.unique(owners[taken], return_counts=True)):
+                    clashes[(case.structures[int(other) - 1][0], name)] = int(n)
+                owners[taken & (sizes[value] < sizes[owners])] = value  # the smaller structure keeps the voxel
+                label[mask] = np.where(taken, owners, value)
+            else:
+                label[mask] = value
+        if clashes and not self._overlap_reported:
+            self._overlap_reported = True
+            pairs = sorted(clashes.items(), key=lambda kv: -kv[1])
+            warnings.warn(f"{self.root / case.case_id / 'segmentations'}: {len(pairs)} pair(s) of structure masks "
+                          f"overlap ({', '.join(f'{a}/{b} {n} voxel(s)' for (a, b), n in pairs[:3])}"
+                          f"{', ...' if len(pairs) > 3 else ''}); each shared voxel goes to the smaller structure "
+                          "of the subject; overlaps in other subjects are resolved the same way, unreported",
+                          stacklevel=3)
         return label
 
     def present_labels(self, case: Case) -> set[int]:
@@ -443,6 +477,16 @@ class TotalSegDataset(Dataset):
         image, affine = self._load_image(case)
         label = self._merged(case, image.shape[1:], affine)
         return CaseData(case.case_id, image, label, affine, spacing_of(affine))
+
+
+def _structures_differ(first: str, expected: list[str], found: list[str]) -> str:
+    """Why a subject's structure masks differ from those of ``first`` (the first subject): what its folder lacks
+    and what it has beyond them, so that the incomplete subject is found whichever of the two it is."""
+    lacks, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    parts = [f"lacks {len(lacks)} mask(s) that {first} has: {lacks[:5]}"] if lacks else []
+    parts += [f"has {len(extra)} mask(s) that {first} lacks: {extra[:5]}"] if extra else []
+    hint = "" if lacks else f" ({first} may be the incomplete one)"
+    return f"structure masks differ from the first subject's ({first}): this folder {'; '.join(parts)}{hint}"
 
 
 def detect_layout(root: str | Path) -> str | None:
