@@ -15,9 +15,10 @@ from torch import Tensor
 
 from hyperkit.config.sections import SAMPLINGS
 from hyperkit.data.layouts import Dataset
-from hyperkit.data.preprocess import centre_bounds, dataset_patches
+from hyperkit.data.preprocess import DataConfig, centre_bounds, dataset_patches
+from hyperkit.data.store import DiskCubes, cube_bytes, stored_patches
 from hyperkit.data.splits import assign_roles
-from hyperkit.data.tasks import task_parts
+from hyperkit.data.tasks import Task, task_parts
 from hyperkit.errors import DataError
 
 __all__ = ["TaskBank", "Episode", "structure_group", "SAMPLINGS"]
@@ -54,6 +55,16 @@ def _split_note(case_splits: Sequence[str] | None, splits: Mapping[str, int], un
     return note
 
 
+def _selection(ds: Dataset, role: str, split: dict[str, list[str]] | None, case_splits: Sequence[str] | None,
+               keep: Callable[[str], bool] | None) -> tuple[list[Task], list[str]]:
+    """The tasks of ``ds`` in ``role`` (and accepted by ``keep``) and the cases of the asked case splits."""
+    tasks = ds.tasks()
+    roles = assign_roles([t.task_id for t in tasks], split)
+    chosen = [t for t in tasks if roles[t.task_id] == role and (keep is None or keep(t.task_id))]
+    cases = [c.case_id for c in ds.cases if case_splits is None or c.split is None or c.split in case_splits]
+    return chosen, cases
+
+
 @dataclass
 class Episode:
     """One episode's mini-batch: B tasks with one support and one query case each.
@@ -83,10 +94,11 @@ class Episode:
 
 @dataclass
 class TaskBank:
-    """Preprocessed patches of a set of tasks, held in memory.
+    """Preprocessed patches of a set of tasks, held in memory (or, for a training bank too large for it, on disk).
 
     Attributes:
-        images: ``task_id -> (N, 1, S', S', S')`` float32.
+        images: ``task_id -> (N, 1, S', S', S')`` float32 (a :class:`~hyperkit.data.store.DiskCubes` of
+            as many cubes in a bank kept on disk: indexed alike, one cube read per index).
         masks: ``task_id -> (N, 1, S', S', S')`` in {0, 1}: float32, or uint8 in a bank with
             ``margin > 0`` (a quarter of the memory; :meth:`sample` hands out float32 patches).
         case_ids: ``task_id -> N case ids``.
@@ -99,8 +111,8 @@ class TaskBank:
             by the same rule (``train.crop_size``: cheaper training episodes).
     """
 
-    images: dict[str, Tensor]
-    masks: dict[str, Tensor]
+    images: dict[str, Tensor | DiskCubes]
+    masks: dict[str, Tensor | DiskCubes]
     case_ids: dict[str, list[str]]
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     dropped: dict[str, str] = field(default_factory=dict)
@@ -111,6 +123,11 @@ class TaskBank:
     def task_ids(self) -> list[str]:
         return sorted(self.images)
 
+    @property
+    def storage(self) -> str:
+        """``"disk"`` when the cubes are kept on disk (:class:`~hyperkit.data.store.DiskCubes`), else ``"memory"``."""
+        return "disk" if any(isinstance(v, DiskCubes) for v in self.images.values()) else "memory"
+
     def __len__(self) -> int:
         return len(self.images)
 
@@ -119,7 +136,8 @@ class TaskBank:
                       split: dict[str, list[str]] | None = None, case_splits: Sequence[str] | None = None,
                       cache_dir: str | Path | None = None, progress: bool = False,
                       min_cases: int = 2, keep: Callable[[str], bool] | None = None,
-                      margin: int = 0, crop: int = 0, root: str | Path | None = None) -> "TaskBank":
+                      margin: int = 0, crop: int = 0, root: str | Path | None = None,
+                      store: str | Path | None = None) -> "TaskBank":
         """Load every task of ``role`` (``"train"``, ``"val"`` or ``"heldout"``).
 
         Args:
@@ -137,6 +155,8 @@ class TaskBank:
             crop: see the class attribute (training banks: ``TrainConfig.crop_size``).
             root: the folder the datasets were found in (``--data``), named when no task is left
                 (default: the folder above the datasets).
+            store: with ``margin > 0``, keep the cubes on disk in this folder instead of in memory
+                (:mod:`hyperkit.data.store`: written once, then reused; the same episodes); ``None``: in memory.
 
         Raises:
             ValueError: ``crop`` is negative or larger than the profile's patch size, or ``margin``
@@ -160,18 +180,24 @@ class TaskBank:
         splits: dict[str, int] = {}  # case split value -> cases, in the datasets that hold tasks of the role
         unsplit = 0
         for ds in datasets:
-            tasks = ds.tasks()
-            roles = assign_roles([t.task_id for t in tasks], split)
-            chosen = [t for t in tasks if roles[t.task_id] == role and (keep is None or keep(t.task_id))]
+            chosen, cases = _selection(ds, role, split, case_splits, keep)
             if not chosen:
                 continue
-            cases = [c.case_id for c in ds.cases
-                     if case_splits is None or c.split is None or c.split in case_splits]
             for c in ds.cases:
                 if c.split is None:
                     unsplit += 1
                 else:
                     splits[c.split] = splits.get(c.split, 0) + 1
+            if store is not None and margin:
+                stored = stored_patches(ds, chosen, DataConfig.from_config(cfg), store, cache_dir, cases, margin,
+                                        progress)
+                for t in chosen:
+                    cids, cube_images, cube_masks, sp = stored.get(t.task_id, ([], None, None, spacing))
+                    if len(cids) < min_cases:
+                        dropped[t.task_id] = f"present in {len(cids)} case(s), needs {min_cases}"
+                        continue
+                    images[t.task_id], masks[t.task_id], ids[t.task_id], spacing = cube_images, cube_masks, cids, sp
+                continue
             patches = dataset_patches(ds, chosen, cfg, cache_dir, cases, progress, margin=margin)
             for tid in list(patches):
                 plist = patches.pop(tid)  # each task's patches are freed once stacked: no second copy of the bank
@@ -192,6 +218,20 @@ class TaskBank:
                             + (f" ({len(dropped)} had fewer)" if dropped else "")
                             + _split_note(case_splits, splits, unsplit))
         return cls(images, masks, ids, spacing, dropped, margin, crop)
+
+    @staticmethod
+    def bytes_bound(datasets: Sequence[Dataset], role: str, cfg: Mapping[str, Any],
+                    split: dict[str, list[str]] | None = None, case_splits: Sequence[str] | None = None,
+                    keep: Callable[[str], bool] | None = None, margin: int = 0) -> int:
+        """An upper bound of the memory a bank of cubes takes (:meth:`from_datasets`, same arguments), read from
+        the datasets' listings alone: one cube of side ``S + 2 · margin`` per (task, case), as if every case
+        held every target (:func:`~hyperkit.data.store.cube_bytes`)."""
+        side = int(cfg["data"]["patch_size"]) + 2 * margin
+        pairs = 0
+        for ds in datasets:
+            chosen, cases = _selection(ds, role, split, case_splits, keep)
+            pairs += len(chosen) * len(cases)
+        return pairs * cube_bytes(side)
 
     def groups(self) -> dict[str, list[str]]:
         """``structure group -> task ids`` (:func:`structure_group`)."""

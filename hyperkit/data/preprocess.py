@@ -45,7 +45,8 @@ from hyperkit.seeds import numpy_rng
 
 __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
            "preprocess_case", "ct_air_fraction", "AIR_HU", "crop_centred", "patch_centre", "centre_bounds",
-           "placement_rng", "extract_patch", "dataset_patches", "task_patches", "MAX_RESAMPLED_VOXELS"]
+           "placement_rng", "extract_patch", "dataset_patches", "task_patches", "MAX_RESAMPLED_VOXELS",
+           "case_files_key"]
 
 
 _CACHE_VERSION = 3  # 3: thread-independent z-score statistics (normalise_channel)
@@ -181,6 +182,11 @@ def _file_fingerprint(paths: Iterable[Path]) -> list[list[Any]]:
     return out
 
 
+def case_files_key(dataset: Dataset, case_id: str) -> list[list[Any]]:
+    """What a case's cached forms depend on in its files: each file's resolved path, size and modification time."""
+    return _file_fingerprint(dataset.case(case_id).files)
+
+
 def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: str | Path | None = None) -> CaseData:
     """Steps 1-3 for one case (all channels, all labels), cached on disk.
 
@@ -191,7 +197,7 @@ def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: 
     """
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key_src = json.dumps({"v": _CACHE_VERSION, "cfg": cfg.key(), "channels": dataset.channels,
-                          "files": _file_fingerprint(dataset.case(case_id).files)}, sort_keys=True)
+                          "files": case_files_key(dataset, case_id)}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
     path = cache / f"{dataset.layout}-{dataset.name}-{case_id}-{key}.npz"
     if path.is_file():

@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         res = train(cfg, args.data if args.data is not None else default_data_root(), args.out,
                     episodes=args.episodes, seed=args.seed, resume=args.resume, device=args.device,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, bank=args.bank)
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -53,4 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--bank", choices=("auto", "memory", "disk"), default="auto",
+                   help="where the training tasks' cubes are kept: in memory, or on disk under the preprocessing "
+                        "cache (written once, read per episode; the same episodes); auto (default): on disk when "
+                        "they may not fit in half the available memory (the paper profile on real data)")
     p.set_defaults(func=_run)

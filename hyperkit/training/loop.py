@@ -36,6 +36,8 @@ from tqdm.auto import tqdm
 from hyperkit.config import (DataConfig, TrainConfig, check_config, check_seed, differences, dump_config,
                              reread_config)
 from hyperkit.data.layouts import discover_datasets
+from hyperkit.data.preprocess import default_cache_dir
+from hyperkit.data.store import available_memory
 from hyperkit.metrics import dice
 from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.hypernet import HyperUNet
@@ -346,17 +348,50 @@ def _check_run_dir(run: Path, resume: bool) -> None:
                             "before its first checkpoint); run the same command without --resume")
 
 
+#: where the training bank's cubes are kept: ``auto`` (in memory when its upper bound fits in half the available
+#: memory, else on disk), ``memory`` or ``disk`` (:mod:`hyperkit.data.store`); the episodes are the same
+BANK_STORAGE = ("auto", "memory", "disk")
+
+
+def _check_bank(bank: str) -> None:
+    if bank not in BANK_STORAGE:
+        raise ValueError(f"bank must be one of {list(BANK_STORAGE)}, got {bank!r}")
+
+
+def bank_store(bank: str, datasets: Any, cfg: Mapping[str, Any], tcfg: TrainConfig, margin: int,
+               cache_dir: str | Path | None) -> Path | None:
+    """The folder of a training bank kept on disk, or ``None`` to keep it in memory (``bank``: :data:`BANK_STORAGE`).
+
+    Raises:
+        ValueError: an unknown ``bank``.
+    """
+    _check_bank(bank)
+    if bank == "memory" or not margin:
+        return None
+    if bank == "auto":
+        bound = TaskBank.bytes_bound(datasets, "train", cfg, case_splits=tcfg.train_splits, margin=margin)
+        free = available_memory()
+        if free is None or bound <= free // 2:
+            return None
+        print(f"[train] the training bank may take up to {bound / 2 ** 30:.1f} GiB (one cube of "
+              f"{int(cfg['data']['patch_size']) + 2 * margin}^3 voxels per task and case) against "
+              f"{free / 2 ** 30:.1f} GiB available: its cubes are kept on disk", flush=True)
+    return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "banks"
+
+
 def _load_banks(cfg: Mapping[str, Any], tcfg: TrainConfig, data_root: str | Path, cache_dir: str | Path | None,
-                progress: bool, rank: int, world: int) -> tuple[TaskBank, TaskBank]:
+                progress: bool, rank: int, world: int, bank: str = "auto") -> tuple[TaskBank, TaskBank]:
     """The training and validation tasks; under DDP rank 0 fills the preprocessing cache first."""
     datasets = discover_datasets(data_root)
     margin = DataConfig.from_config(cfg).max_shift  # training cuts a freshly offset patch every episode
+    store = bank_store(bank, datasets, cfg, tcfg, margin, cache_dir)
     banks: dict[str, TaskBank] = {}
     for turn in range(2 if world > 1 else 1):
         if (rank == 0) == (turn == 0):
             banks["train"] = TaskBank.from_datasets(datasets, "train", cfg, case_splits=tcfg.train_splits,
                                                     cache_dir=cache_dir, progress=progress and rank == 0,
-                                                    margin=margin, crop=tcfg.crop_size or 0, root=data_root)
+                                                    margin=margin, crop=tcfg.crop_size or 0, root=data_root,
+                                                    store=store)
             banks["val"] = TaskBank.from_datasets(datasets, "val", cfg, case_splits=tcfg.val_splits,
                                                   cache_dir=cache_dir, progress=progress and rank == 0,
                                                   root=data_root)
@@ -416,7 +451,7 @@ class _Run:
             dump_config(self.resolved, self.dir / "config.yaml")
             write_run_record(self.dir, self.resolved, self.seed, resumed=resume, data_root=str(data_root),
                              world_size=self.world, device=str(self.dev), train_tasks=len(self.train_bank),
-                             val_tasks=len(self.val_bank),
+                             val_tasks=len(self.val_bank), training_bank=self.train_bank.storage,
                              dropped_tasks=self.train_bank.dropped | self.val_bank.dropped)
         if self.world > 1:
             self.net = nn.parallel.DistributedDataParallel(
@@ -484,7 +519,8 @@ def _best_weights(model: HyperUNet, state: dict[str, Any], cfg: Mapping[str, Any
 
 def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *, episodes: int | None = None,
           seed: int | None = None, resume: bool = False, device: str | torch.device | None = None,
-          cache_dir: str | Path | None = None, progress: bool = True, stop_at: int | None = None) -> TrainResult:
+          cache_dir: str | Path | None = None, progress: bool = True, stop_at: int | None = None,
+          bank: str = "auto") -> TrainResult:
     """Train a hypernetwork with Algorithm 1.
 
     Args:
@@ -501,6 +537,7 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
         stop_at: stop after this episode as an interruption would (checkpoint written, resumable);
             for time-boxed sessions and for testing resume. On resume with a different
             ``episodes``, the learning-rate decay keeps the original run's rate.
+        bank: where the training bank's cubes are kept (:data:`BANK_STORAGE`; the same episodes either way).
 
     Raises:
         ConfigError: bad config values; HyperkitError: a run folder that would be overwritten
@@ -513,7 +550,8 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
         raise ConfigError(f"train.tasks_per_episode={tcfg.tasks_per_episode} is smaller than the "
                           f"{world} processes; each rank needs at least one task")
     _check_run_dir(Path(run_dir), resume)
-    banks = _load_banks(cfg, tcfg, data_root, cache_dir, progress, rank, world)
+    _check_bank(bank)  # before any data is read
+    banks = _load_banks(cfg, tcfg, data_root, cache_dir, progress, rank, world, bank)
     run = _Run(Path(run_dir), cfg, tcfg, seed, resolved, banks, dev, rank, world)
     run.start(resume, data_root)
     state, total, start = run.state, tcfg.episodes, run.state.episode

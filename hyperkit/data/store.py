@@ -1,0 +1,188 @@
+"""A training bank's cubes on disk, for data that do not fit in memory.
+
+:class:`~hyperkit.data.bank.TaskBank` holds one cube of side ``S + 2 · max_shift`` per training
+case and task. On the phantoms of the quick profile that is 2-3 GB; at the paper profile's
+128³ patches (cubes of 192³ voxels, 35 MB each as float32 image + uint8 mask) it is 49 GB for the
+phantoms and, for the real TotalSegmentator (about 1,000 training subjects, 100 training
+structures), terabytes. :func:`stored_patches` writes every cube once, as ``.npy`` files under the
+preprocessing cache, and the bank reads the two cubes of each sampled task when an episode needs
+them (:class:`DiskCubes`): memory then holds file names, and the episodes are the same, bit for
+bit, as from a bank in memory.
+
+The cubes of one dataset are written into a folder named by what they depend on (the dataset,
+the preprocessing, the tasks, the cube side and every case file's size and time), first under a
+temporary name that is renamed when the last cube is written: an interrupted build leaves no
+folder that a later one would take for complete, and a finished one is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from hyperkit.data.layouts import Dataset
+from hyperkit.data.preprocess import DataConfig, TaskPatch, case_files_key, dataset_patches
+from hyperkit.data.tasks import Task
+
+__all__ = ["DiskCubes", "stored_patches", "cube_bytes", "available_memory"]
+
+#: bump when the layout of a stored bank changes
+_STORE_VERSION = 1
+
+
+class DiskCubes:
+    """One task's cubes as ``.npy`` files, indexed like the ``(N, 1, S', S', S')`` tensor of a bank in memory.
+
+    ``cubes[i]`` reads cube ``i`` from disk: ``(1, S', S', S')``, the dtype it was stored in.
+    """
+
+    def __init__(self, paths: Sequence[Path], shape: tuple[int, ...]) -> None:
+        if not paths:
+            raise ValueError("DiskCubes needs at least one file")
+        self.paths = [Path(p) for p in paths]
+        self._shape = tuple(int(s) for s in shape)
+
+    @property
+    def shape(self) -> torch.Size:
+        """``(N, 1, S', S', S')``."""
+        return torch.Size((len(self.paths), *self._shape))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Tensor:
+        if not isinstance(index, int):
+            raise TypeError(f"DiskCubes takes one integer index, got {type(index).__name__}")
+        return torch.from_numpy(np.load(self.paths[index], allow_pickle=False))
+
+
+def cube_bytes(side: int) -> int:
+    """Bytes of one cube in a training bank: a float32 image and a uint8 mask of ``side``³ voxels."""
+    return 5 * side ** 3
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can still give (Linux ``MemAvailable``); ``None`` where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _folder_key(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, case_ids: Sequence[str],
+                margin: int) -> str:
+    src = json.dumps({"v": _STORE_VERSION, "layout": dataset.layout, "name": dataset.name, "cfg": cfg.key(),
+                      "tasks": sorted(t.task_id for t in tasks), "margin": margin,
+                      "cases": {c: case_files_key(dataset, c) for c in case_ids}}, sort_keys=True)
+    return hashlib.sha256(src.encode()).hexdigest()[:24]
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, store: str | Path,
+                   cache_dir: str | Path | None, case_ids: Sequence[str], margin: int,
+                   progress: bool = False) -> dict[str, tuple[list[str], DiskCubes, DiskCubes, tuple[float, ...]]]:
+    """The cubes of ``tasks`` on disk: written once (case by case, so memory holds one case), then reused.
+
+    Args:
+        dataset: the tasks' dataset.
+        tasks: tasks of ``dataset``.
+        cfg: the preprocessing.
+        store: the folder of stored banks (e.g. ``<cache>/banks``).
+        cache_dir: the preprocessing cache.
+        case_ids: the cases to read.
+        margin: the cubes' margin around the patch (``DataConfig.max_shift``), > 0.
+        progress: a tqdm bar over the cases while writing.
+
+    Returns:
+        ``task_id -> (case ids, image cubes, mask cubes, spacing)`` for every task present in some case
+        (a task absent from every case is left out, as :func:`dataset_patches` leaves it without patches).
+
+    Raises:
+        ValueError: ``margin`` < 1 (patches without a margin are the evaluation's, kept in memory).
+    """
+    if margin < 1:
+        raise ValueError(f"stored banks hold training cubes (margin >= 1 voxel), got margin {margin}")
+    tasks = list(tasks)
+    root = Path(store)
+    key = _folder_key(dataset, tasks, cfg, case_ids, margin)
+    folder = root / f"{_safe(dataset.layout)}-{_safe(dataset.name)}-{key}"
+    index_path = folder / "index.json"
+    if not index_path.is_file():
+        _write(dataset, tasks, cfg, folder, cache_dir, case_ids, margin, progress)
+    index = json.loads(index_path.read_text())
+    side = int(index["side"])
+    out = {}
+    for tid, entry in index["tasks"].items():
+        cases = list(entry["cases"])
+        sub = folder / entry["folder"]
+        out[tid] = (cases, DiskCubes([sub / f"{i:06d}.image.npy" for i in range(len(cases))], (1, side, side, side)),
+                    DiskCubes([sub / f"{i:06d}.mask.npy" for i in range(len(cases))], (1, side, side, side)),
+                    tuple(index["spacing"]))
+    return out
+
+
+def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, cache_dir: str | Path | None,
+           case_ids: Sequence[str], margin: int, progress: bool) -> None:
+    """Write the cubes into a temporary folder, then rename it to ``folder`` (another process may have won)."""
+    tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    for stale in folder.parent.glob(f"{folder.name}.partial-*"):  # left by a killed process (or this pid's)
+        pid = stale.name.rsplit("-", 1)[-1]
+        if stale == tmp or not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(stale, ignore_errors=True)
+    subs = {t.task_id: f"t{k:04d}-{_safe(t.task_id.split('/')[-1])}" for k, t in enumerate(tasks)}
+    found: dict[str, list[str]] = {t.task_id: [] for t in tasks}
+    side, spacing = 0, (1.0, 1.0, 1.0)
+    try:
+        for cid in tqdm(case_ids, desc=f"storing {dataset.name}", disable=not progress, leave=False):
+            patches = dataset_patches(dataset, tasks, cfg, cache_dir, [cid], margin=margin)  # one case in memory
+            for tid, plist in patches.items():
+                for p in plist:
+                    _save(tmp / subs[tid], len(found[tid]), p)
+                    found[tid].append(p.case_id)
+                    side, spacing = p.image.shape[-1], p.spacing
+        index = {"version": _STORE_VERSION, "dataset": dataset.name, "side": side, "spacing": list(spacing),
+                 "tasks": {tid: {"folder": subs[tid], "cases": cases} for tid, cases in found.items() if cases}}
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "index.json").write_text(json.dumps(index))
+        try:
+            tmp.rename(folder)
+        except OSError:  # a finished folder of the same name: another process stored the same bank first
+            if not (folder / "index.json").is_file():
+                raise
+            shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this machine: a folder shared between machines may hold others' writes)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def _save(sub: Path, i: int, patch: TaskPatch) -> None:
+    sub.mkdir(parents=True, exist_ok=True)
+    np.save(sub / f"{i:06d}.image.npy", np.ascontiguousarray(patch.image, dtype=np.float32))
+    np.save(sub / f"{i:06d}.mask.npy", np.ascontiguousarray(patch.mask, dtype=np.uint8))

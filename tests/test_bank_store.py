@@ -1,0 +1,171 @@
+"""A training bank kept on disk (:mod:`hyperkit.data.store`): the episodes of a bank in memory, cubes written
+once and reused, an interrupted write never taken for a finished one, and the choice of ``train(bank=...)``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hyperkit.config import load_profile
+from hyperkit.data import preprocess as pp
+from hyperkit.data import store as st
+from hyperkit.data.bank import TaskBank
+from hyperkit.data.layouts import discover_datasets
+from hyperkit.data.sample import write_sample_msd, write_sample_totalseg
+
+
+def _data(tmp_path: Path) -> Path:
+    write_sample_msd(tmp_path / "data", "Task03_Liver", n_cases=4, labels=("liver", "cancer"))
+    write_sample_totalseg(tmp_path / "data", n_cases=6, structures=("aorta", "kidney_left", "sternum"))
+    return tmp_path / "data"
+
+
+CFG = load_profile("quick", {"data": {"patch_size": 16}})
+
+
+def _banks(root: Path, tmp_path: Path, role: str = "heldout", **kw) -> tuple[TaskBank, TaskBank]:
+    ds = discover_datasets(root)
+    memory = TaskBank.from_datasets(ds, role, CFG, cache_dir=tmp_path / "cache", margin=4, **kw)
+    disk = TaskBank.from_datasets(ds, role, CFG, cache_dir=tmp_path / "cache", margin=4,
+                                  store=tmp_path / "cache" / "banks", **kw)
+    return memory, disk
+
+
+@pytest.mark.parametrize("role, crop", [("heldout", 0), ("train", 0), ("train", 8)])
+def test_a_bank_on_disk_samples_the_episodes_of_a_bank_in_memory(tmp_path: Path, role: str, crop: int) -> None:
+    memory, disk = _banks(_data(tmp_path), tmp_path, role, crop=crop)
+    assert memory.task_ids == disk.task_ids and memory.case_ids == disk.case_ids and memory.spacing == disk.spacing
+    assert memory.dropped == disk.dropped
+    for t in memory.task_ids:
+        assert isinstance(disk.images[t], st.DiskCubes) and disk.images[t].shape == memory.images[t].shape
+        assert all(torch.equal(disk.masks[t][i], memory.masks[t][i]) for i in range(len(disk.masks[t])))
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for _ in range(12):
+        a, b = memory.sample(2, g1, "group"), disk.sample(2, g2, "group")
+        assert a.task_ids == b.task_ids
+        for x, y in ((a.support_images, b.support_images), (a.support_masks, b.support_masks),
+                     (a.query_images, b.query_images), (a.query_masks, b.query_masks)):
+            assert x.dtype == y.dtype and torch.equal(x, y)
+    assert torch.equal(g1.get_state(), g2.get_state())
+
+
+def test_stored_cubes_are_reused_and_an_interrupted_write_is_not(tmp_path: Path, monkeypatch) -> None:
+    root = _data(tmp_path)
+    _, first = _banks(root, tmp_path)
+    folders = sorted((tmp_path / "cache" / "banks").iterdir())
+    assert folders and all((f / "index.json").is_file() for f in folders)
+    # a second bank reads the stored cubes: no case is preprocessed
+    monkeypatch.setattr(st, "dataset_patches", lambda *a, **k: pytest.fail("preprocessed again"))
+    again = TaskBank.from_datasets(discover_datasets(root), "heldout", CFG, cache_dir=tmp_path / "cache", margin=4,
+                                   store=tmp_path / "cache" / "banks")
+    assert again.case_ids == first.case_ids
+    monkeypatch.undo()
+    # a write stopped half-way leaves no folder that looks finished
+    for f in folders:
+        for p in sorted(f.rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
+        f.rmdir()
+    calls = []
+
+    def stop_after_one(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return pp.dataset_patches(*args, **kwargs)
+
+    monkeypatch.setattr(st, "dataset_patches", stop_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        TaskBank.from_datasets(discover_datasets(root), "heldout", CFG, cache_dir=tmp_path / "cache", margin=4,
+                               store=tmp_path / "cache" / "banks")
+    assert list((tmp_path / "cache" / "banks").iterdir()) == []  # the temporary folder removed
+    monkeypatch.undo()
+    rebuilt = TaskBank.from_datasets(discover_datasets(root), "heldout", CFG, cache_dir=tmp_path / "cache", margin=4,
+                                     store=tmp_path / "cache" / "banks")
+    assert rebuilt.case_ids == first.case_ids
+
+
+def test_a_changed_case_file_makes_a_new_store(tmp_path: Path) -> None:
+    root = _data(tmp_path)
+    _banks(root, tmp_path)
+    before = {p.name for p in (tmp_path / "cache" / "banks").iterdir()}
+    label = root / "Task03_Liver" / "labelsTr" / "sample_000.nii.gz"
+    os.utime(label, ns=(1, 1))  # rewritten in place: another modification time
+    _banks(root, tmp_path)
+    assert len({p.name for p in (tmp_path / "cache" / "banks").iterdir()} - before) == 1
+
+
+def test_disk_cubes_index_like_a_tensor_and_refuse_slices(tmp_path: Path) -> None:
+    cube = np.arange(2 * 3 * 3 * 3, dtype=np.float32).reshape(1, 3, 6, 3)[..., :3]
+    np.save(tmp_path / "a.npy", np.ascontiguousarray(cube))
+    cubes = st.DiskCubes([tmp_path / "a.npy"], (1, 3, 6, 3))
+    assert cubes.shape == torch.Size((1, 1, 3, 6, 3)) and len(cubes) == 1
+    assert torch.equal(cubes[0], torch.from_numpy(np.ascontiguousarray(cube)))
+    with pytest.raises(TypeError, match="one integer index"):
+        cubes[0:1]
+    with pytest.raises(ValueError, match="at least one file"):
+        st.DiskCubes([], (1, 3, 3, 3))
+    with pytest.raises(ValueError, match="margin >= 1 voxel"):
+        st.stored_patches(None, [], pp.DataConfig.from_config(CFG), tmp_path, None, [], 0)
+
+
+def test_the_bound_of_a_banks_memory() -> None:
+    assert st.cube_bytes(72) == 5 * 72 ** 3  # float32 image + uint8 mask
+    assert st.cube_bytes(192) / 2 ** 20 == pytest.approx(33.75)  # the paper profile: 128 + 2 * 32
+
+
+def test_training_with_its_bank_on_disk_equals_training_with_it_in_memory(tmp_path: Path, monkeypatch,
+                                                                          capsys) -> None:
+    """``train(bank="disk")`` trains the same weights and logs as ``bank="memory"`` (bit for bit), records where the
+    bank was kept, and ``auto`` keeps it on disk when its bound does not fit in half the available memory."""
+    from hyperkit.training import loop
+    from hyperkit.training.loop import read_jsonl, train
+    from test_training import tiny_cfg
+
+    root = tmp_path / "data"
+    write_sample_totalseg(root, n_cases=4, structures=("aorta", "stomach", "kidney_left", "esophagus"))
+    cfg = tiny_cfg(episodes=3)
+    runs = {}
+    for bank in ("memory", "disk"):
+        runs[bank] = train(cfg, root, tmp_path / bank, cache_dir=tmp_path / "cache", progress=False, bank=bank)
+        assert json.loads((tmp_path / bank / "run.json").read_text())["training_bank"] == bank
+    for (k, a), (_, b) in zip(runs["memory"].model.state_dict().items(), runs["disk"].model.state_dict().items()):
+        assert torch.equal(a, b), k
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+    for name in ("metrics.jsonl", "validation.jsonl"):
+        assert strip(read_jsonl(tmp_path / "memory" / name)) == strip(read_jsonl(tmp_path / "disk" / name))
+    assert any((tmp_path / "cache" / "banks").iterdir())
+    capsys.readouterr()
+    monkeypatch.setattr(loop, "available_memory", lambda: 2 ** 20)  # 1 MiB free
+    train(cfg, root, tmp_path / "auto", cache_dir=tmp_path / "cache", progress=False)
+    assert json.loads((tmp_path / "auto" / "run.json").read_text())["training_bank"] == "disk"
+    assert "against 0.0 GiB available: its cubes are kept on disk" in capsys.readouterr().out
+    monkeypatch.setattr(loop, "available_memory", lambda: 2 ** 40)
+    train(cfg, root, tmp_path / "auto2", cache_dir=tmp_path / "cache", progress=False)
+    assert json.loads((tmp_path / "auto2" / "run.json").read_text())["training_bank"] == "memory"
+    with pytest.raises(ValueError, match="bank must be one of \\['auto', 'memory', 'disk'\\], got 'ram'"):
+        train(cfg, root, tmp_path / "bad", cache_dir=tmp_path / "cache", progress=False, bank="ram")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_write_left_by_a_killed_process_is_cleared(tmp_path: Path) -> None:
+    """SIGKILL leaves a temporary folder no ``finally`` removed: the next write of the same bank clears it (a folder of
+    a process still running is left to it)."""
+    root = _data(tmp_path)
+    _banks(root, tmp_path)
+    banks = tmp_path / "cache" / "banks"
+    finished = sorted(p for p in banks.iterdir())
+    dead = banks / f"{finished[0].name}.partial-999999999"
+    running = banks / f"{finished[0].name}.partial-{os.getppid()}"
+    for leftover in (dead, running):
+        (leftover / "t0000-x").mkdir(parents=True)
+    for f in finished:
+        import shutil
+        shutil.rmtree(f)
+    _banks(root, tmp_path)
+    assert not dead.exists() and running.exists()
+    assert all((f / "index.json").is_file() for f in finished)
