@@ -6,19 +6,24 @@ taking the parsed ``argparse.Namespace`` and returning an exit code).
 Bad input ends with one readable line (``hyperkit: error: ...``) and exit
 status 2, never a traceback; ``HYPERKIT_DEBUG=1`` shows the traceback. The kit's own warnings
 (a support scan that is mostly air, tasks left out ...) print as one line too
-(``hyperkit: warning: ...``); other packages' warnings keep Python's format.
+(``hyperkit: warning: ...``); other packages' warnings keep Python's format. Ctrl-C and SIGTERM
+(``kill``, ``timeout``, a batch system's end of job) both stop a command as an interruption: one line
+(``hyperkit: interrupted...``, with how to go on) and exit status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, NoReturn, Sequence
+from typing import Any, Iterable, Iterator, NoReturn, Sequence
 
 from hyperkit import __version__
 from hyperkit.commands import COMMANDS, SUMMARIES
@@ -125,6 +130,36 @@ def _interrupted(exc: KeyboardInterrupt, command: str | None, args: argparse.Nam
     return "hyperkit: interrupted"
 
 
+def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM's handler while a command runs: a ``KeyboardInterrupt``, so that a ``kill``, ``timeout`` or a batch
+    system's end of job stops a command as Ctrl-C does (``train`` after its episode with ``last.pt`` written, every
+    command with its temporary files removed and one line saying how to go on) instead of ending it on the spot.
+
+    The worker processes of a pool (``phantoms --workers``) are passed the signal first: a pool waits for its
+    queued jobs as it closes, and workers whose parent was ended on the spot were left behind, idle, for good."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.terminate()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within: SIGTERM raises ``KeyboardInterrupt`` (:func:`_terminate_as_interrupt`); the handler before is
+    restored after. Not under ``torchrun`` (``WORLD_SIZE`` > 1), whose launcher stops its workers with SIGTERM,
+    nor outside the main thread, where no handler can be set."""
+    distributed = os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1")
+    if distributed or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
@@ -137,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.unrecognized(extra, command)
     previous, warnings.formatwarning = warnings.formatwarning, _format_warning  # type: ignore[assignment]
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except (ValueError, OSError) as exc:  # OSError: FileNotFoundError, IsADirectoryError, PermissionError ...
         if os.environ.get("HYPERKIT_DEBUG"):
             raise

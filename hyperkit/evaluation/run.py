@@ -176,6 +176,10 @@ def run_evaluation(checkpoint: str | Path, data_root: str | Path, out_csv: str |
     if old is None and md_path.exists():
         raise HyperkitError(f"{md_path} exists beside no evaluation record ({json_path.name}); it is kept: choose "
                             "another --out, or delete it first")
+    if old is None and out.exists() and (resume or reuse):  # its rows' protocol is unknown: they would be kept as ours
+        read_results(out, drop_cut_row=True)  # a file of something else is named as such first
+        raise HyperkitError(f"{out}: holds results beside no evaluation record ({json_path.name}) to tell what they "
+                            "were made with; remove it or choose another --out")
     same = old is not None and "protocol" in old and _same_protocol(old["protocol"], protocol)
     if out.exists() and old is not None and not same and (resume or reuse):
         other = ", ".join(_protocol_differences(old, protocol))

@@ -82,7 +82,8 @@ def run_whole_scan(checkpoint: str | Path, data_root: str | Path, out_csv: str |
         checkpoint: a run's ``best.pt``.
         data_root: the data folder (phantoms or real data).
         out_csv: the patch protocol's results CSV; this writes :func:`whole_scan_paths` beside it
-            (an existing whole-scan CSV is replaced).
+            (an existing whole-scan CSV is replaced; its record and table are removed first and written
+            once every row is, so that a run stopped midway leaves no record beside its partial CSV).
         tasks: held-out task patterns (:func:`~hyperkit.evaluation.run.resolve_tasks`).
         draws, shots, seed, profile, split, overrides: as :func:`~hyperkit.evaluation.run.run_evaluation`
             (so the draws and test cases are those of the patch protocol).
@@ -121,6 +122,11 @@ def run_whole_scan(checkpoint: str | Path, data_root: str | Path, out_csv: str |
                                   keep=set(chosen).__contains__, root=data_root)
     csv_path, json_path, md_path = whole_scan_paths(out_csv)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
+    # the CSV is rewritten row by row: an earlier run's record and table, left beside it, would describe an
+    # interrupted run's partial rows (made with other settings, perhaps) as a finished run. A record means
+    # its CSV is complete
+    for stale in (json_path, md_path):
+        stale.unlink(missing_ok=True)
     rows: list[dict[str, Any]] = []
     with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=WHOLE_FIELDS)

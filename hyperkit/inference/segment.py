@@ -775,7 +775,9 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
     :func:`segment_scan`, then the mask as NIfTI (uint8, the input's shape ``(X, Y, Z)`` and
     affine, a copy of its header) and ``<out stem>.json`` beside it (the ROI and where it came
     from, the registration, the windows, the post-processing, timings). Both are written to
-    temporary files first and renamed, so a failure never leaves half an output.
+    temporary files first and renamed, so a failure never leaves half an output; a mask already
+    there is removed before the new record and mask land, so an interruption never leaves a mask
+    beside another run's record.
 
     Args:
         model_path, image_path: as :func:`segment_scan`'s ``model`` and ``image``.
@@ -794,7 +796,7 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
         sidecar) an input file.
     """
     import json
-    import tempfile
+    import threading
 
     from hyperkit.provenance import run_record
 
@@ -829,15 +831,19 @@ def segment_file(model_path: str | Path, image_path: str | Path, out_path: str |
                           if k in ("created", "versions", "commit", "command", "compute")}}
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if out.name.endswith(".gz") else ".nii"
-    fd, tmp_img = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    fd, tmp_json = tempfile.mkstemp(dir=out.parent, prefix=".tmp-", suffix=".json")
-    os.close(fd)
+    # per process and thread, as hyperkit.files.write_atomic's, and made with the umask's mode (mkstemp's were
+    # 0600, and so were the mask and record renamed from them)
+    tag = f"{os.getpid()}.{threading.get_ident()}"
+    tmp_img, tmp_json = (str(out.parent / f".tmp-{tag}-{strip_nifti(out.name)}{end}") for end in (suffix, ".json"))
     try:
         nib.save(out_img, tmp_img)
         Path(tmp_json).write_text(json.dumps(rec, indent=2, default=str))
-        os.replace(tmp_img, out)
+        # the old mask away first, the record next, the mask last: stopped between two of these steps, no mask
+        # lies beside a record that does not describe it, nor a mask without its record (which the next run would
+        # refuse to replace, as not a mask of segment)
+        out.unlink(missing_ok=True)
         os.replace(tmp_json, sidecar)
+        os.replace(tmp_img, out)
     finally:
         for t in (tmp_img, tmp_json):
             if os.path.exists(t):

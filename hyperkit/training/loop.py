@@ -82,10 +82,18 @@ def _append(path: Path, row: Mapping[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _graceful_interrupt() -> Iterator[dict[str, bool]]:
-    """First Ctrl-C asks the loop to stop after the current episode; a second one aborts."""
+def _graceful_interrupt(terminate: bool = True) -> Iterator[dict[str, bool]]:
+    """First Ctrl-C asks the loop to stop after the current episode; a second one aborts.
+
+    Args:
+        terminate: a SIGTERM (``kill``, ``timeout``, a batch system's end of job) does the same as
+            Ctrl-C: the run stops after its episode with ``last.pt`` written, where the signal's
+            default ended it at once and lost every episode since the last checkpoint. Off under
+            ``torchrun``, whose launcher stops its workers with SIGTERM and must not wait on them.
+    """
     flag = {"stop": False}
-    previous = signal.getsignal(signal.SIGINT)
+    signals = [signal.SIGINT] + ([signal.SIGTERM] if terminate else [])
+    previous = {s: signal.getsignal(s) for s in signals}
 
     def handler(signum: int, frame: Any) -> None:
         if flag["stop"]:
@@ -93,14 +101,16 @@ def _graceful_interrupt() -> Iterator[dict[str, bool]]:
         flag["stop"] = True
 
     try:
-        signal.signal(signal.SIGINT, handler)
+        for s in signals:
+            signal.signal(s, handler)
     except ValueError:  # not the main thread (e.g. inside some notebook runners)
         yield flag
         return
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -557,7 +567,7 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
     state, total, start = run.state, tcfg.episodes, run.state.episode
     bar = tqdm(total=total, initial=start, desc="episodes", disable=not progress or rank != 0, dynamic_ncols=True)
     last_val = state.best_dice if start else float("nan")
-    with _graceful_interrupt() as interrupt:
+    with _graceful_interrupt(terminate=world == 1) as interrupt:
         if start == 0:
             last_val = run.validate(0)
         run.model.train()
