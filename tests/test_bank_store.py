@@ -169,3 +169,14 @@ def test_a_write_left_by_a_killed_process_is_cleared(tmp_path: Path) -> None:
     _banks(root, tmp_path)
     assert not dead.exists() and running.exists()
     assert all((f / "index.json").is_file() for f in finished)
+
+
+def test_a_new_preprocessing_version_makes_a_new_store(tmp_path: Path, monkeypatch) -> None:
+    """Stored cubes persist across runs: a bump of the preprocessing cache's version (its cases changed) must not
+    serve the cubes cut from the cases before it."""
+    root = _data(tmp_path)
+    _banks(root, tmp_path)
+    before = {p.name for p in (tmp_path / "cache" / "banks").iterdir()}
+    monkeypatch.setattr(pp, "_CACHE_VERSION", pp._CACHE_VERSION + 100)
+    _banks(root, tmp_path)
+    assert len({p.name for p in (tmp_path / "cache" / "banks").iterdir()} - before) == 1

@@ -10,7 +10,7 @@ them (:class:`DiskCubes`): memory then holds file names, and the episodes are th
 bit, as from a bank in memory.
 
 The cubes of one dataset are written into a folder named by what they depend on (the dataset,
-the preprocessing, the tasks, the cube side and every case file's size and time), first under a
+the preprocessing and its code, the tasks, the cube side and every case file's size and time), first under a
 temporary name that is renamed when the last cube is written: an interrupted build leaves no
 folder that a later one would take for complete, and a finished one is reused.
 """
@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from hyperkit.data import preprocess
 from hyperkit.data.layouts import Dataset
 from hyperkit.data.preprocess import DataConfig, TaskPatch, case_files_key, dataset_patches
 from hyperkit.data.tasks import Task
@@ -84,7 +85,11 @@ def available_memory() -> int | None:
 
 def _folder_key(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, case_ids: Sequence[str],
                 margin: int) -> str:
-    src = json.dumps({"v": _STORE_VERSION, "layout": dataset.layout, "name": dataset.name, "cfg": cfg.key(),
+    # the cubes persist across runs: the code that cuts them (preprocess.py, and the cache version of the cases they
+    # are cut from) is part of what they depend on, so that an edited placement rule is never served stale cubes
+    code = hashlib.sha256(Path(preprocess.__file__).read_bytes()).hexdigest()[:16]
+    src = json.dumps({"v": _STORE_VERSION, "cache": preprocess._CACHE_VERSION, "code": code,
+                      "layout": dataset.layout, "name": dataset.name, "cfg": cfg.key(),
                       "tasks": sorted(t.task_id for t in tasks), "margin": margin,
                       "cases": {c: case_files_key(dataset, c) for c in case_ids}}, sort_keys=True)
     return hashlib.sha256(src.encode()).hexdigest()[:24]
