@@ -67,19 +67,27 @@ def main() -> None:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--store", required=True, help="folder for the disk bank (emptied first)")
     ap.add_argument("--episodes", type=int, default=200)
+    ap.add_argument("--storages", default="memory,disk-write,disk-reuse",
+                    help="which to measure, comma-separated (leave out memory where the bank does not fit in it)")
     ap.add_argument("--one", choices=("memory", "disk-write", "disk-reuse"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(measure(args.data, args.profile, args.one, args.store, args.episodes)))
         return
-    shutil.rmtree(args.store, ignore_errors=True)
+    storages = [x.strip() for x in args.storages.split(",") if x.strip()]
+    bad = sorted(set(storages) - {"memory", "disk-write", "disk-reuse"})
+    if bad or not storages:
+        ap.error(f"--storages: unknown {bad or storages}; choose from memory, disk-write, disk-reuse")
+    if "disk-write" in storages:  # written afresh; disk-reuse alone reads what an earlier call wrote
+        shutil.rmtree(args.store, ignore_errors=True)
     rows = []
-    for storage in ("memory", "disk-write", "disk-reuse"):
+    for storage in storages:
         out = subprocess.run([sys.executable, __file__, "--data", args.data, "--profile", args.profile, "--store",
                               args.store, "--episodes", str(args.episodes), "--one", storage],
                              capture_output=True, text=True, cwd=ROOT, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
-    du = sum(p.stat().st_size for p in Path(args.store).rglob("*") if p.is_file()) / 2 ** 30
+    du = sum(p.stat().st_size for p in Path(args.store).rglob("*") if p.is_file()) / 2 ** 30 \
+        if Path(args.store).exists() else 0.0
     print(f"training bank of `{args.profile}` from {args.data}: {rows[0]['tasks']} tasks, {rows[0]['cubes']} cubes; "
           f"upper bound {rows[0]['bound_gib']} GiB; on disk {du:.2f} GiB\n")
     print("| storage | build (s) | median ms per episode | peak RSS (GiB) |")

@@ -43,6 +43,7 @@ def test_a_bank_on_disk_samples_the_episodes_of_a_bank_in_memory(tmp_path: Path,
     assert memory.dropped == disk.dropped
     for t in memory.task_ids:
         assert isinstance(disk.images[t], st.DiskCubes) and disk.images[t].shape == memory.images[t].shape
+        assert disk.images[t].mapped and not disk.masks[t].mapped  # a crop reads only its pages of an image
         assert all(torch.equal(disk.masks[t][i], memory.masks[t][i]) for i in range(len(disk.masks[t])))
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     for _ in range(12):

@@ -43,14 +43,18 @@ _STORE_VERSION = 1
 class DiskCubes:
     """One task's cubes as ``.npy`` files, indexed like the ``(N, 1, S', S', S')`` tensor of a bank in memory.
 
-    ``cubes[i]`` reads cube ``i`` from disk: ``(1, S', S', S')``, the dtype it was stored in.
+    ``cubes[i]`` is cube ``i``: ``(1, S', S', S')``, the dtype it was stored in. With ``mapped`` it is a view of the
+    file (memory-mapped, copy-on-write): an episode's crop reads only the pages it covers, 30 % of a cube when the
+    paper profile cuts 128³ out of 192³; else the whole file is read (the masks, whose every voxel the crop's
+    placement looks at).
     """
 
-    def __init__(self, paths: Sequence[Path], shape: tuple[int, ...]) -> None:
+    def __init__(self, paths: Sequence[Path], shape: tuple[int, ...], mapped: bool = False) -> None:
         if not paths:
             raise ValueError("DiskCubes needs at least one file")
         self.paths = [Path(p) for p in paths]
         self._shape = tuple(int(s) for s in shape)
+        self.mapped = mapped
 
     @property
     def shape(self) -> torch.Size:
@@ -63,7 +67,7 @@ class DiskCubes:
     def __getitem__(self, index: int) -> Tensor:
         if not isinstance(index, int):
             raise TypeError(f"DiskCubes takes one integer index, got {type(index).__name__}")
-        return torch.from_numpy(np.load(self.paths[index], allow_pickle=False))
+        return torch.from_numpy(np.load(self.paths[index], mmap_mode="c" if self.mapped else None, allow_pickle=False))
 
 
 def cube_bytes(side: int) -> int:
@@ -136,7 +140,8 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
     for tid, entry in index["tasks"].items():
         cases = list(entry["cases"])
         sub = folder / entry["folder"]
-        out[tid] = (cases, DiskCubes([sub / f"{i:06d}.image.npy" for i in range(len(cases))], (1, side, side, side)),
+        out[tid] = (cases, DiskCubes([sub / f"{i:06d}.image.npy" for i in range(len(cases))], (1, side, side, side),
+                                     mapped=True),
                     DiskCubes([sub / f"{i:06d}.mask.npy" for i in range(len(cases))], (1, side, side, side)),
                     tuple(index["spacing"]))
     return out
