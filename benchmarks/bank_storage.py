@@ -95,7 +95,8 @@ def main() -> None:
     for r in rows:
         print(f"| {r['storage']} | {r['build_s']} | {r['episode_ms_median']} | {r['peak_rss_gib']} |")
     same = len({r["checksum"] for r in rows}) == 1
-    print(f"\nthe {args.episodes} episodes' sums {'equal' if same else 'DIFFER'} across the storages")
+    print(f"\nthe {args.episodes} episodes' sums {'equal' if same else 'DIFFER'} across the storages "
+          f"({rows[0]['checksum']!r})")
 
 
 if __name__ == "__main__":

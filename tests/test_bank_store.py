@@ -43,7 +43,10 @@ def test_a_bank_on_disk_samples_the_episodes_of_a_bank_in_memory(tmp_path: Path,
     assert memory.dropped == disk.dropped
     for t in memory.task_ids:
         assert isinstance(disk.images[t], st.DiskCubes) and disk.images[t].shape == memory.images[t].shape
-        assert disk.images[t].mapped and not disk.masks[t].mapped  # a crop reads only its pages of an image
+        assert disk.images[t].mapped and disk.masks[t].mapped  # a crop reads only its pages of a cube
+        for i in range(len(disk.masks[t])):  # the stored target boxes are those the bank in memory finds
+            stored, found = disk.boxes[(t, i)], memory._target_box(t, i, memory.masks[t][i])
+            assert all(np.array_equal(a, b) for a, b in zip(stored, found))
         assert all(torch.equal(disk.masks[t][i], memory.masks[t][i]) for i in range(len(disk.masks[t])))
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     for _ in range(12):
@@ -181,3 +184,15 @@ def test_a_new_preprocessing_version_makes_a_new_store(tmp_path: Path, monkeypat
     monkeypatch.setattr(pp, "_CACHE_VERSION", pp._CACHE_VERSION + 100)
     _banks(root, tmp_path)
     assert len({p.name for p in (tmp_path / "cache" / "banks").iterdir()} - before) == 1
+
+
+def test_target_box_is_the_first_and_last_foreground_voxel_per_axis() -> None:
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.uint8, torch.float32):
+        for _ in range(50):
+            mask = (torch.rand(1, 7, 9, 11, generator=g) > 0.97).to(dtype)
+            if not mask.any():
+                continue
+            fg = mask[0].nonzero()
+            lo, hi = st.target_box(mask)
+            assert lo.tolist() == fg.min(0).values.tolist() and hi.tolist() == fg.max(0).values.tolist()

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -34,10 +35,10 @@ from hyperkit.data.layouts import Dataset
 from hyperkit.data.preprocess import DataConfig, TaskPatch, case_files_key, dataset_patches
 from hyperkit.data.tasks import Task
 
-__all__ = ["DiskCubes", "stored_patches", "cube_bytes", "available_memory"]
+__all__ = ["DiskCubes", "StoredTask", "stored_patches", "target_box", "cube_bytes", "available_memory"]
 
 #: bump when the layout of a stored bank changes
-_STORE_VERSION = 1
+_STORE_VERSION = 2  # 2: each cube's target box in index.json
 
 
 class DiskCubes:
@@ -45,8 +46,8 @@ class DiskCubes:
 
     ``cubes[i]`` is cube ``i``: ``(1, S', S', S')``, the dtype it was stored in. With ``mapped`` it is a view of the
     file (memory-mapped, copy-on-write): an episode's crop reads only the pages it covers, 30 % of a cube when the
-    paper profile cuts 128³ out of 192³; else the whole file is read (the masks, whose every voxel the crop's
-    placement looks at).
+    paper profile cuts 128³ out of 192³ (the target's box, which places the crop, is stored beside the cubes);
+    else the whole file is read.
     """
 
     def __init__(self, paths: Sequence[Path], shape: tuple[int, ...], mapped: bool = False) -> None:
@@ -68,6 +69,29 @@ class DiskCubes:
         if not isinstance(index, int):
             raise TypeError(f"DiskCubes takes one integer index, got {type(index).__name__}")
         return torch.from_numpy(np.load(self.paths[index], mmap_mode="c" if self.mapped else None, allow_pickle=False))
+
+
+def target_box(mask: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """First and last index of the foreground of a ``(1, D, H, W)`` mask per axis ``(d, h, w)`` (int64 arrays of 3)."""
+    fg = mask[0] != 0
+    lo, hi = [], []
+    for axis in range(3):
+        first, second = (a for a in range(3) if a != axis)
+        idx = fg.any(dim=second).any(dim=first).nonzero()[:, 0]  # the later axis first: the earlier keeps its index
+        lo.append(int(idx[0]))
+        hi.append(int(idx[-1]))
+    return np.array(lo, dtype=np.int64), np.array(hi, dtype=np.int64)
+
+
+@dataclass
+class StoredTask:
+    """One task of a stored bank: its cases, their cubes on disk, the voxel size and each cube's target box."""
+
+    case_ids: list[str]
+    images: "DiskCubes"
+    masks: "DiskCubes"
+    spacing: tuple[float, ...]
+    boxes: list[tuple[np.ndarray, np.ndarray]]
 
 
 def cube_bytes(side: int) -> int:
@@ -105,7 +129,7 @@ def _safe(name: str) -> str:
 
 def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, store: str | Path,
                    cache_dir: str | Path | None, case_ids: Sequence[str], margin: int,
-                   progress: bool = False) -> dict[str, tuple[list[str], DiskCubes, DiskCubes, tuple[float, ...]]]:
+                   progress: bool = False) -> dict[str, StoredTask]:
     """The cubes of ``tasks`` on disk: written once (case by case, so memory holds one case), then reused.
 
     Args:
@@ -119,8 +143,8 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
         progress: a tqdm bar over the cases while writing.
 
     Returns:
-        ``task_id -> (case ids, image cubes, mask cubes, spacing)`` for every task present in some case
-        (a task absent from every case is left out, as :func:`dataset_patches` leaves it without patches).
+        ``task_id ->`` :class:`StoredTask` for every task present in some case (a task absent from every case
+        is left out, as :func:`dataset_patches` leaves it without patches).
 
     Raises:
         ValueError: ``margin`` < 1 (patches without a margin are the evaluation's, kept in memory).
@@ -138,12 +162,11 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
     side = int(index["side"])
     out = {}
     for tid, entry in index["tasks"].items():
-        cases = list(entry["cases"])
-        sub = folder / entry["folder"]
-        out[tid] = (cases, DiskCubes([sub / f"{i:06d}.image.npy" for i in range(len(cases))], (1, side, side, side),
-                                     mapped=True),
-                    DiskCubes([sub / f"{i:06d}.mask.npy" for i in range(len(cases))], (1, side, side, side)),
-                    tuple(index["spacing"]))
+        cases, sub, cube = list(entry["cases"]), folder / entry["folder"], (1, side, side, side)
+        files = {kind: [sub / f"{i:06d}.{kind}.npy" for i in range(len(cases))] for kind in ("image", "mask")}
+        boxes = [(np.array(b[:3], dtype=np.int64), np.array(b[3:], dtype=np.int64)) for b in entry["boxes"]]
+        out[tid] = StoredTask(cases, DiskCubes(files["image"], cube, mapped=True),
+                              DiskCubes(files["mask"], cube, mapped=True), tuple(index["spacing"]), boxes)
     return out
 
 
@@ -157,6 +180,7 @@ def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, c
             shutil.rmtree(stale, ignore_errors=True)
     subs = {t.task_id: f"t{k:04d}-{_safe(t.task_id.split('/')[-1])}" for k, t in enumerate(tasks)}
     found: dict[str, list[str]] = {t.task_id: [] for t in tasks}
+    boxes: dict[str, list[list[int]]] = {t.task_id: [] for t in tasks}
     side, spacing = 0, (1.0, 1.0, 1.0)
     try:
         for cid in tqdm(case_ids, desc=f"storing {dataset.name}", disable=not progress, leave=False):
@@ -165,9 +189,12 @@ def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, c
                 for p in plist:
                     _save(tmp / subs[tid], len(found[tid]), p)
                     found[tid].append(p.case_id)
+                    lo, hi = target_box(torch.from_numpy(np.ascontiguousarray(p.mask)))
+                    boxes[tid].append(lo.tolist() + hi.tolist())
                     side, spacing = p.image.shape[-1], p.spacing
         index = {"version": _STORE_VERSION, "dataset": dataset.name, "side": side, "spacing": list(spacing),
-                 "tasks": {tid: {"folder": subs[tid], "cases": cases} for tid, cases in found.items() if cases}}
+                 "tasks": {tid: {"folder": subs[tid], "cases": cases, "boxes": boxes[tid]}
+                           for tid, cases in found.items() if cases}}
         tmp.mkdir(parents=True, exist_ok=True)
         (tmp / "index.json").write_text(json.dumps(index))
         try:
