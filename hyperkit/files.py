@@ -14,13 +14,14 @@ import io
 import json
 import os
 import threading
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 
 from hyperkit.errors import HyperkitError
 
 __all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file", "write_csv_atomic",
-           "appended_lines", "read_jsonl"]
+           "appended_lines", "read_jsonl", "process_alive"]
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -28,10 +29,13 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
 
     The folder is created when missing; the temporary file is removed when ``write`` fails. Its name
     is per process and thread, so that writers of one path at once each rename a whole file of their own.
+    A temporary file of ``path`` left by a process that no longer runs (killed with SIGKILL mid-write, which
+    no ``finally`` survives: a checkpoint's is tens of MB) is removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    _clear_stale(path)
     try:
         with open(tmp, "wb") as fh:
             write(fh)
@@ -42,6 +46,26 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (one owned by another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def _clear_stale(path: Path) -> None:
+    """Remove the temporary files of ``path`` (:func:`write_atomic`'s names) whose process no longer runs."""
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(prefix):-len(".tmp")].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

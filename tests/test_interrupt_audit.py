@@ -18,6 +18,7 @@ end pytest): without the fix the signal raises :class:`_Killed` where the kit sh
 from __future__ import annotations
 
 import csv
+import os
 import signal
 from pathlib import Path
 from typing import Any, Iterator
@@ -198,3 +199,17 @@ def test_a_segmentation_stopped_between_its_two_files_leaves_no_mask_beside_anot
     mode = probe.stat().st_mode & 0o777  # what the umask gives every other file the kit writes
     assert out.stat().st_mode & 0o777 == mode and sidecar.stat().st_mode & 0o777 == mode  # mkstemp's: 0600
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_an_atomic_write_clears_the_temporary_files_of_killed_writers(tmp_path: Path) -> None:
+    """SIGKILL during an atomic write leaves ``.last.pt.<pid>.<tid>.tmp`` (tens of MB) for good: the next write of the
+    same file removes those of processes that no longer run, and leaves a running writer's and other files' alone."""
+    target = tmp_path / "last.pt"
+    dead = tmp_path / ".last.pt.999999999.1234.tmp"
+    running = tmp_path / f".last.pt.{os.getppid()}.1234.tmp"
+    other = tmp_path / ".best.pt.999999999.1234.tmp"
+    for f in (dead, running, other):
+        f.write_bytes(b"half a checkpoint")
+    write_atomic(target, lambda fh: fh.write(b"whole"))
+    assert target.read_bytes() == b"whole"
+    assert not dead.exists() and running.exists() and other.exists()

@@ -34,6 +34,7 @@ from hyperkit.data import preprocess
 from hyperkit.data.layouts import Dataset
 from hyperkit.data.preprocess import DataConfig, TaskPatch, case_files_key, dataset_patches
 from hyperkit.data.tasks import Task
+from hyperkit.files import process_alive
 
 __all__ = ["DiskCubes", "StoredTask", "stored_patches", "target_box", "cube_bytes", "available_memory"]
 
@@ -176,7 +177,7 @@ def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, c
     tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     for stale in folder.parent.glob(f"{folder.name}.partial-*"):  # left by a killed process (or this pid's)
         pid = stale.name.rsplit("-", 1)[-1]
-        if stale == tmp or not (pid.isdigit() and _alive(int(pid))):
+        if stale == tmp or not (pid.isdigit() and process_alive(int(pid))):
             shutil.rmtree(stale, ignore_errors=True)
     subs = {t.task_id: f"t{k:04d}-{_safe(t.task_id.split('/')[-1])}" for k, t in enumerate(tasks)}
     found: dict[str, list[str]] = {t.task_id: [] for t in tasks}
@@ -206,17 +207,6 @@ def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, c
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (on this machine: a folder shared between machines may hold others' writes)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # it exists, owned by someone else
-        return True
-    return True
 
 
 def _save(sub: Path, i: int, patch: TaskPatch) -> None:
