@@ -107,3 +107,22 @@ def test_hidden_metadata_files_leave_the_data_fingerprint_alone(tmp_path: Path) 
     assert data_fingerprint(tmp_path) == before
     (root / "notes.csv").write_text("a,b\n")  # a visible metadata file still counts
     assert data_fingerprint(tmp_path) != before
+
+
+def test_nnunet_images_no_labelled_case_reads_are_named(tmp_path: Path) -> None:
+    """An extra channel file or an image without its label was left out without a word (nnU-Net refuses both)."""
+    import shutil
+    import warnings
+
+    root = write_sample_nnunet(tmp_path, n_cases=2)
+    first = sorted((root / "imagesTr").glob("*_0000.nii.gz"))[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a complete folder: nothing to say
+        open_dataset(root)
+    shutil.copy(first, first.with_name(first.name.replace("_0000", "_0009")))
+    shutil.copy(first, root / "imagesTr" / "extra_0000.nii.gz")
+    (root / "imagesTr" / "._extra_0000.nii.gz").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble: not an image
+    with pytest.warns(UserWarning, match=r"imagesTr: 2 image file\(s\) no labelled case reads \(case_000_0009.nii.gz, "
+                                         r"extra_0000.nii.gz\): a channel beyond the 2"):
+        ds = open_dataset(root)
+    assert len(ds.cases) == 2

@@ -344,12 +344,30 @@ class NnUNetDataset(Dataset):
                     if not p.is_file():
                         raise DataError(p, f"file not found (case {cid!r} needs {len(channels)} channel files)")
                 cases.append(Case(cid, images, lpath))
+            if cases:  # none: refused below, with nothing to add
+                _warn_unused_images(root, ending, {p.name for c in cases for p in c.images}, len(channels))
         if not cases:
             raise DataError(root, "no training cases found")
         n_declared = meta.get("numTraining")
         if isinstance(n_declared, int) and n_declared != len(cases):
             raise DataError(meta_path, f"numTraining is {n_declared} but {len(cases)} labelled cases were found")
         return cls(root, root.name, channels, labels, cases)
+
+
+def _warn_unused_images(root: Path, ending: str, used: set[str], n_channels: int) -> None:
+    """Warn about images in ``imagesTr`` that no labelled case reads (nnU-Net's own check refuses them): a
+    channel file beyond those ``channel_names`` declares, or an image whose label is missing."""
+    images_dir = root / "imagesTr"
+    if not images_dir.is_dir():
+        return
+    _refuse_outside(root, [images_dir])
+    unused = sorted(p.name for p in images_dir.iterdir()
+                    if p.name.endswith(ending) and not p.name.startswith(".") and p.name not in used)
+    if unused:
+        warnings.warn(f"{images_dir}: {len(unused)} image file(s) no labelled case reads ({', '.join(unused[:3])}"
+                      f"{', ...' if len(unused) > 3 else ''}): a channel beyond the {n_channels} that dataset.json's "
+                      "channel_names declares, or an image without its label in labelsTr; they are left out",
+                      stacklevel=3)
 
 
 class TotalSegDataset(Dataset):
