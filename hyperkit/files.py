@@ -13,7 +13,9 @@ import csv
 import io
 import json
 import os
+import re
 import threading
+import time
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Mapping, Sequence
@@ -59,13 +61,24 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+#: a temporary file is left alone this long after its last write (a writer on another machine sharing the folder
+#: has a process id this one cannot check)
+STALE_SECONDS = 600
+
+
 def _clear_stale(path: Path) -> None:
-    """Remove the temporary files of ``path`` (:func:`write_atomic`'s names) whose process no longer runs."""
-    prefix = f".{path.name}."
+    """Remove the temporary files of ``path`` (:func:`write_atomic`'s names, exactly) whose process no longer runs
+    and that nothing has written for :data:`STALE_SECONDS`."""
+    name = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.\d+\.tmp")
     for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
-        pid = tmp.name[len(prefix):-len(".tmp")].split(".")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
+        found = name.fullmatch(tmp.name)
+        if found is None or int(found[1]) == os.getpid() or process_alive(int(found[1])):
+            continue
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_SECONDS:
+                tmp.unlink(missing_ok=True)
+        except OSError:  # gone meanwhile
+            pass
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

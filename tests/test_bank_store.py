@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -163,15 +164,17 @@ def test_a_write_left_by_a_killed_process_is_cleared(tmp_path: Path) -> None:
     _banks(root, tmp_path)
     banks = tmp_path / "cache" / "banks"
     finished = sorted(p for p in banks.iterdir())
-    dead = banks / f"{finished[0].name}.partial-999999999"
-    running = banks / f"{finished[0].name}.partial-{os.getppid()}"
-    for leftover in (dead, running):
+    host = st._safe(socket.gethostname())
+    dead = banks / f"{finished[0].name}.partial-{host}-999999999"
+    running = banks / f"{finished[0].name}.partial-{host}-{os.getppid()}"
+    elsewhere = banks / f"{finished[0].name}.partial-another-machine-999999999"  # a shared cache: not ours to judge
+    for leftover in (dead, running, elsewhere):
         (leftover / "t0000-x").mkdir(parents=True)
     for f in finished:
         import shutil
         shutil.rmtree(f)
     _banks(root, tmp_path)
-    assert not dead.exists() and running.exists()
+    assert not dead.exists() and running.exists() and elsewhere.exists()
     assert all((f / "index.json").is_file() for f in finished)
 
 
@@ -196,3 +199,19 @@ def test_target_box_is_the_first_and_last_foreground_voxel_per_axis() -> None:
             fg = mask[0].nonzero()
             lo, hi = st.target_box(mask)
             assert lo.tolist() == fg.min(0).values.tolist() and hi.tolist() == fg.max(0).values.tolist()
+
+
+def test_the_store_folder_names_the_cube_side_and_the_task_definitions(tmp_path: Path) -> None:
+    """Two profiles with one margin but other patch sizes (128 at 0.25, 64 at 0.5: margin 32 both) must not share
+    cubes, nor a dataset whose task definitions changed with its case files unchanged."""
+    root = _data(tmp_path)
+    ds = [d for d in discover_datasets(root) if d.layout == "msd"][0]
+    tasks = ds.tasks()
+    a = st._folder_key(ds, tasks, pp.DataConfig.from_config(load_profile("quick", {"data": {"patch_size": 16}})),
+                       [c.case_id for c in ds.cases], 4)
+    b = st._folder_key(ds, tasks, pp.DataConfig.from_config(load_profile("quick", {"data": {"patch_size": 32}})),
+                       [c.case_id for c in ds.cases], 4)
+    import dataclasses
+    other = [dataclasses.replace(tasks[0], label_value=tasks[0].label_value + 1)] + tasks[1:]
+    c = st._folder_key(ds, other, pp.DataConfig.from_config(CFG), [c.case_id for c in ds.cases], 4)
+    assert len({a, b, c}) == 3

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -204,12 +205,19 @@ def test_a_segmentation_stopped_between_its_two_files_leaves_no_mask_beside_anot
 def test_an_atomic_write_clears_the_temporary_files_of_killed_writers(tmp_path: Path) -> None:
     """SIGKILL during an atomic write leaves ``.last.pt.<pid>.<tid>.tmp`` (tens of MB) for good: the next write of the
     same file removes those of processes that no longer run, and leaves a running writer's and other files' alone."""
+    from hyperkit import files
+
     target = tmp_path / "last.pt"
     dead = tmp_path / ".last.pt.999999999.1234.tmp"
+    fresh = tmp_path / ".last.pt.999999998.1234.tmp"  # a writer on another machine (its pid unknown here), just now
     running = tmp_path / f".last.pt.{os.getppid()}.1234.tmp"
     other = tmp_path / ".best.pt.999999999.1234.tmp"
-    for f in (dead, running, other):
+    longer = tmp_path / ".last.pt.7.999999999.1.tmp"  # the temporary file of another target, last.pt.7
+    for f in (dead, fresh, running, other, longer):
         f.write_bytes(b"half a checkpoint")
+    old = time.time() - files.STALE_SECONDS - 60
+    for f in (dead, running, other, longer):
+        os.utime(f, (old, old))
     write_atomic(target, lambda fh: fh.write(b"whole"))
     assert target.read_bytes() == b"whole"
-    assert not dead.exists() and running.exists() and other.exists()
+    assert not dead.exists() and all(f.exists() for f in (fresh, running, other, longer))

@@ -202,7 +202,7 @@ class TaskBank:
                     got = stored[t.task_id]
                     images[t.task_id], masks[t.task_id], ids[t.task_id] = got.images, got.masks, got.case_ids
                     spacing = got.spacing
-                    boxes.update({(t.task_id, i): box for i, box in enumerate(got.boxes)})
+                    boxes.update({(t.task_id, i): box for i, box in enumerate(got.boxes) if box is not None})
                 continue
             patches = dataset_patches(ds, chosen, cfg, cache_dir, cases, progress, margin=margin)
             for tid in list(patches):
@@ -232,7 +232,7 @@ class TaskBank:
         """An upper bound of the memory a bank of cubes takes (:meth:`from_datasets`, same arguments), read from
         the datasets' listings alone: one cube of side ``S + 2 · margin`` per (task, case), as if every case
         held every target (:func:`~hyperkit.data.store.cube_bytes`)."""
-        side = int(cfg["data"]["patch_size"]) + 2 * margin
+        side = DataConfig.from_config(cfg).patch_size + 2 * margin
         pairs = 0
         for ds in datasets:
             chosen, cases = _selection(ds, role, split, case_splits, keep)

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -39,7 +40,7 @@ from hyperkit.files import process_alive
 __all__ = ["DiskCubes", "StoredTask", "stored_patches", "target_box", "cube_bytes", "available_memory"]
 
 #: bump when the layout of a stored bank changes
-_STORE_VERSION = 2  # 2: each cube's target box in index.json
+_STORE_VERSION = 3  # 2: each cube's target box in index.json; 3: the side, channels and task definitions in the key
 
 
 class DiskCubes:
@@ -92,7 +93,7 @@ class StoredTask:
     images: "DiskCubes"
     masks: "DiskCubes"
     spacing: tuple[float, ...]
-    boxes: list[tuple[np.ndarray, np.ndarray]]
+    boxes: list[tuple[np.ndarray, np.ndarray] | None]
 
 
 def cube_bytes(side: int) -> int:
@@ -118,8 +119,9 @@ def _folder_key(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, case_i
     # are cut from) is part of what they depend on, so that an edited placement rule is never served stale cubes
     code = hashlib.sha256(Path(preprocess.__file__).read_bytes()).hexdigest()[:16]
     src = json.dumps({"v": _STORE_VERSION, "cache": preprocess._CACHE_VERSION, "code": code,
-                      "layout": dataset.layout, "name": dataset.name, "cfg": cfg.key(),
-                      "tasks": sorted(t.task_id for t in tasks), "margin": margin,
+                      "layout": dataset.layout, "name": dataset.name, "cfg": cfg.key(), "channels": dataset.channels,
+                      "side": cfg.patch_size + 2 * margin, "margin": margin,
+                      "tasks": sorted([t.task_id, t.label_value, t.channel_index, t.modality] for t in tasks),
                       "cases": {c: case_files_key(dataset, c) for c in case_ids}}, sort_keys=True)
     return hashlib.sha256(src.encode()).hexdigest()[:24]
 
@@ -165,7 +167,8 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
     for tid, entry in index["tasks"].items():
         cases, sub, cube = list(entry["cases"]), folder / entry["folder"], (1, side, side, side)
         files = {kind: [sub / f"{i:06d}.{kind}.npy" for i in range(len(cases))] for kind in ("image", "mask")}
-        boxes = [(np.array(b[:3], dtype=np.int64), np.array(b[3:], dtype=np.int64)) for b in entry["boxes"]]
+        boxes = [None if b is None else (np.array(b[:3], dtype=np.int64), np.array(b[3:], dtype=np.int64))
+                 for b in entry["boxes"]]
         out[tid] = StoredTask(cases, DiskCubes(files["image"], cube, mapped=True),
                               DiskCubes(files["mask"], cube, mapped=True), tuple(index["spacing"]), boxes)
     return out
@@ -174,29 +177,33 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
 def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, cache_dir: str | Path | None,
            case_ids: Sequence[str], margin: int, progress: bool) -> None:
     """Write the cubes into a temporary folder, then rename it to ``folder`` (another process may have won)."""
-    tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-    for stale in folder.parent.glob(f"{folder.name}.partial-*"):  # left by a killed process (or this pid's)
-        pid = stale.name.rsplit("-", 1)[-1]
-        if stale == tmp or not (pid.isdigit() and process_alive(int(pid))):
-            shutil.rmtree(stale, ignore_errors=True)
+    host = _safe(socket.gethostname())
+    tmp = folder.with_name(f"{folder.name}.partial-{host}-{os.getpid()}")
+    for stale in folder.parent.glob(f"{folder.name}.partial-*"):  # left by a killed process of this machine
+        owner, _, pid = stale.name[len(folder.name) + len(".partial-"):].rpartition("-")
+        if owner == host and (stale == tmp or not (pid.isdigit() and process_alive(int(pid)))):
+            shutil.rmtree(stale, ignore_errors=True)  # another machine's (a shared cache): its own to clear
     subs = {t.task_id: f"t{k:04d}-{_safe(t.task_id.split('/')[-1])}" for k, t in enumerate(tasks)}
     found: dict[str, list[str]] = {t.task_id: [] for t in tasks}
     boxes: dict[str, list[list[int]]] = {t.task_id: [] for t in tasks}
     side, spacing = 0, (1.0, 1.0, 1.0)
     try:
+        tmp.mkdir(parents=True)
         for cid in tqdm(case_ids, desc=f"storing {dataset.name}", disable=not progress, leave=False):
             patches = dataset_patches(dataset, tasks, cfg, cache_dir, [cid], margin=margin)  # one case in memory
             for tid, plist in patches.items():
                 for p in plist:
                     _save(tmp / subs[tid], len(found[tid]), p)
                     found[tid].append(p.case_id)
-                    lo, hi = target_box(torch.from_numpy(np.ascontiguousarray(p.mask)))
-                    boxes[tid].append(lo.tolist() + hi.tolist())
+                    if p.mask.any():  # else none: sampling it fails as it does in memory
+                        lo, hi = target_box(torch.from_numpy(np.ascontiguousarray(p.mask)))
+                        boxes[tid].append(lo.tolist() + hi.tolist())
+                    else:
+                        boxes[tid].append(None)
                     side, spacing = p.image.shape[-1], p.spacing
         index = {"version": _STORE_VERSION, "dataset": dataset.name, "side": side, "spacing": list(spacing),
                  "tasks": {tid: {"folder": subs[tid], "cases": cases, "boxes": boxes[tid]}
                            for tid, cases in found.items() if cases}}
-        tmp.mkdir(parents=True, exist_ok=True)
         (tmp / "index.json").write_text(json.dumps(index))
         try:
             tmp.rename(folder)
@@ -210,6 +217,6 @@ def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, c
 
 
 def _save(sub: Path, i: int, patch: TaskPatch) -> None:
-    sub.mkdir(parents=True, exist_ok=True)
+    sub.mkdir(exist_ok=True)  # not its parents: a temporary folder removed under a writer ends the write
     np.save(sub / f"{i:06d}.image.npy", np.ascontiguousarray(patch.image, dtype=np.float32))
     np.save(sub / f"{i:06d}.mask.npy", np.ascontiguousarray(patch.mask, dtype=np.uint8))

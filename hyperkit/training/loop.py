@@ -379,12 +379,15 @@ def bank_store(bank: str, datasets: Any, cfg: Mapping[str, Any], tcfg: TrainConf
     if bank == "memory" or not margin:
         return None
     if bank == "auto":
-        bound = TaskBank.bytes_bound(datasets, "train", cfg, case_splits=tcfg.train_splits, margin=margin)
+        # every process of a torchrun node holds its own bank
+        copies = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+        bound = copies * TaskBank.bytes_bound(datasets, "train", cfg, case_splits=tcfg.train_splits, margin=margin)
         free = available_memory()
         if free is None or bound <= free // 2:
             return None
         print(f"[train] the training bank may take up to {bound / 2 ** 30:.1f} GiB (one cube of "
-              f"{int(cfg['data']['patch_size']) + 2 * margin}^3 voxels per task and case) against "
+              f"{DataConfig.from_config(cfg).patch_size + 2 * margin}^3 voxels per task and case"
+              f"{f', {copies} processes' if copies > 1 else ''}) against "
               f"{free / 2 ** 30:.1f} GiB available: its cubes are kept on disk", flush=True)
     return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "banks"
 
