@@ -141,13 +141,13 @@ def one_shot_panel(hyper: Any, bank: Any, cfg: Mapping[str, Any] | None = None, 
                     print(f"the query is the support ({bank.case_ids[t][s]}): this scores how well the U-Net fits "
                           "the case it was made from, not a one-shot prediction; pick another query")
                 unet = one_shot_model("hyper_unet", hyper, imgs[s:s + 1], msks[s:s + 1], protocol, None)
-                with torch.no_grad():
-                    pred = (unet(imgs[q:q + 1])[0] > 0).float()
                 if whole.value:
                     print("registering the support's scan to the query's whole scan, then segmenting around the "
                           "mapped target …")
                     _show_whole_scan(unet, data_root, t, bank.case_ids[t][s], bank.case_ids[t][q], cfg)
                     return
+                with torch.no_grad():  # the query's patch: what the whole-scan view does not use
+                    pred = (unet(imgs[q:q + 1])[0] > 0).float()
                 gt = msks[q]
                 (d, n_tau, n_voxel), = score(pred[None], gt[None], bank.spacing, protocol.tau)
                 print(f"support {bank.case_ids[t][s]} -> query {bank.case_ids[t][q]}: DSC {d:.3f}, "

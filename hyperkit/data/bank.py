@@ -180,6 +180,12 @@ class TaskBank:
         dropped: dict[str, str] = {}
         spacing = (1.0, 1.0, 1.0)
         boxes: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}  # targets' boxes a stored bank holds
+
+        def too_few(tid: str, n: int) -> bool:  # a task in fewer cases than an episode or a validation needs
+            if n < min_cases:
+                dropped[tid] = f"present in {n} case(s), needs {min_cases}"
+            return n < min_cases
+
         splits: dict[str, int] = {}  # case split value -> cases, in the datasets that hold tasks of the role
         unsplit = 0
         for ds in datasets:
@@ -195,11 +201,9 @@ class TaskBank:
                 stored = stored_patches(ds, chosen, DataConfig.from_config(cfg), store, cache_dir, cases, margin,
                                         progress)
                 for t in chosen:
-                    if t.task_id not in stored or len(stored[t.task_id].case_ids) < min_cases:
-                        n = len(stored[t.task_id].case_ids) if t.task_id in stored else 0
-                        dropped[t.task_id] = f"present in {n} case(s), needs {min_cases}"
+                    got = stored.get(t.task_id)
+                    if too_few(t.task_id, len(got.case_ids) if got else 0):
                         continue
-                    got = stored[t.task_id]
                     images[t.task_id], masks[t.task_id], ids[t.task_id] = got.images, got.masks, got.case_ids
                     spacing = got.spacing
                     boxes.update({(t.task_id, i): box for i, box in enumerate(got.boxes) if box is not None})
@@ -207,8 +211,7 @@ class TaskBank:
             patches = dataset_patches(ds, chosen, cfg, cache_dir, cases, progress, margin=margin)
             for tid in list(patches):
                 plist = patches.pop(tid)  # each task's patches are freed once stacked: no second copy of the bank
-                if len(plist) < min_cases:
-                    dropped[tid] = f"present in {len(plist)} case(s), needs {min_cases}"
+                if too_few(tid, len(plist)):
                     continue
                 images[tid] = torch.from_numpy(np.stack([p.image for p in plist]))
                 masks[tid] = torch.from_numpy(np.stack([p.mask for p in plist]).astype(mask_dtype))
