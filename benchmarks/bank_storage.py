@@ -2,7 +2,7 @@
 
 Each storage is measured in a fresh process (its peak resident memory, ``VmHWM``, is its own): build the
 profile's training bank from the data folder (the preprocessing cache filled beforehand, so that both read
-the same cached cases; the disk bank is measured twice, writing its cubes and then reusing them), then
+the same cached cases; the disk bank is measured twice, writing its cases and then reusing them), then
 draw ``--episodes`` episodes (``TaskBank.sample``, group-balanced, the profile's tasks per episode) and
 report the median seconds per episode. The episodes of the two storages are compared (their sum), which
 the test suite checks bit for bit.

@@ -1,4 +1,4 @@
-"""A training bank kept on disk (:mod:`hyperkit.data.store`): the episodes of a bank in memory, cubes written
+"""A training bank kept on disk (:mod:`hyperkit.data.store`): the episodes of a bank in memory, its cases written
 once and reused, an interrupted write never taken for a finished one, and the choice of ``train(bank=...)``."""
 
 from __future__ import annotations
@@ -44,11 +44,16 @@ def test_a_bank_on_disk_samples_the_episodes_of_a_bank_in_memory(tmp_path: Path,
     assert memory.dropped == disk.dropped
     for t in memory.task_ids:
         assert isinstance(disk.images[t], st.DiskCubes) and disk.images[t].shape == memory.images[t].shape
-        assert disk.images[t].mapped and disk.masks[t].mapped  # a crop reads only its pages of a cube
         for i in range(len(disk.masks[t])):  # the stored target boxes are those the bank in memory finds
             stored, found = disk.boxes[(t, i)], memory._target_box(t, i, memory.masks[t][i])
             assert all(np.array_equal(a, b) for a, b in zip(stored, found))
-        assert all(torch.equal(disk.masks[t][i], memory.masks[t][i]) for i in range(len(disk.masks[t])))
+            for kind in ("images", "masks"):  # every cube, read whole, is the cube in memory (padding included)
+                got, want = getattr(disk, kind)[t][i][...], getattr(memory, kind)[t][i]
+                assert got.dtype == want.dtype and torch.equal(got, want), (t, i, kind)
+    stored = [w for t in disk.task_ids for w in disk.images[t].windows]
+    side = stored[0].side
+    assert any(min(w.start) < 0 for w in stored)  # cubes across the scan's edge were compared above
+    assert all(w.side == side for w in stored)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     for _ in range(12):
         a, b = memory.sample(2, g1, "group"), disk.sample(2, g2, "group")
@@ -64,8 +69,8 @@ def test_stored_cubes_are_reused_and_an_interrupted_write_is_not(tmp_path: Path,
     _, first = _banks(root, tmp_path)
     folders = sorted((tmp_path / "cache" / "banks").iterdir())
     assert folders and all((f / "index.json").is_file() for f in folders)
-    # a second bank reads the stored cubes: no case is preprocessed
-    monkeypatch.setattr(st, "dataset_patches", lambda *a, **k: pytest.fail("preprocessed again"))
+    # a second bank reads the stored cases: no case is preprocessed
+    monkeypatch.setattr(st, "preprocess_case", lambda *a, **k: pytest.fail("preprocessed again"))
     again = TaskBank.from_datasets(discover_datasets(root), "heldout", CFG, cache_dir=tmp_path / "cache", margin=4,
                                    store=tmp_path / "cache" / "banks")
     assert again.case_ids == first.case_ids
@@ -81,9 +86,9 @@ def test_stored_cubes_are_reused_and_an_interrupted_write_is_not(tmp_path: Path,
         if calls:
             raise KeyboardInterrupt
         calls.append(1)
-        return pp.dataset_patches(*args, **kwargs)
+        return pp.preprocess_case(*args, **kwargs)
 
-    monkeypatch.setattr(st, "dataset_patches", stop_after_one)
+    monkeypatch.setattr(st, "preprocess_case", stop_after_one)
     with pytest.raises(KeyboardInterrupt):
         TaskBank.from_datasets(discover_datasets(root), "heldout", CFG, cache_dir=tmp_path / "cache", margin=4,
                                store=tmp_path / "cache" / "banks")
@@ -104,16 +109,40 @@ def test_a_changed_case_file_makes_a_new_store(tmp_path: Path) -> None:
     assert len({p.name for p in (tmp_path / "cache" / "banks").iterdir()} - before) == 1
 
 
-def test_disk_cubes_index_like_a_tensor_and_refuse_slices(tmp_path: Path) -> None:
-    cube = np.arange(2 * 3 * 3 * 3, dtype=np.float32).reshape(1, 3, 6, 3)[..., :3]
-    np.save(tmp_path / "a.npy", np.ascontiguousarray(cube))
-    cubes = st.DiskCubes([tmp_path / "a.npy"], (1, 3, 6, 3))
-    assert cubes.shape == torch.Size((1, 1, 3, 6, 3)) and len(cubes) == 1
-    assert torch.equal(cubes[0], torch.from_numpy(np.ascontiguousarray(cube)))
+def test_a_cube_window_cuts_what_crop_centred_cuts_and_refuses_other_keys(tmp_path: Path) -> None:
+    """A stored cube read through its window, whole or sliced, inside the scan or across its edge, equals the cube
+    :func:`~hyperkit.data.preprocess.crop_centred` cuts from the volume (image: padded with the channel's minimum,
+    mask: 0)."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(2, 9, 7, 8)).astype(np.float32)
+    label = rng.integers(0, 3, size=(9, 7, 8)).astype(np.uint8)
+    np.save(tmp_path / "c.image.npy", image)
+    np.save(tmp_path / "c.label.npy", label)
+    side = 6
+    for start in ([0, 0, 0], [2, 1, 1], [-3, 4, -2], [5, -4, 6], [20, 0, 0]):
+        centre = np.asarray(start) + side // 2
+        want_img, got_start = pp.crop_centred(image[1:2], centre, side, pad_value=float(image[1].min()))
+        assert got_start.tolist() == start
+        want_msk, _ = pp.crop_centred((label == 2)[None].astype(np.float32), centre, side)
+        img = st.CubeWindow(tmp_path / "c.image.npy", start, side, channel=1, pad=float(image[1].min()))
+        msk = st.CubeWindow(tmp_path / "c.label.npy", start, side, value=2)
+        assert img.shape == msk.shape == torch.Size((1, side, side, side))
+        assert torch.equal(img[...], torch.from_numpy(want_img)) and img[...].dtype == torch.float32
+        assert torch.equal(msk[...], torch.from_numpy((want_msk > 0.5).astype(np.uint8)))
+        sl = (slice(None), slice(1, 5), slice(0, 6), slice(2, 3))
+        assert torch.equal(img[sl], torch.from_numpy(want_img)[sl]) and torch.equal(msk[0], msk[...][0])
+    cubes = st.DiskCubes([img, img])
+    assert cubes.shape == torch.Size((2, 1, side, side, side)) and len(cubes) == 2 and cubes[1] is img
     with pytest.raises(TypeError, match="one integer index"):
         cubes[0:1]
-    with pytest.raises(ValueError, match="at least one file"):
-        st.DiskCubes([], (1, 3, 3, 3))
+    for bad, match in ((1, "one channel"), ((slice(0, 1), slice(None)), "':' or 0"),
+                       ((0, slice(None, None, 2)), "unit steps"), ((0, 1), "three slices")):
+        with pytest.raises(IndexError, match=match):
+            img[bad]
+    with pytest.raises(ValueError, match="at least one cube"):
+        st.DiskCubes([])
+    with pytest.raises(ValueError, match="an image channel or a label value"):
+        st.CubeWindow(tmp_path / "c.image.npy", [0, 0, 0], side)
     with pytest.raises(ValueError, match="margin >= 1 voxel"):
         st.stored_patches(None, [], pp.DataConfig.from_config(CFG), tmp_path, None, [], 0)
 
@@ -148,7 +177,7 @@ def test_training_with_its_bank_on_disk_equals_training_with_it_in_memory(tmp_pa
     monkeypatch.setattr(loop, "available_memory", lambda: 2 ** 20)  # 1 MiB free
     train(cfg, root, tmp_path / "auto", cache_dir=tmp_path / "cache", progress=False)
     assert json.loads((tmp_path / "auto" / "run.json").read_text())["training_bank"] == "disk"
-    assert "against 0.0 GiB available: its cubes are kept on disk" in capsys.readouterr().out
+    assert "against 0.0 GiB available: it is kept on disk (its cases, cut per episode)" in capsys.readouterr().out
     monkeypatch.setattr(loop, "available_memory", lambda: 2 ** 40)
     train(cfg, root, tmp_path / "auto2", cache_dir=tmp_path / "cache", progress=False)
     assert json.loads((tmp_path / "auto2" / "run.json").read_text())["training_bank"] == "memory"

@@ -98,7 +98,7 @@ class TaskBank:
 
     Attributes:
         images: ``task_id -> (N, 1, S', S', S')`` float32 (a :class:`~hyperkit.data.store.DiskCubes` of
-            as many cubes in a bank kept on disk: indexed alike, one cube read per index).
+            as many cubes in a bank kept on disk: indexed alike, a cube's voxels read when it is sliced).
         masks: ``task_id -> (N, 1, S', S', S')`` in {0, 1}: float32, or uint8 in a bank with
             ``margin > 0`` (a quarter of the memory; :meth:`sample` hands out float32 patches).
         case_ids: ``task_id -> N case ids``.
@@ -127,7 +127,8 @@ class TaskBank:
 
     @property
     def storage(self) -> str:
-        """``"disk"`` when the cubes are kept on disk (:class:`~hyperkit.data.store.DiskCubes`), else ``"memory"``."""
+        """``"disk"`` when the cubes are cut from cases kept on disk (:class:`~hyperkit.data.store.DiskCubes`), else
+        ``"memory"``."""
         return "disk" if any(isinstance(v, DiskCubes) for v in self.images.values()) else "memory"
 
     def __len__(self) -> int:
@@ -157,7 +158,7 @@ class TaskBank:
             crop: see the class attribute (training banks: ``TrainConfig.crop_size``).
             root: the folder the datasets were found in (``--data``), named when no task is left
                 (default: the folder above the datasets).
-            store: with ``margin > 0``, keep the cubes on disk in this folder instead of in memory
+            store: with ``margin > 0``, keep the cases on disk in this folder and cut the cubes from them per episode
                 (:mod:`hyperkit.data.store`: written once, then reused; the same episodes); ``None``: in memory.
 
         Raises:

@@ -46,7 +46,7 @@ from hyperkit.seeds import numpy_rng
 __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
            "preprocess_case", "ct_air_fraction", "AIR_HU", "crop_centred", "patch_centre", "centre_bounds",
            "placement_rng", "extract_patch", "dataset_patches", "task_patches", "MAX_RESAMPLED_VOXELS",
-           "case_files_key"]
+           "case_files_key", "cube_start", "warn_if_vanished"]
 
 
 _CACHE_VERSION = 3  # 3: thread-independent z-score statistics (normalise_channel)
@@ -315,6 +315,27 @@ def placement_rng(seed: int, dataset: str, case_id: str, task_id: str) -> np.ran
     return numpy_rng(seed, dataset, case_id, task_id)
 
 
+def _find_target(case: CaseData, task: Task) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The task's target in ``case``: its voxels ``(X, Y, Z)`` bool and their first and last index per axis, or
+    ``None`` when absent; a task reading a channel the case lacks is refused (``ValueError``)."""
+    if not 0 <= task.channel_index < case.image.shape[0]:
+        raise ValueError(f"task {task.task_id} reads channel {task.channel_index}, but case {case.case_id} has "
+                         f"{case.image.shape[0]} channel(s)")
+    target = case.label == task.label_value
+    if not target.any():
+        return None
+    idx = np.argwhere(target)
+    return target, idx.min(0), idx.max(0)
+
+
+def cube_start(case: CaseData, task: Task, size: int) -> np.ndarray | None:
+    """Where the centred cube of side ``size`` that ``extract_patch(case, task, size)`` cuts starts in the case's
+    grid: ``(3,)`` voxel indices (negative, or beyond the scan, where the cube is padded), ``None`` when the target
+    is absent. A training bank kept on disk (:mod:`hyperkit.data.store`) stores this instead of the cube."""
+    found = _find_target(case, task)
+    return None if found is None else patch_centre(found[1], found[2], size) - size // 2
+
+
 def extract_patch(case: CaseData, task: Task, size: int, max_shift: int = 0,
                   rng: np.random.Generator | None = None) -> TaskPatch | None:
     """Step 4: the cube of side ``size`` that covers the task's target (``None`` if absent).
@@ -331,14 +352,10 @@ def extract_patch(case: CaseData, task: Task, size: int, max_shift: int = 0,
     Raises:
         ValueError: the task reads a channel the case does not have, or ``size`` < 1.
     """
-    if not 0 <= task.channel_index < case.image.shape[0]:
-        raise ValueError(f"task {task.task_id} reads channel {task.channel_index}, but case {case.case_id} has "
-                         f"{case.image.shape[0]} channel(s)")
-    target = case.label == task.label_value
-    if not target.any():
+    found = _find_target(case, task)
+    if found is None:
         return None
-    idx = np.argwhere(target)
-    lo, hi = idx.min(0), idx.max(0)
+    target, lo, hi = found
     center = patch_centre(lo, hi, size, max_shift, rng)
     channel = case.image[task.channel_index][None]
     image, start = crop_centred(channel, center, size, pad_value=float(channel.min()))
@@ -389,10 +406,16 @@ def dataset_patches(dataset: Dataset, tasks: Iterable[Task], cfg: Mapping[str, A
                 patch = extract_patch(case, task, dcfg.patch_size, dcfg.max_shift, rng)
             if patch is not None:
                 out[task.task_id].append(patch)
-            elif task.label_value in case.present_before_resampling:
-                warnings.warn(f"{task.task_id}: target of case {cid} vanished when resampled to "
-                              f"{dcfg.spacing} mm", stacklevel=2)
+            else:
+                warn_if_vanished(case, task, dcfg.spacing)
     return out
+
+
+def warn_if_vanished(case: CaseData, task: Task, spacing: float) -> None:
+    """Warn that the task's target, present in the case's file, has no voxel left at ``spacing`` mm."""
+    if task.label_value in case.present_before_resampling:
+        warnings.warn(f"{task.task_id}: target of case {case.case_id} vanished when resampled to {spacing} mm",
+                      stacklevel=3)
 
 
 def task_patches(dataset: Dataset, task: Task, cfg: Mapping[str, Any] | DataConfig,

@@ -1,17 +1,20 @@
-"""A training bank's cubes on disk, for data that do not fit in memory.
+"""A training bank's cases on disk, for data that do not fit in memory.
 
 :class:`~hyperkit.data.bank.TaskBank` holds one cube of side ``S + 2 · max_shift`` per training
 case and task. On the phantoms of the quick profile that is 2-3 GB; at the paper profile's
-128³ patches (cubes of 192³ voxels, 35 MB each as float32 image + uint8 mask) it is 49 GB for the
-phantoms and, for the real TotalSegmentator (about 1,000 training subjects, 100 training
-structures), terabytes. :func:`stored_patches` writes every cube once, as ``.npy`` files under the
-preprocessing cache, and the bank reads the two cubes of each sampled task when an episode needs
-them (:class:`DiskCubes`): memory then holds file names, and the episodes are the same, bit for
-bit, as from a bank in memory.
+128³ patches (cubes of 192³ voxels, 35 MB each as float32 image + uint8 mask) it is 20 GB for ten
+phantom subjects and, for the real TotalSegmentator (about 1,000 training subjects, 100 training
+structures), terabytes: a subject's cubes overlap, each voxel is held once per structure near it.
+:func:`stored_patches` writes each training case once instead, as ``.npy`` files under the
+preprocessing cache (its preprocessed volume: the image's channels, float32, and the label map),
+with the start of every task's cube in it; :class:`DiskCubes` cuts a cube when an episode asks for
+it, reading from the memory-mapped case only the voxels its crop covers. Memory then holds file
+names and cube starts, the disk a case's volume once (about 150 MB a subject at 1.5 mm), and the
+episodes are the same, bit for bit, as from a bank in memory.
 
-The cubes of one dataset are written into a folder named by what they depend on (the dataset,
+The cases of one dataset are written into a folder named by what they depend on (the dataset,
 the preprocessing and its code, the tasks, the cube side and every case file's size and time), first under a
-temporary name that is renamed when the last cube is written: an interrupted build leaves no
+temporary name that is renamed when the last case is written: an interrupted build leaves no
 folder that a later one would take for complete, and a finished one is reused.
 """
 
@@ -24,7 +27,7 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -33,44 +36,106 @@ from tqdm.auto import tqdm
 
 from hyperkit.data import preprocess
 from hyperkit.data.layouts import Dataset
-from hyperkit.data.preprocess import DataConfig, TaskPatch, case_files_key, dataset_patches
+from hyperkit.data.preprocess import DataConfig, case_files_key, cube_start, preprocess_case, warn_if_vanished
 from hyperkit.data.tasks import Task
 from hyperkit.files import process_alive
 
-__all__ = ["DiskCubes", "StoredTask", "stored_patches", "target_box", "cube_bytes", "available_memory"]
+__all__ = ["DiskCubes", "CubeWindow", "StoredTask", "stored_patches", "target_box", "cube_bytes", "available_memory"]
 
 #: bump when the layout of a stored bank changes
-_STORE_VERSION = 3  # 2: each cube's target box in index.json; 3: the side, channels and task definitions in the key
+_STORE_VERSION = 4  # 2: target boxes; 3: side, channels and task definitions in the key; 4: cases, not cubes
+
+
+def _window(volume: np.ndarray, start: Sequence[int], ranges: Sequence[tuple[int, int]], pad: float,
+            value: int | None) -> np.ndarray:
+    """Voxels ``ranges`` (per axis, ``[a, b)`` in a cube that starts at ``start`` of ``volume``'s grid) of one
+    channel ``volume`` ``(X, Y, Z)``: the image's values (``pad`` outside the scan) or, with ``value``, the mask
+    ``volume == value`` as uint8 (0 outside); what :func:`~hyperkit.data.preprocess.crop_centred` cuts there."""
+    lo = [int(s) + a for s, (a, _) in zip(start, ranges)]
+    hi = [int(s) + b for s, (_, b) in zip(start, ranges)]
+    inside = tuple(slice(max(l, 0), min(h, n)) for l, h, n in zip(lo, hi, volume.shape))
+    part = volume[inside]
+    if value is not None:
+        part = (part == value).view(np.uint8)
+    if all(l >= 0 for l in lo) and all(h <= n for h, n in zip(hi, volume.shape)):
+        return part  # the window lies in the scan: a view, read when copied
+    out = np.full([h - l for l, h in zip(lo, hi)], 0 if value is not None else pad,
+                  dtype=np.uint8 if value is not None else volume.dtype)
+    if all(sl.start < sl.stop for sl in inside):
+        out[tuple(slice(sl.start - l, sl.stop - l) for sl, l in zip(inside, lo))] = part
+    return out
+
+
+class CubeWindow:
+    """One cube of a stored case, read when indexed: ``(1, S', S', S')`` like a cube of a bank in memory.
+
+    ``window[key]`` takes what a cube tensor takes from :meth:`~hyperkit.data.bank.TaskBank.sample`: ``...``, the
+    channel index ``0``, or a slice of the channel followed by up to three slices of unit step; only the voxels of
+    the asked region are read from the memory-mapped case file.
+    """
+
+    def __init__(self, path: Path, start: Sequence[int], side: int, channel: int | None = None,
+                 value: int | None = None, pad: float = 0.0) -> None:
+        if (channel is None) == (value is None):
+            raise ValueError(f"a cube reads an image channel or a label value, got channel {channel}, value {value}")
+        self.path, self.side, self.channel, self.value, self.pad = Path(path), int(side), channel, value, float(pad)
+        self.start = tuple(int(v) for v in start)
+
+    @property
+    def shape(self) -> torch.Size:
+        """``(1, S', S', S')``."""
+        return torch.Size((1, self.side, self.side, self.side))
+
+    def __getitem__(self, key: Any) -> Tensor:
+        keys = list(key) if isinstance(key, tuple) else [key]
+        if keys == [Ellipsis]:
+            keys = []
+        channel_dim = not (keys and isinstance(keys[0], int))
+        if keys and isinstance(keys[0], int):
+            if keys[0] not in (0, -1):
+                raise IndexError(f"a cube has one channel, got index {keys[0]}")
+            keys = keys[1:]
+        elif keys:
+            if keys[0] != slice(None):
+                raise IndexError(f"a cube's channel takes ':' or 0, got {keys[0]!r}")
+            keys = keys[1:]
+        if len(keys) > 3 or not all(isinstance(k, slice) for k in keys):
+            raise IndexError(f"a cube takes up to three slices after its channel, got {key!r}")
+        ranges = []
+        for k in list(keys) + [slice(None)] * (3 - len(keys)):
+            a, b, step = k.indices(self.side)
+            if step != 1:
+                raise IndexError(f"a cube's slices take unit steps, got {k!r}")
+            ranges.append((a, max(a, b)))
+        volume = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        if self.channel is not None:
+            volume = volume[self.channel]
+        part = _window(volume, self.start, ranges, self.pad, self.value)
+        out = torch.from_numpy(np.array(part))  # a copy: read from the file now, not at a later use
+        return out[None] if channel_dim else out
 
 
 class DiskCubes:
-    """One task's cubes as ``.npy`` files, indexed like the ``(N, 1, S', S', S')`` tensor of a bank in memory.
+    """One task's cubes on disk (:class:`CubeWindow` each), indexed like the ``(N, 1, S', S', S')`` tensor of a bank
+    in memory: ``cubes[i]`` is cube ``i``, whose voxels are read when it is indexed in turn."""
 
-    ``cubes[i]`` is cube ``i``: ``(1, S', S', S')``, the dtype it was stored in. With ``mapped`` it is a view of the
-    file (memory-mapped, copy-on-write): an episode's crop reads only the pages it covers, 30 % of a cube when the
-    paper profile cuts 128³ out of 192³ (the target's box, which places the crop, is stored beside the cubes);
-    else the whole file is read.
-    """
-
-    def __init__(self, paths: Sequence[Path], shape: tuple[int, ...], mapped: bool = False) -> None:
-        if not paths:
-            raise ValueError("DiskCubes needs at least one file")
-        self.paths = [Path(p) for p in paths]
-        self._shape = tuple(int(s) for s in shape)
-        self.mapped = mapped
+    def __init__(self, windows: Sequence[CubeWindow]) -> None:
+        if not windows:
+            raise ValueError("DiskCubes needs at least one cube")
+        self.windows = list(windows)
 
     @property
     def shape(self) -> torch.Size:
         """``(N, 1, S', S', S')``."""
-        return torch.Size((len(self.paths), *self._shape))
+        return torch.Size((len(self.windows), *self.windows[0].shape))
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.windows)
 
-    def __getitem__(self, index: int) -> Tensor:
+    def __getitem__(self, index: int) -> CubeWindow:
         if not isinstance(index, int):
             raise TypeError(f"DiskCubes takes one integer index, got {type(index).__name__}")
-        return torch.from_numpy(np.load(self.paths[index], mmap_mode="c" if self.mapped else None, allow_pickle=False))
+        return self.windows[index]
 
 
 def target_box(mask: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +152,8 @@ def target_box(mask: Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class StoredTask:
-    """One task of a stored bank: its cases, their cubes on disk, the voxel size and each cube's target box."""
+    """One task of a stored bank: its cases, its cubes (cut from the stored cases), the voxel size and each cube's
+    target box."""
 
     case_ids: list[str]
     images: "DiskCubes"
@@ -133,7 +199,8 @@ def _safe(name: str) -> str:
 def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, store: str | Path,
                    cache_dir: str | Path | None, case_ids: Sequence[str], margin: int,
                    progress: bool = False) -> dict[str, StoredTask]:
-    """The cubes of ``tasks`` on disk: written once (case by case, so memory holds one case), then reused.
+    """The cubes of ``tasks`` on disk: their cases written once (case by case, so memory holds one case), then
+    reused.
 
     Args:
         dataset: the tasks' dataset.
@@ -147,7 +214,7 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
 
     Returns:
         ``task_id ->`` :class:`StoredTask` for every task present in some case (a task absent from every case
-        is left out, as :func:`dataset_patches` leaves it without patches).
+        is left out, as :func:`~hyperkit.data.preprocess.dataset_patches` leaves it without patches).
 
     Raises:
         ValueError: ``margin`` < 1 (patches without a margin are the evaluation's, kept in memory).
@@ -162,48 +229,65 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
     if not index_path.is_file():
         _write(dataset, tasks, cfg, folder, cache_dir, case_ids, margin, progress)
     index = json.loads(index_path.read_text())
-    side = int(index["side"])
+    side, cases = int(index["side"]), index["cases"]
     out = {}
     for tid, entry in index["tasks"].items():
-        cases, sub, cube = list(entry["cases"]), folder / entry["folder"], (1, side, side, side)
-        files = {kind: [sub / f"{i:06d}.{kind}.npy" for i in range(len(cases))] for kind in ("image", "mask")}
+        ids, images, masks = [], [], []
+        for k, *start in entry["cubes"]:
+            case = cases[k]
+            ids.append(case["id"])
+            images.append(CubeWindow(folder / f"{case['file']}.image.npy", start, side, channel=entry["channel"],
+                                     pad=case["pad"][entry["channel"]]))
+            masks.append(CubeWindow(folder / f"{case['file']}.label.npy", start, side, value=entry["value"]))
         boxes = [None if b is None else (np.array(b[:3], dtype=np.int64), np.array(b[3:], dtype=np.int64))
                  for b in entry["boxes"]]
-        out[tid] = StoredTask(cases, DiskCubes(files["image"], cube, mapped=True),
-                              DiskCubes(files["mask"], cube, mapped=True), tuple(index["spacing"]), boxes)
+        out[tid] = StoredTask(ids, DiskCubes(images), DiskCubes(masks), tuple(index["spacing"]), boxes)
     return out
 
 
 def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, cache_dir: str | Path | None,
            case_ids: Sequence[str], margin: int, progress: bool) -> None:
-    """Write the cubes into a temporary folder, then rename it to ``folder`` (another process may have won)."""
+    """Write the cases into a temporary folder, then rename it to ``folder`` (another process may have won)."""
     host = _safe(socket.gethostname())
     tmp = folder.with_name(f"{folder.name}.partial-{host}-{os.getpid()}")
     for stale in folder.parent.glob(f"{folder.name}.partial-*"):  # left by a killed process of this machine
         owner, _, pid = stale.name[len(folder.name) + len(".partial-"):].rpartition("-")
         if owner == host and (stale == tmp or not (pid.isdigit() and process_alive(int(pid)))):
             shutil.rmtree(stale, ignore_errors=True)  # another machine's (a shared cache): its own to clear
-    subs = {t.task_id: f"t{k:04d}-{_safe(t.task_id.split('/')[-1])}" for k, t in enumerate(tasks)}
-    found: dict[str, list[str]] = {t.task_id: [] for t in tasks}
-    boxes: dict[str, list[list[int]]] = {t.task_id: [] for t in tasks}
-    side, spacing = 0, (1.0, 1.0, 1.0)
+    side = cfg.patch_size + 2 * margin
+    cubes: dict[str, list[list[int]]] = {t.task_id: [] for t in tasks}
+    boxes: dict[str, list[list[int] | None]] = {t.task_id: [] for t in tasks}
+    cases: list[dict[str, Any]] = []
+    spacing = (1.0, 1.0, 1.0)
     try:
         tmp.mkdir(parents=True)
         for cid in tqdm(case_ids, desc=f"storing {dataset.name}", disable=not progress, leave=False):
-            patches = dataset_patches(dataset, tasks, cfg, cache_dir, [cid], margin=margin)  # one case in memory
-            for tid, plist in patches.items():
-                for p in plist:
-                    _save(tmp / subs[tid], len(found[tid]), p)
-                    found[tid].append(p.case_id)
-                    if p.mask.any():  # else none: sampling it fails as it does in memory
-                        lo, hi = target_box(torch.from_numpy(np.ascontiguousarray(p.mask)))
-                        boxes[tid].append(lo.tolist() + hi.tolist())
-                    else:
-                        boxes[tid].append(None)
-                    side, spacing = p.image.shape[-1], p.spacing
+            case = preprocess_case(dataset, cid, cfg, cache_dir)
+            starts = {}
+            for task in tasks:
+                start = cube_start(case, task, side)
+                if start is None:
+                    warn_if_vanished(case, task, cfg.spacing)
+                else:
+                    starts[task.task_id] = (task, start)
+            if not starts:
+                continue
+            k, file = len(cases), f"{len(cases):06d}-{_safe(cid)}"
+            label = case.label.astype(np.uint8 if case.label.max(initial=0) < 256 else np.int32, copy=False)
+            _save(tmp / f"{file}.image.npy", case.image.astype(np.float32, copy=False))
+            _save(tmp / f"{file}.label.npy", label)
+            cases.append({"id": cid, "file": file, "pad": [float(c.min()) for c in case.image]})
+            for tid, (task, start) in starts.items():
+                cubes[tid].append([k, *start.tolist()])
+                mask = _window(label, start, [(0, side)] * 3, 0.0, task.label_value)
+                boxes[tid].append(None if not mask.any() else  # else none: sampling it fails as it does in memory
+                                  [int(v) for part in target_box(torch.from_numpy(np.array(mask))[None])
+                                   for v in part])
+            spacing = case.spacing
         index = {"version": _STORE_VERSION, "dataset": dataset.name, "side": side, "spacing": list(spacing),
-                 "tasks": {tid: {"folder": subs[tid], "cases": cases, "boxes": boxes[tid]}
-                           for tid, cases in found.items() if cases}}
+                 "cases": cases,
+                 "tasks": {t.task_id: {"channel": t.channel_index, "value": t.label_value, "cubes": cubes[t.task_id],
+                                       "boxes": boxes[t.task_id]} for t in tasks if cubes[t.task_id]}}
         (tmp / "index.json").write_text(json.dumps(index))
         try:
             tmp.rename(folder)
@@ -216,7 +300,5 @@ def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, c
         raise
 
 
-def _save(sub: Path, i: int, patch: TaskPatch) -> None:
-    sub.mkdir(exist_ok=True)  # not its parents: a temporary folder removed under a writer ends the write
-    np.save(sub / f"{i:06d}.image.npy", np.ascontiguousarray(patch.image, dtype=np.float32))
-    np.save(sub / f"{i:06d}.mask.npy", np.ascontiguousarray(patch.mask, dtype=np.uint8))
+def _save(path: Path, array: np.ndarray) -> None:
+    np.save(path, np.ascontiguousarray(array))  # no folder made: a temporary folder removed under a writer ends it
