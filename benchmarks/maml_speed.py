@@ -3,7 +3,7 @@
 ``hyperkit maml`` meta-trains one U-Net per held-out organ (four folds). Before: the folds one
 after the other at the process's thread count (two on the development machine), as
 :func:`~hyperkit.evaluation.maml.run_maml` ran them until 2026-12-07; after: side by side, one
-torch thread each (:func:`~hyperkit.evaluation.side_by_side.side_by_side`), as it runs them now.
+torch thread each (:func:`~hyperkit.side_by_side.side_by_side`), as it runs them now.
 Both meta-train the same folds (organs, seeds, budget of the checkpoint's profile) with
 ``--iterations`` outer steps each, in ``--rounds`` rounds of ABBA order so that both see the same
 load; medians and their ratio. Then the weights: side by side against the same folds one after
@@ -30,7 +30,7 @@ from hyperkit.config.sections import MamlConfig
 from hyperkit.data.bank import TaskBank
 from hyperkit.data.layouts import discover_datasets
 from hyperkit.evaluation.maml import ORGANS, OrganTask, organ_bank, resolve_organs
-from hyperkit.evaluation.side_by_side import side_by_side
+from hyperkit.side_by_side import side_by_side
 from hyperkit.training.checkpoint import load_hypernet
 from hyperkit.training.maml import init_unet, meta_train, without_task
 

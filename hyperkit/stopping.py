@@ -1,7 +1,7 @@
 """A cooperative stop for jobs that run in worker threads.
 
 Python cannot stop a thread from outside. A training that runs in a worker thread
-(:func:`hyperkit.evaluation.side_by_side.side_by_side`: the Conv / All U-Nets, fine-tunings,
+(:func:`hyperkit.side_by_side.side_by_side`: the Conv / All U-Nets, fine-tunings,
 MAML folds) would otherwise run to its end after the caller is interrupted (Ctrl-C, a kernel
 interrupt, an error in another job): minutes of waiting for a result nobody reads. The pool gives
 each job an event; a training loop calls :func:`stop_point` once per step, which raises

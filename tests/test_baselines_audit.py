@@ -22,7 +22,7 @@ from hyperkit.config import SupervisedConfig
 from hyperkit.evaluation import baselines
 from hyperkit.evaluation.baselines import (Samples, SupervisedJob, SupervisedResult, central_blob, channel_logits,
                                            channels_last_convs, predict, train_supervised, train_supervised_many)
-from hyperkit.evaluation.side_by_side import side_by_side
+from hyperkit.side_by_side import side_by_side
 from hyperkit.stopping import Stopped, stop_point
 from hyperkit.model.adapt import segmentation_loss
 from hyperkit.model.unet import UNet3D

@@ -132,7 +132,8 @@ def test_train_defaults_reach_train(fake_train: Recorder, data_env: Path, capsys
     assert main(["train", "--out", "o"]) == 0
     (cfg, data, out), kw = fake_train.calls[0]
     assert cfg["name"] == "quick" and data == data_env and out == "o"
-    assert kw == {"episodes": None, "seed": None, "resume": False, "device": None, "progress": True, "bank": "auto"}
+    assert kw == {"episodes": None, "seed": None, "resume": False, "device": None, "progress": True, "bank": "auto",
+                  "workers": None}
     assert capsys.readouterr().out.strip() == ("run: RUN  episodes: 9  one-shot val Dice: episode 0 0.125 -> best "
                                                "0.500 (episode 6)  [early stop]")
 
@@ -141,10 +142,11 @@ def test_train_flags_reach_train(fake_train: Recorder, capsys: pytest.CaptureFix
     fake_train.result.stopped_early = False
     assert main(["train", "--out", "o", "--data", "d", "--profile", "paper", "--episodes", "3", "--seed", "7",
                  "--resume", "--device", "cpu", "--no-progress", "--set", "train.lr=0.5", "--set", "seed=11",
-                 "--bank", "disk"]) == 0
+                 "--bank", "disk", "--workers", "3"]) == 0
     (cfg, data, _), kw = fake_train.calls[0]
     assert cfg["name"] == "paper" and cfg["train"]["lr"] == 0.5 and cfg["seed"] == 11 and data == "d"
-    assert kw == {"episodes": 3, "seed": 7, "resume": True, "device": "cpu", "progress": False, "bank": "disk"}
+    assert kw == {"episodes": 3, "seed": 7, "resume": True, "device": "cpu", "progress": False, "bank": "disk",
+                  "workers": 3}
     assert type(kw["episodes"]) is int
     assert not capsys.readouterr().out.rstrip().endswith("[early stop]")
 

@@ -20,7 +20,7 @@ PACKAGE = Path(hyperkit.__file__).parent
 #: lowest first; a part may import parts of its own layer or of a lower one (never a cycle)
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("hyperkit", "errors", "files", "seeds", "config", "provenance", "metrics", "kernels", "plots", "commands",
-     "durations", "stopping"),  # base
+     "durations", "stopping", "side_by_side"),  # base
     ("data",),
     ("phantoms",),     # difficulty.py reads patches through data
     ("model",),

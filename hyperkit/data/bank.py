@@ -15,13 +15,14 @@ from torch import Tensor
 
 from hyperkit.config.sections import SAMPLINGS
 from hyperkit.data.layouts import Dataset
-from hyperkit.data.preprocess import DataConfig, centre_bounds, dataset_patches
-from hyperkit.data.store import DiskCubes, cube_bytes, stored_patches, target_box
+from hyperkit.data.preprocess import DataConfig, centre_bounds, dataset_patches, fill_cache
+from hyperkit.data.store import DiskCubes, available_memory, cube_bytes, stored_patches, target_box
 from hyperkit.data.splits import assign_roles
 from hyperkit.data.tasks import Task, task_parts
 from hyperkit.errors import DataError
+from hyperkit.side_by_side import check_workers
 
-__all__ = ["TaskBank", "Episode", "structure_group", "SAMPLINGS"]
+__all__ = ["TaskBank", "Episode", "structure_group", "SAMPLINGS", "preprocess_workers", "WORKER_MEMORY"]
 
 # words of a class name that say which copy of a structure it is, not which structure
 _COPY_WORDS = {"left", "right", "upper", "middle", "lower", "lobe"}
@@ -39,6 +40,25 @@ def structure_group(task_id: str) -> str:
     name = task_parts(task_id).class_name.lower()
     words = [w for w in re.split(r"[_\s-]+", name) if w and w not in _COPY_WORDS and not _INDEX.match(w)]
     return "_".join(words) or name
+
+
+#: memory one preprocessing worker may take: a whole-body CT read and resampled in float64, with its copies
+WORKER_MEMORY = 4 * 2 ** 30
+
+
+def preprocess_workers(workers: int | None) -> int:
+    """Cases preprocessed at once: ``workers``, or (``None``) one per core this process may use, as many as the
+    available memory holds at :data:`WORKER_MEMORY` each, at least 1.
+
+    Raises:
+        ValueError: ``workers`` < 1.
+    """
+    if workers is not None:
+        check_workers(workers)
+        return workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    free = available_memory()
+    return max(1, min(cores, cores if free is None else free // WORKER_MEMORY))
 
 
 def _split_note(case_splits: Sequence[str] | None, splits: Mapping[str, int], unsplit: int) -> str:
@@ -140,7 +160,7 @@ class TaskBank:
                       cache_dir: str | Path | None = None, progress: bool = False,
                       min_cases: int = 2, keep: Callable[[str], bool] | None = None,
                       margin: int = 0, crop: int = 0, root: str | Path | None = None,
-                      store: str | Path | None = None) -> "TaskBank":
+                      store: str | Path | None = None, workers: int | None = None) -> "TaskBank":
         """Load every task of ``role`` (``"train"``, ``"val"`` or ``"heldout"``).
 
         Args:
@@ -160,6 +180,9 @@ class TaskBank:
                 (default: the folder above the datasets).
             store: with ``margin > 0``, keep the cases on disk in this folder and cut the cubes from them per episode
                 (:mod:`hyperkit.data.store`: written once, then reused; the same episodes); ``None``: in memory.
+            workers: cases preprocessed at once (:func:`~hyperkit.data.preprocess.fill_cache`; the same data
+                whatever the number); 1: one after the other while the bank is built; default
+                :func:`preprocess_workers`.
 
         Raises:
             ValueError: ``crop`` is negative or larger than the profile's patch size, or ``margin``
@@ -174,6 +197,7 @@ class TaskBank:
             raise ValueError(f"margin must be >= 0 voxels, got {margin}")
         if split is not None:
             assign_roles([], split)  # checks the split before any dataset is read
+        workers = preprocess_workers(workers)
         images: dict[str, Tensor] = {}
         masks: dict[str, Tensor] = {}
         mask_dtype = np.uint8 if margin else np.float32  # cubes are only read through _cut, which casts
@@ -193,6 +217,8 @@ class TaskBank:
             chosen, cases = _selection(ds, role, split, case_splits, keep)
             if not chosen:
                 continue
+            if workers > 1:  # the cases into the cache side by side; the bank then reads them from it
+                fill_cache(ds, cases, DataConfig.from_config(cfg), cache_dir, workers, progress)
             for c in ds.cases:
                 if c.split is None:
                     unsplit += 1

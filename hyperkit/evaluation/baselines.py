@@ -52,7 +52,7 @@ from hyperkit.model.modes import eval_mode
 from hyperkit.model.precision import autocast, precision
 from hyperkit.model.unet import DOWNSAMPLING, UNet3D
 from hyperkit.data.augment import augment_pair, build_augment
-from hyperkit.evaluation.side_by_side import side_by_side
+from hyperkit.side_by_side import side_by_side
 from hyperkit.stopping import stop_point
 
 __all__ = ["Samples", "SupervisedResult", "SupervisedJob", "train_supervised", "train_supervised_many", "predict",
@@ -302,7 +302,7 @@ def train_supervised_many(jobs: Sequence[SupervisedJob], workers: int | None = N
                           progress: bool = False) -> Iterator[tuple[int, SupervisedResult]]:
     """Run independent :func:`train_supervised` jobs, ``workers`` at a time, one torch thread each.
 
-    Through :func:`~hyperkit.evaluation.side_by_side.side_by_side`: unless ``workers == 1``, each
+    Through :func:`~hyperkit.side_by_side.side_by_side`: unless ``workers == 1``, each
     job (also a lone one) computes exactly what :func:`train_supervised` computes alone at one
     thread, so the results do not depend on ``workers``, on which other jobs came with it or on the
     order in which the jobs finish, and equal a one-thread run of the jobs one after the other; with

@@ -47,7 +47,7 @@ from hyperkit.errors import HyperkitError
 from hyperkit.evaluation.baselines import Samples, SupervisedJob, SupervisedResult, predict, train_supervised_many
 from hyperkit.evaluation.methods import one_shot_model
 from hyperkit.evaluation.protocol import score
-from hyperkit.evaluation.side_by_side import check_workers
+from hyperkit.side_by_side import check_workers
 from hyperkit.evaluation.stats import paired_starts
 from hyperkit.files import appended_lines, write_csv_atomic, write_text_atomic
 from hyperkit.model.hypernet import HyperUNet

@@ -49,7 +49,7 @@ from hyperkit.errors import ConfigError, DataError, HyperkitError
 from hyperkit.evaluation.baselines import predict
 from hyperkit.evaluation.protocol import evaluate, one_shot_plan, score
 from hyperkit.evaluation.results_file import read_results, write_results
-from hyperkit.evaluation.side_by_side import check_workers, side_by_side
+from hyperkit.side_by_side import check_workers, side_by_side
 from hyperkit.evaluation.stats import Paired, paired_tasks
 from hyperkit.evaluation.tables import Stat, kit_task, paper_tables, summarize
 from hyperkit.files import sha256_file, write_text_atomic
@@ -458,7 +458,7 @@ def run_maml(checkpoint: str | Path, data_root: str | Path, out_dir: str | Path,
         resume: continue a run in ``out_dir`` (finished folds are reused).
         progress: tqdm bars and a line per fold.
         workers: folds at once, each at one torch thread
-            (:func:`~hyperkit.evaluation.side_by_side.side_by_side`; default: one per torch thread); a
+            (:func:`~hyperkit.side_by_side.side_by_side`; default: one per torch thread); a
             fold's weights and rows do not depend on it (1: one after the other at the current thread count).
 
     Raises:

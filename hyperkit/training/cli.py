@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         res = train(cfg, args.data if args.data is not None else default_data_root(), args.out,
                     episodes=args.episodes, seed=args.seed, resume=args.resume, device=args.device,
-                    progress=not args.no_progress, bank=args.bank)
+                    progress=not args.no_progress, bank=args.bank, workers=args.workers)
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -57,4 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where the training tasks' cubes are kept: in memory, or on disk under the preprocessing "
                         "cache (written once, read per episode; the same episodes); auto (default): on disk when "
                         "they may not fit in half the available memory (the paper profile on real data)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="cases preprocessed at once before training (one torch thread each; the same data whatever "
+                        "the number); default: one per core, as many as the available memory holds at 4 GiB each")
     p.set_defaults(func=_run)

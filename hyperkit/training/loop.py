@@ -24,6 +24,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
@@ -49,7 +50,7 @@ from hyperkit.files import read_jsonl, save_atomic, write_text_atomic
 from hyperkit.training.checkpoint import CHECKPOINT_KIND, load_checkpoint, load_hypernet
 from hyperkit.training.device import check_device
 from hyperkit.seeds import episode_generator
-from hyperkit.data.bank import Episode, TaskBank
+from hyperkit.data.bank import Episode, TaskBank, preprocess_workers
 from hyperkit.errors import ConfigError, HyperkitError
 
 __all__ = ["TrainResult", "train", "ensure_trained", "run_state", "resolve_run_config", "training_differences",
@@ -392,24 +393,34 @@ def bank_store(bank: str, datasets: Any, cfg: Mapping[str, Any], tcfg: TrainConf
     return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "banks"
 
 
+#: how long the other processes of a DDP training wait for rank 0 to preprocess the data (NCCL's default of 10
+#: minutes is shorter than preprocessing a real TotalSegmentator at 1.5 mm)
+DATA_TIMEOUT = timedelta(hours=24)
+
+
 def _load_banks(cfg: Mapping[str, Any], tcfg: TrainConfig, data_root: str | Path, cache_dir: str | Path | None,
-                progress: bool, rank: int, world: int, bank: str = "auto") -> tuple[TaskBank, TaskBank]:
-    """The training and validation tasks; under DDP rank 0 fills the preprocessing cache first."""
+                progress: bool, rank: int, world: int, bank: str = "auto",
+                workers: int = 1) -> tuple[TaskBank, TaskBank]:
+    """The training and validation tasks; under DDP rank 0 fills the preprocessing cache first (``workers`` cases at
+    once), while the others wait up to :data:`DATA_TIMEOUT`."""
     datasets = discover_datasets(data_root)
     margin = DataConfig.from_config(cfg).max_shift  # training cuts a freshly offset patch every episode
     store = bank_store(bank, datasets, cfg, tcfg, margin, cache_dir)
     banks: dict[str, TaskBank] = {}
+    group = dist.new_group(backend="gloo", timeout=DATA_TIMEOUT) if world > 1 else None
     for turn in range(2 if world > 1 else 1):
         if (rank == 0) == (turn == 0):
             banks["train"] = TaskBank.from_datasets(datasets, "train", cfg, case_splits=tcfg.train_splits,
                                                     cache_dir=cache_dir, progress=progress and rank == 0,
                                                     margin=margin, crop=tcfg.crop_size or 0, root=data_root,
-                                                    store=store)
+                                                    store=store, workers=workers)
             banks["val"] = TaskBank.from_datasets(datasets, "val", cfg, case_splits=tcfg.val_splits,
                                                   cache_dir=cache_dir, progress=progress and rank == 0,
-                                                  root=data_root)
-        if world > 1:
-            dist.barrier()
+                                                  root=data_root, workers=workers)
+        if group is not None:
+            dist.barrier(group=group)
+    if group is not None:
+        dist.destroy_process_group(group)
     return banks["train"], banks["val"]
 
 
@@ -533,7 +544,7 @@ def _best_weights(model: HyperUNet, state: dict[str, Any], cfg: Mapping[str, Any
 def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *, episodes: int | None = None,
           seed: int | None = None, resume: bool = False, device: str | torch.device | None = None,
           cache_dir: str | Path | None = None, progress: bool = True, stop_at: int | None = None,
-          bank: str = "auto") -> TrainResult:
+          bank: str = "auto", workers: int | None = None) -> TrainResult:
     """Train a hypernetwork with Algorithm 1.
 
     Args:
@@ -551,6 +562,9 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
             for time-boxed sessions and for testing resume. On resume with a different
             ``episodes``, the learning-rate decay keeps the original run's rate.
         bank: where the training bank's cubes are kept (:data:`BANK_STORAGE`; the same episodes either way).
+        workers: cases preprocessed at once before the banks are built
+            (:func:`~hyperkit.data.bank.preprocess_workers`; default: one per core, as memory allows); the same
+            data, and so the same training, whatever the number.
 
     Raises:
         ConfigError: bad config values; HyperkitError: a run folder that would be overwritten
@@ -564,7 +578,8 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
                           f"{world} processes; each rank needs at least one task")
     _check_run_dir(Path(run_dir), resume)
     _check_bank(bank)  # before any data is read
-    banks = _load_banks(cfg, tcfg, data_root, cache_dir, progress, rank, world, bank)
+    workers = preprocess_workers(workers)  # checked before any data is read
+    banks = _load_banks(cfg, tcfg, data_root, cache_dir, progress, rank, world, bank, workers)
     run = _Run(Path(run_dir), cfg, tcfg, seed, resolved, banks, dev, rank, world)
     run.start(resume, data_root)
     state, total, start = run.state, tcfg.episodes, run.state.episode

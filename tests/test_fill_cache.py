@@ -1,0 +1,96 @@
+"""Cases preprocessed side by side (:func:`hyperkit.data.preprocess.fill_cache`, ``train(workers=...)``): the cache
+holds the same arrays however many cases were preprocessed at once, and so every bank and training is the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hyperkit.config import load_profile
+from hyperkit.data import preprocess as pp
+from hyperkit.data.bank import TaskBank
+from hyperkit.data.layouts import discover_datasets
+from hyperkit.data.sample import write_sample_msd, write_sample_nnunet, write_sample_totalseg
+from hyperkit.data import bank
+
+CFG = load_profile("quick", {"data": {"patch_size": 16}})
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("data")
+    write_sample_msd(data, "Task01_BrainTumour", n_cases=3, channels=("FLAIR", "T1w"), labels=("edema", "tumour"))
+    write_sample_nnunet(data, n_cases=3)
+    write_sample_totalseg(data, n_cases=5, structures=("aorta", "kidney_left", "sternum"))
+    return data
+
+
+def _cache(folder: Path) -> dict[str, dict[str, np.ndarray]]:
+    out = {}
+    for f in sorted(folder.glob("*.npz")):
+        with np.load(f) as z:
+            out[f.name] = {k: z[k] for k in z.files}
+    return out
+
+
+def test_cases_preprocessed_side_by_side_are_the_bytes_of_one_after_the_other(root: Path, tmp_path: Path) -> None:
+    dcfg = pp.DataConfig.from_config(CFG)
+    counts = {}
+    for workers in (1, 2):
+        for ds in discover_datasets(root):
+            counts[(workers, ds.name)] = pp.fill_cache(ds, [c.case_id for c in ds.cases], dcfg,
+                                                       tmp_path / f"w{workers}", workers)
+    assert counts[(1, "TotalSegmentator")] == counts[(2, "TotalSegmentator")] == 5
+    one, two = _cache(tmp_path / "w1"), _cache(tmp_path / "w2")
+    assert len(one) == 11 and one.keys() == two.keys()  # 3 + 3 + 5 cases: two-channel MRI and nnU-Net, CT
+    for name in one:
+        assert one[name].keys() == two[name].keys()
+        for k in one[name]:
+            assert one[name][k].dtype == two[name][k].dtype and np.array_equal(one[name][k], two[name][k]), (name, k)
+    ds = discover_datasets(root)[0]
+    assert pp.fill_cache(ds, [c.case_id for c in ds.cases], dcfg, tmp_path / "w2", 2) == 0  # all cached: nothing
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        pp.fill_cache(ds, [], dcfg, tmp_path / "w2", 0)
+
+
+def test_cases_are_preprocessed_with_their_denormal_floats_kept(monkeypatch: pytest.MonkeyPatch, root: Path,
+                                                                tmp_path: Path) -> None:
+    """The pool's threads must not flush denormals to zero as the training pools do: that moved a phantom brain
+    MRI's normalised intensities near 0 (by 7e-44), so a cache filled side by side differed from one filled in the
+    calling thread."""
+    seen = []
+
+    def job(dataset, case_id, cfg, cache_dir):  # a denormal times 1: itself, or 0 where denormals are flushed
+        seen.append(float(torch.tensor([1e-39], dtype=torch.float32) * 1.0))
+
+    monkeypatch.setattr(pp, "preprocess_case", job)
+    ds = discover_datasets(root)[0]
+    pp.fill_cache(ds, [c.case_id for c in ds.cases], pp.DataConfig.from_config(CFG), tmp_path, 2)
+    assert len(seen) == len(ds.cases) and all(v > 0 for v in seen), seen
+
+
+def test_a_bank_built_with_workers_is_the_bank_built_without(root: Path, tmp_path: Path) -> None:
+    datasets = discover_datasets(root)
+    a = TaskBank.from_datasets(datasets, "train", CFG, cache_dir=tmp_path / "a", margin=4)
+    b = TaskBank.from_datasets(datasets, "train", CFG, cache_dir=tmp_path / "b", margin=4, workers=2)
+    assert a.task_ids == b.task_ids and a.case_ids == b.case_ids
+    for t in a.task_ids:
+        assert torch.equal(a.images[t], b.images[t]) and torch.equal(a.masks[t], b.masks[t])
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        TaskBank.from_datasets(datasets, "train", CFG, cache_dir=tmp_path / "a", margin=4, workers=0)
+
+
+def test_the_default_number_of_workers_follows_the_cores_and_the_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert bank.preprocess_workers(3) == 3
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        bank.preprocess_workers(0)
+    monkeypatch.setattr(bank.os, "sched_getaffinity", lambda _pid: set(range(16)), raising=False)
+    monkeypatch.setattr(bank, "available_memory", lambda: 40 * 2 ** 30)
+    assert bank.preprocess_workers(None) == 10  # 4 GiB each
+    monkeypatch.setattr(bank, "available_memory", lambda: 2 ** 30)
+    assert bank.preprocess_workers(None) == 1  # at least one
+    monkeypatch.setattr(bank, "available_memory", lambda: None)
+    assert bank.preprocess_workers(None) == 16  # memory unknown: one per core
