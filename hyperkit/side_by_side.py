@@ -5,7 +5,9 @@ U-Net step at batch 1-2 does not keep two OpenMP threads busy, and every operati
 barrier that waits for the slower thread (BENCHMARKS.md, "What the profile says"; a MAML fold
 pair, "MAML folds side by side"). :func:`side_by_side` runs jobs in a thread pool while the
 process computes at one torch thread, so each job computes exactly what it computes alone at one
-thread, whatever runs beside it and in whatever order the jobs finish.
+thread, whatever runs beside it and in whatever order the jobs finish. The jobs are the trainings of the
+evaluation (Conv / All U-Nets, fine-tunings, MAML folds) and the preprocessing of cases
+(:func:`~hyperkit.data.preprocess.fill_cache`), which do not keep two threads busy either.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ holds the same arrays however many cases were preprocessed at once, and so every
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from hyperkit.config import load_profile
 from hyperkit.data import preprocess as pp
 from hyperkit.data.bank import TaskBank
-from hyperkit.data.layouts import discover_datasets
+from hyperkit.data.layouts import CaseData, discover_datasets
 from hyperkit.data.sample import write_sample_msd, write_sample_nnunet, write_sample_totalseg
 from hyperkit.data import bank
 
@@ -56,20 +57,56 @@ def test_cases_preprocessed_side_by_side_are_the_bytes_of_one_after_the_other(ro
         pp.fill_cache(ds, [], dcfg, tmp_path / "w2", 0)
 
 
-def test_cases_are_preprocessed_with_their_denormal_floats_kept(monkeypatch: pytest.MonkeyPatch, root: Path,
-                                                                tmp_path: Path) -> None:
-    """The pool's threads must not flush denormals to zero as the training pools do: that moved a phantom brain
-    MRI's normalised intensities near 0 (by 7e-44), so a cache filled side by side differed from one filled in the
-    calling thread."""
-    seen = []
+def _denormal_case(channels: int = 1) -> CaseData:
+    """An MRI case whose background holds denormal float32 values, as resampling leaves near 0."""
+    image = np.zeros((channels, 6, 6, 6), dtype=np.float32)
+    image[:, 1:5, 1:5, 1:5] = np.linspace(1, 100, 64, dtype=np.float32).reshape(4, 4, 4)
+    image[:, 0] = 1e-39  # denormal
+    label = np.zeros((6, 6, 6), dtype=np.int32)
+    label[2:4, 2:4, 2:4] = 1
+    return CaseData("c0", image, label, np.diag([2.0, 2.0, 2.0, 1.0]), (2.0, 2.0, 2.0), frozenset({1}))
 
-    def job(dataset, case_id, cfg, cache_dir):  # a denormal times 1: itself, or 0 where denormals are flushed
-        seen.append(float(torch.tensor([1e-39], dtype=torch.float32) * 1.0))
 
-    monkeypatch.setattr(pp, "preprocess_case", job)
-    ds = discover_datasets(root)[0]
-    pp.fill_cache(ds, [c.case_id for c in ds.cases], pp.DataConfig.from_config(CFG), tmp_path, 2)
-    assert len(seen) == len(ds.cases) and all(v > 0 for v in seen), seen
+def _denormal(x: np.ndarray) -> np.ndarray:
+    return x[(x != 0) & (np.abs(x) < np.finfo(np.float32).tiny)]
+
+
+@contextlib.contextmanager
+def _flushing():
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)  # a process starts without
+
+
+def test_preprocessing_keeps_denormals_in_a_thread_that_flushes_them(monkeypatch: pytest.MonkeyPatch, root: Path,
+                                                                     tmp_path: Path) -> None:
+    """Training, evaluation and the side-by-side pools flush denormal floats to zero; preprocessing must not, or a
+    cached case depends on what its thread computed before (a phantom brain MRI's normalised intensities moved by
+    7e-44): resampling and normalisation compute the same numbers in a flushing thread, in the calling thread and
+    in the pool of :func:`fill_cache`, and leave the thread's setting as it was."""
+    dcfg = pp.DataConfig.from_config(CFG)
+    case = _denormal_case()
+    plain = pp.resample_case(case, 1.0)
+    assert _denormal(plain.image).size  # denormals to keep
+    normal = pp.normalise_channel(plain.image[0], "FLAIR", dcfg)
+    assert _denormal(normal).size
+    with _flushing():
+        flushed = pp.resample_case(case, 1.0)
+        assert np.array_equal(flushed.image, plain.image)
+        assert np.array_equal(pp.normalise_channel(flushed.image[0], "FLAIR", dcfg), normal)
+        assert float(torch.tensor([1e-39]) * 1.0) == 0.0  # the thread's setting restored
+    ds = next(d for d in discover_datasets(root) if d.name == "Task01_BrainTumour")  # its cases: the denormal case
+    assert list(ds.channels) == ["FLAIR", "T1w"] and len(ds.cases) == 3
+    monkeypatch.setattr(type(ds), "load_case", lambda self, cid: _denormal_case(2))
+    res = pp.resample_case(_denormal_case(2), dcfg.spacing)
+    want = np.stack([pp.normalise_channel(res.image[c], ch, dcfg) for c, ch in enumerate(ds.channels)])
+    for name, workers in (("serial", 1), ("pool", 2)):
+        with _flushing():
+            assert pp.fill_cache(ds, [c.case_id for c in ds.cases], dcfg, tmp_path / name, workers) == 3
+        cached = _cache(tmp_path / name)
+        assert len(cached) == 3 and all(np.array_equal(a["image"], want) for a in cached.values()), name
 
 
 def test_a_bank_built_with_workers_is_the_bank_built_without(root: Path, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ resamples nothing. Step 4 is cheap and runs per task.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -29,7 +30,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ from hyperkit.side_by_side import check_workers, side_by_side
 __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
            "preprocess_case", "ct_air_fraction", "AIR_HU", "crop_centred", "patch_centre", "centre_bounds",
            "placement_rng", "extract_patch", "dataset_patches", "task_patches", "MAX_RESAMPLED_VOXELS",
-           "case_files_key", "cube_start", "warn_if_vanished", "fill_cache"]
+           "case_files_key", "cube_start", "warn_if_vanished", "fill_cache", "denormals_kept"]
 
 
 _CACHE_VERSION = 3  # 3: thread-independent z-score statistics (normalise_channel)
@@ -86,6 +87,23 @@ def default_cache_dir() -> Path:
 #: the most voxels a resampled case may have (4 GiB as float32 per channel; MONAI computes in float64): a field of
 #: view of 1.5 m per side at 1.5 mm is 10^9 voxels; more means a header's voxel size is off, not a body
 MAX_RESAMPLED_VOXELS = 2 ** 30
+
+
+@contextlib.contextmanager
+def denormals_kept() -> Iterator[None]:
+    """Within the block this thread computes with denormal floats (as IEEE 754 has them), whatever it was set to
+    (the training and evaluation flush them to zero, ``torch.set_flush_denormal(True)``, for the convolutions'
+    speed); the setting is restored after. Preprocessing runs inside it: resampling leaves values near 0 that are
+    denormal in float32 (an MRI background), and flushing them changed the phantom brain MRI's normalised
+    intensities by up to 7e-44, so that a cached case depended on what its process had computed before."""
+    flushing = float(torch.tensor([1e-39], dtype=torch.float32) * 1.0) == 0.0  # a denormal read as 0: flushed
+    if flushing:
+        torch.set_flush_denormal(False)
+    try:
+        yield
+    finally:
+        if flushing:
+            torch.set_flush_denormal(True)
 
 
 def _check_resampled_size(case: CaseData, spacing: float) -> None:
@@ -131,12 +149,14 @@ def resample_case(case: CaseData, spacing: float, with_label: bool = True) -> Ca
     keys = list(data)
     tf = Compose([Orientationd(keys=keys, axcodes="RAS", labels=_RAS_LABELS),
                   Spacingd(keys=keys, pixdim=(spacing,) * 3, mode=("bilinear", "nearest")[:len(keys)])])
-    out = tf(data)
-    img = out["image"]
-    label = (np.rint(out["label"].numpy()[0]).astype(np.int32) if with_label
-             else np.zeros(img.shape[1:], dtype=np.int32))
+    with denormals_kept():
+        out = tf(data)
+        img = out["image"]
+        label = (np.rint(out["label"].numpy()[0]).astype(np.int32) if with_label
+                 else np.zeros(img.shape[1:], dtype=np.int32))
+        image = img.numpy().astype(np.float32)
     new_affine = np.asarray(img.affine, dtype=np.float64)
-    return CaseData(case.case_id, img.numpy().astype(np.float32), label, new_affine, (spacing,) * 3)
+    return CaseData(case.case_id, image, label, new_affine, (spacing,) * 3)
 
 
 def normalise_channel(x: np.ndarray, channel: str, cfg: DataConfig) -> np.ndarray:
@@ -147,16 +167,17 @@ def normalise_channel(x: np.ndarray, channel: str, cfg: DataConfig) -> np.ndarra
     computes on a tensor) do, by one ulp, so that the cached data, and every training after it,
     depended on the thread count of the process that first preprocessed a case.
     """
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
-    if modality_of(channel) == "CT":
-        lo, hi = cfg.ct_clip
-        t = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=lo, b_max=hi, clip=True)(t)
-        clipped = np.asarray(t, dtype=np.float64)
-        t = NormalizeIntensity(subtrahend=float(clipped.mean()), divisor=float(clipped.std()))(t)
-    else:
-        lo, hi = cfg.mri_percentiles
-        t = ScaleIntensityRangePercentiles(lower=lo, upper=hi, b_min=0.0, b_max=1.0, clip=True)(t)
-    return np.asarray(t[0], dtype=np.float32)
+    with denormals_kept():  # as the resampling: the same numbers in every thread
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
+        if modality_of(channel) == "CT":
+            lo, hi = cfg.ct_clip
+            t = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=lo, b_max=hi, clip=True)(t)
+            clipped = np.asarray(t, dtype=np.float64)
+            t = NormalizeIntensity(subtrahend=float(clipped.mean()), divisor=float(clipped.std()))(t)
+        else:
+            lo, hi = cfg.mri_percentiles
+            t = ScaleIntensityRangePercentiles(lower=lo, upper=hi, b_min=0.0, b_max=1.0, clip=True)(t)
+        return np.asarray(t[0], dtype=np.float32)
 
 
 #: CT voxels below this many Hounsfield units count as air (:func:`ct_air_fraction`)
@@ -228,8 +249,7 @@ def fill_cache(dataset: Dataset, case_ids: Iterable[str], cfg: DataConfig, cache
     jobs = [functools.partial(preprocess_case, dataset, c, cfg, cache_dir) for c in todo]
     with tqdm(total=len(jobs), desc=f"preprocessing {dataset.name} ({workers} at once)",
               disable=not progress or not jobs, leave=False) as bar:
-        # denormals kept: flushing them changed MRI intensities near 0 by up to 7e-44 (the phantoms' brain MRI)
-        for _ in side_by_side(jobs, workers, name="preprocess", flush_denormal=False):
+        for _ in side_by_side(jobs, workers, name="preprocess"):  # the pool flushes denormals: see denormals_kept
             bar.update()
     return len(jobs)
 
@@ -247,9 +267,10 @@ def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: 
         with np.load(path) as z:
             return CaseData(case_id, z["image"], z["label"], z["affine"], tuple(z["spacing"].tolist()),
                             frozenset(z["present"].tolist()))
-    raw = dataset.load_case(case_id)
-    res = resample_case(raw, cfg.spacing)
-    image = np.stack([normalise_channel(res.image[c], ch, cfg) for c, ch in enumerate(dataset.channels)])
+    with denormals_kept():  # reading a file (scaled to float) too: the cached case is the same from every thread
+        raw = dataset.load_case(case_id)
+        res = resample_case(raw, cfg.spacing)
+        image = np.stack([normalise_channel(res.image[c], ch, cfg) for c, ch in enumerate(dataset.channels)])
     present = frozenset(int(v) for v in np.unique(raw.label) if v != 0)
     out = CaseData(case_id, image, res.label, res.affine, res.spacing, present)
     label_dtype = np.uint8 if out.label.max(initial=0) < 256 else np.int32

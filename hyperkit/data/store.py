@@ -9,8 +9,8 @@ structures), terabytes: a subject's cubes overlap, each voxel is held once per s
 preprocessing cache (its preprocessed volume: the image's channels, float32, and the label map),
 with the start of every task's cube in it; :class:`DiskCubes` cuts a cube when an episode asks for
 it, reading from the memory-mapped case only the voxels its crop covers. Memory then holds file
-names and cube starts, the disk a case's volume once (about 150 MB a subject at 1.5 mm), and the
-episodes are the same, bit for bit, as from a bank in memory.
+names and cube starts, the disk each case's volume once (0.77 GiB for the ten phantom subjects, against
+19 GiB of cubes: BENCHMARKS.md), and the episodes are the same, bit for bit, as from a bank in memory.
 
 The cases of one dataset are written into a folder named by what they depend on (the dataset,
 the preprocessing and its code, the tasks, the cube side and every case file's size and time), first under a
