@@ -61,14 +61,21 @@ def _denormal_case(channels: int = 1) -> CaseData:
     """An MRI case whose background holds denormal float32 values, as resampling leaves near 0."""
     image = np.zeros((channels, 6, 6, 6), dtype=np.float32)
     image[:, 1:5, 1:5, 1:5] = np.linspace(1, 100, 64, dtype=np.float32).reshape(4, 4, 4)
-    image[:, 0] = 1e-39  # denormal
+    image[:, 0] = np.uint32(0x000B_2A00).view(np.float32)  # a denormal (about 1e-39), written as bits: a thread
+    # that flushes denormals (one an earlier test trained in) would turn an assigned 1e-39 into 0
     label = np.zeros((6, 6, 6), dtype=np.int32)
     label[2:4, 2:4, 2:4] = 1
     return CaseData("c0", image, label, np.diag([2.0, 2.0, 2.0, 1.0]), (2.0, 2.0, 2.0), frozenset({1}))
 
 
+def _bits(x: np.ndarray) -> np.ndarray:
+    """float32 values as their bits: compared bit for bit, also in a thread that reads denormals as 0."""
+    return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+
+
 def _denormal(x: np.ndarray) -> np.ndarray:
-    return x[(x != 0) & (np.abs(x) < np.finfo(np.float32).tiny)]
+    bits = _bits(x)
+    return bits[((bits & 0x7F800000) == 0) & ((bits & 0x007FFFFF) != 0)]
 
 
 @contextlib.contextmanager
@@ -94,8 +101,8 @@ def test_preprocessing_keeps_denormals_in_a_thread_that_flushes_them(monkeypatch
     assert _denormal(normal).size
     with _flushing():
         flushed = pp.resample_case(case, 1.0)
-        assert np.array_equal(flushed.image, plain.image)
-        assert np.array_equal(pp.normalise_channel(flushed.image[0], "FLAIR", dcfg), normal)
+        assert np.array_equal(_bits(flushed.image), _bits(plain.image))
+        assert np.array_equal(_bits(pp.normalise_channel(flushed.image[0], "FLAIR", dcfg)), _bits(normal))
         assert float(torch.tensor([1e-39]) * 1.0) == 0.0  # the thread's setting restored
     ds = next(d for d in discover_datasets(root) if d.name == "Task01_BrainTumour")  # its cases: the denormal case
     assert list(ds.channels) == ["FLAIR", "T1w"] and len(ds.cases) == 3
@@ -106,7 +113,7 @@ def test_preprocessing_keeps_denormals_in_a_thread_that_flushes_them(monkeypatch
         with _flushing():
             assert pp.fill_cache(ds, [c.case_id for c in ds.cases], dcfg, tmp_path / name, workers) == 3
         cached = _cache(tmp_path / name)
-        assert len(cached) == 3 and all(np.array_equal(a["image"], want) for a in cached.values()), name
+        assert len(cached) == 3 and all(np.array_equal(_bits(a["image"]), _bits(want)) for a in cached.values()), name
 
 
 def test_a_bank_built_with_workers_is_the_bank_built_without(root: Path, tmp_path: Path) -> None:
