@@ -75,6 +75,16 @@ def test_stored_cubes_are_reused_and_an_interrupted_write_is_not(tmp_path: Path,
                                    store=tmp_path / "cache" / "banks")
     assert again.case_ids == first.case_ids
     monkeypatch.undo()
+    assert all(sorted(p.name for p in f.iterdir()) == ["index.json"] for f in folders)  # no voxel of its own
+    # a cached case removed since: the store is indexed again (preprocessing it anew), not read from a missing file
+    gone = next((tmp_path / "cache").glob("msd-*.npz"))
+    gone.unlink()
+    rebuilt = TaskBank.from_datasets(discover_datasets(root), "heldout", CFG, cache_dir=tmp_path / "cache", margin=4,
+                                     store=tmp_path / "cache" / "banks", workers=1)  # (workers > 1 refill the cache)
+    assert gone.is_file() and rebuilt.case_ids == first.case_ids
+    for t in first.task_ids:  # every cube readable, and the same
+        for i in range(len(first.images[t])):
+            assert torch.equal(first.images[t][i][...], rebuilt.images[t][i][...])
     # a write stopped half-way leaves no folder that looks finished
     for f in folders:
         for p in sorted(f.rglob("*"), reverse=True):
@@ -116,16 +126,18 @@ def test_a_cube_window_cuts_what_crop_centred_cuts_and_refuses_other_keys(tmp_pa
     rng = np.random.default_rng(0)
     image = rng.normal(size=(2, 9, 7, 8)).astype(np.float32)
     label = rng.integers(0, 3, size=(9, 7, 8)).astype(np.uint8)
-    np.save(tmp_path / "c.image.npy", image)
-    np.save(tmp_path / "c.label.npy", label)
+    with open(tmp_path / "c.npz", "wb") as fh:  # as the preprocessing cache writes a case
+        np.savez(fh, image=image, label=label, affine=np.eye(4))
+    arrays = st.npz_members(tmp_path / "c.npz", ["image", "label"])
+    assert np.array_equal(arrays["image"].map(), image) and np.array_equal(arrays["label"].map(), label)
     side = 6
     for start in ([0, 0, 0], [2, 1, 1], [-3, 4, -2], [5, -4, 6], [20, 0, 0]):
         centre = np.asarray(start) + side // 2
         want_img, got_start = pp.crop_centred(image[1:2], centre, side, pad_value=float(image[1].min()))
         assert got_start.tolist() == start
         want_msk, _ = pp.crop_centred((label == 2)[None].astype(np.float32), centre, side)
-        img = st.CubeWindow(tmp_path / "c.image.npy", start, side, channel=1, pad=float(image[1].min()))
-        msk = st.CubeWindow(tmp_path / "c.label.npy", start, side, value=2)
+        img = st.CubeWindow(arrays["image"], start, side, channel=1, pad=float(image[1].min()))
+        msk = st.CubeWindow(arrays["label"], start, side, value=2)
         assert img.shape == msk.shape == torch.Size((1, side, side, side))
         assert torch.equal(img[...], torch.from_numpy(want_img)) and img[...].dtype == torch.float32
         assert torch.equal(msk[...], torch.from_numpy((want_msk > 0.5).astype(np.uint8)))
@@ -142,7 +154,11 @@ def test_a_cube_window_cuts_what_crop_centred_cuts_and_refuses_other_keys(tmp_pa
     with pytest.raises(ValueError, match="at least one cube"):
         st.DiskCubes([])
     with pytest.raises(ValueError, match="an image channel or a label value"):
-        st.CubeWindow(tmp_path / "c.image.npy", [0, 0, 0], side)
+        st.CubeWindow(arrays["image"], [0, 0, 0], side)
+    with open(tmp_path / "z.npz", "wb") as fh:
+        np.savez_compressed(fh, image=image)
+    with pytest.raises(ValueError, match="compressed"):
+        st.npz_members(tmp_path / "z.npz", ["image"])
     with pytest.raises(ValueError, match="margin >= 1 voxel"):
         st.stored_patches(None, [], pp.DataConfig.from_config(CFG), tmp_path, None, [], 0)
 
@@ -177,7 +193,7 @@ def test_training_with_its_bank_on_disk_equals_training_with_it_in_memory(tmp_pa
     monkeypatch.setattr(loop, "available_memory", lambda: 2 ** 20)  # 1 MiB free
     train(cfg, root, tmp_path / "auto", cache_dir=tmp_path / "cache", progress=False)
     assert json.loads((tmp_path / "auto" / "run.json").read_text())["training_bank"] == "disk"
-    assert "against 0.0 GiB available: it is kept on disk (its cases, cut per episode)" in capsys.readouterr().out
+    assert "against 0.0 GiB available: its cubes are cut from the cached cases per episode" in capsys.readouterr().out
     monkeypatch.setattr(loop, "available_memory", lambda: 2 ** 40)
     train(cfg, root, tmp_path / "auto2", cache_dir=tmp_path / "cache", progress=False)
     assert json.loads((tmp_path / "auto2" / "run.json").read_text())["training_bank"] == "memory"

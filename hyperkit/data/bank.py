@@ -147,8 +147,8 @@ class TaskBank:
 
     @property
     def storage(self) -> str:
-        """``"disk"`` when the cubes are cut from cases kept on disk (:class:`~hyperkit.data.store.DiskCubes`), else
-        ``"memory"``."""
+        """``"disk"`` when the cubes are cut from the cached cases on disk (:class:`~hyperkit.data.store.DiskCubes`),
+        else ``"memory"``."""
         return "disk" if any(isinstance(v, DiskCubes) for v in self.images.values()) else "memory"
 
     def __len__(self) -> int:
@@ -178,7 +178,8 @@ class TaskBank:
             crop: see the class attribute (training banks: ``TrainConfig.crop_size``).
             root: the folder the datasets were found in (``--data``), named when no task is left
                 (default: the folder above the datasets).
-            store: with ``margin > 0``, keep the cases on disk in this folder and cut the cubes from them per episode
+            store: with ``margin > 0``, cut the cubes per episode from the cached cases, through an index in this
+                folder
                 (:mod:`hyperkit.data.store`: written once, then reused; the same episodes); ``None``: in memory.
             workers: cases preprocessed at once (:func:`~hyperkit.data.preprocess.fill_cache`; the same data
                 whatever the number); 1: one after the other while the bank is built; default

@@ -49,7 +49,7 @@ from hyperkit.side_by_side import check_workers, side_by_side
 __all__ = ["DataConfig", "TaskPatch", "PLACEMENTS", "default_cache_dir", "resample_case", "normalise_channel",
            "preprocess_case", "ct_air_fraction", "AIR_HU", "crop_centred", "patch_centre", "centre_bounds",
            "placement_rng", "extract_patch", "dataset_patches", "task_patches", "MAX_RESAMPLED_VOXELS",
-           "case_files_key", "cube_start", "warn_if_vanished", "fill_cache", "denormals_kept"]
+           "case_files_key", "cube_start", "warn_if_vanished", "fill_cache", "denormals_kept", "cache_path"]
 
 
 _CACHE_VERSION = 3  # 3: thread-independent z-score statistics (normalise_channel)
@@ -210,9 +210,10 @@ def case_files_key(dataset: Dataset, case_id: str) -> list[list[Any]]:
     return _file_fingerprint(dataset.case(case_id).files)
 
 
-def _cache_path(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: str | Path | None) -> Path:
-    """The file of a case's preprocessed form in the cache: named by its dataset, case and a key of what it depends
-    on (the cache's version, the preprocessing, the channels and the case's files)."""
+def cache_path(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: str | Path | None = None) -> Path:
+    """The file of a case's preprocessed form in the cache (an uncompressed ``.npz``: ``image``, ``label``,
+    ``affine``, ``spacing``, ``present``): named by its dataset, case and a key of what it depends on (the cache's
+    version, the preprocessing, the channels and the case's files)."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key_src = json.dumps({"v": _CACHE_VERSION, "cfg": cfg.key(), "channels": dataset.channels,
                           "files": case_files_key(dataset, case_id)}, sort_keys=True)
@@ -245,7 +246,7 @@ def fill_cache(dataset: Dataset, case_ids: Iterable[str], cfg: DataConfig, cache
         ValueError: ``workers`` < 1.
     """
     check_workers(workers)
-    todo = [c for c in case_ids if not _cache_path(dataset, c, cfg, cache_dir).is_file()]
+    todo = [c for c in case_ids if not cache_path(dataset, c, cfg, cache_dir).is_file()]
     jobs = [functools.partial(preprocess_case, dataset, c, cfg, cache_dir) for c in todo]
     with tqdm(total=len(jobs), desc=f"preprocessing {dataset.name} ({workers} at once)",
               disable=not progress or not jobs, leave=False) as bar:
@@ -262,7 +263,7 @@ def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: 
         computed; read back from the cache, uint8 when every value is below 256: compare it with ``==``),
         and the label values present before resampling.
     """
-    path = _cache_path(dataset, case_id, cfg, cache_dir)
+    path = cache_path(dataset, case_id, cfg, cache_dir)
     if path.is_file():
         with np.load(path) as z:
             return CaseData(case_id, z["image"], z["label"], z["affine"], tuple(z["spacing"].tolist()),

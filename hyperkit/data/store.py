@@ -5,26 +5,31 @@ case and task. On the phantoms of the quick profile that is 2-3 GB; at the paper
 128³ patches (cubes of 192³ voxels, 35 MB each as float32 image + uint8 mask) it is 20 GB for ten
 phantom subjects and, for the real TotalSegmentator (about 1,000 training subjects, 100 training
 structures), terabytes: a subject's cubes overlap, each voxel is held once per structure near it.
-:func:`stored_patches` writes each training case once instead, as ``.npy`` files under the
-preprocessing cache (its preprocessed volume: the image's channels, float32, and the label map),
-with the start of every task's cube in it; :class:`DiskCubes` cuts a cube when an episode asks for
-it, reading from the memory-mapped case only the voxels its crop covers. Memory then holds file
-names and cube starts, the disk each case's volume once (0.77 GiB for the ten phantom subjects, against
-19 GiB of cubes: BENCHMARKS.md), and the episodes are the same, bit for bit, as from a bank in memory.
+A stored bank holds no voxel itself: :func:`stored_patches` writes an index of where each task's cube
+starts in its case and where the case's arrays lie in the preprocessing cache (an uncompressed ``.npz``
+per case, its members at fixed offsets), and :class:`DiskCubes` cuts a cube when an episode asks for it,
+reading from the memory-mapped cached case only the voxels its crop covers. Memory then holds file names
+and cube starts, the disk nothing beyond the preprocessing cache (BENCHMARKS.md: 19 GiB of cubes for ten
+phantom subjects at the paper profile before), and the episodes are the same, bit for bit, as from a bank
+in memory.
 
-The cases of one dataset are written into a folder named by what they depend on (the dataset,
+The index of one dataset is written into a folder named by what it depends on (the dataset,
 the preprocessing and its code, the tasks, the cube side and every case file's size and time), first under a
-temporary name that is renamed when the last case is written: an interrupted build leaves no
-folder that a later one would take for complete, and a finished one is reused.
+temporary name that is renamed when it is complete: an interrupted build leaves no folder that a later one
+would take for complete, and a finished one is reused while the cached cases it points to are there (else it
+is built again, preprocessing them anew).
 """
 
 from __future__ import annotations
 
 import hashlib
+import dataclasses
 import json
 import os
 import shutil
 import socket
+import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,14 +41,16 @@ from tqdm.auto import tqdm
 
 from hyperkit.data import preprocess
 from hyperkit.data.layouts import Dataset
-from hyperkit.data.preprocess import DataConfig, case_files_key, cube_start, preprocess_case, warn_if_vanished
+from hyperkit.data.preprocess import (DataConfig, cache_path, case_files_key, cube_start, preprocess_case,
+                                      warn_if_vanished)
 from hyperkit.data.tasks import Task
 from hyperkit.files import process_alive
 
-__all__ = ["DiskCubes", "CubeWindow", "StoredTask", "stored_patches", "target_box", "cube_bytes", "available_memory"]
+__all__ = ["DiskCubes", "CubeWindow", "Member", "npz_members", "StoredTask", "stored_patches", "target_box",
+           "cube_bytes", "available_memory"]
 
 #: bump when the layout of a stored bank changes
-_STORE_VERSION = 4  # 2: target boxes; 3: side, channels and task definitions in the key; 4: cases, not cubes
+_STORE_VERSION = 5  # 2: target boxes; 3: key: side, channels, tasks; 4: cases, not cubes; 5: the cached cases
 
 
 def _window(volume: np.ndarray, start: Sequence[int], ranges: Sequence[tuple[int, int]], pad: float,
@@ -66,19 +73,61 @@ def _window(volume: np.ndarray, start: Sequence[int], ranges: Sequence[tuple[int
     return out
 
 
+@dataclass(frozen=True)
+class Member:
+    """Where one array of an uncompressed ``.npz`` lies in its file: enough to memory-map it without the zip."""
+
+    path: str
+    offset: int
+    shape: tuple[int, ...]
+    dtype: str
+    fortran: bool = False
+
+    def map(self) -> np.ndarray:
+        """The array, memory-mapped read-only."""
+        return np.memmap(self.path, dtype=np.dtype(self.dtype), mode="r", offset=self.offset, shape=self.shape,
+                         order="F" if self.fortran else "C")
+
+
+def npz_members(path: Path, names: Sequence[str]) -> dict[str, Member]:
+    """The places of ``names`` in an ``.npz`` that ``np.savez`` wrote (members stored, not compressed).
+
+    Raises:
+        ValueError: a member is compressed (``np.savez_compressed``), or the file is not such an archive.
+    """
+    out = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        for name in names:
+            info = zf.getinfo(f"{name}.npy")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"{path}: member {name} is compressed; a stored bank maps uncompressed members only")
+            fh.seek(info.header_offset)
+            local = fh.read(30)
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError(f"{path}: no local zip header for member {name}")
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            fh.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(fh)
+            out[name] = Member(str(path), fh.tell(), tuple(int(v) for v in shape), dtype.str, bool(fortran))
+    return out
+
+
 class CubeWindow:
     """One cube of a stored case, read when indexed: ``(1, S', S', S')`` like a cube of a bank in memory.
 
     ``window[key]`` takes what a cube tensor takes from :meth:`~hyperkit.data.bank.TaskBank.sample`: ``...``, the
     channel index ``0``, or a slice of the channel followed by up to three slices of unit step; only the voxels of
-    the asked region are read from the memory-mapped case file.
+    the asked region are read from the memory-mapped case (``source``: the image ``(C, X, Y, Z)`` with ``channel``,
+    or the label map ``(X, Y, Z)`` with ``value``).
     """
 
-    def __init__(self, path: Path, start: Sequence[int], side: int, channel: int | None = None,
+    def __init__(self, source: Member, start: Sequence[int], side: int, channel: int | None = None,
                  value: int | None = None, pad: float = 0.0) -> None:
         if (channel is None) == (value is None):
             raise ValueError(f"a cube reads an image channel or a label value, got channel {channel}, value {value}")
-        self.path, self.side, self.channel, self.value, self.pad = Path(path), int(side), channel, value, float(pad)
+        self.source, self.side, self.channel, self.value, self.pad = source, int(side), channel, value, float(pad)
         self.start = tuple(int(v) for v in start)
 
     @property
@@ -107,7 +156,7 @@ class CubeWindow:
             if step != 1:
                 raise IndexError(f"a cube's slices take unit steps, got {k!r}")
             ranges.append((a, max(a, b)))
-        volume = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        volume = self.source.map()
         if self.channel is not None:
             volume = volume[self.channel]
         part = _window(volume, self.start, ranges, self.pad, self.value)
@@ -226,28 +275,39 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
     key = _folder_key(dataset, tasks, cfg, case_ids, margin)
     folder = root / f"{_safe(dataset.layout)}-{_safe(dataset.name)}-{key}"
     index_path = folder / "index.json"
+    if index_path.is_file() and not _cases_there(json.loads(index_path.read_text())):
+        shutil.rmtree(folder, ignore_errors=True)  # cached cases removed or replaced since: index them again
     if not index_path.is_file():
         _write(dataset, tasks, cfg, folder, cache_dir, case_ids, margin, progress)
     index = json.loads(index_path.read_text())
-    side, cases = int(index["side"]), index["cases"]
+    side = int(index["side"])
+    cases = [{k: Member(**v) for k, v in c["arrays"].items()} for c in index["cases"]]
     out = {}
     for tid, entry in index["tasks"].items():
         ids, images, masks = [], [], []
         for k, *start in entry["cubes"]:
-            case = cases[k]
-            ids.append(case["id"])
-            images.append(CubeWindow(folder / f"{case['file']}.image.npy", start, side, channel=entry["channel"],
-                                     pad=case["pad"][entry["channel"]]))
-            masks.append(CubeWindow(folder / f"{case['file']}.label.npy", start, side, value=entry["value"]))
+            ids.append(index["cases"][k]["id"])
+            images.append(CubeWindow(cases[k]["image"], start, side, channel=entry["channel"],
+                                     pad=index["cases"][k]["pad"][entry["channel"]]))
+            masks.append(CubeWindow(cases[k]["label"], start, side, value=entry["value"]))
         boxes = [None if b is None else (np.array(b[:3], dtype=np.int64), np.array(b[3:], dtype=np.int64))
                  for b in entry["boxes"]]
         out[tid] = StoredTask(ids, DiskCubes(images), DiskCubes(masks), tuple(index["spacing"]), boxes)
     return out
 
 
+def _cases_there(index: dict[str, Any]) -> bool:
+    """Every cached case an index points to is there, with the size it had when indexed."""
+    for case in index["cases"]:
+        path = Path(case["arrays"]["image"]["path"])
+        if not path.is_file() or path.stat().st_size != case["size"]:
+            return False
+    return True
+
+
 def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, cache_dir: str | Path | None,
            case_ids: Sequence[str], margin: int, progress: bool) -> None:
-    """Write the cases into a temporary folder, then rename it to ``folder`` (another process may have won)."""
+    """Write the index into a temporary folder, then rename it to ``folder`` (another process may have won)."""
     host = _safe(socket.gethostname())
     tmp = folder.with_name(f"{folder.name}.partial-{host}-{os.getpid()}")
     for stale in folder.parent.glob(f"{folder.name}.partial-*"):  # left by a killed process of this machine
@@ -272,11 +332,12 @@ def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, c
                     starts[task.task_id] = (task, start)
             if not starts:
                 continue
-            k, file = len(cases), f"{len(cases):06d}-{_safe(cid)}"
-            label = case.label.astype(np.uint8 if case.label.max(initial=0) < 256 else np.int32, copy=False)
-            _save(tmp / f"{file}.image.npy", case.image.astype(np.float32, copy=False))
-            _save(tmp / f"{file}.label.npy", label)
-            cases.append({"id": cid, "file": file, "pad": [float(c.min()) for c in case.image]})
+            cached = cache_path(dataset, cid, cfg, cache_dir).resolve()  # preprocess_case wrote it
+            arrays = npz_members(cached, ["image", "label"])
+            label = arrays["label"].map()  # as an episode reads it
+            k = len(cases)
+            cases.append({"id": cid, "size": cached.stat().st_size, "pad": [float(c.min()) for c in case.image],
+                          "arrays": {name: dataclasses.asdict(m) for name, m in arrays.items()}})
             for tid, (task, start) in starts.items():
                 cubes[tid].append([k, *start.tolist()])
                 mask = _window(label, start, [(0, side)] * 3, 0.0, task.label_value)
@@ -298,7 +359,3 @@ def _write(dataset: Dataset, tasks: list[Task], cfg: DataConfig, folder: Path, c
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    np.save(path, np.ascontiguousarray(array))  # no folder made: a temporary folder removed under a writer ends it

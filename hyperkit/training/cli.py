@@ -54,9 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config value")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--bank", choices=("auto", "memory", "disk"), default="auto",
-                   help="where the training tasks' cubes are kept: in memory, or on disk under the preprocessing "
-                        "cache (written once, read per episode; the same episodes); auto (default): on disk when "
-                        "they may not fit in half the available memory (the paper profile on real data)")
+                   help="where the training tasks' cubes are kept: in memory, or on disk (cut per episode from "
+                        "the preprocessing cache's cases; the same episodes); auto (default): on disk when they may "
+                        "not fit in half the available memory (the paper profile on real data)")
     p.add_argument("--workers", type=int, default=None,
                    help="cases preprocessed at once before training (one torch thread each; the same data whatever "
                         "the number); default: one per core, as many as the available memory holds at 4 GiB each")

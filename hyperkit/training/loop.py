@@ -389,7 +389,7 @@ def bank_store(bank: str, datasets: Any, cfg: Mapping[str, Any], tcfg: TrainConf
         print(f"[train] the training bank may take up to {bound / 2 ** 30:.1f} GiB (one cube of "
               f"{DataConfig.from_config(cfg).patch_size + 2 * margin}^3 voxels per task and case"
               f"{f', {copies} processes' if copies > 1 else ''}) against "
-              f"{free / 2 ** 30:.1f} GiB available: it is kept on disk (its cases, cut per episode)", flush=True)
+              f"{free / 2 ** 30:.1f} GiB available: its cubes are cut from the cached cases per episode", flush=True)
     return (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "banks"
 
 
