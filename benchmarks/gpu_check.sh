@@ -57,8 +57,8 @@ timeout 100 python3 -m hyperkit.cli phantoms --out /tmp/gpu-phantoms --spacing 1
 
 # 240 s: before its first episode the training preprocesses the 10 subjects at 1.5 mm and cuts its bank (580 cubes
 # of 192^3, 20.6 GiB at most: in memory on a machine with 128 GB); on a 2-core CPU that took 180 s with the cubes
-# written to disk, and now 55 s of preprocessing (two cases at once) and 29 s of indexing (BENCHMARKS.md, "The
-# training bank in memory or on disk", "Preprocessing cases side by side"); here every core preprocesses
+# written to disk; now preprocessing the whole cohort takes 55 s (two cases at once) and indexing the bank 29 s ("The
+# training bank in memory or on disk", "Preprocessing cases side by side" in BENCHMARKS.md); here every core works
 log "short paper-profile training (60 episodes, validation every 30)"
 start=$(date +%s)
 timeout 240 python3 -m hyperkit.cli train --profile paper --data /tmp/gpu-phantoms \
