@@ -12,6 +12,7 @@ __all__ = ["COMMANDS", "SUMMARIES", "comma_list"]
 #: sub-command -> module with ``register(subparsers)`` (one module may add several)
 COMMANDS: dict[str, str] = {
     "tasks": "hyperkit.data.cli",
+    "cache": "hyperkit.data.cli",
     "phantoms": "hyperkit.phantoms.cli",
     "reproduce": "hyperkit.reproduce",
     "train": "hyperkit.training.cli",
@@ -35,6 +36,7 @@ SUMMARIES: dict[str, str] = {
     "maml": "MAML beside the 5-shot Hyper U-Net, leave-one-organ-out (paper Table 3)",
     "generate": "generate a standalone U-Net from one labelled scan",
     "segment": "segment a scan with a generated U-Net",
+    "cache": "what the preprocessing cache holds, by dataset; prune what has not been used",
 }
 
 

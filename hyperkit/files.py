@@ -23,7 +23,7 @@ from typing import IO, Any, Callable, Iterable, Mapping, Sequence
 from hyperkit.errors import HyperkitError
 
 __all__ = ["write_atomic", "write_text_atomic", "save_atomic", "read_torch_file", "sha256_file", "write_csv_atomic",
-           "appended_lines", "read_jsonl", "process_alive"]
+           "appended_lines", "read_jsonl", "process_alive", "touch"]
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -48,6 +48,15 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def touch(path: str | Path) -> None:
+    """Set a file's modification time to now (a cache file marked as used: ``hyperkit cache --prune``); a file
+    that cannot be written (a read-only cache) is left as it is."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 
 def process_alive(pid: int) -> bool:

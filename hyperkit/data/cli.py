@@ -1,10 +1,12 @@
-"""``hyperkit tasks ROOT [--json]``: list binary tasks and check every case's headers and label values."""
+"""``hyperkit tasks ROOT [--json]``: list binary tasks and check every case's headers and label values;
+``hyperkit cache [--prune DAYS]``: what the preprocessing cache holds, and pruning it."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -72,7 +74,52 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_rows(rows: list[dict[str, str]], cols: tuple[str, ...]) -> None:
+    widths = [max(len(c), *(len(r[c]) for r in rows)) for c in cols]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
+    for r in rows:
+        print("  ".join(r[c].ljust(w) for c, w in zip(cols, widths)).rstrip())
+
+
+def _run_cache(args: argparse.Namespace) -> int:
+    from hyperkit.data.cache import cache_entries, format_size, prune, summary_rows
+    from hyperkit.data.preprocess import default_cache_dir
+
+    folder = Path(args.dir) if args.dir is not None else default_cache_dir()
+    if args.prune is not None and not 0 <= args.prune < float("inf"):  # NaN fails the comparison too
+        raise ValueError(f"--prune must be a finite number of days >= 0, got {args.prune}")
+    if args.dry_run and args.prune is None:
+        raise ValueError("--dry-run goes with --prune DAYS")
+    cols = ("kind", "dataset", "entries", "size", "used", "note")
+    if args.prune is None:
+        entries = cache_entries(folder)
+        if not entries:
+            print(f"{folder}: nothing the kit wrote")
+            return 0
+        _print_rows(summary_rows(entries), cols)
+        print(f"\n{len(entries)} entries, {format_size(sum(e.size for e in entries))} in {folder}")
+        return 0
+    gone = prune(folder, args.prune, dry_run=args.dry_run)
+    if gone:
+        _print_rows(summary_rows(gone), cols)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(gone)} entries, {format_size(sum(e.size for e in gone))}, from {folder} "
+          f"(unused for {args.prune:g} days or more, and bank indexes without their cases)")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("cache", help=SUMMARIES["cache"],
+                       description="List what the preprocessing cache holds (preprocessed cases and the indexes of "
+                                   "training banks kept on disk), by dataset, with when each was last used; "
+                                   "--prune removes what has not been used for that many days. Do not prune "
+                                   "what a running command reads (a training with its bank on disk reads the "
+                                   "cached cases every episode).")
+    c.add_argument("--dir", default=None, help="the cache (default: $HYPERKIT_CACHE or ~/.cache/hyperkit)")
+    c.add_argument("--prune", type=float, default=None, metavar="DAYS",
+                   help="remove what has not been used for DAYS days (0: everything the kit wrote there)")
+    c.add_argument("--dry-run", action="store_true", help="with --prune: only say what would be removed")
+    c.set_defaults(func=_run_cache)
     p = sub.add_parser("tasks", help=SUMMARIES["tasks"],
                        description="List one row per binary task (dataset x class x channel) and check every "
                                    "case: image/label headers and label values (the image voxels are read by "

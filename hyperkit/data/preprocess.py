@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from hyperkit.config.sections import PLACEMENTS, DataConfig  # the data section, typed and checked there
 from hyperkit.data.layouts import CaseData, Dataset
 from hyperkit.data.tasks import Task, modality_of
-from hyperkit.files import write_atomic
+from hyperkit.files import touch, write_atomic
 from hyperkit.seeds import numpy_rng
 from hyperkit.side_by_side import check_workers, side_by_side
 
@@ -265,6 +265,7 @@ def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: 
     """
     path = cache_path(dataset, case_id, cfg, cache_dir)
     if path.is_file():
+        touch(path)  # used now (hyperkit cache --prune)
         with np.load(path) as z:
             return CaseData(case_id, z["image"], z["label"], z["affine"], tuple(z["spacing"].tolist()),
                             frozenset(z["present"].tolist()))

@@ -44,10 +44,10 @@ from hyperkit.data.layouts import Dataset
 from hyperkit.data.preprocess import (DataConfig, cache_path, case_files_key, cube_start, preprocess_case,
                                       warn_if_vanished)
 from hyperkit.data.tasks import Task
-from hyperkit.files import process_alive
+from hyperkit.files import process_alive, touch
 
 __all__ = ["DiskCubes", "CubeWindow", "Member", "npz_members", "StoredTask", "stored_patches", "target_box",
-           "cube_bytes", "available_memory"]
+           "cube_bytes", "available_memory", "cases_there"]
 
 #: bump when the layout of a stored bank changes
 _STORE_VERSION = 5  # 2: target boxes; 3: key: side, channels, tasks; 4: cases, not cubes; 5: the cached cases
@@ -275,11 +275,13 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
     key = _folder_key(dataset, tasks, cfg, case_ids, margin)
     folder = root / f"{_safe(dataset.layout)}-{_safe(dataset.name)}-{key}"
     index_path = folder / "index.json"
-    if index_path.is_file() and not _cases_there(json.loads(index_path.read_text())):
+    if index_path.is_file() and not cases_there(json.loads(index_path.read_text())):
         shutil.rmtree(folder, ignore_errors=True)  # cached cases removed or replaced since: index them again
     if not index_path.is_file():
         _write(dataset, tasks, cfg, folder, cache_dir, case_ids, margin, progress)
     index = json.loads(index_path.read_text())
+    for path in [index_path] + [c["arrays"]["image"]["path"] for c in index["cases"]]:
+        touch(path)  # used now (hyperkit cache --prune)
     side = int(index["side"])
     cases = [{k: Member(**v) for k, v in c["arrays"].items()} for c in index["cases"]]
     out = {}
@@ -296,8 +298,9 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
     return out
 
 
-def _cases_there(index: dict[str, Any]) -> bool:
-    """Every cached case an index points to is there, with the size it had when indexed."""
+def cases_there(index: dict[str, Any]) -> bool:
+    """Every cached case a stored bank's index (``index.json``) points to is there, with the size it had when
+    indexed."""
     for case in index["cases"]:
         path = Path(case["arrays"]["image"]["path"])
         if not path.is_file() or path.stat().st_size != case["size"]:
