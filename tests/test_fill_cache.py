@@ -4,6 +4,9 @@ holds the same arrays however many cases were preprocessed at once, and so every
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +117,44 @@ def test_preprocessing_keeps_denormals_in_a_thread_that_flushes_them(monkeypatch
             assert pp.fill_cache(ds, [c.case_id for c in ds.cases], dcfg, tmp_path / name, workers) == 3
         cached = _cache(tmp_path / name)
         assert len(cached) == 3 and all(np.array_equal(_bits(a["image"]), _bits(want)) for a in cached.values()), name
+
+
+_WORKERS_MADE_FLUSHING = """
+import numpy as np, torch
+from hyperkit.data import preprocess as pp
+from hyperkit.data.layouts import CaseData
+bits = lambda x: np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+image = np.zeros((1, 64, 64, 64), np.float32)
+image[0, 8:56, 8:56, 8:56] = np.linspace(1, 100, 48 ** 3, dtype=np.float32).reshape(48, 48, 48)
+image[0, :, :, :6] = np.uint32(0x000B2A00).view(np.float32)
+case = CaseData("c", image, np.zeros((64, 64, 64), np.int32), np.eye(4), (1.0,) * 3, frozenset())
+torch.set_num_threads(1)
+want = pp.resample_case(case, 1.5).image
+torch.set_flush_denormal(True)
+torch.set_num_threads(2)
+torch.ones(4_000_000).mul_(1.0)  # torch's worker threads are made now, while the process flushes
+with pp.denormals_kept():
+    shared = pp.resample_case(case, 1.5).image
+with pp.denormals_kept(alone=True):
+    alone = pp.resample_case(case, 1.5).image
+denormal = int((((bits(want) & 0x7F800000) == 0) & (bits(want) != 0)).sum())
+differ = [int((bits(x) != bits(want)).sum()) for x in (shared, alone)]
+print(denormal, *differ, torch.get_num_threads())
+"""
+
+
+def test_preprocessing_alone_keeps_denormals_that_torchs_worker_threads_would_flush() -> None:
+    """torch's worker threads keep the denormal setting they were made with: in a process that flushes before its
+    first parallel operation (as ``hyperkit train`` does), a resampling at two threads lost the denormals of the
+    worker thread's half even with the calling thread's flushing off; ``alone`` (what :func:`preprocess_case` uses)
+    computes them all, and restores the thread count. A fresh interpreter, so that the worker threads are made
+    while flushing."""
+    env = {**os.environ, "PYTHONPATH": str(Path(pp.__file__).resolve().parents[2])}
+    out = subprocess.run([sys.executable, "-c", _WORKERS_MADE_FLUSHING], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    denormal, shared, alone, threads = (int(v) for v in out)
+    assert denormal > 1000 and shared > 0  # the hazard is real here: the worker's share was flushed
+    assert alone == 0 and threads == 2
 
 
 def test_a_bank_built_with_workers_is_the_bank_built_without(root: Path, tmp_path: Path) -> None:

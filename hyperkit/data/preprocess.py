@@ -90,20 +90,32 @@ MAX_RESAMPLED_VOXELS = 2 ** 30
 
 
 @contextlib.contextmanager
-def denormals_kept() -> Iterator[None]:
+def denormals_kept(alone: bool = False) -> Iterator[None]:
     """Within the block this thread computes with denormal floats (as IEEE 754 has them), whatever it was set to
     (the training and evaluation flush them to zero, ``torch.set_flush_denormal(True)``, for the convolutions'
     speed); the setting is restored after. Preprocessing runs inside it: resampling leaves values near 0 that are
     denormal in float32 (an MRI background), and flushing them changed the phantom brain MRI's normalised
-    intensities by up to 7e-44, so that a cached case depended on what its process had computed before."""
+    intensities by up to 7e-44, so that a cached case depended on what its process had computed before.
+
+    The setting is the calling thread's, and torch's own worker threads keep the one they were made with (with
+    flushing on in the main thread, a multiply of 4 million denormals at two threads flushed half of them). With
+    ``alone``, where the calling thread flushes, the block also computes at one torch thread (restored after), in
+    the calling thread only: what :func:`preprocess_case` caches is then exact from any thread (its numbers are
+    those of any thread count: BENCHMARKS.md, "Preprocessing that depended on the thread count")."""
     flushing = float(torch.tensor([1e-39], dtype=torch.float32) * 1.0) == 0.0  # a denormal read as 0: flushed
+    threads = torch.get_num_threads()
+    one = alone and flushing and threads > 1
     if flushing:
         torch.set_flush_denormal(False)
+    if one:
+        torch.set_num_threads(1)
     try:
         yield
     finally:
         if flushing:
             torch.set_flush_denormal(True)
+        if one:
+            torch.set_num_threads(threads)
 
 
 def _check_resampled_size(case: CaseData, spacing: float) -> None:
@@ -269,7 +281,7 @@ def preprocess_case(dataset: Dataset, case_id: str, cfg: DataConfig, cache_dir: 
         with np.load(path) as z:
             return CaseData(case_id, z["image"], z["label"], z["affine"], tuple(z["spacing"].tolist()),
                             frozenset(z["present"].tolist()))
-    with denormals_kept():  # reading a file (scaled to float) too: the cached case is the same from every thread
+    with denormals_kept(alone=True):  # reading the file (scaled to float) too: the same case from every thread
         raw = dataset.load_case(case_id)
         res = resample_case(raw, cfg.spacing)
         image = np.stack([normalise_channel(res.image[c], ch, cfg) for c, ch in enumerate(dataset.channels)])
