@@ -86,10 +86,22 @@ def test_a_bank_whose_cases_are_gone_and_a_half_written_one_are_listed_and_prune
     entries = {e.kind: e for e in hc.cache_entries(cache)}
     assert entries["bank"].orphan and entries["partial"].group == "totalseg-TotalSegmentator"
     rows = {r["kind"]: r for r in hc.summary_rows(list(entries.values()))}
-    assert rows["bank"]["note"] == "1 without their cases"
+    assert rows["bank"]["note"] == "1 unusable (cases gone, or an older kit's)"
     gone = {e.kind for e in hc.prune(cache, 30)}
     assert gone == {"bank"}  # the orphan; the half-written folder is younger than 30 days
     assert {e.kind for e in hc.prune(cache, 0)} == {"case", "partial"}
+
+
+def test_a_bank_folder_of_an_older_kit_is_unusable_and_pruned(tmp_path: Path) -> None:
+    """Before the index, a stored bank held its cubes (19 GiB at the paper profile for ten phantom subjects): such
+    a folder is never read again, and prune removes it whatever its age."""
+    old = tmp_path / "banks" / "totalseg-TotalSegmentator-6bdbcc26ad77a902b4764a84"
+    (old / "t0000-aorta").mkdir(parents=True)
+    (old / "t0000-aorta" / "000000.image.npy").write_bytes(b"0" * 1000)
+    (old / "index.json").write_text('{"version": 3, "side": 72, "tasks": {}}')
+    [entry] = hc.cache_entries(tmp_path)
+    assert entry.kind == "bank" and entry.orphan and entry.size > 1000
+    assert hc.prune(tmp_path, 30) == [entry] and not old.exists()
 
 
 @pytest.mark.parametrize("days", [-1.0, float("nan"), float("inf")])

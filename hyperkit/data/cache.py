@@ -36,7 +36,8 @@ class CacheEntry:
         group: the dataset it belongs to, as named in the file (``{layout}-{dataset}``).
         size: bytes.
         used: when it was last used (seconds since the epoch).
-        orphan: a bank index whose cached cases are gone (it would be written again when used).
+        orphan: a bank folder nothing reads any more: its cached cases are gone, or an older kit wrote it (which
+            held the cubes themselves: gigabytes).
         reads: a bank index's cached cases (their paths).
     """
 
@@ -158,5 +159,5 @@ def summary_rows(entries: list[CacheEntry], now: float | None = None) -> list[di
         rows.append({"kind": kind, "dataset": group, "entries": str(len(es)),
                      "size": format_size(sum(e.size for e in es)),
                      "used": newest if newest == oldest else f"{newest} .. {oldest}",
-                     "note": f"{orphans} without their cases" if orphans else ""})
+                     "note": f"{orphans} unusable (cases gone, or an older kit's)" if orphans else ""})
     return rows
