@@ -330,3 +330,33 @@ def test_a_run_recorded_before_a_setting_existed_is_resumed_and_reused(data_root
     save_atomic(last, tmp_path / "run" / "last.pt")
     with pytest.raises(HyperkitError, match="holds a run with another config"):
         ensure_trained(cfg, data_root, tmp_path / "run", cache_dir=cache, progress=False)
+
+
+def test_a_paper_sized_step_on_a_cpu_is_warned_about_and_the_quick_one_is_not() -> None:
+    """The paper profile's step (8 tasks of 128³) on a 24 GB CPU machine was killed for memory in its first step,
+    after minutes of preprocessing, without a word (BENCHMARKS.md, "Throughput and memory")."""
+    import torch as _torch
+
+    from hyperkit.config import DataConfig, TrainConfig
+    from hyperkit.training.loop import cpu_scale_note
+
+    cpu, cuda = _torch.device("cpu"), _torch.device("cuda")
+    for name, warned in (("paper", True), ("quick", False)):
+        cfg = load_profile(name)
+        patch, tasks = DataConfig.from_config(cfg).patch_size, TrainConfig.from_config(cfg).tasks_per_episode
+        note = cpu_scale_note(cpu, patch, tasks)
+        assert (note is not None) == warned, name
+        assert cpu_scale_note(cuda, patch, tasks) is None
+    assert "8 task(s) of 128^3 per episode on a CPU, 76 times" in cpu_scale_note(cpu, 128, 8)
+
+
+def test_train_prints_the_cpu_scale_note(tmp_path, monkeypatch, capsys) -> None:
+    from hyperkit.training import loop
+
+    seen = []
+    monkeypatch.setattr(loop, "cpu_scale_note", lambda dev, patch, tasks: seen.append((dev.type, patch, tasks))
+                        or "[train] warning: NOTE")
+    root = tmp_path / "data"
+    write_sample_totalseg(root, n_cases=4, structures=("aorta", "stomach", "kidney_left", "esophagus"))
+    loop.train(tiny_cfg(episodes=1), root, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
+    assert "[train] warning: NOTE" in capsys.readouterr().out and seen and seen[0][0] == "cpu"

@@ -349,6 +349,27 @@ def _pick_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
+#: voxels a quick-profile training step computes (2 tasks of 48³ patches), the scale a CPU trains at
+_QUICK_STEP_VOXELS = 2 * 48 ** 3
+
+
+def cpu_scale_note(dev: torch.device, patch: int, tasks: int) -> str | None:
+    """A warning for a training step far beyond what a CPU trains at (the paper profile's 8 tasks of 128³ are 76
+    times the quick profile's voxels), or ``None``.
+
+    Args:
+        dev: the training's device.
+        patch: the side of the training patches in voxels (``train.crop_size`` or ``data.patch_size``).
+        tasks: tasks per episode.
+    """
+    scale = tasks * patch ** 3 / _QUICK_STEP_VOXELS
+    if dev.type != "cpu" or scale < 10:
+        return None
+    return (f"[train] warning: {tasks} task(s) of {patch}^3 per episode on a CPU, {scale:.0f} times the quick "
+            "profile's step: the paper profile is meant for GPUs (on a 2-core CPU one task-episode at 128^3 took "
+            "74.5 s and 12.4 GB, and a step of 8 did not fit in 23 GiB: BENCHMARKS.md, \"Throughput and memory\")")
+
+
 def _check_run_dir(run: Path, resume: bool) -> None:
     """Refuse to overwrite a run without ``resume``, or to resume nothing."""
     if (run / "last.pt").exists() and not resume:
@@ -573,6 +594,9 @@ def train(cfg: Mapping[str, Any], data_root: str | Path, run_dir: str | Path, *,
     tcfg, seed, resolved = resolve_run_config(cfg, episodes, seed)
     rank, world = _dist_info()
     dev = _pick_device(device)
+    note = cpu_scale_note(dev, tcfg.crop_size or DataConfig.from_config(cfg).patch_size, tcfg.tasks_per_episode)
+    if note and rank == 0:
+        print(note, flush=True)
     if tcfg.tasks_per_episode < world:
         raise ConfigError(f"train.tasks_per_episode={tcfg.tasks_per_episode} is smaller than the "
                           f"{world} processes; each rank needs at least one task")
