@@ -36,7 +36,7 @@ def check_workers(workers: int | None) -> None:
 
 
 def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
-                 name: str = "side_by_side", flush_denormal: bool = True) -> Iterator[tuple[int, T]]:
+                 name: str = "side_by_side") -> Iterator[tuple[int, T]]:
     """Run independent jobs, ``workers`` at a time, one torch thread each; yield each result as it ends.
 
     Unless ``workers == 1``, the jobs run in worker threads and the process computes at one torch
@@ -46,8 +46,8 @@ def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
     With ``workers == 1`` the jobs run one after the other in the calling thread at the current
     thread count (a lone job then uses every core, and its numbers are those of that count). Jobs start in the
     order given (put the longest first). Worker threads flush denormal floats to zero, which
-    would otherwise slow CPU convolutions by orders of magnitude (``flush_denormal``; off where a job must compute
-    what the calling thread computes, denormals included). When the caller stops early (an
+    would otherwise slow CPU convolutions by orders of magnitude (a job that must keep them sets its own thread:
+    :func:`~hyperkit.data.preprocess.denormals_kept`). When the caller stops early (an
     interrupt, an error, a failed job), the jobs still running end at their next
     :func:`~hyperkit.stopping.stop_point` (one training step) instead of running to their end.
 
@@ -57,7 +57,6 @@ def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
             random starts before, in the calling thread).
         workers: jobs at once (default: ``torch.get_num_threads()``, one per core torch uses).
         name: the worker threads' name prefix.
-        flush_denormal: the worker threads flush denormal floats to zero (else they keep them).
 
     Yields:
         ``(index into jobs, result)`` of each job as it finishes.
@@ -76,7 +75,7 @@ def side_by_side(jobs: Sequence[Callable[[], T]], workers: int | None = None,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # before the pool's threads exist: each starts at one thread
     pool = ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=torch.set_flush_denormal,
-                              initargs=(flush_denormal,))
+                              initargs=(True,))
     stop = threading.Event()
 
     def run(job: Callable[[], T]) -> T:

@@ -45,13 +45,18 @@ def summarize_tasks(datasets: list[Dataset], split: dict[str, list[str]] | None 
     return rows
 
 
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    cols = ["id", "layout", "dataset", "class", "channel", "cases", "role"]
-    cells = [[str(r[c]) if c != "cases" else f"{r['cases']}/{r['cases_total']}" for c in cols] for r in rows]
-    widths = [max(len(c), *(len(x[i]) for x in cells)) for i, c in enumerate(cols)]
+def _print_rows(rows: list[dict[str, str]], cols: tuple[str, ...]) -> None:
+    """A text table: a header of ``cols``, then one line per row, each column as wide as its widest cell."""
+    widths = [max(len(c), *(len(r[c]) for r in rows)) for c in cols]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
-    for x in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(x, widths)))
+    for r in rows:
+        print("  ".join(r[c].ljust(w) for c, w in zip(cols, widths)))
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    cols = ("id", "layout", "dataset", "class", "channel", "cases", "role")
+    _print_rows([{c: str(r[c]) if c != "cases" else f"{r['cases']}/{r['cases_total']}" for c in cols} for r in rows],
+                cols)
     absent = [(r["id"], r["missing_in"]) for r in rows if r["missing_in"]]
     n_roles = {role: sum(r["role"] == role for r in rows) for role in ("train", "val", "heldout", "unused")}
     print(f"\n{len(rows)} tasks: " + ", ".join(f"{n} {k}" for k, n in n_roles.items() if n))
@@ -72,13 +77,6 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _print_table(rows)
     return 0
-
-
-def _print_rows(rows: list[dict[str, str]], cols: tuple[str, ...]) -> None:
-    widths = [max(len(c), *(len(r[c]) for r in rows)) for c in cols]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
-    for r in rows:
-        print("  ".join(r[c].ljust(w) for c, w in zip(cols, widths)).rstrip())
 
 
 def _run_cache(args: argparse.Namespace) -> int:

@@ -22,8 +22,8 @@ is built again, preprocessing them anew).
 
 from __future__ import annotations
 
-import hashlib
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -275,11 +275,13 @@ def stored_patches(dataset: Dataset, tasks: Sequence[Task], cfg: DataConfig, sto
     key = _folder_key(dataset, tasks, cfg, case_ids, margin)
     folder = root / f"{_safe(dataset.layout)}-{_safe(dataset.name)}-{key}"
     index_path = folder / "index.json"
-    if index_path.is_file() and not cases_there(json.loads(index_path.read_text())):
+    index = json.loads(index_path.read_text()) if index_path.is_file() else None
+    if index is not None and not cases_there(index):
         shutil.rmtree(folder, ignore_errors=True)  # cached cases removed or replaced since: index them again
-    if not index_path.is_file():
+        index = None
+    if index is None:
         _write(dataset, tasks, cfg, folder, cache_dir, case_ids, margin, progress)
-    index = json.loads(index_path.read_text())
+        index = json.loads(index_path.read_text())
     for path in [index_path] + [c["arrays"]["image"]["path"] for c in index["cases"]]:
         touch(path)  # used now (hyperkit cache --prune)
     side = int(index["side"])
