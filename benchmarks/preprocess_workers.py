@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bank_storage import _peak_rss_gib  # a sibling script: this process's peak resident memory
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,9 +35,7 @@ def measure(data: str, profile: str, workers: int, cache: str) -> dict:
     t0 = time.perf_counter()
     cases = sum(fill_cache(ds, [c.case_id for c in ds.cases], cfg, cache, workers) for ds in discover_datasets(data))
     seconds = time.perf_counter() - t0
-    with open("/proc/self/status") as fh:
-        peak = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 2 ** 20
-    return {"workers": workers, "cases": cases, "seconds": round(seconds, 1), "peak_rss_gib": round(peak, 2)}
+    return {"workers": workers, "cases": cases, "seconds": round(seconds, 1), "peak_rss_gib": round(_peak_rss_gib(), 2)}
 
 
 def _same(a: Path, b: Path) -> bool:
